@@ -1,0 +1,244 @@
+"""Find checkpoints on disk, name them, parse their steps and fingerprint them.
+
+No torch import here: discovery must be fast and usable by analysis commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pctce_cli.errors import CheckpointError
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+# Names the HF Trainer and common training loops give to checkpoint directories.
+_STEP_RE = re.compile(
+    r"(?:^|[-_.])(?P<kind>checkpoint|ckpt|global[-_]?step|step|steps|iter|iteration|epoch)[-_=]?(?P<n>\d+)$",
+    re.IGNORECASE,
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Files over this size are fingerprinted by sampled blocks: hashing every byte of a
+# multi-GB checkpoint would cost more than scoring a small validation set.
+_FULL_HASH_LIMIT = 256 * 1024 * 1024
+_BLOCK = 1024 * 1024
+_SAMPLED_BLOCKS = 64
+
+
+@dataclass
+class CheckpointSpec:
+    """One checkpoint to score.
+
+    Attributes:
+        path: Directory of the checkpoint (model or adapter).
+        id: Stable, filesystem-safe name; the store partition is ``checkpoint=<id>``.
+        step: Training step (or epoch) parsed from the directory name, if any.
+        kind: ``"model"`` for a ``save_pretrained`` directory, ``"adapter"`` for PEFT.
+        base_model: For adapters, the base model directory (from adapter_config.json
+            or ``--base-model``).
+    """
+
+    path: Path
+    id: str
+    step: int | None = None
+    kind: str = "model"
+    base_model: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def parse_step(name: str) -> int | None:
+    """Parse a training step from a checkpoint directory name.
+
+    Examples:
+        >>> parse_step("checkpoint-500"), parse_step("step_250"), parse_step("epoch-3")
+        (500, 250, 3)
+        >>> parse_step("final") is None
+        True
+    """
+    m = _STEP_RE.search(name)
+    return int(m.group("n")) if m else None
+
+
+def safe_id(name: str) -> str:
+    """Make a string safe to use as a hive partition value and a directory name.
+
+    Examples:
+        >>> safe_id("my run/ckpt 3")
+        'my_run_ckpt_3'
+    """
+    s = _UNSAFE.sub("_", name).strip("._")
+    return s or "checkpoint"
+
+
+def has_weights(path: Path) -> bool:
+    """True when ``path`` holds full-model weights (safetensors or .bin, sharded or not)."""
+    if any((path / f).is_file() for f in WEIGHT_FILES):
+        return True
+    return any(path.glob("model-*.safetensors")) or any(path.glob("pytorch_model-*.bin"))
+
+
+def is_checkpoint(path: Path) -> bool:
+    """True for a ``save_pretrained`` model directory or a PEFT adapter directory."""
+    return path.is_dir() and (
+        (path / "adapter_config.json").is_file() or (path / "config.json").is_file()
+    )
+
+
+def _checkpoint_id(path: Path) -> str:
+    # "checkpoint-500" alone is ambiguous across runs, so step-like names carry
+    # their run directory's name: runs/teacher/checkpoint-500 -> teacher.checkpoint-500.
+    name = path.name
+    if parse_step(name) is not None and path.parent.name:
+        name = f"{path.parent.name}.{name}"
+    return safe_id(name)
+
+
+def _spec(path: Path, base_model: str | Path | None) -> CheckpointSpec:
+    step = parse_step(path.name)
+    if step is None and (path / "trainer_state.json").is_file():
+        try:
+            step = int(json.loads((path / "trainer_state.json").read_text())["global_step"])
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            step = None
+    if (path / "adapter_config.json").is_file():
+        try:
+            cfg = json.loads((path / "adapter_config.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path / 'adapter_config.json'}: not valid JSON ({e})") from None
+        base = base_model or cfg.get("base_model_name_or_path")
+        if not base:
+            raise CheckpointError(
+                f"{path}: adapter_config.json names no base model; pass --base-model PATH"
+            )
+        base_path = Path(base)
+        if not is_checkpoint(base_path):
+            raise CheckpointError(
+                f"{path}: base model '{base}' is not a local model directory "
+                "(pctce never downloads weights); pass --base-model PATH"
+            )
+        if not any((path / f).is_file() for f in ADAPTER_WEIGHT_FILES):
+            raise CheckpointError(
+                f"{path}: adapter_config.json but no adapter weights "
+                "(adapter_model.safetensors or adapter_model.bin)"
+            )
+        return CheckpointSpec(path, _checkpoint_id(path), step, "adapter", base_path)
+    if not has_weights(path):
+        raise CheckpointError(
+            f"{path}: config.json but no model weights (model.safetensors or pytorch_model.bin)"
+        )
+    return CheckpointSpec(path, _checkpoint_id(path), step, "model")
+
+
+def _order_key(spec: CheckpointSpec):
+    return (spec.step is None, spec.step if spec.step is not None else 0, spec.path.name)
+
+
+def discover(paths, base_model: str | Path | None = None) -> list[CheckpointSpec]:
+    """Expand the user's checkpoint paths into checkpoints to score.
+
+    A path that is itself a checkpoint is taken as is; otherwise its direct
+    subdirectories that are checkpoints are taken (a training run directory),
+    ordered by the step parsed from their names, then by name.
+
+    Args:
+        paths: Paths given on the command line, in order.
+        base_model: Override of every adapter's base model directory.
+
+    Returns:
+        The checkpoints, in the order given (each run ordered by step).
+
+    Raises:
+        CheckpointError: a path is missing, holds no checkpoint, or two
+            checkpoints would share one id.
+    """
+    specs: list[CheckpointSpec] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise CheckpointError(f"checkpoint path not found: {raw}")
+        if is_checkpoint(path):
+            specs.append(_spec(path, base_model))
+            continue
+        if not path.is_dir():
+            raise CheckpointError(f"{raw}: not a checkpoint directory")
+        children = [c for c in sorted(path.iterdir()) if is_checkpoint(c)]
+        if not children:
+            raise CheckpointError(
+                f"no checkpoint under {raw} (expected config.json with model weights, "
+                "or adapter_config.json, in it or in its subdirectories)"
+            )
+        specs.extend(sorted((_spec(c, base_model) for c in children), key=_order_key))
+    seen: dict[str, Path] = {}
+    for s in specs:
+        if s.id in seen and seen[s.id].resolve() != s.path.resolve():
+            raise CheckpointError(
+                f"two checkpoints would share the id '{s.id}': {seen[s.id]} and {s.path}; "
+                "rename one or score them into different --out directories"
+            )
+        seen[s.id] = s.path
+    # The same directory given twice is scored once.
+    unique: dict[str, CheckpointSpec] = {}
+    for s in specs:
+        unique.setdefault(s.id, s)
+    return list(unique.values())
+
+
+def _hash_file(h, path: Path) -> None:
+    size = path.stat().st_size
+    h.update(f"{path.name}\0{size}\0".encode())
+    with open(path, "rb") as f:
+        if size <= _FULL_HASH_LIMIT:
+            while chunk := f.read(_BLOCK):
+                h.update(chunk)
+            return
+        step = (size - _BLOCK) // (_SAMPLED_BLOCKS - 1)
+        for k in range(_SAMPLED_BLOCKS):
+            f.seek(k * step)
+            h.update(f.read(_BLOCK))
+
+
+def fingerprint_files(files) -> str:
+    """sha256 over file names, sizes and contents, in sorted name order.
+
+    Files larger than 256 MiB contribute 64 evenly spaced 1 MiB blocks instead
+    of every byte (with their size), which is enough to tell checkpoints apart
+    while keeping a multi-GB fingerprint to a fraction of a second.
+    """
+    h = hashlib.sha256()
+    for p in sorted(Path(f) for f in files):
+        _hash_file(h, p)
+    return h.hexdigest()
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The files whose bytes define a model's or adapter's weights and config."""
+    pats = (
+        "config.json",
+        "adapter_config.json",
+        "*.safetensors",
+        "*.bin",
+        "*.safetensors.index.json",
+        "*.bin.index.json",
+    )
+    out = {p for pat in pats for p in path.glob(pat) if p.is_file() and not p.name.startswith("training_args")}
+    return sorted(out)
+
+
+def weights_fingerprint(spec: CheckpointSpec) -> str:
+    """Fingerprint of a checkpoint's weights (an adapter's includes its base's)."""
+    files = weight_files(spec.path)
+    fp = fingerprint_files(files)
+    if spec.kind == "adapter" and spec.base_model is not None:
+        base = fingerprint_files(weight_files(spec.base_model))
+        fp = hashlib.sha256(f"{fp}:{base}".encode()).hexdigest()
+    return fp

@@ -1,0 +1,194 @@
+"""The `pctce` command line: each command parses options, calls one core function, renders.
+
+No statistics and no file I/O here. The core raises :class:`PctceError`; only this
+module turns it into a one-line ``Error: …`` and an exit code (0 ok, 1 gate
+failed, 2 bad input). Heavy libraries are imported inside commands so that
+``pctce --help`` and the analysis commands start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pctce_cli import __version__
+from pctce_cli.errors import PctceError
+
+app = typer.Typer(
+    name="pctce",
+    help="Evaluate language-model checkpoints by the [bold]distribution[/] of their per-token cross-entropy: "
+    "percentiles, concordance, selection rules and release gates.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Prefix(str, Enum):
+    auto = "auto"
+    bos = "bos"
+    eos = "eos"
+    none = "none"
+
+
+class SplitOn(str, Enum):
+    none = "none"
+    blank_lines = "blank-lines"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class DType(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"pctce {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+):
+    """Evaluate language-model checkpoints by the distribution of their per-token cross-entropy."""
+
+
+def handles_errors(fn):
+    """Turn the core's PctceError into ``Error: <message>`` and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from pctce_cli import render
+
+        try:
+            return fn(*args, **kwargs)
+        except PctceError as e:
+            render.error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            render.error("interrupted; finished shards are kept and the same command resumes")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- score
+
+
+@app.command(no_args_is_help=True)
+@handles_errors
+def score(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Checkpoints: save_pretrained directories, run directories holding checkpoint-*/step_*/epoch-* "
+            "subdirectories, or PEFT adapter directories.",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            "-d",
+            help="Validation data: .txt, .jsonl, .json, .parquet or .csv (repeat for several files).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Score directory to write (hive-partitioned Parquet).", show_default=False)],
+    text_field: Annotated[str, typer.Option(help="Field holding the text of each record.")] = "text",
+    prompt_field: Annotated[str | None, typer.Option(help="Prompt field: with --completion-field, only completion tokens are scored.")] = None,
+    completion_field: Annotated[str | None, typer.Option(help="Completion field (answer-only CE).")] = None,
+    messages_field: Annotated[str, typer.Option(help="Field holding chat messages (only assistant tokens are scored).")] = "messages",
+    split_on: Annotated[SplitOn, typer.Option(help="For .txt files: one document per file, or split on blank lines.")] = SplitOn.none,
+    prefix: Annotated[Prefix, typer.Option(help="Token placed before the first token so it can be scored (auto: BOS, else EOS).")] = Prefix.auto,
+    max_length: Annotated[int | None, typer.Option(help="Window length in tokens (default: the model's context).", show_default=False)] = None,
+    stride: Annotated[int | None, typer.Option(help="Sliding-window stride (default: half the window).", show_default=False)] = None,
+    batch_tokens: Annotated[int, typer.Option(help="Token budget per forward pass (batch × padded length).")] = 16384,
+    shard_targets: Annotated[int, typer.Option(help="Targets per Parquet shard (the unit of resume).")] = 1 << 20,
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+    dtype: Annotated[DType, typer.Option(help="Model dtype (auto: float32 on CPU, bfloat16/float16 on CUDA).")] = DType.auto,
+    tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer directory to use instead of each checkpoint's own.", show_default=False)] = None,
+    base_model: Annotated[Path | None, typer.Option(help="Base model directory for PEFT adapters (overrides adapter_config.json).", show_default=False)] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from checkpoint directories (only if you trust them).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rescore checkpoints already in the store.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="Format of the final per-checkpoint table.")] = Format.table,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+):
+    """Score checkpoints on validation data: per-token CE and rank into a Parquet store."""
+    from pctce_cli import render
+    from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+
+    options = ScoreOptions(
+        data=[str(p) for p in data],
+        out=out,
+        text_field=text_field,
+        prompt_field=prompt_field,
+        completion_field=completion_field,
+        messages_field=messages_field,
+        split_on=split_on.value,
+        prefix=prefix.value,
+        max_length=max_length,
+        stride=stride,
+        batch_tokens=batch_tokens,
+        shard_targets=shard_targets,
+        device=device.value,
+        dtype=dtype.value,
+        tokenizer=str(tokenizer) if tokenizer else None,
+        base_model=str(base_model) if base_model else None,
+        trust_remote_code=trust_remote_code,
+        force=force,
+    )
+    is_rank0 = int(os.environ.get("RANK", "0")) == 0
+    with render.RichReporter(enabled=not quiet and is_rank0) as reporter:
+        results = score_checkpoints(paths, options, reporter)
+    if not is_rank0:
+        return
+    rows = [
+        {
+            "checkpoint": r.id,
+            "status": r.status,
+            "targets": r.targets,
+            "mean": r.mean,
+            "p50": r.p50,
+            "p95": r.p95,
+            "seconds": round(r.seconds, 2),
+        }
+        for r in results
+    ]
+    render.emit([(f"Scored into {out}", rows)], fmt.value)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        render.error(r.message)
+    if failed:
+        raise typer.Exit(2)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,188 @@
+"""Rendering: Rich tables and progress for people; JSON, CSV and Markdown for machines.
+
+Nothing here computes a statistic: it formats what the core returns.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+stderr = Console(stderr=True)
+
+
+def error(message: str) -> None:
+    """Print a one-line error for a user mistake (no traceback)."""
+    stderr.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning."""
+    stderr.print(f"[yellow]Warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def fmt_number(v, digits: int = 4) -> str:
+    """Format a number for a table: integers plainly, floats to ``digits`` significant places."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "—"
+        if math.isinf(v):
+            return "∞" if v > 0 else "-∞"
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.{digits - 1}e}"
+        return f"{v:.{digits}f}".rstrip("0").rstrip(".") if abs(v) >= 1000 else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _clean(v):
+    """JSON-safe value: NaN/inf become null, numpy scalars become Python numbers."""
+    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
+        v = v.item()
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    return v
+
+
+def records(rows: list[dict]) -> list[dict]:
+    """Rows with JSON-safe values."""
+    return [{k: _clean(v) for k, v in r.items()} for r in rows]
+
+
+def rich_table(rows: list[dict], columns: list[str] | None = None, title: str | None = None) -> Table:
+    """A Rich table of ``rows`` (dicts), numbers right-aligned."""
+    columns = columns or (list(rows[0]) if rows else [])
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        numeric = any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows)
+        table.add_column(c, justify="right" if numeric else "left")
+    for r in rows:
+        table.add_row(*(fmt_number(r.get(c)) for c in columns))
+    return table
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table."""
+    columns = columns or (list(rows[0]) if rows else [])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt_number(r.get(c)).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
+    """CSV with a header row; NaN as empty."""
+    import csv
+
+    columns = columns or (list(rows[0]) if rows else [])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in records(rows):
+        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in columns})
+    return buf.getvalue()
+
+
+def emit(sections: list[tuple[str, list[dict]]], fmt: str, output: str | Path | None = None, notes: list[str] | None = None, console: Console | None = None) -> None:
+    """Write named tables in one of :data:`FORMATS` to ``output`` or the terminal.
+
+    JSON is one object keyed by section name (plus ``notes``); CSV writes the
+    sections one after another, each preceded by a ``# name`` line when there are
+    several; Markdown writes a heading per section.
+    """
+    notes = notes or []
+    if fmt == "json":
+        obj = {name: records(rows) for name, rows in sections}
+        if notes:
+            obj["notes"] = notes
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "csv":
+        parts = []
+        for name, rows in sections:
+            head = f"# {name}\n" if len(sections) > 1 else ""
+            parts.append(head + csv_text(rows))
+        text = "\n".join(parts)
+    elif fmt == "markdown":
+        parts = [f"### {name}\n\n{markdown_table(rows)}" for name, rows in sections]
+        if notes:
+            parts.append("\n".join(f"- {n}" for n in notes) + "\n")
+        text = "\n".join(parts)
+    else:
+        target = Console(file=open(output, "w", encoding="utf-8"), width=160) if output else (console or Console())
+        for name, rows in sections:
+            target.print(rich_table(rows, title=name))
+        for n in notes:
+            target.print(n, highlight=False)
+        if output:
+            target.file.close()
+        return
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+class RichReporter:
+    """Rich progress bar per checkpoint with targets/s (the scoring core's Reporter)."""
+
+    def __init__(self, console: Console | None = None, enabled: bool = True):
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("targets"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+        )
+        self.task = None
+        self._t0 = None
+        self._done0 = 0
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def checkpoint_started(self, spec, total_targets: int, done_targets: int) -> None:
+        import time
+
+        self.task = self.progress.add_task(spec.id, total=total_targets, completed=done_targets, rate="")
+        self._t0, self._done0 = time.perf_counter(), done_targets
+
+    def advance(self, n: int) -> None:
+        import time
+
+        if self.task is None:
+            return
+        self.progress.advance(self.task, n)
+        done = self.progress.tasks[self.task].completed - self._done0
+        rate = done / max(1e-9, time.perf_counter() - self._t0)
+        self.progress.update(self.task, rate=f"{rate:,.0f} tok/s")
+
+    def checkpoint_finished(self, result) -> None:
+        if result.status == "skipped":
+            self.progress.console.print(f"[dim]↷ {result.id}: {result.message}[/]", highlight=False)
+        if self.task is not None:
+            self.progress.update(self.task, visible=result.status == "scored")
+        self.task = None

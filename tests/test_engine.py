@@ -1,0 +1,116 @@
+"""The engine on a mock model with an analytic answer, and its window/batch planning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pctce_cli.data import Document
+from pctce_cli.errors import ScoringError, UsageError
+from pctce_cli.scoring.engine import (
+    UniformAdapter,
+    ce_and_rank,
+    plan_batches,
+    plan_windows,
+    score_documents,
+)
+
+
+def _doc(index, n, offset=1, targets=None):
+    t = np.ones(n, bool) if targets is None else np.asarray(targets, bool)
+    t[0] = False
+    return Document(index, np.arange(n, dtype=np.int64) % 50, t, offset, 0, 0, f"doc{index}")
+
+
+def test_uniform_logits_give_ln_v_and_rank_zero():
+    docs = [_doc(0, 30), _doc(1, 5), _doc(2, 17)]
+    shard = score_documents(UniformAdapter(50), docs, max_length=8, stride=3, batch_tokens=20)
+    assert len(shard.ce) == 29 + 4 + 16
+    np.testing.assert_allclose(shard.ce, math.log(50), rtol=1e-6)
+    assert (shard.rank == 0).all()
+    # sorted by (doc, pos); positions exclude the prefix token
+    assert shard.doc.tolist() == [0] * 29 + [1] * 4 + [2] * 16
+    assert shard.pos[:29].tolist() == list(range(29))
+
+
+@pytest.mark.parametrize("n,L,S", [(1, 4, 2), (2, 4, 4), (10, 4, 1), (10, 4, 3), (64, 64, 32), (100, 7, 7), (33, 10, 9)])
+def test_every_target_scored_exactly_once_with_enough_context(n, L, S):
+    d = _doc(0, n)
+    seen = []
+    for w in plan_windows([d], L, S):
+        assert 0 <= w.start < w.score_from <= w.end <= n and w.end - w.start <= L
+        for i in range(w.score_from, w.end):
+            seen.append(i)
+            if w.start > 0:  # away from the start, at least L - S tokens of context
+                assert i - w.start >= L - S
+    assert sorted(seen) == list(range(1, n))
+
+
+def test_windows_without_targets_are_dropped():
+    t = np.zeros(40, bool)
+    t[35:] = True  # a long prompt, then a short answer
+    windows = plan_windows([_doc(0, 40, targets=t)], 8, 4)
+    assert len(windows) == 2 and windows[-1].end == 40
+    shard = score_documents(UniformAdapter(50), [_doc(0, 40, targets=t)], max_length=8, stride=4, batch_tokens=64)
+    assert shard.pos.tolist() == [34, 35, 36, 37, 38]
+
+
+def test_batches_respect_the_token_budget_and_sort_by_length():
+    docs = [_doc(k, n) for k, n in enumerate([3, 20, 9, 20, 5, 12])]
+    windows = plan_windows(docs, 16, 8)
+    for batch in plan_batches(windows, 32):
+        assert len(batch) == 1 or len(batch) * batch[0].length <= 32
+        assert [w.length for w in batch] == sorted((w.length for w in batch), reverse=True)
+    assert sum(len(b) for b in plan_batches(windows, 32)) == len(windows)
+
+
+def test_ce_and_rank_against_log_softmax():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(13, 97, generator=g)
+    targets = torch.randint(0, 97, (13,), generator=g)
+    ce, rank = ce_and_rank(logits, targets)
+    ref = -torch.log_softmax(logits, -1)[torch.arange(13), targets]
+    torch.testing.assert_close(ce, ref)
+    ref_rank = [(logits[i] > logits[i, targets[i]]).sum().item() for i in range(13)]
+    assert rank.tolist() == ref_rank
+
+
+def test_ties_do_not_raise_the_rank():
+    logits = torch.tensor([[1.0, 1.0, 0.5], [2.0, 1.0, 3.0]])
+    _, rank = ce_and_rank(logits, torch.tensor([1, 1]))
+    assert rank.tolist() == [0, 2]
+
+
+def test_option_errors():
+    with pytest.raises(UsageError, match="--stride must be between 1 and --max-length"):
+        plan_windows([_doc(0, 5)], 4, 5)
+    with pytest.raises(UsageError, match="--max-length must be at least 2"):
+        plan_windows([_doc(0, 5)], 1, 1)
+    with pytest.raises(UsageError, match="--batch-tokens must be positive"):
+        plan_batches([], 0)
+
+
+class _NaNAdapter(UniformAdapter):
+    def logits_chunks(self, input_ids, attention_mask, rows, cols):
+        for chunk in super().logits_chunks(input_ids, attention_mask, rows, cols):
+            chunk[0, 0] = float("nan")
+            yield chunk
+
+
+def test_non_finite_ce_fails_with_float32_hint():
+    with pytest.raises(ScoringError, match=r"ckpt: non-finite CE at document 0 \(doc0\); .* --dtype float32"):
+        score_documents(_NaNAdapter(50), [_doc(0, 10)], max_length=8, stride=4, batch_tokens=64, label="ckpt")
+
+
+class _OOMAdapter(UniformAdapter):
+    def logits_chunks(self, *a):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+        yield
+
+
+def test_out_of_memory_suggests_smaller_batch_tokens():
+    with pytest.raises(ScoringError, match=r"ckpt: out of memory with --batch-tokens 64 .*try a smaller --batch-tokens"):
+        score_documents(_OOMAdapter(50), [_doc(0, 10)], max_length=8, stride=4, batch_tokens=64, label="ckpt")
