@@ -189,6 +189,65 @@ def score(
         raise typer.Exit(2)
 
 
+# ---------------------------------------------------------------- analysis
+
+DirsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Score directories written by pctce score.", show_default=False),
+]
+CheckpointOpt = Annotated[
+    list[str] | None,
+    typer.Option("--checkpoint", "-c", help="Select checkpoints by id glob (repeatable).", show_default=False),
+]
+GroupOpt = Annotated[
+    list[str] | None,
+    typer.Option("--group", "-g", help="Define a group (family): NAME=GLOB on checkpoint ids (repeatable).", show_default=False),
+]
+MetaOpt = Annotated[
+    Path | None,
+    typer.Option(help="CSV/JSON with a 'checkpoint' column plus 'group' and task-metric columns.", show_default=False),
+]
+PercentilesOpt = Annotated[
+    str | None,
+    typer.Option(help="Percentiles to report, e.g. 10,25,50,75,90,95,99 (default 50,90,95,99).", show_default=False),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", help="Write to this file instead of the terminal.", show_default=False)]
+AllowMixedOpt = Annotated[
+    bool, typer.Option("--allow-mixed", help="Compare checkpoints scored on different data or tokenizers anyway.")
+]
+
+
+def _render(report, fmt: Format, output: Path | None) -> None:
+    from pctce_cli import render
+
+    render.emit(report.sections, fmt.value, output, report.notes)
+
+
+@app.command(no_args_is_help=True)
+@handles_errors
+def summary(
+    dirs: DirsArg = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    percentiles: PercentilesOpt = None,
+    ci: Annotated[float | None, typer.Option(help="Add document-level bootstrap intervals at this level, e.g. 0.95.", show_default=False)] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (with --ci).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (results are reproducible).")] = 0,
+    vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Per-checkpoint summaries: mean, ppl, percentiles, iqr, z95, top-1, bits-per-byte, word perplexity."""
+    from pctce_cli import analysis
+
+    cks = analysis.resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed)
+    report = analysis.summary_report(cks, analysis.parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs)
+    _render(report, fmt, output)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -98,6 +98,7 @@ class _Dist:
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self._dist = None
+        self._owned = False
         if self.world > 1:
             import torch
             import torch.distributed as dist
@@ -105,7 +106,14 @@ class _Dist:
             if not dist.is_initialized():
                 backend = "nccl" if torch.cuda.is_available() else "gloo"
                 dist.init_process_group(backend=backend)
+                self._owned = True
             self._dist = dist
+
+    def close(self) -> None:
+        """Tear down the process group if this run created it."""
+        if self._dist is not None and self._owned:
+            self._dist.destroy_process_group()
+            self._dist, self._owned = None, False
 
     def broadcast(self, obj):
         if self._dist is None:
@@ -275,6 +283,7 @@ def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = 
     finally:
         cache.release()
         lock.release()
+        dist.close()
     return results
 
 

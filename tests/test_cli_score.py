@@ -1,0 +1,210 @@
+"""`pctce score` through the CLI: store layout, skip/resume/force, lock, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pctce_cli import __version__
+from pctce_cli.cli import app
+from pctce_cli.store import StoreLock, list_checkpoints, load_scores
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def score_json(*args):
+    r = run("score", *args, "--format", "json", "--quiet")
+    return r, (json.loads(r.stdout) if r.stdout.strip().startswith("{") else None)
+
+
+def test_version_and_help():
+    assert run("--version").stdout.strip() == f"pctce {__version__}"
+    r = run("--help")
+    assert r.exit_code == 0 and "score" in r.stdout
+
+
+def test_score_writes_a_hive_partitioned_store_readable_by_pyarrow(tiny_ckpt, text_jsonl, tmp_path):
+    import pyarrow.dataset as ds
+
+    out = tmp_path / "out"
+    r, res = score_json(tiny_ckpt, "--data", text_jsonl, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    [row] = res[f"Scored into {out}"]
+    assert row["checkpoint"] == "tiny" and row["status"] == "scored" and row["targets"] > 0
+    table = ds.dataset(out, format="parquet", partitioning="hive").to_table()
+    assert set(table.column_names) == {"doc", "pos", "token", "ce", "rank", "checkpoint"}
+    assert table.num_rows == row["targets"]
+    assert str(table.schema.field("ce").type) == "float"
+    assert not list(out.rglob("*.tmp"))
+    man = list_checkpoints(out)[0]
+    assert man["targets"] == row["targets"] and man["versions"]["pctce"] == __version__
+    assert set(man["fingerprints"]) >= {"weights", "tokenizer", "data", "documents"}
+    assert abs(np.mean(load_scores(out, "tiny").ce) - row["mean"]) < 1e-6
+
+
+def test_rerun_skips_and_force_rescores(tiny_ckpt, text_jsonl, tmp_path):
+    out = tmp_path / "out"
+    score_json(tiny_ckpt, "--data", text_jsonl, "--out", out)
+    before = (out / "checkpoint=tiny" / "_manifest.json").stat().st_mtime_ns
+    r, res = score_json(tiny_ckpt, "--data", text_jsonl, "--out", out)
+    assert r.exit_code == 0 and res[f"Scored into {out}"][0]["status"] == "skipped"
+    assert (out / "checkpoint=tiny" / "_manifest.json").stat().st_mtime_ns == before
+    r, res = score_json(tiny_ckpt, "--data", text_jsonl, "--out", out, "--force")
+    assert res[f"Scored into {out}"][0]["status"] == "scored"
+
+
+def test_different_settings_are_refused_without_force(tiny_ckpt, text_jsonl, tmp_path):
+    out = tmp_path / "out"
+    score_json(tiny_ckpt, "--data", text_jsonl, "--out", out)
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", out, "--max-length", "32", "--quiet")
+    assert r.exit_code == 2
+    assert (
+        f"Error: tiny: {out} already holds scores of it made with different max_length 64 → 32, "
+        "stride 32 → 16; use --force to overwrite or choose another --out"
+    ) in r.stderr
+
+
+def test_interrupted_run_resumes_where_it_stopped(tiny_ckpt, text_jsonl, tmp_path, monkeypatch):
+    import pctce_cli.scoring.run as run_mod
+
+    out = tmp_path / "out"
+    real_write, calls = run_mod.write_shard, []
+
+    def dying_write(part, shard, rank, scored, *a, **kw):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(shard)
+        return real_write(part, shard, rank, scored, *a, **kw)
+
+    monkeypatch.setattr(run_mod, "write_shard", dying_write)
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", out, "--shard-targets", "20", "--quiet")
+    assert r.exit_code == 130 and "interrupted" in r.stderr
+    assert not (out / "checkpoint=tiny" / "_manifest.json").exists()  # nothing looks complete
+    assert list_checkpoints(out) == []
+
+    calls.clear()
+    monkeypatch.setattr(run_mod, "write_shard", lambda *a, **kw: (calls.append(a[1]), real_write(*a, **kw))[1])
+    r, res = score_json(tiny_ckpt, "--data", text_jsonl, "--out", out, "--shard-targets", "20")
+    assert r.exit_code == 0
+    assert 0 not in calls and 1 not in calls and calls  # finished shards were not redone
+
+    fresh = tmp_path / "fresh"
+    score_json(tiny_ckpt, "--data", text_jsonl, "--out", fresh, "--shard-targets", "20")
+    a, b = load_scores(out, "tiny"), load_scores(fresh, "tiny")
+    np.testing.assert_array_equal(a.ce, b.ce)
+    np.testing.assert_array_equal(a.doc, b.doc)
+    assert len(a.manifest["shards"]) == len(b.manifest["shards"]) > 2
+
+
+def test_a_locked_store_is_refused(tiny_ckpt, text_jsonl, tmp_path):
+    out = tmp_path / "out"
+    with StoreLock(out):
+        r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", out, "--quiet")
+    assert r.exit_code == 2
+    assert f"Error: {out} is being written by another pctce run (pid " in r.stderr
+    assert "wait for it to finish or choose another --out" in r.stderr
+    assert not list(out.glob("checkpoint=*"))
+
+
+def test_one_bad_checkpoint_is_reported_and_the_others_finish(tiny_ckpt, text_jsonl, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_ckpt, bad)
+    w = bad / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])  # truncated download
+    out = tmp_path / "out"
+    r, res = score_json(bad, tiny_ckpt, "--data", text_jsonl, "--out", out)
+    assert r.exit_code == 2
+    assert [x["status"] for x in res[f"Scored into {out}"]] == ["failed", "scored"]
+    assert f"Error: {bad}: cannot load the model weights (" in r.stderr
+    assert "the file may be truncated or corrupt" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda t, c: t / "nope", "Error: checkpoint path not found: {p}"),
+        (lambda t, c: (t / "empty").mkdir() or t / "empty", "Error: no checkpoint under {p} (expected config.json with model weights, or adapter_config.json, in it or in its subdirectories)"),
+        (lambda t, c: (t / "cfg").mkdir() or shutil.copy(c / "config.json", t / "cfg") and t / "cfg", "Error: {p}: config.json but no model weights (model.safetensors or pytorch_model.bin)"),
+    ],
+)
+def test_bad_checkpoint_paths(tiny_ckpt, text_jsonl, tmp_path, make, message):
+    p = make(tmp_path, tiny_ckpt)
+    r = run("score", p, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == message.format(p=p)
+
+
+def test_missing_tokenizer(tiny_ckpt, text_jsonl, tmp_path):
+    p = tmp_path / "notok"
+    p.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_ckpt / f, p)
+    r = run("score", p, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2
+    assert f"Error: {p}: no tokenizer files (tokenizer.json or tokenizer_config.json); pass --tokenizer DIR" in r.stderr
+    r = run("score", p, "--data", text_jsonl, "--out", tmp_path / "out", "--tokenizer", tiny_ckpt, "--quiet")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_adapter_with_missing_base(tmp_path, text_jsonl):
+    p = tmp_path / "adapter"
+    p.mkdir()
+    (p / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "some-org/some-model"}))
+    r = run("score", p, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        f"Error: {p}: base model 'some-org/some-model' is not a local model directory "
+        "(pctce never downloads weights); pass --base-model PATH"
+    )
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "Error: data file not found: {p}"),
+        (b"", "Error: data file is empty: {p}"),
+        (b'{"text": "ok"}\n{"text": broken}\n', "Error: {p}:2: not valid JSON"),
+        (b'{"body": "ok"}\n', "Error: {p}:1: no field 'text' (found: body); choose one with --text-field"),
+        (b'{"text": "\xff\xfe bad"}\n', "Error: {p}: not UTF-8"),
+    ],
+)
+def test_bad_data(tiny_ckpt, tmp_path, content, message):
+    p = tmp_path / "val.jsonl"
+    if content is not None:
+        p.write_bytes(content)
+    r = run("score", tiny_ckpt, "--data", p, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2
+    assert r.stderr.startswith(message.format(p=p)), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("checkpoint=*/_manifest.json"))
+
+
+def test_bad_options(tiny_ckpt, text_jsonl, tmp_path):
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "o", "--stride", "40", "--max-length", "20")
+    assert r.exit_code == 2 and r.stderr.strip() == "Error: --stride (40) cannot exceed --max-length (20)"
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "o", "--prompt-field", "q")
+    assert r.stderr.strip() == "Error: --prompt-field and --completion-field go together: give both or neither"
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "o", "--max-length", "100", "--quiet")
+    assert r.exit_code == 2 and "Error: --max-length 100 exceeds the context of tiny (64 tokens)" in r.stderr
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "o", "--device", "cuda")
+    if not __import__("torch").cuda.is_available():
+        assert r.stderr.strip() == "Error: --device cuda: no CUDA device is available (use --device cpu or auto)"
+
+
+def test_documents_without_targets_are_skipped_and_counted(tiny_ckpt, tmp_path):
+    p = tmp_path / "qa.jsonl"
+    p.write_text('{"q": "a question", "a": ""}\n{"q": "Question:", "a": " Answer."}\n')
+    out = tmp_path / "out"
+    r = run("score", tiny_ckpt, "--data", p, "--out", out, "--prompt-field", "q", "--completion-field", "a", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    m = list_checkpoints(out)[0]
+    assert m["data"]["skipped_documents"] == 1 and m["documents"] == 1

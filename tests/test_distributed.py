@@ -1,0 +1,34 @@
+"""`pctce score` under torchrun: 2 CPU processes (gloo) write disjoint shards of one partition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from pctce_cli.store import load_scores
+
+from .conftest import TEXTS
+
+
+def test_two_ranks_score_disjoint_shards_that_equal_one_process(tiny_ckpt, tmp_path):
+    data = tmp_path / "val.txt"
+    data.write_text("\n\n".join(TEXTS * 2), encoding="utf-8")
+    common = [str(tiny_ckpt), "--data", str(data), "--split-on", "blank-lines", "--shard-targets", "40", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "pctce_cli", "score"]
+    r = subprocess.run(cmd + common + ["--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r1 = subprocess.run([sys.executable, "-m", "pctce_cli", "score"] + common + ["--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300)
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    ddp, one = load_scores(tmp_path / "ddp", "tiny"), load_scores(tmp_path / "one", "tiny")
+    assert ddp.manifest["world_size"] == 2
+    ranks = [s["rank"] for s in ddp.manifest["shards"]]
+    assert set(ranks) == {0, 1}
+    # one row per target, each scored by exactly one rank, equal to the single-process scores
+    np.testing.assert_array_equal(ddp.doc, one.doc)
+    np.testing.assert_array_equal(ddp.pos, one.pos)
+    np.testing.assert_allclose(ddp.ce, one.ce, atol=1e-6)
+    assert ddp.manifest["identity"] == one.manifest["identity"]
