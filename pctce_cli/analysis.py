@@ -278,8 +278,8 @@ def checkpoint_summary(
         for name in names:
             lo, hi = res[name]
             row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
-        row["ci_method"] = res.method
-        row["ci_max_abs_error"] = max(res.max_abs_error.values()) if res.max_abs_error else 0.0
+        row["_ci_method"] = res.method
+        row["_ci_error"] = max(res.max_abs_error.values()) if res.max_abs_error else 0.0
     return row
 
 
@@ -331,11 +331,13 @@ def summary_report(
     if ci is not None and not 0 < ci < 1:
         raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
     rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed)
+    methods = sorted({r.pop("_ci_method") for r in rows if "_ci_method" in r})
+    errors = [r.pop("_ci_error") for r in rows if "_ci_error" in r]
     report = Report()
     report.add("Per-token CE summaries (nats)", rows)
     if ci is not None:
-        method = rows[0].get("ci_method") if rows else ""
-        err = max((r.get("ci_max_abs_error") or 0.0) for r in rows) if rows else 0.0
+        method = "/".join(methods)
+        err = max(errors, default=0.0)
         report.notes.append(
             f"Intervals: {ci:.0%} document-level bootstrap, {n_boot} resamples, seed {seed}, method {method}"
             + (f" (percentile bounds within ±{err:.2g} nats of the exact resample)" if err else "")

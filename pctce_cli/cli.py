@@ -251,3 +251,9 @@ def summary(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# Commands defined in their own modules (kept apart so each stays small).
+from pctce_cli.cli_release import register as _register_release  # noqa: E402
+
+_register_release(app)

@@ -63,6 +63,36 @@ def records(rows: list[dict]) -> list[dict]:
     return [{k: _clean(v) for k, v in r.items()} for r in rows]
 
 
+def fit_columns(rows: list[dict], width: int) -> list[list[str]]:
+    """Split a wide table's columns into blocks that fit ``width``, repeating the first (key) column.
+
+    Columns that are empty in every row are left out of the terminal view.
+
+    Examples:
+        >>> rows = [{"checkpoint": "a", "x": 1.0, "y": None, "z": 2.0}]
+        >>> fit_columns(rows, 200)
+        [['checkpoint', 'x', 'z']]
+        >>> fit_columns(rows, 24)
+        [['checkpoint', 'x'], ['checkpoint', 'z']]
+    """
+    if not rows:
+        return [[]]
+    columns = [c for c in rows[0] if any(r.get(c) is not None and not (isinstance(r.get(c), float) and math.isnan(r.get(c))) for r in rows)]
+    if not columns:
+        return [list(rows[0])]
+    widths = {c: max(len(c), *(len(fmt_number(r.get(c))) for r in rows)) + 3 for c in columns}
+    key, rest = columns[0], columns[1:]
+    blocks, current, used = [], [key], widths[key] + 1
+    for c in rest:
+        if len(current) > 1 and used + widths[c] > width:
+            blocks.append(current)
+            current, used = [key], widths[key] + 1
+        current.append(c)
+        used += widths[c]
+    blocks.append(current)
+    return blocks
+
+
 def rich_table(rows: list[dict], columns: list[str] | None = None, title: str | None = None) -> Table:
     """A Rich table of ``rows`` (dicts), numbers right-aligned."""
     columns = columns or (list(rows[0]) if rows else [])
@@ -124,7 +154,8 @@ def emit(sections: list[tuple[str, list[dict]]], fmt: str, output: str | Path | 
     else:
         target = Console(file=open(output, "w", encoding="utf-8"), width=160) if output else (console or Console())
         for name, rows in sections:
-            target.print(rich_table(rows, title=name))
+            for k, cols in enumerate(fit_columns(rows, target.width)):
+                target.print(rich_table(rows, cols, title=name if k == 0 else None))
         for n in notes:
             target.print(n, highlight=False)
         if output:

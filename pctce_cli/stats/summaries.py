@@ -1,0 +1,461 @@
+"""Summaries of one checkpoint's per-token CE distribution (SPEC §2).
+
+Every function here takes plain arrays (``ce``: per-target cross-entropy in
+nats, ``rank``: rank of the target's logit, ``doc``: document index of each
+target) and returns plain Python numbers, numpy arrays or dicts.
+
+Conventions fixed here and used by the whole ``stats`` package:
+
+* Percentiles are Hyndman–Fan type 7 (numpy's default ``linear``), computed in
+  float64 whatever the input dtype, and agree bit for bit with
+  ``np.percentile(ce.astype(np.float64), q)``.
+* Empty input is defined: summaries of zero targets are NaN with ``n = 0``.
+  (Resampling zero documents is not defined; :mod:`.bootstrap` raises.)
+* ``ce`` must be finite. The scorer refuses non-finite CE, so a NaN or inf
+  here means the caller passed the wrong column; failing loudly beats a NaN
+  percentile that silently poisons a release gate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from pctce_cli.errors import UsageError
+
+__all__ = [
+    "DEFAULT_PERCENTILES",
+    "DEFAULT_SUMMARIES",
+    "DEFAULT_CONCORDANCE_SET",
+    "DEFAULT_EDGES",
+    "SummaryName",
+    "percentiles",
+    "percentile_name",
+    "parse_summary_name",
+    "summarize",
+    "summary_value",
+    "summary_values",
+    "doc_normalized",
+    "doc_sums",
+]
+
+DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 95, 99)
+DEFAULT_SUMMARIES: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
+DEFAULT_CONCORDANCE_SET: tuple[str, ...] = ("mean", "p50", "p95")
+DEFAULT_EDGES: tuple[float, ...] = (0, 0.1, 0.5, 1.5, 5, 10, math.inf)
+
+LN2 = math.log(2.0)
+
+# Names that are not percentiles; the pXX / zXX families are parsed.
+_PLAIN_SUMMARIES = ("mean", "ppl", "iqr", "top1")
+_FAMILY_RE = re.compile(r"^([pz])(\d+(?:\.\d+)?)$")
+VALID_SUMMARY_HELP = "mean, ppl, iqr, top1, pXX (percentile, e.g. p50, p99.9) or zXX (standardized percentile, e.g. z95)"
+
+
+# --------------------------------------------------------------------------
+# input checks (shared by the whole stats package)
+
+
+def as_ce(ce, name: str = "ce") -> np.ndarray:
+    """Validate a 1-D array of finite CE values; no copy for float32/float64."""
+    arr = np.asarray(ce)
+    if arr.ndim != 1:
+        raise UsageError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.float64)
+        raise UsageError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise UsageError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
+    return arr
+
+
+def as_int_array(values, name: str, n: int | None = None, nonnegative: bool = False) -> np.ndarray:
+    """Validate a 1-D integer array (rank, doc), optionally of length ``n``."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise UsageError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+            arr = arr.astype(np.int64)
+        else:
+            raise UsageError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if n is not None and arr.shape[0] != n:
+        raise UsageError(f"{name} must have one entry per target ({n}), got {arr.shape[0]}")
+    if nonnegative and arr.size and arr.min() < 0:
+        raise UsageError(f"{name} must be >= 0, got {arr.min()}")
+    return arr
+
+
+def check_qs(qs) -> np.ndarray:
+    """Validate percentile levels: finite numbers in [0, 100]."""
+    try:
+        arr = None if _is_str(qs) else np.atleast_1d(np.asarray(qs, dtype=np.float64))
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim != 1:
+        raise UsageError(f"percentiles must be a number or a 1-D list of numbers, got {qs!r}")
+    for q in arr:
+        if not (0.0 <= q <= 100.0):  # also rejects NaN
+            raise UsageError(f"percentiles must be in [0, 100], got {_fmt(q)}")
+    return arr
+
+
+def _is_str(x) -> bool:
+    return isinstance(x, (str, bytes))
+
+
+def _fmt(q: float) -> str:
+    return np.format_float_positional(float(q), trim="-")
+
+
+# --------------------------------------------------------------------------
+# percentiles
+
+
+def type7_index(n, q):
+    """Order-statistic indices and weight for type-7 percentile ``q`` of ``n`` values.
+
+    Mirrors numpy's ``linear`` method operation by operation, so that results
+    match ``np.percentile`` bit for bit. ``n`` may be an array (bootstrap
+    replicates have different sizes).
+
+    Returns:
+        ``(lo, hi, gamma)``: 0-based indices of the two order statistics and the
+        interpolation weight of the upper one.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    frac = np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    virtual = (n - 1) * frac
+    lo = np.floor(virtual)
+    gamma = virtual - lo
+    lo = lo.astype(np.int64)
+    hi = lo + 1
+    above = virtual >= n - 1
+    lo = np.where(above, n - 1, lo)
+    hi = np.where(above, n - 1, hi)
+    return lo, hi, gamma
+
+
+def lerp(a, b, t):
+    """numpy's ``_lerp``: ``a + (b-a) t``, evaluated from ``b`` when ``t >= 0.5``.
+
+    Evaluating from the nearer end keeps the result exact at both endpoints;
+    copying numpy's formula keeps us bit-compatible with ``np.percentile``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    diff = b - a
+    out = a + diff * t
+    return np.where(t >= 0.5, b - diff * (1 - t), out)
+
+
+def percentiles(ce, qs) -> np.ndarray:
+    """Type-7 percentiles of ``ce`` at levels ``qs`` (0–100), in float64.
+
+    One ``np.partition`` call serves every level, on a copy in the input's
+    own dtype (float32 stays float32: order statistics do not change when
+    widened, and the copy is half the size); only the interpolation is done
+    in float64. Equals ``np.percentile(np.float64(ce), qs)`` exactly.
+
+    Args:
+        ce: 1-D array of finite CE values.
+        qs: a level or a sequence of levels in [0, 100].
+
+    Returns:
+        float64 array with one value per level (NaN for every level when
+        ``ce`` is empty).
+
+    Raises:
+        UsageError: a level outside [0, 100] or ``ce`` not a finite 1-D array.
+
+    Example:
+        >>> percentiles([1.0, 2.0, 3.0, 4.0], [0, 50, 90]).tolist()
+        [1.0, 2.5, 3.7]
+    """
+    arr = as_ce(ce)
+    levels = check_qs(qs)
+    n = arr.shape[0]
+    if n == 0:
+        return np.full(levels.shape, np.nan)
+    lo, hi, gamma = type7_index(n, levels)
+    kth = np.unique(np.concatenate([lo, hi]))
+    part = np.partition(arr, kth)
+    return lerp(part[lo], part[hi], gamma)
+
+
+# summarize's ``percentiles`` parameter shadows the function inside its body.
+percentiles_fn = percentiles
+
+
+def percentile_name(q: float) -> str:
+    """Canonical summary name of percentile ``q``: 50 → ``p50``, 99.9 → ``p99.9``.
+
+    Example:
+        >>> percentile_name(95), percentile_name(99.9)
+        ('p95', 'p99.9')
+    """
+    return "p" + _fmt(q)
+
+
+@dataclass(frozen=True)
+class SummaryName:
+    """A parsed summary name.
+
+    Attributes:
+        name: canonical spelling (``p050`` → ``p50``).
+        kind: ``"mean"``, ``"ppl"``, ``"iqr"``, ``"top1"``, ``"p"`` (percentile)
+            or ``"z"`` (standardized percentile ``(p_q − p50)/iqr``).
+        q: the level for ``p``/``z`` kinds, else None.
+    """
+
+    name: str
+    kind: str
+    q: float | None = None
+
+    def levels(self) -> tuple[float, ...]:
+        """Percentile levels this summary needs."""
+        if self.kind == "p":
+            return (self.q,)
+        if self.kind == "iqr":
+            return (25.0, 75.0)
+        if self.kind == "z":
+            return (self.q, 25.0, 50.0, 75.0)
+        return ()
+
+
+def parse_summary_name(name: str) -> SummaryName:
+    """Validate a summary name and return its canonical parsed form.
+
+    Valid names: ``mean``, ``ppl``, ``iqr``, ``top1``, ``pXX`` (percentile,
+    0 ≤ XX ≤ 100, decimals allowed) and ``zXX`` (standardized percentile).
+
+    Raises:
+        UsageError: naming the bad name and listing the valid ones.
+
+    Example:
+        >>> parse_summary_name("p99.9")
+        SummaryName(name='p99.9', kind='p', q=99.9)
+        >>> parse_summary_name("mean").kind
+        'mean'
+    """
+    if not isinstance(name, str):
+        raise UsageError(f"summary name must be a string, got {name!r}")
+    if name in _PLAIN_SUMMARIES:
+        return SummaryName(name, name)
+    m = _FAMILY_RE.match(name)
+    if m:
+        q = float(m.group(2))
+        if q > 100:
+            raise UsageError(f"summary {name!r}: percentiles must be in [0, 100], got {_fmt(q)}")
+        return SummaryName(m.group(1) + _fmt(q), m.group(1), q)
+    raise UsageError(f"unknown summary {name!r}; valid summaries: {VALID_SUMMARY_HELP}")
+
+
+def parse_summary_names(names: Iterable[str] | str) -> list[SummaryName]:
+    """Parse several names; a bare string is one name, duplicates are dropped."""
+    if isinstance(names, str):
+        names = [names]
+    out: list[SummaryName] = []
+    seen = set()
+    for raw in names:
+        parsed = parse_summary_name(raw)
+        if parsed.name not in seen:
+            seen.add(parsed.name)
+            out.append(parsed)
+    if not out:
+        raise UsageError(f"summaries must name at least one summary ({VALID_SUMMARY_HELP})")
+    return out
+
+
+def finish_summary(parsed: SummaryName, mean: float, pct: Mapping[float, float], top1: float) -> float:
+    """Turn sufficient statistics (mean, percentiles by level, top-1) into one summary.
+
+    Shared by :func:`summary_values` and the bootstrap so both define each
+    derived summary (ppl, iqr, z) identically. Works elementwise on arrays.
+    """
+    kind = parsed.kind
+    if kind == "mean":
+        return mean
+    if kind == "ppl":
+        with np.errstate(over="ignore"):
+            return np.exp(mean)
+    if kind == "top1":
+        return top1
+    if kind == "p":
+        return pct[parsed.q]
+    iqr = np.subtract(pct[75.0], pct[25.0])
+    if kind == "iqr":
+        return iqr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(iqr == 0, np.nan, np.subtract(pct[parsed.q], pct[50.0]) / np.where(iqr == 0, 1.0, iqr))
+
+
+# --------------------------------------------------------------------------
+# named summaries
+
+
+def summary_values(names: Sequence[str] | str, ce, rank=None) -> dict[str, float]:
+    """Evaluate several named summaries with one percentile pass.
+
+    Args:
+        names: summary names (see :func:`parse_summary_name`).
+        ce: 1-D array of finite CE values.
+        rank: 1-D int array of target ranks, needed only for ``top1``.
+
+    Returns:
+        dict canonical name → float (NaN for empty ``ce``).
+
+    Raises:
+        UsageError: unknown name, or ``top1`` requested without ``rank``.
+
+    Example:
+        >>> summary_values(["mean", "p50", "iqr"], [1.0, 2.0, 3.0, 6.0])
+        {'mean': 3.0, 'p50': 2.5, 'iqr': 2.0}
+    """
+    parsed = parse_summary_names(names)
+    arr = as_ce(ce)
+    n = arr.shape[0]
+    top1 = math.nan
+    if any(p.kind == "top1" for p in parsed):
+        if rank is None:
+            raise UsageError("summary 'top1' needs rank (the rank of each target), got none")
+        r = as_int_array(rank, "rank", n=n)
+        top1 = float(np.count_nonzero(r == 0) / n) if n else math.nan
+    levels = sorted({q for p in parsed for q in p.levels()})
+    pct = dict(zip(levels, percentiles(arr, levels).tolist())) if levels else {}
+    mean = float(np.mean(arr, dtype=np.float64)) if n else math.nan
+    return {p.name: float(finish_summary(p, mean, pct, top1)) for p in parsed}
+
+
+def summary_value(name: str, ce, rank=None) -> float:
+    """Evaluate one named summary (``mean``, ``ppl``, ``pXX``, ``iqr``, ``zXX``, ``top1``).
+
+    Example:
+        >>> summary_value("p50", [3.0, 1.0, 2.0])
+        2.0
+        >>> summary_value("top1", [0.1, 2.0], rank=[0, 3])
+        0.5
+    """
+    return next(iter(summary_values([name], ce, rank).values()))
+
+
+def summarize(ce, rank=None, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, float]:
+    """The standard summary of one checkpoint's CE distribution (SPEC §2).
+
+    Args:
+        ce: 1-D array of finite CE values (nats), float32 or float64.
+        rank: optional 1-D int array, rank of each target (0 = top choice).
+        percentiles: levels in [0, 100] reported as ``pXX``.
+
+    Returns:
+        dict with ``n``, ``mean``, ``ppl``, one ``pXX`` per level (in the order
+        given), ``iqr`` (p75 − p25), ``z95`` ((p95 − p50)/iqr, NaN when
+        iqr == 0) and ``top1`` (fraction of rank 0; NaN without ``rank``).
+        With no targets ``n`` is 0 and every other value NaN.
+
+    Raises:
+        UsageError: bad levels, non-finite ``ce`` or ``rank`` of the wrong length.
+
+    Example:
+        >>> s = summarize([0.5, 1.0, 1.5, 3.0], rank=[0, 0, 1, 7], percentiles=[50])
+        >>> s["n"], s["mean"], s["p50"], s["iqr"], s["top1"]
+        (4, 1.5, 1.25, 1.0, 0.5)
+    """
+    arr = as_ce(ce)
+    levels = check_qs(percentiles)
+    n = arr.shape[0]
+    if rank is not None:
+        r = as_int_array(rank, "rank", n=n)
+    needed = sorted(set(levels.tolist()) | {25.0, 50.0, 75.0, 95.0})
+    pct = dict(zip(needed, percentiles_fn(arr, needed).tolist()))
+    mean = float(np.mean(arr, dtype=np.float64)) if n else math.nan
+    out: dict[str, float] = {"n": int(n), "mean": mean}
+    with np.errstate(over="ignore"):
+        out["ppl"] = float(np.exp(mean))
+    for q in levels.tolist():
+        out[percentile_name(q)] = pct[q]
+    out["iqr"] = float(finish_summary(SummaryName("iqr", "iqr"), mean, pct, math.nan))
+    out["z95"] = float(finish_summary(SummaryName("z95", "z", 95.0), mean, pct, math.nan))
+    if rank is None or n == 0:
+        out["top1"] = math.nan
+    else:
+        out["top1"] = float(np.count_nonzero(r == 0) / n)
+    return out
+
+
+# --------------------------------------------------------------------------
+# per-document normalizations
+
+
+def doc_sums(ce, doc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-document sufficient statistics, over the sorted unique document ids.
+
+    Returns:
+        ``(doc_ids, nll_sum, n_targets)``: sorted unique ids, float64 sum of CE
+        per document and target count per document.
+
+    Example:
+        >>> ids, nll, n = doc_sums([1.0, 2.0, 4.0], [7, 3, 7])
+        >>> ids.tolist(), nll.tolist(), n.tolist()
+        ([3, 7], [2.0, 5.0], [1, 2])
+    """
+    arr = as_ce(ce)
+    d = as_int_array(doc, "doc", n=arr.shape[0])
+    ids, inv = np.unique(d, return_inverse=True)
+    nll = np.bincount(inv, weights=arr, minlength=ids.shape[0]) if arr.size else np.zeros(0)
+    count = np.bincount(inv, minlength=ids.shape[0]) if arr.size else np.zeros(0, dtype=np.int64)
+    return ids, nll.astype(np.float64), count
+
+
+def doc_normalized(nll_sum, n_bytes, n_words) -> dict[str, float]:
+    """Document-normalized metrics as lm-evaluation-harness defines them.
+
+    ``bpb`` = Σ nll / Σ bytes / ln 2, ``byte_ppl`` = exp(Σ nll / Σ bytes),
+    ``word_ppl`` = exp(Σ nll / Σ words); sums over documents. A zero
+    denominator (or no documents) gives NaN.
+
+    Args:
+        nll_sum: per-document sum of CE (nats) over the document's targets.
+        n_bytes: per-document UTF-8 byte count of the scored text.
+        n_words: per-document word count (``len(re.split(r"\\s+", text))``).
+
+    Returns:
+        dict with ``n_docs``, ``bpb``, ``byte_ppl``, ``word_ppl``.
+
+    Example:
+        >>> m = doc_normalized([math.log(2) * 8, 0.0], [4, 4], [2, 2])
+        >>> m["bpb"], m["byte_ppl"], m["word_ppl"]
+        (1.0, 2.0, 4.0)
+    """
+    nll = as_ce(nll_sum, "nll_sum").astype(np.float64, copy=False)
+    nb = np.asarray(n_bytes, dtype=np.float64)
+    nw = np.asarray(n_words, dtype=np.float64)
+    for name, arr in (("n_bytes", nb), ("n_words", nw)):
+        if arr.shape != nll.shape:
+            raise UsageError(
+                f"{name} must have one entry per document ({nll.shape[0]}), got shape {arr.shape}"
+            )
+        if arr.size and (not np.isfinite(arr).all() or arr.min() < 0):
+            raise UsageError(f"{name} must be finite and >= 0")
+    total = float(nll.sum())
+    bytes_, words = float(nb.sum()), float(nw.sum())
+    per_byte = total / bytes_ if bytes_ > 0 else math.nan
+    per_word = total / words if words > 0 else math.nan
+    with np.errstate(over="ignore"):
+        return {
+            "n_docs": int(nll.shape[0]),
+            "bpb": per_byte / LN2,
+            "byte_ppl": float(np.exp(per_byte)),
+            "word_ppl": float(np.exp(per_word)),
+        }
