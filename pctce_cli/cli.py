@@ -137,6 +137,8 @@ def score(
     base_model: Annotated[Path | None, typer.Option(help="Base model directory for PEFT adapters (overrides adapter_config.json).", show_default=False)] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from checkpoint directories (only if you trust them).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rescore checkpoints already in the store.")] = False,
+    task_accuracy: Annotated[bool, typer.Option("--task-accuracy", help="Prompt/completion data: greedy-decode each prompt and store exact and substring match per document.")] = False,
+    accuracy_margin: Annotated[int, typer.Option(help="With --task-accuracy: tokens generated beyond the completion's length.")] = 8,
     fmt: Annotated[Format, typer.Option("--format", help="Format of the final per-checkpoint table.")] = Format.table,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ):
@@ -163,6 +165,8 @@ def score(
         base_model=str(base_model) if base_model else None,
         trust_remote_code=trust_remote_code,
         force=force,
+        task_accuracy=task_accuracy,
+        accuracy_margin=accuracy_margin,
     )
     is_rank0 = int(os.environ.get("RANK", "0")) == 0
     with render.RichReporter(enabled=not quiet and is_rank0) as reporter:

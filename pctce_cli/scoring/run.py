@@ -56,6 +56,8 @@ class ScoreOptions:
     base_model: str | None = None
     trust_remote_code: bool = False
     force: bool = False
+    task_accuracy: bool = False
+    accuracy_margin: int = 8
 
 
 @dataclass
@@ -184,6 +186,10 @@ def validate_options(options: ScoreOptions) -> None:
         raise UsageError(f"--split-on must be none or blank-lines, got '{options.split_on}'")
     if bool(options.prompt_field) != bool(options.completion_field):
         raise UsageError("--prompt-field and --completion-field go together: give both or neither")
+    if options.task_accuracy and not options.completion_field:
+        raise UsageError("--task-accuracy needs prompt/completion data: give --prompt-field and --completion-field")
+    if options.accuracy_margin < 0:
+        raise UsageError(f"--accuracy-margin must be >= 0, got {options.accuracy_margin}")
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
@@ -330,6 +336,8 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
             "split_on": options.split_on,
             "dtype": dtype_name,
             "shard_targets": options.shard_targets,
+            "task_accuracy": options.task_accuracy,
+            "accuracy_margin": options.accuracy_margin if options.task_accuracy else None,
         },
     }
     shards = plan_shards(documents, options.shard_targets)
@@ -387,7 +395,12 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
                     progress=reporter.advance,
                     label=spec.id,
                 )
-                write_shard(part, k, dist.rank, scored)
+                extra = None
+                if options.task_accuracy:
+                    from pctce_cli.scoring.generate import task_accuracy
+
+                    extra = task_accuracy(model, tokenizer, docs_k, records, margin=options.accuracy_margin)
+                write_shard(part, k, dist.rank, scored, extra)
     except PctceError as e:
         error = str(e)
     errors = [e for e in dist.gather(error) if e]
