@@ -199,6 +199,38 @@ def resolve_checkpoints(
     return cks
 
 
+def parse_edges(text: str | None) -> list[float]:
+    """Parse ``--edges 0,0.1,0.5,inf`` (strictly increasing; default SPEC §2's bands).
+
+    Examples:
+        >>> parse_edges("0,1,inf")
+        [0.0, 1.0, inf]
+    """
+    if not text:
+        return [0, 0.1, 0.5, 1.5, 5, 10, math.inf]
+    try:
+        out = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--edges: expected numbers separated by commas (e.g. 0,0.5,5,inf), got '{text}'") from None
+    if len(out) < 2 or any(b <= a for a, b in zip(out, out[1:])):
+        raise UsageError(f"--edges must be at least two strictly increasing numbers, got '{text}'")
+    return out
+
+
+def group_table(table, groups: Sequence[str], meta):
+    """Assign groups (``--group``/``--meta``) and meta columns to a table of summaries."""
+    specs = parse_groups(groups)
+    if specs:
+        table["group"] = [next((n for n, p in specs if fnmatch.fnmatchcase(c, p)), None) for c in table["checkpoint"]]
+    if meta is not None:
+        df = read_table(meta, "--meta")
+        table = table.merge(df, on="checkpoint", how="left", suffixes=("", "_meta"))
+        if "group_meta" in table.columns:
+            table["group"] = table["group"].where(table["group"].notna(), table["group_meta"])
+            table = table.drop(columns=["group_meta"])
+    return table
+
+
 def _apply_groups(cks: list[Checkpoint], groups: Sequence[str], meta) -> None:
     specs = parse_groups(groups)
     for c in cks:
@@ -358,4 +390,219 @@ def summary_report(
         report.add(f"Difference to {vs} (negative = lower CE than the reference)", delta_rows)
         runs = {c.id: (c.group or c.run) for c in cks}
         report.notes += crossings(rows, vs, ["mean", *[pname(q) for q in percentiles]], runs)
+    return report
+
+
+# ---------------------------------------------------------------- tables of summaries
+
+
+def summaries_table(
+    cks: Sequence[Checkpoint] | None,
+    summaries_file: str | Path | None,
+    needed: Sequence[str],
+    meta_columns: bool = True,
+):
+    """One row per checkpoint with the ``needed`` summaries (and group, step, task columns).
+
+    From score directories the summaries are computed; from ``--summaries FILE``
+    (a CSV/JSON of precomputed summaries, e.g. a paper's table) they are read,
+    and every needed summary must be a numeric column of the file.
+    """
+    import pandas as pd
+
+    if summaries_file is not None:
+        df = read_table(summaries_file, "--summaries")
+        missing = [s for s in needed if s not in df.columns]
+        if missing:
+            raise UsageError(
+                f"{summaries_file}: no column for summary {', '.join(repr(m) for m in missing)} "
+                f"(columns: {', '.join(map(str, df.columns))})"
+            )
+        for s in needed:
+            if not pd.api.types.is_numeric_dtype(df[s]):
+                raise UsageError(f"{summaries_file}: column '{s}' is not numeric")
+        if "group" not in df.columns:
+            df["group"] = None
+        return df.reset_index(drop=True)
+    qs = sorted({float(n[1:]) for n in needed if n.startswith("p")} | {25.0, 50.0, 75.0, 95.0})
+    rows = summary_rows(cks, qs)
+    df = pd.DataFrame(rows)
+    if meta_columns:
+        for c in cks:
+            for k, v in c.meta.items():
+                if k != "group":
+                    df.loc[df["checkpoint"] == c.id, k] = v
+    return df
+
+
+def _groups(table) -> list[tuple[str, object]]:
+    """("all", table) and one (name, sub-table) per named group with ≥ 2 checkpoints."""
+    out = [("all", table)]
+    if "group" in table.columns:
+        for g in [g for g in table["group"].dropna().unique().tolist()]:
+            sub = table[table["group"] == g]
+            if len(sub) >= 2:
+                out.append((str(g), sub.reset_index(drop=True)))
+    return out
+
+
+def reading(c: float, agree: float, disagree: float) -> str:
+    """Plain-language reading of a concordance value (SPEC §3)."""
+    if math.isnan(c):
+        return "undefined (fewer than 2 checkpoints)"
+    if c >= agree:
+        return "summaries agree: they tell one story, mean CE is a safe selector"
+    if c <= disagree:
+        return "summaries disagree: the distribution is being reshaped, the choice of summary changes which checkpoint wins"
+    return "summaries partly agree: check which summary your task depends on"
+
+
+def concord_report(
+    table,
+    summaries: Sequence[str],
+    set_: Sequence[str],
+    agree: float = 0.8,
+    disagree: float = 0.6,
+    pairs: bool = False,
+) -> Report:
+    """`pctce concord`: concordance matrix, Kendall τ and C_S, over all and per group."""
+    from pctce_cli.stats.concordance import (
+        concordance,
+        concordance_matrix,
+        discordant_pairs,
+        kendall_tau_matrix,
+        tied_pairs_matrix,
+    )
+
+    if not 0 <= disagree <= agree <= 1:
+        raise UsageError(f"--disagree ({disagree}) must be ≤ --agree ({agree}), both in [0, 1]")
+    report = Report()
+    set_rows = []
+    for gname, sub in _groups(table):
+        for title, fn in (
+            ("Concordance C(s, s')", concordance_matrix),
+            ("Kendall τ", kendall_tau_matrix),
+            ("Tied pairs", tied_pairs_matrix),
+        ):
+            m = fn(sub, list(summaries))
+            if fn is tied_pairs_matrix:
+                m = m.astype(int)
+            report.add(f"{title} — {gname} ({len(sub)} checkpoints)", m.reset_index())
+        res = concordance(sub[list(set_)], list(set_))
+        set_rows.append(
+            {
+                "group": gname,
+                "checkpoints": len(sub),
+                "pairs": res.n_pairs,
+                "concordant": res.n_concordant,
+                "tied": res.n_tied,
+                "C_S": res.c,
+            }
+        )
+        if pairs and "mean" in sub.columns and "p50" in sub.columns:
+            dp = discordant_pairs(sub.set_index("checkpoint"), "mean", "p50")
+            report.add(f"Pairs on which mean and median disagree — {gname}", dp)
+    report.add(f"Concordance of S = {{{', '.join(set_)}}}", set_rows)
+    for r in set_rows:
+        report.notes.append(
+            f"{r['group']}: C_S = {fmt(r['C_S'])} over {r['pairs']} pairs ({r['tied']} tied) — "
+            f"{reading(r['C_S'], agree, disagree)}."
+        )
+    return report
+
+
+def fmt(v: float, digits: int = 3) -> str:
+    """Short number for a sentence."""
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def resolve_task(table, task: str | None) -> str | None:
+    """Map a ``--task`` name to a numeric column (``accuracy`` → the stored exact-match accuracy)."""
+    import pandas as pd
+
+    if task is None:
+        return None
+    aliases = {"accuracy": "acc_exact_match", "exact_match": "acc_exact_match", "substring_match": "acc_substring_match"}
+    col = task if task in table.columns else aliases.get(task)
+    if col is None or col not in table.columns:
+        have = [c for c in table.columns if c not in ("checkpoint", "group", "step")]
+        raise UsageError(f"--task '{task}': no such column (have: {', '.join(map(str, have))}); add it with --meta")
+    if not pd.api.types.is_numeric_dtype(table[col]):
+        try:
+            table[col] = pd.to_numeric(table[col])
+        except (ValueError, TypeError):
+            raise UsageError(f"--task '{task}': column is not numeric") from None
+    if table[col].isna().any():
+        missing = table.loc[table[col].isna(), "checkpoint"].tolist()
+        raise UsageError(f"--task '{task}': no value for {', '.join(missing[:5])}")
+    return col
+
+
+def select_report(
+    table,
+    summaries: Sequence[str],
+    task: str | None = None,
+    higher_is_better: bool = True,
+    agreement_summaries: Sequence[str] | None = None,
+) -> Report:
+    """`pctce select`: the checkpoint each rule picks, regret, and agreement with the task."""
+    from pctce_cli.stats.selection import agreement, select
+
+    col = resolve_task(table, task)
+    report = Report()
+    picks = select(table.set_index("checkpoint") if "checkpoint" in table.columns else table, list(summaries), task=col, higher_is_better=higher_is_better)
+    report.add("Selection rules (each picks the checkpoint minimizing its summary)", picks)
+    if col is not None:
+        cols = [s for s in (agreement_summaries or summaries) if s in table.columns]
+        groups = table["group"] if "group" in table.columns and table["group"].notna().any() else None
+        agr = agreement(table.set_index("checkpoint"), col, cols, groups=groups, higher_is_better=higher_is_better)
+        report.add(f"Agreement of each summary with {task}", agr)
+    return report
+
+
+def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool = False, ecdf_points: int = 200) -> Report:
+    """`pctce shape`: mass in CE bands, standardized profiles, profile distances, ECDF points."""
+    import pandas as pd
+
+    from pctce_cli.stats import shape
+
+    bands, profiles, ecdfs = [], {}, []
+    for c in cks:
+        s = load_scores(c.root, c.partition, columns=("ce",))
+        mass = shape.band_mass(s.ce, edges)
+        labels = shape.band_labels(edges)
+        bands.append({"checkpoint": c.id, "group": c.group, **dict(zip(labels, mass.tolist()))})
+        profiles[c.id] = shape.profile(s.ce)
+        if ecdf:
+            pts = shape.ecdf_points(s.ce, ecdf_points)
+            pts.insert(0, "checkpoint", c.id)
+            ecdfs.append(pts)
+    report = Report()
+    if ecdf:
+        report.add("ECDF points", pd.concat(ecdfs, ignore_index=True))
+        return report
+    report.add("Mass in CE bands (fraction of targets)", bands)
+    qs = list(range(5, 100, 5))
+    report.add("Standardized percentile profile z_q = (p_q − p50) / iqr", [{"checkpoint": k, **{f"z{q}": float(v) for q, v in zip(qs, p)}} for k, p in profiles.items()])
+    dist = shape.profile_distances(profiles)
+    report.add("Profile distances (Euclidean)", dist.reset_index().rename(columns={"index": "checkpoint"}))
+    groups = {c.id: c.group for c in cks if c.group is not None}
+    if groups:
+        report.add("Mean profile distance within and between groups", shape.group_distance_summary(dist, groups))
+    return report
+
+
+def decompose_report(cks: Sequence[Checkpoint]) -> Report:
+    """`pctce decompose`: error-entropy, self-alignment, confidence (SPEC §5) and the identity's residual."""
+    from pctce_cli.stats.decompose import decompose
+
+    rows = []
+    for c in cks:
+        s = load_scores(c.root, c.partition, columns=("ce", "rank"))
+        d = decompose(s.ce, s.rank)
+        rows.append({"checkpoint": c.id, "step": c.step, "mean": d["mean"], "EE": d["ee"], "SA": d["sa"], "CONF": d["conf"], "residual": d["residual"], "ranks": d["n_ranks"]})
+    report = Report()
+    report.add("Cross-entropy decomposition: mean CE = EE + SA − CONF", rows)
+    worst = max((abs(r["residual"]) for r in rows), default=0.0)
+    report.notes.append(f"Largest |mean − (EE + SA − CONF)| = {worst:.2e} nats (float64 round-off).")
     return report

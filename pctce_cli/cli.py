@@ -252,6 +252,114 @@ def summary(
     _render(report, fmt, output)
 
 
+SummariesFileOpt = Annotated[
+    Path | None,
+    typer.Option("--summaries", help="CSV/JSON of precomputed summaries per checkpoint ('checkpoint' column plus summary and task columns) instead of score directories.", show_default=False),
+]
+
+
+def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed):
+    from pctce_cli import analysis
+
+    if summaries_file is not None and dirs:
+        from pctce_cli.errors import UsageError
+
+        raise UsageError("give score directories or --summaries FILE, not both")
+    cks = None if summaries_file is not None else analysis.resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed)
+    table = analysis.summaries_table(cks, summaries_file, needed)
+    if summaries_file is not None and (group or meta):
+        table = analysis.group_table(table, group or [], meta)
+    return table
+
+
+@app.command()
+@handles_errors
+def concord(
+    dirs: DirsArg = None,
+    summaries_file: SummariesFileOpt = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    percentiles: PercentilesOpt = None,
+    set_: Annotated[str | None, typer.Option("--set", help="The summary set S for C_S (default mean,p50,p95).", show_default=False)] = None,
+    agree: Annotated[float, typer.Option(help="C_S at or above this reads as 'summaries agree'.")] = 0.8,
+    disagree: Annotated[float, typer.Option(help="C_S at or below this reads as 'summaries disagree'.")] = 0.6,
+    pairs: Annotated[bool, typer.Option("--pairs", help="List the checkpoint pairs on which mean and median disagree.")] = False,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Concordance of summaries across checkpoints: C(s, s'), Kendall τ, C_S per group, and a reading."""
+    from pctce_cli import analysis
+
+    summaries = ["mean"] + [analysis.pname(q) for q in analysis.parse_percentiles(percentiles)]
+    set_names = analysis.parse_summary_list(set_, ["mean", "p50", "p95"], "--set")
+    needed = list(dict.fromkeys(summaries + set_names))
+    table = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed)
+    _render(analysis.concord_report(table, summaries, set_names, agree, disagree, pairs), fmt, output)
+
+
+@app.command()
+@handles_errors
+def select(
+    dirs: DirsArg = None,
+    summaries_file: SummariesFileOpt = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    percentiles: PercentilesOpt = None,
+    task: Annotated[str | None, typer.Option(help="Task-metric column (from --meta or --summaries, or 'accuracy' from score --task-accuracy).", show_default=False)] = None,
+    higher_is_better: Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")] = True,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Selection rules: the checkpoint each summary picks, its regret on a task, and summary–task agreement."""
+    from pctce_cli import analysis
+
+    summaries = ["mean"] + [analysis.pname(q) for q in analysis.parse_percentiles(percentiles)]
+    agreement = ["mean"] + [analysis.pname(q) for q in analysis.AGREEMENT_PERCENTILES]
+    needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
+    table = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed)
+    _render(analysis.select_report(table, summaries, task, higher_is_better, agreement), fmt, output)
+
+
+@app.command(no_args_is_help=True)
+@handles_errors
+def shape(
+    dirs: DirsArg = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    edges: Annotated[str | None, typer.Option(help="CE band edges, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)] = None,
+    ecdf: Annotated[bool, typer.Option("--ecdf", help="Output ECDF points (checkpoint, ce, cdf) for plotting instead.")] = False,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Shape of the CE distribution: mass in CE bands, standardized percentile profiles and their distances."""
+    from pctce_cli import analysis
+
+    cks = analysis.resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed)
+    _render(analysis.shape_report(cks, analysis.parse_edges(edges), ecdf=ecdf), fmt, output)
+
+
+@app.command(no_args_is_help=True)
+@handles_errors
+def decompose(
+    dirs: DirsArg = None,
+    checkpoint: CheckpointOpt = None,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Cross-entropy decomposition per checkpoint: error-entropy, self-alignment, confidence, residual."""
+    from pctce_cli import analysis
+
+    cks = analysis.resolve_checkpoints(dirs or [], checkpoint or [], [], None, allow_mixed)
+    _render(analysis.decompose_report(cks), fmt, output)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

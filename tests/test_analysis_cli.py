@@ -1,0 +1,181 @@
+"""Analysis commands on real score stores and on a table of published summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pctce_cli.cli import app
+from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+from pctce_cli.store import load_scores
+
+from .conftest import TEXTS
+
+runner = CliRunner()
+
+PAPER = """checkpoint,objective,mean,p50,p95,judge
+teacher,Token CE,1.442,0.609,5.57,2.01
+full-kl,Full KL,1.489,0.632,5.73,1.92
+top-40,Top-40 KL,1.520,0.620,5.88,1.97
+top-15,Top-15 KL,1.568,0.596,6.37,2.00
+top-5,Top-5 KL,1.708,0.525,7.82,2.06
+"""
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def run_json(*args):
+    r = run(*args, "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, tiny_run, tiny_ckpt):
+    """The same 4 checkpoints scored into many small shards and into one shard."""
+    base = tmp_path_factory.mktemp("stores")
+    data = base / "val.txt"
+    data.write_text("\n\n".join(TEXTS * 3), encoding="utf-8")
+    out = {}
+    for name, shard in (("many", 30), ("one", 1 << 20)):
+        res = score_checkpoints(
+            [str(tiny_run), str(tiny_ckpt)],
+            ScoreOptions(data=[str(data)], out=base / name, split_on="blank-lines", shard_targets=shard),
+        )
+        assert all(r.status == "scored" for r in res), [r.message for r in res]
+        out[name] = base / name
+    out["data"] = data
+    return out
+
+
+def test_summary_matches_numpy_and_lm_eval_definitions(stores):
+    rows = run_json("summary", stores["many"], "--percentiles", "10,50,95")["Per-token CE summaries (nats)"]
+    assert [r["checkpoint"] for r in rows] == ["teacher.checkpoint-250", "teacher.checkpoint-500", "teacher.checkpoint-1000", "tiny"]
+    s = load_scores(stores["many"], "tiny")
+    r = rows[-1]
+    ce = s.ce.astype(np.float64)
+    assert r["targets"] == len(ce) and r["documents"] == 15
+    assert r["mean"] == pytest.approx(ce.mean(), rel=1e-12)
+    assert [r["p10"], r["p50"], r["p95"]] == pytest.approx(np.percentile(ce, [10, 50, 95]), rel=1e-12)
+    assert r["iqr"] == pytest.approx(np.percentile(ce, 75) - np.percentile(ce, 25))
+    assert r["top1"] == pytest.approx((s.rank == 0).mean())
+    text = stores["data"].read_text().split("\n\n")
+    n_bytes = sum(len(t.encode()) for t in text)
+    n_words = sum(len(__import__("re").split(r"\s+", t)) for t in text)
+    assert r["bpb"] == pytest.approx(ce.sum() / n_bytes / math.log(2), rel=1e-9)
+    assert r["word_ppl"] == pytest.approx(math.exp(ce.sum() / n_words), rel=1e-9)
+
+
+def test_results_do_not_depend_on_sharding(stores):
+    a = run_json("summary", stores["many"], "--ci", "0.9", "--bootstrap", "200")
+    b = run_json("summary", stores["one"], "--ci", "0.9", "--bootstrap", "200")
+    assert a == b
+    assert run_json("concord", stores["many"]) == run_json("concord", stores["one"])
+
+
+def test_bootstrap_is_reproducible_and_seeded(stores):
+    a = run_json("summary", stores["one"], "--ci", "0.95", "--bootstrap", "300", "--seed", "7")
+    b = run_json("summary", stores["one"], "--ci", "0.95", "--bootstrap", "300", "--seed", "7")
+    c = run_json("summary", stores["one"], "--ci", "0.95", "--bootstrap", "300", "--seed", "8")
+    assert a == b and a != c
+    r = a["Per-token CE summaries (nats)"][0]
+    assert r["mean_lo"] <= r["mean"] <= r["mean_hi"] and r["p50_lo"] <= r["p50"] <= r["p50_hi"]
+
+
+def test_summary_vs_reference_and_crossings(stores):
+    out = run_json("summary", stores["one"], "--vs", "tiny")
+    deltas = {d["checkpoint"]: d for d in out["Difference to tiny (negative = lower CE than the reference)"]}
+    rows = {r["checkpoint"]: r for r in out["Per-token CE summaries (nats)"]}
+    assert deltas["tiny"]["Δmean"] == 0
+    assert deltas["teacher.checkpoint-500"]["Δp50"] == pytest.approx(rows["teacher.checkpoint-500"]["p50"] - rows["tiny"]["p50"])
+    assert any(n.startswith("mean of run teacher") for n in out["notes"])
+
+
+def test_paper_table_select_picks_teacher_by_mean_and_top5_by_median_and_judge(tmp_path):
+    p = tmp_path / "paper.csv"
+    p.write_text(PAPER)
+    out = run_json("select", "--summaries", p, "--percentiles", "50,95", "--task", "judge")
+    picks = {r["rule"]: r["checkpoint"] for r in out["Selection rules (each picks the checkpoint minimizing its summary)"]}
+    assert picks == {"best by mean": "teacher", "best by p50": "top-5", "best by p95": "teacher", "best by task": "top-5"}
+    agreement = out["Agreement of each summary with judge"]
+    assert [r["summary"] for r in agreement if r["best"]] == ["p50"]
+    c = run_json("concord", "--summaries", p, "--percentiles", "50,95")
+    [row] = c["Concordance of S = {mean, p50, p95}"]
+    assert row["C_S"] == pytest.approx(0.2) and row["concordant"] == 2
+    assert "summaries disagree" in c["notes"][0]
+
+
+def test_concord_groups_and_pairs(tmp_path):
+    p = tmp_path / "paper.csv"
+    p.write_text(PAPER)
+    out = run_json("concord", "--summaries", p, "--percentiles", "50", "--set", "mean,p50", "--group", "kl=top-*", "--group", "kl=full-kl", "--pairs")
+    groups = {r["group"]: r for r in out["Concordance of S = {mean, p50}"]}
+    assert set(groups) == {"all", "kl"} and groups["kl"]["checkpoints"] == 4
+    assert len(out["Pairs on which mean and median disagree — all"]) == 8
+
+
+def test_select_undefined_correlation_is_explained(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("checkpoint,mean,p50,acc\na,1,1,0.5\nb,2,2,0.5\nc,3,3,0.5\n")
+    out = run_json("select", "--summaries", p, "--percentiles", "50", "--task", "acc")
+    notes = {r["note"] for r in out["Agreement of each summary with acc"]}
+    assert notes == {"constant task"}
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["summary", "{tmp}/nope"], "Error: score directory not found: {tmp}/nope"),
+        (["summary", "{tmp}"], "Error: {tmp} is not a pctce score directory (no checkpoint=* partitions)"),
+        (["summary", "{one}", "--checkpoint", "zzz*"], "Error: --checkpoint 'zzz*' matches no checkpoint (have: teacher.checkpoint-250, teacher.checkpoint-500, teacher.checkpoint-1000, tiny)"),
+        (["select", "{one}", "--task", "acc"], "Error: --task 'acc': no such column"),
+        (["summary", "{one}", "--percentiles", "50,abc"], "Error: --percentiles: 'abc' is not a number (expected e.g. 50,90,95,99)"),
+        (["summary", "{one}", "--vs", "nobody"], "Error: --vs 'nobody' is not among the selected checkpoints"),
+        (["concord", "{one}", "--set", "mean,q50"], "Error: --set: "),
+    ],
+)
+def test_bad_input_messages(stores, tmp_path, args, message):
+    args = [a.format(tmp=tmp_path, one=stores["one"]) for a in args]
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(message.format(tmp=tmp_path, one=stores["one"])), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_task_column_non_numeric(stores, tmp_path):
+    meta = tmp_path / "meta.csv"
+    ids = ["teacher.checkpoint-250", "teacher.checkpoint-500", "teacher.checkpoint-1000", "tiny"]
+    pd.DataFrame({"checkpoint": ids, "acc": ["high", "low", "mid", "x"]}).to_csv(meta, index=False)
+    r = run("select", stores["one"], "--meta", meta, "--task", "acc")
+    assert r.exit_code == 2 and r.stderr.strip() == "Error: --task 'acc': column is not numeric"
+
+
+def test_mixed_data_is_refused_unless_allowed(stores, tiny_ckpt, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("Completely different validation text about the sea and the shore.")
+    score_checkpoints([str(tiny_ckpt)], ScoreOptions(data=[str(other)], out=tmp_path / "other", split_on="blank-lines"))
+    r = run("summary", stores["one"], tmp_path / "other")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        "Error: 'teacher.checkpoint-250' and 'other/tiny' were scored on different validation data; "
+        "their CE distributions are not comparable (pass --allow-mixed to compare anyway)"
+    )
+    r = run("summary", stores["one"], tmp_path / "other", "--allow-mixed")
+    assert r.exit_code == 0 and "other/tiny" in r.stdout
+
+
+def test_formats(stores, tmp_path):
+    for fmt in ("table", "json", "csv", "markdown"):
+        out = tmp_path / f"s.{fmt}"
+        r = run("summary", stores["one"], "--format", fmt, "--output", out)
+        assert r.exit_code == 0 and out.read_text()
+    df = pd.read_csv(tmp_path / "s.csv")
+    assert list(df["checkpoint"])[-1] == "tiny" and "p95" in df.columns
+    assert (tmp_path / "s.markdown").read_text().startswith("### Per-token CE summaries (nats)\n\n| checkpoint |")
