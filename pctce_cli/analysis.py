@@ -588,7 +588,8 @@ def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool =
     report.add("Profile distances (Euclidean)", dist.reset_index().rename(columns={"index": "checkpoint"}))
     groups = {c.id: c.group for c in cks if c.group is not None}
     if groups:
-        report.add("Mean profile distance within and between groups", shape.group_distance_summary(dist, groups))
+        ids = list(groups)  # ungrouped checkpoints take no part in within/between means
+        report.add("Mean profile distance within and between groups", shape.group_distance_summary(dist.loc[ids, ids], groups))
     return report
 
 

@@ -179,3 +179,35 @@ def test_formats(stores, tmp_path):
     df = pd.read_csv(tmp_path / "s.csv")
     assert list(df["checkpoint"])[-1] == "tiny" and "p95" in df.columns
     assert (tmp_path / "s.markdown").read_text().startswith("### Per-token CE summaries (nats)\n\n| checkpoint |")
+
+
+def test_shape_bands_profiles_and_group_distances(stores):
+    out = run_json("shape", stores["one"], "--group", "run=teacher.*", "--edges", "0,5,6,inf")
+    bands = out["Mass in CE bands (fraction of targets)"]
+    s = load_scores(stores["one"], "tiny")
+    tiny = next(b for b in bands if b["checkpoint"] == "tiny")
+    masses = [v for k, v in tiny.items() if k not in ("checkpoint", "group")]
+    assert sum(masses) == pytest.approx(1.0)
+    assert masses[0] == pytest.approx((s.ce < 5).mean())
+    prof = {r["checkpoint"]: r for r in out["Standardized percentile profile z_q = (p_q − p50) / iqr"]}
+    ce = s.ce.astype(np.float64)
+    p25, p50, p75, p90 = np.percentile(ce, [25, 50, 75, 90])
+    assert prof["tiny"]["z90"] == pytest.approx((p90 - p50) / (p75 - p25))
+    assert prof["tiny"]["z50"] == 0
+    assert out["Mean profile distance within and between groups"]
+
+
+def test_shape_ecdf_points_as_csv(stores, tmp_path):
+    r = run("shape", stores["one"], "--ecdf", "--format", "csv", "--output", tmp_path / "e.csv")
+    assert r.exit_code == 0, r.stderr
+    df = pd.read_csv(tmp_path / "e.csv")
+    assert list(df.columns[:3]) == ["checkpoint", "ce", "cdf"]
+    for _, g in df.groupby("checkpoint"):
+        assert g["ce"].is_monotonic_increasing and g["cdf"].is_monotonic_increasing
+
+
+def test_decompose_identity_holds(stores):
+    rows = run_json("decompose", stores["one"])["Cross-entropy decomposition: mean CE = EE + SA − CONF"]
+    for r in rows:
+        assert abs(r["residual"]) < 1e-9
+        assert r["EE"] + r["SA"] - r["CONF"] == pytest.approx(r["mean"], abs=1e-9)
