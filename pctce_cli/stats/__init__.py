@@ -1,0 +1,103 @@
+"""Pure statistics over per-token CE arrays: no torch, no file I/O.
+
+Summaries (§2), document-level bootstrap intervals (§2), concordance across
+checkpoints (§3), selection rules and task agreement (§4), distribution shape
+(§2) and the error-entropy decomposition (§5) of the SPEC. Every
+function takes numpy arrays or pandas DataFrames and returns plain values,
+dicts, DataFrames or small dataclasses; bad input raises
+:class:`pctce_cli.errors.UsageError`.
+"""
+
+from pctce_cli.stats.bootstrap import (
+    BootstrapCI,
+    PairedBootstrap,
+    bootstrap_ci,
+    bootstrap_replicates,
+    multi_bootstrap_ci,
+    paired_bootstrap,
+)
+from pctce_cli.stats.concordance import (
+    ConcordanceResult,
+    concordance,
+    concordance_matrix,
+    discordant_pairs,
+    kendall_tau,
+    kendall_tau_matrix,
+    tied_pairs_matrix,
+)
+from pctce_cli.stats.decompose import decompose
+from pctce_cli.stats.selection import (
+    AGREEMENT_PERCENTILES,
+    agreement,
+    agreement_summaries,
+    best_summary,
+    select,
+)
+from pctce_cli.stats.shape import (
+    PROFILE_LEVELS,
+    band_labels,
+    band_mass,
+    ecdf_points,
+    group_distance_summary,
+    profile,
+    profile_distance,
+    profile_distances,
+)
+from pctce_cli.stats.summaries import (
+    DEFAULT_CONCORDANCE_SET,
+    DEFAULT_EDGES,
+    DEFAULT_PERCENTILES,
+    DEFAULT_SUMMARIES,
+    SummaryName,
+    doc_normalized,
+    doc_sums,
+    parse_summary_name,
+    percentile_name,
+    percentiles,
+    summarize,
+    summary_value,
+    summary_values,
+)
+
+__all__ = [
+    "AGREEMENT_PERCENTILES",
+    "BootstrapCI",
+    "ConcordanceResult",
+    "DEFAULT_CONCORDANCE_SET",
+    "DEFAULT_EDGES",
+    "DEFAULT_PERCENTILES",
+    "DEFAULT_SUMMARIES",
+    "PROFILE_LEVELS",
+    "PairedBootstrap",
+    "SummaryName",
+    "agreement",
+    "agreement_summaries",
+    "band_labels",
+    "band_mass",
+    "best_summary",
+    "bootstrap_ci",
+    "bootstrap_replicates",
+    "concordance",
+    "concordance_matrix",
+    "decompose",
+    "discordant_pairs",
+    "doc_normalized",
+    "doc_sums",
+    "ecdf_points",
+    "group_distance_summary",
+    "kendall_tau",
+    "kendall_tau_matrix",
+    "multi_bootstrap_ci",
+    "paired_bootstrap",
+    "parse_summary_name",
+    "percentile_name",
+    "percentiles",
+    "profile",
+    "profile_distance",
+    "profile_distances",
+    "select",
+    "summarize",
+    "summary_value",
+    "summary_values",
+    "tied_pairs_matrix",
+]

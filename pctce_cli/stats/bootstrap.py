@@ -31,12 +31,22 @@ Two methods compute the same replicates:
        targets → the exact target, hence the exact value.
 
     The result equals the exact method's order statistics (ties included),
-    so the interpolation error bound reported as ``max_abs_error`` is 0.
-    Means differ from the exact method only by float64 summation order
-    (relative ~1e-15). Measured on 2 CPU cores: 10M float32 targets in 20k
-    documents, 1000 replicates of mean, p50, p90, p95, p99 → see
-    ``python -m pctce_cli.stats.bootstrap`` (about 10 s; the exact method
-    needs about 1 s per replicate, ~15 minutes).
+    so the error bound reported as ``max_abs_error`` is 0: no binning or
+    interpolation inside bins is involved, only numpy's own type-7
+    interpolation between the two exact order statistics. Means differ from
+    the exact method only by float64 summation order (relative ~1e-15).
+
+    Cost: one sort of the N targets, one (B × D) @ (D × 256) product, and
+    B × (targets inside the windows) for the sparse step; the windows are
+    as wide as the spread of the replicate percentiles, rounded out to
+    coarse blocks (1–2 blocks, under 1 % of the targets, per percentile
+    for 20k documents). Measured on 2 CPU cores with
+    ``python -c "from pctce_cli.stats.bootstrap import _benchmark; _benchmark()"``:
+    10M float32 targets in 20k documents, 1000 replicates of mean, p50,
+    p90, p95, p99: 4.7 s fast (9.8 s while other jobs shared the cores)
+    versus 0.30–0.60 s per replicate, 5–10 minutes, for the exact method.
+    50 documents: ~7 s; 500k documents of 20 targets: ~15–30 s (drawing
+    the 5e8 document indices alone takes several seconds).
 
 ``"auto"`` (default) runs exact when N × n_boot ≤ 1e6, fast otherwise.
 
@@ -79,10 +89,12 @@ __all__ = [
 METHODS = ("auto", "exact", "fast")
 AUTO_EXACT_MAX_WORK = 1_000_000  # N * n_boot below which "auto" runs the exact method
 
-_COARSE_BLOCKS = 1024
-_FINE_BLOCK = 64
-_COARSE_CELLS = 16000000
-_CHUNK_CELLS = 4_000_000  # replicate-chunk size: W holds at most this many doc counts
+# Tuned on 2 cores: the coarse product is cheap BLAS work, so use many
+# blocks (narrow windows for the sparse step) within a 64 MB float32 matrix.
+_COARSE_BLOCKS = 256
+_COARSE_CELLS = 16_000_000  # at most D * K1 cells in the coarse count matrix
+_FINE_BLOCK = 64  # targets per fine block; the final exact search scans one
+_CHUNK_CELLS = 4_000_000  # replicates per chunk: W holds at most this many doc counts
 
 
 # --------------------------------------------------------------------------
@@ -198,7 +210,8 @@ def _prepare(ce: np.ndarray, inv: np.ndarray, n_docs: int, rank, need_pct: bool)
     coarse, block = None, 1
     n = ce.shape[0]
     if need_pct:
-        # Keep the D × K1 matrix near 4M cells whatever the number of documents.
+        # Many coarse blocks make the windows of the sparse step narrow, but
+        # the D × K1 matrix must stay small when there are many documents.
         k1 = int(min(_COARSE_BLOCKS, n, max(16, _COARSE_CELLS // n_docs)))
         block = -(-n // k1)
         k1 = -(-n // block)
@@ -295,7 +308,7 @@ def _order_stats(prep: _Prepared, w: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fast_chunk(preps, ranks_given, w, parsed, levels, doc_n) -> list[dict[str, np.ndarray]]:
+def _fast_chunk(preps, w, parsed, levels, doc_n) -> list[dict[str, np.ndarray]]:
     n_b = np.rint(w @ doc_n).astype(np.int64)  # (B,) targets per replicate
     result = []
     if levels:
@@ -370,7 +383,7 @@ def _replicates_many(
     for start, stop in _chunks(n_boot, n_docs):
         w = _draw_counts(rng, n_docs, stop - start)
         if method == "fast":
-            pieces.append(_fast_chunk(preps, needs_rank, w, parsed, levels, doc_n))
+            pieces.append(_fast_chunk(preps, w, parsed, levels, doc_n))
         else:
             pieces.append(_exact_chunk(arrays, checked_ranks if needs_rank else [None] * len(arrays), inv, w, parsed))
     reps = [
@@ -571,7 +584,7 @@ def multi_bootstrap_ci(
 
 
 def _benchmark(n_targets: int = 10_000_000, n_docs: int = 20_000, n_boot: int = 1000) -> None:
-    """Time the fast method on synthetic data: ``python -m pctce_cli.stats.bootstrap``."""
+    """Time the fast method (and a few exact replicates) on synthetic data."""
     import time
 
     rng = np.random.default_rng(0)
