@@ -264,6 +264,8 @@ def check_same_inputs(cks: Sequence[Checkpoint]) -> None:
             reasons.append("different validation data")
         if fa.get("tokenizer") != fb.get("tokenizer"):
             reasons.append("different tokenizers")
+        elif fa.get("data") == fb.get("data") and fa.get("documents") != fb.get("documents"):
+            reasons.append("different tokenized targets")
         sa, sb = ref.manifest.get("settings", {}), c.manifest.get("settings", {})
         diff = [k for k in _INPUT_SETTINGS if sa.get(k) != sb.get(k)]
         if diff:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,12 +23,12 @@ stderr = Console(stderr=True)
 
 def error(message: str) -> None:
     """Print a one-line error for a user mistake (no traceback)."""
-    stderr.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """Print a one-line warning."""
-    stderr.print(f"[yellow]Warning:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def fmt_number(v, digits: int = 4) -> str:
@@ -96,12 +97,12 @@ def fit_columns(rows: list[dict], width: int) -> list[list[str]]:
 def rich_table(rows: list[dict], columns: list[str] | None = None, title: str | None = None) -> Table:
     """A Rich table of ``rows`` (dicts), numbers right-aligned."""
     columns = columns or (list(rows[0]) if rows else [])
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=escape(title) if title else None, title_justify="left", header_style="bold")
     for c in columns:
         numeric = any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows)
-        table.add_column(c, justify="right" if numeric else "left")
+        table.add_column(escape(c), justify="right" if numeric else "left")
     for r in rows:
-        table.add_row(*(fmt_number(r.get(c)) for c in columns))
+        table.add_row(*(escape(fmt_number(r.get(c))) for c in columns))
     return table
 
 
@@ -157,7 +158,7 @@ def emit(sections: list[tuple[str, list[dict]]], fmt: str, output: str | Path | 
             for k, cols in enumerate(fit_columns(rows, target.width)):
                 target.print(rich_table(rows, cols, title=name if k == 0 else None))
         for n in notes:
-            target.print(n, highlight=False)
+            target.print(escape(n), highlight=False)
         if output:
             target.file.close()
         return
@@ -213,7 +214,7 @@ class RichReporter:
 
     def checkpoint_finished(self, result) -> None:
         if result.status == "skipped":
-            self.progress.console.print(f"[dim]↷ {result.id}: {result.message}[/]", highlight=False)
+            self.progress.console.print(f"[dim]↷ {escape(result.id)}: {escape(result.message)}[/]", highlight=False)
         if self.task is not None:
             self.progress.update(self.task, visible=result.status == "scored")
         self.task = None

@@ -154,7 +154,7 @@ def ce_and_rank(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tens
     Examples:
         >>> ce, rank = ce_and_rank(torch.zeros(2, 4), torch.tensor([0, 3]))
         >>> [round(float(c), 6) for c in ce], rank.tolist()
-        [1.386294, 1.386294], [0, 0]
+        ([1.386294, 1.386294], [0, 0])
     """
     target_logit = logits.gather(1, targets[:, None])  # (C, 1)
     ce = torch.logsumexp(logits, dim=-1) - target_logit[:, 0]  # (C,)

@@ -1,0 +1,444 @@
+"""Core of `pctce compare`: a paired analysis of two checkpoints scored on the same targets.
+
+Both checkpoints must hold the same targets (same data, tokenizer and target
+selection: the manifests' ``data``, ``tokenizer`` and ``documents`` fingerprints
+agree, and the stored doc/pos/token arrays are identical). Then every summary
+is compared as Δ = candidate − baseline with a paired document-level bootstrap
+interval (SPEC §2): each replicate resamples the same documents for both.
+
+This module also holds what `gate` and `tail` share with it: resolving a
+checkpoint argument (``DIR``, ``DIR:ID`` or an id in ``--store DIR``) and the
+pairing checks. No torch import here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pctce_cli.analysis import Checkpoint, Report, pname
+from pctce_cli.errors import MixedInputError, StoreError, UsageError
+from pctce_cli.store import Scores, list_checkpoints, load_scores, read_manifest
+
+LN2 = math.log(2.0)
+_INPUT_SETTINGS = ("prefix", "text_field", "prompt_field", "completion_field", "messages_field", "split_on")
+_CHUNK_CELLS = 4_000_000  # replicate chunk: the multiplicity matrix holds at most this many cells
+
+
+# ---------------------------------------------------------------- checkpoint arguments
+
+
+def _checkpoint(root: Path, manifest: dict) -> Checkpoint:
+    return Checkpoint(manifest["id"], root, manifest, manifest.get("step"), manifest["id"])
+
+
+def resolve_ref(arg: str, store: str | Path | None = None, what: str = "CHECKPOINT") -> Checkpoint:
+    """Resolve a checkpoint argument to a :class:`Checkpoint`.
+
+    Accepted forms, tried in this order:
+
+    * ``DIR`` — a score directory holding exactly one complete checkpoint
+      (a partition directory ``DIR/checkpoint=ID`` also works);
+    * ``DIR:ID`` — checkpoint ``ID`` in score directory ``DIR``;
+    * ``ID`` — a checkpoint id in ``store`` (``--store DIR``).
+
+    Raises:
+        StoreError: the directory or the checkpoint does not exist.
+        UsageError: ``DIR`` holds several checkpoints, so which one is ambiguous.
+    """
+    path = Path(arg)
+    if path.is_dir():
+        if path.name.startswith("checkpoint=") and (path / "_manifest.json").exists():
+            return _checkpoint(path.parent, read_manifest(path.parent, path.name.split("=", 1)[1]))
+        ms = list_checkpoints(path)
+        if not ms:
+            raise StoreError(f"{what}: {arg} holds no complete checkpoint (run pctce score to finish it)")
+        if len(ms) > 1:
+            names = ", ".join(m["id"] for m in ms[:6]) + (" …" if len(ms) > 6 else "")
+            raise UsageError(f"{what}: {arg} holds {len(ms)} checkpoints ({names}); name one as {arg}:ID")
+        return _checkpoint(path, ms[0])
+    root, sep, ck_id = arg.rpartition(":")
+    if sep and root and ck_id and Path(root).is_dir():
+        return _checkpoint(Path(root), read_manifest(root, ck_id))
+    if store is not None and not sep:
+        return _checkpoint(Path(store), read_manifest(store, arg))
+    if sep and root and ck_id:
+        raise StoreError(f"{what}: score directory not found: {root}")
+    raise StoreError(
+        f"{what}: score directory not found: {arg} (expected DIR, DIR:CHECKPOINT_ID, or a checkpoint id with --store DIR)"
+    )
+
+
+def label_pair(a: Checkpoint, b: Checkpoint) -> tuple[str, str]:
+    """Display names of two checkpoints; the same id in two stores becomes ``<dir name>/<id>``."""
+    if a.id == b.id and a.root != b.root:
+        return f"{a.root.name}/{a.id}", f"{b.root.name}/{b.id}"
+    return a.id, b.id
+
+
+# ---------------------------------------------------------------- pairing checks
+
+
+def _short(fp) -> str:
+    return str(fp)[:8] if fp else "none"
+
+
+def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_name: str | None = None) -> None:
+    """Refuse to pair two checkpoints whose manifests show different targets.
+
+    The ``data`` fingerprint covers the validation files, ``tokenizer`` the
+    tokenizer's content and ``documents`` the exact token ids and target masks
+    that were scored; all three must agree.
+
+    Raises:
+        MixedInputError: naming what differs.
+    """
+    a_name, b_name = a_name or a.id, b_name or b.id
+    fa, fb = a.manifest.get("fingerprints", {}), b.manifest.get("fingerprints", {})
+    reasons = []
+    if fa.get("data") != fb.get("data"):
+        reasons.append(f"different validation data (data fingerprints {_short(fa.get('data'))} vs {_short(fb.get('data'))})")
+    if fa.get("tokenizer") != fb.get("tokenizer"):
+        reasons.append(
+            f"different tokenizers (tokenizer fingerprints {_short(fa.get('tokenizer'))} vs {_short(fb.get('tokenizer'))})"
+        )
+    if not reasons and fa.get("documents") != fb.get("documents"):
+        sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
+        diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in _INPUT_SETTINGS if sa.get(k) != sb.get(k)]
+        reasons.append("different targets (" + (", ".join(diff) if diff else "documents fingerprints differ") + ")")
+    if reasons:
+        raise MixedInputError(
+            f"cannot pair '{a_name}' with '{b_name}': they were scored on {' and '.join(reasons)}; "
+            "a paired comparison needs both scored on the same data with the same tokenizer and settings"
+        )
+
+
+_SCORING_SETTINGS = ("max_length", "stride", "dtype")
+
+
+def settings_notes(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_name: str | None = None) -> list[str]:
+    """Notes on scoring settings that differ without changing the targets (window, stride, dtype).
+
+    Such checkpoints still pair, but part of Δ may come from the settings
+    rather than the weights, so reports say so.
+    """
+    sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
+    diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in _SCORING_SETTINGS if sa.get(k) != sb.get(k)]
+    if not diff:
+        return []
+    return [
+        f"Note: '{a_name or a.id}' and '{b_name or b.id}' were scored with different settings ({', '.join(diff)}); "
+        "part of Δ may come from the settings, not the weights."
+    ]
+
+
+def check_aligned(sa: Scores, sb: Scores, a_name: str, b_name: str) -> None:
+    """Check that two loaded checkpoints hold the same targets row by row (doc, pos, token).
+
+    Raises:
+        MixedInputError: the lengths differ or naming the first differing target.
+    """
+    if len(sa.ce) != len(sb.ce):
+        raise MixedInputError(
+            f"cannot pair '{a_name}' with '{b_name}': they hold {len(sa.ce)} and {len(sb.ce)} targets; "
+            "rescore one of them with pctce score --force"
+        )
+    for col in ("doc", "pos", "token"):
+        x, y = getattr(sa, col), getattr(sb, col)
+        if x.size and y.size and not np.array_equal(x, y):
+            i = int(np.flatnonzero(x != y)[0])
+            raise MixedInputError(
+                f"cannot pair '{a_name}' with '{b_name}': target {i} is document {sa.doc[i]} position {sa.pos[i]} "
+                f"token {sa.token[i]} in '{a_name}' but document {sb.doc[i]} position {sb.pos[i]} token {sb.token[i]} "
+                f"in '{b_name}'; rescore one of them with pctce score --force"
+            )
+
+
+def load_pair(a: Checkpoint, b: Checkpoint, a_name: str, b_name: str, columns=("doc", "pos", "token", "ce", "rank")):
+    """Check the manifests, load both checkpoints and check their targets align."""
+    check_pairable(a, b, a_name, b_name)
+    sa = load_scores(a.root, a.partition, columns=columns)
+    sb = load_scores(b.root, b.partition, columns=columns)
+    check_aligned(sa, sb, a_name, b_name)
+    return sa, sb
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def draw_counts(rng: np.random.Generator, n_docs: int, n_rep: int) -> np.ndarray:
+    """(n_rep, D) document multiplicities, one ``rng.integers(0, D, D)`` draw per replicate.
+
+    The same draws as :mod:`pctce_cli.stats.bootstrap`, so the intervals of
+    ratio summaries computed here use the very resamples of the other summaries.
+    """
+    w = np.empty((n_rep, n_docs), dtype=np.float64)
+    for i in range(n_rep):
+        w[i] = np.bincount(rng.integers(0, n_docs, size=n_docs), minlength=n_docs)
+    return w
+
+
+def percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float]:
+    """Type-7 ``(1−ci)/2`` and ``(1+ci)/2`` percentiles of the finite replicate values."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return math.nan, math.nan
+    tail = (1.0 - ci) / 2.0
+    lo, hi = np.percentile(v, [100.0 * tail, 100.0 * (1.0 - tail)])
+    return float(lo), float(hi)
+
+
+def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot: int, ci: float, seed: int) -> dict:
+    """Paired document-level bootstrap of Δ bits-per-byte (bpb_b − bpb_a).
+
+    bpb = Σ nll / Σ bytes / ln 2 over documents (SPEC §2), so a replicate is
+    ``(w·nll_b − w·nll_a) / (w·bytes) / ln 2`` for document multiplicities ``w``.
+    ``stats.bootstrap`` has no ratio summaries; this helper draws the same
+    resamples (same seed → same documents).
+
+    Args:
+        nll_a, nll_b: per-document Σ CE, over the sorted unique document ids.
+        n_bytes: per-document UTF-8 bytes, same order.
+
+    Returns:
+        ``{"delta", "lo", "hi", "a", "b"}``.
+    """
+    nll_a, nll_b = np.asarray(nll_a, np.float64), np.asarray(nll_b, np.float64)
+    n_bytes = np.asarray(n_bytes, np.float64)
+    total = n_bytes.sum()
+    a = nll_a.sum() / total / LN2 if total > 0 else math.nan
+    b = nll_b.sum() / total / LN2 if total > 0 else math.nan
+    rng = np.random.default_rng(seed)
+    n_docs = len(n_bytes)
+    diff_doc = nll_b - nll_a
+    reps = []
+    size = max(1, min(n_boot, _CHUNK_CELLS // max(n_docs, 1)))
+    for start in range(0, n_boot, size):
+        w = draw_counts(rng, n_docs, min(n_boot, start + size) - start)  # (B, D)
+        den = w @ n_bytes
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps.append(np.where(den > 0, (w @ diff_doc) / np.where(den > 0, den, 1.0) / LN2, np.nan))
+    lo, hi = percentile_interval(np.concatenate(reps), ci)
+    return {"delta": b - a, "lo": lo, "hi": hi, "a": a, "b": b}
+
+
+def significant(lo: float, hi: float) -> bool:
+    """An interval excludes zero."""
+    return bool((lo > 0 or hi < 0) and not (math.isnan(lo) or math.isnan(hi)))
+
+
+def signed(x: float, digits: int = 3) -> str:
+    """``+0.05`` / ``−0.03`` (a true minus sign), ``digits`` significant figures.
+
+    Examples:
+        >>> signed(0.05), signed(-0.03), signed(0.0)
+        ('+0.05', '−0.03', '+0')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return ("+" if x >= 0 else "−") + f"{abs(x):.{digits}g}"
+
+
+def _interval_text(lo: float, hi: float) -> str:
+    return f"[{signed(lo)}, {signed(hi)}]"
+
+
+def verdict(stats: dict, ci: float) -> list[str]:
+    """Plain-language reading of a paired comparison, from mean and median (p50) and their intervals.
+
+    Returns the verdict line, then (when some other summary changed
+    significantly) a line naming those changes.
+
+    Examples:
+        >>> s = {"mean": {"delta": 0.05, "lo": 0.03, "hi": 0.07}, "p50": {"delta": -0.03, "lo": -0.04, "hi": -0.02}}
+        >>> verdict(s, 0.95)[0]
+        'Verdict: mean worse by +0.05, median better by −0.03: the distribution is being reshaped — decide by what your task depends on.'
+    """
+    m, p = stats["mean"], stats.get("p50")
+    level = f"{ci:.0%}"
+    sm = significant(m["lo"], m["hi"])
+    word = lambda d: "worse" if d > 0 else "better"  # noqa: E731
+    if p is None:
+        if sm:
+            line = f"candidate {word(m['delta'])}: mean {signed(m['delta'])} {_interval_text(m['lo'], m['hi'])}"
+        else:
+            line = f"no significant change: mean {signed(m['delta'])} {_interval_text(m['lo'], m['hi'])} (the {level} interval includes 0)"
+    else:
+        sp = significant(p["lo"], p["hi"])
+        dm, dp = m["delta"], p["delta"]
+        if (sm or sp) and dm * dp < 0:
+            line = (
+                f"mean {word(dm)} by {signed(dm)}, median {word(dp)} by {signed(dp)}: "
+                "the distribution is being reshaped — decide by what your task depends on"
+            )
+        elif sm and sp:
+            line = (
+                f"candidate {word(dm)}: mean {signed(dm)} {_interval_text(m['lo'], m['hi'])}, "
+                f"median {signed(dp)} {_interval_text(p['lo'], p['hi'])} (both {level} intervals exclude 0)"
+            )
+        elif not sm and not sp:
+            line = (
+                f"no significant change: mean {signed(dm)} {_interval_text(m['lo'], m['hi'])}, "
+                f"median {signed(dp)} {_interval_text(p['lo'], p['hi'])} (both {level} intervals include 0)"
+            )
+        else:
+            (sname, s), (oname, o) = (("mean", m), ("median", p)) if sm else (("median", p), ("mean", m))
+            line = (
+                f"candidate {word(s['delta'])} on the {sname}: {signed(s['delta'])} {_interval_text(s['lo'], s['hi'])}; "
+                f"the {oname} change {signed(o['delta'])} {_interval_text(o['lo'], o['hi'])} is within noise"
+            )
+    lines = [f"Verdict: {line}."]
+    others = [
+        f"{name} {signed(v['delta'])}"
+        for name, v in stats.items()
+        if name not in ("mean", "p50") and significant(v["lo"], v["hi"])
+    ]
+    if others:
+        lines.append(f"Also changed beyond noise ({level} interval excludes 0): " + ", ".join(others) + ".")
+    return lines
+
+
+@dataclass
+class Comparison:
+    """Everything `pctce compare` reports."""
+
+    baseline: str
+    candidate: str
+    stats: dict  # summary -> {delta, lo, hi, a, b}
+    targets: dict  # n, down, up, unchanged (fractions)
+    docs: list[dict]  # one row per document: doc, targets, nll_a, nll_b, d_nll, mean_a, mean_b, d_mean
+    ci: float
+    n_boot: int
+    seed: int
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_scores(
+    sa: Scores,
+    sb: Scores,
+    baseline: str,
+    candidate: str,
+    percentiles: Sequence[float] = (50, 90, 95, 99),
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """Paired comparison of two aligned checkpoints (``sa`` baseline, ``sb`` candidate).
+
+    Summaries: mean, the percentiles (p50 always included, for the verdict),
+    iqr and bits-per-byte, each as Δ = candidate − baseline with a paired
+    document-level bootstrap interval.
+    """
+    from pctce_cli.stats.bootstrap import paired_bootstrap
+    from pctce_cli.stats.summaries import doc_sums
+
+    if not 0 < ci < 1:
+        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+    if n_boot < 1:
+        raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
+    if len(sa.ce) == 0:
+        raise StoreError(f"'{baseline}' holds no targets")
+    qs = sorted(set(float(q) for q in percentiles) | {50.0})
+    names = ["mean", *[pname(q) for q in qs], "iqr"]
+    res = paired_bootstrap(sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed)
+    stats = {n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
+
+    ids, nll_a, count = doc_sums(sa.ce, sa.doc)
+    _, nll_b, _ = doc_sums(sb.ce, sb.doc)
+    if sa.docs is not None and "n_bytes" in sa.docs.columns:
+        n_bytes = sa.docs.drop_duplicates("doc").set_index("doc")["n_bytes"].reindex(ids).to_numpy(dtype=np.float64)
+        if not np.isnan(n_bytes).any():
+            stats["bpb"] = paired_bpb(nll_a, nll_b, n_bytes, n_boot, ci, seed)
+
+    d = sb.ce.astype(np.float64) - sa.ce.astype(np.float64)
+    n = len(d)
+    targets = {
+        "targets": n,
+        "down": float(np.count_nonzero(d < 0) / n),
+        "up": float(np.count_nonzero(d > 0) / n),
+        "unchanged": float(np.count_nonzero(d == 0) / n),
+    }
+    d_nll = nll_b - nll_a
+    docs = [
+        {
+            "doc": int(i),
+            "targets": int(c),
+            "Δ nll": float(dn),
+            "Δ mean": float(dn / c),
+            "mean baseline": float(na / c),
+            "mean candidate": float(nb / c),
+        }
+        for i, c, na, nb, dn in zip(ids, count, nll_a, nll_b, d_nll)
+    ]
+    cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method)
+    cmp.notes = verdict(stats, ci)
+    return cmp
+
+
+def top_documents(docs: list[dict], key: str, top: int) -> list[dict]:
+    """The ``top`` documents with the largest |``key``| (ties: smaller document id first)."""
+    return sorted(docs, key=lambda r: (-abs(r[key]), r["doc"]))[:top]
+
+
+def comparison_report(c: Comparison, top: int = 10) -> Report:
+    """Tables and reading lines of a :class:`Comparison`."""
+    report = Report()
+    rows = []
+    for name, v in c.stats.items():
+        rel = v["delta"] / abs(v["a"]) if v["a"] else math.nan
+        rows.append(
+            {
+                "summary": name,
+                "baseline": v["a"],
+                "candidate": v["b"],
+                "Δ": v["delta"],
+                "Δ%": 100.0 * rel,
+                "lo": v["lo"],
+                "hi": v["hi"],
+                "significant": significant(v["lo"], v["hi"]),
+            }
+        )
+    report.add(f"{c.candidate} − {c.baseline} (nats; bpb in bits/byte; negative = lower CE for the candidate)", rows)
+    t = c.targets
+    report.add(
+        "Targets whose CE went down / up / stayed (fractions)",
+        [{"targets": t["targets"], "down": t["down"], "up": t["up"], "unchanged": t["unchanged"]}],
+    )
+    if top > 0:
+        report.add("Documents that moved most by Δ summed nll (nats)", top_documents(c.docs, "Δ nll", top))
+        report.add("Documents that moved most by Δ mean CE per target (nats)", top_documents(c.docs, "Δ mean", top))
+    report.notes += c.notes
+    report.notes.append(
+        f"Intervals: {c.ci:.0%} paired document-level bootstrap of Δ, {c.n_boot} resamples, seed {c.seed}, "
+        f"method {c.method}; 'significant' = the interval excludes 0."
+    )
+    return report
+
+
+def run_compare(
+    baseline: str,
+    candidate: str,
+    store: str | Path | None = None,
+    percentiles: Sequence[float] = (50, 90, 95, 99),
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    top: int = 10,
+) -> Report:
+    """`pctce compare`: resolve both arguments, check they pair, compare, and build the report."""
+    if top < 0:
+        raise UsageError(f"--top must be >= 0, got {top}")
+    a = resolve_ref(baseline, store, "BASELINE")
+    b = resolve_ref(candidate, store, "CANDIDATE")
+    a_name, b_name = label_pair(a, b)
+    if a.root == b.root and a.partition == b.partition:
+        raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
+    sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
+    report = comparison_report(compare_scores(sa, sb, a_name, b_name, percentiles, ci, n_boot, seed), top)
+    report.notes += settings_notes(a, b, a_name, b_name)
+    return report

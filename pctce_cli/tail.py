@@ -1,0 +1,297 @@
+"""Core of `pctce tail`: the highest-CE targets, and the documents that carry most of the tail.
+
+The store keeps only each target's token id, so the context before a target is
+recovered by re-reading the data files named in the manifest and re-tokenizing
+them with the tokenizer it recorded and the same settings (prefix, fields,
+split). Every decoded target is checked against the stored token id, so a
+changed tokenizer or data file is reported instead of decoded wrongly.
+Transformers is imported only when decoding; no torch import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pctce_cli.analysis import Report
+from pctce_cli.errors import CheckpointError, DataError, UsageError
+
+BY = ("token", "document")
+
+
+def visible(text: str) -> str:
+    r"""Escape line breaks and tabs so a decoded string fits one table cell.
+
+    Examples:
+        >>> visible("a\nb\tc")
+        'a\\nb\\tc'
+    """
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def _load_tokenizer(path: Path, name: str):
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as e:  # transformers raises many types for broken files
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"cannot decode '{name}': the tokenizer in {path} does not load ({first}); pass --tokenizer DIR or --no-decode") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def decode_targets(
+    manifest: dict,
+    name: str,
+    targets: Sequence[tuple[int, int, int]],
+    context: int = 20,
+    tokenizer: str | Path | None = None,
+    data: Sequence[str | Path] | None = None,
+) -> list[tuple[str, str]]:
+    """Decode the ``context`` tokens before each target and the target itself.
+
+    Args:
+        manifest: The checkpoint's manifest (``tokenizer_path``, ``data.files``,
+            ``settings``, ``fingerprints.data``).
+        name: Checkpoint name for messages.
+        targets: ``(doc, pos, token)`` triples as stored.
+        context: Tokens of context before the target (the prefix token included).
+        tokenizer: Tokenizer directory to use instead of the recorded one.
+        data: Data files to use instead of the recorded ones (must have the same
+            data fingerprint: a copy of the scored files).
+
+    Returns:
+        ``(context, target)`` decoded strings, one pair per target.
+
+    Raises:
+        CheckpointError: the tokenizer is gone or does not load.
+        DataError: a data file is gone or changed, or re-tokenizing does not
+            reproduce the stored target tokens.
+    """
+    from pctce_cli.data import data_fingerprint, read_records, tokenize_records
+
+    recorded_tok = manifest.get("tokenizer_path")
+    if tokenizer is None and not recorded_tok:
+        raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path; pass --tokenizer DIR or --no-decode")
+    tok_path = Path(tokenizer) if tokenizer is not None else Path(recorded_tok)
+    if not tok_path.exists():
+        if tokenizer is not None:
+            raise CheckpointError(f"--tokenizer: directory not found: {tok_path}")
+        raise CheckpointError(
+            f"cannot decode '{name}': its tokenizer {tok_path} (recorded in the manifest) is gone; "
+            "pass --tokenizer DIR or --no-decode"
+        )
+    files = [str(f) for f in (data or manifest.get("data", {}).get("files") or [])]
+    if not files:
+        raise DataError(f"cannot decode '{name}': its manifest names no data files; pass --data FILE or --no-decode")
+    for f in files:
+        if not Path(f).is_file():
+            if data:
+                raise DataError(f"--data: file not found: {f}")
+            raise DataError(
+                f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone; "
+                "pass --data FILE (a copy of the scored data) or --no-decode"
+            )
+    recorded_fp = manifest.get("fingerprints", {}).get("data")
+    if recorded_fp and data_fingerprint(files) != recorded_fp:
+        raise DataError(
+            f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on "
+            "(data fingerprint changed); pass the original files with --data, or --no-decode"
+        )
+    tok = _load_tokenizer(tok_path, name)
+    settings = manifest.get("settings", {})
+    records = read_records(
+        files,
+        text_field=settings.get("text_field") or "text",
+        prompt_field=settings.get("prompt_field"),
+        completion_field=settings.get("completion_field"),
+        messages_field=settings.get("messages_field") or "messages",
+        split_on=settings.get("split_on") or "none",
+    )
+    by_index = {r.index: r for r in records}
+    need = sorted({int(d) for d, _, _ in targets})
+    lost = [d for d in need if d not in by_index]
+    if lost:
+        raise DataError(f"cannot decode '{name}': the data has no document {lost[0]}; it changed since scoring")
+    documents, _ = tokenize_records(
+        [by_index[d] for d in need], tok, prefix=settings.get("prefix") or "auto", tokenizer_name=str(tok_path)
+    )
+    docs = {d.index: d for d in documents}
+    out = []
+    for doc, pos, token in targets:
+        d = docs.get(int(doc))
+        i = int(pos) + (d.offset if d is not None else 0)
+        found = int(d.input_ids[i]) if d is not None and i < len(d.input_ids) else None
+        if found != int(token):
+            raise DataError(
+                f"cannot decode '{name}': re-tokenizing document {doc} gives token {found} at position {pos}, "
+                f"but the store holds {token}; the tokenizer or its settings changed since scoring "
+                "(pass the original --tokenizer, or --no-decode)"
+            )
+        ctx = d.input_ids[max(0, i - context) : i].tolist()
+        out.append((visible(tok.decode(ctx)), visible(tok.decode([int(token)]))))
+    return out
+
+
+def top_targets(ce: np.ndarray, top: int) -> np.ndarray:
+    """Indices of the ``top`` largest CE values, largest first; ties keep store order (doc, pos).
+
+    Examples:
+        >>> top_targets(np.array([0.5, 2.0, 1.0, 2.0]), 3).tolist()
+        [1, 3, 2]
+    """
+    n = len(ce)
+    if top >= n:
+        cand = np.arange(n)
+    else:
+        cand = np.argpartition(-ce, top - 1)[:top]
+        thr = ce[cand].min()
+        cand = np.flatnonzero(ce >= thr)  # every tie at the threshold, so store order decides
+    order = np.lexsort((cand, -ce[cand].astype(np.float64)))
+    return cand[order][:top]
+
+
+def tail_documents(doc: np.ndarray, ce: np.ndarray, q: float) -> tuple[dict, float]:
+    """Per-document share of the tail (targets with CE ≥ the q-th percentile).
+
+    Returns:
+        ``({"ids", "starts", "counts", "n_tail", "tail_mass", "mass"}, threshold)``
+        with one entry per document in sorted id order; ``starts`` indexes the
+        first target of each document (the store is sorted by doc, pos).
+    """
+    from pctce_cli.stats.summaries import percentiles
+
+    thr = float(percentiles(ce, [q])[0])
+    ids, starts, inv, counts = np.unique(doc, return_index=True, return_inverse=True, return_counts=True)
+    ce64 = ce.astype(np.float64)
+    tail = ce >= thr
+    per = {
+        "ids": ids,
+        "starts": starts,
+        "counts": counts,
+        "n_tail": np.bincount(inv, weights=tail, minlength=len(ids)),
+        "tail_mass": np.bincount(inv, weights=ce64 * tail, minlength=len(ids)),
+        "mass": np.bincount(inv, weights=ce64, minlength=len(ids)),
+    }
+    return per, thr
+
+
+def run_tail(
+    checkpoint: str,
+    store: str | Path | None = None,
+    top: int = 20,
+    by: str = "token",
+    context: int = 20,
+    percentile: float = 95.0,
+    vs: str | None = None,
+    tokenizer: str | Path | None = None,
+    data: Sequence[str | Path] | None = None,
+    decode: bool = True,
+) -> Report:
+    """`pctce tail`: the highest-CE targets (``by="token"``) or the documents carrying most of the tail.
+
+    Args:
+        checkpoint: ``DIR``, ``DIR:ID`` or an id in ``store``.
+        store: Score directory for bare ids.
+        top: How many targets or documents.
+        by: ``"token"`` or ``"document"``.
+        context: Decoded tokens before each target.
+        percentile: For ``by="document"``: the tail is every target with CE ≥ this percentile.
+        vs: Another checkpoint (same forms; a bare id is looked up in the same store):
+            its CE on the same targets is added.
+        tokenizer, data: Replace the tokenizer / data files recorded in the manifest.
+        decode: Decode context and target (needs tokenizer and data); off: token ids only.
+    """
+    from pctce_cli.compare import label_pair, load_pair, resolve_ref
+    from pctce_cli.store import load_scores
+
+    if by not in BY:
+        raise UsageError(f"--by must be 'token' or 'document', got {by!r}")
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, got {top}")
+    if context < 0:
+        raise UsageError(f"--context must be >= 0, got {context}")
+    if not 0 <= percentile <= 100:
+        raise UsageError(f"--percentile must be in [0, 100], got {percentile}")
+    ck = resolve_ref(checkpoint, store, "CHECKPOINT")
+    name, o_name, other = ck.id, None, None
+    if vs is not None:
+        o = resolve_ref(vs, store if store is not None else ck.root, "--vs")
+        name, o_name = label_pair(ck, o)
+        if o.root == ck.root and o.partition == ck.partition:
+            raise UsageError(f"--vs names the checkpoint itself ('{name}')")
+        s, other = load_pair(ck, o, name, o_name)
+    else:
+        s = load_scores(ck.root, ck.partition)
+    if len(s.ce) == 0:
+        raise DataError(f"'{name}' holds no targets")
+    total_mass = float(s.ce.astype(np.float64).sum())
+    report = Report()
+    vs_note = [f"ce vs: CE of '{o_name}' on the same target (Δ vs = ce vs − ce)."] if other is not None else []
+
+    if by == "token":
+        idx = top_targets(s.ce, top)
+        picks = [(int(s.doc[i]), int(s.pos[i]), int(s.token[i])) for i in idx]
+        texts = decode_targets(ck.manifest, name, picks, context, tokenizer, data) if decode else None
+        rows = []
+        for k, i in enumerate(idx):
+            row = {"#": k + 1, "doc": int(s.doc[i]), "pos": int(s.pos[i]), "ce": float(s.ce[i]), "rank": int(s.rank[i])}
+            if other is not None:
+                row["ce vs"] = float(other.ce[i])
+                row["Δ vs"] = float(other.ce[i]) - float(s.ce[i])
+            row["token"] = int(s.token[i])
+            if texts is not None:
+                row["context"], row["target"] = texts[k]
+            rows.append(row)
+        report.add(f"Highest-CE targets of {name}", rows)
+        share = float(s.ce[idx].astype(np.float64).sum()) / total_mass if total_mass else float("nan")
+        report.notes.append(
+            f"The {len(idx)} highest-CE of {len(s.ce):,} targets carry {share:.1%} of the total CE"
+            + (f"; context: up to {context} tokens before the target." if texts is not None else ".")
+        )
+    else:
+        per, thr = tail_documents(s.doc, s.ce, percentile)
+        n_tail_all = float(per["n_tail"].sum())
+        tail_mass_all = float(per["tail_mass"].sum())
+        order = np.lexsort((per["ids"], -per["tail_mass"]))[:top]
+        worst = []
+        for j in order:
+            start, count = int(per["starts"][j]), int(per["counts"][j])
+            worst.append(start + int(np.argmax(s.ce[start : start + count])))
+        picks = [(int(s.doc[i]), int(s.pos[i]), int(s.token[i])) for i in worst]
+        texts = decode_targets(ck.manifest, name, picks, context, tokenizer, data) if decode else None
+        rows = []
+        for k, (j, i) in enumerate(zip(order, worst)):
+            start, count = int(per["starts"][j]), int(per["counts"][j])
+            row = {
+                "#": k + 1,
+                "doc": int(per["ids"][j]),
+                "targets": count,
+                "tail targets": int(per["n_tail"][j]),
+                "tail share": float(per["n_tail"][j]) / n_tail_all if n_tail_all else float("nan"),
+                "tail CE share": float(per["tail_mass"][j]) / tail_mass_all if tail_mass_all else float("nan"),
+                "mean ce": float(per["mass"][j]) / count,
+            }
+            if other is not None:
+                row["mean ce vs"] = float(other.ce[start : start + count].astype(np.float64).mean())
+            row.update({"worst pos": int(s.pos[i]), "worst ce": float(s.ce[i]), "rank": int(s.rank[i])})
+            if other is not None:
+                row["worst ce vs"] = float(other.ce[i])
+            row["token"] = int(s.token[i])
+            if texts is not None:
+                row["context"], row["target"] = texts[k]
+            rows.append(row)
+        report.add(f"Documents carrying most of the tail of {name} (CE ≥ p{percentile:g})", rows)
+        report.notes.append(
+            f"Tail: the {int(n_tail_all):,} targets with CE ≥ p{percentile:g} = {thr:.4f} nats "
+            f"({tail_mass_all / total_mass:.1%} of the total CE); documents ranked by their share of the tail's CE; "
+            "target/context: each document's highest-CE target."
+        )
+    report.notes += vs_note
+    return report
