@@ -369,3 +369,6 @@ def main() -> None:
 from pctce_cli.cli_release import register as _register_release  # noqa: E402
 
 _register_release(app)
+from pctce_cli.cli_visual import register as _register_visual  # noqa: E402
+
+_register_visual(app)

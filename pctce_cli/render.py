@@ -82,12 +82,16 @@ def fit_columns(rows: list[dict], width: int) -> list[list[str]]:
     if not columns:
         return [list(rows[0])]
     widths = {c: max(len(c), *(len(fmt_number(r.get(c))) for r in rows)) + 3 for c in columns}
-    key, rest = columns[0], columns[1:]
-    blocks, current, used = [], [key], widths[key] + 1
+    # the key repeated in every block: the first column, and the second too when
+    # the first does not identify a row (e.g. candidate × rule)
+    n_key = 1 if len({fmt_number(r.get(columns[0])) for r in rows}) == len(rows) or len(columns) < 3 else 2
+    key, rest = columns[:n_key], columns[n_key:]
+    key_width = sum(widths[c] for c in key) + 1
+    blocks, current, used = [], list(key), key_width
     for c in rest:
-        if len(current) > 1 and used + widths[c] > width:
+        if len(current) > n_key and used + widths[c] > width:
             blocks.append(current)
-            current, used = [key], widths[key] + 1
+            current, used = list(key), key_width
         current.append(c)
         used += widths[c]
     blocks.append(current)
