@@ -208,3 +208,31 @@ def test_documents_without_targets_are_skipped_and_counted(tiny_ckpt, tmp_path):
     assert r.exit_code == 0, r.stderr
     m = list_checkpoints(out)[0]
     assert m["data"]["skipped_documents"] == 1 and m["documents"] == 1
+
+
+def _custom_code_checkpoint(tiny_ckpt, path):
+    shutil.copytree(tiny_ckpt, path)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model_type"] = "foo_custom"
+    cfg["auto_map"] = {"AutoConfig": "modeling_foo.FooConfig", "AutoModelForCausalLM": "modeling_foo.FooForCausalLM"}
+    (path / "config.json").write_text(json.dumps(cfg))
+    marker = path / "EXECUTED"
+    (path / "modeling_foo.py").write_text(
+        "from transformers import GPT2Config, GPT2LMHeadModel\n"
+        f"open({str(marker)!r}, 'w').write('yes')\n"
+        "class FooConfig(GPT2Config):\n    model_type = 'foo_custom'\n"
+        "class FooForCausalLM(GPT2LMHeadModel):\n    config_class = FooConfig\n"
+    )
+    return marker
+
+
+def test_model_code_runs_only_with_trust_remote_code(tiny_ckpt, text_jsonl, tmp_path):
+    ckpt = tmp_path / "custom"
+    marker = _custom_code_checkpoint(tiny_ckpt, ckpt)
+    r = run("score", ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2
+    assert f"Error: {ckpt}: this model needs custom code from its directory; rerun with --trust-remote-code if you trust it" in r.stderr
+    assert not marker.exists()
+    r = run("score", ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet", "--trust-remote-code")
+    assert r.exit_code == 0, r.stderr
+    assert marker.exists()

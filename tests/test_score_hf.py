@@ -131,7 +131,7 @@ def test_chat_counts_only_assistant_tokens(tiny_ckpt, tiny_tokenizer, tmp_path):
     assert decoded == "hi, how can I help you today?<|end|>Once upon a time there was a cat.<|end|>"
 
 
-def test_lora_adapter_scores_equal_the_merged_model(tiny_ckpt, tiny_tokenizer, text_jsonl, tmp_path):
+def test_lora_adapter_scores_equal_the_merged_model(tiny_ckpt, tiny_tokenizer, text_jsonl, tmp_path, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
     base = _model(tiny_ckpt)
@@ -154,8 +154,15 @@ def test_lora_adapter_scores_equal_the_merged_model(tiny_ckpt, tiny_tokenizer, t
         copy.deepcopy(peft_model).merge_and_unload().save_pretrained(merged)
         tiny_tokenizer.save_pretrained(merged)
         adapters.append((path, merged))
+    import pctce_cli.scoring.hf as hf
+
+    loads = []
+    real_load = hf._load_causal_lm
+    monkeypatch.setattr(hf, "_load_causal_lm", lambda path, *a: (loads.append(path), real_load(path, *a))[1])
     res = _score([tmp_path / "lora"] + [m for _, m in adapters], [text_jsonl], tmp_path / "out")
     assert [r.status for r in res] == ["scored"] * 4, [r.message for r in res]
+    # the base is loaded once for both adapters, then each merged model once
+    assert [p.name for p in loads] == [tiny_ckpt.name, "merged0", "merged1"]
     assert [r.id for r in res[:2]] == ["lora.epoch-1", "lora.epoch-2"]
     for k in range(2):
         a = load_scores(tmp_path / "out", f"lora.epoch-{k + 1}")
