@@ -157,8 +157,12 @@ def ce_and_rank(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tens
         ([1.386294, 1.386294], [0, 0])
     """
     target_logit = logits.gather(1, targets[:, None])  # (C, 1)
-    ce = torch.logsumexp(logits, dim=-1) - target_logit[:, 0]  # (C,)
     rank = (logits > target_logit).sum(dim=-1)  # (C,)
+    # logsumexp by hand with one temporary, exponentiated in place: on CPU the
+    # allocations of torch.logsumexp cost more than the output layer itself
+    top = logits.amax(dim=-1, keepdim=True)  # (C, 1)
+    lse = (logits - top).exp_().sum(dim=-1).log_() + top[:, 0]  # (C,)
+    ce = lse - target_logit[:, 0]
     return ce.float(), rank.to(torch.int32)
 
 

@@ -223,6 +223,28 @@ def _summary_numbers(ce: np.ndarray) -> tuple[float, float, float]:
     return float(ce.astype(np.float64).mean()), float(p50), float(p95)
 
 
+def identity_settings(options: ScoreOptions, max_length: int, stride: int, dtype_name: str) -> dict:
+    """The settings that determine a partition's numbers (its identity, beside the fingerprints).
+
+    Shared with :func:`pctce_cli.api.score_model`, so partitions written from an
+    in-memory model carry exactly the settings ``pctce score`` records.
+    """
+    return {
+        "max_length": max_length,
+        "stride": stride,
+        "prefix": options.prefix,
+        "text_field": options.text_field,
+        "prompt_field": options.prompt_field,
+        "completion_field": options.completion_field,
+        "messages_field": options.messages_field,
+        "split_on": options.split_on,
+        "dtype": dtype_name,
+        "shard_targets": options.shard_targets,
+        "task_accuracy": options.task_accuracy,
+        "accuracy_margin": options.accuracy_margin if options.task_accuracy else None,
+    }
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -325,20 +347,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         "tokenizer": tok_fp,
         "data": data_fp,
         "documents": docs_fp,
-        "settings": {
-            "max_length": max_length,
-            "stride": stride,
-            "prefix": options.prefix,
-            "text_field": options.text_field,
-            "prompt_field": options.prompt_field,
-            "completion_field": options.completion_field,
-            "messages_field": options.messages_field,
-            "split_on": options.split_on,
-            "dtype": dtype_name,
-            "shard_targets": options.shard_targets,
-            "task_accuracy": options.task_accuracy,
-            "accuracy_margin": options.accuracy_margin if options.task_accuracy else None,
-        },
+        "settings": identity_settings(options, max_length, stride, dtype_name),
     }
     shards = plan_shards(documents, options.shard_targets)
 

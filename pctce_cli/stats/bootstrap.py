@@ -70,6 +70,7 @@ from pctce_cli.stats.summaries import (
     SummaryName,
     as_ce,
     as_int_array,
+    doc_numbers,
     finish_summary,
     lerp,
     parse_summary_names,
@@ -152,12 +153,7 @@ def _documents(doc, n: int) -> tuple[np.ndarray, np.ndarray]:
     d = as_int_array(doc, "doc", n=n)
     if n == 0:
         raise UsageError("ce is empty: there are no documents to resample")
-    if d.shape[0] > 1 and np.all(d[1:] >= d[:-1]):
-        # Stores write targets document by document: skip the 10M-element sort.
-        new = np.concatenate([[True], d[1:] != d[:-1]])
-        return d[new], np.cumsum(new, dtype=np.int64) - 1
-    ids, inv = np.unique(d, return_inverse=True)
-    return ids, inv.astype(np.int64)
+    return doc_numbers(d)
 
 
 def _rng(seed) -> np.random.Generator:

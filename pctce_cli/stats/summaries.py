@@ -398,6 +398,24 @@ def summarize(ce, rank=None, percentiles: Sequence[float] = DEFAULT_PERCENTILES)
 # per-document normalizations
 
 
+def doc_numbers(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique document ids and each target's document number (0-based).
+
+    Stores write targets document by document, so sorted input skips the
+    full sort that ``np.unique`` would do (a quarter of a second per 10M targets).
+
+    Example:
+        >>> ids, inv = doc_numbers(np.array([3, 3, 7]))
+        >>> ids.tolist(), inv.tolist()
+        ([3, 7], [0, 0, 1])
+    """
+    if d.shape[0] > 1 and np.all(d[1:] >= d[:-1]):
+        new = np.concatenate([[True], d[1:] != d[:-1]])
+        return d[new], np.cumsum(new, dtype=np.int64) - 1
+    ids, inv = np.unique(d, return_inverse=True)
+    return ids, inv.astype(np.int64)
+
+
 def doc_sums(ce, doc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-document sufficient statistics, over the sorted unique document ids.
 
@@ -412,7 +430,7 @@ def doc_sums(ce, doc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     arr = as_ce(ce)
     d = as_int_array(doc, "doc", n=arr.shape[0])
-    ids, inv = np.unique(d, return_inverse=True)
+    ids, inv = doc_numbers(d)
     nll = np.bincount(inv, weights=arr, minlength=ids.shape[0]) if arr.size else np.zeros(0)
     count = np.bincount(inv, minlength=ids.shape[0]) if arr.size else np.zeros(0, dtype=np.int64)
     return ids, nll.astype(np.float64), count

