@@ -16,7 +16,7 @@ the two studies of the median-CE paper, in miniature, on a CPU.
 Every checkpoint is a ``save_pretrained`` directory (GPT-2 architecture, float16
 safetensors) with its tokenizer, so ``pctce score`` takes it as is. Everything is seeded.
 
-    python scripts/make_sample_data.py                      # full build into sample_data/ (~45 min, 1 thread)
+    python scripts/make_sample_data.py                      # full build into sample_data/ (54 min measured, 1 thread, busy 2-core box)
     python scripts/make_sample_data.py --smoke --out /tmp/sd --corpus sample_data   # < 1 min
 
 The corpus is taken, in order of preference, from ``--corpus`` (a directory holding an
@@ -31,7 +31,6 @@ import argparse
 import copy
 import csv
 import gzip
-import io
 import json
 import logging
 import math
@@ -45,7 +44,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 log = logging.getLogger("make_sample_data")
