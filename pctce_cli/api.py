@@ -407,13 +407,11 @@ def write_partition(result: ScoreResult, out, checkpoint: str, *, step=None, pat
 
 def conflict_message(checkpoint: str, manifest: dict, identity: dict, out) -> str:
     """Why a stored partition of ``checkpoint`` is not the one ``identity`` would write."""
-    old = manifest.get("identity", {})
-    what = [k for k in ("weights", "tokenizer", "data", "documents") if old.get(k) != identity.get(k)]
-    old_s, new_s = old.get("settings", {}), identity["settings"]
-    what += [f"{k} {old_s.get(k)!r} → {new_s.get(k)!r}" for k in sorted(new_s) if old_s.get(k) != new_s.get(k)]
+    from pctce_cli.store import identity_difference
+
     return (
         f"{checkpoint}: {out} already holds scores of it made with different "
-        f"{', '.join(what) or 'settings'}; pass force=True to overwrite or choose another store"
+        f"{identity_difference(manifest.get('identity', {}), identity)}; pass force=True to overwrite or choose another store"
     )
 
 

@@ -158,6 +158,19 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     return "new", {}
 
 
+def identity_difference(old: dict, new: dict) -> str:
+    """What differs between two run identities, for a user: "weights, max_length 64 → 32".
+
+    Examples:
+        >>> identity_difference({"data": "a", "settings": {"stride": 8}}, {"data": "b", "settings": {"stride": 4}})
+        'data, stride 8 → 4'
+    """
+    what = [k for k in ("weights", "tokenizer", "data", "documents") if old.get(k) != new.get(k)]
+    old_s, new_s = old.get("settings", {}), new.get("settings", {})
+    what += [f"{k} {old_s.get(k)!r} → {new_s.get(k)!r}" for k in sorted(new_s) if old_s.get(k) != new_s.get(k)]
+    return ", ".join(what) or "settings"
+
+
 def completed_shards(part: Path) -> dict[int, dict]:
     """Shard records of ``part`` whose files exist and match their checksums."""
     out = {}

@@ -25,6 +25,7 @@ from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError
 from pctce_cli.store import (
     StoreLock,
     finish_partition,
+    identity_difference,
     partition_state,
     start_partition,
     write_shard,
@@ -513,13 +514,9 @@ def _pad_id(model) -> int:
 
 
 def _conflict_message(spec, manifest: dict, identity: dict, out) -> str:
-    old = manifest.get("identity", {})
-    what = [k for k in ("weights", "tokenizer", "data", "documents") if old.get(k) != identity.get(k)]
-    old_s, new_s = old.get("settings", {}), identity["settings"]
-    what += [f"{k} {old_s.get(k)!r} → {new_s.get(k)!r}" for k in sorted(new_s) if old_s.get(k) != new_s.get(k)]
     return (
         f"{spec.id}: {out} already holds scores of it made with different "
-        f"{', '.join(what) or 'settings'}; use --force to overwrite or choose another --out"
+        f"{identity_difference(manifest.get('identity', {}), identity)}; use --force to overwrite or choose another --out"
     )
 
 
