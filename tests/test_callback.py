@@ -28,13 +28,7 @@ LOGGED = ["mean", "p50", "p90", "p95", "p99", "iqr", "z95", "top1"]
 STEPS = [2, 4, 6]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster (no spin-waiting)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_json(*args):
