@@ -115,6 +115,8 @@ class _Dist:
     def close(self) -> None:
         """Tear down the process group if this run created it."""
         if self._dist is not None and self._owned:
+            # no rank may tear down gloo while another is still in a collective
+            self._dist.barrier()
             self._dist.destroy_process_group()
             self._dist, self._owned = None, False
 
