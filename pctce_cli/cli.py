@@ -360,6 +360,33 @@ def decompose(
     _render(analysis.decompose_report(cks), fmt, output)
 
 
+@app.command()
+@handles_errors
+def demo(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Score directory (default: ~/.cache/pctce/demo, or $XDG_CACHE_HOME/pctce/demo). Re-running reuses its scores.", show_default=False)] = None,
+    sample_data: Annotated[Path | None, typer.Option(help="The sample_data/ directory (default: the one next to this pctce checkout, or $PCTCE_SAMPLE_DATA).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rescore the sample checkpoints even if scores exist.")] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+):
+    """Score the shipped sample checkpoints and show summaries, concordance and selection, with readings."""
+    from pctce_cli import render
+    from pctce_cli.demo import run_demo
+
+    # reused checkpoints are counted in the header instead of listed one by one
+    with render.RichReporter(enabled=not quiet, show_skips=False) as reporter:
+        result = run_demo(sample_data, out, reporter, force=force)
+    header = [
+        f"Scored {result.scored} sample checkpoints, reused {result.reused}, into {result.out} ({result.seconds:.0f} s).",
+        "Two CPU miniatures of the median-CE paper's studies (docs/sample-data.md): top-K distillation "
+        "(teacher, full-KL and top-40/15/5 students, from-scratch controls) and fine-tuning on fictional facts.",
+    ]
+    parts = [(p.title, p.report.sections, p.report.notes) for p in result.parts]
+    parts.append(("Explore further", [], result.next_commands))
+    render.emit_parts(parts, fmt.value, output, header)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -5,6 +5,7 @@ Nothing here computes a statistic: it formats what the core returns.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -157,27 +158,80 @@ def emit(sections: list[tuple[str, list[dict]]], fmt: str, output: str | Path | 
             parts.append("\n".join(f"- {n}" for n in notes) + "\n")
         text = "\n".join(parts)
     else:
-        target = Console(file=open(output, "w", encoding="utf-8"), width=160) if output else (console or Console())
-        for name, rows in sections:
-            for k, cols in enumerate(fit_columns(rows, target.width)):
-                target.print(rich_table(rows, cols, title=name if k == 0 else None))
-        for n in notes:
-            target.print(escape(n), highlight=False)
-        if output:
-            target.file.close()
+        with _terminal(output, console) as target:
+            _print_sections(target, sections, notes)
         return
+    _write(text, output)
+
+
+@contextlib.contextmanager
+def _terminal(output, console):
+    """The console to draw tables on: ``output`` (a file, 160 columns) or the terminal."""
+    if not output:
+        yield console or Console()
+        return
+    with open(output, "w", encoding="utf-8") as f:
+        yield Console(file=f, width=160)
+
+
+def _print_sections(target: Console, sections, notes, marker: str = "") -> None:
+    for name, rows in sections:
+        for k, cols in enumerate(fit_columns(rows, target.width)):
+            target.print(rich_table(rows, cols, title=name if k == 0 else None))
+    for n in notes:
+        target.print(marker + escape(n), highlight=False)
+
+
+def _write(text: str, output) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
 
 
+def emit_parts(parts: list[tuple[str, list[tuple[str, list[dict]]], list[str]]], fmt: str, output: str | Path | None = None, header: list[str] | None = None, console: Console | None = None) -> None:
+    """Write several titled reports (title, sections, notes) in one of :data:`FORMATS`.
+
+    JSON is one object: ``{"header": [...], "parts": {title: {section: rows, "notes": [...]}}}``;
+    Markdown gives each part a ``##`` heading; CSV prefixes each table with ``# part — section``;
+    the table format draws a rule per part, the tables, then the notes as arrows.
+    """
+    header = header or []
+    if fmt == "json":
+        obj = {"header": header, "parts": {}}
+        for title, sections, notes in parts:
+            obj["parts"][title] = {name: records(rows) for name, rows in sections} | {"notes": notes}
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "csv":
+        text = "\n".join(f"# {title} — {name}\n" + csv_text(rows) for title, sections, _ in parts for name, rows in sections)
+    elif fmt == "markdown":
+        out = [f"{h}\n" for h in header]
+        for title, sections, notes in parts:
+            out.append(f"## {title}\n")
+            out += [f"### {name}\n\n{markdown_table(rows)}" for name, rows in sections]
+            if notes:
+                out.append("\n".join(f"- {n}" for n in notes) + "\n")
+        text = "\n".join(out)
+    else:
+        from rich.rule import Rule
+
+        with _terminal(output, console) as target:
+            for h in header:
+                target.print(escape(h), highlight=False)
+            for title, sections, notes in parts:
+                target.print(Rule(f"[bold]{escape(title)}", align="left"))
+                _print_sections(target, sections, notes, marker="[cyan]→[/] ")
+        return
+    _write(text, output)
+
+
 class RichReporter:
     """Rich progress bar per checkpoint with targets/s (the scoring core's Reporter)."""
 
-    def __init__(self, console: Console | None = None, enabled: bool = True):
+    def __init__(self, console: Console | None = None, enabled: bool = True, show_skips: bool = True):
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.show_skips = show_skips
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -217,7 +271,7 @@ class RichReporter:
         self.progress.update(self.task, rate=f"{rate:,.0f} tok/s")
 
     def checkpoint_finished(self, result) -> None:
-        if result.status == "skipped":
+        if result.status == "skipped" and self.show_skips:
             self.progress.console.print(f"[dim]↷ {escape(result.id)}: {escape(result.message)}[/]", highlight=False)
         if self.task is not None:
             self.progress.update(self.task, visible=result.status == "scored")

@@ -1,0 +1,171 @@
+"""`pctce demo`: scores the shipped sample checkpoints, reuses them, and reads them correctly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pctce_cli.cli import app
+from pctce_cli.demo import distillation_parts_from_table, finetune_parts_from_table, run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One full demo run: every shipped checkpoint scored from scratch."""
+    out = tmp_path_factory.mktemp("demo")
+    return run_demo(SAMPLE, out)
+
+
+def _section(part, k=0) -> pd.DataFrame:
+    return pd.DataFrame(part.report.sections[k][1])
+
+
+def test_demo_scores_every_shipped_checkpoint(demo):
+    meta = pd.read_csv(SAMPLE / "meta.csv")
+    assert (demo.scored, demo.reused) == (len(meta), 0)
+    assert [p.title for p in demo.parts] == [
+        "Distillation miniature: summaries",
+        "Distillation miniature: concordance",
+        "Distillation miniature: selection",
+        "Fine-tuning miniature: summaries and accuracy",
+        "Fine-tuning miniature: concordance",
+        "Fine-tuning miniature: selection by task accuracy",
+    ]
+    assert all(p.report.notes for p in demo.parts)
+
+
+def test_distillation_readings_follow_the_numbers(demo):
+    final = _section(demo.parts[0])
+    assert len(final) == 9 and final["mean"].is_monotonic_increasing  # one final checkpoint per run
+    family = final[(final["group"] == "distilled") | final["checkpoint"].str.startswith("teacher.")]
+    by_mean = family.loc[family["mean"].idxmin(), "checkpoint"]
+    by_p50 = family.loc[family["p50"].idxmin(), "checkpoint"]
+    first = demo.parts[0].report.notes[0]
+    assert by_mean in first and by_p50 in first
+    assert ("pick different checkpoints" in first) == (by_mean != by_p50)
+
+    conc = _section(demo.parts[1]).set_index("checkpoints")
+    assert conc["n"].tolist() == [15, 15, 27]
+    assert conc[["C(mean,p50)", "C(mean,p95)", "C_S"]].apply(lambda c: c.between(0, 1)).all().all()
+    for note, (name, row) in zip(demo.parts[1].report.notes, conc.iterrows()):
+        assert note.startswith(f"{name}: C(mean, p50) = {row['C(mean,p50)']:.3f}, C_S = {row['C_S']:.3f}")
+
+    picks = _section(demo.parts[2]).set_index("rule")
+    assert picks.loc["best by mean", "checkpoint"] == by_mean
+    assert picks.loc["best by p50", "checkpoint"] == by_p50
+
+
+def test_finetune_part_uses_the_stored_task_accuracy(demo):
+    epochs = _section(demo.parts[3])
+    assert epochs["epoch"].tolist() == list(range(1, 13))
+    # the build script measured the same greedy substring accuracy per epoch
+    built = pd.read_csv(SAMPLE / "finetune" / "accuracy.csv")
+    assert epochs["accuracy"].round(4).tolist() == built["accuracy"].round(4).tolist()
+    sel = _section(demo.parts[5]).set_index("rule")
+    best_task = sel.loc["best by task", "task"]
+    for rule, row in sel.iterrows():
+        assert row["regret"] == pytest.approx(best_task - row["task"])
+
+
+def test_rerun_reuses_the_scores(demo):
+    again = run_demo(SAMPLE, demo.out)
+    assert (again.scored, again.reused) == (0, demo.scored)
+    for a, b in zip(demo.parts, again.parts):
+        assert a.report.sections == b.report.sections and a.report.notes == b.report.notes
+
+
+def test_cli_demo_formats(demo):
+    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "json", "-q"])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout)
+    assert obj["header"][0].startswith(f"Scored 0 sample checkpoints, reused {demo.scored}, into {demo.out}")
+    assert list(obj["parts"])[:6] == [p.title for p in demo.parts]
+    assert obj["parts"]["Distillation miniature: summaries"]["notes"] == demo.parts[0].report.notes
+    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "markdown", "-q"])
+    assert "## Fine-tuning miniature: concordance" in res.stdout and "| checkpoint | epoch |" in res.stdout
+    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "csv", "-q"])
+    assert "# Distillation miniature: summaries — Final checkpoints" in res.stdout
+
+
+def test_readme_shows_the_real_demo_output(demo):
+    """The README's demo block is this command's output (apart from the timing and paths)."""
+    res = runner.invoke(app, ["demo", "--out", str(demo.out), "-q"], env={"COLUMNS": "100"})
+    assert res.exit_code == 0, res.output
+    block = re.search(r"<!-- demo-output -->\n```text\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    assert block, "README.md has no demo-output block"
+
+    def body(text):  # from the first part to the list of next commands
+        start = text.index("Distillation miniature: summaries")
+        return [line.rstrip() for line in text[start : text.index("Explore further")].splitlines()]
+
+    assert body(block.group(1)) == body(res.stdout)
+
+
+def test_missing_sample_data_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["demo", "--sample-data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"Error: --sample-data {tmp_path / 'nope'}: no such directory"
+    (tmp_path / "sd").mkdir()
+    (tmp_path / "sd" / "meta.csv").write_text("checkpoint\n")
+    res = runner.invoke(app, ["demo", "--sample-data", str(tmp_path / "sd"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert " ".join(res.output.split()) == (
+        f"Error: --sample-data {tmp_path / 'sd'}: missing distill/val.jsonl, finetune/test.jsonl, finetune/facts "
+        "(expected the output of scripts/make_sample_data.py)"
+    )
+
+
+# ---------------------------------------------------------------- readings on synthetic tables
+
+
+def _summaries(rows):
+    t = pd.DataFrame(rows, columns=["checkpoint", "run", "group", "step", "mean", "p50", "p90", "p95", "p99"])
+    return t
+
+
+def test_distillation_reading_when_mean_and_median_agree():
+    t = _summaries(
+        [
+            ("teacher.s1", "teacher", "controls", 1, 3.0, 2.9, 5.0, 6.0, 7.0),
+            ("teacher.s2", "teacher", "controls", 2, 2.5, 2.4, 4.5, 5.5, 6.5),
+            ("kl.s1", "kl", "distilled", 1, 3.2, 3.1, 5.2, 6.2, 7.2),
+            ("kl.s2", "kl", "distilled", 2, 2.8, 2.7, 4.8, 5.8, 6.8),
+        ]
+    )
+    parts = distillation_parts_from_table(t)
+    assert parts[0].report.notes[0] == "Mean and median both pick teacher.s2 in the distillation family."
+    assert not any("Training longer" in n for n in parts[0].report.notes)
+    assert parts[2].report.notes[0] == "Every rule picks teacher.s2."
+    assert _section(parts[1])["C_S"].tolist()[0] == 1.0
+
+
+def test_distillation_reading_when_a_run_splits_mean_and_median():
+    t = _summaries(
+        [
+            ("teacher.s2", "teacher", "controls", 2, 3.0, 3.0, 5.0, 6.0, 7.0),
+            ("topk.s1", "topk", "distilled", 1, 4.0, 3.5, 9.0, 10.0, 12.0),
+            ("topk.s2", "topk", "distilled", 2, 4.5, 2.5, 11.0, 13.0, 15.0),
+        ]
+    )
+    notes = distillation_parts_from_table(t)[0].report.notes
+    assert notes[0].endswith("mean and median pick different checkpoints.")
+    assert "lowest mean CE is teacher.s2 (3.000), but the lowest median is topk.s2 (p50 2.500 vs 3.000)" in notes[0]
+    assert notes[2] == "Training longer makes mean CE worse and median CE better in topk (mean 4.000 → 4.500, p50 3.500 → 2.500)."
+
+
+def test_finetune_reading_when_mean_rises_while_accuracy_holds():
+    rows = [(f"ft.epoch-{e}", "ft", "finetune", e, m, m / 2, m, m, m) for e, m in [(1, 2.0), (2, 1.0), (3, 1.5)]]
+    t = _summaries(rows)
+    t["accuracy"] = [0.2, 0.8, 0.9]
+    parts = finetune_parts_from_table(t)
+    assert parts[0].report.notes[1] == "Mean CE is lowest at ft.epoch-2 and then rises 50% by ft.epoch-3, while accuracy goes 0.800 → 0.900."
+    assert parts[2].report.notes[0] == "The worst CE rule here is best by mean: it picks ft.epoch-2, losing 0.100 accuracy against the best epoch."
