@@ -114,3 +114,54 @@ class _OOMAdapter(UniformAdapter):
 def test_out_of_memory_suggests_smaller_batch_tokens():
     with pytest.raises(ScoringError, match=r"ckpt: out of memory with --batch-tokens 64 .*try a smaller --batch-tokens"):
         score_documents(_OOMAdapter(50), [_doc(0, 10)], max_length=8, stride=4, batch_tokens=64, label="ckpt")
+
+
+def _reference_ce_and_rank(logits, targets):
+    """The whole-tensor formulas of the SPEC, as ce_and_rank computed them before blocking."""
+    t = logits.gather(1, targets[:, None])
+    rank = (logits > t).sum(-1).to(torch.int32)
+    top = logits.amax(-1, keepdim=True)
+    ce = (logits - top).exp_().sum(-1).log_() + top[:, 0] - t[:, 0]
+    return ce, rank
+
+
+@pytest.mark.parametrize(
+    "rows,vocab,block", [(1, 97, 97), (2, 97, 97), (7, 97, 97), (9, 97, 200), (13, 50, 10**6), (5, 40000, 1)]
+)
+def test_blocked_ce_and_rank_is_bit_identical_to_whole_tensor(rows, vocab, block, monkeypatch):
+    """Any block size (including a remainder of one row, merged) gives the same bits, and the input is kept."""
+    import pctce_cli.scoring.engine as E
+
+    monkeypatch.setattr(E, "BLOCK_ELEMENTS", block)
+    g = torch.Generator().manual_seed(rows * 1000 + vocab)
+    logits = torch.randn(rows, vocab, generator=g) * 3
+    targets = torch.randint(0, vocab, (rows,), generator=g)
+    logits[:, :5] = logits.gather(1, targets[:, None])  # exact ties with the target
+    logits[0, -1] = float("-inf")
+    before = logits.clone()
+    ce, rank = ce_and_rank(logits, targets)
+    ref_ce, ref_rank = _reference_ce_and_rank(logits, targets)
+    assert torch.equal(logits, before)
+    assert ce.dtype == torch.float32 and rank.dtype == torch.int32
+    assert torch.equal(ce, ref_ce) and torch.equal(rank, ref_rank)
+    # a column-major view gives the same answer (the sums may be taken in another order)
+    ce2, rank2 = ce_and_rank(logits.t().contiguous().t(), targets)
+    torch.testing.assert_close(ce2, ref_ce, rtol=1e-6, atol=1e-6)
+    assert torch.equal(rank2, ref_rank)
+
+
+def test_ce_and_rank_other_dtypes_and_non_finite():
+    logits = torch.tensor([[0.0, float("nan"), 1.0], [0.0, 1.0, float("inf")], [2.0, 1.0, 0.0]])
+    ce, rank = ce_and_rank(logits, torch.tensor([0, 0, 0]))
+    assert math.isnan(ce[0]) and math.isnan(ce[1]) and math.isfinite(ce[2])
+    assert rank.tolist()[2] == 0
+    # float64 and tensors that need grad take the whole-tensor path, with the same answer
+    x = torch.randn(4, 33, dtype=torch.float64)
+    t = torch.tensor([0, 5, 32, 7])
+    ce64, rank64 = ce_and_rank(x, t)
+    ref_ce, ref_rank = _reference_ce_and_rank(x, t)
+    assert ce64.dtype == torch.float32 and torch.equal(rank64, ref_rank)
+    torch.testing.assert_close(ce64, ref_ce.float())
+    xg = x.float().requires_grad_()
+    ceg, _ = ce_and_rank(xg, t)
+    torch.testing.assert_close(ceg.detach(), _reference_ce_and_rank(x.float(), t)[0])

@@ -234,3 +234,63 @@ def test_half_precision_on_gpu_is_close_to_float32(tiny_ckpt, text_jsonl, tmp_pa
     _score([tiny_ckpt], [text_jsonl], tmp_path / "half", device="cuda", dtype=dtype)
     a, b = load_scores(tmp_path / "f32", "tiny"), load_scores(tmp_path / "half", "tiny")
     np.testing.assert_allclose(a.ce, b.ce, atol=5e-2)
+
+
+def test_output_layer_into_a_reused_buffer_gives_the_heads_own_values(tiny_ckpt, tiny_tokenizer, text_jsonl):
+    """The fast path's mm into one reused buffer equals calling the head (hooked heads call it)."""
+    from pctce_cli.scoring.engine import score_documents
+    from pctce_cli.scoring.hf import HFAdapter
+
+    docs = _documents([text_jsonl], tiny_tokenizer)
+    kw = dict(max_length=64, stride=32, batch_tokens=64)
+    plain = HFAdapter(_model(tiny_ckpt), chunk_elements=5000)
+    a = score_documents(plain, docs, **kw)
+    assert plain.fast and plain._plain_head() and plain._logits_buf is not None
+    assert plain._logits_buf.shape == (plain.chunk, plain.vocab_size)
+    hooked_model = _model(tiny_ckpt)
+    calls = []
+    hooked_model.get_output_embeddings().register_forward_hook(lambda m, i, o: calls.append(o.shape))
+    hooked = HFAdapter(hooked_model, chunk_elements=5000)
+    b = score_documents(hooked, docs, **kw)
+    assert not hooked._plain_head() and hooked._logits_buf is None and len(calls) > 2
+    np.testing.assert_array_equal(a.ce, b.ce)
+    np.testing.assert_array_equal(a.rank, b.rank)
+    # every chunk of a batch is written into the same storage
+    with torch.inference_mode():
+        ids = torch.from_numpy(docs[0].input_ids)[None]
+        n = ids.shape[1] - 1
+        rows, cols = torch.zeros(n, dtype=torch.long), torch.arange(n)
+        ptrs = {c.data_ptr() for c in plain.logits_chunks(ids, torch.ones_like(ids), rows, cols)}
+    assert ptrs == {plain._logits_buf.data_ptr()} and n > plain.chunk
+
+
+def test_project_with_a_bias_matches_linear():
+    from pctce_cli.scoring.hf import HFAdapter
+
+    adapter = HFAdapter.__new__(HFAdapter)
+    torch.manual_seed(0)
+    adapter.head = torch.nn.Linear(16, 50)
+    h = torch.randn(7, 16)
+    with torch.inference_mode():
+        out = torch.empty(7, 50)
+        got = adapter._project(h, out=out)
+        assert got.data_ptr() == out.data_ptr()
+        assert torch.equal(got, adapter.head(h))
+        assert torch.equal(adapter._project(h), adapter.head(h))
+    # with autograd on, the head module itself runs (out= does not support autograd)
+    assert adapter._project(h).requires_grad
+
+
+def test_buffer_made_in_inference_mode_is_replaced_under_no_grad(tiny_ckpt, tiny_tokenizer, text_jsonl):
+    from pctce_cli.scoring.hf import HFAdapter
+
+    adapter = HFAdapter(_model(tiny_ckpt))
+    ids = torch.from_numpy(_documents([text_jsonl], tiny_tokenizer)[0].input_ids)[None]
+    rows, cols = torch.zeros(ids.shape[1], dtype=torch.long), torch.arange(ids.shape[1])
+    with torch.inference_mode():
+        first = torch.cat(list(adapter.logits_chunks(ids, torch.ones_like(ids), rows, cols)))
+    assert adapter._logits_buf.is_inference()
+    with torch.no_grad():
+        again = torch.cat(list(adapter.logits_chunks(ids, torch.ones_like(ids), rows, cols)))
+    assert not adapter._logits_buf.is_inference()
+    assert torch.equal(first, again)

@@ -205,6 +205,13 @@ class HFAdapter:
     check on real inputs shows it reproduces the model's own logits; models that
     transform their logits after the output layer (final-logit soft-capping, logit
     scaling, …) fail the check and use the model's own logits instead.
+
+    When the output layer is a plain float32 ``nn.Linear`` (no hooks) and autograd
+    is off, the fast path computes each chunk with ``torch.mm``/``torch.addmm``
+    (the product ``F.linear`` computes) into one ``chunk × vocab`` float32 buffer,
+    allocated once and reused: on CPU a fresh chunk-sized tensor costs its page
+    faults on every chunk. Each yielded chunk is then valid only until the next
+    one is requested.
     """
 
     def __init__(self, model, chunk_elements: int = CHUNK_ELEMENTS):
@@ -219,6 +226,33 @@ class HFAdapter:
         self.chunk = chunk_rows(self.vocab_size, chunk_elements)
         self.fast: bool | None = None  # decided on the first batch
         self.check_max_abs_diff: float | None = None
+        self._logits_buf: torch.Tensor | None = None  # (chunk, V) float32, reused by the fast path
+
+    def _plain_head(self) -> bool:
+        """Whether the output layer is a float32 ``nn.Linear`` that nothing hooks into."""
+        head = self.head
+        if type(head) is not torch.nn.Linear or head.weight.dtype != torch.float32:
+            return False
+        if head._forward_hooks or head._forward_pre_hooks or "forward" in vars(head):
+            return False  # e.g. accelerate's device-placement hooks
+        from torch.nn.modules import module as nn_module
+
+        return not (nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks)
+
+    def _project(self, hidden: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The output layer on hidden states ``(n, D)``: float32 logits ``(n, V)``.
+
+        With a plain float32 head, the product ``F.linear`` computes, written into
+        ``out`` if given; otherwise the head module itself, upcast.
+        """
+        if hidden.dtype != torch.float32 or torch.is_grad_enabled() or not self._plain_head():
+            return self.head(hidden).float()
+        if out is None:
+            out = hidden.new_empty(hidden.shape[0], self.head.weight.shape[0])
+        weight, bias = self.head.weight, self.head.bias
+        if bias is None:
+            return torch.mm(hidden, weight.t(), out=out)
+        return torch.addmm(bias, hidden, weight.t(), out=out)
 
     def _hidden(self, input_ids, attention_mask):
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
@@ -238,7 +272,7 @@ class HFAdapter:
         ids, mask = input_ids[b : b + 1, :cut], attention_mask[b : b + 1, :cut]
         ref = self._full_logits(ids, mask)[0, sel_cols].float()  # (n, V)
         hid = self._hidden(ids, mask)[0, sel_cols]  # (n, D)
-        ours = self.head(hid).float()  # (n, V)
+        ours = self._project(hid)  # (n, V), as the fast path computes it
         if ours.shape != ref.shape:
             return False
         diff = (ours - ref).abs().max().item()
@@ -254,8 +288,18 @@ class HFAdapter:
             hidden = self._hidden(input_ids, attention_mask)  # (B, T, D)
             picked = hidden[rows, cols]  # (N, D)
             del hidden
+            buf = None
+            if picked.dtype == torch.float32 and not torch.is_grad_enabled() and self._plain_head():
+                buf = self._logits_buf
+                if (
+                    buf is None
+                    or buf.device != picked.device
+                    or (buf.is_inference() and not torch.is_inference_mode_enabled())
+                ):  # an inference tensor cannot be written outside inference mode
+                    buf = self._logits_buf = picked.new_empty(self.chunk, self.head.weight.shape[0])
             for s in range(0, picked.shape[0], self.chunk):
-                yield self.head(picked[s : s + self.chunk]).float()  # (C, V)
+                part = picked[s : s + self.chunk]  # (C, D)
+                yield self._project(part, out=None if buf is None else buf[: part.shape[0]])  # (C, V)
         else:
             logits = self._full_logits(input_ids, attention_mask)  # (B, T, V) in the model's dtype
             for s in range(0, rows.shape[0], self.chunk):
