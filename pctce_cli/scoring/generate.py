@@ -45,7 +45,11 @@ def greedy_batch(model, prompts: Sequence[np.ndarray], max_new: Sequence[int], p
     for b, p in enumerate(prompts):
         ids[b, width - len(p) :] = torch.from_numpy(np.asarray(p, dtype=np.int64))
         mask[b, width - len(p) :] = 1
-    with torch.inference_mode():
+    from pctce_cli.scoring.hf import quiet_transformers
+
+    # quiet: generate drops an all-ones mask and then warns that the prompt holds
+    # the pad id (a BOS/EOS prefix shares it), though the mask was given
+    with torch.inference_mode(), quiet_transformers():
         seqs = model.generate(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),

@@ -25,7 +25,7 @@ CHUNK_ELEMENTS = 1 << 24
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' own logging and warnings during loads (we report errors ourselves)."""
     from transformers.utils import logging as hf_logging
 
@@ -101,7 +101,7 @@ def load_tokenizer(spec: CheckpointSpec, override: str | Path | None = None, tru
             f"{path}: no tokenizer files (tokenizer.json or tokenizer_config.json); pass --tokenizer DIR"
         )
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     except Exception as e:  # transformers raises many types for broken files
         raise CheckpointError(f"{path}: cannot load the tokenizer ({_short(e)})") from None
@@ -111,7 +111,7 @@ def _load_causal_lm(path: Path, dtype: torch.dtype, device: torch.device, trust_
     from transformers import AutoModelForCausalLM
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(
                 path,
                 dtype=dtype,
@@ -163,7 +163,7 @@ class ModelCache:
         base_path = Path(spec.base_model).resolve()
         name = f"a{abs(hash(str(spec.path.resolve())))}"
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 if self._peft is None or self._base_path != base_path:
                     self.release()
                     base = _load_causal_lm(base_path, self.dtype, self.device, self.trust_remote_code)
