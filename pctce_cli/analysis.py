@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.store import list_checkpoints, load_scores
 
 AGREEMENT_PERCENTILES = tuple(range(5, 100, 5)) + (99,)
+# summaries computed from per-document sums (they need the store's doc column)
+DOC_SUMMARIES = frozenset({"bpb", "byte_ppl", "word_ppl"})
 
 
 @dataclass
@@ -287,22 +290,33 @@ def checkpoint_summary(
     n_boot: int = 1000,
     seed: int = 0,
     ci_summaries: Sequence[str] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict:
-    """All SPEC §2 summaries of one checkpoint, read from its store partition."""
+    """All SPEC §2 summaries of one checkpoint, read from its store partition.
+
+    With ``only`` (summary names), the ``rank`` and ``doc`` columns are read only
+    when a listed summary needs them (top1; bpb, byte_ppl, word_ppl), and the
+    summaries that need an unread column are left out of the row.
+    """
     from pctce_cli.stats.bootstrap import bootstrap_ci
     from pctce_cli.stats.summaries import doc_sums, doc_normalized, summarize
 
-    s = load_scores(ck.root, ck.partition, columns=("doc", "ce", "rank"))
+    want = None if only is None or ci is not None else set(only)
+    need_rank = want is None or "top1" in want
+    need_doc = want is None or bool(want & DOC_SUMMARIES)
+    columns = ("doc",) * need_doc + ("ce",) + ("rank",) * need_rank
+    s = load_scores(ck.root, ck.partition, columns=columns)
     row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
-    summ = summarize(s.ce, s.rank, percentiles=percentiles)
+    summ = summarize(s.ce, s.rank if need_rank else None, percentiles=percentiles)
     n = summ.pop("n")
     row.update({"targets": int(n), "documents": int(len(s.docs)) if s.docs is not None else 0})
     row.update(summ)
-    ids, nll, _ = doc_sums(s.ce, s.doc)
-    docs = s.docs.set_index("doc").reindex(ids)
-    norm = doc_normalized(nll, docs["n_bytes"].to_numpy(), docs["n_words"].to_numpy())
-    norm.pop("n_docs")
-    row.update(norm)
+    if need_doc:
+        ids, nll, _ = doc_sums(s.ce, s.doc)
+        docs = s.docs.set_index("doc").reindex(ids)
+        norm = doc_normalized(nll, docs["n_bytes"].to_numpy(), docs["n_words"].to_numpy())
+        norm.pop("n_docs")
+        row.update(norm)
     for col in ("exact_match", "substring_match"):
         if s.docs is not None and col in s.docs.columns:
             row[f"acc_{col}"] = float(s.docs[col].mean())
@@ -317,9 +331,34 @@ def checkpoint_summary(
     return row
 
 
-def summary_rows(cks: Sequence[Checkpoint], percentiles, **kw) -> list[dict]:
-    """:func:`checkpoint_summary` for every checkpoint, one at a time (bounded memory)."""
-    return [checkpoint_summary(c, percentiles, **kw) for c in cks]
+def analysis_workers() -> int:
+    """Checkpoints summarized at once: ``$PCTCE_WORKERS``, else the number of cores (at most 4)."""
+    env = os.environ.get("PCTCE_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise UsageError(f"PCTCE_WORKERS must be a whole number, got '{env}'") from None
+        if n < 1:
+            raise UsageError(f"PCTCE_WORKERS must be at least 1, got {n}")
+        return n
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def summary_rows(cks: Sequence[Checkpoint], percentiles, workers: int | None = None, **kw) -> list[dict]:
+    """:func:`checkpoint_summary` for every checkpoint, in order.
+
+    Checkpoints are summarized by a few threads at once (:func:`analysis_workers`):
+    Parquet reading and numpy's partition/sort release the GIL, so this uses the
+    cores while memory stays bounded by that many checkpoints.
+    """
+    workers = min(len(cks), workers or analysis_workers())
+    if workers <= 1:
+        return [checkpoint_summary(c, percentiles, **kw) for c in cks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda c: checkpoint_summary(c, percentiles, **kw), cks))
 
 
 def crossings(rows: list[dict], reference: str, summaries: Sequence[str], runs: dict[str, str | None]) -> list[str]:
@@ -427,7 +466,7 @@ def summaries_table(
             df["group"] = None
         return df.reset_index(drop=True)
     qs = sorted({float(n[1:]) for n in needed if n.startswith("p")} | {25.0, 50.0, 75.0, 95.0})
-    rows = summary_rows(cks, qs)
+    rows = summary_rows(cks, qs, only=needed)
     df = pd.DataFrame(rows)
     if meta_columns:
         for c in cks:

@@ -80,6 +80,19 @@ def test_results_do_not_depend_on_sharding(stores):
     assert run_json("concord", stores["many"]) == run_json("concord", stores["one"])
 
 
+def test_parallel_summaries_equal_one_at_a_time(stores, monkeypatch):
+    from pctce_cli import analysis
+
+    cks = analysis.resolve_checkpoints([stores["many"]])
+    one = analysis.summary_rows(cks, [10, 50, 95], workers=1, ci=0.9, n_boot=100)
+    assert analysis.summary_rows(cks, [10, 50, 95], workers=3, ci=0.9, n_boot=100) == one
+    monkeypatch.setenv("PCTCE_WORKERS", "2")
+    assert analysis.analysis_workers() == 2
+    monkeypatch.setenv("PCTCE_WORKERS", "two")
+    r = run("summary", stores["many"])
+    assert r.exit_code == 2 and r.output.strip() == "Error: PCTCE_WORKERS must be a whole number, got 'two'"
+
+
 def test_bootstrap_is_reproducible_and_seeded(stores):
     a = run_json("summary", stores["one"], "--ci", "0.95", "--bootstrap", "300", "--seed", "7")
     b = run_json("summary", stores["one"], "--ci", "0.95", "--bootstrap", "300", "--seed", "7")
