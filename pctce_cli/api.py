@@ -37,6 +37,7 @@ from pctce_cli.scoring.run import (  # torch-free module: torch is imported insi
     DEFAULT_BATCH_TOKENS,
     DEFAULT_SHARD_TARGETS,
     ScoreOptions,
+    resolve_batch_tokens,
     identity_settings,
     plan_shards,
     validate_options,
@@ -475,7 +476,7 @@ def score_model(
     prefix: str = "auto",
     max_length: int | None = None,
     stride: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
     shard_targets: int = DEFAULT_SHARD_TARGETS,
     task_accuracy: bool = False,
     accuracy_margin: int = 8,
@@ -500,7 +501,7 @@ def score_model(
             :class:`~pctce_cli.data.Record`, or a :class:`ValidationData`.
         max_length: Window length (default: the model's context length).
         stride: Window stride (default: half the window).
-        batch_tokens: Token budget per forward pass.
+        batch_tokens: Token budget per forward pass (None: 2048 on CPU, 16384 on an accelerator).
         shard_targets: Targets per shard; shards are the unit of batching,
             of distribution over ranks and of the store's files.
         task_accuracy: Prompt/completion data: also greedy-decode each prompt
@@ -569,7 +570,7 @@ def score_model(
                 docs_k,
                 max_length=max_length,
                 stride=stride,
-                batch_tokens=options.batch_tokens,
+                batch_tokens=resolve_batch_tokens(options.batch_tokens, adapter.device),
                 pad_id=pad_id,
                 progress=progress,
                 label="model",
@@ -605,7 +606,7 @@ def score_model(
         "kind": "adapter" if hasattr(model, "peft_config") else "model",
         "tokenizer_path": getattr(tokenizer, "name_or_path", None) or None,
         "settings": {
-            "batch_tokens": options.batch_tokens,
+            "batch_tokens": resolve_batch_tokens(options.batch_tokens, adapter.device),
             "device": str(adapter.device),
             "trust_remote_code": False,
         },

@@ -96,7 +96,7 @@ class PercentileCECallback(TrainerCallback):
         prefix: str = "auto",
         max_length: int | None = None,
         stride: int | None = None,
-        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
         shard_targets: int = DEFAULT_SHARD_TARGETS,
     ):
         if not 0 <= concordance_threshold <= 1:

@@ -129,7 +129,7 @@ def score(
     prefix: Annotated[Prefix, typer.Option(help="Token placed before the first token so it can be scored (auto: BOS, else EOS).")] = Prefix.auto,
     max_length: Annotated[int | None, typer.Option(help="Window length in tokens (default: the model's context).", show_default=False)] = None,
     stride: Annotated[int | None, typer.Option(help="Sliding-window stride (default: half the window).", show_default=False)] = None,
-    batch_tokens: Annotated[int, typer.Option(help="Token budget per forward pass (batch × padded length).")] = 16384,
+    batch_tokens: Annotated[int | None, typer.Option(help="Token budget per forward pass (batch × padded length); default 2048 on CPU, 16384 on GPU.", show_default=False)] = None,
     shard_targets: Annotated[int, typer.Option(help="Targets per Parquet shard (the unit of resume).")] = 1 << 20,
     device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
     dtype: Annotated[DType, typer.Option(help="Model dtype (auto: float32 on CPU, bfloat16/float16 on CUDA).")] = DType.auto,

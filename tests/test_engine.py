@@ -165,3 +165,12 @@ def test_ce_and_rank_other_dtypes_and_non_finite():
     xg = x.float().requires_grad_()
     ceg, _ = ce_and_rank(xg, t)
     torch.testing.assert_close(ceg.detach(), _reference_ce_and_rank(x.float(), t)[0])
+
+
+def test_default_batch_tokens_depend_on_the_device():
+    from pctce_cli.scoring.run import resolve_batch_tokens
+
+    assert resolve_batch_tokens(None, torch.device("cpu")) == 2048
+    assert resolve_batch_tokens(None, torch.device("cuda", 0)) == 16384
+    assert resolve_batch_tokens(None, "mps") == 16384
+    assert resolve_batch_tokens(512, torch.device("cpu")) == 512
