@@ -518,7 +518,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-head", type=int, default=None)
     ap.add_argument("--max-length", type=int, default=None, help="window length = model context (default 512; quick 128)")
     ap.add_argument("--stride", type=int, default=None, help="default max_length // 2, as pctce")
-    ap.add_argument("--batch-tokens", type=int, default=16384, help="pctce's default")
+    ap.add_argument("--batch-tokens", type=int, default=None, help="token budget of every batched method (default: pctce's CPU default)")
     ap.add_argument("--min-len", type=int, default=50, help="shortest document (tokens)")
     ap.add_argument("--max-len", type=int, default=600, help="longest document (tokens; quick 150)")
     ap.add_argument("--mem-vocab", type=int, default=None)
@@ -585,6 +585,10 @@ def run_all(args, ap) -> dict:
             "threads", "vocab", "n_embd", "n_layer", "n_head", "max_length", "stride", "batch_tokens", "min_len",
             "max_len", "mem_vocab", "mem_n_embd", "mem_n_layer", "mem_n_head", "seed", "skip_memory")},
     }
+    if cfg["batch_tokens"] is None:
+        from pctce_cli.scoring.run import CPU_BATCH_TOKENS
+
+        cfg["batch_tokens"] = CPU_BATCH_TOKENS
     raw = {"config": cfg, "machine": machine_info(), "load_start": loadavg()}
     t_start = time.perf_counter()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="pctce-bench-"))
