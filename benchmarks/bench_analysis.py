@@ -694,7 +694,7 @@ def render(ctx, main_runs, ci_runs, scale_runs, stages, pctce_rows) -> str:
     if stages:
         L.append("Stages of one checkpoint's summary, timed in-process (seconds; same functions `checkpoint_summary` calls):")
         L.append("")
-        L.append("| checkpoint | `load_scores` (doc, ce, rank + docs) | `percentiles` (np.partition) | `summarize` (incl. percentiles) | `doc_sums` + bpb | `bootstrap_ci` | of which: `np.argsort(ce)` in `_prepare` (timed alone) | bootstrap method |")
+        L.append("| checkpoint | `load_scores` (doc, ce, rank + docs) | `percentiles` (histogram selection) | `summarize` (incl. percentiles) | `doc_sums` + bpb | `bootstrap_ci` | of which: `np.argsort(ce)` in `_prepare` (timed alone) | bootstrap method |")
         L.append("|---|---|---|---|---|---|---|---|")
         for b in stages:
             L.append(

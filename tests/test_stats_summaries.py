@@ -202,3 +202,27 @@ def test_doc_normalized_zero_denominators_and_errors():
         S.doc_normalized([1.0, 2.0], [3], [1, 1])
     with pytest.raises(UsageError, match="n_words must be finite and >= 0"):
         S.doc_normalized([1.0], [3], [-1])
+
+
+@pytest.mark.parametrize("kind", ["lognormal", "signed", "ties", "one_value", "tiny_and_huge"])
+def test_histogram_selection_equals_partition(kind):
+    """Large float32 arrays take the histogram path; it must return np.partition's values exactly."""
+    rng = np.random.default_rng(3)
+    n = S.RADIX_MIN + 12345
+    x = rng.lognormal(-0.3, 1.2, n)
+    if kind == "signed":
+        x[::5] *= -1
+        x[7] = -0.0
+        x[8] = 0.0
+    elif kind == "ties":
+        x = np.round(x, 1)
+    elif kind == "one_value":
+        x = np.full(n, 2.5)
+    elif kind == "tiny_and_huge":
+        x[::3] = 1e-30
+        x[1::3] = 3e30
+    x = x.astype(np.float32)
+    kth = np.unique(rng.integers(0, n, 25).tolist() + [0, n - 1, n // 2])
+    np.testing.assert_array_equal(S.order_statistics(x, kth), np.partition(x, kth)[kth])
+    qs = [0, 1, 10, 25, 50, 75, 90, 95, 99, 100]
+    np.testing.assert_array_equal(S.percentiles(x, qs), np.percentile(x.astype(np.float64), qs))
