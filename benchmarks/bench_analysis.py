@@ -364,14 +364,9 @@ def machine_info() -> dict:
     import duckdb
     import pyarrow
 
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
+
+    cpu = cpu_name()
     mem = "unknown"
     try:
         for line in open("/proc/meminfo"):

@@ -400,15 +400,7 @@ def _worker_rss(spec: dict) -> dict:
         res["rss_loaded_mib"] = _vm_mib()
         bench.run(m, warm, data_path=spec["warm_data"], scratch=str(scratch / "warm"))
         res["peak_setup_mib"] = _maxrss_mib()
-        res["hwm_reset"] = _reset_peak()
-        res["rss_base_mib"] = _vm_mib()
-        t0 = time.perf_counter()
-        out = bench.run(m, prepared, data_path=spec["data"], scratch=str(scratch / "run"))
-        res["wall"] = time.perf_counter() - t0
-        res["peak_timed_mib"] = _maxrss_mib()
-        res["peak_process_mib"] = max(res["peak_setup_mib"], res["peak_timed_mib"])
-        res.update(out)
-        return res
+        return _timed_pass(bench, m, prepared, spec, scratch, res)
     bench = Bench(spec)
     warm = bench.prepare(bench.documents(spec["warm_data"]), bt)
     prepared = bench.prepare(bench.documents(spec["data"]), bt)
@@ -426,6 +418,11 @@ def _worker_rss(spec: dict) -> dict:
         res["peak_check_mib"] = _maxrss_mib()
         bench.adapter = adapter
     res["peak_setup_mib"] = max(_maxrss_mib(), res.get("peak_before_check_mib", 0.0))
+    return _timed_pass(bench, m, prepared, spec, scratch, res)
+
+
+def _timed_pass(bench, m, prepared, spec, scratch, res) -> dict:
+    """The measured pass of a memory worker: peak RSS from a reset high-water mark, wall time."""
     res["hwm_reset"] = _reset_peak()
     res["rss_base_mib"] = _vm_mib()
     t0 = time.perf_counter()
@@ -473,14 +470,9 @@ def machine_info() -> dict:
     import torch
     import transformers
 
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
+
+    cpu = cpu_name()
     return {
         "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "transformers": transformers.__version__,
         "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}",
