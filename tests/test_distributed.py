@@ -33,3 +33,24 @@ def test_two_ranks_score_disjoint_shards_that_equal_one_process(tiny_ckpt, tmp_p
     np.testing.assert_array_equal(ddp.pos, one.pos)
     np.testing.assert_allclose(ddp.ce, one.ce, atol=1e-6)
     assert ddp.manifest["identity"] == one.manifest["identity"]
+
+
+def test_bad_input_under_torchrun_is_the_one_line_error_on_every_rank(tiny_ckpt, tmp_path):
+    # both ranks fail before scoring; each tears down the group it made, without
+    # waiting at a barrier, and exits 2 with the message (no abort, no hang)
+    missing = tmp_path / "nope.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "pctce_cli", "score"]
+    r = subprocess.run(
+        cmd + [str(tiny_ckpt), "--data", str(missing), "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode != 0
+    assert r.stderr.count(f"Error: data file not found: {missing}") == 2, r.stderr[-2000:]
+    assert "exitcode  : 2" in r.stderr
+    assert "terminate called" not in r.stderr
+    # the only traceback is torchrun's own report that a child failed
+    assert not [line for line in r.stderr.splitlines() if line.strip().startswith("File") and "pctce_cli" in line]

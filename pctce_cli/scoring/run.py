@@ -118,11 +118,20 @@ class _Dist:
                 self._owned = True
             self._dist = dist
 
-    def close(self) -> None:
-        """Tear down the process group if this run created it."""
+    def close(self, finished: bool = True) -> None:
+        """Tear down the process group if this run created it.
+
+        Args:
+            finished: every rank got here in step. Then wait for the others, so no
+                rank tears down gloo while another is still in a collective. On an
+                error path a rank may be alone, and waiting would hang until the
+                collective timeout; tearing down at once makes the others fail fast.
+        """
         if self._dist is not None and self._owned:
-            # no rank may tear down gloo while another is still in a collective
-            self._dist.barrier()
+            if finished:
+                self._dist.barrier()
+            # a process that exits with a live gloo group can abort at exit
+            # ("terminate called without an active exception"), so never leave one
             self._dist.destroy_process_group()
             self._dist, self._owned = None, False
 
@@ -281,13 +290,24 @@ def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = 
         PctceError: bad options, data or paths, or the store is locked — anything
             that stops the whole run before a checkpoint is scored.
     """
+    reporter = reporter or Reporter()
+    validate_options(options)
+    dist = _Dist()
+    finished = False
+    try:
+        results = _score_all(paths, options, reporter, dist)
+        finished = True
+        return results
+    finally:
+        dist.close(finished)
+
+
+def _score_all(paths, options: ScoreOptions, reporter: Reporter, dist: _Dist) -> list[CheckpointResult]:
+    """:func:`score_checkpoints` inside its process group."""
     import torch
 
     from pctce_cli.scoring import hf
 
-    reporter = reporter or Reporter()
-    validate_options(options)
-    dist = _Dist()
     specs = discover(paths, base_model=options.base_model)
     records = read_records(
         options.data,
@@ -327,7 +347,6 @@ def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = 
     finally:
         cache.release()
         lock.release()
-        dist.close()
     return results
 
 
