@@ -224,3 +224,25 @@ def test_point_mean_and_ppl_consistent():
     res = B.bootstrap_ci(ce, doc, ["mean", "ppl"], n_boot=100, seed=0, method="fast")
     np.testing.assert_allclose(res.replicates["ppl"], np.exp(res.replicates["mean"]), rtol=1e-14)
     assert res.point["ppl"] == pytest.approx(math.exp(res.point["mean"]), rel=1e-14)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_packed_sort_equals_the_indirect_sort(signed):
+    """float32 CE is sorted as packed (order key, document) integers: same values, same documents per value."""
+    rng = np.random.default_rng(5)
+    ce = np.round(rng.gamma(0.7, 2.0, 5000), 1).astype(np.float32)  # many ties
+    if signed:
+        ce[::7] *= -1
+        ce[3], ce[4] = -0.0, 0.0
+    inv = rng.integers(0, 300, ce.size).astype(np.intp)
+    sorted_ce, sorted_doc = B._sort_by_ce(ce, inv, 300)
+    order = np.argsort(ce, kind="stable")
+    np.testing.assert_array_equal(sorted_ce, ce[order])  # -0.0 and 0.0 compare equal
+    assert sorted_doc.dtype == inv.dtype
+    # within each run of identical values (bit for bit: -0.0 sorts before 0.0),
+    # the same documents as before, now in document order
+    bits, sorted_bits = ce.view(np.uint32), sorted_ce.view(np.uint32)
+    for v in np.unique(bits):
+        np.testing.assert_array_equal(sorted_doc[sorted_bits == v], np.sort(inv[bits == v]))
+    ref_ce, ref_doc = B._sort_by_ce(ce.astype(np.float64), inv, 300)  # the indirect path
+    np.testing.assert_array_equal(sorted_ce, ref_ce)

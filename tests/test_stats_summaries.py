@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pctce_cli.errors import UsageError
 from pctce_cli.stats import summaries as S
@@ -226,3 +228,19 @@ def test_histogram_selection_equals_partition(kind):
     np.testing.assert_array_equal(S.order_statistics(x, kth), np.partition(x, kth)[kth])
     qs = [0, 1, 10, 25, 50, 75, 90, 95, 99, 100]
     np.testing.assert_array_equal(S.percentiles(x, qs), np.percentile(x.astype(np.float64), qs))
+
+
+@given(
+    st.lists(
+        st.floats(width=32, allow_nan=False, allow_infinity=True, allow_subnormal=True),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_float32_order_key_orders_like_the_values_and_round_trips(values):
+    x = np.array(values, dtype=np.float32)
+    key, flipped = S.float32_order_key(x)
+    assert key.dtype == np.uint32 and flipped == bool(np.signbit(x).any())
+    ordered = x[np.argsort(key, kind="stable")]
+    assert np.all(ordered[:-1] <= ordered[1:])  # sorting keys sorts values
+    np.testing.assert_array_equal(S.float32_from_order_key(key, flipped).view(np.uint32), x.view(np.uint32))

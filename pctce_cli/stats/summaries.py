@@ -202,6 +202,38 @@ RADIX_MIN = 1 << 18
 RADIX_BITS = 20
 
 
+_SIGN32 = np.uint32(1 << 31)
+
+
+def float32_order_key(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Unsigned integers that order like the float32 values ``arr`` (finite, or ±inf).
+
+    Returns:
+        ``(key, flipped)``: the uint32 keys, and whether the sign trick was
+        needed (some value has its sign bit set). :func:`float32_from_order_key`
+        undoes it. Without negatives the keys are the values' own bits (no copy).
+
+    Example:
+        >>> a = np.array([-1.5, -0.0, 0.0, 2.0], dtype=np.float32)
+        >>> key, flipped = float32_order_key(a)
+        >>> bool(np.all(np.diff(key.astype(np.int64)) > 0)), flipped
+        (True, True)
+    """
+    u = arr.view(np.uint32)
+    if not np.signbit(arr).any():
+        return u, False  # non-negative floats already order as their bit patterns
+    # negatives (and -0.0): flip every bit; non-negatives: set the sign bit
+    return np.where(u & _SIGN32, ~u, u | _SIGN32), True
+
+
+def float32_from_order_key(key: np.ndarray, flipped: bool) -> np.ndarray:
+    """The float32 values whose :func:`float32_order_key` is ``key``."""
+    key = key.astype(np.uint32, copy=False)
+    if flipped:
+        key = np.where(key & _SIGN32, key & ~_SIGN32, ~key)
+    return key.view(np.float32)
+
+
 def order_statistics(arr: np.ndarray, kth: np.ndarray) -> np.ndarray:
     """The ``kth`` smallest values of a finite float array (0-based, sorted unique ``kth``).
 
@@ -219,13 +251,7 @@ def order_statistics(arr: np.ndarray, kth: np.ndarray) -> np.ndarray:
     if n < RADIX_MIN or arr.dtype != np.float32:  # (for float64 it measured no faster)
         return np.partition(arr, kth)[kth]
     bits, utype = 32, np.uint32
-    u = arr.view(utype)
-    sign = utype(1 << (bits - 1))
-    if np.signbit(arr).any():
-        # negatives (and -0.0): flip every bit; non-negatives: set the sign bit
-        key = np.where(u & sign, ~u, u | sign)
-    else:
-        key = u  # non-negative floats already order as their bit patterns
+    key, _ = float32_order_key(arr)
     bucket = (key >> utype(bits - RADIX_BITS)).astype(np.intp)  # (n,) in [0, 2**RADIX_BITS)
     counts = np.bincount(bucket, minlength=1 << RADIX_BITS)
     ends = np.cumsum(counts)  # ends[b] = values in buckets <= b
