@@ -279,7 +279,7 @@ DDP_WORKER = textwrap.dedent(
     trainer.train()
     logged = [e for e in trainer.state.log_history if "eval_pctce/mean" in e]
     (root / f"rank{os.environ['RANK']}.json").write_text(json.dumps(logged))
-    # Leave without Python's shutdown. 5 % of two-rank CPU runs of a plain
+    # Leave without Python's shutdown. About 1 in 25 two-rank CPU runs of a plain
     # Trainer abort at exit ("terminate called without an active exception"),
     # with or without the callback and even after barrier + destroy_process_group:
     # DDP keeps the gloo group alive, and its run-loop thread frees the Trainer's

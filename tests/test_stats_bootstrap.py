@@ -244,5 +244,5 @@ def test_packed_sort_equals_the_indirect_sort(signed):
     bits, sorted_bits = ce.view(np.uint32), sorted_ce.view(np.uint32)
     for v in np.unique(bits):
         np.testing.assert_array_equal(sorted_doc[sorted_bits == v], np.sort(inv[bits == v]))
-    ref_ce, ref_doc = B._sort_by_ce(ce.astype(np.float64), inv, 300)  # the indirect path
+    ref_ce, _ = B._sort_by_ce(ce.astype(np.float64), inv, 300)  # the indirect path
     np.testing.assert_array_equal(sorted_ce, ref_ce)
