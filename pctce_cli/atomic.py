@@ -1,0 +1,65 @@
+"""The package's one atomic writer: write to a hidden temporary name beside the target, fsync, rename.
+
+Readers never see a half-written file: either the old content or the new one
+exists under the final name. Temporary names start with ``.`` and end with
+``.tmp`` so store readers and globbing skip them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def temporary_name(path: Path) -> Path:
+    """The hidden temporary file that :func:`replacing` writes before renaming onto ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; when the block succeeds, fsync it and rename it onto ``path``.
+
+    The parent directory is created. On an exception the temporary file is
+    removed and ``path`` keeps its old content (or stays absent).
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> with replacing(d / "a.txt") as tmp:
+        ...     _ = tmp.write_text("hi")
+        >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
+        ('hi', ['a.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically; returns the path."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj, **dump_kw) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (``indent=2, sort_keys=True`` unless overridden)."""
+    kw = {"indent": 2, "sort_keys": True, "default": str} | dump_kw
+    return write_text(path, json.dumps(obj, **kw))
