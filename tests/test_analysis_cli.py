@@ -73,11 +73,40 @@ def test_summary_matches_numpy_and_lm_eval_definitions(stores):
     assert r["word_ppl"] == pytest.approx(math.exp(ce.sum() / n_words), rel=1e-9)
 
 
+def assert_close_tree(a, b, rel: float, path: str = "") -> None:
+    """Equal JSON trees: same keys, lengths, strings and integers; floats within ``rel`` (NaN/null equal)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), path
+        for k in a:
+            assert_close_tree(a[k], b[k], rel, f"{path}/{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close_tree(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert b == pytest.approx(a, rel=rel, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
 def test_results_do_not_depend_on_sharding(stores):
+    """Many shards and one shard give the same summaries, bootstrap intervals and concordance.
+
+    Not bit for bit: ``shard_targets`` changes which documents share a batch, so
+    the padded shapes and the blocked matmul order of the forward pass differ,
+    and a few stored CE values move by one float32 step (4.8e-7 measured on
+    another machine). Summaries of CE are then equal to float32 round-off; the
+    statistics themselves are shard-invariant exactly (tests/test_stats_*.py).
+    """
     a = run_json("summary", stores["many"], "--ci", "0.9", "--bootstrap", "200")
     b = run_json("summary", stores["one"], "--ci", "0.9", "--bootstrap", "200")
-    assert a == b
-    assert run_json("concord", stores["many"]) == run_json("concord", stores["one"])
+    assert_close_tree(a, b, rel=1e-5)
+    assert_close_tree(run_json("concord", stores["many"]), run_json("concord", stores["one"]), rel=1e-5)
+    many, one = load_scores(stores["many"], "tiny"), load_scores(stores["one"], "tiny")
+    assert np.array_equal(many.doc, one.doc) and np.array_equal(many.token, one.token)
+    # a rank can flip only where two logits are within round-off of each other
+    assert np.abs(many.rank - one.rank).max() <= 1 and (many.rank != one.rank).mean() < 0.01
+    np.testing.assert_allclose(many.ce, one.ce, rtol=1e-5, atol=1e-6)
 
 
 def test_parallel_summaries_equal_one_at_a_time(stores, monkeypatch):
