@@ -389,6 +389,14 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
+    from pctce_cli import render
+    from pctce_cli.threads import configure_threads
+
+    try:
+        configure_threads()  # before anything imports torch (pctce_cli/threads.py says why)
+    except PctceError as e:
+        render.error(str(e))
+        raise SystemExit(e.exit_code) from None
     app()
 
 
