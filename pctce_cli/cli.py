@@ -360,6 +360,31 @@ def decompose(
     _render(analysis.decompose_report(cks), fmt, output)
 
 
+@app.command(no_args_is_help=True)
+@handles_errors
+def verify(
+    store: Annotated[Path, typer.Argument(help="Score directory written by pctce score.", show_default=False)],
+    checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", "-c", help="Check only these checkpoint ids (repeatable).", show_default=False)] = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Check every stored file against its checksum, row count and values; exit 1 when anything is damaged."""
+    from pctce_cli import render
+    from pctce_cli.store import verify_store
+
+    ok, problems, incomplete = verify_store(store, checkpoint or None)
+    rows = (
+        [{"checkpoint": c, "status": "ok", "problem": ""} for c in ok]
+        + [{"checkpoint": p.checkpoint, "status": "damaged", "problem": p.message} for p in problems]
+        + [{"checkpoint": c, "status": "incomplete", "problem": "being scored, or interrupted: rerun pctce score to finish it"} for c in incomplete]
+    )
+    notes = [f"{len(ok)} verified, {len(problems)} damaged, {len(incomplete)} incomplete."]
+    if problems:
+        notes.append("Re-score each damaged checkpoint with 'pctce score … --force' (the same command with --force).")
+    render.emit([(f"Verified {store}", rows)], fmt.value, None, notes)
+    if problems:
+        raise typer.Exit(1)
+
+
 @app.command()
 @handles_errors
 def demo(

@@ -47,3 +47,11 @@ class GateFailed(PctceError):
     """A release gate rule failed (CLI exit code 1)."""
 
     exit_code = 1
+
+
+class DamagedStoreError(StoreError):
+    """A stored file is missing, garbled or fails its checksum; ``what`` names the file and the fault."""
+
+    def __init__(self, message: str, what: str):
+        super().__init__(message)
+        self.what = what

@@ -123,3 +123,22 @@ def make_gpt2(
         (out / "model.safetensors").unlink()
     tokenizer.save_pretrained(out)
     return model, tokenizer
+
+
+def reseal(partition) -> None:
+    """Recompute the shard checksums in a partition's manifest after a test edited its files on purpose.
+
+    Readers verify every shard against the manifest (a store cannot lie), so a
+    test that changes stored values deliberately must reseal them.
+    """
+    import json
+    from pathlib import Path
+
+    from pctce_cli.store.layout import MANIFEST, sha256_file
+
+    part = Path(partition)
+    manifest = json.loads((part / MANIFEST).read_text())
+    for rec in manifest["shards"]:
+        for key in ("tokens", "docs"):
+            rec[f"{key}_sha256"] = sha256_file(part / rec[f"{key}_file"])
+    (part / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))

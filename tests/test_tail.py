@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from pctce_cli.cli import app
 from pctce_cli.store import load_scores
 from pctce_cli.tail import visible
+from pctce_cli.testing import reseal
 from tests.conftest import TEXTS
 
 runner = CliRunner()
@@ -121,6 +122,7 @@ def test_vs_adds_the_other_checkpoints_ce(scored, tmp_path):
         t = pq.read_table(f)
         doubled = pa.array(t["ce"].to_numpy() * 2, type=pa.float32())
         pq.write_table(t.set_column(t.column_names.index("ce"), "ce", doubled), f)
+    reseal(other / "checkpoint=tiny")
     rows, notes = tail_json(out, "--top", "4", "--vs", f"{other}:tiny", "--no-decode")
     for r in rows:
         assert r["ce vs"] == pytest.approx(2 * r["ce"]) and r["Δ vs"] == pytest.approx(r["ce"])

@@ -1,0 +1,66 @@
+"""The per-token store (SPEC §6): hive-partitioned Parquet, manifests, lock, readers, verification.
+
+Layout of a score directory ``DIR``::
+
+    DIR/.pctce-lock                         held (flock) by the run writing DIR
+    DIR/checkpoint=<id>/part-00000.parquet  one row per target: doc, pos, token, ce, rank
+    DIR/checkpoint=<id>/_docs/part-00000.parquet   one row per document
+    DIR/checkpoint=<id>/_shards/00000.json  completion record of a shard (checksums)
+    DIR/checkpoint=<id>/_run.json           identity of the run in progress (for resume)
+    DIR/checkpoint=<id>/_manifest.json      written last: the partition is complete
+
+Names starting with ``_`` or ``.`` are skipped by pyarrow, DuckDB globs such as
+``DIR/*/*.parquet`` and Spark, so readers of the dataset see only token rows.
+Everything is written to a hidden temporary name and renamed when complete.
+
+A store cannot lie: every read checks each shard file against the SHA-256 in
+the manifest, Parquet page checksums, the row counts and the values (CE finite
+and ≥ 0, rank ≥ 0); a damaged partition is an error naming the file and what to
+do, never silently absent or "already scored". This package imports no torch.
+"""
+
+from pctce_cli.store.layout import (
+    LOCK,
+    MANIFEST,
+    RUN_STATE,
+    SCHEMA_VERSION,
+    TOKEN_COLUMNS,
+    StoreLock,
+    partition_dir,
+    read_manifest,
+)
+from pctce_cli.store.read import Scores, list_checkpoints, load_scores
+from pctce_cli.store.verify import Problem, verify_partition, verify_store
+from pctce_cli.store.write import (
+    completed_shards,
+    finish_partition,
+    identity_difference,
+    partition_state,
+    start_partition,
+    write_json_atomic,
+    write_shard,
+)
+
+__all__ = [
+    "LOCK",
+    "MANIFEST",
+    "RUN_STATE",
+    "SCHEMA_VERSION",
+    "TOKEN_COLUMNS",
+    "Problem",
+    "Scores",
+    "StoreLock",
+    "completed_shards",
+    "finish_partition",
+    "identity_difference",
+    "list_checkpoints",
+    "load_scores",
+    "partition_dir",
+    "partition_state",
+    "read_manifest",
+    "start_partition",
+    "verify_partition",
+    "verify_store",
+    "write_json_atomic",
+    "write_shard",
+]

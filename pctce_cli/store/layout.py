@@ -1,0 +1,202 @@
+"""Store layout: names, the lock, checksums, and reading a manifest that may be damaged."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import socket
+from pathlib import Path
+
+from pctce_cli.errors import DamagedStoreError, StoreError
+
+SCHEMA_VERSION = 1
+MANIFEST = "_manifest.json"
+RUN_STATE = "_run.json"
+LOCK = ".pctce-lock"
+TOKEN_COLUMNS = {"doc": "int64", "pos": "int32", "token": "int32", "ce": "float32", "rank": "int32"}
+
+# shard files named by a manifest: only these, so a damaged or hostile manifest cannot point outside its partition
+_SHARD_FILE = re.compile(r"^(?:_docs/)?part-\d{5,}\.parquet$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def partition_dir(root: str | Path, checkpoint_id: str) -> Path:
+    """``root/checkpoint=<id>``."""
+    return Path(root) / f"checkpoint={checkpoint_id}"
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def damaged(root: str | Path, what: str) -> DamagedStoreError:
+    """The one message for a damaged partition: what is wrong, then what to do."""
+    return DamagedStoreError(
+        f"{what}; the store is damaged: run 'pctce verify {root}' to list every damaged file, "
+        "then re-score the checkpoint with 'pctce score … --force'",
+        what,
+    )
+
+
+def require_store(root: Path) -> None:
+    """Raise :class:`StoreError` unless ``root`` is a directory holding ``checkpoint=*`` partitions."""
+    if not root.exists():
+        raise StoreError(f"score directory not found: {root}")
+    if not root.is_dir() or not any(root.glob("checkpoint=*")):
+        raise StoreError(f"{root} is not a pctce score directory (no checkpoint=* partitions)")
+
+
+def read_json(path: Path, root: str | Path) -> dict:
+    """A store JSON file as a dict, or a :func:`damaged` error naming it."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise damaged(root, f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise damaged(root, f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read ({e.strerror})") from None
+    if not isinstance(obj, dict):
+        raise damaged(root, f"{path} holds a JSON {type(obj).__name__}, expected an object")
+    return obj
+
+
+def check_manifest(manifest: dict, path: Path, root: str | Path, checkpoint_id: str) -> dict:
+    """Check the fields readers rely on; return the manifest or raise a :func:`damaged` error naming the field."""
+
+    def bad(field: str, expected: str) -> StoreError:
+        got = manifest.get(field, "nothing") if "." not in field else "something else"
+        return damaged(root, f"{path}: '{field}' should be {expected}, found {_short(got)}")
+
+    if manifest.get("id") != checkpoint_id:
+        raise bad("id", f"'{checkpoint_id}' (the partition's name)")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        raise bad("shards", "a list of shard records")
+    for k, rec in enumerate(shards):
+        if not isinstance(rec, dict):
+            raise bad(f"shards[{k}]", "an object")
+        for key in ("tokens_file", "docs_file"):
+            if not isinstance(rec.get(key), str) or not _SHARD_FILE.match(rec[key]):
+                raise damaged(root, f"{path}: shards[{k}].{key} should name a part-NNNNN.parquet file, found {_short(rec.get(key))}")
+        for key in ("tokens_sha256", "docs_sha256"):
+            if not isinstance(rec.get(key), str) or not _SHA256.match(rec[key]):
+                raise damaged(root, f"{path}: shards[{k}].{key} should be a SHA-256 hex digest, found {_short(rec.get(key))}")
+        for key in ("rows", "documents"):
+            if not _count(rec.get(key)):
+                raise damaged(root, f"{path}: shards[{k}].{key} should be a count, found {_short(rec.get(key))}")
+    if not _count(manifest.get("targets")) or manifest["targets"] != sum(r["rows"] for r in shards):
+        raise bad("targets", f"the sum of the shards' rows ({sum(r['rows'] for r in shards)})")
+    for key in ("fingerprints", "settings", "identity"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            raise bad(key, "an object")
+    return manifest
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def read_manifest(root: str | Path, checkpoint_id: str) -> dict:
+    """The manifest of a complete partition, checked (:func:`check_manifest`).
+
+    Raises:
+        StoreError: no such checkpoint, an unfinished one, or a damaged manifest.
+    """
+    root = Path(root)
+    require_store(root)
+    part = partition_dir(root, checkpoint_id)
+    man = part / MANIFEST
+    if not man.is_file():
+        if part.exists():
+            if (part / RUN_STATE).is_file() or lock_is_held(root):
+                raise StoreError(f"checkpoint '{checkpoint_id}' in {root} is incomplete; rerun pctce score to finish it")
+            raise damaged(root, f"{man} is missing (the partition is neither complete nor being scored)")
+        raise StoreError(f"no checkpoint '{checkpoint_id}' in {root}")
+    return check_manifest(read_json(man, root), man, root, checkpoint_id)
+
+
+class StoreLock:
+    """An exclusive advisory lock on a score directory, released when the process ends.
+
+    ``flock`` is released by the kernel when its holder dies, so a killed run never
+    leaves a stale lock behind.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._fh = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`StoreError` naming the holder."""
+        import fcntl
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / LOCK, "a+", encoding="utf-8")
+        except OSError as e:
+            raise StoreError(f"{self.root}: cannot create the score directory ({e.strerror})") from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise StoreError(
+                f"{self.root} is being written by another pctce run ({holder}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        started = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fh is not None:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lock_is_held(root: str | Path) -> bool:
+    """Whether a pctce run is writing ``root`` now (its lock is taken)."""
+    import fcntl
+
+    path = Path(root) / LOCK
+    if not path.is_file():
+        return False
+    try:
+        with open(path, encoding="utf-8") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False

@@ -1,0 +1,173 @@
+"""Reading a store: the checkpoints it holds and one checkpoint's arrays, verified as they are read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pctce_cli.store.layout import (
+    MANIFEST,
+    RUN_STATE,
+    check_manifest,
+    damaged,
+    lock_is_held,
+    partition_dir,
+    read_json,
+    read_manifest,
+    require_store,
+)
+
+
+@dataclass
+class Scores:
+    """One checkpoint's per-target arrays, per-document table and manifest."""
+
+    checkpoint: str
+    doc: np.ndarray
+    pos: np.ndarray
+    token: np.ndarray
+    ce: np.ndarray
+    rank: np.ndarray
+    docs: "object"  # pandas.DataFrame, one row per document
+    manifest: dict
+
+
+def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list[dict]:
+    """Manifests of the checkpoints in a store, ordered by step (when known), then name.
+
+    A partition being scored or left by an interrupted run (it has ``_run.json``,
+    or the store's lock is held) is not complete and is skipped. A partition with
+    neither a manifest nor run state is damaged: an error, never silently absent.
+
+    Args:
+        root: Score directory.
+        include_incomplete: Also list unfinished partitions, as
+            ``{"id": ..., "complete": False}``.
+
+    Raises:
+        StoreError: ``root`` is missing or not a score directory, or a partition
+            is damaged (the message names the file and what to do).
+    """
+    root = Path(root)
+    require_store(root)
+    out = []
+    writing = None
+    for part in sorted(root.glob("checkpoint=*")):
+        ck_id = part.name.split("=", 1)[1]
+        man = part / MANIFEST
+        if man.is_file():
+            m = check_manifest(read_json(man, root), man, root, ck_id)
+            m["complete"] = True
+            out.append(m)
+            continue
+        if writing is None:
+            writing = lock_is_held(root)
+        if not (writing or (part / RUN_STATE).is_file()):
+            raise damaged(root, f"{man} is missing (the partition is neither complete nor being scored)")
+        if include_incomplete:
+            out.append({"id": ck_id, "complete": False, "step": None})
+    out.sort(key=lambda m: (m.get("step") is None, m.get("step") or 0, m["id"]))
+    return out
+
+
+def read_shard(path: Path, sha256: str, rows: int, root: str | Path, columns=None):
+    """One shard file as a pyarrow Table, after checking its bytes, pages and row count.
+
+    The file is read once into memory: its SHA-256 is compared with the
+    manifest's, then Parquet decodes from that buffer with page checksums on.
+
+    Raises:
+        StoreError: the file is missing, does not match its checksum, is not
+            Parquet, or has another row count than the manifest records.
+    """
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise damaged(root, f"{path} is missing") from None
+    except OSError as e:
+        raise damaged(root, f"{path}: cannot read ({e.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise damaged(root, f"{path} does not match its checksum in the manifest")
+    try:
+        table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise damaged(root, f"{path} cannot be read as Parquet ({str(e).splitlines()[0][:120]})") from None
+    if table.num_rows != rows:
+        raise damaged(root, f"{path} has {table.num_rows} rows, the manifest records {rows}")
+    return table
+
+
+def check_values(paths: list[Path], rows: list[int], root, ce: np.ndarray | None, rank: np.ndarray | None) -> None:
+    """CE must be finite and ≥ 0 and rank ≥ 0: anything else is damage, never a number to summarize.
+
+    ``ce`` and ``rank`` are the shards' rows concatenated; ``paths`` and ``rows``
+    name the shards so that the message points at the file and its row.
+    """
+    bad = None
+    if ce is not None and ce.size and not (np.isfinite(ce).all() and ce.min() >= 0):
+        i = int(np.flatnonzero(~(np.isfinite(ce) & (ce >= 0)))[0])
+        bad = i, f"ce = {float(ce[i])!r}, expected a finite value >= 0"
+    elif rank is not None and rank.size and rank.min() < 0:
+        i = int(np.flatnonzero(rank < 0)[0])
+        bad = i, f"rank = {int(rank[i])}, expected >= 0"
+    if bad is not None:
+        i, what = bad
+        k = int(np.searchsorted(np.cumsum(rows), i, side="right"))
+        raise damaged(root, f"{paths[k]}: row {i - sum(rows[:k])}: {what}")
+
+
+def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "token", "ce", "rank")) -> Scores:
+    """Read one checkpoint's targets (as numpy arrays), documents and manifest, verified.
+
+    Only the shards listed in the manifest are read, so a reader never sees a
+    partial or foreign file; each is checked against its SHA-256, its Parquet
+    page checksums and its row count, and CE and rank values are validated.
+
+    Args:
+        root: Score directory.
+        checkpoint_id: Partition name (``checkpoint=<id>``).
+        columns: Token columns to read (others come back empty).
+
+    Raises:
+        StoreError: the store, the checkpoint or a shard is missing or damaged.
+    """
+    import pyarrow as pa
+
+    manifest = read_manifest(root, checkpoint_id)
+    part = partition_dir(root, checkpoint_id)
+    tok_tables, doc_tables, tok_paths = [], [], []
+    for rec in manifest["shards"]:
+        tokens_path = part / rec["tokens_file"]
+        tok_tables.append(read_shard(tokens_path, rec["tokens_sha256"], rec["rows"], root, list(columns)))
+        doc_tables.append(read_shard(part / rec["docs_file"], rec["docs_sha256"], rec["documents"], root))
+        tok_paths.append(tokens_path)
+    toks = pa.concat_tables(tok_tables) if tok_tables else None
+    try:
+        docs = pa.concat_tables(doc_tables, promote_options="default").to_pandas() if doc_tables else None
+    except pa.ArrowException as e:
+        raise damaged(root, f"{part / '_docs'}: the document tables do not fit together ({str(e)[:120]})") from None
+
+    def col(name, dtype):
+        if toks is None or name not in columns:
+            return np.zeros(0, dtype)
+        return toks.column(name).to_numpy().astype(dtype, copy=False)
+
+    ce, rank = col("ce", np.float32), col("rank", np.int32)
+    check_values(tok_paths, [r["rows"] for r in manifest["shards"]], root, ce if "ce" in columns else None, rank if "rank" in columns else None)
+    return Scores(
+        checkpoint=checkpoint_id,
+        doc=col("doc", np.int64),
+        pos=col("pos", np.int32),
+        token=col("token", np.int32),
+        ce=ce,
+        rank=rank,
+        docs=docs,
+        manifest=manifest,
+    )

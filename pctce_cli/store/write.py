@@ -1,0 +1,181 @@
+"""Writing a partition: run identity, resume, atomic shards with checksums, the manifest last."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pctce_cli import atomic
+from pctce_cli.errors import StoreError
+from pctce_cli.store.layout import (
+    MANIFEST,
+    RUN_STATE,
+    SCHEMA_VERSION,
+    check_manifest,
+    damaged,
+    partition_dir,
+    read_json,
+    sha256_file,
+)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON (indented, sorted keys) to a hidden temporary file, fsync, then rename over ``path``."""
+    atomic.write_json(path, obj)
+
+
+def _write_parquet_atomic(path: Path, columns: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({k: pa.array(v) for k, v in columns.items()})
+    with atomic.replacing(path) as tmp:
+        # page checksums (CRC32) let any Parquet reader that verifies them catch a damaged page
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+
+
+def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tuple[str, dict]:
+    """Decide what to do with a checkpoint's partition before scoring it.
+
+    Args:
+        root: Score directory.
+        checkpoint_id: Partition name.
+        identity: Fingerprints and result-relevant settings of this run.
+
+    Returns:
+        ``("done", manifest)`` when a complete partition has the same identity
+        (and every shard still matches its checksum);
+        ``("conflict", manifest)`` when a complete partition has another identity;
+        ``("resume", {shard: record})`` for an unfinished partition of the same identity
+        (only shards whose files still match their checksums);
+        ``("new", {})`` otherwise (an unfinished partition of another identity, or
+        with unreadable run state, is discarded).
+
+    Raises:
+        StoreError: the partition's manifest or one of its shard files is damaged
+            (never reported as "done": re-scoring it needs ``--force``).
+    """
+    part = partition_dir(root, checkpoint_id)
+    man = part / MANIFEST
+    if man.is_file():
+        manifest = check_manifest(read_json(man, root), man, root, checkpoint_id)
+        if manifest.get("identity") != identity:
+            return "conflict", manifest
+        for rec in manifest["shards"]:
+            for key in ("tokens", "docs"):
+                f = part / rec[f"{key}_file"]
+                if not f.is_file():
+                    raise damaged(root, f"{f} is missing")
+                if sha256_file(f) != rec[f"{key}_sha256"]:
+                    raise damaged(root, f"{f} does not match its checksum in the manifest")
+        return "done", manifest
+    run = part / RUN_STATE
+    try:
+        same = run.is_file() and read_json(run, root).get("identity") == identity
+    except StoreError:
+        same = False  # run state is only a resume hint: unreadable means start this partition afresh
+    if same:
+        return "resume", completed_shards(part)
+    return "new", {}
+
+
+def identity_difference(old: dict, new: dict) -> str:
+    """What differs between two run identities, for a user: "weights, max_length 64 → 32".
+
+    Examples:
+        >>> identity_difference({"data": "a", "settings": {"stride": 8}}, {"data": "b", "settings": {"stride": 4}})
+        'data, stride 8 → 4'
+    """
+    what = [k for k in ("weights", "tokenizer", "data", "documents") if old.get(k) != new.get(k)]
+    old_s, new_s = old.get("settings", {}), new.get("settings", {})
+    what += [f"{k} {old_s.get(k)!r} → {new_s.get(k)!r}" for k in sorted(new_s) if old_s.get(k) != new_s.get(k)]
+    return ", ".join(what) or "settings"
+
+
+def completed_shards(part: Path) -> dict[int, dict]:
+    """Shard records of ``part`` whose files exist and match their checksums (others are re-scored)."""
+    out = {}
+    for rec_path in sorted((part / "_shards").glob("*.json")):
+        try:
+            rec = read_json(rec_path, part.parent)
+            files = [part / rec["tokens_file"], part / rec["docs_file"]]
+            sums = [rec["tokens_sha256"], rec["docs_sha256"]]
+            shard = int(rec["shard"])
+        except (StoreError, KeyError, TypeError, ValueError):
+            continue  # a damaged record only means that shard is scored again
+        if all(f.is_file() for f in files) and [sha256_file(f) for f in files] == sums:
+            out[shard] = rec
+    return out
+
+
+def start_partition(root: str | Path, checkpoint_id: str, identity: dict, fresh: bool) -> Path:
+    """Create (or, when ``fresh``, wipe and recreate) a partition and record the run identity."""
+    part = partition_dir(root, checkpoint_id)
+    if fresh and part.exists():
+        # the manifest goes first, so an interrupted wipe never looks complete
+        with contextlib.suppress(FileNotFoundError):
+            (part / MANIFEST).unlink()
+        shutil.rmtree(part)
+    (part / "_shards").mkdir(parents=True, exist_ok=True)
+    (part / "_docs").mkdir(exist_ok=True)
+    write_json_atomic(part / RUN_STATE, {"identity": identity})
+    return part
+
+
+def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: dict | None = None) -> dict:
+    """Write one shard's token rows and document rows atomically, then its record.
+
+    Args:
+        part: Partition directory.
+        shard: Shard number (deterministic over the data, independent of ranks).
+        rank: Process rank that scored it (recorded only).
+        scored: A ``ScoredShard`` from the engine.
+        extra_doc_columns: More per-document columns (e.g. task accuracy).
+
+    Returns:
+        The shard record, also written to ``_shards/<shard>.json``.
+    """
+    tokens_file = f"part-{shard:05d}.parquet"
+    docs_file = f"_docs/part-{shard:05d}.parquet"
+    _write_parquet_atomic(
+        part / tokens_file,
+        {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank},
+    )
+    _write_parquet_atomic(part / docs_file, {**scored.doc_table, **(extra_doc_columns or {})})
+    ce64 = scored.ce.astype(np.float64)
+    rec = {
+        "shard": shard,
+        "rank": rank,
+        "tokens_file": tokens_file,
+        "docs_file": docs_file,
+        "tokens_sha256": sha256_file(part / tokens_file),
+        "docs_sha256": sha256_file(part / docs_file),
+        "rows": int(len(scored.ce)),
+        "documents": int(len(scored.doc_table["doc"])),
+        "ce_sum": float(ce64.sum()),
+        "seconds": round(float(scored.seconds), 4),
+    }
+    write_json_atomic(part / "_shards" / f"{shard:05d}.json", rec)
+    return rec
+
+
+def finish_partition(part: Path, manifest: dict, n_shards: int) -> dict:
+    """Check every shard is recorded, then write the manifest (the completion mark)."""
+    shards = completed_shards(part)
+    missing = sorted(set(range(n_shards)) - set(shards))
+    if missing:
+        raise StoreError(f"{part}: shards {missing[:5]} are missing; rerun the same command to finish them")
+    records = [shards[k] for k in range(n_shards)]
+    manifest = dict(manifest)
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest["shards"] = records
+    manifest["targets"] = int(sum(r["rows"] for r in records))
+    manifest["documents"] = int(sum(r["documents"] for r in records))
+    manifest["scoring_seconds"] = round(sum(r["seconds"] for r in records), 4)
+    write_json_atomic(part / MANIFEST, manifest)
+    with contextlib.suppress(FileNotFoundError):
+        (part / RUN_STATE).unlink()
+    return manifest
