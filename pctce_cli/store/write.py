@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,31 @@ from pctce_cli.store.layout import (
 )
 
 
+FAULT_ENV = "PCTCE_FAULT"
+FAULT_POINTS = ("shard-start", "shard-file-tmp", "shard-tokens-written", "shard-recorded", "manifest-before", "manifest-written")
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the crash tests: kill this process with SIGKILL (as ``kill -9`` would) at a named point.
+
+    With ``PCTCE_FAULT=NAME`` or ``NAME:N`` in the environment, the N-th time
+    (default the first) this process reaches point ``NAME`` of
+    :data:`FAULT_POINTS`, it dies on the spot: no cleanup, no ``finally``. The
+    tests then rerun the same command and check that no row was lost or doubled.
+    Without the variable this is one dictionary lookup.
+    """
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, _, nth = spec.partition(":")
+    if target != name:
+        return
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON (indented, sorted keys) to a hidden temporary file, fsync, then rename over ``path``."""
     atomic.write_json(path, obj)
@@ -35,6 +62,7 @@ def _write_parquet_atomic(path: Path, columns: dict) -> None:
     with atomic.replacing(path) as tmp:
         # page checksums (CRC32) let any Parquet reader that verifies them catch a damaged page
         pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        fault_point("shard-file-tmp")
 
 
 def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tuple[str, dict]:
@@ -121,6 +149,10 @@ def start_partition(root: str | Path, checkpoint_id: str, identity: dict, fresh:
         shutil.rmtree(part)
     (part / "_shards").mkdir(parents=True, exist_ok=True)
     (part / "_docs").mkdir(exist_ok=True)
+    # temporaries of a killed run (the caller holds the store's lock, so no live writer owns them)
+    for stale in [*part.glob(".*.tmp"), *part.glob("*/.*.tmp")]:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     write_json_atomic(part / RUN_STATE, {"identity": identity})
     return part
 
@@ -138,12 +170,14 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
     Returns:
         The shard record, also written to ``_shards/<shard>.json``.
     """
+    fault_point("shard-start")
     tokens_file = f"part-{shard:05d}.parquet"
     docs_file = f"_docs/part-{shard:05d}.parquet"
     _write_parquet_atomic(
         part / tokens_file,
         {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank},
     )
+    fault_point("shard-tokens-written")
     _write_parquet_atomic(part / docs_file, {**scored.doc_table, **(extra_doc_columns or {})})
     ce64 = scored.ce.astype(np.float64)
     rec = {
@@ -159,6 +193,7 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
         "seconds": round(float(scored.seconds), 4),
     }
     write_json_atomic(part / "_shards" / f"{shard:05d}.json", rec)
+    fault_point("shard-recorded")
     return rec
 
 
@@ -175,7 +210,9 @@ def finish_partition(part: Path, manifest: dict, n_shards: int) -> dict:
     manifest["targets"] = int(sum(r["rows"] for r in records))
     manifest["documents"] = int(sum(r["documents"] for r in records))
     manifest["scoring_seconds"] = round(sum(r["seconds"] for r in records), 4)
+    fault_point("manifest-before")
     write_json_atomic(part / MANIFEST, manifest)
+    fault_point("manifest-written")
     with contextlib.suppress(FileNotFoundError):
         (part / RUN_STATE).unlink()
     return manifest
