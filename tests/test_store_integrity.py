@@ -195,3 +195,18 @@ def test_verify_names_unknown_checkpoints_and_non_stores(store, tmp_path):
     assert res.exit_code == 2 and one_line(res.output) == f"Error: score directory not found: {tmp_path / 'none'}"
     with pytest.raises(StoreError):
         verify_store(tmp_path)
+
+
+def test_streaming_reads_the_same_rows_and_catches_the_same_damage(store):
+    from pctce_cli.store.read import iter_token_batches
+
+    batches = list(iter_token_batches(store, "cand", ("ce", "rank"), batch_rows=64))
+    s = load_scores(store, "cand")
+    assert np.array_equal(np.concatenate([b["ce"] for b in batches]), s.ce)
+    assert np.array_equal(np.concatenate([b["rank"] for b in batches]), s.rank)
+    path = shard(store, k=1)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedStoreError, match="does not match its checksum"):
+        list(iter_token_batches(store, "cand"))

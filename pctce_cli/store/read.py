@@ -104,11 +104,12 @@ def read_shard(path: Path, sha256: str, rows: int, root: str | Path, columns=Non
     return table
 
 
-def check_values(paths: list[Path], rows: list[int], root, ce: np.ndarray | None, rank: np.ndarray | None) -> None:
+def check_values(paths: list[Path], rows: list[int], root, ce: np.ndarray | None, rank: np.ndarray | None, first_row: int = 0) -> None:
     """CE must be finite and ≥ 0 and rank ≥ 0: anything else is damage, never a number to summarize.
 
     ``ce`` and ``rank`` are the shards' rows concatenated; ``paths`` and ``rows``
-    name the shards so that the message points at the file and its row.
+    name the shards so that the message points at the file and its row
+    (``first_row``: the file row of the arrays' first element, when streaming).
     """
     bad = None
     if ce is not None and ce.size and not (np.isfinite(ce).all() and ce.min() >= 0):
@@ -120,7 +121,7 @@ def check_values(paths: list[Path], rows: list[int], root, ce: np.ndarray | None
     if bad is not None:
         i, what = bad
         k = int(np.searchsorted(np.cumsum(rows), i, side="right"))
-        raise damaged(root, f"{paths[k]}: row {i - sum(rows[:k])}: {what}")
+        raise damaged(root, f"{paths[k]}: row {first_row + i - sum(rows[:k])}: {what}")
 
 
 def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "token", "ce", "rank")) -> Scores:
@@ -171,3 +172,48 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
         docs=docs,
         manifest=manifest,
     )
+
+
+def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), batch_rows: int = 1 << 20, verify: bool = True):
+    """Stream one checkpoint's token columns, a batch at a time, in bounded memory.
+
+    Each shard file is read once into memory (one shard, not the checkpoint),
+    checked against its SHA-256 when ``verify``, then decoded ``batch_rows`` rows at
+    a time. Row counts and values are checked as in :func:`load_scores`.
+
+    Yields:
+        dicts of column name → numpy array, one per batch.
+
+    Raises:
+        StoreError: a missing or damaged shard (named).
+    """
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    manifest = read_manifest(root, checkpoint_id)
+    part = partition_dir(root, checkpoint_id)
+    for rec in manifest["shards"]:
+        path = part / rec["tokens_file"]
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise damaged(root, f"{path} is missing") from None
+        if verify and hashlib.sha256(data).hexdigest() != rec["tokens_sha256"]:
+            raise damaged(root, f"{path} does not match its checksum in the manifest")
+        seen = 0
+        try:
+            batches = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=verify).iter_batches(
+                batch_size=batch_rows, columns=list(columns)
+            )
+            for batch in batches:
+                arrays = {name: batch.column(name).to_numpy() for name in columns}
+                check_values([path], [batch.num_rows], root, arrays.get("ce"), arrays.get("rank"), first_row=seen)
+                seen += batch.num_rows
+                yield arrays
+        except (pa.ArrowException, OSError) as e:
+            raise damaged(root, f"{path} cannot be read as Parquet ({str(e).splitlines()[0][:120]})") from None
+        if seen != rec["rows"]:
+            raise damaged(root, f"{path} has {seen} rows, the manifest records {rec['rows']}")
+        del data
