@@ -1,0 +1,151 @@
+"""Tokenizer-independent units (SPEC §8): word CE and byte-weighted distributions, from per-token arrays.
+
+A scored token covers ``n_bytes`` bytes of its document's text and belongs to
+one word (``word`` = the word's index within its document, or -1 for a token
+with an empty span, which belongs to no word or byte and is counted apart).
+
+* word CE = Σ of its tokens' CE; the word distribution is the list of word CEs;
+* byte distribution: a token contributes ``n_bytes`` equal values ``ce / n_bytes``.
+  Its percentiles are computed from (value, weight) pairs, never by
+  materialising one row per byte: a type-7 percentile needs the ``k``-th
+  smallest of the expanded values, and the expanded values' order statistics
+  are found from cumulative weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pctce_cli.errors import UsageError
+from pctce_cli.stats.summaries import as_ce, check_qs, float32_order_key, lerp, type7_index
+
+RADIX_BITS = 20
+RADIX_MIN = 1 << 16
+
+
+def word_ce(ce, doc, word) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """Per-word CE sums (SPEC §8) from per-token arrays sorted by (doc, pos).
+
+    Args:
+        ce: per-token CE (nats).
+        doc: per-token document id (non-decreasing).
+        word: per-token word index within its document, -1 for empty-span tokens.
+
+    Returns:
+        ``(word_ce, word_doc, word_index, empty_ce, n_empty)``: one float64 CE per
+        word (in document, then word order), the document and index of each word,
+        the summed CE of empty-span tokens and their count.
+
+    Example:
+        >>> w, d, i, e, n = word_ce([1.0, 2.0, 0.5, 4.0], [0, 0, 0, 1], [0, 0, -1, 0])
+        >>> w.tolist(), d.tolist(), e, n
+        ([3.0, 4.0], [0, 1], 0.5, 1)
+    """
+    c = as_ce(ce).astype(np.float64, copy=False)
+    d = np.asarray(doc, dtype=np.int64)
+    w = np.asarray(word, dtype=np.int64)
+    if not (c.shape == d.shape == w.shape):
+        raise UsageError(f"ce, doc and word must have the same length, got {c.shape[0]}, {d.shape[0]}, {w.shape[0]}")
+    empty = w < 0
+    n_empty = int(np.count_nonzero(empty))
+    empty_ce = float(c[empty].sum())
+    c, d, w = c[~empty], d[~empty], w[~empty]
+    if c.size == 0:
+        z = np.zeros(0)
+        return z, z.astype(np.int64), z.astype(np.int64), empty_ce, n_empty
+    # tokens of one word are adjacent in (doc, pos) order: a new word starts where (doc, word) changes
+    starts = np.flatnonzero(np.r_[True, (d[1:] != d[:-1]) | (w[1:] != w[:-1])])
+    return np.add.reduceat(c, starts), d[starts], w[starts], empty_ce, n_empty
+
+
+def weighted_percentiles(values, weights, qs) -> np.ndarray:
+    """Type-7 percentiles of the multiset where ``values[i]`` occurs ``weights[i]`` times.
+
+    Equals ``np.percentile(np.repeat(values, weights), qs)`` exactly, in
+    O(n) memory of the inputs (no expansion).
+
+    Args:
+        values: 1-D finite float array.
+        weights: 1-D non-negative integer array, same length.
+        qs: levels in [0, 100].
+
+    Example:
+        >>> weighted_percentiles([1.0, 3.0], [3, 1], [0, 50, 100]).tolist()
+        [1.0, 1.0, 3.0]
+    """
+    v = as_ce(values, "values")
+    wts = np.asarray(weights)
+    if wts.shape != v.shape or (wts.size and (not np.issubdtype(wts.dtype, np.integer) or wts.min() < 0)):
+        raise UsageError("weights must be non-negative integers, one per value")
+    levels = check_qs(qs)
+    wts = wts.astype(np.int64, copy=False)
+    total = int(wts.sum())
+    if total == 0:
+        return np.full(levels.shape, np.nan)
+    lo, hi, gamma = type7_index(total, levels)
+    kth = np.unique(np.concatenate([lo, hi]))
+    stats = _weighted_order_statistics(v, wts, kth)
+    pos = {int(k): i for i, k in enumerate(kth)}
+    return lerp(stats[[pos[int(k)] for k in lo]], stats[[pos[int(k)] for k in hi]], gamma)
+
+
+def _weighted_order_statistics(v: np.ndarray, w: np.ndarray, kth: np.ndarray) -> np.ndarray:
+    """The ``kth`` smallest (0-based) of the expanded multiset, by a weighted value-bit histogram when large."""
+    if v.size >= RADIX_MIN and v.dtype == np.float32:
+        key, _ = float32_order_key(v)
+        bucket = (key >> np.uint32(32 - RADIX_BITS)).astype(np.intp)
+        counts = np.bincount(bucket, weights=w, minlength=1 << RADIX_BITS).astype(np.int64)
+        ends = np.cumsum(counts)
+        which = np.searchsorted(ends, kth, side="right")
+        wanted = np.zeros(1 << RADIX_BITS, dtype=bool)
+        wanted[which] = True
+        keep = wanted[bucket]
+        v, w = v[keep], w[keep]  # buckets hold disjoint value ranges: ranks shift by the weight below them
+        kth = kth - (ends[which] - counts[which]) + _below_in_kept(counts, wanted, which)
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(w[order])
+    return v[order][np.searchsorted(cum, kth, side="right")]
+
+
+def _below_in_kept(counts: np.ndarray, wanted: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Weight of the kept buckets below each wanted bucket (the offset of its values among the kept ones)."""
+    kept_before = np.cumsum(np.where(wanted, counts, 0)) - np.where(wanted, counts, 0)
+    return kept_before[which]
+
+
+def byte_values(ce, n_bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(value, weight) pairs of the byte distribution: ``ce / n_bytes`` with weight ``n_bytes`` (empty spans dropped).
+
+    Example:
+        >>> v, w = byte_values([2.0, 1.0, 0.3], [4, 1, 0])
+        >>> v.tolist(), w.tolist()
+        ([0.5, 1.0], [4, 1])
+    """
+    c = as_ce(ce)
+    nb = np.asarray(n_bytes, dtype=np.int64)
+    if nb.shape != c.shape:
+        raise UsageError(f"n_bytes must have one entry per token ({c.shape[0]}), got {nb.shape[0]}")
+    keep = nb > 0
+    return (c[keep] / nb[keep].astype(c.dtype)).astype(c.dtype, copy=False), nb[keep]
+
+
+def byte_summary(ce, n_bytes, percentiles: Sequence[float]) -> dict[str, float]:
+    """Mean (nats per byte), bits per byte and percentiles of the byte distribution (SPEC §8).
+
+    Example:
+        >>> s = byte_summary([2.0, 1.0], [4, 1], [50])
+        >>> s["n"], s["mean"], s["p50"]
+        (5, 0.6, 0.5)
+    """
+    from pctce_cli.stats.summaries import percentile_name
+
+    v, w = byte_values(ce, n_bytes)
+    total = int(w.sum())
+    c = as_ce(ce).astype(np.float64)
+    mean = float(c[np.asarray(n_bytes) > 0].sum() / total) if total else float("nan")
+    out: dict[str, float] = {"n": total, "mean": mean, "bpb": mean / np.log(2)}
+    pct = weighted_percentiles(v, w, percentiles)
+    out.update({percentile_name(q): float(x) for q, x in zip(check_qs(percentiles).tolist(), pct)})
+    return out
