@@ -1,0 +1,64 @@
+"""Subset statistics (SPEC §7) against numpy on the filtered arrays; the union of subsets covers every target once."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pctce_cli.errors import UsageError
+from pctce_cli.stats.subsets import correct_split, macro_mean, subset_index
+from pctce_cli.stats.summaries import summarize
+
+
+@settings(max_examples=80, deadline=None)
+@given(lengths=st.lists(st.integers(0, 6), min_size=1, max_size=25), labels=st.lists(st.sampled_from("abc"), min_size=25, max_size=25))
+def test_subsets_partition_the_targets(lengths, labels):
+    doc = np.repeat(np.arange(len(lengths)), lengths)
+    idx = subset_index(doc, np.arange(len(lengths)), labels[: len(lengths)])
+    rows = np.sort(np.concatenate(list(idx.values()) or [np.zeros(0, np.int64)]))
+    assert rows.tolist() == list(range(doc.size))  # each target exactly once
+    for label, r in idx.items():
+        assert np.all(np.diff(r) > 0)  # stored order kept
+        assert all(labels[d] == label for d in doc[r])
+
+
+def test_per_subset_summaries_equal_numpy_on_the_filtered_arrays():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, 300)
+    doc = np.repeat(np.arange(300), lengths)
+    ce = rng.gamma(2, 1.2, doc.size).astype(np.float32)
+    labels = rng.choice(["prose", "code", "math"], 300)
+    idx = subset_index(doc, np.arange(300), labels)
+    means = []
+    for label, rows in idx.items():
+        want = ce[np.isin(doc, np.flatnonzero(labels == label))].astype(np.float64)
+        s = summarize(ce[rows], percentiles=[50, 95])
+        assert s["n"] == want.size and s["mean"] == pytest.approx(want.mean(), rel=1e-12)
+        assert [s["p50"], s["p95"]] == np.percentile(want, [50, 95]).tolist()
+        means.append(s["mean"])
+    assert macro_mean(means) == pytest.approx(sum(means) / 3, rel=1e-15)
+    # pooled numbers do not change when subsets exist
+    assert summarize(ce, percentiles=[50])["p50"] == np.percentile(ce.astype(np.float64), 50)
+
+
+def test_correct_split_by_hand():
+    ce = [0.1, 0.2, 0.3, 4.0, 6.0, 0.5]
+    doc = [0, 0, 1, 2, 2, 3]
+    out = correct_split(ce, doc, [0, 1, 2, 3], [True, True, False, True])
+    assert out["mean_correct"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.5) / 4)
+    assert out["mean_incorrect"] == pytest.approx(5.0)
+    assert out["ratio"] == pytest.approx(5.0 / 0.275)
+    assert (out["n_correct"], out["n_incorrect"]) == (3, 1)
+    none_wrong = correct_split(ce, doc, [0, 1, 2, 3], [True] * 4)
+    assert math.isnan(none_wrong["mean_incorrect"]) and math.isnan(none_wrong["ratio"])
+
+
+def test_missing_labels_and_documents_are_clear_errors():
+    with pytest.raises(UsageError, match="every document needs a subset label"):
+        subset_index([0, 1], [0, 1], ["a", None])
+    with pytest.raises(UsageError, match="document 5 has targets but no row in the per-document table"):
+        subset_index([0, 5], [0, 1], ["a", "b"])
