@@ -6,9 +6,9 @@ agree, and the stored doc/pos/token arrays are identical). Then every summary
 is compared as Δ = candidate − baseline with a paired document-level bootstrap
 interval (SPEC §2): each replicate resamples the same documents for both.
 
-This module also holds what `gate` and `tail` share with it: resolving a
-checkpoint argument (``DIR``, ``DIR:ID`` or an id in ``--store DIR``) and the
-pairing checks. No torch import here.
+Checkpoint arguments (``DIR``, ``DIR:ID`` or an id in ``--store DIR``) and the
+comparability rule come from :mod:`pctce_cli.catalog`; this module adds the
+row-by-row alignment check that `gate` and `tail` share. No torch import here.
 """
 
 from __future__ import annotations
@@ -20,120 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pctce_cli.analysis import Checkpoint, Report, pname
+from pctce_cli.analysis.report import Report
+from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
+from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
-from pctce_cli.store import Scores, list_checkpoints, load_scores, read_manifest
+from pctce_cli.stats.summaries import percentile_name
+from pctce_cli.store import Scores, load_scores
 
 LN2 = math.log(2.0)
-_INPUT_SETTINGS = ("prefix", "text_field", "prompt_field", "completion_field", "messages_field", "split_on")
 _CHUNK_CELLS = 4_000_000  # replicate chunk: the multiplicity matrix holds at most this many cells
 
 
-# ---------------------------------------------------------------- checkpoint arguments
-
-
-def _checkpoint(root: Path, manifest: dict) -> Checkpoint:
-    return Checkpoint(manifest["id"], root, manifest, manifest.get("step"), manifest["id"])
-
-
-def resolve_ref(arg: str, store: str | Path | None = None, what: str = "CHECKPOINT") -> Checkpoint:
-    """Resolve a checkpoint argument to a :class:`Checkpoint`.
-
-    Accepted forms, tried in this order:
-
-    * ``DIR`` — a score directory holding exactly one complete checkpoint
-      (a partition directory ``DIR/checkpoint=ID`` also works);
-    * ``DIR:ID`` — checkpoint ``ID`` in score directory ``DIR``;
-    * ``ID`` — a checkpoint id in ``store`` (``--store DIR``).
-
-    Raises:
-        StoreError: the directory or the checkpoint does not exist.
-        UsageError: ``DIR`` holds several checkpoints, so which one is ambiguous.
-    """
-    path = Path(arg)
-    if path.is_dir():
-        if path.name.startswith("checkpoint=") and (path / "_manifest.json").exists():
-            return _checkpoint(path.parent, read_manifest(path.parent, path.name.split("=", 1)[1]))
-        ms = list_checkpoints(path)
-        if not ms:
-            raise StoreError(f"{what}: {arg} holds no complete checkpoint (run pctce score to finish it)")
-        if len(ms) > 1:
-            names = ", ".join(m["id"] for m in ms[:6]) + (" …" if len(ms) > 6 else "")
-            raise UsageError(f"{what}: {arg} holds {len(ms)} checkpoints ({names}); name one as {arg}:ID")
-        return _checkpoint(path, ms[0])
-    root, sep, ck_id = arg.rpartition(":")
-    if sep and root and ck_id and Path(root).is_dir():
-        return _checkpoint(Path(root), read_manifest(root, ck_id))
-    if store is not None and not sep:
-        return _checkpoint(Path(store), read_manifest(store, arg))
-    if sep and root and ck_id:
-        raise StoreError(f"{what}: score directory not found: {root}")
-    raise StoreError(
-        f"{what}: score directory not found: {arg} (expected DIR, DIR:CHECKPOINT_ID, or a checkpoint id with --store DIR)"
-    )
-
-
-def label_pair(a: Checkpoint, b: Checkpoint) -> tuple[str, str]:
-    """Display names of two checkpoints; the same id in two stores becomes ``<dir name>/<id>``."""
-    if a.id == b.id and a.root != b.root:
-        return f"{a.root.name}/{a.id}", f"{b.root.name}/{b.id}"
-    return a.id, b.id
-
-
 # ---------------------------------------------------------------- pairing checks
-
-
-def _short(fp) -> str:
-    return str(fp)[:8] if fp else "none"
-
-
-def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_name: str | None = None) -> None:
-    """Refuse to pair two checkpoints whose manifests show different targets.
-
-    The ``data`` fingerprint covers the validation files, ``tokenizer`` the
-    tokenizer's content and ``documents`` the exact token ids and target masks
-    that were scored; all three must agree.
-
-    Raises:
-        MixedInputError: naming what differs.
-    """
-    a_name, b_name = a_name or a.id, b_name or b.id
-    fa, fb = a.manifest.get("fingerprints", {}), b.manifest.get("fingerprints", {})
-    reasons = []
-    if fa.get("data") != fb.get("data"):
-        reasons.append(f"different validation data (data fingerprints {_short(fa.get('data'))} vs {_short(fb.get('data'))})")
-    if fa.get("tokenizer") != fb.get("tokenizer"):
-        reasons.append(
-            f"different tokenizers (tokenizer fingerprints {_short(fa.get('tokenizer'))} vs {_short(fb.get('tokenizer'))})"
-        )
-    if not reasons and fa.get("documents") != fb.get("documents"):
-        sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
-        diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in _INPUT_SETTINGS if sa.get(k) != sb.get(k)]
-        reasons.append("different targets (" + (", ".join(diff) if diff else "documents fingerprints differ") + ")")
-    if reasons:
-        raise MixedInputError(
-            f"cannot pair '{a_name}' with '{b_name}': they were scored on {' and '.join(reasons)}; "
-            "a paired comparison needs both scored on the same data with the same tokenizer and settings"
-        )
-
-
-_SCORING_SETTINGS = ("max_length", "stride", "dtype")
-
-
-def settings_notes(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_name: str | None = None) -> list[str]:
-    """Notes on scoring settings that differ without changing the targets (window, stride, dtype).
-
-    Such checkpoints still pair, but part of Δ may come from the settings
-    rather than the weights, so reports say so.
-    """
-    sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
-    diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in _SCORING_SETTINGS if sa.get(k) != sb.get(k)]
-    if not diff:
-        return []
-    return [
-        f"Note: '{a_name or a.id}' and '{b_name or b.id}' were scored with different settings ({', '.join(diff)}); "
-        "part of Δ may come from the settings, not the weights."
-    ]
 
 
 def check_aligned(sa: Scores, sb: Scores, a_name: str, b_name: str) -> None:
@@ -229,18 +127,6 @@ def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot
 def significant(lo: float, hi: float) -> bool:
     """An interval excludes zero."""
     return bool((lo > 0 or hi < 0) and not (math.isnan(lo) or math.isnan(hi)))
-
-
-def signed(x: float, digits: int = 3) -> str:
-    """``+0.05`` / ``−0.03`` (a true minus sign), ``digits`` significant figures.
-
-    Examples:
-        >>> signed(0.05), signed(-0.03), signed(0.0)
-        ('+0.05', '−0.03', '+0')
-    """
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return ("+" if x >= 0 else "−") + f"{abs(x):.{digits}g}"
 
 
 def _interval_text(lo: float, hi: float) -> str:
@@ -344,7 +230,7 @@ def compare_scores(
     if len(sa.ce) == 0:
         raise StoreError(f"'{baseline}' holds no targets")
     qs = sorted(set(float(q) for q in percentiles) | {50.0})
-    names = ["mean", *[pname(q) for q in qs], "iqr"]
+    names = ["mean", *[percentile_name(q) for q in qs], "iqr"]
     res = paired_bootstrap(sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed)
     stats = {n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
 

@@ -17,7 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pctce_cli.analysis import Report, fmt, reading, resolve_checkpoints, select_report, summaries_table
+from pctce_cli.analysis.report import Report, reading
+from pctce_cli.analysis.select import select_report
+from pctce_cli.analysis.summary import summaries_table
+from pctce_cli.catalog import resolve_checkpoints
+from pctce_cli.fmt import short
 from pctce_cli.errors import DataError, ScoringError
 
 SUMMARIES = ["mean", "p50", "p90", "p95", "p99"]
@@ -208,8 +212,8 @@ def distillation_parts_from_table(t) -> list[DemoPart]:
     if by_mean["checkpoint"] != by_p50["checkpoint"]:
         summary.notes.append(
             f"In the distillation family (teacher + KL students) the lowest mean CE is {by_mean['checkpoint']} "
-            f"({fmt(by_mean['mean'])}), but the lowest median is {by_p50['checkpoint']} "
-            f"(p50 {fmt(by_p50['p50'])} vs {fmt(by_mean['p50'])}) whose mean is {fmt(by_p50['mean'])}: "
+            f"({short(by_mean['mean'])}), but the lowest median is {by_p50['checkpoint']} "
+            f"(p50 {short(by_p50['p50'])} vs {short(by_mean['p50'])}) whose mean is {short(by_p50['mean'])}: "
             "mean and median pick different checkpoints."
         )
     else:
@@ -217,14 +221,14 @@ def distillation_parts_from_table(t) -> list[DemoPart]:
     lo, hi = fam_final.loc[fam_final["p95"].idxmin()], fam_final.loc[fam_final["p95"].idxmax()]
     p50_span = fam_final["p50"].max() - fam_final["p50"].min()
     summary.notes.append(
-        f"Across the family's final checkpoints p50 spans {fmt(p50_span, 2)} nats while p95 spans "
-        f"{fmt(hi['p95'] - lo['p95'], 2)}: from {fmt(lo['p95'], 2)} ({lo['checkpoint']}) to {fmt(hi['p95'], 2)} ({hi['checkpoint']})."
+        f"Across the family's final checkpoints p50 spans {short(p50_span, 2)} nats while p95 spans "
+        f"{short(hi['p95'] - lo['p95'], 2)}: from {short(lo['p95'], 2)} ({lo['checkpoint']}) to {short(hi['p95'], 2)} ({hi['checkpoint']})."
     )
     split = []
     for run, sub in family.groupby("run", sort=False):
         sub = sub.sort_values("step")
         if len(sub) >= 2 and sub["mean"].iloc[-1] > sub["mean"].iloc[0] and sub["p50"].iloc[-1] < sub["p50"].iloc[0]:
-            split.append(f"{run} (mean {fmt(sub['mean'].iloc[0])} → {fmt(sub['mean'].iloc[-1])}, p50 {fmt(sub['p50'].iloc[0])} → {fmt(sub['p50'].iloc[-1])})")
+            split.append(f"{run} (mean {short(sub['mean'].iloc[0])} → {short(sub['mean'].iloc[-1])}, p50 {short(sub['p50'].iloc[0])} → {short(sub['p50'].iloc[-1])})")
     if split:
         summary.notes.append("Training longer makes mean CE worse and median CE better in " + "; ".join(split) + ".")
 
@@ -237,7 +241,7 @@ def distillation_parts_from_table(t) -> list[DemoPart]:
     rows = concordance_rows(groups)
     concord.add("Concordance across checkpoints (all steps): 1 = every pair ranked alike", rows)
     for r in rows[:2]:
-        concord.notes.append(f"{r['checkpoints']}: C(mean, p50) = {fmt(r['C(mean,p50)'])}, C_S = {fmt(r['C_S'])} — {reading(r['C_S'], 0.8, 0.6)}.")
+        concord.notes.append(f"{r['checkpoints']}: C(mean, p50) = {short(r['C(mean,p50)'])}, C_S = {short(r['C_S'])} — {reading(r['C_S'], 0.8, 0.6)}.")
 
     select = select_report(family, SUMMARIES)
     picks = select.sections[0][1]
@@ -277,8 +281,8 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
     first, last = t.iloc[0], t.iloc[-1]
     best = t.loc[t["mean"].idxmin()]
     summary.notes.append(
-        f"Mean CE goes from {fmt(first['mean'])} ({first['checkpoint']}) to {fmt(last['mean'])} ({last['checkpoint']}); "
-        f"accuracy from {fmt(first['accuracy'])} to {fmt(last['accuracy'])}."
+        f"Mean CE goes from {short(first['mean'])} ({first['checkpoint']}) to {short(last['mean'])} ({last['checkpoint']}); "
+        f"accuracy from {short(first['accuracy'])} to {short(last['accuracy'])}."
     )
     if best["checkpoint"] == last["checkpoint"]:
         summary.notes.append(
@@ -289,20 +293,20 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
         rise = (last["mean"] - best["mean"]) / best["mean"]
         summary.notes.append(
             f"Mean CE is lowest at {best['checkpoint']} and then rises {rise:.0%} by {last['checkpoint']}, "
-            f"while accuracy goes {fmt(best['accuracy'])} → {fmt(last['accuracy'])}."
+            f"while accuracy goes {short(best['accuracy'])} → {short(last['accuracy'])}."
         )
 
     concord = Report()
     rows = concordance_rows([("fine-tuning epochs", t)])
     concord.add("Concordance across epochs", rows)
-    concord.notes.append(f"C_S = {fmt(rows[0]['C_S'])} — {reading(rows[0]['C_S'], 0.8, 0.6)}.")
+    concord.notes.append(f"C_S = {short(rows[0]['C_S'])} — {reading(rows[0]['C_S'], 0.8, 0.6)}.")
 
     select = select_report(t, SUMMARIES, task="accuracy")
     picks = select.sections[0][1]
     select.sections = [("Fine-tuning: the epoch each rule picks, and its regret in accuracy", [{k: p.get(k) for k in ("rule", "checkpoint", "mean", "p50", "task", "regret")} for p in picks])]
     worst = max((p for p in picks if not math.isnan(p.get("regret", math.nan))), key=lambda p: p["regret"], default=None)
     if worst is not None and worst["regret"] > 0:
-        select.notes.append(f"The worst CE rule here is {worst['rule']}: it picks {worst['checkpoint']}, losing {fmt(worst['regret'])} accuracy against the best epoch.")
+        select.notes.append(f"The worst CE rule here is {worst['rule']}: it picks {worst['checkpoint']}, losing {short(worst['regret'])} accuracy against the best epoch.")
     else:
         select.notes.append("Every CE rule picks an epoch with the best accuracy (regret 0).")
     return [

@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from pctce_cli import fmt
+
 FORMATS = ("table", "json", "csv", "markdown")
 
 stderr = Console(stderr=True)
@@ -30,25 +32,6 @@ def error(message: str) -> None:
 def warn(message: str) -> None:
     """Print a one-line warning."""
     stderr.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def fmt_number(v, digits: int = 4) -> str:
-    """Format a number for a table: integers plainly, floats to ``digits`` significant places."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "—"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.{digits - 1}e}"
-        return f"{v:.{digits}f}".rstrip("0").rstrip(".") if abs(v) >= 1000 else f"{v:.{digits}f}"
-    return str(v)
 
 
 def _clean(v):
@@ -82,10 +65,10 @@ def fit_columns(rows: list[dict], width: int) -> list[list[str]]:
     columns = [c for c in rows[0] if any(r.get(c) is not None and not (isinstance(r.get(c), float) and math.isnan(r.get(c))) for r in rows)]
     if not columns:
         return [list(rows[0])]
-    widths = {c: max(len(c), *(len(fmt_number(r.get(c))) for r in rows)) + 3 for c in columns}
+    widths = {c: max(len(c), *(len(fmt.number(r.get(c))) for r in rows)) + 3 for c in columns}
     # the key repeated in every block: the first column, and the second too when
     # the first does not identify a row (e.g. candidate × rule)
-    n_key = 1 if len({fmt_number(r.get(columns[0])) for r in rows}) == len(rows) or len(columns) < 3 else 2
+    n_key = 1 if len({fmt.number(r.get(columns[0])) for r in rows}) == len(rows) or len(columns) < 3 else 2
     key, rest = columns[:n_key], columns[n_key:]
     key_width = sum(widths[c] for c in key) + 1
     blocks, current, used = [], list(key), key_width
@@ -107,7 +90,7 @@ def rich_table(rows: list[dict], columns: list[str] | None = None, title: str | 
         numeric = any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows)
         table.add_column(escape(c), justify="right" if numeric else "left")
     for r in rows:
-        table.add_row(*(escape(fmt_number(r.get(c))) for c in columns))
+        table.add_row(*(escape(fmt.number(r.get(c))) for c in columns))
     return table
 
 
@@ -116,7 +99,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     columns = columns or (list(rows[0]) if rows else [])
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(fmt_number(r.get(c)).replace("|", "\\|") for c in columns) + " |")
+        lines.append("| " + " | ".join(fmt.number(r.get(c)).replace("|", "\\|") for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pctce_cli.analysis import Report
+from pctce_cli.analysis.report import Report
 from pctce_cli.errors import CheckpointError, DataError, UsageError
+from pctce_cli.store import Scores
 
 BY = ("token", "document")
 
@@ -193,6 +194,7 @@ def run_tail(
     tokenizer: str | Path | None = None,
     data: Sequence[str | Path] | None = None,
     decode: bool = True,
+    scores: Scores | None = None,
 ) -> Report:
     """`pctce tail`: the highest-CE targets (``by="token"``) or the documents carrying most of the tail.
 
@@ -207,8 +209,11 @@ def run_tail(
             its CE on the same targets is added.
         tokenizer, data: Replace the tokenizer / data files recorded in the manifest.
         decode: Decode context and target (needs tokenizer and data); off: token ids only.
+        scores: The checkpoint's arrays when the caller has loaded them (all columns;
+            ``pctce report`` reads each partition once).
     """
-    from pctce_cli.compare import label_pair, load_pair, resolve_ref
+    from pctce_cli.catalog import label_pair, resolve_ref
+    from pctce_cli.compare import load_pair
     from pctce_cli.store import load_scores
 
     if by not in BY:
@@ -228,7 +233,7 @@ def run_tail(
             raise UsageError(f"--vs names the checkpoint itself ('{name}')")
         s, other = load_pair(ck, o, name, o_name)
     else:
-        s = load_scores(ck.root, ck.partition)
+        s = scores if scores is not None else load_scores(ck.root, ck.partition)
     if len(s.ce) == 0:
         raise DataError(f"'{name}' holds no targets")
     total_mass = float(s.ce.astype(np.float64).sum())

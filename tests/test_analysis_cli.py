@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pctce_cli.cli import app
 from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
-from pctce_cli.store import load_scores
+from pctce_cli.store import load_scores, read_manifest
 
 from .conftest import TEXTS
 
@@ -110,9 +110,10 @@ def test_results_do_not_depend_on_sharding(stores):
 
 
 def test_parallel_summaries_equal_one_at_a_time(stores, monkeypatch):
-    from pctce_cli import analysis
+    from pctce_cli.analysis import summary as analysis
+    from pctce_cli.catalog import resolve_checkpoints
 
-    cks = analysis.resolve_checkpoints([stores["many"]])
+    cks = resolve_checkpoints([stores["many"]])
     one = analysis.summary_rows(cks, [10, 50, 95], workers=1, ci=0.9, n_boot=100)
     assert analysis.summary_rows(cks, [10, 50, 95], workers=3, ci=0.9, n_boot=100) == one
     monkeypatch.setenv("PCTCE_WORKERS", "2")
@@ -205,8 +206,10 @@ def test_mixed_data_is_refused_unless_allowed(stores, tiny_ckpt, tmp_path):
     score_checkpoints([str(tiny_ckpt)], ScoreOptions(data=[str(other)], out=tmp_path / "other", split_on="blank-lines"))
     r = run("summary", stores["one"], tmp_path / "other")
     assert r.exit_code == 2
+    fp = [read_manifest(d, c)["fingerprints"]["data"][:8] for d, c in ((stores["one"], "teacher.checkpoint-250"), (tmp_path / "other", "tiny"))]
     assert r.stderr.strip() == (
-        "Error: 'teacher.checkpoint-250' and 'other/tiny' were scored on different validation data; "
+        f"Error: 'teacher.checkpoint-250' and 'other/tiny' were scored on different validation data "
+        f"(data fingerprints {fp[0]} vs {fp[1]}); "
         "their CE distributions are not comparable (pass --allow-mixed to compare anyway)"
     )
     r = run("summary", stores["one"], tmp_path / "other", "--allow-mixed")

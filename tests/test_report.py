@@ -186,3 +186,24 @@ def test_report_decodes_tail_examples_and_says_so_when_the_data_is_gone(real_sto
     text = out.read_text(encoding="utf-8")
     assert "<th>context</th>" not in text
     assert f"The text of tiny&#x27;s tail is not shown, only token ids: cannot decode &#x27;tiny&#x27;: data file {data} (recorded in the manifest) is gone." in text
+
+
+@pytest.mark.parametrize("tail", [["--tail-top", "3"], ["--tail-top", "3", "--tail-checkpoint", "*"], ["--tail-top", "0"]])
+def test_report_reads_each_partition_once(synth, tmp_path, monkeypatch, tail):
+    """Every section's numbers come from one read of each checkpoint (shards are counted as read)."""
+    from pctce_cli.store import read
+
+    reads: dict[str, int] = {}
+    real = read.read_shard
+
+    def counting(path, *args, **kw):
+        reads[str(path)] = reads.get(str(path), 0) + 1
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(read, "read_shard", counting)
+    store, meta = synth
+    r = run("report", store, "--meta", meta, "--task", "acc", "--vs", "baseline", *tail, "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    shards = sorted(str(p) for p in store.glob("checkpoint=*/**/*.parquet"))  # CE shards and the _docs table
+    assert shards and sorted(reads) == shards
+    assert set(reads.values()) == {1}

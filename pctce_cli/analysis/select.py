@@ -1,0 +1,54 @@
+"""Core of `pctce select`: the checkpoint each summary picks, its regret, and agreement with a task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pctce_cli.analysis.report import Report
+from pctce_cli.errors import UsageError
+
+# ``--task`` names that mean the accuracy stored by ``pctce score --task-accuracy``
+TASK_ALIASES = {"accuracy": "acc_exact_match", "exact_match": "acc_exact_match", "substring_match": "acc_substring_match"}
+
+
+def resolve_task(table, task: str | None) -> str | None:
+    """Map a ``--task`` name to a numeric column (``accuracy`` → the stored exact-match accuracy)."""
+    import pandas as pd
+
+    if task is None:
+        return None
+    col = task if task in table.columns else TASK_ALIASES.get(task)
+    if col is None or col not in table.columns:
+        have = [c for c in table.columns if c not in ("checkpoint", "group", "step")]
+        raise UsageError(f"--task '{task}': no such column (have: {', '.join(map(str, have))}); add it with --meta")
+    if not pd.api.types.is_numeric_dtype(table[col]):
+        try:
+            table[col] = pd.to_numeric(table[col])
+        except (ValueError, TypeError):
+            raise UsageError(f"--task '{task}': column is not numeric") from None
+    if table[col].isna().any():
+        missing = table.loc[table[col].isna(), "checkpoint"].tolist()
+        raise UsageError(f"--task '{task}': no value for {', '.join(missing[:5])}")
+    return col
+
+
+def select_report(
+    table,
+    summaries: Sequence[str],
+    task: str | None = None,
+    higher_is_better: bool = True,
+    agreement_summaries: Sequence[str] | None = None,
+) -> Report:
+    """`pctce select`: the checkpoint each rule picks, regret, and agreement with the task."""
+    from pctce_cli.stats.selection import agreement, select
+
+    col = resolve_task(table, task)
+    report = Report()
+    picks = select(table.set_index("checkpoint") if "checkpoint" in table.columns else table, list(summaries), task=col, higher_is_better=higher_is_better)
+    report.add("Selection rules (each picks the checkpoint minimizing its summary)", picks)
+    if col is not None:
+        cols = [s for s in (agreement_summaries or summaries) if s in table.columns]
+        groups = table["group"] if "group" in table.columns and table["group"].notna().any() else None
+        agr = agreement(table.set_index("checkpoint"), col, cols, groups=groups, higher_is_better=higher_is_better)
+        report.add(f"Agreement of each summary with {task}", agr)
+    return report

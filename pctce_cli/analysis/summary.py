@@ -1,0 +1,227 @@
+"""Core of `pctce summary`, and the per-checkpoint summary tables that concord and select read.
+
+Each checkpoint's partition is read once (only the columns the requested
+summaries need) and its row comes from :func:`pctce_cli.stats.row.summary_row`,
+the row the Python API and the Trainer callback report too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from pctce_cli.analysis.report import Report
+from pctce_cli.catalog import Checkpoint, read_table
+from pctce_cli.errors import UsageError
+from pctce_cli.stats.row import DOC_SUMMARIES, summary_row
+from pctce_cli.stats.summaries import percentile_name
+from pctce_cli.store import Scores, load_scores
+
+
+def columns_for(only: Sequence[str] | None, ci: float | None = None) -> tuple[str, ...]:
+    """Store columns a summary row needs: ``rank`` only for top1, ``doc`` only for bpb/byte_ppl/word_ppl (or intervals)."""
+    want = None if only is None or ci is not None else set(only)
+    need_rank = want is None or "top1" in want
+    need_doc = want is None or bool(want & DOC_SUMMARIES)
+    return ("doc",) * need_doc + ("ce",) + ("rank",) * need_rank
+
+
+def checkpoint_row(
+    ck: Checkpoint,
+    s: Scores,
+    percentiles: Sequence[float],
+    ci: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci_summaries: Sequence[str] | None = None,
+    only: Sequence[str] | None = None,
+) -> dict:
+    """All SPEC §2 summaries of one checkpoint from its loaded arrays.
+
+    With ``only`` (summary names), summaries that need a column ``only`` does not
+    need (see :func:`columns_for`) are left out, exactly as if it was not read.
+    """
+    cols = columns_for(only, ci)
+    row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
+    row.update(
+        summary_row(
+            s.ce,
+            s.doc if "doc" in cols else None,
+            s.rank if "rank" in cols else None,
+            s.docs,
+            percentiles=percentiles,
+            ci=ci,
+            n_boot=n_boot,
+            seed=seed,
+            ci_summaries=ci_summaries,
+        )
+    )
+    return row
+
+
+def checkpoint_summary(ck: Checkpoint, percentiles: Sequence[float], ci: float | None = None, only: Sequence[str] | None = None, **kw) -> dict:
+    """:func:`checkpoint_row` of one checkpoint, reading only the columns its summaries need."""
+    s = load_scores(ck.root, ck.partition, columns=columns_for(only, ci))
+    return checkpoint_row(ck, s, percentiles, ci=ci, only=only, **kw)
+
+
+def analysis_workers() -> int:
+    """Checkpoints summarized at once: ``$PCTCE_WORKERS``, else the number of cores (at most 4)."""
+    env = os.environ.get("PCTCE_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise UsageError(f"PCTCE_WORKERS must be a whole number, got '{env}'") from None
+        if n < 1:
+            raise UsageError(f"PCTCE_WORKERS must be at least 1, got {n}")
+        return n
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def summary_rows(cks: Sequence[Checkpoint], percentiles, workers: int | None = None, **kw) -> list[dict]:
+    """:func:`checkpoint_summary` for every checkpoint, in order.
+
+    Checkpoints are summarized by a few threads at once (:func:`analysis_workers`):
+    Parquet reading and numpy's partition/sort release the GIL, so this uses the
+    cores while memory stays bounded by that many checkpoints.
+    """
+    workers = min(len(cks), workers or analysis_workers())
+    if workers <= 1:
+        return [checkpoint_summary(c, percentiles, **kw) for c in cks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda c: checkpoint_summary(c, percentiles, **kw), cks))
+
+
+def crossings(rows: list[dict], reference: str, summaries: Sequence[str], runs: dict[str, str | None]) -> list[str]:
+    """For each run ordered by step, the first step at which a summary drops below the reference.
+
+    Examples:
+        >>> rows = [{"checkpoint": "t", "p50": 1.0}, {"checkpoint": "s.1", "step": 1, "p50": 1.5},
+        ...         {"checkpoint": "s.2", "step": 2, "p50": 0.9}]
+        >>> crossings(rows, "t", ["p50"], {"s.1": "s", "s.2": "s", "t": None})
+        ['p50 of run s crosses below t at step 2']
+    """
+    ref = next(r for r in rows if r["checkpoint"] == reference)
+    by_run: dict[str, list[dict]] = {}
+    for r in rows:
+        run = runs.get(r["checkpoint"])
+        if run is not None and r["checkpoint"] != reference and r.get("step") is not None:
+            by_run.setdefault(run, []).append(r)
+    lines = []
+    for run, items in by_run.items():
+        if len(items) < 2:
+            continue
+        items.sort(key=lambda r: r["step"])
+        for s in summaries:
+            below = [r for r in items if r.get(s) is not None and r[s] < ref[s]]
+            if not below:
+                lines.append(f"{s} of run {run} never crosses below {reference}")
+            elif below[0] is items[0]:
+                lines.append(f"{s} of run {run} is below {reference} from its first step ({items[0]['step']})")
+            else:
+                lines.append(f"{s} of run {run} crosses below {reference} at step {below[0]['step']}")
+    return lines
+
+
+def summary_report(
+    cks: Sequence[Checkpoint],
+    percentiles: Sequence[float],
+    ci: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    vs: str | None = None,
+    rows: list[dict] | None = None,
+) -> Report:
+    """`pctce summary`: per-checkpoint summaries, optional bootstrap intervals and a reference.
+
+    Args:
+        rows: The checkpoints' :func:`checkpoint_row` rows when the caller has
+            already computed them (``pctce report`` reads each partition once).
+    """
+    if ci is not None and not 0 < ci < 1:
+        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+    if rows is None:
+        rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed)
+    methods = sorted({r.pop("_ci_method") for r in rows if "_ci_method" in r})
+    errors = [r.pop("_ci_error") for r in rows if "_ci_error" in r]
+    report = Report()
+    report.add("Per-token CE summaries (nats)", rows)
+    if ci is not None:
+        method = "/".join(methods)
+        err = max(errors, default=0.0)
+        report.notes.append(
+            f"Intervals: {ci:.0%} document-level bootstrap, {n_boot} resamples, seed {seed}, method {method}"
+            + (f" (percentile bounds within ±{err:.2g} nats of the exact resample)" if err else "")
+            + "."
+        )
+    if vs is not None:
+        ids = [r["checkpoint"] for r in rows]
+        if vs not in ids:
+            raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+        ref = rows[ids.index(vs)]
+        names = ["mean", *[percentile_name(q) for q in percentiles], "iqr", "bpb"]
+        delta_rows = []
+        for r in rows:
+            d = {"checkpoint": r["checkpoint"], "step": r["step"]}
+            for n in names:
+                d[f"Δ{n}"] = r[n] - ref[n] if r.get(n) is not None and ref.get(n) is not None else math.nan
+            delta_rows.append(d)
+        report.add(f"Difference to {vs} (negative = lower CE than the reference)", delta_rows)
+        runs = {c.id: (c.group or c.run) for c in cks}
+        report.notes += crossings(rows, vs, ["mean", *[percentile_name(q) for q in percentiles]], runs)
+    return report
+
+
+def table_percentiles(needed: Sequence[str]) -> list[float]:
+    """Percentile levels a summaries table computes for ``needed`` (plus those iqr and z95 use)."""
+    return sorted({float(n[1:]) for n in needed if n.startswith("p")} | {25.0, 50.0, 75.0, 95.0})
+
+
+def rows_table(cks: Sequence[Checkpoint], rows: list[dict], meta_columns: bool = True):
+    """A DataFrame of summary rows, with each checkpoint's ``--meta`` columns."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if meta_columns:
+        for c in cks:
+            for k, v in c.meta.items():
+                if k != "group":
+                    df.loc[df["checkpoint"] == c.id, k] = v
+    return df
+
+
+def summaries_table(
+    cks: Sequence[Checkpoint] | None,
+    summaries_file: str | Path | None,
+    needed: Sequence[str],
+    meta_columns: bool = True,
+):
+    """One row per checkpoint with the ``needed`` summaries (and group, step, task columns).
+
+    From score directories the summaries are computed; from ``--summaries FILE``
+    (a CSV/JSON of precomputed summaries, e.g. a paper's table) they are read,
+    and every needed summary must be a numeric column of the file.
+    """
+    import pandas as pd
+
+    if summaries_file is not None:
+        df = read_table(summaries_file, "--summaries")
+        missing = [s for s in needed if s not in df.columns]
+        if missing:
+            raise UsageError(
+                f"{summaries_file}: no column for summary {', '.join(repr(m) for m in missing)} "
+                f"(columns: {', '.join(map(str, df.columns))})"
+            )
+        for s in needed:
+            if not pd.api.types.is_numeric_dtype(df[s]):
+                raise UsageError(f"{summaries_file}: column '{s}' is not numeric")
+        if "group" not in df.columns:
+            df["group"] = None
+        return df.reset_index(drop=True)
+    rows = summary_rows(cks, table_percentiles(needed), only=needed)
+    return rows_table(cks, rows, meta_columns)

@@ -1,0 +1,146 @@
+"""Analysis commands: `summary`, `concord`, `select`, `shape`, `decompose`."""
+
+# No ``from __future__ import annotations``: Typer reads the annotations at definition time.
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pctce_cli.cli.common import (
+    AllowMixedOpt,
+    CheckpointOpt,
+    DirsArg,
+    Format,
+    FormatOpt,
+    GroupOpt,
+    MetaOpt,
+    OutputOpt,
+    PercentilesOpt,
+    SetOpt,
+    emit_report,
+    select as select_checkpoints,
+)
+from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
+from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, percentile_name
+
+SummariesFileOpt = Annotated[
+    Path | None,
+    typer.Option("--summaries", help="CSV/JSON of precomputed summaries per checkpoint ('checkpoint' column plus summary and task columns) instead of score directories.", show_default=False),
+]
+
+
+def summary(
+    dirs: DirsArg = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    percentiles: PercentilesOpt = None,
+    ci: Annotated[float | None, typer.Option(help="Add document-level bootstrap intervals at this level, e.g. 0.95.", show_default=False)] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (with --ci).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (results are reproducible).")] = 0,
+    vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Per-checkpoint summaries: mean, ppl, percentiles, iqr, z95, top-1, bits-per-byte, word perplexity."""
+    from pctce_cli.analysis.summary import summary_report
+
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs)
+    emit_report(report, fmt, output)
+
+
+def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed):
+    from pctce_cli.analysis.summary import summaries_table
+    from pctce_cli.catalog import group_table
+    from pctce_cli.errors import UsageError
+
+    if summaries_file is not None and dirs:
+        raise UsageError("give score directories or --summaries FILE, not both")
+    cks = None if summaries_file is not None else select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    table = summaries_table(cks, summaries_file, needed)
+    if summaries_file is not None and (group or meta):
+        table = group_table(table, group or [], meta)
+    return table
+
+
+def concord(
+    dirs: DirsArg = None,
+    summaries_file: SummariesFileOpt = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    percentiles: PercentilesOpt = None,
+    set_: SetOpt = None,
+    agree: Annotated[float, typer.Option(help="C_S at or above this reads as 'summaries agree'.")] = 0.8,
+    disagree: Annotated[float, typer.Option(help="C_S at or below this reads as 'summaries disagree'.")] = 0.6,
+    pairs: Annotated[bool, typer.Option("--pairs", help="List the checkpoint pairs on which mean and median disagree.")] = False,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Concordance of summaries across checkpoints: C(s, s'), Kendall τ, C_S per group, and a reading."""
+    from pctce_cli.analysis.concord import concord_report
+
+    summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
+    set_names = parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set")
+    needed = list(dict.fromkeys(summaries + set_names))
+    table = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed)
+    emit_report(concord_report(table, summaries, set_names, agree, disagree, pairs), fmt, output)
+
+
+def select(
+    dirs: DirsArg = None,
+    summaries_file: SummariesFileOpt = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    percentiles: PercentilesOpt = None,
+    task: Annotated[str | None, typer.Option(help="Task-metric column (from --meta or --summaries, or 'accuracy' from score --task-accuracy).", show_default=False)] = None,
+    higher_is_better: Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")] = True,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Selection rules: the checkpoint each summary picks, its regret on a task, and summary–task agreement."""
+    from pctce_cli.analysis.select import select_report
+    from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
+
+    summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
+    agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
+    needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
+    table = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed)
+    emit_report(select_report(table, summaries, task, higher_is_better, agreement), fmt, output)
+
+
+def shape(
+    dirs: DirsArg = None,
+    checkpoint: CheckpointOpt = None,
+    group: GroupOpt = None,
+    meta: MetaOpt = None,
+    edges: Annotated[str | None, typer.Option(help="CE band edges, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)] = None,
+    ecdf: Annotated[bool, typer.Option("--ecdf", help="Output ECDF points (checkpoint, ce, cdf) for plotting instead.")] = False,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Shape of the CE distribution: mass in CE bands, standardized percentile profiles and their distances."""
+    from pctce_cli.analysis.shape import shape_report
+
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    emit_report(shape_report(cks, parse_edges(edges), ecdf=ecdf), fmt, output)
+
+
+def decompose(
+    dirs: DirsArg = None,
+    checkpoint: CheckpointOpt = None,
+    allow_mixed: AllowMixedOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+):
+    """Cross-entropy decomposition per checkpoint: error-entropy, self-alignment, confidence, residual."""
+    from pctce_cli.analysis.shape import decompose_report
+
+    cks = select_checkpoints(dirs, checkpoint, allow_mixed=allow_mixed)
+    emit_report(decompose_report(cks), fmt, output)

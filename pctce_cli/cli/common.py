@@ -1,0 +1,103 @@
+"""What every command shares: option types, choice enums built from the core's constants, error handling, rendering.
+
+Commands import from here and from the core, never from each other or from the
+package ``__init__`` (which assembles the app): the CLI imports downward only.
+"""
+
+# No ``from __future__ import annotations``: Typer reads the annotations of the
+# commands at definition time.
+import functools
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pctce_cli.data import PREFIXES, SPLIT_ON
+from pctce_cli.errors import PctceError
+from pctce_cli.render import FORMATS
+from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES
+
+
+def choices(name: str, values) -> type[Enum]:
+    """A ``str`` Enum whose members are the core's allowed values (Typer shows them as the choices)."""
+    return Enum(name, [(v.replace("-", "_"), v) for v in values], type=str)
+
+
+Format = choices("Format", FORMATS)
+Prefix = choices("Prefix", PREFIXES)
+SplitOn = choices("SplitOn", SPLIT_ON)
+Device = choices("Device", DEVICES)
+DType = choices("DType", DTYPE_NAMES)
+
+
+def handles_errors(fn):
+    """Turn the core's PctceError into ``Error: <message>`` and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from pctce_cli import render
+
+        try:
+            return fn(*args, **kwargs)
+        except PctceError as e:
+            render.error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            render.error("interrupted; finished shards are kept and the same command resumes")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def emit_report(report, fmt, output: Path | None) -> None:
+    """Render an analysis :class:`~pctce_cli.analysis.report.Report` in ``--format`` to the terminal or ``--output``."""
+    from pctce_cli import render
+
+    render.emit(report.sections, fmt.value, output, report.notes)
+
+
+DirsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Score directories written by pctce score.", show_default=False),
+]
+CheckpointOpt = Annotated[
+    list[str] | None,
+    typer.Option("--checkpoint", "-c", help="Select checkpoints by id glob (repeatable).", show_default=False),
+]
+GroupOpt = Annotated[
+    list[str] | None,
+    typer.Option("--group", "-g", help="Define a group (family): NAME=GLOB on checkpoint ids (repeatable).", show_default=False),
+]
+MetaOpt = Annotated[
+    Path | None,
+    typer.Option(help="CSV/JSON with a 'checkpoint' column plus 'group' and task-metric columns.", show_default=False),
+]
+PercentilesOpt = Annotated[
+    str | None,
+    typer.Option(help="Percentiles to report, e.g. 10,25,50,75,90,95,99 (default 50,90,95,99).", show_default=False),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", help="Write to this file instead of the terminal.", show_default=False)]
+AllowMixedOpt = Annotated[
+    bool, typer.Option("--allow-mixed", help="Compare checkpoints scored on different data or tokenizers anyway.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+SetOpt = Annotated[str | None, typer.Option("--set", help="The summary set S for C_S (default mean,p50,p95).", show_default=False)]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", "-s", help="Score directory in which bare checkpoint ids are looked up.", show_default=False),
+]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(help="Task-metric column of --meta (or 'accuracy' from score --task-accuracy) to correlate with.", show_default=False),
+]
+HigherOpt = Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")]
+EdgesOpt = Annotated[str | None, typer.Option(help="CE band edges for bands, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)]
+
+
+def select(dirs, checkpoint, group=None, meta=None, allow_mixed=False):
+    """The checkpoints the selection options name (:func:`pctce_cli.catalog.resolve_checkpoints`)."""
+    from pctce_cli.catalog import resolve_checkpoints
+
+    return resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed)

@@ -1,0 +1,322 @@
+"""Building the report: every section computed from one read of each checkpoint's partition."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pctce_cli import plot
+from pctce_cli.errors import PctceError, UsageError
+from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
+
+# ---------------------------------------------------------------- building
+
+
+def _short(fp) -> str | None:
+    return str(fp)[:12] if fp else None
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, (list, tuple)):
+            out[f"{prefix}{k}"] = ", ".join(map(str, v))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def scored_section(cks) -> Section:
+    """Checkpoints, data and tokenizer, scoring settings and versions, from the manifests."""
+    sec = Section("scored", "What was scored")
+    sec.blocks.append(Text(f"{plot.what_was_scored(cks)}; settings as recorded in each checkpoint's manifest."))
+    rows = []
+    for c in cks:
+        m = c.manifest
+        rows.append(
+            {
+                "checkpoint": c.id,
+                "step": c.step,
+                "group": c.group,
+                "run": c.run,
+                "kind": m.get("kind"),
+                "targets": m.get("targets"),
+                "documents": m.get("documents"),
+                "path": m.get("path"),
+                "weights": _short((m.get("fingerprints") or {}).get("weights")),
+                "scored": m.get("created"),
+            }
+        )
+    sec.blocks.append(Table("Checkpoints", rows))
+    inputs: dict[tuple, dict] = {}
+    for c in cks:
+        m = c.manifest
+        fp = m.get("fingerprints") or {}
+        data = m.get("data") or {}
+        files = ", ".join(map(str, data.get("files") or [])) or None
+        key = (files, fp.get("data"), fp.get("tokenizer"), m.get("tokenizer_path"))
+        row = inputs.setdefault(
+            key,
+            {
+                "data files": files,
+                "records": data.get("records"),
+                "documents": data.get("documents"),
+                "skipped documents": data.get("skipped_documents"),
+                "data fingerprint": _short(fp.get("data")),
+                "tokenizer": m.get("tokenizer_path"),
+                "tokenizer fingerprint": _short(fp.get("tokenizer")),
+                "checkpoints": 0,
+            },
+        )
+        row["checkpoints"] += 1
+    sec.blocks.append(Table("Data and tokenizer", list(inputs.values())))
+    flat = [(c.id, {**_flat(c.manifest.get("settings") or {}), **_flat(c.manifest.get("versions") or {}, "version of ")}) for c in cks]
+    keys = list(dict.fromkeys(k for _, f in flat for k in f))
+    settings = []
+    for k in keys:
+        values = [f.get(k) for _, f in flat]
+        if all(v == values[0] for v in values):
+            settings.append({"setting": k, "value": values[0]})
+        else:
+            settings.append({"setting": k, "value": "; ".join(f"{cid}: {v}" for (cid, _), v in zip(flat, values))})
+    sec.blocks.append(Table("Scoring settings and software versions", settings))
+    return sec
+
+
+def _report_blocks(report) -> list:
+    """An analysis :class:`~pctce_cli.analysis.Report` as blocks (tables, then its notes)."""
+    blocks: list = [Table(title, rows) for title, rows in report.sections]
+    if report.notes:
+        blocks.append(Notes(list(report.notes)))
+    return blocks
+
+
+def _all_zero(rows: list[dict]) -> bool:
+    import numbers
+
+    return all(v == 0 for r in rows for v in r.values() if isinstance(v, numbers.Number) and not isinstance(v, bool))
+
+
+class _Plots:
+    """Renders plots to PNG, or explains why a plot is absent."""
+
+    def __init__(self, dpi: int):
+        self.dpi = dpi
+        try:
+            plot.require_matplotlib()
+            self.missing = None
+        except UsageError as e:
+            self.missing = str(e)
+
+    def image(self, name: str, caption: str, make) -> Image | Text | None:
+        if self.missing is not None:
+            return None
+        try:
+            fig = make()
+        except UsageError as e:
+            return Text(f"No {name} plot: {e}.")
+        return Image(name, caption, plot.figure_bytes(fig, "png", self.dpi))
+
+
+def _pick_tail(cks, patterns: Sequence[str]) -> list:
+    """The checkpoints ``--tail-checkpoint`` names (none when it is not given)."""
+    from pctce_cli.catalog import select_by_globs
+
+    return select_by_globs(list(cks), patterns, lambda p: UsageError(f"--tail-checkpoint '{p}' matches no selected checkpoint"))
+
+
+@dataclass
+class Measured:
+    """Everything the report needs of the checkpoints' arrays, from one read of each partition.
+
+    Attributes:
+        rows: Summary rows at the report's percentiles (the summary table).
+        table: Summary rows for concordance and selection (every needed summary).
+        trajectory: Rows of the trajectory plot's summaries.
+        dists: What the distribution plots and the shape tables need.
+        tail: Loaded arrays of the checkpoints whose tail is shown.
+    """
+
+    rows: list[dict]
+    table: list[dict]
+    trajectory: list[dict]
+    dists: list
+    tail: dict
+
+
+def measure(cks, options: ReportOptions, needed: Sequence[str], trajectory: Sequence[str]) -> Measured:
+    """Read each checkpoint's partition once and compute every number the report shows of it.
+
+    Only the arrays of the checkpoints whose tail is shown are kept (the ones
+    ``--tail-checkpoint`` names, else the lowest mean CE so far), so memory
+    stays at about two checkpoints.
+    """
+    from pctce_cli.analysis.summary import checkpoint_row, table_percentiles
+    from pctce_cli.store import load_scores
+
+    wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
+    table_qs = table_percentiles(needed)
+    traj_qs = sorted({float(n[1:]) for n in trajectory if n.startswith("p")})
+    m = Measured([], [], [], [], {})
+    best = None
+    for c in cks:
+        s = load_scores(c.root, c.partition)
+        m.rows.append(checkpoint_row(c, s, options.percentiles))
+        m.table.append(checkpoint_row(c, s, table_qs, only=needed))
+        m.trajectory.append(checkpoint_row(c, s, traj_qs))
+        m.dists.append(plot.distribution(c.id, s.ce, options.edges))
+        if c.id in wanted:
+            m.tail[c.id] = s
+        elif options.tail_top > 0 and not options.tail_checkpoints and _lower(m.rows[-1]["mean"], best):
+            best = m.rows[-1]["mean"]
+            m.tail = {c.id: s}
+    return m
+
+
+def _lower(mean: float, best: float | None) -> bool:
+    # strictly lower, NaN never: the first of equal means is kept, as pandas' idxmin does
+    return not math.isnan(mean) and (best is None or mean < best)
+
+
+def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
+    """Highest-CE targets of the chosen checkpoints, decoded when tokenizer and data are still there."""
+    from pctce_cli.tail import run_tail
+
+    sec = Section("tail", "Tail examples")
+    if options.tail_top <= 0:
+        sec.blocks.append(Text("Tail examples were not requested (--tail-top 0)."))
+        return sec
+    picked = [c for c in cks if c.id in measured.tail]
+    if options.tail_checkpoints:
+        picked = _pick_tail(cks, options.tail_checkpoints)
+    else:
+        sec.blocks.append(Text(f"The highest-CE targets of {picked[0].id}, the checkpoint with the lowest mean CE (choose others with --tail-checkpoint)."))
+    for c in picked:
+        kw = dict(store=c.root, top=options.tail_top, context=options.context, scores=measured.tail[c.id])
+        try:
+            rep = run_tail(c.partition, **kw)
+            lost = None
+        except PctceError as e:
+            rep = run_tail(c.partition, decode=False, **kw)
+            reason = str(e).split("; pass ")[0]  # the tail command's own options do not apply here
+            lost = f"The text of {c.id}'s tail is not shown, only token ids: {reason}."
+        for title, rows in rep.sections:
+            sec.blocks.append(Table(title.replace(c.partition, c.id), rows))
+        sec.blocks.append(Notes(([lost] if lost else []) + list(rep.notes)))
+    return sec
+
+
+def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
+    """Compute every section of the report for the selected checkpoints.
+
+    Args:
+        cks: Checkpoints from :func:`pctce_cli.catalog.resolve_checkpoints`.
+        options: :class:`ReportOptions` (defaults as in the analysis commands).
+
+    Returns:
+        A :class:`ReportDoc` with the sections of :data:`SECTIONS`, in order.
+
+    Raises:
+        UsageError: bad options (unknown ``vs``, ``task`` column, tail glob).
+    """
+    from pctce_cli.analysis.concord import concord_report
+    from pctce_cli.analysis.select import resolve_task, select_report
+    from pctce_cli.analysis.shape import shape_tables
+    from pctce_cli.analysis.summary import rows_table, summary_report
+    from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
+    from pctce_cli.stats.summaries import DEFAULT_EDGES, percentile_name
+
+    options = options or ReportOptions()
+    if not cks:
+        raise UsageError("no checkpoints selected")
+    if options.tail_top > 0 and options.tail_checkpoints:
+        _pick_tail(cks, options.tail_checkpoints)  # a bad glob fails before any work
+    ids = [c.id for c in cks]
+    if options.vs is not None and options.vs not in ids:
+        raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+    summaries = ["mean"] + [percentile_name(q) for q in options.percentiles]
+    agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
+    needed = list(dict.fromkeys(summaries + list(options.set_) + (agreement if options.task else [])))
+    traj = ["mean", "p50", "p95"]
+    measured = measure(cks, options, needed, traj)
+    table = rows_table(cks, measured.table)
+    task_col = resolve_task(table, options.task)
+    plots = _Plots(options.dpi)
+    colors = plot.checkpoint_colors(cks)
+    scored = plot.what_was_scored(cks)
+    warnings = [f"{plots.missing}; the report has no plots"] if plots.missing else []
+
+    def add(sec: Section, block) -> None:
+        if block is not None:
+            sec.blocks.append(block)
+
+    sections = [scored_section(cks)]
+
+    # summaries, the distributions and the trajectories
+    sec = Section("summaries", "Summaries")
+    sec.blocks += _report_blocks(summary_report(cks, options.percentiles, vs=options.vs, rows=measured.rows))
+    dists = measured.dists
+    add(sec, plots.image("ecdf", "CE distributions (ECDF and histogram, log CE axis; ◆/dashed = mean, ●/dotted = median)", lambda: plot.ecdf_figure(dists, colors, f"CE distribution of {scored}")))
+    add(
+        sec,
+        plots.image(
+            "trajectory",
+            "Trajectory of mean, p50 and p95 over training" + (f" against {options.vs}" if options.vs else ""),
+            lambda: plot.trajectory_figure(measured.trajectory, traj, {c.id: plot.run_of(c) for c in cks}, options.vs, colors, f"Summaries over training of {scored}"),
+        ),
+    )
+    sections.append(sec)
+
+    # concordance and its reading
+    sec = Section("concordance", "Concordance")
+    if len(cks) < 2:
+        sec.blocks.append(Text("Concordance needs at least 2 checkpoints."))
+    else:
+        rep = concord_report(table, summaries, list(options.set_), options.agree, options.disagree)
+        sec.blocks.append(
+            Text(
+                f"Reading: C ≥ {options.agree:g} — the summaries tell one story and mean CE is a safe selector; "
+                f"C ≤ {options.disagree:g} — the distribution is being reshaped and the choice of summary changes which checkpoint wins."
+            )
+        )
+        # tied-pair tables that hold only zeros say nothing; C_S's table counts ties anyway
+        rep.sections = [(t, rows) for t, rows in rep.sections if not (t.startswith("Tied pairs") and _all_zero(rows))]
+        sec.blocks += _report_blocks(rep)
+        add(sec, plots.image("concord", "Concordance matrix C(s, s') per group", lambda: plot.concord_figure(table, summaries, list(options.set_), f"Concordance of summaries across {scored}")))
+    sections.append(sec)
+
+    # selection rules and task agreement
+    sec = Section("selection", "Selection rules")
+    sec.blocks += _report_blocks(
+        select_report(table, summaries, options.task, options.higher_is_better, agreement if task_col else None)
+    )
+    if task_col is None:
+        sec.blocks.append(Text("No task metric given: pass --meta FILE --task COLUMN to add regret and the agreement of each summary with the task."))
+    else:
+        add(sec, plots.image("agreement", f"Agreement of each CE percentile with {options.task}", lambda: plot.agreement_figure(table, task_col, options.higher_is_better, f"Agreement of CE summaries with {options.task} across {scored}")))
+    sections.append(sec)
+
+    # shape
+    sec = Section("shape", "Shape")
+    edges = options.edges or DEFAULT_EDGES
+    sec.blocks += _report_blocks(shape_tables(cks, [d.bands for d in dists], [d.profile for d in dists], edges))
+    add(sec, plots.image("shape", "Standardized percentile profiles", lambda: plot.shape_figure(dists, colors, f"Standardized percentile profiles of {scored}")))
+    add(sec, plots.image("bands", "Mass in CE bands", lambda: plot.bands_figure(dists, options.edges, colors, f"Mass in CE bands of {scored}")))
+    sections.append(sec)
+
+    sections.append(tail_section(cks, measured, options))
+
+    from pctce_cli import __version__
+
+    intro = [
+        f"{len(cks)} checkpoint(s) scored on {plot.data_names(cks)}: {', '.join(ids[:12])}{' …' if len(ids) > 12 else ''}.",
+        f"Per-token cross-entropy in nats; percentiles are type-7 (linear). Made by pctce {__version__}.",
+    ]
+    if plots.missing:
+        intro.append(f"No plots: {plots.missing}.")
+    return ReportDoc(f"pctce report: {scored}", intro, sections, warnings)
+
+

@@ -1,0 +1,105 @@
+"""The report's document model, independent of its output format, and its options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, DEFAULT_PERCENTILES
+
+SECTIONS = (
+    ("scored", "What was scored"),
+    ("summaries", "Summaries"),
+    ("concordance", "Concordance"),
+    ("selection", "Selection rules"),
+    ("shape", "Shape"),
+    ("tail", "Tail examples"),
+)
+
+
+# ---------------------------------------------------------------- document model
+
+
+@dataclass
+class Text:
+    """A paragraph of plain text."""
+
+    text: str
+
+
+@dataclass
+class Notes:
+    """A bulleted list of plain-language lines (readings, crossings, caveats)."""
+
+    lines: list[str]
+
+
+@dataclass
+class Table:
+    """A titled table: one dict per row."""
+
+    title: str
+    rows: list[dict]
+
+
+@dataclass
+class Image:
+    """A rendered plot: ``name`` (file-name safe), caption, PNG bytes."""
+
+    name: str
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Section:
+    """A report section: an anchor id, a title and its blocks in order."""
+
+    id: str
+    title: str
+    blocks: list = field(default_factory=list)
+
+
+@dataclass
+class ReportDoc:
+    """A whole report, independent of its output format."""
+
+    title: str
+    intro: list[str]
+    sections: list[Section]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportOptions:
+    """Settings of a report (the analysis commands' options of the same names).
+
+    Attributes:
+        percentiles: Percentiles of the summary table and selection rules.
+        set_: The summary set S of C_S.
+        vs: Reference checkpoint (differences, crossings, trajectory line).
+        task: Task-metric column (from ``--meta``) for regret and agreement.
+        higher_is_better: Direction of the task metric.
+        edges: CE band edges.
+        tail_top: Highest-CE targets listed per tail checkpoint (0: none).
+        tail_checkpoints: Id globs of the checkpoints whose tail is shown
+            (default: the one with the lowest mean CE).
+        context: Decoded tokens before each tail target.
+        agree, disagree: Concordance reading thresholds.
+        dpi: Resolution of the embedded PNGs.
+    """
+
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES
+    set_: Sequence[str] = DEFAULT_CONCORDANCE_SET
+    vs: str | None = None
+    task: str | None = None
+    higher_is_better: bool = True
+    edges: Sequence[float] | None = None
+    tail_top: int = 10
+    tail_checkpoints: Sequence[str] = ()
+    context: int = 20
+    agree: float = 0.8
+    disagree: float = 0.6
+    dpi: int = 110
+
+
