@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET
+from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; load it when used
     import pandas as pd

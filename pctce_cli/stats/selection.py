@@ -28,7 +28,8 @@ import numpy as np
 
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.concordance import checkpoint_names
-from pctce_cli.stats.summaries import DEFAULT_SUMMARIES, percentile_name
+from pctce_cli.stats.defaults import AGREEMENT_PERCENTILES, DEFAULT_SUMMARIES
+from pctce_cli.stats.summaries import percentile_name
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; load it when used
     import pandas as pd
@@ -41,7 +42,6 @@ __all__ = [
     "best_summary",
 ]
 
-AGREEMENT_PERCENTILES: tuple[int, ...] = tuple(range(5, 100, 5)) + (99,)
 ALL_GROUP = "all"
 
 
