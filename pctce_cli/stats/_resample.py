@@ -1,4 +1,13 @@
-"""The bootstrap's ``"fast"`` method: exact order statistics of resamples, never built (SPEC §2).
+"""The bootstrap's resampling engine: document resamples and their replicate values (SPEC §2).
+
+:func:`draw_counts` draws the resamples, one ``rng.integers(0, D, size=D)``
+call per replicate, in chunks of at most ``_CHUNK_CELLS`` multiplicities;
+:func:`_replicates_many` checks the data and evaluates every replicate of
+several checkpoints under the same resamples, by one of two methods.
+:func:`_exact_chunk` builds each resampled target array (``np.repeat``) and
+evaluates the summaries on it: the reference. :func:`_fast_chunk`, the
+``"fast"`` method, computes the same exact order statistics without building
+a resample:
 
 Never builds a resampled array. A replicate is a vector ``w`` of document
 multiplicities (B × D matrix ``W``). Means and top-1 are exact ratios of
@@ -38,11 +47,17 @@ the 5e8 document indices alone takes several seconds).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
+from pctce_cli.errors import UsageError
+from pctce_cli.stats.checks import as_ce, as_int_array
 from pctce_cli.stats.order import float32_from_order_key, float32_order_key, lerp, type7_index
-from pctce_cli.stats.summaries import finish_summary
+from pctce_cli.stats.summaries import SummaryName, doc_numbers, finish_summary, parse_summary_names, summary_values
+
+AUTO_EXACT_MAX_WORK = 1_000_000  # N * n_boot below which "auto" runs the exact method
+_CHUNK_CELLS = 4_000_000  # replicates per chunk: W holds at most this many doc counts
 
 # Tuned on 2 cores: the coarse product is cheap BLAS work, so use many
 # blocks (narrow windows for the sparse step) within a 64 MB float32 matrix.
@@ -208,3 +223,108 @@ def _fast_chunk(preps, w, parsed, levels, doc_n) -> list[dict[str, np.ndarray]]:
             pct = {q: interp[:, i] for i, q in enumerate(levels)}
         result.append({p.name: np.asarray(finish_summary(p, mean, pct, top1), dtype=np.float64) for p in parsed})
     return result
+
+
+def _exact_chunk(ces, ranks, inv, w, parsed) -> list[dict[str, np.ndarray]]:
+    """Replicates by building each resampled target array: O(N) per replicate, the reference."""
+    names = [p.name for p in parsed]
+    out = [{name: np.empty(w.shape[0]) for name in names} for _ in ces]
+    for b in range(w.shape[0]):
+        per_target = w[b].astype(np.int64)[inv]
+        for j, (ce, rank) in enumerate(zip(ces, ranks)):
+            rep_rank = None if rank is None else np.repeat(rank, per_target)
+            vals = summary_values(names, np.repeat(ce, per_target), rep_rank)
+            for name in names:
+                out[j][name][b] = vals[name]
+    return out
+
+
+# --------------------------------------------------------------------------
+# drawing resamples
+
+
+def _documents(doc, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique document ids and each target's document number."""
+    d = as_int_array(doc, "doc", n=n)
+    if n == 0:
+        raise UsageError("ce is empty: there are no documents to resample")
+    return doc_numbers(d)
+
+
+def _rng(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise UsageError(f"seed must be an integer or None, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def draw_counts(rng: np.random.Generator, n_docs: int, n_rep: int) -> np.ndarray:
+    """Multiplicity of each document in ``n_rep`` replicates, (n_rep, D) float64.
+
+    One ``rng.integers(0, D, size=D)`` call per replicate, so the stream
+    (hence the resamples) does not depend on how replicates are chunked, and
+    every bootstrap of :mod:`.bootstrap` given the same seed resamples the same
+    documents.
+
+    Example:
+        >>> draw_counts(np.random.default_rng(0), 3, 2).sum(axis=1).tolist()
+        [3.0, 3.0]
+    """
+    w = np.empty((n_rep, n_docs), dtype=np.float64)
+    for i in range(n_rep):
+        w[i] = np.bincount(rng.integers(0, n_docs, size=n_docs), minlength=n_docs)
+    return w
+
+
+def _chunks(n_boot: int, n_docs: int):
+    size = max(1, min(n_boot, _CHUNK_CELLS // max(n_docs, 1)))
+    for start in range(0, n_boot, size):
+        yield start, min(n_boot, start + size)
+
+
+def _replicates_many(
+    ces: Sequence, doc, summaries, n_boot: int, seed, method: str, ranks: Sequence | None
+) -> tuple[list[dict[str, np.ndarray]], str, int, list[SummaryName]]:
+    parsed = parse_summary_names(summaries)
+    if not ces:
+        raise UsageError("no checkpoints given to bootstrap")
+    arrays = [as_ce(ce, "ce") for ce in ces]
+    n = arrays[0].shape[0]
+    for a in arrays[1:]:
+        if a.shape[0] != n:
+            raise UsageError(
+                f"checkpoints must be scored on the same targets: got {n} and {a.shape[0]} CE values"
+            )
+    ids, inv = _documents(doc, n)
+    ranks = list(ranks) if ranks is not None else [None] * len(arrays)
+    needs_rank = any(p.kind == "top1" for p in parsed)
+    checked_ranks = []
+    for r in ranks:
+        if r is None and needs_rank:
+            raise UsageError("summary 'top1' needs rank (the rank of each target), got none")
+        checked_ranks.append(None if r is None else as_int_array(r, "rank", n=n))
+    if method == "auto":
+        method = "exact" if n * n_boot <= AUTO_EXACT_MAX_WORK else "fast"
+    n_docs = ids.shape[0]
+    levels = sorted({q for p in parsed for q in p.levels()})
+    rng = _rng(seed)
+
+    if method == "fast":
+        doc_n = np.bincount(inv, minlength=n_docs).astype(np.float64)
+        preps = [
+            _prepare(a, inv, n_docs, r if needs_rank else None, bool(levels))
+            for a, r in zip(arrays, checked_ranks)
+        ]
+    pieces = []
+    for start, stop in _chunks(n_boot, n_docs):
+        w = draw_counts(rng, n_docs, stop - start)
+        if method == "fast":
+            pieces.append(_fast_chunk(preps, w, parsed, levels, doc_n))
+        else:
+            pieces.append(_exact_chunk(arrays, checked_ranks if needs_rank else [None] * len(arrays), inv, w, parsed))
+    reps = [
+        {p.name: np.concatenate([piece[j][p.name] for piece in pieces]) for p in parsed}
+        for j in range(len(arrays))
+    ]
+    return reps, method, n_docs, parsed

@@ -44,10 +44,16 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats._resample import _fast_chunk, _prepare, _sort_by_ce  # noqa: F401  (_sort_by_ce: benchmarks)
-from pctce_cli.stats.checks import as_ce, as_int_array
+# The resampling engine; AUTO_EXACT_MAX_WORK and _sort_by_ce are re-exported for tests and benchmarks.
+from pctce_cli.stats._resample import (  # noqa: F401
+    AUTO_EXACT_MAX_WORK,
+    _chunks,
+    _replicates_many,
+    _sort_by_ce,
+    draw_counts,
+)
 from pctce_cli.stats.defaults import DEFAULT_SUMMARIES, LN2
-from pctce_cli.stats.summaries import SummaryName, doc_numbers, parse_summary_names, summary_values
+from pctce_cli.stats.summaries import summary_values
 
 __all__ = [
     "BootstrapCI",
@@ -62,8 +68,6 @@ __all__ = [
 ]
 
 METHODS = ("auto", "exact", "fast")
-AUTO_EXACT_MAX_WORK = 1_000_000  # N * n_boot below which "auto" runs the exact method
-_CHUNK_CELLS = 4_000_000  # replicates per chunk: W holds at most this many doc counts
 
 
 # --------------------------------------------------------------------------
@@ -104,48 +108,8 @@ def _check_settings(n_boot, ci, method) -> None:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
 
 
-def _documents(doc, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique document ids and each target's document number."""
-    d = as_int_array(doc, "doc", n=n)
-    if n == 0:
-        raise UsageError("ce is empty: there are no documents to resample")
-    return doc_numbers(d)
-
-
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise UsageError(f"seed must be an integer or None, got {seed!r}")
-    return np.random.default_rng(seed)
-
-
 # --------------------------------------------------------------------------
-# resampling
-
-
-def draw_counts(rng: np.random.Generator, n_docs: int, n_rep: int) -> np.ndarray:
-    """Multiplicity of each document in ``n_rep`` replicates, (n_rep, D) float64.
-
-    One ``rng.integers(0, D, size=D)`` call per replicate, so the stream
-    (hence the resamples) does not depend on how replicates are chunked, and
-    every bootstrap of this module given the same seed resamples the same
-    documents.
-
-    Example:
-        >>> draw_counts(np.random.default_rng(0), 3, 2).sum(axis=1).tolist()
-        [3.0, 3.0]
-    """
-    w = np.empty((n_rep, n_docs), dtype=np.float64)
-    for i in range(n_rep):
-        w[i] = np.bincount(rng.integers(0, n_docs, size=n_docs), minlength=n_docs)
-    return w
-
-
-def _chunks(n_boot: int, n_docs: int):
-    size = max(1, min(n_boot, _CHUNK_CELLS // max(n_docs, 1)))
-    for start in range(0, n_boot, size):
-        yield start, min(n_boot, start + size)
+# intervals
 
 
 def percentile_interval(values: np.ndarray, ci: float, drop: str = "nonfinite") -> tuple[float, float]:
@@ -227,71 +191,23 @@ def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot
 
 
 # --------------------------------------------------------------------------
-# exact method
-
-
-def _exact_chunk(ces, ranks, inv, w, parsed) -> list[dict[str, np.ndarray]]:
-    names = [p.name for p in parsed]
-    out = [{name: np.empty(w.shape[0]) for name in names} for _ in ces]
-    for b in range(w.shape[0]):
-        per_target = w[b].astype(np.int64)[inv]
-        for j, (ce, rank) in enumerate(zip(ces, ranks)):
-            rep_rank = None if rank is None else np.repeat(rank, per_target)
-            vals = summary_values(names, np.repeat(ce, per_target), rep_rank)
-            for name in names:
-                out[j][name][b] = vals[name]
-    return out
-
-
-# --------------------------------------------------------------------------
 # public API
 
 
-def _replicates_many(
-    ces: Sequence, doc, summaries, n_boot: int, seed, method: str, ranks: Sequence | None
-) -> tuple[list[dict[str, np.ndarray]], str, int, list[SummaryName]]:
-    parsed = parse_summary_names(summaries)
-    if not ces:
-        raise UsageError("no checkpoints given to bootstrap")
-    arrays = [as_ce(ce, "ce") for ce in ces]
-    n = arrays[0].shape[0]
-    for a in arrays[1:]:
-        if a.shape[0] != n:
-            raise UsageError(
-                f"checkpoints must be scored on the same targets: got {n} and {a.shape[0]} CE values"
-            )
-    ids, inv = _documents(doc, n)
-    ranks = list(ranks) if ranks is not None else [None] * len(arrays)
-    needs_rank = any(p.kind == "top1" for p in parsed)
-    checked_ranks = []
-    for r in ranks:
-        if r is None and needs_rank:
-            raise UsageError("summary 'top1' needs rank (the rank of each target), got none")
-        checked_ranks.append(None if r is None else as_int_array(r, "rank", n=n))
-    if method == "auto":
-        method = "exact" if n * n_boot <= AUTO_EXACT_MAX_WORK else "fast"
-    n_docs = ids.shape[0]
-    levels = sorted({q for p in parsed for q in p.levels()})
-    rng = _rng(seed)
+class _Run:
+    """One bootstrap run: settings checked, replicates and point values of every checkpoint."""
 
-    if method == "fast":
-        doc_n = np.bincount(inv, minlength=n_docs).astype(np.float64)
-        preps = [
-            _prepare(a, inv, n_docs, r if needs_rank else None, bool(levels))
-            for a, r in zip(arrays, checked_ranks)
-        ]
-    pieces = []
-    for start, stop in _chunks(n_boot, n_docs):
-        w = draw_counts(rng, n_docs, stop - start)
-        if method == "fast":
-            pieces.append(_fast_chunk(preps, w, parsed, levels, doc_n))
-        else:
-            pieces.append(_exact_chunk(arrays, checked_ranks if needs_rank else [None] * len(arrays), inv, w, parsed))
-    reps = [
-        {p.name: np.concatenate([piece[j][p.name] for piece in pieces]) for p in parsed}
-        for j in range(len(arrays))
-    ]
-    return reps, method, n_docs, parsed
+    def __init__(self, ces, doc, summaries, n_boot, ci, seed, method, ranks):
+        _check_settings(n_boot, ci, method)
+        self.reps, self.method, self.n_docs, parsed = _replicates_many(ces, doc, summaries, n_boot, seed, method, ranks)
+        self.names = [p.name for p in parsed]
+        self.points = [summary_values(self.names, ce, rank) for ce, rank in zip(ces, ranks)]
+        self.n_boot, self.ci, self.seed = n_boot, ci, seed
+
+    def attach(self, out):
+        """Set the settings attributes of a result (``method``, ``n_boot``, ``ci``, ``seed``, ``n_docs``)."""
+        out.method, out.n_boot, out.ci, out.seed, out.n_docs = self.method, self.n_boot, self.ci, self.seed, self.n_docs
+        return out
 
 
 def bootstrap_replicates(
@@ -374,15 +290,11 @@ def bootstrap_ci(
         >>> lo <= res.point["mean"] <= hi
         True
     """
-    _check_settings(n_boot, ci, method)
-    reps, used, n_docs, parsed = _replicates_many([ce], doc, summaries, n_boot, seed, method, [rank])
-    names = [p.name for p in parsed]
-    out = BootstrapCI({name: _interval(reps[0][name], ci) for name in names})
-    out.point = summary_values(names, ce, rank)
-    out.max_abs_error = {name: 0.0 for name in names}
-    out.method, out.n_boot, out.ci, out.seed = used, n_boot, ci, seed
-    out.n_docs, out.n_targets = n_docs, int(np.asarray(ce).shape[0])
-    out.replicates = reps[0]
+    run = _Run([ce], doc, summaries, n_boot, ci, seed, method, [rank])
+    out = run.attach(BootstrapCI({name: _interval(run.reps[0][name], ci) for name in run.names}))
+    out.point, out.replicates = run.points[0], run.reps[0]
+    out.max_abs_error = {name: 0.0 for name in run.names}
+    out.n_targets = int(np.asarray(ce).shape[0])
     return out
 
 
@@ -416,17 +328,12 @@ def paired_bootstrap(
         >>> res["mean"]["delta"], res["mean"]["lo"], res["mean"]["hi"]
         (-0.5, -0.5, -0.5)
     """
-    _check_settings(n_boot, ci, method)
-    reps, used, n_docs, parsed = _replicates_many(
-        [ce_a, ce_b], doc, summaries, n_boot, seed, method, [rank_a, rank_b]
-    )
-    names = [p.name for p in parsed]
-    point_a = summary_values(names, ce_a, rank_a)
-    point_b = summary_values(names, ce_b, rank_b)
-    out = PairedBootstrap()
+    run = _Run([ce_a, ce_b], doc, summaries, n_boot, ci, seed, method, [rank_a, rank_b])
+    (reps_a, reps_b), (point_a, point_b) = run.reps, run.points
+    out = run.attach(PairedBootstrap())
     out.replicates = {}
-    for name in names:
-        diff = reps[1][name] - reps[0][name]
+    for name in run.names:
+        diff = reps_b[name] - reps_a[name]
         lo, hi = _interval(diff, ci)
         out[name] = {
             "delta": point_b[name] - point_a[name],
@@ -437,7 +344,6 @@ def paired_bootstrap(
             "max_abs_error": 0.0,
         }
         out.replicates[name] = diff
-    out.method, out.n_boot, out.ci, out.seed, out.n_docs = used, n_boot, ci, seed, n_docs
     return out
 
 
