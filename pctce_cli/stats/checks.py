@@ -10,7 +10,7 @@ import numpy as np
 
 from pctce_cli.errors import UsageError
 
-__all__ = ["as_ce", "as_int_array", "check_qs", "format_level"]
+__all__ = ["as_ce", "as_int_array", "check_qs", "format_level", "summary_list"]
 
 
 def as_ce(ce, name: str = "ce") -> np.ndarray:
@@ -66,3 +66,13 @@ def check_qs(qs) -> np.ndarray:
 def format_level(q: float) -> str:
     """A percentile level as the shortest decimal: 50.0 → ``50``, 99.9 → ``99.9``."""
     return np.format_float_positional(float(q), trim="-")
+
+
+def summary_list(summaries) -> list[str]:
+    """Summary (column) names as a non-empty list; a bare string is one name."""
+    if isinstance(summaries, str):
+        summaries = [summaries]
+    summaries = list(summaries)
+    if not summaries:
+        raise UsageError("summaries must name at least one summary")
+    return summaries

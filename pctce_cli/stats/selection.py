@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
+from pctce_cli.stats.checks import summary_list
 from pctce_cli.stats.concordance import checkpoint_names
 from pctce_cli.stats.defaults import AGREEMENT_PERCENTILES, DEFAULT_SUMMARIES
 from pctce_cli.stats.summaries import percentile_name
@@ -82,11 +83,7 @@ def _column(table: pd.DataFrame, values, what: str) -> tuple[str, np.ndarray]:
 
 
 def _summaries(table: pd.DataFrame, summaries) -> list[str]:
-    if isinstance(summaries, str):
-        summaries = [summaries]
-    summaries = list(summaries)
-    if not summaries:
-        raise UsageError("summaries must name at least one summary")
+    summaries = summary_list(summaries)
     missing = [s for s in summaries if s not in table.columns]
     if missing:
         raise UsageError(f"table has no column {', '.join(missing)} (columns: {', '.join(map(str, table.columns))})")
