@@ -304,6 +304,35 @@ def max_diff(pctce_rows: list[dict], duck_values: dict) -> tuple[float, float, i
     return worst_abs, worst_rel, n
 
 
+# ----------------------------------------------------------------------------- bootstrap on synthetic data
+
+
+def bootstrap_synthetic(n_targets: int = 10_000_000, n_docs: int = 20_000, n_boot: int = 1000) -> None:
+    """Time the fast bootstrap (and a few exact replicates) on synthetic data, in-process.
+
+    The measurement quoted in ``pctce_cli/stats/_resample.py``; run from the repository root with
+    ``python -c "from benchmarks.bench_analysis import bootstrap_synthetic; bootstrap_synthetic()"``.
+    (Moved here from ``pctce_cli.stats.bootstrap._benchmark``: statistics do not print.)
+    """
+    from pctce_cli.stats.bootstrap import bootstrap_ci
+    from pctce_cli.stats.defaults import DEFAULT_SUMMARIES
+
+    rng = np.random.default_rng(0)
+    doc = np.sort(rng.integers(0, n_docs, size=n_targets))
+    shift = rng.gamma(2.0, 0.5, size=n_docs)[doc]  # documents differ in difficulty
+    ce = (rng.gamma(0.6, 2.5, size=n_targets) * shift).astype(np.float32)
+    t0 = time.perf_counter()
+    res = bootstrap_ci(ce, doc, DEFAULT_SUMMARIES, n_boot=n_boot, method="fast")
+    t1 = time.perf_counter()
+    print(f"fast: {n_targets} targets, {n_docs} docs, {n_boot} replicates: {t1 - t0:.1f} s")
+    for name, (lo, hi) in res.items():
+        print(f"  {name}: {res.point[name]:.4f} [{lo:.4f}, {hi:.4f}]")
+    t0 = time.perf_counter()
+    bootstrap_ci(ce, doc, DEFAULT_SUMMARIES, n_boot=3, method="exact")
+    t1 = time.perf_counter()
+    print(f"exact: {(t1 - t0) / 3:.2f} s per replicate → {(t1 - t0) / 3 * n_boot:.0f} s for {n_boot}")
+
+
 # ----------------------------------------------------------------------------- in-process breakdown
 
 

@@ -24,11 +24,9 @@ from pctce_cli.analysis.report import Report
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
+from pctce_cli.stats.bootstrap import paired_bpb
 from pctce_cli.stats.summaries import percentile_name
 from pctce_cli.store import Scores, load_scores
-
-LN2 = math.log(2.0)
-_CHUNK_CELLS = 4_000_000  # replicate chunk: the multiplicity matrix holds at most this many cells
 
 
 # ---------------------------------------------------------------- pairing checks
@@ -66,62 +64,6 @@ def load_pair(a: Checkpoint, b: Checkpoint, a_name: str, b_name: str, columns=("
 
 
 # ---------------------------------------------------------------- statistics
-
-
-def draw_counts(rng: np.random.Generator, n_docs: int, n_rep: int) -> np.ndarray:
-    """(n_rep, D) document multiplicities, one ``rng.integers(0, D, D)`` draw per replicate.
-
-    The same draws as :mod:`pctce_cli.stats.bootstrap`, so the intervals of
-    ratio summaries computed here use the very resamples of the other summaries.
-    """
-    w = np.empty((n_rep, n_docs), dtype=np.float64)
-    for i in range(n_rep):
-        w[i] = np.bincount(rng.integers(0, n_docs, size=n_docs), minlength=n_docs)
-    return w
-
-
-def percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float]:
-    """Type-7 ``(1−ci)/2`` and ``(1+ci)/2`` percentiles of the finite replicate values."""
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return math.nan, math.nan
-    tail = (1.0 - ci) / 2.0
-    lo, hi = np.percentile(v, [100.0 * tail, 100.0 * (1.0 - tail)])
-    return float(lo), float(hi)
-
-
-def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot: int, ci: float, seed: int) -> dict:
-    """Paired document-level bootstrap of Δ bits-per-byte (bpb_b − bpb_a).
-
-    bpb = Σ nll / Σ bytes / ln 2 over documents (SPEC §2), so a replicate is
-    ``(w·nll_b − w·nll_a) / (w·bytes) / ln 2`` for document multiplicities ``w``.
-    ``stats.bootstrap`` has no ratio summaries; this helper draws the same
-    resamples (same seed → same documents).
-
-    Args:
-        nll_a, nll_b: per-document Σ CE, over the sorted unique document ids.
-        n_bytes: per-document UTF-8 bytes, same order.
-
-    Returns:
-        ``{"delta", "lo", "hi", "a", "b"}``.
-    """
-    nll_a, nll_b = np.asarray(nll_a, np.float64), np.asarray(nll_b, np.float64)
-    n_bytes = np.asarray(n_bytes, np.float64)
-    total = n_bytes.sum()
-    a = nll_a.sum() / total / LN2 if total > 0 else math.nan
-    b = nll_b.sum() / total / LN2 if total > 0 else math.nan
-    rng = np.random.default_rng(seed)
-    n_docs = len(n_bytes)
-    diff_doc = nll_b - nll_a
-    reps = []
-    size = max(1, min(n_boot, _CHUNK_CELLS // max(n_docs, 1)))
-    for start in range(0, n_boot, size):
-        w = draw_counts(rng, n_docs, min(n_boot, start + size) - start)  # (B, D)
-        den = w @ n_bytes
-        with np.errstate(divide="ignore", invalid="ignore"):
-            reps.append(np.where(den > 0, (w @ diff_doc) / np.where(den > 0, den, 1.0) / LN2, np.nan))
-    lo, hi = percentile_interval(np.concatenate(reps), ci)
-    return {"delta": b - a, "lo": lo, "hi": hi, "a": a, "b": b}
 
 
 def significant(lo: float, hi: float) -> bool:

@@ -15,6 +15,7 @@ import pytest
 
 from pctce_cli.errors import UsageError
 from pctce_cli.stats import bootstrap as B
+from pctce_cli.stats import _resample as R
 
 
 def make_data(n_docs=40, mean_len=30, seed=0, ties=True, dtype=np.float32):
@@ -129,7 +130,7 @@ def test_seed_reproducible_and_generator_accepted():
 def test_chunking_does_not_change_replicates(monkeypatch):
     ce, doc, _ = make_data(n_docs=50)
     whole = B.bootstrap_ci(ce, doc, ["p90"], n_boot=25, seed=2, method="fast")
-    monkeypatch.setattr(B, "_CHUNK_CELLS", 120)  # 2 replicates per chunk
+    monkeypatch.setattr(R, "_CHUNK_CELLS", 120)  # 2 replicates per chunk
     chunked = B.bootstrap_ci(ce, doc, ["p90"], n_boot=25, seed=2, method="fast")
     np.testing.assert_array_equal(whole.replicates["p90"], chunked.replicates["p90"])
 

@@ -2,10 +2,11 @@
 
 Summaries (§2), document-level bootstrap intervals (§2), concordance across
 checkpoints (§3), selection rules and task agreement (§4), distribution shape
-(§2) and the error-entropy decomposition (§5) of the SPEC. Every
-function takes numpy arrays or pandas DataFrames and returns plain values,
-dicts, DataFrames or small dataclasses; bad input raises
-:class:`pctce_cli.errors.UsageError`.
+(§2) and the error-entropy decomposition (§5) of the SPEC; the defaults in
+:mod:`.defaults`, input checks in :mod:`.checks`, order statistics and type-7
+percentiles in :mod:`.order`. Every function takes numpy arrays or pandas
+DataFrames and returns plain values, dicts, DataFrames or small dataclasses;
+bad input raises :class:`pctce_cli.errors.UsageError`.
 """
 
 from pctce_cli.stats.bootstrap import (
@@ -26,15 +27,21 @@ from pctce_cli.stats.concordance import (
     tied_pairs_matrix,
 )
 from pctce_cli.stats.decompose import decompose
-from pctce_cli.stats.selection import (
+from pctce_cli.stats.defaults import (
     AGREEMENT_PERCENTILES,
+    DEFAULT_CONCORDANCE_SET,
+    DEFAULT_EDGES,
+    DEFAULT_PERCENTILES,
+    DEFAULT_SUMMARIES,
+    PROFILE_LEVELS,
+)
+from pctce_cli.stats.selection import (
     agreement,
     agreement_summaries,
     best_summary,
     select,
 )
 from pctce_cli.stats.shape import (
-    PROFILE_LEVELS,
     band_labels,
     band_mass,
     ecdf_points,
@@ -43,17 +50,13 @@ from pctce_cli.stats.shape import (
     profile_distance,
     profile_distances,
 )
+from pctce_cli.stats.order import percentiles
 from pctce_cli.stats.summaries import (
-    DEFAULT_CONCORDANCE_SET,
-    DEFAULT_EDGES,
-    DEFAULT_PERCENTILES,
-    DEFAULT_SUMMARIES,
     SummaryName,
     doc_normalized,
     doc_sums,
     parse_summary_name,
     percentile_name,
-    percentiles,
     summarize,
     summary_value,
     summary_values,

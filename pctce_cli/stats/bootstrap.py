@@ -15,70 +15,45 @@ Two methods compute the same replicates:
     targets. The reference.
 
 ``"fast"``
-    Never builds a resampled array. A replicate is a vector ``w`` of document
-    multiplicities (B × D matrix ``W``). Means and top-1 are exact ratios of
-    ``W @ per_doc_sum`` and ``W @ per_doc_count``. Percentiles need two
-    order statistics per replicate; each is found *exactly* in three steps
-    over the pooled targets sorted once by CE:
-
-    1. coarse: per-document counts in ~256 equal-count blocks of the sorted
-       order, ``W @ counts`` (one BLAS product) → the block holding the
-       wanted rank, per replicate;
-    2. fine: only inside the union of blocks that some replicate hit, a
-       sparse per-document histogram of 64-target blocks,
-       ``W @ H`` (cost B × targets in the window);
-    3. inside the one 64-target block: cumulative multiplicities of its
-       targets → the exact target, hence the exact value.
-
-    The result equals the exact method's order statistics (ties included),
-    so the error bound reported as ``max_abs_error`` is 0: no binning or
-    interpolation inside bins is involved, only numpy's own type-7
-    interpolation between the two exact order statistics. Means differ from
-    the exact method only by float64 summation order (relative ~1e-15).
-
-    Cost: one sort of the N targets, one (B × D) @ (D × 256) product, and
-    B × (targets inside the windows) for the sparse step; the windows are
-    as wide as the spread of the replicate percentiles, rounded out to
-    coarse blocks (1–2 blocks, under 1 % of the targets, per percentile
-    for 20k documents). Measured on 2 CPU cores with
-    ``python -c "from pctce_cli.stats.bootstrap import _benchmark; _benchmark()"``:
-    10M float32 targets in 20k documents, 1000 replicates of mean, p50,
-    p90, p95, p99: 4.7 s fast (9.8 s while other jobs shared the cores)
-    versus 0.30–0.60 s per replicate, 5–10 minutes, for the exact method.
-    50 documents: ~7 s; 500k documents of 20 targets: ~15–30 s (drawing
-    the 5e8 document indices alone takes several seconds).
+    Never builds a resampled array: a replicate is a vector of document
+    multiplicities, means are ratios of matrix products and each percentile
+    is found from two *exact* order statistics of the replicate
+    (:mod:`._resample` explains how and what it costs). Equal to the exact
+    method's values (the reported ``max_abs_error`` is 0), means up to
+    float64 summation order (relative ~1e-15); 10M targets in 20k documents,
+    1000 replicates of five summaries: about 5 s on 2 cores.
 
 ``"auto"`` (default) runs exact when N × n_boot ≤ 1e6, fast otherwise.
 
-The interval is the percentile interval: the type-7 ``(1−ci)/2`` and
-``(1+ci)/2`` percentiles of the replicate values. Replicates whose value is
-NaN (``zXX`` with a zero IQR) are left out; all NaN gives a NaN interval.
-Zero documents cannot be resampled: empty input raises UsageError.
+The interval is the percentile interval (:func:`percentile_interval`): the
+type-7 ``(1−ci)/2`` and ``(1+ci)/2`` percentiles of the replicate values.
+Replicates whose value is NaN (``zXX`` with a zero IQR) are left out; all NaN
+gives a NaN interval. Zero documents cannot be resampled: empty input raises
+UsageError.
+
+:func:`paired_bpb` bootstraps the ratio summary bits-per-byte of two
+checkpoints from per-document sums, with the same resamples (same seed →
+same documents) as the other summaries.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import (
-    DEFAULT_SUMMARIES,
-    SummaryName,
-    as_ce,
-    as_int_array,
-    doc_numbers,
-    finish_summary,
-    float32_from_order_key,
-    float32_order_key,
-    lerp,
-    parse_summary_names,
-    summary_values,
-    type7_index,
+# The resampling engine; AUTO_EXACT_MAX_WORK and _sort_by_ce are re-exported for tests and benchmarks.
+from pctce_cli.stats._resample import (  # noqa: F401
+    AUTO_EXACT_MAX_WORK,
+    _chunks,
+    _replicates_many,
+    _sort_by_ce,
+    draw_counts,
 )
+from pctce_cli.stats.defaults import DEFAULT_SUMMARIES, LN2
+from pctce_cli.stats.summaries import summary_values
 
 __all__ = [
     "BootstrapCI",
@@ -87,17 +62,12 @@ __all__ = [
     "bootstrap_ci",
     "paired_bootstrap",
     "multi_bootstrap_ci",
+    "draw_counts",
+    "percentile_interval",
+    "paired_bpb",
 ]
 
 METHODS = ("auto", "exact", "fast")
-AUTO_EXACT_MAX_WORK = 1_000_000  # N * n_boot below which "auto" runs the exact method
-
-# Tuned on 2 cores: the coarse product is cheap BLAS work, so use many
-# blocks (narrow windows for the sparse step) within a 64 MB float32 matrix.
-_COARSE_BLOCKS = 256
-_COARSE_CELLS = 16_000_000  # at most D * K1 cells in the coarse count matrix
-_FINE_BLOCK = 64  # targets per fine block; the final exact search scans one
-_CHUNK_CELLS = 4_000_000  # replicates per chunk: W holds at most this many doc counts
 
 
 # --------------------------------------------------------------------------
@@ -125,18 +95,6 @@ class PairedBootstrap(dict):
     """
 
 
-@dataclass
-class _Prepared:
-    """One checkpoint's sufficient statistics for the fast method."""
-
-    sorted_ce: np.ndarray  # (N,) ce in ascending order, input dtype
-    sorted_doc: np.ndarray  # (N,) document number (0..D-1) of each sorted target
-    doc_sum: np.ndarray  # (D,) float64 Σ ce per document
-    doc_top1: np.ndarray | None  # (D,) number of rank-0 targets per document
-    coarse: np.ndarray | None  # (D, K1) float64 targets per document per coarse block
-    block: int  # coarse block length L1
-
-
 # --------------------------------------------------------------------------
 # argument checks
 
@@ -150,259 +108,106 @@ def _check_settings(n_boot, ci, method) -> None:
         raise UsageError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
 
 
-def _documents(doc, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique document ids and each target's document number."""
-    d = as_int_array(doc, "doc", n=n)
-    if n == 0:
-        raise UsageError("ce is empty: there are no documents to resample")
-    return doc_numbers(d)
-
-
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise UsageError(f"seed must be an integer or None, got {seed!r}")
-    return np.random.default_rng(seed)
-
-
 # --------------------------------------------------------------------------
-# resampling
+# intervals
 
 
-def _draw_counts(rng: np.random.Generator, n_docs: int, n_rep: int) -> np.ndarray:
-    """Multiplicity of each document in ``n_rep`` replicates, (n_rep, D) float64.
-
-    One ``integers`` call per replicate, so the stream (hence the resamples)
-    does not depend on how replicates are chunked.
-    """
-    w = np.empty((n_rep, n_docs), dtype=np.float64)
-    for i in range(n_rep):
-        w[i] = np.bincount(rng.integers(0, n_docs, size=n_docs), minlength=n_docs)
-    return w
-
-
-def _chunks(n_boot: int, n_docs: int):
-    size = max(1, min(n_boot, _CHUNK_CELLS // max(n_docs, 1)))
-    for start in range(0, n_boot, size):
-        yield start, min(n_boot, start + size)
-
-
-# --------------------------------------------------------------------------
-# fast method
-
-
-def _sort_by_ce(ce: np.ndarray, inv: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``ce`` ascending, and each value's document index, ties in document order.
-
-    float32 CE (what the store holds) is sorted as one packed uint64 key per
-    target, order key above and document below: a direct sort of 8-byte keys
-    instead of an indirect sort and two gathers (1.8–2.5× faster at 10M targets,
-    docs/benchmarks.md).
-    """
-    if ce.dtype == np.float32 and n_docs <= 2**32:
-        key, flipped = float32_order_key(ce)
-        packed = (key.astype(np.uint64) << np.uint64(32)) | inv.astype(np.uint64)
-        packed.sort()
-        sorted_ce = float32_from_order_key(packed >> np.uint64(32), flipped)
-        return sorted_ce, (packed & np.uint64(0xFFFFFFFF)).astype(inv.dtype)
-    order = np.argsort(ce)  # the order among tied values is irrelevant: they are equal
-    return ce[order], inv[order]
-
-
-def _prepare(ce: np.ndarray, inv: np.ndarray, n_docs: int, rank, need_pct: bool) -> _Prepared:
-    sorted_ce, sorted_doc = _sort_by_ce(ce, inv, n_docs)
-    # Summing each document's targets in ascending-CE order makes the sums
-    # independent of the input order (tied values are equal), so shards in
-    # any order give bit-identical replicates.
-    doc_sum = np.bincount(sorted_doc, weights=sorted_ce, minlength=n_docs)
-    doc_top1 = None
-    if rank is not None:
-        doc_top1 = np.bincount(inv, weights=(rank == 0), minlength=n_docs)
-    coarse, block = None, 1
-    n = ce.shape[0]
-    if need_pct:
-        # Many coarse blocks make the windows of the sparse step narrow, but
-        # the D × K1 matrix must stay small when there are many documents.
-        k1 = int(min(_COARSE_BLOCKS, n, max(16, _COARSE_CELLS // n_docs)))
-        block = -(-n // k1)
-        k1 = -(-n // block)
-        cells = sorted_doc * k1 + np.arange(n, dtype=np.int64) // block
-        coarse = np.bincount(cells, minlength=n_docs * k1).reshape(n_docs, k1)
-        coarse = coarse.astype(np.float32 if block < 2**24 else np.float64)
-    return _Prepared(sorted_ce, sorted_doc, doc_sum, doc_top1, coarse, block)
-
-
-def _count_le(ends: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Per row b: how many of ``ends[b, :]`` (non-decreasing) are ≤ ``k[b, j]``.
-
-    One ``searchsorted`` over all rows: offsetting row b by ``b * span`` makes
-    the flattened matrix globally sorted.
-    """
-    rows, width = ends.shape
-    span = int(max(ends.max(initial=0), k.max(initial=0))) + 1
-    offset = np.arange(rows, dtype=np.int64)[:, None] * span
-    pos = np.searchsorted((ends + offset).ravel(), (k + offset).ravel(), side="right")
-    return pos.reshape(k.shape) - np.arange(rows, dtype=np.int64)[:, None] * width
-
-
-def _count_product(w: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``w @ counts`` for non-negative integer matrices, in float32 when that is exact.
-
-    Every product and partial sum is an integer no larger than
-    max(w) × (largest column sum of ``counts``); below 2**24 float32
-    represents them all exactly (FMA included), and single precision halves
-    the time of the largest product of the method.
-    """
-    bound = float(w.max(initial=0)) * float(counts.sum(axis=0).max(initial=0))
-    if counts.dtype == np.float32 and bound < 2**24:
-        return (w.astype(np.float32) @ counts).astype(np.float64)
-    return w @ counts.astype(np.float64, copy=False)
-
-
-def _merge_windows(first: np.ndarray, last: np.ndarray) -> list[tuple[int, int, list[int]]]:
-    """Merge the per-column block ranges [first_c, last_c] that overlap or touch."""
-    merged: list[tuple[int, int, list[int]]] = []
-    for c in np.argsort(first, kind="stable").tolist():
-        lo, hi = int(first[c]), int(last[c])
-        if merged and lo <= merged[-1][1] + 1:
-            a, b, cols = merged[-1]
-            merged[-1] = (a, max(b, hi), cols + [c])
-        else:
-            merged.append((lo, hi, [c]))
-    return merged
-
-
-def _order_stats(prep: _Prepared, w: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Exact k-th smallest value (0-based) of each replicate, without resampling.
+def percentile_interval(values: np.ndarray, ci: float, drop: str = "nonfinite") -> tuple[float, float]:
+    """Type-7 ``(1−ci)/2`` and ``(1+ci)/2`` percentiles of replicate values.
 
     Args:
-        prep: the checkpoint's sorted targets and per-document block counts.
-        w: (B, D) document multiplicities.
-        k: (B, Q) wanted ranks, each < that replicate's target count.
+        values: 1-D replicate values.
+        ci: confidence level in (0, 1).
+        drop: which replicates are left out: ``"nonfinite"`` (NaN and ±inf;
+            what :func:`paired_bpb` uses) or ``"nan"`` (NaN only, so an
+            overflowing ``ppl`` replicate of +inf stays and can make an
+            endpoint inf or NaN; what the summary bootstraps use, on
+            float64 values).
 
     Returns:
-        (B, Q) float64 values.
+        ``(lo, hi)``; NaN, NaN when no value is left.
+
+    Example:
+        >>> percentile_interval(np.array([1.0, 2.0, np.nan, 3.0, np.inf]), 0.5)
+        (1.5, 2.5)
     """
-    n = prep.sorted_ce.shape[0]
-    n_rep, n_docs = w.shape
-    rows = np.arange(n_rep)[:, None]
-    ends1 = np.rint(np.cumsum(_count_product(w, prep.coarse), axis=1)).astype(np.int64)  # (B, K1)
-    blk = _count_le(ends1, k)  # (B, Q) coarse block holding rank k
-    out = np.empty(k.shape, dtype=np.float64)
-    wt = np.ascontiguousarray(w.T)  # (D, B) for the sparse product
-    from scipy import sparse
-
-    for first, last, cols in _merge_windows(blk.min(axis=0), blk.max(axis=0)):
-        start, stop = first * prep.block, min((last + 1) * prep.block, n)
-        base = ends1[:, first - 1] if first > 0 else np.zeros(n_rep, dtype=np.int64)
-        width = stop - start
-        n_fine = -(-width // _FINE_BLOCK)
-        # Row j of this CSR matrix lists the documents of the targets in fine
-        # block j, one entry per target: the targets are already in block
-        # order, so no sorting is needed, and the matrix product adds up
-        # repeated entries.
-        indptr = np.minimum(np.arange(n_fine + 1, dtype=np.int64) * _FINE_BLOCK, width)
-        hist_t = sparse.csr_matrix(
-            (np.ones(width), prep.sorted_doc[start:stop], indptr), shape=(n_fine, n_docs)
-        )  # (K2, D) targets per fine block per document
-        ends2 = base[:, None] + np.rint(np.cumsum((hist_t @ wt).T, axis=1)).astype(np.int64)  # (B, K2)
-        kk = k[:, cols]  # (B, C)
-        fine = _count_le(ends2, kk)  # (B, C) fine block holding rank k
-        before = np.where(fine > 0, ends2[rows, np.maximum(fine - 1, 0)], base[:, None])
-        first_pos = start + fine * _FINE_BLOCK  # (B, C)
-        pos = first_pos[..., None] + np.arange(_FINE_BLOCK)  # (B, C, L2)
-        inside = pos < stop
-        mult = w[rows[..., None], prep.sorted_doc[np.minimum(pos, stop - 1)]] * inside  # (B, C, L2)
-        cum = before[..., None] + np.rint(np.cumsum(mult, axis=-1)).astype(np.int64)
-        step = np.count_nonzero(cum <= kk[..., None], axis=-1)  # (B, C)
-        out[:, cols] = prep.sorted_ce[first_pos + step]
-    return out
+    if drop == "nonfinite":
+        v = values[np.isfinite(values)]
+    elif drop == "nan":
+        v = values[~np.isnan(values)]
+    else:
+        raise UsageError(f"drop must be 'nonfinite' or 'nan', got {drop!r}")
+    if v.size == 0:
+        return math.nan, math.nan
+    tail = (1.0 - ci) / 2.0
+    lo, hi = np.percentile(v, [100.0 * tail, 100.0 * (1.0 - tail)])
+    return float(lo), float(hi)
 
 
-def _fast_chunk(preps, w, parsed, levels, doc_n) -> list[dict[str, np.ndarray]]:
-    n_b = np.rint(w @ doc_n).astype(np.int64)  # (B,) targets per replicate
-    result = []
-    if levels:
-        lo, hi, gamma = type7_index(n_b[:, None], np.asarray(levels)[None, :])  # (B, L)
-    for prep in preps:
-        mean = (w @ prep.doc_sum) / n_b
-        top1 = (w @ prep.doc_top1) / n_b if prep.doc_top1 is not None else np.full(n_b.shape, np.nan)
-        pct = {}
-        if levels:
-            vals = _order_stats(prep, w, np.concatenate([lo, hi], axis=1))
-            interp = lerp(vals[:, : len(levels)], vals[:, len(levels) :], gamma)
-            pct = {q: interp[:, i] for i, q in enumerate(levels)}
-        result.append({p.name: np.asarray(finish_summary(p, mean, pct, top1), dtype=np.float64) for p in parsed})
-    return result
+def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
+    """The summary bootstraps' interval: NaN replicates left out, in float64."""
+    return percentile_interval(np.asarray(values, dtype=np.float64), ci, drop="nan")
 
 
-# --------------------------------------------------------------------------
-# exact method
+def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot: int, ci: float, seed: int) -> dict:
+    """Paired document-level bootstrap of Δ bits-per-byte (bpb_b − bpb_a).
 
+    bpb = Σ nll / Σ bytes / ln 2 over documents (SPEC §2), so a replicate is
+    ``(w·nll_b − w·nll_a) / (w·bytes) / ln 2`` for document multiplicities
+    ``w`` (:func:`draw_counts`: the same resamples as the other summaries
+    for the same seed). Replicates with no bytes are NaN and left out.
 
-def _exact_chunk(ces, ranks, inv, w, parsed) -> list[dict[str, np.ndarray]]:
-    names = [p.name for p in parsed]
-    out = [{name: np.empty(w.shape[0]) for name in names} for _ in ces]
-    for b in range(w.shape[0]):
-        per_target = w[b].astype(np.int64)[inv]
-        for j, (ce, rank) in enumerate(zip(ces, ranks)):
-            rep_rank = None if rank is None else np.repeat(rank, per_target)
-            vals = summary_values(names, np.repeat(ce, per_target), rep_rank)
-            for name in names:
-                out[j][name][b] = vals[name]
-    return out
+    Args:
+        nll_a, nll_b: per-document Σ CE, over the sorted unique document ids.
+        n_bytes: per-document UTF-8 bytes, same order.
+        n_boot: number of replicates.
+        ci: confidence level in (0, 1).
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        ``{"delta", "lo", "hi", "a", "b"}``.
+
+    Example:
+        >>> r = paired_bpb([8 * LN2, 8 * LN2], [4 * LN2, 4 * LN2], [4, 4], n_boot=20, ci=0.9, seed=0)
+        >>> [float(r[k]) for k in ("a", "b", "delta", "lo", "hi")]
+        [2.0, 1.0, -1.0, -1.0, -1.0]
+    """
+    nll_a, nll_b = np.asarray(nll_a, np.float64), np.asarray(nll_b, np.float64)
+    n_bytes = np.asarray(n_bytes, np.float64)
+    total = n_bytes.sum()
+    a = nll_a.sum() / total / LN2 if total > 0 else math.nan
+    b = nll_b.sum() / total / LN2 if total > 0 else math.nan
+    rng = np.random.default_rng(seed)
+    n_docs = len(n_bytes)
+    diff_doc = nll_b - nll_a
+    reps = []
+    for start, stop in _chunks(n_boot, n_docs):
+        w = draw_counts(rng, n_docs, stop - start)  # (B, D)
+        den = w @ n_bytes
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps.append(np.where(den > 0, (w @ diff_doc) / np.where(den > 0, den, 1.0) / LN2, np.nan))
+    lo, hi = percentile_interval(np.concatenate(reps), ci)
+    return {"delta": b - a, "lo": lo, "hi": hi, "a": a, "b": b}
 
 
 # --------------------------------------------------------------------------
 # public API
 
 
-def _replicates_many(
-    ces: Sequence, doc, summaries, n_boot: int, seed, method: str, ranks: Sequence | None
-) -> tuple[list[dict[str, np.ndarray]], str, int, list[SummaryName]]:
-    parsed = parse_summary_names(summaries)
-    if not ces:
-        raise UsageError("no checkpoints given to bootstrap")
-    arrays = [as_ce(ce, "ce") for ce in ces]
-    n = arrays[0].shape[0]
-    for a in arrays[1:]:
-        if a.shape[0] != n:
-            raise UsageError(
-                f"checkpoints must be scored on the same targets: got {n} and {a.shape[0]} CE values"
-            )
-    ids, inv = _documents(doc, n)
-    ranks = list(ranks) if ranks is not None else [None] * len(arrays)
-    needs_rank = any(p.kind == "top1" for p in parsed)
-    checked_ranks = []
-    for r in ranks:
-        if r is None and needs_rank:
-            raise UsageError("summary 'top1' needs rank (the rank of each target), got none")
-        checked_ranks.append(None if r is None else as_int_array(r, "rank", n=n))
-    if method == "auto":
-        method = "exact" if n * n_boot <= AUTO_EXACT_MAX_WORK else "fast"
-    n_docs = ids.shape[0]
-    levels = sorted({q for p in parsed for q in p.levels()})
-    rng = _rng(seed)
+class _Run:
+    """One bootstrap run: settings checked, replicates and point values of every checkpoint."""
 
-    if method == "fast":
-        doc_n = np.bincount(inv, minlength=n_docs).astype(np.float64)
-        preps = [
-            _prepare(a, inv, n_docs, r if needs_rank else None, bool(levels))
-            for a, r in zip(arrays, checked_ranks)
-        ]
-    pieces = []
-    for start, stop in _chunks(n_boot, n_docs):
-        w = _draw_counts(rng, n_docs, stop - start)
-        if method == "fast":
-            pieces.append(_fast_chunk(preps, w, parsed, levels, doc_n))
-        else:
-            pieces.append(_exact_chunk(arrays, checked_ranks if needs_rank else [None] * len(arrays), inv, w, parsed))
-    reps = [
-        {p.name: np.concatenate([piece[j][p.name] for piece in pieces]) for p in parsed}
-        for j in range(len(arrays))
-    ]
-    return reps, method, n_docs, parsed
+    def __init__(self, ces, doc, summaries, n_boot, ci, seed, method, ranks):
+        _check_settings(n_boot, ci, method)
+        self.reps, self.method, self.n_docs, parsed = _replicates_many(ces, doc, summaries, n_boot, seed, method, ranks)
+        self.names = [p.name for p in parsed]
+        self.points = [summary_values(self.names, ce, rank) for ce, rank in zip(ces, ranks)]
+        self.n_boot, self.ci, self.seed = n_boot, ci, seed
+
+    def attach(self, out):
+        """Set the settings attributes of a result (``method``, ``n_boot``, ``ci``, ``seed``, ``n_docs``)."""
+        out.method, out.n_boot, out.ci, out.seed, out.n_docs = self.method, self.n_boot, self.ci, self.seed, self.n_docs
+        return out
 
 
 def bootstrap_replicates(
@@ -448,15 +253,6 @@ def bootstrap_replicates(
     return dict(zip(names, reps))
 
 
-def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
-    finite = values[~np.isnan(values)]
-    if finite.size == 0:
-        return (math.nan, math.nan)
-    tail = (1.0 - ci) / 2.0
-    lo, hi = np.percentile(finite.astype(np.float64), [100.0 * tail, 100.0 * (1.0 - tail)])
-    return (float(lo), float(hi))
-
-
 def bootstrap_ci(
     ce,
     doc,
@@ -494,15 +290,11 @@ def bootstrap_ci(
         >>> lo <= res.point["mean"] <= hi
         True
     """
-    _check_settings(n_boot, ci, method)
-    reps, used, n_docs, parsed = _replicates_many([ce], doc, summaries, n_boot, seed, method, [rank])
-    names = [p.name for p in parsed]
-    out = BootstrapCI({name: _interval(reps[0][name], ci) for name in names})
-    out.point = summary_values(names, ce, rank)
-    out.max_abs_error = {name: 0.0 for name in names}
-    out.method, out.n_boot, out.ci, out.seed = used, n_boot, ci, seed
-    out.n_docs, out.n_targets = n_docs, int(np.asarray(ce).shape[0])
-    out.replicates = reps[0]
+    run = _Run([ce], doc, summaries, n_boot, ci, seed, method, [rank])
+    out = run.attach(BootstrapCI({name: _interval(run.reps[0][name], ci) for name in run.names}))
+    out.point, out.replicates = run.points[0], run.reps[0]
+    out.max_abs_error = {name: 0.0 for name in run.names}
+    out.n_targets = int(np.asarray(ce).shape[0])
     return out
 
 
@@ -536,17 +328,12 @@ def paired_bootstrap(
         >>> res["mean"]["delta"], res["mean"]["lo"], res["mean"]["hi"]
         (-0.5, -0.5, -0.5)
     """
-    _check_settings(n_boot, ci, method)
-    reps, used, n_docs, parsed = _replicates_many(
-        [ce_a, ce_b], doc, summaries, n_boot, seed, method, [rank_a, rank_b]
-    )
-    names = [p.name for p in parsed]
-    point_a = summary_values(names, ce_a, rank_a)
-    point_b = summary_values(names, ce_b, rank_b)
-    out = PairedBootstrap()
+    run = _Run([ce_a, ce_b], doc, summaries, n_boot, ci, seed, method, [rank_a, rank_b])
+    (reps_a, reps_b), (point_a, point_b) = run.reps, run.points
+    out = run.attach(PairedBootstrap())
     out.replicates = {}
-    for name in names:
-        diff = reps[1][name] - reps[0][name]
+    for name in run.names:
+        diff = reps_b[name] - reps_a[name]
         lo, hi = _interval(diff, ci)
         out[name] = {
             "delta": point_b[name] - point_a[name],
@@ -557,7 +344,6 @@ def paired_bootstrap(
             "max_abs_error": 0.0,
         }
         out.replicates[name] = diff
-    out.method, out.n_boot, out.ci, out.seed, out.n_docs = used, n_boot, ci, seed, n_docs
     return out
 
 
@@ -593,27 +379,3 @@ def multi_bootstrap_ci(
             lo, hi = _interval(values, ci)
             rows.append((name, summary, point[summary], lo, hi, 0.0))
     return pd.DataFrame(rows, columns=["checkpoint", "summary", "value", "lo", "hi", "max_abs_error"])
-
-
-def _benchmark(n_targets: int = 10_000_000, n_docs: int = 20_000, n_boot: int = 1000) -> None:
-    """Time the fast method (and a few exact replicates) on synthetic data."""
-    import time
-
-    rng = np.random.default_rng(0)
-    doc = np.sort(rng.integers(0, n_docs, size=n_targets))
-    shift = rng.gamma(2.0, 0.5, size=n_docs)[doc]  # documents differ in difficulty
-    ce = (rng.gamma(0.6, 2.5, size=n_targets) * shift).astype(np.float32)
-    t0 = time.perf_counter()
-    res = bootstrap_ci(ce, doc, DEFAULT_SUMMARIES, n_boot=n_boot, method="fast")
-    t1 = time.perf_counter()
-    print(f"fast: {n_targets} targets, {n_docs} docs, {n_boot} replicates: {t1 - t0:.1f} s")
-    for name, (lo, hi) in res.items():
-        print(f"  {name}: {res.point[name]:.4f} [{lo:.4f}, {hi:.4f}]")
-    t0 = time.perf_counter()
-    bootstrap_ci(ce, doc, DEFAULT_SUMMARIES, n_boot=3, method="exact")
-    t1 = time.perf_counter()
-    print(f"exact: {(t1 - t0) / 3:.2f} s per replicate → {(t1 - t0) / 3 * n_boot:.0f} s for {n_boot}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _benchmark()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET
+from pctce_cli.stats.checks import summary_list
+from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; load it when used
     import pandas as pd
@@ -80,11 +81,7 @@ def summary_matrix(values, summaries: Sequence[str], what: str = "values") -> tu
     """
     import pandas as pd
 
-    if isinstance(summaries, str):
-        summaries = [summaries]
-    summaries = list(summaries)
-    if not summaries:
-        raise UsageError("summaries must name at least one summary")
+    summaries = summary_list(summaries)
     if isinstance(values, pd.DataFrame):
         table = values
     elif isinstance(values, Mapping):
@@ -148,7 +145,7 @@ def _pairwise(table, summaries, stat) -> pd.DataFrame:
     import pandas as pd
 
     _, x = summary_matrix(table, summaries, "table")
-    names = list(summaries) if not isinstance(summaries, str) else [summaries]
+    names = summary_list(summaries)
     sg = _pair_signs(x)
     out = np.empty((len(names), len(names)))
     for a in range(len(names)):

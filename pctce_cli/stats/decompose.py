@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from pctce_cli.stats.summaries import as_ce, as_int_array
+from pctce_cli.stats.checks import as_ce, as_int_array
 
 __all__ = ["decompose"]
 

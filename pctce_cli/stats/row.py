@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pctce_cli.stats.summaries import DEFAULT_PERCENTILES, doc_normalized, doc_sums, percentile_name, summarize
+from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
+from pctce_cli.stats.summaries import doc_normalized, doc_sums, percentile_name, summarize
 
 ACCURACY_COLUMNS = ("exact_match", "substring_match")
 DOC_SUMMARIES = frozenset({"bpb", "byte_ppl", "word_ppl"})

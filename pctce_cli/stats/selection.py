@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
+from pctce_cli.stats.checks import summary_list
 from pctce_cli.stats.concordance import checkpoint_names
-from pctce_cli.stats.summaries import DEFAULT_SUMMARIES, percentile_name
+from pctce_cli.stats.defaults import AGREEMENT_PERCENTILES, DEFAULT_SUMMARIES
+from pctce_cli.stats.summaries import percentile_name
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; load it when used
     import pandas as pd
@@ -41,7 +43,6 @@ __all__ = [
     "best_summary",
 ]
 
-AGREEMENT_PERCENTILES: tuple[int, ...] = tuple(range(5, 100, 5)) + (99,)
 ALL_GROUP = "all"
 
 
@@ -82,11 +83,7 @@ def _column(table: pd.DataFrame, values, what: str) -> tuple[str, np.ndarray]:
 
 
 def _summaries(table: pd.DataFrame, summaries) -> list[str]:
-    if isinstance(summaries, str):
-        summaries = [summaries]
-    summaries = list(summaries)
-    if not summaries:
-        raise UsageError("summaries must name at least one summary")
+    summaries = summary_list(summaries)
     missing = [s for s in summaries if s not in table.columns]
     if missing:
         raise UsageError(f"table has no column {', '.join(missing)} (columns: {', '.join(map(str, table.columns))})")

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import DEFAULT_EDGES, as_ce, percentiles
+from pctce_cli.stats.checks import as_ce
+from pctce_cli.stats.defaults import DEFAULT_EDGES, PROFILE_LEVELS
+from pctce_cli.stats.order import percentiles
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; load it when used
     import pandas as pd
@@ -32,9 +34,6 @@ __all__ = [
     "group_distance_summary",
     "ecdf_points",
 ]
-
-PROFILE_LEVELS: tuple[int, ...] = tuple(range(5, 100, 5))
-
 
 def _check_edges(edges) -> np.ndarray:
     try:

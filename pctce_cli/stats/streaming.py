@@ -26,15 +26,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import (
-    DEFAULT_PERCENTILES,
-    SummaryName,
-    check_qs,
-    finish_summary,
-    lerp,
-    percentile_name,
-    type7_index,
-)
+from pctce_cli.stats.checks import check_qs
+from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
+from pctce_cli.stats.order import lerp, type7_index
+from pctce_cli.stats.summaries import SummaryName, finish_summary, percentile_name
 
 BITS = 20  # histogram buckets 2**20: bucket width ~2**-15 relative, so the kept values are few
 

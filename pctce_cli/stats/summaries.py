@@ -8,12 +8,15 @@ Conventions fixed here and used by the whole ``stats`` package:
 
 * Percentiles are Hyndman–Fan type 7 (numpy's default ``linear``), computed in
   float64 whatever the input dtype, and agree bit for bit with
-  ``np.percentile(ce.astype(np.float64), q)``.
+  ``np.percentile(ce.astype(np.float64), q)`` (:mod:`.order`).
 * Empty input is defined: summaries of zero targets are NaN with ``n = 0``.
   (Resampling zero documents is not defined; :mod:`.bootstrap` raises.)
 * ``ce`` must be finite. The scorer refuses non-finite CE, so a NaN or inf
   here means the caller passed the wrong column; failing loudly beats a NaN
-  percentile that silently poisons a release gate.
+  percentile that silently poisons a release gate (:mod:`.checks`).
+
+Defaults live in :mod:`.defaults`; this module re-exports them and the order
+statistics of :mod:`.order` under their old names.
 """
 
 from __future__ import annotations
@@ -26,6 +29,27 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
+from pctce_cli.stats.checks import as_ce, as_int_array, check_qs, format_level
+from pctce_cli.stats.defaults import (
+    DEFAULT_CONCORDANCE_SET,
+    DEFAULT_EDGES,
+    DEFAULT_PERCENTILES,
+    DEFAULT_SUMMARIES,
+    LN2,
+)
+
+# Re-exported: these lived here before stats.checks, stats.order and stats.defaults
+# existed, and other modules import them from here.
+from pctce_cli.stats.order import (  # noqa: F401
+    RADIX_BITS,
+    RADIX_MIN,
+    float32_from_order_key,
+    float32_order_key,
+    lerp,
+    order_statistics,
+    percentiles,
+    type7_index,
+)
 
 __all__ = [
     "DEFAULT_PERCENTILES",
@@ -43,13 +67,6 @@ __all__ = [
     "doc_sums",
 ]
 
-DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 95, 99)
-DEFAULT_SUMMARIES: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
-DEFAULT_CONCORDANCE_SET: tuple[str, ...] = ("mean", "p50", "p95")
-DEFAULT_EDGES: tuple[float, ...] = (0, 0.1, 0.5, 1.5, 5, 10, math.inf)
-
-LN2 = math.log(2.0)
-
 # Names that are not percentiles; the pXX / zXX families are parsed.
 _PLAIN_SUMMARIES = ("mean", "ppl", "iqr", "top1")
 _FAMILY_RE = re.compile(r"^([pz])(\d+(?:\.\d+)?)$")
@@ -57,213 +74,7 @@ VALID_SUMMARY_HELP = "mean, ppl, iqr, top1, pXX (percentile, e.g. p50, p99.9) or
 
 
 # --------------------------------------------------------------------------
-# input checks (shared by the whole stats package)
-
-
-def as_ce(ce, name: str = "ce") -> np.ndarray:
-    """Validate a 1-D array of finite CE values; no copy for float32/float64."""
-    arr = np.asarray(ce)
-    if arr.ndim != 1:
-        raise UsageError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype.kind not in "fiu":
-        if arr.size == 0:
-            return np.zeros(0, dtype=np.float64)
-        raise UsageError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    if arr.size and not np.isfinite(arr).all():
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise UsageError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
-    return arr
-
-
-def as_int_array(values, name: str, n: int | None = None, nonnegative: bool = False) -> np.ndarray:
-    """Validate a 1-D integer array (rank, doc), optionally of length ``n``."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise UsageError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.size == 0:
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
-            arr = arr.astype(np.int64)
-        else:
-            raise UsageError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if n is not None and arr.shape[0] != n:
-        raise UsageError(f"{name} must have one entry per target ({n}), got {arr.shape[0]}")
-    if nonnegative and arr.size and arr.min() < 0:
-        raise UsageError(f"{name} must be >= 0, got {arr.min()}")
-    return arr
-
-
-def check_qs(qs) -> np.ndarray:
-    """Validate percentile levels: finite numbers in [0, 100]."""
-    try:
-        arr = None if _is_str(qs) else np.atleast_1d(np.asarray(qs, dtype=np.float64))
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 1:
-        raise UsageError(f"percentiles must be a number or a 1-D list of numbers, got {qs!r}")
-    for q in arr:
-        if not (0.0 <= q <= 100.0):  # also rejects NaN
-            raise UsageError(f"percentiles must be in [0, 100], got {_fmt(q)}")
-    return arr
-
-
-def _is_str(x) -> bool:
-    return isinstance(x, (str, bytes))
-
-
-def _fmt(q: float) -> str:
-    return np.format_float_positional(float(q), trim="-")
-
-
-# --------------------------------------------------------------------------
-# percentiles
-
-
-def type7_index(n, q):
-    """Order-statistic indices and weight for type-7 percentile ``q`` of ``n`` values.
-
-    Mirrors numpy's ``linear`` method operation by operation, so that results
-    match ``np.percentile`` bit for bit. ``n`` may be an array (bootstrap
-    replicates have different sizes).
-
-    Returns:
-        ``(lo, hi, gamma)``: 0-based indices of the two order statistics and the
-        interpolation weight of the upper one.
-    """
-    n = np.asarray(n, dtype=np.int64)
-    frac = np.true_divide(np.asarray(q, dtype=np.float64), 100)
-    virtual = (n - 1) * frac
-    lo = np.floor(virtual)
-    gamma = virtual - lo
-    lo = lo.astype(np.int64)
-    hi = lo + 1
-    above = virtual >= n - 1
-    lo = np.where(above, n - 1, lo)
-    hi = np.where(above, n - 1, hi)
-    return lo, hi, gamma
-
-
-def lerp(a, b, t):
-    """numpy's ``_lerp``: ``a + (b-a) t``, evaluated from ``b`` when ``t >= 0.5``.
-
-    Evaluating from the nearer end keeps the result exact at both endpoints;
-    copying numpy's formula keeps us bit-compatible with ``np.percentile``.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    diff = b - a
-    out = a + diff * t
-    return np.where(t >= 0.5, b - diff * (1 - t), out)
-
-
-def percentiles(ce, qs) -> np.ndarray:
-    """Type-7 percentiles of ``ce`` at levels ``qs`` (0–100), in float64.
-
-    One ``np.partition`` call serves every level, on a copy in the input's
-    own dtype (float32 stays float32: order statistics do not change when
-    widened, and the copy is half the size); only the interpolation is done
-    in float64. Equals ``np.percentile(np.float64(ce), qs)`` exactly.
-
-    Args:
-        ce: 1-D array of finite CE values.
-        qs: a level or a sequence of levels in [0, 100].
-
-    Returns:
-        float64 array with one value per level (NaN for every level when
-        ``ce`` is empty).
-
-    Raises:
-        UsageError: a level outside [0, 100] or ``ce`` not a finite 1-D array.
-
-    Example:
-        >>> percentiles([1.0, 2.0, 3.0, 4.0], [0, 50, 90]).tolist()
-        [1.0, 2.5, 3.7]
-    """
-    arr = as_ce(ce)
-    levels = check_qs(qs)
-    n = arr.shape[0]
-    if n == 0:
-        return np.full(levels.shape, np.nan)
-    lo, hi, gamma = type7_index(n, levels)
-    kth = np.unique(np.concatenate([lo, hi]))
-    values = order_statistics(arr, kth)
-    pos = {int(k): i for i, k in enumerate(kth)}
-    return lerp(values[[pos[int(k)] for k in lo]], values[[pos[int(k)] for k in hi]], gamma)
-
-
-# Below this many values np.partition is as fast as the histogram selection.
-RADIX_MIN = 1 << 18
-# Buckets by the top bits of the order-preserving key: 2**20 counters (8 MiB) keep
-# the buckets of a wanted rank small even where CE values crowd together.
-RADIX_BITS = 20
-
-
-_SIGN32 = np.uint32(1 << 31)
-
-
-def float32_order_key(arr: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Unsigned integers that order like the float32 values ``arr`` (finite, or ±inf).
-
-    Returns:
-        ``(key, flipped)``: the uint32 keys, and whether the sign trick was
-        needed (some value has its sign bit set). :func:`float32_from_order_key`
-        undoes it. Without negatives the keys are the values' own bits (no copy).
-
-    Example:
-        >>> a = np.array([-1.5, -0.0, 0.0, 2.0], dtype=np.float32)
-        >>> key, flipped = float32_order_key(a)
-        >>> bool(np.all(np.diff(key.astype(np.int64)) > 0)), flipped
-        (True, True)
-    """
-    u = arr.view(np.uint32)
-    if not np.signbit(arr).any():
-        return u, False  # non-negative floats already order as their bit patterns
-    # negatives (and -0.0): flip every bit; non-negatives: set the sign bit
-    return np.where(u & _SIGN32, ~u, u | _SIGN32), True
-
-
-def float32_from_order_key(key: np.ndarray, flipped: bool) -> np.ndarray:
-    """The float32 values whose :func:`float32_order_key` is ``key``."""
-    key = key.astype(np.uint32, copy=False)
-    if flipped:
-        key = np.where(key & _SIGN32, key & ~_SIGN32, ~key)
-    return key.view(np.float32)
-
-
-def order_statistics(arr: np.ndarray, kth: np.ndarray) -> np.ndarray:
-    """The ``kth`` smallest values of a finite float array (0-based, sorted unique ``kth``).
-
-    Large float32/float64 arrays use a one-pass histogram selection: each value's
-    bits, made order-preserving, are bucketed by their top ``RADIX_BITS`` bits with
-    ``np.bincount``; only the buckets that hold a wanted rank are gathered and
-    partitioned. That reads the data about four times instead of ``np.partition``'s
-    repeated passes, and returns exactly the same values.
-
-    Example:
-        >>> order_statistics(np.array([3.0, 1.0, 2.0]), np.array([0, 2])).tolist()
-        [1.0, 3.0]
-    """
-    n = arr.shape[0]
-    if n < RADIX_MIN or arr.dtype != np.float32:  # (for float64 it measured no faster)
-        return np.partition(arr, kth)[kth]
-    bits, utype = 32, np.uint32
-    key, _ = float32_order_key(arr)
-    bucket = (key >> utype(bits - RADIX_BITS)).astype(np.intp)  # (n,) in [0, 2**RADIX_BITS)
-    counts = np.bincount(bucket, minlength=1 << RADIX_BITS)
-    ends = np.cumsum(counts)  # ends[b] = values in buckets <= b
-    which = np.searchsorted(ends, kth, side="right")  # bucket of each wanted rank
-    wanted = np.zeros(1 << RADIX_BITS, dtype=bool)
-    wanted[which] = True
-    picked = arr[wanted[bucket]]  # every value of the wanted buckets (few)
-    nb = np.flatnonzero(wanted)
-    start = dict(zip(nb.tolist(), np.concatenate([[0], np.cumsum(counts[nb])[:-1]]).tolist()))
-    idx = np.array([start[b] + int(k) - int(ends[b] - counts[b]) for b, k in zip(which.tolist(), kth.tolist())])
-    # buckets hold disjoint, ordered value ranges: ranks within ``picked`` are exact
-    return np.partition(picked, idx)[idx]
+# summary names
 
 
 # summarize's ``percentiles`` parameter shadows the function inside its body.
@@ -277,7 +88,7 @@ def percentile_name(q: float) -> str:
         >>> percentile_name(95), percentile_name(99.9)
         ('p95', 'p99.9')
     """
-    return "p" + _fmt(q)
+    return "p" + format_level(q)
 
 
 @dataclass(frozen=True)
@@ -329,8 +140,8 @@ def parse_summary_name(name: str) -> SummaryName:
     if m:
         q = float(m.group(2))
         if q > 100:
-            raise UsageError(f"summary {name!r}: percentiles must be in [0, 100], got {_fmt(q)}")
-        return SummaryName(m.group(1) + _fmt(q), m.group(1), q)
+            raise UsageError(f"summary {name!r}: percentiles must be in [0, 100], got {format_level(q)}")
+        return SummaryName(m.group(1) + format_level(q), m.group(1), q)
     raise UsageError(f"unknown summary {name!r}; valid summaries: {VALID_SUMMARY_HELP}")
 
 

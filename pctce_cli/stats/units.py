@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import as_ce, check_qs, float32_order_key, lerp, type7_index
+from pctce_cli.stats.checks import as_ce, check_qs
+from pctce_cli.stats.order import float32_order_key, type7_percentiles
 
 RADIX_BITS = 20
 RADIX_MIN = 1 << 16
@@ -84,11 +85,7 @@ def weighted_percentiles(values, weights, qs) -> np.ndarray:
     total = int(wts.sum())
     if total == 0:
         return np.full(levels.shape, np.nan)
-    lo, hi, gamma = type7_index(total, levels)
-    kth = np.unique(np.concatenate([lo, hi]))
-    stats = _weighted_order_statistics(v, wts, kth)
-    pos = {int(k): i for i, k in enumerate(kth)}
-    return lerp(stats[[pos[int(k)] for k in lo]], stats[[pos[int(k)] for k in hi]], gamma)
+    return type7_percentiles(total, levels, lambda kth: _weighted_order_statistics(v, wts, kth))
 
 
 def _weighted_order_statistics(v: np.ndarray, w: np.ndarray, kth: np.ndarray) -> np.ndarray:
