@@ -77,3 +77,15 @@ def spec(v, format_spec: str) -> str:
     if isinstance(v, float) and math.isinf(v):
         return "+∞" if v > 0 else "−∞"
     return format(v, format_spec)
+
+
+def json_number(v):
+    """A number for a JSON document: ``None`` (null) when missing, NaN or infinite, else ``v`` unchanged.
+
+    Examples:
+        >>> json_number(1.5), json_number(3), json_number(float("nan")), json_number(float("-inf")), json_number(None)
+        (1.5, 3, None, None, None)
+    """
+    if _missing(v) or (isinstance(v, float) and math.isinf(v)):
+        return None
+    return v

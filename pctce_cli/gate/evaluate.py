@@ -1,0 +1,274 @@
+"""Gate evaluation: rules applied to paired-bootstrap results, candidates ranked, :func:`run_gate`.
+
+A rule on summary ``s`` compares candidate and baseline on the same targets:
+
+* regression = s(candidate) − s(baseline) (for ``top1``, where higher is
+  better, the decrease s(baseline) − s(candidate));
+* ``max_increase`` (nats): the rule fails when regression > max_increase;
+  ``max_increase_rel`` (fraction): fails when regression / |s(baseline)| >
+  max_increase_rel. A regression exactly at the limit passes (compared with
+  a 1e-12 tolerance for float64 round-off, far below float32 CE resolution);
+* ``significant = true``: a regression over the limit counts only when the
+  paired bootstrap interval of Δ excludes zero on the regression side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pctce_cli.errors import PolicyError, StoreError, UsageError
+from pctce_cli.gate.policy import REQUIRE, Policy, Rule, load_policy, parse_rule_option
+
+if TYPE_CHECKING:
+    from pctce_cli.analysis import Checkpoint
+
+EPS = 1e-12
+
+
+@dataclass
+class RuleResult:
+    """One rule evaluated on one candidate."""
+
+    rule: Rule
+    baseline: float
+    candidate: float
+    delta: float  # candidate − baseline
+    lo: float  # interval of delta
+    hi: float
+    regression: float  # delta, or −delta for top1
+    rel: float  # regression / |baseline|
+    over_limit: bool
+    significant: bool  # the interval excludes 0 on the regression side
+    passed: bool
+
+    @property
+    def status(self) -> str:
+        if self.passed:
+            return "pass (not significant)" if self.over_limit else "pass"
+        return "FAIL (undefined)" if math.isnan(self.delta) else "FAIL"
+
+    def explain(self, baseline_id: str) -> str:
+        """One sentence: what moved, by how much, against which limit.
+
+        Args:
+            baseline_id: The baseline checkpoint's id, named in the sentence.
+        """
+        if math.isnan(self.delta):
+            return f"{self.rule.summary} is undefined (NaN) for the candidate or the baseline '{baseline_id}'"
+        word = "fell" if self.rule.higher_is_better else "rose"
+        return (
+            f"{self.rule.summary} {word} by {self.regression:+.4f} ({100 * self.rel:+.2f}%) vs '{baseline_id}' "
+            f"({self.baseline:.4f} → {self.candidate:.4f}); limit {self.rule.limit_text()}"
+            f"{' if significant' if self.rule.significant else ''}; interval of Δ [{self.lo:+.4f}, {self.hi:+.4f}]"
+        )
+
+
+def evaluate_rule(rule: Rule, stat: dict) -> RuleResult:
+    """Apply one rule to a paired-bootstrap entry ``{delta, lo, hi, a, b}``.
+
+    Args:
+        rule: The rule.
+        stat: The paired bootstrap's entry for ``rule.summary``: ``a``
+            (baseline), ``b`` (candidate), ``delta`` = b − a and its interval
+            ``lo``, ``hi``.
+
+    Returns:
+        The :class:`RuleResult`; a NaN Δ fails the rule.
+
+    Examples:
+        >>> r = evaluate_rule(Rule("mean", max_increase=0.25), {"delta": 0.25, "lo": 0.2, "hi": 0.3, "a": 1.0, "b": 1.25})
+        >>> r.passed, r.rel
+        (True, 0.25)
+    """
+    a, b, delta, lo, hi = (float(stat[k]) for k in ("a", "b", "delta", "lo", "hi"))
+    sign = -1.0 if rule.higher_is_better else 1.0
+    regression = sign * delta
+    if a != 0:
+        rel = regression / abs(a)
+    else:
+        rel = math.inf if regression > 0 else (0.0 if regression == 0 else -math.inf)
+    sig = (lo > 0) if not rule.higher_is_better else (hi < 0)
+    if math.isnan(delta):
+        return RuleResult(rule, a, b, delta, lo, hi, regression, rel, True, False, False)
+    if rule.max_increase is not None:
+        over = regression > rule.max_increase + EPS
+    else:
+        over = rel > rule.max_increase_rel + EPS
+    passed = not over or (rule.significant and not sig)
+    return RuleResult(rule, a, b, delta, lo, hi, regression, rel, over, bool(sig), passed)
+
+
+@dataclass
+class CandidateResult:
+    """All rules on one candidate, and its place in the ranking."""
+
+    id: str
+    results: list[RuleResult]
+    rank: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(not r.passed for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0
+
+    @property
+    def rel_sum(self) -> float:
+        """Σ of relative regressions over the rules (improvements count negative); NaN rules count as +inf."""
+        return float(sum(math.inf if math.isnan(r.rel) else r.rel for r in self.results))
+
+
+@dataclass
+class GateResult:
+    """A gate run: baseline, rules, settings and the ranked candidates."""
+
+    baseline: str
+    rules: list[Rule]
+    candidates: list[CandidateResult]
+    ci: float
+    n_boot: int
+    seed: int
+    method: str
+    require: str = "all"
+    policy: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        ok = [c.passed for c in self.candidates]
+        return all(ok) if self.require == "all" else any(ok)
+
+
+def rank_candidates(cands: list[CandidateResult]) -> list[CandidateResult]:
+    """Order by number of failed rules, then Σ relative regressions, then id; set ``rank`` (1 = best).
+
+    Args:
+        cands: The candidates' results (their ``rank`` is set in place).
+
+    Returns:
+        A new list, best first.
+    """
+    out = sorted(cands, key=lambda c: (c.failed, c.rel_sum, c.id))
+    for k, c in enumerate(out, start=1):
+        c.rank = k
+    return out
+
+
+def _find_baseline(cks: list[Checkpoint], name: str) -> Checkpoint:
+    hit = [c for c in cks if c.id == name] or [c for c in cks if c.partition == name]
+    if len(hit) == 1:
+        return hit[0]
+    names = ", ".join(c.id for c in cks[:8]) + (" …" if len(cks) > 8 else "")
+    if not hit:
+        raise StoreError(f"baseline '{name}' is in none of the score directories (have: {names})")
+    raise UsageError(f"baseline '{name}' is in several score directories; name it as one of: {', '.join(c.id for c in hit)}")
+
+
+def _select_candidates(cks: list[Checkpoint], base: Checkpoint, patterns: Sequence[str]) -> list[Checkpoint]:
+    import fnmatch
+
+    others = [c for c in cks if c is not base]
+    if not patterns:
+        out = others
+    else:
+        out = []
+        for p in patterns:
+            hit = [c for c in others if fnmatch.fnmatchcase(c.id, p) or fnmatch.fnmatchcase(c.partition, p)]
+            if not hit:
+                names = ", ".join(c.id for c in others[:8]) + (" …" if len(others) > 8 else "")
+                raise StoreError(f"--candidate '{p}' matches no checkpoint other than the baseline (have: {names or 'none'})")
+            out += [c for c in hit if c not in out]
+    if not out:
+        raise UsageError(f"no candidate: the score directories hold only the baseline '{base.id}'; score a candidate first")
+    return out
+
+
+def run_gate(
+    dirs: Sequence[str | Path],
+    policy: str | Path | None = None,
+    baseline: str | None = None,
+    candidates: Sequence[str] = (),
+    rules: Sequence[str] = (),
+    ci: float | None = None,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    require: str | None = None,
+) -> GateResult:
+    """`pctce gate`: evaluate every candidate against the baseline under the policy.
+
+    Options override the policy file's settings; ``--rule`` options are added
+    to the file's rules. Defaults: ci 0.95, 1000 resamples, seed 0, require all.
+
+    Args:
+        dirs: Score directories holding the baseline and the candidates.
+        policy: Policy TOML file (see docs/gate.md).
+        baseline: Baseline checkpoint id (or partition name).
+        candidates: Globs over checkpoint ids; default every other checkpoint.
+        rules: ``--rule`` options, added to the policy's rules.
+        ci: Interval level.
+        n_boot: Bootstrap resamples.
+        seed: Bootstrap seed.
+        require: ``all`` (every candidate must pass) or ``any``.
+
+    Returns:
+        The :class:`GateResult`, candidates ranked.
+
+    Raises:
+        PolicyError: malformed policy or ``--rule``.
+        StoreError, MixedInputError, UsageError: bad stores or selection.
+    """
+    from pctce_cli.analysis import resolve_checkpoints
+    from pctce_cli.compare import check_aligned, check_pairable, settings_notes
+    from pctce_cli.stats.bootstrap import paired_bootstrap
+    from pctce_cli.store import load_scores
+
+    pol = load_policy(policy) if policy is not None else Policy()
+    all_rules = list(pol.rules) + [parse_rule_option(s) for s in rules]
+    if not all_rules:
+        raise PolicyError("no gate rules: pass --rule (e.g. --rule p95:+3%) or a --policy file with rule tables")
+    base_id = baseline or pol.baseline
+    if not base_id:
+        raise UsageError("no baseline: pass --baseline ID or set baseline = \"ID\" in the policy file")
+    ci = ci if ci is not None else (pol.ci if pol.ci is not None else 0.95)
+    n_boot = n_boot if n_boot is not None else (pol.n_boot if pol.n_boot is not None else 1000)
+    seed = seed if seed is not None else (pol.seed if pol.seed is not None else 0)
+    require = require or pol.require or "all"
+    if not 0 < ci < 1:
+        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+    if n_boot < 1:
+        raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
+    if require not in REQUIRE:
+        raise UsageError(f"--require must be 'all' or 'any', got {require!r}")
+
+    cks = resolve_checkpoints(list(dirs), allow_mixed=True)
+    base = _find_baseline(cks, base_id)
+    chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
+    names = list(dict.fromkeys(r.summary for r in all_rules))
+    columns = ("doc", "pos", "token", "ce") + (("rank",) if "top1" in names else ())
+    sa = load_scores(base.root, base.partition, columns=columns)
+    if len(sa.ce) == 0:
+        raise StoreError(f"baseline '{base.id}' holds no targets")
+    results, methods, notes = [], set(), []
+    for c in chosen:
+        check_pairable(base, c)
+        notes += settings_notes(base, c)
+        sb = load_scores(c.root, c.partition, columns=columns)
+        check_aligned(sa, sb, base.id, c.id)
+        needs_rank = "top1" in names
+        res = paired_bootstrap(
+            sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed,
+            rank_a=sa.rank if needs_rank else None, rank_b=sb.rank if needs_rank else None,
+        )
+        methods.add(res.method)
+        results.append(CandidateResult(c.id, [evaluate_rule(r, res[r.summary]) for r in all_rules]))
+        del sb
+    return GateResult(
+        base.id, all_rules, rank_candidates(results), ci, n_boot, seed, "/".join(sorted(methods)), require,
+        str(policy) if policy is not None else None, notes,
+    )

@@ -1,0 +1,356 @@
+"""Gate policies: :class:`Rule`, :class:`Policy`, policy TOML files and ``--rule`` options.
+
+Every error is a :class:`~pctce_cli.errors.PolicyError` written for the user:
+for a policy file it starts with ``FILE:LINE:`` and names the key (and the
+rule number, from 1); for an option it quotes the ``--rule`` text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pctce_cli.errors import PolicyError, UsageError
+
+EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
+TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "rule")
+RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant")
+RULE_SYNTAX = "SUMMARY:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3% or p95:+3%:significant"
+REQUIRE = ("all", "any")
+
+
+# ---------------------------------------------------------------- rules and policy
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One gate rule: the largest allowed regression of one summary."""
+
+    summary: str
+    max_increase: float | None = None  # nats (absolute)
+    max_increase_rel: float | None = None  # fraction of |baseline value|
+    significant: bool = False
+    source: str = ""  # where it was written: "gate.toml:7" or "--rule p50:+0.01"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.summary == "top1"
+
+    def limit_text(self) -> str:
+        """``+0.01`` (nats) or ``+3%``; for top1 ``−0.01`` / ``−3%``."""
+        sign = "−" if self.higher_is_better else "+"
+        if self.max_increase is not None:
+            return f"{sign}{self.max_increase:g}"
+        return f"{sign}{100 * self.max_increase_rel:g}%"
+
+    def label(self) -> str:
+        """E.g. ``p95 Δ ≤ +3% (if significant)``, ``top1 Δ ≥ −0.01``."""
+        op = "≥" if self.higher_is_better else "≤"
+        in_nats = self.summary in ("mean", "iqr") or self.summary.startswith("p") and self.summary != "ppl"
+        unit = " nats" if self.max_increase is not None and in_nats else ""
+        return f"{self.summary} Δ {op} {self.limit_text()}{unit}" + (" (if significant)" if self.significant else "")
+
+
+@dataclass
+class Policy:
+    """A parsed policy: rules plus the optional settings a policy file may carry."""
+
+    rules: list[Rule] = field(default_factory=list)
+    baseline: str | None = None
+    candidates: list[str] = field(default_factory=list)
+    ci: float | None = None
+    n_boot: int | None = None
+    seed: int | None = None
+    require: str | None = None
+    source: str | None = None
+
+
+def canonical_summary(name: str) -> str | None:
+    """Canonical summary name (``p050`` → ``p50``), or None when ``name`` is not a gate summary.
+
+    Args:
+        name: A summary name as a user wrote it.
+
+    Returns:
+        The canonical name, or None when ``name`` names no summary.
+
+    Examples:
+        >>> canonical_summary("p050"), canonical_summary("p101")
+        ('p50', None)
+    """
+    from pctce_cli.stats.summaries import parse_summary_name
+
+    try:
+        return parse_summary_name(name).name
+    except UsageError:
+        return None
+
+
+# TOML type names for messages, most specific first (a bool is also an int)
+_TOML_TYPES = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"), (dict, "table"))
+
+
+def _toml_type(v) -> str:
+    return next((name for t, name in _TOML_TYPES if isinstance(v, t)), "date/time")
+
+
+def _got(v) -> str:
+    return f"got {_toml_type(v)} {v!r}" if isinstance(v, (str, bool, int, float)) else f"got {_toml_type(v)}"
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_KEY_RE = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*=""")
+_RULE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
+_HEADER = re.compile(r"""^\s*\[\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))?""")
+
+
+def key_lines(text: str) -> dict:
+    """Line numbers (1-based) of the keys of a policy file, found in its text.
+
+    tomllib reports no positions for valid documents, so semantic errors
+    locate their key here. Keys: ``("top", key)``, ``("rule", k)`` for the
+    k-th (0-based) ``[[rule]]`` header and ``("rule", k, key)`` for its keys.
+
+    Args:
+        text: The policy file's text.
+
+    Returns:
+        Key tuple → first line it appears on.
+
+    Examples:
+        >>> key_lines('baseline = "a"\\n[[rule]]\\nsummary = "p50"\\n')
+        {('top', 'baseline'): 1, ('rule', 0): 2, ('rule', 0, 'summary'): 3}
+    """
+    out: dict = {}
+    section: tuple = ("top",)
+    n_rules = 0
+    in_string = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if in_string is not None:
+            if line.count(in_string) % 2 == 1:
+                in_string = None
+            continue
+        if _RULE_HEADER.match(line):
+            section = ("rule", n_rules)
+            out[section] = lineno
+            n_rules += 1
+            continue
+        m = _HEADER.match(line)
+        if m:
+            section = ("other", lineno)
+            name = next((g for g in m.groups() if g is not None), None)
+            if name is not None:
+                out.setdefault(("top", name), lineno)
+            continue
+        m = _KEY_RE.match(line)
+        if m:
+            key = next(g for g in m.groups() if g is not None)
+            out.setdefault((*section, key), lineno)
+        for quote in ('"""', "'''"):
+            if line.count(quote) % 2 == 1:
+                in_string = quote
+                break
+    return out
+
+
+def _syntax_error(path: str, e: Exception) -> PolicyError:
+    text = str(e)
+    m = re.match(r"^(.*) \(at line (\d+), column (\d+)\)$", text)
+    if m:
+        return PolicyError(f"{path}:{m.group(2)}: invalid TOML: {m.group(1)} (column {m.group(3)})")
+    m = re.match(r"^(.*) \(at end of document\)$", text)
+    if m:
+        return PolicyError(f"{path}: invalid TOML: {m.group(1)} at the end of the file")
+    return PolicyError(f"{path}: invalid TOML: {text}")
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy TOML file.
+
+    Args:
+        path: The policy file.
+
+    Returns:
+        The parsed :class:`Policy` (``source`` = ``path`` as given).
+
+    Raises:
+        PolicyError: the file is missing or malformed; the message starts with
+            ``FILE:LINE:`` and names the key (and the rule number, from 1).
+    """
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise PolicyError("reading a --policy file needs Python 3.11+ or the 'tomli' package (pip install tomli)") from None
+
+    p = Path(path)
+    where = str(path)
+    if not p.is_file():
+        raise PolicyError(f"policy file not found: {where}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(f"{where}: not UTF-8 text") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise _syntax_error(where, e) from None
+    return parse_policy(doc, key_lines(text), where)
+
+
+def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
+    """Validate a parsed policy document.
+
+    Args:
+        doc: The document as tomllib parsed it.
+        lines: Key positions from :func:`key_lines`, for ``FILE:LINE:`` prefixes.
+        where: The file name used in messages and as ``Policy.source``.
+
+    Returns:
+        The validated :class:`Policy`.
+
+    Raises:
+        PolicyError: an unknown key or a value of the wrong type or range.
+    """
+
+    def at(key: tuple) -> str:
+        line = lines.get(key)
+        if line is None and len(key) == 3:
+            line = lines.get(key[:2])
+        if line is None and key[0] == "rule":
+            line = lines.get(("top", "rule"))
+        return f"{where}:{line}" if line else where
+
+    pol = Policy(source=where)
+    for key, v in doc.items():
+        loc = at(("top", key))
+        if key not in TOP_KEYS:
+            raise PolicyError(f"{loc}: unknown key '{key}' (expected {', '.join(TOP_KEYS)})")
+        if key == "baseline":
+            if not isinstance(v, str) or not v:
+                raise PolicyError(f"{loc}: baseline must be a checkpoint id string, e.g. baseline = \"release-1.3\" ({_got(v)})")
+            pol.baseline = v
+        elif key == "candidate":
+            items = [v] if isinstance(v, str) else v
+            if not isinstance(items, list) or not items or not all(isinstance(x, str) and x for x in items):
+                raise PolicyError(f"{loc}: candidate must be a glob or an array of globs, e.g. candidate = [\"run-b.*\"] ({_got(v)})")
+            pol.candidates = list(items)
+        elif key == "ci":
+            if not _is_number(v) or not 0 < v < 1:
+                raise PolicyError(f"{loc}: ci must be a number between 0 and 1, e.g. ci = 0.95 ({_got(v)})")
+            pol.ci = float(v)
+        elif key == "bootstrap":
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise PolicyError(f"{loc}: bootstrap must be a positive integer, e.g. bootstrap = 1000 ({_got(v)})")
+            pol.n_boot = v
+        elif key == "seed":
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise PolicyError(f"{loc}: seed must be a non-negative integer ({_got(v)})")
+            pol.seed = v
+        elif key == "require":
+            if v not in REQUIRE:
+                raise PolicyError(f"{loc}: require must be \"all\" or \"any\" ({_got(v)})")
+            pol.require = v
+        elif key == "rule":
+            if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
+                raise PolicyError(f"{loc}: 'rule' must be an array of tables: write each rule under a [[ rule ]] header")
+            pol.rules = [_parse_rule(r, k, at, where) for k, r in enumerate(v)]
+    return pol
+
+
+def _parse_rule(r: dict, k: int, at, where: str) -> Rule:
+    n = k + 1
+    for key in r:
+        if key not in RULE_KEYS:
+            raise PolicyError(f"{at(('rule', k, key))}: rule {n}: unknown key '{key}' (expected {', '.join(RULE_KEYS)})")
+    if "summary" not in r:
+        raise PolicyError(f"{at(('rule', k))}: rule {n}: missing key 'summary' (e.g. summary = \"p95\")")
+    name = r["summary"]
+    loc = at(("rule", k, "summary"))
+    if not isinstance(name, str):
+        raise PolicyError(f"{loc}: rule {n}: summary must be a string, e.g. summary = \"p95\" ({_got(name)})")
+    canon = canonical_summary(name)
+    if canon is None:
+        raise PolicyError(f"{loc}: rule {n}: unknown summary '{name}' (expected {EXPECTED_SUMMARIES})")
+    limits = {}
+    for key, unit in (("max_increase", "nats, e.g. 0.01"), ("max_increase_rel", "a fraction, e.g. 0.03 for 3%")):
+        if key in r:
+            v = r[key]
+            loc = at(("rule", k, key))
+            if not _is_number(v) or not math.isfinite(v):
+                raise PolicyError(f"{loc}: rule {n}: {key} must be a number ({unit}), {_got(v)}")
+            if v < 0:
+                raise PolicyError(f"{loc}: rule {n}: {key} must be >= 0 (the largest allowed regression), got {v!r}")
+            limits[key] = float(v)
+    if len(limits) == 2:
+        raise PolicyError(
+            f"{at(('rule', k, 'max_increase_rel'))}: rule {n}: give either max_increase (nats) or "
+            "max_increase_rel (fraction), not both"
+        )
+    if not limits:
+        raise PolicyError(
+            f"{at(('rule', k))}: rule {n}: no limit: give max_increase (nats, e.g. 0.01) "
+            "or max_increase_rel (fraction, e.g. 0.03)"
+        )
+    sig = r.get("significant", False)
+    if not isinstance(sig, bool):
+        raise PolicyError(f"{at(('rule', k, 'significant'))}: rule {n}: significant must be true or false ({_got(sig)})")
+    line = at(("rule", k))
+    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, line if line != where else f"{where} rule {n}")
+
+
+def parse_rule_option(spec: str) -> Rule:
+    """Parse a ``--rule`` option: ``SUMMARY:+LIMIT[%][:significant]``.
+
+    ``LIMIT`` is the largest allowed regression: nats, or a percentage of the
+    baseline value with ``%``. The ``+`` is optional.
+
+    Args:
+        spec: The option's text, e.g. ``p95:+3%:significant``.
+
+    Returns:
+        The :class:`Rule`, with ``source`` = ``--rule SPEC``.
+
+    Raises:
+        PolicyError: the text does not follow the syntax, names an unknown
+            summary or flag, or gives a negative or non-finite limit.
+
+    Examples:
+        >>> parse_rule_option("p50:+0.01")
+        Rule(summary='p50', max_increase=0.01, max_increase_rel=None, significant=False, source='--rule p50:+0.01')
+        >>> r = parse_rule_option("p95:+3%:significant")
+        >>> r.max_increase_rel, r.significant
+        (0.03, True)
+    """
+    parts = [s.strip() for s in spec.split(":")]
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise PolicyError(f"--rule '{spec}': expected {RULE_SYNTAX}")
+    name, limit = parts[0], parts[1]
+    canon = canonical_summary(name)
+    if canon is None:
+        raise PolicyError(f"--rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})")
+    sig = False
+    if len(parts) == 3:
+        if parts[2] != "significant":
+            raise PolicyError(f"--rule '{spec}': unknown flag '{parts[2]}' (the only flag is 'significant')")
+        sig = True
+    rel = limit.endswith("%")
+    number = limit[:-1].strip() if rel else limit
+    try:
+        value = float(number)
+    except ValueError:
+        raise PolicyError(f"--rule '{spec}': limit '{limit}' is not a number (expected {RULE_SYNTAX})") from None
+    if not math.isfinite(value):
+        raise PolicyError(f"--rule '{spec}': limit '{limit}' is not a finite number")
+    if value < 0:
+        raise PolicyError(f"--rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}")
+    if rel:
+        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}")
+    return Rule(canon, value, None, sig, f"--rule {spec}")

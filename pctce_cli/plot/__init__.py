@@ -1,0 +1,118 @@
+"""Core of `pctce plot`: pictures of per-token CE distributions, one matplotlib Figure per kind.
+
+Kinds (:data:`KINDS`):
+
+* ``ecdf`` — overlaid ECDFs and histograms of CE (log CE axis), mean and median marked;
+* ``trajectory`` — summaries against training step per run, a reference line, crossings marked;
+* ``concord`` — concordance matrix C(s, s') as a heatmap, one panel per group;
+* ``agreement`` — correlation of each percentile with a task metric, mean as a reference line;
+* ``shape`` — standardized percentile profiles z_q;
+* ``bands`` — stacked mass in CE bands.
+
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas
+(no pyplot, no display, no global backend switch) under pinned rcParams
+(matplotlib's defaults plus :data:`STYLE`), so the user's matplotlibrc does not
+change the picture and the same input gives byte-identical files. matplotlib is
+an optional extra, imported inside functions; when it is missing,
+:func:`require_matplotlib` raises a :class:`UsageError` with the install hint.
+
+Core functions return a Figure; writing happens only in :func:`save_figure`
+(temporary name, then rename).
+
+Modules:
+
+* :mod:`~pctce_cli.plot.theme` — pinned style, Agg canvas, colors per name, titles and axis labels;
+* :mod:`~pctce_cli.plot.inputs` — :class:`Distribution` and the rows the figures are drawn from;
+* :mod:`~pctce_cli.plot.figures` — the figure builders, one per kind;
+* :mod:`~pctce_cli.plot.output` — :func:`plot_figure` dispatch, PNG/SVG bytes, HTML pages, writing files.
+"""
+
+from pctce_cli.plot.figures import (
+    agreement_figure,
+    bands_figure,
+    concord_figure,
+    ecdf_figure,
+    shape_figure,
+    trajectory_figure,
+)
+from pctce_cli.plot.inputs import (
+    BINS_PER_DECADE,
+    CE_FLOOR,
+    HIST_EDGES,
+    Distribution,
+    distribution,
+    distributions,
+    table_groups,
+    trajectory_rows,
+)
+from pctce_cli.plot.output import (
+    KINDS,
+    OUTPUT_SUFFIXES,
+    PAGE_STYLE,
+    check_output,
+    figure_bytes,
+    html_page,
+    inline_svg,
+    plot_figure,
+    png_data_uri,
+    save_figure,
+    save_plot,
+    write_atomic,
+)
+from pctce_cli.plot.theme import (
+    INSTALL_HINT,
+    PALETTE,
+    REFERENCE_COLOR,
+    STYLE,
+    checkpoint_colors,
+    color_map,
+    data_names,
+    new_figure,
+    require_matplotlib,
+    run_of,
+    style,
+    summary_label,
+    what_was_scored,
+)
+
+__all__ = [
+    "BINS_PER_DECADE",
+    "CE_FLOOR",
+    "HIST_EDGES",
+    "INSTALL_HINT",
+    "KINDS",
+    "OUTPUT_SUFFIXES",
+    "PAGE_STYLE",
+    "PALETTE",
+    "REFERENCE_COLOR",
+    "STYLE",
+    "Distribution",
+    "agreement_figure",
+    "bands_figure",
+    "check_output",
+    "checkpoint_colors",
+    "color_map",
+    "concord_figure",
+    "data_names",
+    "distribution",
+    "distributions",
+    "ecdf_figure",
+    "figure_bytes",
+    "html_page",
+    "inline_svg",
+    "new_figure",
+    "plot_figure",
+    "png_data_uri",
+    "require_matplotlib",
+    "run_of",
+    "save_figure",
+    "save_plot",
+    "shape_figure",
+    "style",
+    "summary_label",
+    "table_groups",
+    "trajectory_figure",
+    "trajectory_rows",
+    "what_was_scored",
+    "write_atomic",
+]

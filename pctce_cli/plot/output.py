@@ -1,0 +1,258 @@
+"""From a plot kind to a file: :func:`plot_figure` dispatch, deterministic PNG/SVG bytes, HTML pages, writing.
+
+Writing happens only in :func:`save_figure` (through :mod:`pctce_cli.atomic`:
+temporary name, then rename). :func:`figure_bytes`, :func:`inline_svg`,
+:func:`png_data_uri` and :func:`html_page` are shared with `pctce report`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pctce_cli import atomic
+from pctce_cli.errors import UsageError
+from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
+from pctce_cli.plot.inputs import distributions, trajectory_rows
+from pctce_cli.plot.theme import checkpoint_colors, require_matplotlib, run_of, style, what_was_scored
+
+KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands")
+OUTPUT_SUFFIXES = (".png", ".svg", ".html")
+
+
+def plot_figure(
+    kind: str,
+    cks,
+    *,
+    summaries: Sequence[str] | None = None,
+    vs: str | None = None,
+    task: str | None = None,
+    higher_is_better: bool = True,
+    edges: Sequence[float] | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> object:
+    """The Figure of one plot ``kind`` for the selected checkpoints.
+
+    Args:
+        kind: One of :data:`KINDS`.
+        cks: Checkpoints from :func:`pctce_cli.analysis.resolve_checkpoints`.
+        summaries: ``trajectory``: summaries to draw (default mean, p50, p95);
+            ``concord``: rows/columns of the matrix (default mean, p50, p90, p95, p99).
+        vs: ``trajectory``: reference checkpoint id.
+        task: ``agreement``: task-metric column (from ``--meta``).
+        higher_is_better: Direction of the task metric.
+        edges: ``bands``: CE band edges (default SPEC §2's).
+        colors: Name → color (default :func:`checkpoint_colors` of ``cks``).
+
+    Raises:
+        UsageError: unknown kind, a missing option, or too few checkpoints.
+    """
+    from pctce_cli import analysis
+
+    if kind not in KINDS:
+        raise UsageError(f"unknown plot kind '{kind}' (expected one of: {', '.join(KINDS)})")
+    require_matplotlib()
+    if not cks:
+        raise UsageError("no checkpoints selected")
+    colors = colors or checkpoint_colors(cks)
+    scored = what_was_scored(cks)
+    if kind in ("ecdf", "shape", "bands"):
+        dists = distributions(cks, edges)
+        if kind == "ecdf":
+            return ecdf_figure(dists, colors, f"CE distribution of {scored}")
+        if kind == "shape":
+            return shape_figure(dists, colors, f"Standardized percentile profiles of {scored}")
+        return bands_figure(dists, edges, colors, f"Mass in CE bands of {scored}")
+    if kind == "trajectory":
+        names = analysis.parse_summary_list(summaries, ["mean", "p50", "p95"], "--summaries")
+        runs = {c.id: run_of(c) for c in cks}
+        return trajectory_figure(trajectory_rows(cks, names), names, runs, vs, colors, f"Summaries over training of {scored}")
+    if kind == "concord":
+        names = analysis.parse_summary_list(summaries, ["mean", "p50", "p90", "p95", "p99"], "--summaries")
+        if len(cks) < 2:
+            raise UsageError(f"concordance needs at least 2 checkpoints, got {len(cks)}")
+        table = analysis.summaries_table(cks, None, list(dict.fromkeys([*names, "mean", "p50", "p95"])), meta_columns=False)
+        return concord_figure(table, names, ["mean", "p50", "p95"], f"Concordance of summaries across {scored}")
+    # agreement
+    if task is None:
+        raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
+    from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
+
+    table = analysis.summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]])
+    col = analysis.resolve_task(table, task)
+    return agreement_figure(table, col, higher_is_better, f"Agreement of CE summaries with {task} across {scored}")
+
+
+# ---------------------------------------------------------------- rendering and writing
+
+
+def figure_bytes(fig, fmt: str, dpi: int = 150) -> bytes:
+    """Render a Figure to ``png`` or ``svg`` bytes, deterministically.
+
+    SVG: fixed ``svg.hashsalt``, no metadata (no date, no creator); PNG: no
+    ``Software`` entry (matplotlib writes no date into PNGs).
+
+    Args:
+        fig: The Figure.
+        fmt: ``png`` or ``svg``.
+        dpi: PNG resolution.
+
+    Returns:
+        The encoded image.
+
+    Raises:
+        UsageError: another ``fmt``.
+    """
+    buf = io.BytesIO()
+    with style():
+        if fmt == "svg":
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        elif fmt == "png":
+            fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        else:
+            raise UsageError(f"unknown image format '{fmt}' (expected png or svg)")
+    return buf.getvalue()
+
+
+def inline_svg(svg: bytes | str) -> str:
+    """An SVG document as an element for an HTML page.
+
+    Drops the XML prolog and DOCTYPE and the namespace declarations (HTML
+    parsers put ``<svg>`` in the SVG namespace themselves), so the page holds
+    no ``http://`` string at all.
+
+    Args:
+        svg: An SVG document, e.g. from :func:`figure_bytes`.
+
+    Returns:
+        The ``<svg …>…</svg>`` element as text.
+    """
+    text = svg.decode("utf-8") if isinstance(svg, bytes) else svg
+    text = text[text.index("<svg") :]
+    return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text, count=3)
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,…`` for an ``<img src>``.
+
+    Args:
+        png: PNG bytes.
+
+    Returns:
+        The data URI.
+    """
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+PAGE_STYLE = (
+    "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;"
+    "padding:0 1em;color:#222;line-height:1.45}"
+    "svg,img{max-width:100%;height:auto}"
+)
+
+
+def html_page(title: str, body: str, extra_style: str = "") -> str:
+    """A minimal self-contained HTML page (``title`` is escaped, ``body`` is HTML).
+
+    Args:
+        title: Page title (plain text).
+        body: The page's body (HTML).
+        extra_style: CSS appended to :data:`PAGE_STYLE`.
+
+    Returns:
+        The page.
+    """
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{html.escape(title)}</title>\n"
+        f"<style>{PAGE_STYLE}{extra_style}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    The package's one atomic writer (:func:`pctce_cli.atomic.write_bytes`);
+    kept under this name for `pctce report`.
+
+    Args:
+        path: The file; its directory is created.
+        data: The bytes to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OSError: the file cannot be written (the old content, if any, is kept).
+    """
+    return atomic.write_bytes(path, data)
+
+
+def check_output(out: str | Path) -> str:
+    """The output format named by ``--out``'s suffix: ``png``, ``svg`` or ``html``.
+
+    Args:
+        out: The ``--out`` path.
+
+    Returns:
+        The format, lower case.
+
+    Raises:
+        UsageError: another suffix, or none.
+
+    Examples:
+        >>> check_output("ecdf.SVG")
+        'svg'
+    """
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UsageError(f"--out {out}: expected a .png, .svg or .html file, got '{suffix or 'no suffix'}'")
+    return suffix[1:]
+
+
+def save_figure(fig, out: str | Path, title: str = "", dpi: int = 150) -> Path:
+    """Write a Figure to ``out`` (.png, .svg, or .html = the SVG inlined in a page), atomically.
+
+    Args:
+        fig: The Figure.
+        out: The file; its suffix picks the format.
+        title: HTML page title (default the file's stem).
+        dpi: PNG resolution.
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+    """
+    fmt = check_output(out)
+    if fmt == "html":
+        svg = inline_svg(figure_bytes(fig, "svg"))
+        page = html_page(title or Path(out).stem, f"<figure>\n{svg}\n</figure>")
+        return write_atomic(out, page.encode("utf-8"))
+    return write_atomic(out, figure_bytes(fig, fmt, dpi))
+
+
+def save_plot(kind: str, cks, out: str | Path, dpi: int = 150, **options) -> Path:
+    """`pctce plot`: check ``out`` and matplotlib, draw ``kind`` (:func:`plot_figure`), write the file.
+
+    Args:
+        kind: One of :data:`KINDS`.
+        cks: The selected checkpoints.
+        out: Output file (.png, .svg or .html).
+        dpi: PNG resolution (at least 10).
+        **options: Passed to :func:`plot_figure`.
+
+    Returns:
+        The written path.
+
+    Raises:
+        UsageError: a bad ``out``, ``dpi`` or option, or matplotlib is missing.
+    """
+    check_output(out)
+    if dpi < 10:
+        raise UsageError(f"--dpi must be at least 10, got {dpi}")
+    require_matplotlib()
+    fig = plot_figure(kind, cks, **options)
+    return save_figure(fig, out, f"pctce plot {kind}: {what_was_scored(cks)}", dpi)
