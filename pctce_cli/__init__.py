@@ -11,6 +11,8 @@ The scoring and training-time tools (``score_model``, ``PercentileCE``,
 __version__ = "0.1.0"
 
 from pctce_cli.errors import PctceError  # noqa: E402
+from pctce_cli.stats import *  # noqa: E402,F401,F403  (every statistic, torch-free)
+from pctce_cli.stats import __all__ as _STATISTICS  # noqa: E402
 from pctce_cli.store import Scores, list_checkpoints, load_scores, read_manifest  # noqa: E402
 
 # name -> module that defines it; imported on first access (PEP 562) so `import pctce_cli` stays torch-free
@@ -21,35 +23,6 @@ _LAZY = {
     "ValidationData": "pctce_cli.api",
     "PercentileCE": "pctce_cli.accumulator",
     "PercentileCECallback": "pctce_cli.callback",
-    **{
-        name: "pctce_cli.stats"
-        for name in (
-            "summarize",
-            "summary_value",
-            "summary_values",
-            "percentiles",
-            "concordance",
-            "concordance_matrix",
-            "kendall_tau",
-            "kendall_tau_matrix",
-            "tied_pairs_matrix",
-            "discordant_pairs",
-            "bootstrap_ci",
-            "multi_bootstrap_ci",
-            "paired_bootstrap",
-            "select",
-            "agreement",
-            "best_summary",
-            "band_mass",
-            "profile",
-            "profile_distance",
-            "profile_distances",
-            "ecdf_points",
-            "decompose",
-            "doc_sums",
-            "doc_normalized",
-        )
-    },
 }
 
 
@@ -76,5 +49,6 @@ __all__ = [
     "list_checkpoints",
     "load_scores",
     "read_manifest",
+    *_STATISTICS,
     *(name for name, module in _LAZY.items() if module not in ("pctce_cli.accumulator", "pctce_cli.callback")),
 ]

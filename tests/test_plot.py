@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pctce_cli import plot
-from pctce_cli.analysis import resolve_checkpoints
+from pctce_cli.catalog import resolve_checkpoints
 from pctce_cli.cli import app
 from pctce_cli.errors import UsageError
 

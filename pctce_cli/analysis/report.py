@@ -36,12 +36,20 @@ def reading(c: float, agree: float, disagree: float) -> str:
     return "summaries partly agree: check which summary your task depends on"
 
 
-def table_groups(table) -> list[tuple[str, object]]:
-    """("all", table) and one (name, sub-table) per named group with ≥ 2 checkpoints."""
+def table_groups(table, minimum: int = 2) -> list[tuple[str, object]]:
+    """``("all", table)`` and one ``(name, sub-table)`` per named group with at least ``minimum`` checkpoints.
+
+    Args:
+        table: One row per checkpoint, with an optional ``group`` column.
+        minimum: Smallest group that gets its own entry.
+
+    Returns:
+        ``(name, rows)`` pairs, "all" first, groups in order of appearance.
+    """
     out = [("all", table)]
     if "group" in table.columns:
-        for g in [g for g in table["group"].dropna().unique().tolist()]:
+        for g in table["group"].dropna().unique().tolist():
             sub = table[table["group"] == g]
-            if len(sub) >= 2:
+            if len(sub) >= minimum:
                 out.append((str(g), sub.reset_index(drop=True)))
     return out

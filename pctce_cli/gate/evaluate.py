@@ -24,7 +24,7 @@ from pctce_cli.errors import PolicyError, StoreError, UsageError
 from pctce_cli.gate.policy import REQUIRE, Policy, Rule, load_policy, parse_rule_option
 
 if TYPE_CHECKING:
-    from pctce_cli.analysis import Checkpoint
+    from pctce_cli.catalog import Checkpoint
 
 EPS = 1e-12
 
@@ -223,8 +223,8 @@ def run_gate(
         PolicyError: malformed policy or ``--rule``.
         StoreError, MixedInputError, UsageError: bad stores or selection.
     """
-    from pctce_cli.analysis import resolve_checkpoints
-    from pctce_cli.compare import check_aligned, check_pairable, settings_notes
+    from pctce_cli.catalog import check_pairable, resolve_checkpoints, settings_notes
+    from pctce_cli.compare import check_aligned
     from pctce_cli.stats.bootstrap import paired_bootstrap
     from pctce_cli.store import load_scores
 

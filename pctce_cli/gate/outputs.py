@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from pctce_cli import atomic, fmt
-from pctce_cli.analysis import Report
+from pctce_cli.analysis.report import Report
 from pctce_cli.errors import UsageError
 from pctce_cli.gate.evaluate import GateResult, RuleResult
 

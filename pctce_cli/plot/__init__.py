@@ -42,9 +42,9 @@ from pctce_cli.plot.inputs import (
     Distribution,
     distribution,
     distributions,
-    table_groups,
     trajectory_rows,
 )
+from pctce_cli.analysis.report import table_groups
 from pctce_cli.plot.output import (
     KINDS,
     OUTPUT_SUFFIXES,

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.plot.inputs import BINS_PER_DECADE, CE_FLOOR, HIST_EDGES, Distribution, table_groups
+from pctce_cli.analysis.report import table_groups
+from pctce_cli.plot.inputs import BINS_PER_DECADE, CE_FLOOR, HIST_EDGES, Distribution
 from pctce_cli.plot.theme import PALETTE, REFERENCE_COLOR, color_map, new_figure, style, summary_label
 
 

@@ -123,34 +123,15 @@ def trajectory_rows(cks, names: Sequence[str]) -> list[dict]:
     Returns:
         One dict per checkpoint, for :func:`~pctce_cli.plot.figures.trajectory_figure`.
     """
-    from pctce_cli import analysis
-    from pctce_cli.stats.summaries import parse_summary_name
+    from pctce_cli.analysis.summary import summary_rows
+    from pctce_cli.stats.summaries import parse_summary_name, percentile_name
 
     parsed = [parse_summary_name(n) for n in names]
     qs = sorted({p.q for p in parsed if p.kind in ("p", "z")} | ({50.0} if any(p.kind == "z" for p in parsed) else set()))
-    rows = analysis.summary_rows(cks, qs)
+    rows = summary_rows(cks, qs)
     for r in rows:
         for p in parsed:
             if p.kind == "z" and p.name not in r:
                 iqr = r["iqr"]
-                r[p.name] = (r[analysis.pname(p.q)] - r["p50"]) / iqr if iqr > 0 else math.nan
+                r[p.name] = (r[percentile_name(p.q)] - r["p50"]) / iqr if iqr > 0 else math.nan
     return rows
-
-
-def table_groups(table, minimum: int = 2) -> list[tuple[str, object]]:
-    """``("all", table)`` and one ``(name, rows)`` per named group with at least ``minimum`` checkpoints.
-
-    Args:
-        table: One row per checkpoint, with an optional ``group`` column.
-        minimum: Smallest group that gets its own panel.
-
-    Returns:
-        ``(panel name, rows)`` pairs, "all" first, groups in order of appearance.
-    """
-    out = [("all", table)]
-    if "group" in table.columns:
-        for g in table["group"].dropna().unique().tolist():
-            sub = table[table["group"] == g]
-            if len(sub) >= minimum:
-                out.append((str(g), sub.reset_index(drop=True)))
-    return out

@@ -51,7 +51,9 @@ def plot_figure(
     Raises:
         UsageError: unknown kind, a missing option, or too few checkpoints.
     """
-    from pctce_cli import analysis
+    from pctce_cli.analysis.select import resolve_task
+    from pctce_cli.analysis.summary import summaries_table
+    from pctce_cli.parse import parse_summary_list
 
     if kind not in KINDS:
         raise UsageError(f"unknown plot kind '{kind}' (expected one of: {', '.join(KINDS)})")
@@ -68,22 +70,22 @@ def plot_figure(
             return shape_figure(dists, colors, f"Standardized percentile profiles of {scored}")
         return bands_figure(dists, edges, colors, f"Mass in CE bands of {scored}")
     if kind == "trajectory":
-        names = analysis.parse_summary_list(summaries, ["mean", "p50", "p95"], "--summaries")
+        names = parse_summary_list(summaries, ["mean", "p50", "p95"], "--summaries")
         runs = {c.id: run_of(c) for c in cks}
         return trajectory_figure(trajectory_rows(cks, names), names, runs, vs, colors, f"Summaries over training of {scored}")
     if kind == "concord":
-        names = analysis.parse_summary_list(summaries, ["mean", "p50", "p90", "p95", "p99"], "--summaries")
+        names = parse_summary_list(summaries, ["mean", "p50", "p90", "p95", "p99"], "--summaries")
         if len(cks) < 2:
             raise UsageError(f"concordance needs at least 2 checkpoints, got {len(cks)}")
-        table = analysis.summaries_table(cks, None, list(dict.fromkeys([*names, "mean", "p50", "p95"])), meta_columns=False)
+        table = summaries_table(cks, None, list(dict.fromkeys([*names, "mean", "p50", "p95"])), meta_columns=False)
         return concord_figure(table, names, ["mean", "p50", "p95"], f"Concordance of summaries across {scored}")
     # agreement
     if task is None:
         raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    table = analysis.summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]])
-    col = analysis.resolve_task(table, task)
+    table = summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]])
+    col = resolve_task(table, task)
     return agreement_figure(table, col, higher_is_better, f"Agreement of CE summaries with {task} across {scored}")
 
 

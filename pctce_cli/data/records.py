@@ -1,0 +1,323 @@
+"""Reading validation data files into :class:`Record` objects (one per document); the package docstring has the formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from pctce_cli.errors import DataError, UsageError
+
+FORMATS = (".txt", ".jsonl", ".json", ".parquet", ".csv")
+SPLIT_ON = ("none", "blank-lines")
+PREFIXES = ("auto", "bos", "eos", "none")
+
+_BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")  # a newline, then one or more whitespace-only lines
+
+
+@dataclass
+class Record:
+    """One document as read from a data file, before tokenization.
+
+    Exactly one mode is set: ``text``; or ``prompt`` and ``completion``; or
+    ``messages``.
+    """
+
+    index: int
+    source: str
+    text: str | None = None
+    prompt: str | None = None
+    completion: str | None = None
+    messages: list[dict] | None = None
+
+
+@dataclass
+class Document:
+    """A tokenized document and the mask of its scored tokens.
+
+    ``targets[i]`` is True iff ``input_ids[i]`` is scored, predicted from
+    ``input_ids[:i]``; ``targets[0]`` is always False. ``offset`` is 1 when a
+    prefix token was prepended, so a target's position in the document is
+    ``i - offset``.
+    """
+
+    index: int
+    input_ids: np.ndarray  # int64 (T,)
+    targets: np.ndarray  # bool (T,)
+    offset: int
+    n_bytes: int
+    n_words: int
+    source: str
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Fields:
+    text: str
+    prompt: str | None
+    completion: str | None
+    messages: str
+
+
+def read_records(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    text_field: str = "text",
+    prompt_field: str | None = None,
+    completion_field: str | None = None,
+    messages_field: str = "messages",
+    split_on: str = "none",
+) -> list[Record]:
+    """Read validation-data files into records, in file then line order.
+
+    Args:
+        paths: One data file or several, read in the order given.
+        text_field: Field holding plain text (jsonl/json/parquet/csv).
+        prompt_field: Field holding the prompt; with ``completion_field``
+            selects prompt/completion mode for every record.
+        completion_field: Field holding the completion (the scored part).
+        messages_field: Field holding a chat as a list of ``{role, content}``;
+            a record whose field holds a list is a chat record.
+        split_on: ``"none"`` (a .txt file is one document) or ``"blank-lines"``
+            (a .txt file holds documents separated by blank lines). Ignored
+            for other formats.
+
+    Returns:
+        Records with ``index`` 0-based over all files.
+
+    Raises:
+        DataError: A file is missing, empty, not UTF-8, malformed, or a record
+            lacks the field its mode needs.
+        UsageError: ``split_on`` is unknown, or only one of
+            ``prompt_field``/``completion_field`` is given.
+    """
+    if split_on not in SPLIT_ON:
+        raise UsageError(f"--split-on must be 'none' or 'blank-lines', got {split_on!r}")
+    if (prompt_field is None) != (completion_field is None):
+        given, missing = ("--prompt-field", "--completion-field")[:: 1 if prompt_field else -1]
+        raise UsageError(f"{given} needs {missing} too: pass both for answer-only CE, or neither")
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise UsageError("no data file given; pass --data")
+    fields = _Fields(text_field, prompt_field, completion_field, messages_field)
+
+    records: list[Record] = []
+    for path in paths:
+        path = str(path)
+        suffix = _check_file(path)
+        n_before = len(records)
+        if suffix == ".txt":
+            if fields.prompt is not None:
+                raise DataError(
+                    f"{path}: a .txt file holds plain text only; --prompt-field/--completion-field "
+                    "need .jsonl, .json, .parquet or .csv"
+                )
+            for source, text in _read_txt(path, split_on):
+                records.append(Record(index=len(records), source=source, text=text))
+        else:
+            reader = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet, ".csv": _read_csv}
+            for source, row, keys in reader[suffix](path, fields):
+                records.append(_make_record(len(records), source, row, keys, fields))
+        if len(records) == n_before:
+            raise DataError(f"data file is empty: {path}")
+    return records
+
+
+def _check_file(path: str) -> str:
+    """Existence, format and non-emptiness checks; returns the lower-case suffix."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data file not found: {path}")
+    if p.is_dir():
+        raise DataError(f"{path}: is a directory, expected a data file")
+    suffix = p.suffix.lower()
+    if suffix not in FORMATS:
+        shown = p.suffix or "(none)"
+        raise DataError(
+            f"{path}: unsupported data format '{shown}' (expected .txt, .jsonl, .json, .parquet or .csv)"
+        )
+    if p.stat().st_size == 0:
+        raise DataError(f"data file is empty: {path}")
+    return suffix
+
+
+def _decode(data: bytes, path: str, base: int = 0) -> str:
+    """Strict UTF-8 decode; ``base`` is the file offset of ``data``. A leading BOM is dropped."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not UTF-8 (invalid byte at offset {base + e.start}); re-encode it as UTF-8"
+        ) from None
+    return text[1:] if base == 0 and text.startswith("\ufeff") else text
+
+
+def split_blank_lines(text: str) -> list[str]:
+    """Split text into blocks separated by one or more blank (whitespace-only) lines.
+
+    Surrounding newlines of each block are stripped; empty blocks are dropped.
+
+    >>> split_blank_lines("one\\ntwo\\n\\n  \\nthree\\n\\n")
+    ['one\\ntwo', 'three']
+    """
+    blocks = (block.strip("\r\n") for block in _BLANK_LINES.split(text))
+    return [block for block in blocks if block.strip()]
+
+
+def _read_txt(path: str, split_on: str) -> Iterator[tuple[str, str]]:
+    text = _decode(Path(path).read_bytes(), path)
+    if split_on == "blank-lines":
+        for n, block in enumerate(split_blank_lines(text), start=1):
+            yield f"{path}:block {n}", block
+    elif text.strip():
+        yield path, text
+
+
+def _read_jsonl(path: str, fields: _Fields) -> Iterator[tuple[str, Any, None]]:
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode(raw, path, offset).rstrip("\r\n")
+            offset += len(raw)
+            if not line.strip():
+                continue
+            source = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{source}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{source}: expected a JSON object, found {_kind(row)}")
+            yield source, row, None
+
+
+def _read_json(path: str, fields: _Fields) -> Iterator[tuple[str, Any, None]]:
+    text = _decode(Path(path).read_bytes(), path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if isinstance(data, dict) and len(data) == 1:
+        (key, value), = data.items()
+        if isinstance(value, list) and key not in (fields.messages, fields.text):
+            data = value
+    if not isinstance(data, list):
+        found = _kind(data) if not isinstance(data, dict) else f"an object with keys {_names(data)}"
+        raise DataError(
+            f"{path}: expected a JSON array of objects (or an object with one key holding that array), "
+            f"found {found}"
+        )
+    for n, row in enumerate(data, start=1):
+        source = f"{path}:item {n}"
+        if not isinstance(row, dict):
+            raise DataError(f"{source}: expected a JSON object, found {_kind(row)}")
+        yield source, row, None
+
+
+def _read_parquet(path: str, fields: _Fields) -> Iterator[tuple[str, Any, list[str]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = list(pf.schema_arrow.names)
+        wanted = [fields.text, fields.prompt, fields.completion, fields.messages]
+        columns = [name for name in dict.fromkeys(wanted) if name in names]
+        n = 0
+        for batch in pf.iter_batches(columns=columns or names[:1]):
+            rows = batch.to_pylist() if columns else [{}] * batch.num_rows
+            for row in rows:
+                n += 1
+                yield f"{path}:row {n}", row, names
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
+
+
+def _read_csv(path: str, fields: _Fields) -> Iterator[tuple[str, Any, None]]:
+    import io
+
+    import pandas as pd
+
+    text = _decode(Path(path).read_bytes(), path)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, na_filter=False)
+    except pd.errors.EmptyDataError:
+        return
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(f"{path}: not a readable CSV file ({_first_line(e)})") from None
+    for n, row in enumerate(df.to_dict("records"), start=1):
+        yield f"{path}:row {n}", row, None
+
+
+def _make_record(index: int, source: str, row: dict, keys: list[str] | None, fields: _Fields) -> Record:
+    keys = list(row) if keys is None else keys
+    if fields.prompt is not None:
+        prompt = _string_field(row, fields.prompt, "--prompt-field", source, keys)
+        completion = _string_field(row, fields.completion, "--completion-field", source, keys)
+        return Record(index=index, source=source, prompt=prompt, completion=completion)
+    messages = row.get(fields.messages)
+    if isinstance(messages, list):
+        return Record(index=index, source=source, messages=_check_messages(messages, fields.messages, source))
+    if fields.text not in row and fields.messages in row:
+        raise DataError(
+            f"{source}: field '{fields.messages}' is {_kind(messages)}, "
+            "expected a list of {role, content} messages"
+        )
+    text = _string_field(row, fields.text, "--text-field or --messages-field", source, keys)
+    return Record(index=index, source=source, text=text)
+
+
+def _string_field(row: dict, name: str, option: str, source: str, keys: list[str]) -> str:
+    if name not in row:
+        raise DataError(f"{source}: no field '{name}' (found: {_names(keys)}); choose one with {option}")
+    value = row[name]
+    if not isinstance(value, str):
+        raise DataError(f"{source}: field '{name}' is {_kind(value)}, expected a string")
+    return value
+
+
+def _check_messages(messages: list, field: str, source: str) -> list[dict]:
+    for n, message in enumerate(messages, start=1):
+        where = f"{source}: message {n} of '{field}'"
+        if not isinstance(message, dict):
+            raise DataError(f"{where} is {_kind(message)}, expected an object with 'role' and 'content'")
+        for key in ("role", "content"):
+            if key not in message:
+                raise DataError(f"{where} has no '{key}' (found: {_names(message)})")
+            if not isinstance(message[key], str):
+                raise DataError(f"{where}: '{key}' is {_kind(message[key])}, expected a string")
+    return messages
+
+
+def _kind(value: Any) -> str:
+    """How a value's type is named in messages: JSON vocabulary with an article."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float, np.number)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _names(keys: Iterable[str]) -> str:
+    keys = [str(k) for k in keys]
+    return ", ".join(keys) if keys else "no fields"
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,254 @@
+"""Records → :class:`Document` objects: token ids and the mask of scored targets (SPEC §1)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from pctce_cli.errors import DataError, UsageError
+from pctce_cli.data.records import PREFIXES, Document, Record, _first_line
+
+_WORDS = re.compile(r"\s+")
+_SOURCE_SUFFIX = re.compile(r":(?:(?:block|row|item) )?\d+$")
+_ENCODE_CHUNK = 4096  # texts per tokenizer call
+
+
+# --------------------------------------------------------------------------- tokenizing
+
+
+def scored_text_size(text: str) -> tuple[int, int]:
+    """UTF-8 bytes and words of a scored text, as lm-evaluation-harness counts them.
+
+    Words are ``len(re.split(r"\\s+", text))``, so leading/trailing whitespace
+    adds an empty "word" and the empty string has one word.
+
+    >>> scored_text_size("héllo  world\\n")
+    (14, 3)
+    """
+    return len(text.encode("utf-8")), len(_WORDS.split(text))
+
+
+def move_trailing_whitespace(prompt: str, completion: str) -> tuple[str, str]:
+    """Move the prompt's trailing whitespace to the front of the completion (lm-eval ``_encode_pair``).
+
+    >>> move_trailing_whitespace("Q: 2+2?\\nA: ", "4")
+    ('Q: 2+2?\\nA:', ' 4')
+    """
+    n_spaces = len(prompt) - len(prompt.rstrip())
+    if n_spaces:
+        return prompt[:-n_spaces], prompt[-n_spaces:] + completion
+    return prompt, completion
+
+
+def tokenize_records(
+    records: Sequence[Record],
+    tokenizer: Any,
+    *,
+    prefix: str = "auto",
+    tokenizer_name: str = "tokenizer",
+) -> tuple[list[Document], int]:
+    """Tokenize records and mark their scored tokens.
+
+    Args:
+        records: From :func:`read_records`.
+        tokenizer: A Hugging Face tokenizer (fast ones are much faster: calls are batched).
+        prefix: ``"auto"`` (BOS, else EOS, else none), ``"bos"``, ``"eos"`` or ``"none"``.
+        tokenizer_name: How errors name the tokenizer (e.g. its path).
+
+    Returns:
+        ``(documents, n_skipped)``: documents with at least one target, in
+        record order, and how many records were skipped for having none.
+
+    Raises:
+        DataError: No record yields a target; chat records but the tokenizer
+            has no chat template; a chat template fails or does not render
+            incrementally.
+        UsageError: ``prefix`` is unknown, or names a token the tokenizer lacks.
+    """
+    prefix_id = _prefix_token_id(tokenizer, prefix, tokenizer_name)
+    records = list(records)
+    modes = [_mode(r) for r in records]
+    encoded: dict[int, tuple[list[int], np.ndarray, int, int]] = {}  # position → (ids, mask, bytes, words)
+    encoded.update(_encode_texts(records, [i for i, m in enumerate(modes) if m == "text"], tokenizer))
+    encoded.update(_encode_pairs(records, [i for i, m in enumerate(modes) if m == "pair"], tokenizer))
+    encoded.update(_encode_chats(records, [i for i, m in enumerate(modes) if m == "chat"], tokenizer, tokenizer_name))
+
+    documents: list[Document] = []
+    for i, record in enumerate(records):
+        ids, mask, n_bytes, n_words = encoded[i]
+        document = _assemble(record, ids, mask, prefix_id, n_bytes, n_words)
+        if document is not None:
+            documents.append(document)
+    n_skipped = len(records) - len(documents)
+    if not documents:
+        raise DataError(_nothing_scored(records, n_skipped, prefix_id))
+    return documents, n_skipped
+
+
+def _mode(record: Record) -> str:
+    """A record's mode, with read_records' precedence: prompt/completion, then chat, then text."""
+    if record.completion is not None:
+        return "pair"
+    if record.messages is not None:
+        return "chat"
+    if record.text is not None:
+        return "text"
+    raise DataError(f"{record.source}: record has no text, completion or messages")
+
+
+def _prefix_token_id(tokenizer: Any, prefix: str, tokenizer_name: str) -> int | None:
+    if prefix not in PREFIXES:
+        raise UsageError(f"--prefix must be one of auto, bos, eos, none; got {prefix!r}")
+    bos, eos = getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "eos_token_id", None)
+    if prefix == "auto":
+        return bos if bos is not None else eos
+    if prefix == "bos":
+        if bos is None:
+            raise UsageError(f"--prefix bos: {tokenizer_name} has no BOS token; use --prefix eos, none or auto")
+        return bos
+    if prefix == "eos":
+        if eos is None:
+            raise UsageError(f"--prefix eos: {tokenizer_name} has no EOS token; use --prefix bos, none or auto")
+        return eos
+    return None
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Batched ``tokenizer(texts, add_special_tokens=False)``, without the too-long-sequence warning."""
+    out: list[list[int]] = []
+    for start in range(0, len(texts), _ENCODE_CHUNK):
+        enc = tokenizer(
+            texts[start : start + _ENCODE_CHUNK],
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,  # long documents are fine: the engine windows them
+        )
+        out.extend(list(ids) for ids in enc["input_ids"])
+    return out
+
+
+def _encode_texts(records: list[Record], positions: list[int], tokenizer: Any) -> Iterator[tuple[int, tuple]]:
+    all_ids = _encode(tokenizer, [records[i].text for i in positions])
+    for i, ids in zip(positions, all_ids):
+        yield i, (ids, np.ones(len(ids), dtype=bool), *scored_text_size(records[i].text))
+
+
+def _encode_pairs(records: list[Record], positions: list[int], tokenizer: Any) -> Iterator[tuple[int, tuple]]:
+    pairs = [move_trailing_whitespace(records[i].prompt or "", records[i].completion) for i in positions]
+    n = len(pairs)
+    all_ids = _encode(tokenizer, [p + c for p, c in pairs] + [p for p, _ in pairs])
+    for i, (_, completion), whole, context in zip(positions, pairs, all_ids[:n], all_ids[n:]):
+        # as lm-eval: the model reads context + continuation; an empty completion scores nothing
+        # (not even the prompt's trailing whitespace moved onto it)
+        continuation = whole[len(context) :] if records[i].completion else []
+        mask = np.zeros(len(context) + len(continuation), dtype=bool)
+        mask[len(context) :] = True
+        yield i, (context + continuation, mask, *scored_text_size(completion))
+
+
+def _encode_chats(
+    records: list[Record], positions: list[int], tokenizer: Any, tokenizer_name: str
+) -> Iterator[tuple[int, tuple]]:
+    if not positions:
+        return
+    if not getattr(tokenizer, "chat_template", None):
+        raise DataError(
+            f"{tokenizer_name} has no chat template, so chat records in {_source_file(records[positions[0]].source)} "
+            "cannot be scored; pass --tokenizer with one that has a template, or use --prompt-field/--completion-field"
+        )
+    # Render each chat whole and, per assistant message k, before it (with the generation
+    # prompt) and up to its end; tokenize all renders in one batch.
+    texts: list[str] = []
+    plans: list[tuple[int, int, list[tuple[int, int]]]] = []  # (position, text index of full, [(pre, upto)])
+    for i in positions:
+        record = records[i]
+        turns = [k for k, m in enumerate(record.messages) if m["role"] == "assistant"]
+        if not turns:
+            continue
+        full = len(texts)
+        texts.append(_render(tokenizer, record.messages, False, record.source, tokenizer_name))
+        spans = []
+        for k in turns:
+            pre = _render(tokenizer, record.messages[:k], True, record.source, tokenizer_name)
+            upto = _render(tokenizer, record.messages[: k + 1], False, record.source, tokenizer_name)
+            texts += [pre, upto]
+            spans.append((len(texts) - 2, len(texts) - 1))
+        plans.append((i, full, spans))
+    all_ids = _encode(tokenizer, texts)
+
+    planned = set()
+    for i, full, spans in plans:
+        planned.add(i)
+        record = records[i]
+        ids = all_ids[full]
+        mask = np.zeros(len(ids), dtype=bool)
+        for n, (pre, upto) in enumerate(spans, start=1):
+            start, stop = len(all_ids[pre]), len(all_ids[upto])
+            if ids[:start] != all_ids[pre] or ids[:stop] != all_ids[upto] or stop < start:
+                raise DataError(
+                    f"{record.source}: {tokenizer_name}'s chat template does not render this chat incrementally "
+                    f"(the tokens before or through assistant message {n} are not a prefix of the whole chat's "
+                    "tokens), so its assistant tokens cannot be located"
+                )
+            mask[start:stop] = True
+        contents = [m["content"] for m in record.messages if m["role"] == "assistant"]
+        sizes = [scored_text_size(c) for c in contents]
+        yield i, (ids, mask, sum(b for b, _ in sizes), sum(w for _, w in sizes))
+    for i in positions:
+        if i not in planned:  # no assistant message: nothing to score
+            yield i, ([], np.zeros(0, dtype=bool), 0, 0)
+
+
+def _render(tokenizer: Any, messages: list[dict], generation_prompt: bool, source: str, tokenizer_name: str) -> str:
+    try:
+        if not messages:  # apply_chat_template refuses an empty chat; render the generation prompt alone
+            from transformers.utils.chat_template_utils import render_jinja_template
+
+            rendered, _ = render_jinja_template(
+                conversations=[[]],
+                chat_template=tokenizer.get_chat_template(),
+                add_generation_prompt=generation_prompt,
+                **tokenizer.special_tokens_map,
+            )
+            return rendered[0]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception as e:  # jinja2 TemplateError, raise_exception() in templates, ValueError, …
+        raise DataError(f"{source}: {tokenizer_name}'s chat template failed on this chat ({_first_line(e)})") from None
+
+
+def _assemble(
+    record: Record, ids: list[int], mask: np.ndarray, prefix_id: int | None, n_bytes: int, n_words: int
+) -> Document | None:
+    offset = 0
+    if prefix_id is not None and not (ids and ids[0] == prefix_id):
+        ids, mask, offset = [prefix_id, *ids], np.concatenate([[False], mask]), 1
+    input_ids = np.asarray(ids, dtype=np.int64)  # (T,)
+    targets = np.asarray(mask, dtype=bool).copy()  # (T,)
+    if len(targets):
+        targets[0] = False  # nothing predicts the first token
+    if not targets.any():
+        return None
+    return Document(record.index, input_ids, targets, offset, n_bytes, n_words, record.source)
+
+
+def _source_file(source: str) -> str:
+    return _SOURCE_SUFFIX.sub("", source)
+
+
+def _nothing_scored(records: list[Record], n_skipped: int, prefix_id: int | None) -> str:
+    if not records:
+        return "no document to score: the data has no records"
+    files = ", ".join(dict.fromkeys(_source_file(r.source) for r in records))
+    present = {_mode(r) for r in records}
+    reasons = [
+        reason
+        for mode, reason in (("text", "empty text"), ("pair", "empty completion"), ("chat", "no assistant message"))
+        if mode in present
+    ]
+    message = f"no document in {files} yields a scored token ({n_skipped} skipped: {' or '.join(reasons)})"
+    if prefix_id is None:
+        message += "; with --prefix none the first token of a document is never scored"
+    return message
