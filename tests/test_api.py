@@ -134,6 +134,7 @@ def test_prompt_completion_records_score_only_the_completion(model, tiny_tokeniz
         (TEXTS, {"stride": 40, "max_length": 20}, "stride (40) cannot exceed max_length (20)"),
         (TEXTS, {"prefix": "start"}, "prefix must be auto, bos, eos or none, got 'start'"),
         (TEXTS, {"batch_tokens": 0}, "batch_tokens must be positive, got 0"),
+        (TEXTS, {"stride": 65}, "stride (65) cannot exceed max_length (64)"),  # max_length: the model's context
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(model, tiny_tokenizer, data, kw, message):
@@ -280,3 +281,9 @@ def test_library_errors_name_the_parameter_and_the_cli_wording_is_one_mapping_aw
     with pytest.raises(UsageError) as e:
         validate_options(ScoreOptions(data=["x.txt"], out=out))
     assert option_message(e.value, SCORE_OPTIONS) == f"--out {out} exists and is not a directory"
+
+
+def test_the_callback_does_not_import_the_api_module():
+    # callback -> scoring/ + distributed + stats; api -> callback only lazily (no import cycle)
+    code = "import sys, pctce_cli.callback; assert 'pctce_cli.api' not in sys.modules, 'api imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

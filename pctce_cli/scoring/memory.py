@@ -82,6 +82,8 @@ def scoring_settings(model, data: ValidationData, **scoring) -> tuple[ScoreOptio
     if ctx is not None and max_length > ctx:
         raise UsageError(f"max_length {max_length} exceeds the model's context ({ctx} tokens)", param="max_length")
     stride = options.stride or max(1, max_length // 2)
+    if stride > max_length:  # max_length came from the model: validate_options could not compare them
+        raise UsageError(f"stride ({stride}) cannot exceed max_length ({max_length})", param=("stride", "max_length"))
     dtype = next(model.parameters()).dtype
     settings = identity_settings(options, max_length, stride, str(dtype).removeprefix("torch."))
     return options, max_length, stride, settings
