@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from pctce_cli.distributed import ProcessGroup
 from pctce_cli.errors import UsageError
 from pctce_cli.scoring.engine import ce_and_rank, chunk_rows
 from pctce_cli.scoring.hf import CHUNK_ELEMENTS
@@ -138,10 +139,11 @@ class PercentileCE:
         ``sync_on_compute=False``): call it on every rank.
         """
         ce, rank = self.local_values()
-        dist = _group(self.sync_on_compute)
-        if dist is None:
+        group = ProcessGroup.current(self.sync_on_compute)
+        if not group.active:
             return ce, rank
-        return _all_gather_ragged(dist, self.process_group, ce, rank)
+        ce, rank = group.all_gather_ragged((ce, rank), (torch.float32, torch.int32), group=self.process_group)
+        return ce, rank
 
     def compute(self) -> dict:
         """The SPEC §2 summaries of every token seen (on every rank, when syncing).
@@ -152,37 +154,6 @@ class PercentileCE:
         """
         ce, rank = self.values()
         return summarize(ce, rank, percentiles=self.percentiles)
-
-
-def _group(sync: bool):
-    if not sync:
-        return None
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return None
-    return dist
-
-
-def _all_gather_ragged(dist, group, ce: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """all_gather of per-rank arrays of different lengths: gather the lengths, pad to the longest, trim."""
-    device = torch.device("cpu")
-    if dist.get_backend(group) == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    world = dist.get_world_size(group)
-    n = torch.tensor([len(ce)], dtype=torch.int64, device=device)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n, group=group)
-    sizes = [int(s.item()) for s in sizes]
-    longest = max(sizes)
-    out = []
-    for local, dtype in ((ce, torch.float32), (rank, torch.int32)):
-        padded = torch.zeros(longest, dtype=dtype, device=device)  # (longest,)
-        padded[: len(local)] = torch.from_numpy(np.ascontiguousarray(local)).to(device)
-        bufs = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(bufs, padded, group=group)
-        out.append(np.concatenate([b[:k].cpu().numpy() for b, k in zip(bufs, sizes)]))
-    return out[0], out[1]
 
 
 __all__ = ["PercentileCE"]

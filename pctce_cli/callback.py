@@ -1,8 +1,8 @@
 """`PercentileCECallback`: percentile CE and concordance at every evaluation of a transformers Trainer.
 
 At each evaluation (``on_evaluate``) the callback scores the model in memory on
-its own validation set with :func:`pctce_cli.api.score_model` (the engine of
-``pctce score``; nothing is saved or loaded), then
+its own validation set, as :func:`pctce_cli.api.score_model` does (the engine
+and shard loop of ``pctce score``; nothing is saved or loaded), then
 
 - adds ``eval_pctce/mean``, ``eval_pctce/p50`` … to the evaluation's metrics
   (so ``metric_for_best_model="pctce/p50"`` works) and logs them with
@@ -29,23 +29,16 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from pctce_cli.api import (
-    ValidationData,
-    as_records,
-    model_fingerprint,
-    score_model,
-    scoring_settings,
-    summary_from_store,
-    tokenize_data,
-    write_partition,
-)
+from pctce_cli.distributed import ProcessGroup, unwrap
 from pctce_cli.errors import PctceError, ScoringError, UsageError
-from pctce_cli.scoring.run import DEFAULT_BATCH_TOKENS, DEFAULT_SHARD_TARGETS, ScoreOptions, validate_options
+from pctce_cli.scoring.memory import model_fingerprint, score_in_memory, scoring_settings
+from pctce_cli.scoring.options import DEFAULT_BATCH_TOKENS, DEFAULT_SHARD_TARGETS, ReadOptions, takes_read_options
+from pctce_cli.scoring.partition import conflict_message
+from pctce_cli.scoring.result import summary_from_store, write_partition
+from pctce_cli.scoring.validation import ValidationData, read_data, tokenize_data
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, DEFAULT_PERCENTILES, check_qs, percentile_name
 
 logger = logging.getLogger(__name__)
-
-_IN_MEMORY = "<in-memory>"
 
 
 class PercentileCECallback(TrainerCallback):
@@ -76,6 +69,7 @@ class PercentileCECallback(TrainerCallback):
         >>> trainer.train()  # doctest: +SKIP
     """
 
+    @takes_read_options
     def __init__(
         self,
         data,
@@ -88,12 +82,7 @@ class PercentileCECallback(TrainerCallback):
         concordance_threshold: float = 0.6,
         metric_prefix: str = "eval_pctce/",
         overwrite: bool = False,
-        text_field: str = "text",
-        prompt_field: str | None = None,
-        completion_field: str | None = None,
-        messages_field: str = "messages",
-        split_on: str = "none",
-        prefix: str = "auto",
+        read: ReadOptions,  # text_field=, prompt_field=, … (takes_read_options)
         max_length: int | None = None,
         stride: int | None = None,
         batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
@@ -101,27 +90,16 @@ class PercentileCECallback(TrainerCallback):
     ):
         if not 0 <= concordance_threshold <= 1:
             raise UsageError(f"concordance_threshold must be in [0, 1], got {concordance_threshold}")
-        read_kw = dict(
-            text_field=text_field,
-            prompt_field=prompt_field,
-            completion_field=completion_field,
-            messages_field=messages_field,
-            split_on=split_on,
-        )
-        self._options = ScoreOptions(
-            data=[_IN_MEMORY],
-            out=Path(store_dir) if store_dir is not None else Path("."),
-            prefix=prefix,
+        # validate and read the data now, so a bad option or file fails before training starts
+        self._records, self._files, self._options = read_data(
+            data,
+            read,
+            out=store_dir if store_dir is not None else ".",
             max_length=max_length,
             stride=stride,
             batch_tokens=batch_tokens,
             shard_targets=shard_targets,
-            **read_kw,
         )
-        validate_options(self._options)
-        # read the data now, so a bad file fails before training starts
-        self._records, self._files = as_records(data, **read_kw)
-        self._options.data = self._files or [_IN_MEMORY]
         self.tokenizer = tokenizer
         self._trainer = trainer
         self.store_dir = Path(store_dir) if store_dir is not None else None
@@ -230,12 +208,11 @@ class PercentileCECallback(TrainerCallback):
 
     def _score(self, args, state, model, kwargs) -> dict:
         """Summaries of this evaluation (the same on every rank); stores the rows on rank 0."""
-        from pctce_cli.api import _process_group, _unwrap
-
         data = self._validation(kwargs)
         tokenizer = self._tokenizer(kwargs)
-        model = _unwrap(model)
-        dist, rank, _ = _process_group(True)
+        model = unwrap(model)
+        group = ProcessGroup.current()
+        rank = group.rank
         checkpoint = f"{self._run(args)}.step-{state.global_step}"
         scoring = dict(
             max_length=self._options.max_length,
@@ -254,10 +231,10 @@ class PercentileCECallback(TrainerCallback):
             except Exception as e:  # never leave the other ranks waiting in the broadcast
                 logger.warning("pctce: cannot check %s in %s (%s); scoring without storing", checkpoint, self.store_dir, e)
                 decision, weights, summary = "score", "", None
-        decision, weights, summary = _broadcast(dist, (decision, weights, summary))
+        decision, weights, summary = group.broadcast((decision, weights, summary))
 
         if decision != "load":
-            result = score_model(
+            result = score_in_memory(
                 model, tokenizer, data, distributed=True, weights_fingerprint=weights or "not fingerprinted", **scoring
             )
             error = None
@@ -268,7 +245,7 @@ class PercentileCECallback(TrainerCallback):
                     error = f"{type(e).__name__}: {e}"
                 if error is None and decision in ("write", "replace"):
                     self._store(result, args, state, checkpoint, force=decision == "replace")
-            summary, error = _broadcast(dist, (summary, error))
+            summary, error = group.broadcast((summary, error))
             if error:
                 raise ScoringError(f"PercentileCECallback at step {state.global_step}: {error}")
         summary["_checkpoint"] = checkpoint
@@ -276,7 +253,6 @@ class PercentileCECallback(TrainerCallback):
 
     def _decide(self, model, data, checkpoint, settings) -> tuple[str, str, dict | None]:
         """``("load", fp, summary)`` for a complete identical partition, else ``("write"|"replace"|"score", fp, None)``."""
-        from pctce_cli.api import conflict_message
         from pctce_cli.store import partition_state
 
         weights = model_fingerprint(model)
@@ -360,15 +336,6 @@ class PercentileCECallback(TrainerCallback):
             f"{self.metric_prefix}concordance_mean_p50": float(c_mp),
             f"{self.metric_prefix}concordance_{'_'.join(set_)}": float(c_s),
         }
-
-
-def _broadcast(dist, obj):
-    """Rank 0's ``obj`` on every rank (``obj`` itself without a process group)."""
-    if dist is None:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 __all__ = ["PercentileCECallback"]

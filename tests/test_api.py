@@ -131,8 +131,10 @@ def test_prompt_completion_records_score_only_the_completion(model, tiny_tokeniz
             "in memory pass Records with prompt and completion",
         ),
         (TEXTS, {"max_length": 65}, "max_length 65 exceeds the model's context (64 tokens)"),
-        (TEXTS, {"stride": 40, "max_length": 20}, "--stride (40) cannot exceed --max-length (20)"),
-        (TEXTS, {"prefix": "start"}, "--prefix must be auto, bos, eos or none, got 'start'"),
+        (TEXTS, {"stride": 40, "max_length": 20}, "stride (40) cannot exceed max_length (20)"),
+        (TEXTS, {"prefix": "start"}, "prefix must be auto, bos, eos or none, got 'start'"),
+        (TEXTS, {"batch_tokens": 0}, "batch_tokens must be positive, got 0"),
+        (TEXTS, {"stride": 65}, "stride (65) cannot exceed max_length (64)"),  # max_length: the model's context
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(model, tiny_tokenizer, data, kw, message):
@@ -227,3 +229,61 @@ def test_task_accuracy_equals_pctce_score_task_accuracy(model, tiny_ckpt, tiny_t
     assert {"exact_match", "substring_match"} <= set(ours.docs.columns)
     assert ours.summary()["acc_exact_match"] == float(stored.docs["exact_match"].mean())
     assert ours.identity["settings"] == stored.manifest["identity"]["settings"]
+
+
+def test_to_store_writes_the_shard_bytes_pctce_score_writes(model, tiny_tokenizer, long_data, scored_store, tmp_path):
+    # one loop, one sink: the in-memory path writes byte-identical shards (rows and document tables)
+    res = api.score_model(model, tiny_tokenizer, str(long_data), **OPTS)
+    assert res.to_store(tmp_path / "mem", "tiny") == "written"
+    ours = load_scores(tmp_path / "mem", "tiny").manifest
+    theirs = load_scores(scored_store, "tiny").manifest
+    keys = ("shard", "tokens_file", "docs_file", "tokens_sha256", "docs_sha256", "rows", "documents", "ce_sum")
+    assert [{k: r[k] for k in keys} for r in ours["shards"]] == [{k: r[k] for k in keys} for r in theirs["shards"]]
+    assert ours["settings"] == theirs["settings"]
+    assert set(ours) == set(theirs) | {"source"}
+
+
+def test_summaries_from_memory_and_store_are_the_pctce_summary_row(model, tiny_tokenizer, long_data, scored_store, tmp_path):
+    from pathlib import Path
+
+    from pctce_cli.analysis import Checkpoint, checkpoint_summary
+
+    manifest = load_scores(scored_store, "tiny").manifest
+    row = checkpoint_summary(Checkpoint("tiny", Path(scored_store), manifest, None, "tiny"), [50, 90, 95, 99])
+    for key in ("checkpoint", "step", "group"):
+        row.pop(key)
+    stored = api.summary_from_store(scored_store, "tiny")
+    assert list(stored) == list(row)
+    assert stored == row  # the same numbers, exactly
+    res = api.score_model(model, tiny_tokenizer, str(long_data), **OPTS)
+    res.to_store(tmp_path / "mem", "mem")
+    assert res.summary() == api.summary_from_store(tmp_path / "mem", "mem")
+    with_ci = res.summary(ci=0.9, n_boot=50)
+    assert {"mean_lo", "p50_hi"} <= set(with_ci) and not {"_ci_method", "_ci_error"} & set(with_ci)
+
+
+def test_library_errors_name_the_parameter_and_the_cli_wording_is_one_mapping_away(tmp_path):
+    from pctce_cli.errors import option_message
+    from pctce_cli.scoring.options import SCORE_OPTIONS, validate_options
+
+    opts = ScoreOptions(data=["x.txt"], out=tmp_path, batch_tokens=0)
+    with pytest.raises(UsageError) as e:
+        validate_options(opts)
+    assert str(e.value) == "batch_tokens must be positive, got 0" and e.value.param == "batch_tokens"
+    assert option_message(e.value, SCORE_OPTIONS) == "--batch-tokens must be positive, got 0"
+    assert option_message(UsageError(option_message(e.value, SCORE_OPTIONS), param="batch_tokens"), SCORE_OPTIONS) == (
+        "--batch-tokens must be positive, got 0"  # already in the CLI's words: unchanged
+    )
+    with pytest.raises(UsageError, match="^--batch-tokens must be positive, got 0$"):
+        score_checkpoints(["nowhere"], opts)  # pctce score as a library call speaks its options' language
+    out = tmp_path / "out"
+    out.write_text("")
+    with pytest.raises(UsageError) as e:
+        validate_options(ScoreOptions(data=["x.txt"], out=out))
+    assert option_message(e.value, SCORE_OPTIONS) == f"--out {out} exists and is not a directory"
+
+
+def test_the_callback_does_not_import_the_api_module():
+    # callback -> scoring/ + distributed + stats; api -> callback only lazily (no import cycle)
+    code = "import sys, pctce_cli.callback; assert 'pctce_cli.api' not in sys.modules, 'api imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

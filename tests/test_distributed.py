@@ -54,3 +54,15 @@ def test_bad_input_under_torchrun_is_the_one_line_error_on_every_rank(tiny_ckpt,
     assert "terminate called" not in r.stderr
     # the only traceback is torchrun's own report that a child failed
     assert not [line for line in r.stderr.splitlines() if line.strip().startswith("File") and "pctce_cli" in line]
+
+
+def test_without_a_process_group_every_collective_is_the_identity():
+    from pctce_cli.distributed import ProcessGroup
+
+    for group in (ProcessGroup.single(), ProcessGroup.current(), ProcessGroup.launch()):
+        assert not group.active and (group.rank, group.world) == (0, 1)
+        assert group.broadcast({"a": 1}) == {"a": 1} and group.gather(3) == [3]
+        ce, rank = group.all_gather_ragged((np.ones(2, np.float32), np.zeros(2, np.int32)), (None, None))
+        assert ce.tolist() == [1.0, 1.0] and rank.tolist() == [0, 0]
+        group.barrier()
+        group.close()

@@ -1,70 +1,51 @@
-"""`pctce score` as a library call: checkpoints × validation data → a score directory.
+"""The one scoring loop, and `pctce score` as a library call: checkpoints × validation data → a store.
 
-Orchestrates discovery, tokenization, the engine and the store. Reports progress
-through a :class:`Reporter` (the CLI draws Rich progress bars with it) and never
-prints. Under ``torchrun`` each rank scores a disjoint share of the shards; rank 0
-holds the lock, decides what to skip or resume, and writes the manifest once
-every rank has finished.
+Every scoring path goes through :func:`score_shards`: a :class:`ShardScorer`
+(the engine's inputs for one model) scores this rank's shards and hands each to
+a sink. ``pctce score`` (:func:`score_checkpoints`) gives a :class:`StoreSink`
+(each shard written atomically to the store as it finishes, so a killed run
+resumes); :func:`pctce_cli.api.score_model` and the training callback give a
+:class:`MemorySink` and may later write the parts with the same
+:class:`StoreSink` (``ScoreResult.to_store``). In-memory or store is a sink,
+not a second loop.
+
+Progress is reported through a :class:`Reporter` (the CLI draws Rich progress
+bars with it); nothing is printed. Under ``torchrun`` each rank scores a
+disjoint share of the shards; rank 0 holds the lock, decides what to skip or
+resume, and writes the manifest once every rank has finished.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pctce_cli import __version__
 from pctce_cli.checkpoints import CheckpointSpec, discover, weights_fingerprint
 from pctce_cli.data import data_fingerprint, documents_fingerprint, read_records, tokenize_records
+from pctce_cli.distributed import ProcessGroup
 from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError
-from pctce_cli.store import (
-    StoreLock,
-    finish_partition,
-    identity_difference,
-    partition_state,
-    start_partition,
-    write_shard,
+from pctce_cli.scoring.options import (  # re-exported: the CLI, tests and benchmarks import them from here
+    ACCELERATOR_BATCH_TOKENS,
+    CPU_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_SHARD_TARGETS,
+    PREFIXES,
+    SPLIT_ON,
+    ScoreOptions,
+    identity_settings,
+    plan_shards,
+    resolve_batch_tokens,
+    validate_cli_options,
+    validate_options,
 )
-
-DEFAULT_BATCH_TOKENS = None  # auto: see resolve_batch_tokens
-# Token budgets per forward pass when none is given. On CPU smaller batches keep
-# activations in cache: 2048 ran 1.46x and 1.21x as fast as 16384 on GPT-2s of 13M
-# and 39M parameters, the fastest budget on both (docs/benchmarks.md); accelerators
-# want large batches.
-CPU_BATCH_TOKENS = 2048
-ACCELERATOR_BATCH_TOKENS = 16384
-DEFAULT_SHARD_TARGETS = 1 << 20
-
-
-@dataclass
-class ScoreOptions:
-    """Every setting of a scoring run (the CLI options of ``pctce score``)."""
-
-    data: list
-    out: Path
-    text_field: str = "text"
-    prompt_field: str | None = None
-    completion_field: str | None = None
-    messages_field: str = "messages"
-    split_on: str = "none"
-    prefix: str = "auto"
-    max_length: int | None = None
-    stride: int | None = None
-    batch_tokens: int | None = DEFAULT_BATCH_TOKENS  # None: resolve_batch_tokens
-    shard_targets: int = DEFAULT_SHARD_TARGETS
-    device: str = "auto"
-    dtype: str = "auto"
-    tokenizer: str | None = None
-    base_model: str | None = None
-    trust_remote_code: bool = False
-    force: bool = False
-    task_accuracy: bool = False
-    accuracy_margin: int = 8
+from pctce_cli.scoring.partition import CLI_REMEDY, build_manifest, conflict_message, engine_info, open_partition
+from pctce_cli.scoring.partition import versions as _versions
+from pctce_cli.store import StoreLock, finish_partition, partition_dir, write_shard
 
 
 @dataclass
@@ -96,181 +77,113 @@ class Reporter:
         """``spec`` is scored, skipped or failed."""
 
 
-# ---------------------------------------------------------------- distributed
+# ---------------------------------------------------------------- the one loop
 
 
-class _Dist:
-    """torch.distributed when launched by torchrun (WORLD_SIZE > 1), else a single process."""
+@dataclass
+class ScoredPart:
+    """One shard of a result: which shard, which rank scored it, its rows and extra document columns."""
+
+    shard: int
+    rank: int
+    scored: Any  # engine.ScoredShard
+    extra: dict | None = None
+
+
+class MemorySink:
+    """Keeps the scored parts (``score_model``, the callback)."""
 
     def __init__(self):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self._dist = None
-        self._owned = False
-        if self.world > 1:
-            import torch
-            import torch.distributed as dist
+        self.parts: list[ScoredPart] = []
 
-            if not dist.is_initialized():
-                backend = "nccl" if torch.cuda.is_available() else "gloo"
-                dist.init_process_group(backend=backend)
-                self._owned = True
-            self._dist = dist
-
-    def close(self, finished: bool = True) -> None:
-        """Tear down the process group if this run created it.
-
-        Args:
-            finished: every rank got here in step. Then wait for the others, so no
-                rank tears down gloo while another is still in a collective. On an
-                error path a rank may be alone, and waiting would hang until the
-                collective timeout; tearing down at once makes the others fail fast.
-        """
-        if self._dist is not None and self._owned:
-            if finished:
-                self._dist.barrier()
-            # a process that exits with a live gloo group can abort at exit
-            # ("terminate called without an active exception"), so never leave one
-            self._dist.destroy_process_group()
-            self._dist, self._owned = None, False
-
-    def broadcast(self, obj):
-        if self._dist is None:
-            return obj
-        box = [obj]
-        self._dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def gather(self, obj) -> list:
-        if self._dist is None:
-            return [obj]
-        out = [None] * self.world
-        self._dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self) -> None:
-        if self._dist is not None:
-            self._dist.barrier()
+    def put(self, part: ScoredPart) -> None:
+        """Keep ``part``."""
+        self.parts.append(part)
 
 
-# ---------------------------------------------------------------- helpers
+class StoreSink:
+    """Writes each part to a started partition as a shard (atomically: temporary name, then rename)."""
+
+    def __init__(self, part: Path):
+        self.part = Path(part)
+
+    def put(self, part: ScoredPart) -> None:
+        """Write ``part`` as shard ``part.shard`` of the partition."""
+        write_shard(self.part, part.shard, part.rank, part.scored, part.extra)
 
 
-def plan_shards(documents, shard_targets: int) -> list[list[int]]:
-    """Split documents (in order) into shards of about ``shard_targets`` targets.
+@dataclass
+class ShardScorer:
+    """The engine's inputs for one model on one tokenized data set: scores any of its shards."""
 
-    The plan depends only on the data and the setting, never on the number of
-    processes, so a run resumed with another ``--nproc-per-node`` still knows which
-    shards are done.
+    adapter: Any  # hf.HFAdapter
+    model: Any
+    tokenizer: Any
+    documents: Sequence
+    records: Sequence
+    shards: list[list[int]]
+    max_length: int
+    stride: int
+    batch_tokens: int
+    pad_id: int
+    task_accuracy: bool = False
+    accuracy_margin: int = 8
+    label: str = "model"
+    progress: Callable[[int], None] | None = None
 
-    Examples:
-        >>> from types import SimpleNamespace as D
-        >>> docs = [D(targets=np.ones(n, bool)) for n in (3, 3, 5, 1)]
-        >>> plan_shards(docs, 6)
-        [[0, 1], [2, 3]]
+    def score(self, k: int, rank: int) -> ScoredPart:
+        """Score shard ``k`` (and, with task accuracy, greedy-decode its prompts)."""
+        from pctce_cli.scoring.engine import score_documents
+
+        docs_k = [self.documents[i] for i in self.shards[k]]
+        scored = score_documents(
+            self.adapter,
+            docs_k,
+            max_length=self.max_length,
+            stride=self.stride,
+            batch_tokens=self.batch_tokens,
+            pad_id=self.pad_id,
+            progress=self.progress,
+            label=self.label,
+        )
+        extra = None
+        if self.task_accuracy:
+            from pctce_cli.scoring.generate import task_accuracy
+
+            extra = task_accuracy(self.model, self.tokenizer, docs_k, self.records, margin=self.accuracy_margin)
+        return ScoredPart(k, rank, scored, extra)
+
+
+def my_shards(n_shards: int, group: ProcessGroup, done: Sequence[int] = ()) -> list[int]:
+    """The shards this rank scores: round-robin over ranks, skipping ``done`` ones."""
+    skip = set(done)
+    return [k for k in range(n_shards) if k not in skip and k % group.world == group.rank]
+
+
+def score_shards(scorer: ShardScorer, todo: Sequence[int], sink, rank: int = 0) -> None:
+    """Score the shards ``todo`` in order and hand each to ``sink`` as soon as it is done."""
+    for k in todo:
+        sink.put(scorer.score(k, rank))
+
+
+def first_error(group: ProcessGroup, work: Callable[[], None], catch: tuple = ()) -> str | None:
+    """Run ``work`` on this rank; the first rank's error message, the same on every rank (a collective).
+
+    A :class:`PctceError` is reported by its message; exceptions of the types in
+    ``catch`` as ``rank <r>: <Type>: <message>``; anything else propagates.
     """
-    if shard_targets < 1:
-        raise UsageError(f"--shard-targets must be positive, got {shard_targets}")
-    shards, current, count = [], [], 0
-    for k, d in enumerate(documents):
-        current.append(k)
-        count += int(d.targets.sum())
-        if count >= shard_targets:
-            shards.append(current)
-            current, count = [], 0
-    if current:
-        shards.append(current)
-    return shards
-
-
-def validate_options(options: ScoreOptions) -> None:
-    """Refuse option values that cannot work, before anything is loaded."""
-    if not options.data:
-        raise UsageError("--data is required: give at least one validation file")
-    if options.max_length is not None and options.max_length < 2:
-        raise UsageError(f"--max-length must be at least 2, got {options.max_length}")
-    if options.stride is not None and options.stride < 1:
-        raise UsageError(f"--stride must be at least 1, got {options.stride}")
-    if options.stride is not None and options.max_length is not None and options.stride > options.max_length:
-        raise UsageError(f"--stride ({options.stride}) cannot exceed --max-length ({options.max_length})")
-    if options.batch_tokens is not None and options.batch_tokens < 1:
-        raise UsageError(f"--batch-tokens must be positive, got {options.batch_tokens}")
-    if options.shard_targets < 1:
-        raise UsageError(f"--shard-targets must be positive, got {options.shard_targets}")
-    if options.prefix not in ("auto", "bos", "eos", "none"):
-        raise UsageError(f"--prefix must be auto, bos, eos or none, got '{options.prefix}'")
-    if options.split_on not in ("none", "blank-lines"):
-        raise UsageError(f"--split-on must be none or blank-lines, got '{options.split_on}'")
-    if bool(options.prompt_field) != bool(options.completion_field):
-        raise UsageError("--prompt-field and --completion-field go together: give both or neither")
-    if options.task_accuracy and not options.completion_field:
-        raise UsageError("--task-accuracy needs prompt/completion data: give --prompt-field and --completion-field")
-    if options.accuracy_margin < 0:
-        raise UsageError(f"--accuracy-margin must be >= 0, got {options.accuracy_margin}")
-    out = Path(options.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-
-
-def _versions() -> dict:
-    import torch
-    import transformers
-
-    v = {
-        "pctce": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
+    error = None
     try:
-        import peft
-
-        v["peft"] = peft.__version__
-    except ImportError:
-        pass
-    return v
-
-
-def _summary_numbers(ce: np.ndarray) -> tuple[float, float, float]:
-    if len(ce) == 0:
-        return float("nan"), float("nan"), float("nan")
-    from pctce_cli.stats.summaries import percentiles
-
-    p50, p95 = percentiles(ce, [50, 95])
-    return float(ce.astype(np.float64).mean()), float(p50), float(p95)
+        work()
+    except PctceError as e:
+        error = str(e)
+    except catch as e:
+        error = f"rank {group.rank}: {type(e).__name__}: {e}"
+    errors = [e for e in group.gather(error) if e]
+    return errors[0] if errors else None
 
 
-def resolve_batch_tokens(batch_tokens: int | None, device) -> int:
-    """The token budget per forward pass: ``batch_tokens``, or the default for ``device``'s type."""
-    if batch_tokens is not None:
-        return batch_tokens
-    return CPU_BATCH_TOKENS if str(getattr(device, "type", device)) == "cpu" else ACCELERATOR_BATCH_TOKENS
-
-
-def identity_settings(options: ScoreOptions, max_length: int, stride: int, dtype_name: str) -> dict:
-    """The settings that determine a partition's numbers (its identity, beside the fingerprints).
-
-    Shared with :func:`pctce_cli.api.score_model`, so partitions written from an
-    in-memory model carry exactly the settings ``pctce score`` records.
-    """
-    return {
-        "max_length": max_length,
-        "stride": stride,
-        "prefix": options.prefix,
-        "text_field": options.text_field,
-        "prompt_field": options.prompt_field,
-        "completion_field": options.completion_field,
-        "messages_field": options.messages_field,
-        "split_on": options.split_on,
-        "dtype": dtype_name,
-        "shard_targets": options.shard_targets,
-        "task_accuracy": options.task_accuracy,
-        "accuracy_margin": options.accuracy_margin if options.task_accuracy else None,
-    }
-
-
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- pctce score
 
 
 def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = None) -> list[CheckpointResult]:
@@ -288,61 +201,53 @@ def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = 
 
     Raises:
         PctceError: bad options, data or paths, or the store is locked — anything
-            that stops the whole run before a checkpoint is scored.
+            that stops the whole run before a checkpoint is scored. Option errors
+            are worded with the options of ``pctce score`` (``--batch-tokens …``).
     """
     reporter = reporter or Reporter()
-    validate_options(options)
-    dist = _Dist()
+    validate_cli_options(options)
+    group = ProcessGroup.launch()
     finished = False
     try:
-        results = _score_all(paths, options, reporter, dist)
+        results = _score_all(paths, options, reporter, group)
         finished = True
         return results
     finally:
-        dist.close(finished)
+        group.close(finished)
 
 
-def _score_all(paths, options: ScoreOptions, reporter: Reporter, dist: _Dist) -> list[CheckpointResult]:
+def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessGroup) -> list[CheckpointResult]:
     """:func:`score_checkpoints` inside its process group."""
     import torch
 
     from pctce_cli.scoring import hf
 
     specs = discover(paths, base_model=options.base_model)
-    records = read_records(
-        options.data,
-        text_field=options.text_field,
-        prompt_field=options.prompt_field,
-        completion_field=options.completion_field,
-        messages_field=options.messages_field,
-        split_on=options.split_on,
-    )
+    records = read_records(options.data, **options.read.record_kwargs())
     data_fp = data_fingerprint(options.data)
     device = hf.resolve_device(options.device)
-    if device.type == "cuda" and dist.world > 1:
-        device = torch.device(f"cuda:{dist.local_rank}")
+    if device.type == "cuda" and group.world > 1:
+        device = torch.device(f"cuda:{group.local_rank}")
     dtype = hf.resolve_dtype(options.dtype, device)
     dtype_name = str(dtype).removeprefix("torch.")
     cache = hf.ModelCache(device, dtype, options.trust_remote_code)
     tokenized: dict[str, tuple] = {}  # tokenizer fingerprint -> (documents, skipped, documents_fp)
 
     lock = StoreLock(options.out)
-    if dist.rank == 0:
+    lock_error = None
+    if group.rank == 0:
         try:
             lock.acquire()
-            lock_error = None
         except StoreError as e:
             lock_error = str(e)
-    else:
-        lock_error = None
-    lock_error = dist.broadcast(lock_error)
+    lock_error = group.broadcast(lock_error)
     if lock_error:
         raise StoreError(lock_error)
 
     results = []
     try:
         for spec in specs:
-            results.append(_score_one(spec, options, records, data_fp, device, dtype_name, cache, tokenized, dist, reporter))
+            results.append(_score_one(spec, options, records, data_fp, device, dtype_name, cache, tokenized, group, reporter))
             reporter.checkpoint_finished(results[-1])
     finally:
         cache.release()
@@ -350,9 +255,8 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, dist: _Dist) ->
     return results
 
 
-def _score_one(spec, options, records, data_fp, device, dtype_name, cache, tokenized, dist, reporter):
+def _score_one(spec, options, records, data_fp, device, dtype_name, cache, tokenized, group, reporter):
     from pctce_cli.scoring import hf
-    from pctce_cli.scoring.engine import score_documents
 
     t_start = time.perf_counter()
     result = CheckpointResult(spec.id, str(spec.path), "failed")
@@ -388,125 +292,100 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
 
     # rank 0 decides; every rank follows
     decision = None
-    if dist.rank == 0:
-        state, info = partition_state(options.out, spec.id, identity)
-        if options.force:
-            state, info = "new", {}
-        if state == "conflict":
-            decision = ("conflict", _conflict_message(spec, info, identity, options.out))
-        elif state == "done":
-            decision = ("done", info)
-        else:
-            start_partition(options.out, spec.id, identity, fresh=(state == "new"))
-            decision = ("run", sorted(info))
-    decision = dist.broadcast(decision)
-    kind, info = decision
-    if kind == "conflict":
-        result.message = info
+    if group.rank == 0:
+        decision = open_partition(options.out, spec.id, identity, force=options.force, resume=True)
+    decision = group.broadcast(decision)
+    if decision.kind == "conflict":
+        result.message = conflict_message(spec.id, decision.manifest, identity, options.out, CLI_REMEDY)
         return result
-    if kind == "done":
-        result.status, result.manifest = "skipped", info
+    if decision.kind == "done":
+        result.status, result.manifest = "skipped", decision.manifest
         result.message = "already scored with identical fingerprints and settings (--force to redo)"
         _fill_numbers(result, options.out, spec.id)
         return result
 
-    done_shards = set(info)
-    mine = [k for k in range(len(shards)) if k not in done_shards and k % dist.world == dist.rank]
-    error = None
-    adapter = None
-    try:
+    done_shards = decision.done_shards
+    mine = my_shards(len(shards), group, done_shards)
+    scorer = None
+
+    def work() -> None:
+        nonlocal scorer
         total = sum(int(documents[i].targets.sum()) for sh in shards for i in sh)
         done = sum(int(documents[i].targets.sum()) for k in done_shards for i in shards[k])
-        if mine:
-            model = cache.load(spec)
-            adapter = hf.HFAdapter(model)
+        model = cache.load(spec) if mine else None
+        adapter = hf.HFAdapter(model) if mine else None
         reporter.checkpoint_started(spec, total, done)
-        if mine:
-            ctx = hf.model_context_length(model)
-            if ctx is not None and max_length > ctx:
-                raise UsageError(f"--max-length {max_length} exceeds the context of {spec.id} ({ctx} tokens)")
-            pad_id = _pad_id(model)
-            part = Path(options.out) / f"checkpoint={spec.id}"
-            for k in mine:
-                docs_k = [documents[i] for i in shards[k]]
-                scored = score_documents(
-                    adapter,
-                    docs_k,
-                    max_length=max_length,
-                    stride=stride,
-                    batch_tokens=resolve_batch_tokens(options.batch_tokens, device),
-                    pad_id=pad_id,
-                    progress=reporter.advance,
-                    label=spec.id,
-                )
-                extra = None
-                if options.task_accuracy:
-                    from pctce_cli.scoring.generate import task_accuracy
+        if not mine:
+            return
+        ctx = hf.model_context_length(model)
+        if ctx is not None and max_length > ctx:
+            raise UsageError(f"--max-length {max_length} exceeds the context of {spec.id} ({ctx} tokens)")
+        scorer = ShardScorer(
+            adapter, model, tokenizer, documents, records, shards, max_length, stride,
+            batch_tokens=resolve_batch_tokens(options.batch_tokens, device),
+            pad_id=pad_id_of(model),
+            task_accuracy=options.task_accuracy,
+            accuracy_margin=options.accuracy_margin,
+            label=spec.id,
+            progress=reporter.advance,
+        )
+        score_shards(scorer, mine, StoreSink(partition_dir(options.out, spec.id)), group.rank)
 
-                    extra = task_accuracy(model, tokenizer, docs_k, records, margin=options.accuracy_margin)
-                write_shard(part, k, dist.rank, scored, extra)
-    except PctceError as e:
-        error = str(e)
-    errors = [e for e in dist.gather(error) if e]
-    if errors:
-        result.message = errors[0]
+    error = first_error(group, work)
+    if error:
+        result.message = error
         return result
 
-    if dist.rank == 0:
-        wall = time.perf_counter() - t_start
-        manifest = {
-            "id": spec.id,
-            "path": str(spec.path.resolve()),
-            "step": spec.step,
-            "kind": spec.kind,
-            "base_model": str(spec.base_model.resolve()) if spec.base_model else None,
-            "tokenizer_path": str(hf.tokenizer_dir(spec, options.tokenizer).resolve()),
-            "identity": identity,
-            "fingerprints": {
-                "weights": weights_fp,
-                "tokenizer": tok_fp,
-                "data": data_fp,
-                "documents": docs_fp,
-                "method": "sha256; weight files over 256 MiB by 64 sampled 1 MiB blocks",
-            },
-            "settings": {
-                **identity["settings"],
+    manifest, finish_error = None, None
+    if group.rank == 0:
+        manifest = build_manifest(
+            checkpoint=spec.id,
+            path=str(spec.path.resolve()),
+            step=spec.step,
+            kind=spec.kind,
+            base_model=str(spec.base_model.resolve()) if spec.base_model else None,
+            tokenizer_path=str(hf.tokenizer_dir(spec, options.tokenizer).resolve()),
+            identity=identity,
+            method="sha256; weight files over 256 MiB by 64 sampled 1 MiB blocks",
+            run_settings={
                 "batch_tokens": resolve_batch_tokens(options.batch_tokens, device),
                 "device": str(device),
                 "trust_remote_code": options.trust_remote_code,
             },
-            "data": {
+            data={
                 "files": [str(Path(p).resolve()) for p in options.data],
                 "records": len(records),
                 "documents": len(documents),
                 "skipped_documents": skipped,
             },
-            "engine": {
-                "chunked_output_layer": bool(adapter.fast) if adapter is not None else None,
-                "output_layer_check_max_abs_diff": adapter.check_max_abs_diff if adapter is not None else None,
-            },
-            "versions": _versions(),
-            "world_size": dist.world,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "wall_seconds": round(wall, 3),
-        }
+            engine=engine_info(scorer.adapter if scorer is not None else None),
+            versions=_versions(),
+            world_size=group.world,
+            wall_seconds=round(time.perf_counter() - t_start, 3),
+        )
         try:
-            manifest = finish_partition(Path(options.out) / f"checkpoint={spec.id}", manifest, len(shards))
-            finish_error = None
+            manifest = finish_partition(partition_dir(options.out, spec.id), manifest, len(shards))
         except PctceError as e:
             finish_error = str(e)
-    else:
-        manifest, finish_error = None, None
-    finish_error = dist.broadcast(finish_error)
+    finish_error = group.broadcast(finish_error)
     if finish_error:
         result.message = finish_error
         return result
     result.status = "scored"
     result.manifest = manifest or {}
     result.seconds = time.perf_counter() - t_start
-    if dist.rank == 0:
+    if group.rank == 0:
         _fill_numbers(result, options.out, spec.id)
     return result
+
+
+def _summary_numbers(ce: np.ndarray) -> tuple[float, float, float]:
+    if len(ce) == 0:
+        return float("nan"), float("nan"), float("nan")
+    from pctce_cli.stats.summaries import percentiles
+
+    p50, p95 = percentiles(ce, [50, 95])
+    return float(ce.astype(np.float64).mean()), float(p50), float(p95)
 
 
 def _fill_numbers(result: CheckpointResult, out, checkpoint_id: str) -> None:
@@ -536,7 +415,8 @@ def _config_context(spec: CheckpointSpec) -> int | None:
     return None
 
 
-def _pad_id(model) -> int:
+def pad_id_of(model) -> int:
+    """The id batches are padded with: the config's pad, else eos, else bos token id, else 0."""
     cfg = model.config
     for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
         v = getattr(cfg, key, None)
@@ -547,11 +427,29 @@ def _pad_id(model) -> int:
     return 0
 
 
-def _conflict_message(spec, manifest: dict, identity: dict, out) -> str:
-    return (
-        f"{spec.id}: {out} already holds scores of it made with different "
-        f"{identity_difference(manifest.get('identity', {}), identity)}; use --force to overwrite or choose another --out"
-    )
+_pad_id = pad_id_of  # the old name (benchmarks import it)
 
 
-__all__ = ["ScoreOptions", "CheckpointResult", "Reporter", "score_checkpoints", "plan_shards", "ScoringError"]
+__all__ = [
+    "ACCELERATOR_BATCH_TOKENS",
+    "CPU_BATCH_TOKENS",
+    "DEFAULT_BATCH_TOKENS",
+    "DEFAULT_SHARD_TARGETS",
+    "PREFIXES",
+    "SPLIT_ON",
+    "CheckpointResult",
+    "MemorySink",
+    "Reporter",
+    "ScoreOptions",
+    "ScoredPart",
+    "ScoringError",
+    "ShardScorer",
+    "StoreSink",
+    "first_error",
+    "my_shards",
+    "pad_id_of",
+    "plan_shards",
+    "score_checkpoints",
+    "score_shards",
+    "validate_options",
+]

@@ -1,0 +1,198 @@
+"""The scores of one in-memory scoring: :class:`ScoreResult`, its summary row and its partition.
+
+``score_model`` and the training callback score into a
+:class:`~pctce_cli.scoring.run.MemorySink`; :func:`assemble` turns the parts
+into a :class:`ScoreResult`. :meth:`ScoreResult.to_store` writes them with the
+sink ``pctce score`` writes through and the partition decisions it takes
+(:mod:`pctce_cli.scoring.partition`), so the partition is one ``pctce score``
+could have written. The summary row is :func:`pctce_cli.stats.row.summary_row`,
+the one ``pctce summary`` prints. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pctce_cli.errors import StoreError
+from pctce_cli.scoring.partition import build_manifest, conflict_message, open_partition
+from pctce_cli.scoring.run import ScoredPart, StoreSink
+from pctce_cli.stats.row import summary_row
+from pctce_cli.store.layout import TOKEN_COLUMNS
+from pctce_cli.stats.summaries import DEFAULT_PERCENTILES
+
+# summary_row's bookkeeping of the bootstrap, which ScoreResult.summary has never returned
+_CI_BOOKKEEPING = ("_ci_method", "_ci_error")
+
+
+@dataclass
+class ScoreResult:
+    """Per-target scores of one model on one validation set, in memory.
+
+    Attributes:
+        doc, pos, token, ce, rank: One entry per scored target, sorted by
+            document then position (``ce`` float32 nats, ``rank`` int32), as
+            :func:`pctce_cli.store.load_scores` returns them from a store.
+        docs: The per-document table (``doc``, ``n_targets``, ``n_bytes``,
+            ``n_words``; ``exact_match``/``substring_match`` with task accuracy).
+        identity: Fingerprints (weights, tokenizer, data, documents) and the
+            settings that determine the numbers; a store partition with the
+            same identity holds the same numbers.
+        info: Everything else a store manifest records (data, engine, timing).
+    """
+
+    doc: np.ndarray
+    pos: np.ndarray
+    token: np.ndarray
+    ce: np.ndarray
+    rank: np.ndarray
+    docs: Any  # pandas.DataFrame
+    identity: dict
+    info: dict
+    parts: list[ScoredPart] = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return int(len(self.ce))
+
+    def summary(self, percentiles: Sequence[float] = DEFAULT_PERCENTILES, ci: float | None = None,
+                n_boot: int = 1000, seed: int = 0, ci_summaries: Sequence[str] | None = None) -> dict:
+        """The row ``pctce summary`` prints for this checkpoint.
+
+        ``targets``, ``documents``, ``mean``, ``ppl``, one ``pXX`` per level,
+        ``iqr``, ``z95``, ``top1``, ``bpb``, ``byte_ppl``, ``word_ppl`` (and
+        ``acc_exact_match``/``acc_substring_match`` with task accuracy); with
+        ``ci`` also ``<summary>_lo``/``<summary>_hi`` document-level bootstrap
+        bounds, as ``pctce summary --ci``.
+        """
+        row = summary_row(
+            self.ce, self.doc, self.rank, docs=self.docs, percentiles=percentiles,
+            ci=ci, n_boot=n_boot, seed=seed, ci_summaries=ci_summaries,
+        )
+        for key in _CI_BOOKKEEPING:
+            row.pop(key, None)
+        return row
+
+    def manifest(self, checkpoint: str, step: int | None = None, path: str | None = None, **extra) -> dict:
+        """The manifest :meth:`to_store` writes (before the store adds shard records and totals)."""
+        return build_manifest(
+            checkpoint=checkpoint,
+            path=path,
+            step=step,
+            kind=self.info.get("kind", "model"),
+            base_model=None,
+            tokenizer_path=self.info.get("tokenizer_path"),
+            identity=self.identity,
+            method="sha256; weights: the in-memory state dict, tensors over 256 MiB by 64 sampled 1 MiB "
+            "blocks; data given in memory: its records' content",
+            run_settings=self.info["settings"],
+            data=self.info["data"],
+            engine=self.info["engine"],
+            versions=self.info["versions"],
+            world_size=self.info["world_size"],
+            wall_seconds=self.info["wall_seconds"],
+            **{"source": "pctce_cli.api.score_model", **extra},  # a caller may name itself the source
+        )
+
+    def to_store(
+        self,
+        out: str | Path,
+        checkpoint: str,
+        *,
+        step: int | None = None,
+        path: str | Path | None = None,
+        force: bool = False,
+        **manifest_extra,
+    ) -> str:
+        """Write these scores as the partition ``checkpoint=<checkpoint>`` of the store ``out``.
+
+        The partition has the layout, shards and manifest of one written by
+        ``pctce score``, so every analysis command reads it. Shards are written
+        under the store's lock, to temporary names renamed when complete.
+
+        Args:
+            out: Score directory (created if missing).
+            checkpoint: Partition name; characters outside ``[A-Za-z0-9._-]``
+                become ``_`` (as ``pctce score`` names checkpoints).
+            step: Training step recorded in the manifest (orders checkpoints).
+            path: Checkpoint path recorded in the manifest (``pctce summary
+                --vs`` names a run by the parent directory of this path).
+            force: Replace a complete partition made with another identity.
+            **manifest_extra: More keys for the manifest.
+
+        Returns:
+            ``"written"``, or ``"skipped"`` when a complete partition with the
+            same identity (weights, tokenizer, data, documents, settings) exists.
+
+        Raises:
+            StoreError: the store is locked by another run, or holds this
+                checkpoint made with another identity (and not ``force``).
+        """
+        from pctce_cli.checkpoints import safe_id
+        from pctce_cli.store import StoreLock
+
+        checkpoint = safe_id(checkpoint)
+        with StoreLock(out):
+            return write_partition(self, out, checkpoint, step=step, path=path, force=force, **manifest_extra)
+
+
+def write_partition(result: ScoreResult, out, checkpoint: str, *, step=None, path=None, force=False, **extra) -> str:
+    """:meth:`ScoreResult.to_store` without taking the lock (the caller holds it).
+
+    Returns:
+        ``"written"`` or ``"skipped"`` (see :meth:`ScoreResult.to_store`).
+
+    Raises:
+        StoreError: the store holds ``checkpoint`` made with another identity (and not ``force``).
+    """
+    from pctce_cli.store import finish_partition, partition_dir
+
+    decision = open_partition(out, checkpoint, result.identity, force=force, resume=False)
+    if decision.kind == "done":
+        return "skipped"
+    if decision.kind == "conflict":
+        raise StoreError(conflict_message(checkpoint, decision.manifest, result.identity, out))
+    sink = StoreSink(partition_dir(out, checkpoint))
+    for p in sorted(result.parts, key=lambda p: p.shard):
+        sink.put(p)
+    manifest = result.manifest(checkpoint, step, None if path is None else str(path), **extra)
+    finish_partition(sink.part, manifest, len(result.parts))
+    return "written"
+
+
+def assemble(parts: list[ScoredPart], identity: dict, info: dict) -> ScoreResult:
+    """A :class:`ScoreResult` from every rank's parts, in shard order."""
+    import pandas as pd
+
+    parts = sorted(parts, key=lambda p: p.shard)
+
+    def cat(name, dtype):
+        arrays = [getattr(p.scored, name) for p in parts]
+        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+
+    # the store's token columns, in the dtypes load_scores returns
+    columns = {name: cat(name, np.dtype(dtype)) for name, dtype in TOKEN_COLUMNS.items()}
+
+    tables = [pd.DataFrame({**p.scored.doc_table, **(p.extra or {})}) for p in parts]
+    docs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        {"doc": [], "n_targets": [], "n_bytes": [], "n_words": []}
+    )
+    return ScoreResult(**columns, docs=docs, identity=identity, info=info, parts=parts)
+
+
+def summary_from_store(root: str | Path, checkpoint: str, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict:
+    """The ``pctce summary`` row of one stored checkpoint, without checkpoint/step/group columns.
+
+    Raises:
+        StoreError: the store, the checkpoint or a shard is missing or damaged.
+    """
+    from pctce_cli.store import load_scores
+
+    s = load_scores(root, checkpoint, columns=("doc", "ce", "rank"))
+    return summary_row(s.ce, s.doc, s.rank, docs=s.docs, percentiles=percentiles)
+
+
+__all__ = ["ScoreResult", "ScoredPart", "assemble", "summary_from_store", "write_partition"]
