@@ -90,7 +90,7 @@ def main(argv=None) -> None:
             f"| {b:,} | {n_targets / min(secs[b]):,.0f} | {n_targets / statistics.median(secs[b]):,.0f} | "
             f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |"
         )
-    from pctce_cli.scoring.run import CPU_BATCH_TOKENS
+    from pctce_cli.scoring.options import CPU_BATCH_TOKENS
 
     med = {b: statistics.median(secs[b]) for b in budgets}
     fastest = min(budgets, key=med.get)

@@ -188,7 +188,7 @@ class Bench:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from pctce_cli.scoring.run import _pad_id
+        from pctce_cli.scoring.run import pad_id_of as _pad_id
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
@@ -245,7 +245,8 @@ class Bench:
             shard = score_documents(self.adapter, docs, max_length=self.L, stride=self.S, batch_tokens=bt, pad_id=self.pad_id)
             return {"targets": len(shard.ce), "ce_sum": float(shard.ce.astype(np.float64).sum())}
         if method == "b2":
-            from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+            from pctce_cli.scoring.options import ScoreOptions
+            from pctce_cli.scoring.run import score_checkpoints
             from pctce_cli.store import load_scores
 
             opts = ScoreOptions(
@@ -578,7 +579,7 @@ def run_all(args, ap) -> dict:
             "max_len", "mem_vocab", "mem_n_embd", "mem_n_layer", "mem_n_head", "seed", "skip_memory")},
     }
     if cfg["batch_tokens"] is None:
-        from pctce_cli.scoring.run import CPU_BATCH_TOKENS
+        from pctce_cli.scoring.options import CPU_BATCH_TOKENS
 
         cfg["batch_tokens"] = CPU_BATCH_TOKENS
     raw = {"config": cfg, "machine": machine_info(), "load_start": loadavg()}

@@ -99,7 +99,8 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
         DataError: the sample data is missing or incomplete.
         ScoringError: a sample checkpoint failed to score.
     """
-    from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+    from pctce_cli.scoring.options import ScoreOptions
+    from pctce_cli.scoring.run import score_checkpoints
 
     t0 = time.perf_counter()
     sample = find_sample_data(sample_data)

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pctce_cli.cli import app
-from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+from pctce_cli.scoring.options import ScoreOptions
+from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import load_scores, read_manifest
 
 from .conftest import TEXTS

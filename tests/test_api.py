@@ -16,7 +16,8 @@ from pctce_cli import api, stats
 from pctce_cli.cli import app
 from pctce_cli.data import Record
 from pctce_cli.errors import StoreError, UsageError
-from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+from pctce_cli.scoring.options import ScoreOptions
+from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import list_checkpoints, load_scores
 
 from .conftest import TEXTS

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from pctce_cli.callback import PercentileCECallback
 from pctce_cli.cli import app
-from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+from pctce_cli.scoring.options import ScoreOptions
+from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import list_checkpoints, load_scores
 
 from .conftest import TEXTS

@@ -168,7 +168,7 @@ def test_ce_and_rank_other_dtypes_and_non_finite():
 
 
 def test_default_batch_tokens_depend_on_the_device():
-    from pctce_cli.scoring.run import resolve_batch_tokens
+    from pctce_cli.scoring.options import resolve_batch_tokens
 
     assert resolve_batch_tokens(None, torch.device("cpu")) == 2048
     assert resolve_batch_tokens(None, torch.device("cuda", 0)) == 16384

@@ -155,7 +155,8 @@ def test_report_errors_exit_2(synth, tmp_path):
 
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory, tiny_ckpt):
-    from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+    from pctce_cli.scoring.options import ScoreOptions
+    from pctce_cli.scoring.run import score_checkpoints
 
     base = tmp_path_factory.mktemp("real")
     data = base / "val.txt"

@@ -108,7 +108,8 @@ def test_shipped_data_fits_the_budget_and_weights_are_float16():
 
 @shipped
 def test_shipped_checkpoints_load_and_score(tmp_path):
-    from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+    from pctce_cli.scoring.options import ScoreOptions
+    from pctce_cli.scoring.run import score_checkpoints
 
     meta = read_meta(SAMPLE)
     ids = {m["checkpoint"] for m in meta}

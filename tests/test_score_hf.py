@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from pctce_cli.data import read_records, tokenize_records
-from pctce_cli.scoring.run import ScoreOptions, score_checkpoints
+from pctce_cli.scoring.options import ScoreOptions
+from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import list_checkpoints, load_scores
 
 from .conftest import TEXTS

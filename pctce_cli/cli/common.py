@@ -13,10 +13,9 @@ from typing import Annotated
 
 import typer
 
-from pctce_cli.data import PREFIXES, SPLIT_ON
 from pctce_cli.errors import PctceError
 from pctce_cli.render import FORMATS
-from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES
+from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES, PREFIXES, SPLIT_ON
 
 
 def choices(name: str, values) -> type[Enum]:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pctce_cli.cli.common import Device, DType, Format, FormatOpt, OutputOpt, Prefix, QuietOpt, SplitOn
-from pctce_cli.scoring.options import DEFAULT_SHARD_TARGETS
+from pctce_cli.scoring.options import DEFAULT_ACCURACY_MARGIN, DEFAULT_SHARD_TARGETS
 
 
 def score(
@@ -47,7 +47,7 @@ def score(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from checkpoint directories (only if you trust them).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rescore checkpoints already in the store.")] = False,
     task_accuracy: Annotated[bool, typer.Option("--task-accuracy", help="Prompt/completion data: greedy-decode each prompt and store exact and substring match per document.")] = False,
-    accuracy_margin: Annotated[int, typer.Option(help="With --task-accuracy: tokens generated beyond the completion's length.")] = 8,
+    accuracy_margin: Annotated[int, typer.Option(help="With --task-accuracy: tokens generated beyond the completion's length.")] = DEFAULT_ACCURACY_MARGIN,
     fmt: Annotated[Format, typer.Option("--format", help="Format of the final per-checkpoint table.")] = Format.table,
     quiet: QuietOpt = False,
 ):

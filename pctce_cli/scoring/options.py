@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pctce_cli.data import PREFIXES, SPLIT_ON  # noqa: F401  (the allowed values, declared where data is read)
 from pctce_cli.errors import UsageError, option_message
 
-# The allowed values of ``prefix`` and ``split_on`` (the CLI builds its choices from these).
-PREFIXES = ("auto", "bos", "eos", "none")
-SPLIT_ON = ("none", "blank-lines")
+# The allowed values of ``device`` and ``dtype`` (the CLI builds its choices from these, and from PREFIXES, SPLIT_ON).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 
 DEFAULT_BATCH_TOKENS = None  # auto: see resolve_batch_tokens
 # Token budgets per forward pass when none is given. On CPU smaller batches keep

@@ -29,19 +29,12 @@ from pctce_cli.checkpoints import CheckpointSpec, discover, weights_fingerprint
 from pctce_cli.data import data_fingerprint, documents_fingerprint, read_records, tokenize_records
 from pctce_cli.distributed import ProcessGroup
 from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError
-from pctce_cli.scoring.options import (  # re-exported: the CLI, tests and benchmarks import them from here
-    ACCELERATOR_BATCH_TOKENS,
-    CPU_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_SHARD_TARGETS,
-    PREFIXES,
-    SPLIT_ON,
+from pctce_cli.scoring.options import (
     ScoreOptions,
     identity_settings,
     plan_shards,
     resolve_batch_tokens,
     validate_cli_options,
-    validate_options,
 )
 from pctce_cli.scoring.partition import CLI_REMEDY, build_manifest, conflict_message, engine_info, open_partition
 from pctce_cli.scoring.partition import versions as _versions
@@ -427,20 +420,10 @@ def pad_id_of(model) -> int:
     return 0
 
 
-_pad_id = pad_id_of  # the old name (benchmarks import it)
-
-
 __all__ = [
-    "ACCELERATOR_BATCH_TOKENS",
-    "CPU_BATCH_TOKENS",
-    "DEFAULT_BATCH_TOKENS",
-    "DEFAULT_SHARD_TARGETS",
-    "PREFIXES",
-    "SPLIT_ON",
     "CheckpointResult",
     "MemorySink",
     "Reporter",
-    "ScoreOptions",
     "ScoredPart",
     "ScoringError",
     "ShardScorer",
@@ -448,8 +431,6 @@ __all__ = [
     "first_error",
     "my_shards",
     "pad_id_of",
-    "plan_shards",
     "score_checkpoints",
     "score_shards",
-    "validate_options",
 ]
