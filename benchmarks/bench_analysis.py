@@ -340,7 +340,7 @@ def breakdown(root: Path, cid: str, n_boot: int, exact_reps: int) -> dict:
     """Seconds of each stage of ``checkpoint_summary`` for one checkpoint, plus a fast-vs-exact check."""
     import pandas as pd  # noqa: F401  (imported before timing, as the CLI has it imported by then)
 
-    from pctce_cli.analysis import pname
+    from pctce_cli.stats.summaries import percentile_name as pname
     from pctce_cli.stats.bootstrap import bootstrap_ci, bootstrap_replicates
     from pctce_cli.stats.summaries import doc_normalized, doc_sums, percentiles, summarize
     from pctce_cli.store import load_scores

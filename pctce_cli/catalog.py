@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
+from pctce_cli.scoring.options import READ_FIELDS
 from pctce_cli.store import list_checkpoints, read_manifest
 from pctce_cli.store.layout import MANIFEST
 
-# Manifest settings that choose which tokens are targets: they change the
-# ``documents`` fingerprint, and name the cause when that fingerprint differs.
-INPUT_SETTINGS = ("prefix", "text_field", "prompt_field", "completion_field", "messages_field", "split_on")
+# Manifest settings that choose which tokens are targets (the reading options): they
+# change the ``documents`` fingerprint, and name the cause when that fingerprint differs.
+INPUT_SETTINGS = READ_FIELDS
 # Scoring settings that keep the targets but can move the numbers.
 SCORING_SETTINGS = ("max_length", "stride", "dtype")
 

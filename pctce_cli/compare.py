@@ -25,6 +25,7 @@ from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_re
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.stats.bootstrap import paired_bpb
+from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 from pctce_cli.stats.summaries import percentile_name
 from pctce_cli.store import Scores, load_scores
 
@@ -151,7 +152,7 @@ def compare_scores(
     sb: Scores,
     baseline: str,
     candidate: str,
-    percentiles: Sequence[float] = (50, 90, 95, 99),
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     ci: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,
@@ -252,7 +253,7 @@ def run_compare(
     baseline: str,
     candidate: str,
     store: str | Path | None = None,
-    percentiles: Sequence[float] = (50, 90, 95, 99),
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     ci: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,

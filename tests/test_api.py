@@ -247,7 +247,8 @@ def test_to_store_writes_the_shard_bytes_pctce_score_writes(model, tiny_tokenize
 def test_summaries_from_memory_and_store_are_the_pctce_summary_row(model, tiny_tokenizer, long_data, scored_store, tmp_path):
     from pathlib import Path
 
-    from pctce_cli.analysis import Checkpoint, checkpoint_summary
+    from pctce_cli.analysis.summary import checkpoint_summary
+    from pctce_cli.catalog import Checkpoint
 
     manifest = load_scores(scored_store, "tiny").manifest
     row = checkpoint_summary(Checkpoint("tiny", Path(scored_store), manifest, None, "tiny"), [50, 90, 95, 99])

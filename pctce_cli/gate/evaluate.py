@@ -171,19 +171,17 @@ def _find_baseline(cks: list[Checkpoint], name: str) -> Checkpoint:
 
 
 def _select_candidates(cks: list[Checkpoint], base: Checkpoint, patterns: Sequence[str]) -> list[Checkpoint]:
-    import fnmatch
+    from pctce_cli.catalog import listing, select_by_globs
 
     others = [c for c in cks if c is not base]
-    if not patterns:
-        out = others
-    else:
-        out = []
-        for p in patterns:
-            hit = [c for c in others if fnmatch.fnmatchcase(c.id, p) or fnmatch.fnmatchcase(c.partition, p)]
-            if not hit:
-                names = ", ".join(c.id for c in others[:8]) + (" …" if len(others) > 8 else "")
-                raise StoreError(f"--candidate '{p}' matches no checkpoint other than the baseline (have: {names or 'none'})")
-            out += [c for c in hit if c not in out]
+    out = others
+    if patterns:
+        out = select_by_globs(
+            others,
+            patterns,
+            lambda p: StoreError(f"--candidate '{p}' matches no checkpoint other than the baseline (have: {listing(others) or 'none'})"),
+            partition=True,
+        )
     if not out:
         raise UsageError(f"no candidate: the score directories hold only the baseline '{base.id}'; score a candidate first")
     return out
