@@ -49,9 +49,14 @@ def _run_name(manifest: dict) -> str | None:
     return Path(manifest["path"]).parent.name or None
 
 
-def from_manifest(root: Path, manifest: dict) -> Checkpoint:
-    """The :class:`Checkpoint` of one stored partition."""
-    return Checkpoint(manifest["id"], Path(root), manifest, manifest.get("step"), manifest["id"], None, _run_name(manifest))
+def from_manifest(root: Path, manifest: dict, with_run: bool = True) -> Checkpoint:
+    """The :class:`Checkpoint` of one stored partition.
+
+    ``with_run=False`` for a checkpoint named on its own on the command line
+    (``DIR:ID``): it belongs to no training run, so it draws no trajectory.
+    """
+    run = _run_name(manifest) if with_run else None
+    return Checkpoint(manifest["id"], Path(root), manifest, manifest.get("step"), manifest["id"], None, run)
 
 
 # ---------------------------------------------------------------- selection
@@ -150,29 +155,24 @@ def resolve_ref(arg: str, store: str | Path | None = None, what: str = "CHECKPOI
     path = Path(arg)
     if path.is_dir():
         if path.name.startswith("checkpoint=") and (path / MANIFEST).exists():
-            return _ref(path.parent, read_manifest(path.parent, path.name.split("=", 1)[1]))
+            return from_manifest(path.parent, read_manifest(path.parent, path.name.split("=", 1)[1]), with_run=False)
         ms = list_checkpoints(path)
         if not ms:
             raise StoreError(f"{what}: {arg} holds no complete checkpoint (run pctce score to finish it)")
         if len(ms) > 1:
             names = ", ".join(m["id"] for m in ms[:6]) + (" …" if len(ms) > 6 else "")
             raise UsageError(f"{what}: {arg} holds {len(ms)} checkpoints ({names}); name one as {arg}:ID")
-        return _ref(path, ms[0])
+        return from_manifest(path, ms[0], with_run=False)
     root, sep, ck_id = arg.rpartition(":")
     if sep and root and ck_id and Path(root).is_dir():
-        return _ref(Path(root), read_manifest(root, ck_id))
+        return from_manifest(Path(root), read_manifest(root, ck_id), with_run=False)
     if store is not None and not sep:
-        return _ref(Path(store), read_manifest(store, arg))
+        return from_manifest(Path(store), read_manifest(store, arg), with_run=False)
     if sep and root and ck_id:
         raise StoreError(f"{what}: score directory not found: {root}")
     raise StoreError(
         f"{what}: score directory not found: {arg} (expected DIR, DIR:CHECKPOINT_ID, or a checkpoint id with --store DIR)"
     )
-
-
-def _ref(root: Path, manifest: dict) -> Checkpoint:
-    # a checkpoint named on the command line carries no run (no trajectory)
-    return Checkpoint(manifest["id"], root, manifest, manifest.get("step"), manifest["id"])
 
 
 def label_pair(a: Checkpoint, b: Checkpoint) -> tuple[str, str]:

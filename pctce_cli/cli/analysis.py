@@ -18,7 +18,7 @@ from pctce_cli.cli.common import (
     PercentilesOpt,
     SetOpt,
     emit_report,
-    select as select_checkpoints,
+    select_checkpoints,
 )
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, percentile_name

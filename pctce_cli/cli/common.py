@@ -95,7 +95,7 @@ HigherOpt = Annotated[bool, typer.Option("--higher-is-better/--lower-is-better",
 EdgesOpt = Annotated[str | None, typer.Option(help="CE band edges for bands, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)]
 
 
-def select(dirs, checkpoint, group=None, meta=None, allow_mixed=False):
+def select_checkpoints(dirs, checkpoint, group=None, meta=None, allow_mixed=False):
     """The checkpoints the selection options name (:func:`pctce_cli.catalog.resolve_checkpoints`)."""
     from pctce_cli.catalog import resolve_checkpoints
 

@@ -23,7 +23,7 @@ from pctce_cli.cli.common import (
     SetOpt,
     TaskOpt,
     choices,
-    select,
+    select_checkpoints,
 )
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.plot import KINDS
@@ -74,7 +74,7 @@ def plot(
 
     if out is None:
         raise UsageError("give the image to write with --out FILE (.png, .svg or .html)")
-    cks = select(dirs, checkpoint, group, meta, allow_mixed)
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
     path = save_plot(
         kind.value,
         cks,
@@ -125,7 +125,7 @@ def report(
 
     if out is None:
         raise UsageError("give the report file to write with --out FILE (e.g. report.html)")
-    cks = select(dirs, checkpoint, group, meta, allow_mixed)
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
     options = ReportOptions(
         percentiles=parse_percentiles(percentiles),
         set_=parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set"),

@@ -134,20 +134,18 @@ class Measured:
 
     Attributes:
         rows: Summary rows at the report's percentiles (the summary table).
-        table: Summary rows for concordance and selection (every needed summary).
-        trajectory: Rows of the trajectory plot's summaries.
+        table: Summary rows for concordance, selection and the trajectory plot (every needed summary).
         dists: What the distribution plots and the shape tables need.
         tail: Loaded arrays of the checkpoints whose tail is shown.
     """
 
     rows: list[dict]
     table: list[dict]
-    trajectory: list[dict]
     dists: list
     tail: dict
 
 
-def measure(cks, options: ReportOptions, needed: Sequence[str], trajectory: Sequence[str]) -> Measured:
+def measure(cks, options: ReportOptions, needed: Sequence[str]) -> Measured:
     """Read each checkpoint's partition once and compute every number the report shows of it.
 
     Only the arrays of the checkpoints whose tail is shown are kept (the ones
@@ -159,14 +157,12 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], trajectory: Sequ
 
     wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
     table_qs = table_percentiles(needed)
-    traj_qs = sorted({float(n[1:]) for n in trajectory if n.startswith("p")})
-    m = Measured([], [], [], [], {})
+    m = Measured([], [], [], {})
     best = None
     for c in cks:
         s = load_scores(c.root, c.partition)
         m.rows.append(checkpoint_row(c, s, options.percentiles))
         m.table.append(checkpoint_row(c, s, table_qs, only=needed))
-        m.trajectory.append(checkpoint_row(c, s, traj_qs))
         m.dists.append(plot.distribution(c.id, s.ce, options.edges))
         if c.id in wanted:
             m.tail[c.id] = s
@@ -239,9 +235,9 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
     summaries = ["mean"] + [percentile_name(q) for q in options.percentiles]
     agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
-    needed = list(dict.fromkeys(summaries + list(options.set_) + (agreement if options.task else [])))
     traj = ["mean", "p50", "p95"]
-    measured = measure(cks, options, needed, traj)
+    needed = list(dict.fromkeys(summaries + list(options.set_) + traj + (agreement if options.task else [])))
+    measured = measure(cks, options, needed)
     table = rows_table(cks, measured.table)
     task_col = resolve_task(table, options.task)
     plots = _Plots(options.dpi)
@@ -265,7 +261,7 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         plots.image(
             "trajectory",
             "Trajectory of mean, p50 and p95 over training" + (f" against {options.vs}" if options.vs else ""),
-            lambda: plot.trajectory_figure(measured.trajectory, traj, {c.id: plot.run_of(c) for c in cks}, options.vs, colors, f"Summaries over training of {scored}"),
+            lambda: plot.trajectory_figure(measured.table, traj, {c.id: plot.run_of(c) for c in cks}, options.vs, colors, f"Summaries over training of {scored}"),
         ),
     )
     sections.append(sec)
