@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from pctce_cli.errors import UsageError
+
 
 def temporary_name(path: Path) -> Path:
     """The hidden temporary file that :func:`replacing` writes before renaming onto ``path``."""
@@ -57,6 +59,32 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically; returns the path."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def write_output(path: str | Path, data: bytes | str, option: str) -> Path:
+    """Write a file the user named with ``option`` (``--output``, ``--out``…) atomically.
+
+    A path that cannot be written — its directory is a regular file, it is
+    read-only, its name is too long — is the user's to fix, so it becomes a
+    :class:`~pctce_cli.errors.UsageError` naming the option and the path.
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / "f").write_text("x")
+        1
+        >>> try:
+        ...     write_output(d / "f" / "out.json", "{}", "--output")
+        ... except UsageError as e:
+        ...     print(str(e).replace(str(d), "D"))
+        --output D/f/out.json: cannot write (D/f is a file, not a directory)
+    """
+    path = Path(path)
+    try:
+        return write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as e:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a directory" if blocker is not None else e.strerror or str(e)
+        raise UsageError(f"{option} {path}: cannot write ({why})") from None
 
 
 def write_json(path: str | Path, obj, **dump_kw) -> Path:

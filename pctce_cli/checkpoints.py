@@ -69,15 +69,51 @@ def parse_step(name: str) -> int | None:
     return int(m.group("n")) if m else None
 
 
+MAX_ID_CHARS = 120  # ids become directory names "checkpoint=<id>"; most filesystems allow 255 bytes
+
+
 def safe_id(name: str) -> str:
     """Make a string safe to use as a hive partition value and a directory name.
+
+    ASCII names keep their readable form. A name with other characters, or one
+    too long for a directory name, also gets a short hash of the original, so
+    that distinct names (``模型`` and ``数据``) stay distinct ids and the same
+    name always gives the same id.
 
     Examples:
         >>> safe_id("my run/ckpt 3")
         'my_run_ckpt_3'
+        >>> safe_id("模型"), safe_id("数据")
+        ('checkpoint-c98e118e', 'checkpoint-5440f742')
+        >>> len(safe_id("x" * 300))
+        120
     """
-    s = _UNSAFE.sub("_", name).strip("._")
-    return s or "checkpoint"
+    s = _UNSAFE.sub("_", name).strip("._") or "checkpoint"
+    if name.isascii() and len(s) <= MAX_ID_CHARS:
+        return s
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{s[: MAX_ID_CHARS - 9].rstrip('._-')}-{digest}"
+
+
+def read_config(model_dir: Path) -> dict | None:
+    """The model's ``config.json`` as a dict (None when the directory has none).
+
+    Raises:
+        CheckpointError: the file is not a JSON object, named as the config's
+            fault (transformers would report it as a tokenizer or weights error).
+    """
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); the model's configuration is damaged") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read the model's configuration ({e})") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(cfg).__name__}; the model's configuration is damaged")
+    return cfg
 
 
 def has_weights(path: Path) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,15 +138,29 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     result.parts += distillation_parts(out / "distill", meta)
     result.parts += finetune_parts(out / "finetune", meta)
     d, f, meta = _shown(out / "distill"), _shown(out / "finetune"), _shown(meta)
+    pctce, report = program(), _shown(out / "demo-distill.html")  # the report goes beside the scores, not into a checkout
     result.next_commands = [
-        f"pctce concord {d} --meta {meta} --pairs",
-        f"pctce summary {d} -c 'teacher.*' -c 'topk15.*' --ci 0.95 --vs teacher.checkpoint-1200",
-        f"pctce compare --store {d} teacher.checkpoint-1200 topk15.checkpoint-1200",
-        f"pctce report {d} --meta {meta} --out demo-distill.html",
-        f"pctce select {f} --task accuracy",
+        f"{pctce} concord {d} --meta {meta} --pairs",
+        f"{pctce} summary {d} -c 'teacher.*' -c 'topk15.*' --ci 0.95 --vs teacher.checkpoint-1200",
+        f"{pctce} compare --store {d} teacher.checkpoint-1200 topk15.checkpoint-1200",
+        f"{pctce} report {d} --meta {meta} --out {report}",
+        f"{pctce} select {f} --task accuracy",
     ]
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def program() -> str:
+    """How to type pctce in this shell: ``pctce`` when it is on ``PATH``, else the console script's path.
+
+    After the README's set-up (``.venv/bin/pip install …``) the virtualenv is not
+    activated, so the suggested commands must name ``.venv/bin/pctce``.
+    """
+    script = Path(sys.executable).parent / "pctce"
+    on_path = shutil.which("pctce")
+    if not script.is_file() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "pctce"
+    return _shown(script)
 
 
 def _shown(path: Path) -> str:

@@ -8,6 +8,11 @@ a gate message and a report.
 from __future__ import annotations
 
 import math
+import re
+
+# C0 and C1 control characters and DEL: in data they could drive the terminal (colours,
+# window titles, cursor moves), so human-readable outputs show them escaped
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _missing(v) -> bool:
@@ -18,6 +23,16 @@ def _infinite(v, plus: str = "") -> str | None:
     if isinstance(v, float) and math.isinf(v):
         return f"{plus}∞" if v > 0 else "-∞"
     return None
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters shown as ``\xNN`` (newlines and tabs kept).
+
+    Examples:
+        >>> printable("red \x1b[31mtext\x1b[0m\a")
+        'red \\x1b[31mtext\\x1b[0m\\x07'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def number(v, digits: int = 4) -> str:
@@ -40,7 +55,7 @@ def number(v, digits: int = 4) -> str:
         if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
             return f"{v:.{digits - 1}e}"
         return f"{v:.{digits}f}".rstrip("0").rstrip(".") if abs(v) >= 1000 else f"{v:.{digits}f}"
-    return str(v)
+    return printable(str(v))
 
 
 def short(v, digits: int = 3) -> str:

@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pctce_cli import fmt
+from pctce_cli import atomic, fmt
+from pctce_cli.fmt import printable
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -95,8 +96,10 @@ def rich_table(rows: list[dict], columns: list[str] | None = None, title: str | 
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A GitHub-flavoured Markdown table."""
+    """A GitHub-flavoured Markdown table (``_none_`` for a table without rows, which Markdown cannot draw)."""
     columns = columns or (list(rows[0]) if rows else [])
+    if not columns:
+        return "_none_\n"
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(fmt.number(r.get(c)).replace("|", "\\|") for c in columns) + " |")
@@ -112,16 +115,40 @@ def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in records(rows):
-        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in columns})
+        w.writerow({c: _csv_cell(r.get(c)) for c in columns})
     return buf.getvalue()
+
+
+def tables_csv(sections: list[tuple[str, list[dict]]]) -> str:
+    """Named tables as one CSV: a single table as it is; several as one table whose first column names each row's table.
+
+    One header and one kind of row per stream, so any CSV reader takes it whole.
+
+    Examples:
+        >>> print(tables_csv([("a", [{"x": 1}]), ("b", [{"y": 2}])]), end="")
+        table,x,y
+        a,1,
+        b,,2
+    """
+    if len(sections) == 1:
+        return csv_text(sections[0][1])
+    rows = [{"table": name, **r} for name, table in sections for r in table]
+    columns = ["table", *dict.fromkeys(k for _, table in sections for r in table for k in r)]
+    return csv_text(rows, columns)
+
+
+def _csv_cell(v):
+    if v is None:
+        return ""
+    return printable(v) if isinstance(v, str) else v
 
 
 def emit(sections: list[tuple[str, list[dict]]], fmt: str, output: str | Path | None = None, notes: list[str] | None = None, console: Console | None = None) -> None:
     """Write named tables in one of :data:`FORMATS` to ``output`` or the terminal.
 
-    JSON is one object keyed by section name (plus ``notes``); CSV writes the
-    sections one after another, each preceded by a ``# name`` line when there are
-    several; Markdown writes a heading per section.
+    JSON is one object keyed by section name (plus ``notes``); CSV is one table
+    (:func:`tables_csv`: with several sections, a first column ``table`` names
+    each row's section); Markdown writes a heading per section.
     """
     notes = notes or []
     if fmt == "json":
@@ -130,15 +157,11 @@ def emit(sections: list[tuple[str, list[dict]]], fmt: str, output: str | Path | 
             obj["notes"] = notes
         text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     elif fmt == "csv":
-        parts = []
-        for name, rows in sections:
-            head = f"# {name}\n" if len(sections) > 1 else ""
-            parts.append(head + csv_text(rows))
-        text = "\n".join(parts)
+        text = tables_csv(sections)
     elif fmt == "markdown":
         parts = [f"### {name}\n\n{markdown_table(rows)}" for name, rows in sections]
         if notes:
-            parts.append("\n".join(f"- {n}" for n in notes) + "\n")
+            parts.append("\n".join(f"- {printable(n)}" for n in notes) + "\n")
         text = "\n".join(parts)
     else:
         with _terminal(output, console) as target:
@@ -153,21 +176,25 @@ def _terminal(output, console):
     if not output:
         yield console or Console()
         return
-    with open(output, "w", encoding="utf-8") as f:
-        yield Console(file=f, width=160)
+    buf = io.StringIO()
+    yield Console(file=buf, width=160)
+    atomic.write_output(output, buf.getvalue(), "--output")
 
 
 def _print_sections(target: Console, sections, notes, marker: str = "") -> None:
     for name, rows in sections:
+        if not rows:  # say so rather than drop the table: "no pairs disagree" is an answer
+            target.print(f"{escape(name)}: none", highlight=False)
+            continue
         for k, cols in enumerate(fit_columns(rows, target.width)):
             target.print(rich_table(rows, cols, title=name if k == 0 else None))
     for n in notes:
-        target.print(marker + escape(n), highlight=False)
+        target.print(marker + escape(printable(n)), highlight=False)
 
 
 def _write(text: str, output) -> None:
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        atomic.write_output(output, text, "--output")
     else:
         sys.stdout.write(text)
 
@@ -176,7 +203,7 @@ def emit_parts(parts: list[tuple[str, list[tuple[str, list[dict]]], list[str]]],
     """Write several titled reports (title, sections, notes) in one of :data:`FORMATS`.
 
     JSON is one object: ``{"header": [...], "parts": {title: {section: rows, "notes": [...]}}}``;
-    Markdown gives each part a ``##`` heading; CSV prefixes each table with ``# part — section``;
+    Markdown gives each part a ``##`` heading; CSV is one table whose ``table`` column is ``part — section``;
     the table format draws a rule per part, the tables, then the notes as arrows.
     """
     header = header or []
@@ -186,7 +213,7 @@ def emit_parts(parts: list[tuple[str, list[tuple[str, list[dict]]], list[str]]],
             obj["parts"][title] = {name: records(rows) for name, rows in sections} | {"notes": notes}
         text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     elif fmt == "csv":
-        text = "\n".join(f"# {title} — {name}\n" + csv_text(rows) for title, sections, _ in parts for name, rows in sections)
+        text = tables_csv([(f"{title} — {name}", rows) for title, sections, _ in parts for name, rows in sections])
     elif fmt == "markdown":
         out = [f"{h}\n" for h in header]
         for title, sections, notes in parts:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.fmt import printable
 from pctce_cli.errors import CheckpointError, DataError, UsageError
 from pctce_cli.store import Scores
 
@@ -23,13 +24,13 @@ BY = ("token", "document")
 
 
 def visible(text: str) -> str:
-    r"""Escape line breaks and tabs so a decoded string fits one table cell.
+    r"""Escape line breaks, tabs and control characters so a decoded string fits one table cell.
 
     Examples:
-        >>> visible("a\nb\tc")
-        'a\\nb\\tc'
+        >>> visible("a\nb\tc\x1b]0;title\x07")
+        'a\\nb\\tc\\x1b]0;title\\x07'
     """
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return printable(text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
 
 
 def _load_tokenizer(path: Path, name: str):

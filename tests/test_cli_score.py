@@ -236,3 +236,71 @@ def test_model_code_runs_only_with_trust_remote_code(tiny_ckpt, text_jsonl, tmp_
     r = run("score", ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet", "--trust-remote-code")
     assert r.exit_code == 0, r.stderr
     assert marker.exists()
+
+
+def test_a_batch_budget_below_one_window_is_refused(tiny_ckpt, text_jsonl, tmp_path):
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--max-length", "16", "--batch-tokens", "1", "--quiet")
+    assert r.exit_code == 2
+    assert r.stderr.strip().endswith(
+        f"Error: {tiny_ckpt}: --batch-tokens 1 is smaller than one window of 16 tokens; "
+        "use at least 16 (or leave it out: 2048 on CPU, 16384 on GPU)"
+    )
+
+
+def test_unwritable_outputs_are_one_line_errors(tiny_ckpt, text_jsonl, tmp_path):
+    """--out/--output under a regular file: exit 2 naming the path, no traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", blocker / "store", "--quiet")
+    assert r.exit_code == 2 and "Traceback" not in r.output and str(blocker) in r.stderr
+    store = tmp_path / "out"
+    assert run("score", tiny_ckpt, "--data", text_jsonl, "--out", store, "--quiet").exit_code == 0
+    for fmt in ("json", "table"):
+        r = run("summary", store, "--format", fmt, "--output", blocker / "s.json")
+        assert r.exit_code == 2
+        assert r.stderr.strip() == f"Error: --output {blocker}/s.json: cannot write ({blocker} is a file, not a directory)"
+    r = run("report", store, "--out", blocker / "r.html")
+    assert r.exit_code == 2 and r.stderr.strip() == f"Error: --out {blocker}/r.html: cannot write ({blocker} is a file, not a directory)"
+
+
+class _NotATensor:
+    """A pickled object a weights file must not carry (unpickling it could run code)."""
+
+
+def test_damaged_config_and_pickled_objects_name_their_real_fault(tiny_ckpt, text_jsonl, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    cfg = tmp_path / "cfg"
+    shutil.copytree(tiny_ckpt, cfg)
+    (cfg / "config.json").write_text('{"model_type": "gpt2",', encoding="utf-8")
+    r = run("score", cfg, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"Error: {cfg}/config.json: not valid JSON (" in r.stderr and "configuration is damaged" in r.stderr
+    assert "tokenizer" not in r.stderr
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_ckpt, pickled)
+    state = load_file(pickled / "model.safetensors")
+    (pickled / "model.safetensors").unlink()
+    torch.save({**state, "extra": _NotATensor()}, pickled / "pytorch_model.bin")
+    r = run("score", pickled, "--data", text_jsonl, "--out", tmp_path / "out2", "--quiet")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.stderr.strip().endswith(
+        "the .bin weights hold pickled objects other than tensors, which pctce refuses to load "
+        "(they could run code); save the model as safetensors from a Python session you trust"
+    )
+    assert "weights_only=False" not in r.stderr
+
+
+def test_long_and_non_ascii_checkpoint_names_get_distinct_safe_ids(tiny_ckpt, text_jsonl, tmp_path):
+    dirs = [tmp_path / "模型", tmp_path / "数据", tmp_path / ("m" * 250)]
+    for d in dirs:
+        shutil.copytree(tiny_ckpt, d)
+    out = tmp_path / "out"
+    r = run("score", *dirs, "--data", text_jsonl, "--out", out, "--quiet")
+    assert r.exit_code == 0, r.stderr
+    ids = sorted(m["id"] for m in list_checkpoints(out))
+    assert len(set(ids)) == 3 and all(len(i) <= 120 for i in ids)
+    assert ids[:2] == sorted(["checkpoint-c98e118e", "checkpoint-5440f742"])
+    assert ids[2].startswith("m" * 100) and len(ids[2]) == 120

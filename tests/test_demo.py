@@ -94,7 +94,11 @@ def test_cli_demo_formats(demo):
     res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "markdown", "-q"])
     assert "## Fine-tuning miniature: concordance" in res.stdout and "| checkpoint | epoch |" in res.stdout
     res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "csv", "-q"])
-    assert "# Distillation miniature: summaries — Final checkpoints" in res.stdout
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))  # one CSV table: the first column names each row's table
+    assert rows[0]["table"].startswith("Distillation miniature: summaries — Final checkpoints")
 
 
 def test_readme_shows_the_real_demo_output(demo):
@@ -220,3 +224,21 @@ def test_finetune_reading_when_mean_rises_while_accuracy_holds():
     parts = finetune_parts_from_table(t)
     assert parts[0].report.notes[1] == "Mean CE is lowest at ft.epoch-2 and then rises 50% by ft.epoch-3, while accuracy goes 0.800 → 0.900."
     assert parts[2].report.notes[0] == "The worst CE rule here is best by mean: it picks ft.epoch-2, losing 0.100 accuracy against the best epoch."
+
+
+def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
+    """The 'Explore further' commands, in the shell the demo ran in: the right program, exit 0, nothing written here."""
+    import shlex
+    from pathlib import Path
+
+    from pctce_cli.demo import program
+
+    before = set(Path.cwd().iterdir())
+    for line in demo.next_commands:
+        words = shlex.split(line)
+        assert words[0] == program() or line.startswith(program() + " ")
+        args = shlex.split(line[len(program()) :])
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, (line, res.output)
+    assert set(Path.cwd().iterdir()) == before
+    assert (demo.out / "demo-distill.html").is_file()

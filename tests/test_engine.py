@@ -103,6 +103,21 @@ class _NaNAdapter(UniformAdapter):
 def test_non_finite_ce_fails_with_float32_hint():
     with pytest.raises(ScoringError, match=r"ckpt: non-finite CE at document 0 \(doc0\); .* --dtype float32"):
         score_documents(_NaNAdapter(50), [_doc(0, 10)], max_length=8, stride=4, batch_tokens=64, label="ckpt")
+    half = _NaNAdapter(50)
+    half.dtype = torch.bfloat16
+    with pytest.raises(ScoringError, match=r"overflows in bfloat16, rescore with --dtype float32$"):
+        score_documents(half, [_doc(0, 10)], max_length=8, stride=4, batch_tokens=64, label="ckpt")
+
+
+def test_non_finite_ce_in_float32_does_not_suggest_float32():
+    full = _NaNAdapter(50)
+    full.dtype = torch.float32
+    with pytest.raises(ScoringError) as e:
+        score_documents(full, [_doc(0, 10)], max_length=8, stride=4, batch_tokens=64, label="ckpt")
+    assert str(e.value) == (
+        "ckpt: non-finite CE at document 0 (doc0); the model gives NaN or infinite logits in float32, "
+        "so a higher precision cannot help: its weights may hold non-finite values (check the checkpoint)"
+    )
 
 
 class _OOMAdapter(UniformAdapter):

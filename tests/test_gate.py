@@ -283,7 +283,7 @@ def test_junit_xml_has_one_testcase_per_rule_per_candidate(store, tmp_path):
         assert int(suite.get("tests")) == len(suite.findall("testcase"))
         assert int(suite.get("failures")) == len(suite.findall("testcase/failure"))
     msg = failures[0].find("failure").get("message")
-    assert msg.startswith("p95 rose by +0.2500 (+16.67%) vs 'base' (1.5000 → 1.7500); limit +3% if significant")
+    assert msg.startswith("p95 rose by 0.2500 (16.67%) vs 'base' (1.5000 → 1.7500); limit +3% if significant")
 
 
 _NUMBER = re.compile(r"[-+−]?\d+\.(\d+)")
@@ -344,3 +344,12 @@ def test_top1_regression_is_a_decrease(tmp_path):
     assert r.exit_code == 1
     assert r.stderr.strip() == "Error: release gate failed: cand fails 1 of 1 rules (top1 -0.1250 (-25.00%) < −0.12)"
     assert run(*args, "--rule", "top1:+25%").exit_code == 0
+
+
+def test_explanations_say_which_way_the_summary_moved():
+    """A summary that improved reads "fell"/"rose" with a positive amount, never "rose by -0.40"."""
+    p50 = evaluate_rule(Rule("p50", max_increase=0.01), {"delta": -0.4, "lo": -0.5, "hi": -0.3, "a": 2.0, "b": 1.6})
+    assert p50.explain("base").startswith("p50 fell by 0.4000 (20.00%) vs 'base' (2.0000 → 1.6000)")
+    top1 = evaluate_rule(Rule("top1", max_increase=0.01), {"delta": 0.0073, "lo": 0.001, "hi": 0.01, "a": 0.5, "b": 0.5073})
+    assert top1.explain("base").startswith("top1 rose by 0.0073 (1.46%) vs 'base'")
+    assert top1.passed and p50.passed

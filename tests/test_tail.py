@@ -167,3 +167,21 @@ def test_bad_options(scored):
     assert r.exit_code == 2 and r.stderr.strip() == "Error: --top must be at least 1, got 0"
     r = run("tail", f"{out}:nope")
     assert r.exit_code == 2 and r.stderr.strip() == f"Error: no checkpoint 'nope' in {out}"
+
+
+def test_control_characters_in_the_data_never_reach_the_terminal(tmp_path, tiny_ckpt):
+    """ESC/OSC/BEL sequences in the text (colours, window title) are shown escaped in every human format."""
+    hostile = "Plain words \x1b[31mred\x1b[0m then \x1b]0;owned\x07 and \x9b2J end."
+    data = tmp_path / "val.jsonl"
+    data.write_text(json.dumps({"text": hostile}) + "\n" + json.dumps({"text": TEXTS[0]}) + "\n", encoding="utf-8")
+    out = tmp_path / "scores"
+    assert run("score", tiny_ckpt, "--data", data, "--out", out, "--quiet").exit_code == 0
+    for fmt in ("table", "csv", "markdown"):
+        r = run("tail", out, "--top", "50", "--context", "40", "-f", fmt)
+        assert r.exit_code == 0, r.stderr
+        assert not any(ch in r.stdout for ch in "\x1b\x07\x9b"), fmt
+        assert "\\x1b" in r.stdout, fmt  # shown, escaped
+    r = run("report", out, "--tail-top", "50", "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.stderr
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert not any(ch in html for ch in "\x1b\x07\x9b") and "\\x1b" in html

@@ -59,9 +59,10 @@ class RuleResult:
         """
         if math.isnan(self.delta):
             return f"{self.rule.summary} is undefined (NaN) for the candidate or the baseline '{baseline_id}'"
-        word = "fell" if self.rule.higher_is_better else "rose"
+        # the word follows the change itself (a p50 that fell is "fell by 0.40", never "rose by -0.40")
+        word = "rose" if self.delta > 0 else "fell" if self.delta < 0 else "did not move,"
         return (
-            f"{self.rule.summary} {word} by {self.regression:+.4f} ({100 * self.rel:+.2f}%) vs '{baseline_id}' "
+            f"{self.rule.summary} {word} by {abs(self.delta):.4f} ({abs(100 * self.rel):.2f}%) vs '{baseline_id}' "
             f"({self.baseline:.4f} → {self.candidate:.4f}); limit {self.rule.limit_text()}"
             f"{' if significant' if self.rule.significant else ''}; interval of Δ [{self.lo:+.4f}, {self.hi:+.4f}]"
         )

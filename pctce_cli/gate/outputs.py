@@ -253,10 +253,7 @@ def junit_xml(result: GateResult) -> str:
 
 
 def _write_text(path: str | Path, text: str, option: str) -> None:
-    try:
-        atomic.write_text(path, text)
-    except OSError as e:
-        raise UsageError(f"{option} {path}: cannot write ({e.strerror})") from None
+    atomic.write_output(path, text, option)
 
 
 def write_json(result: GateResult, path: str | Path) -> None:

@@ -57,7 +57,6 @@ from pctce_cli.plot.output import (
     png_data_uri,
     save_figure,
     save_plot,
-    write_atomic,
 )
 from pctce_cli.plot.theme import (
     INSTALL_HINT,
@@ -114,5 +113,4 @@ __all__ = [
     "trajectory_figure",
     "trajectory_rows",
     "what_was_scored",
-    "write_atomic",
 ]

@@ -175,25 +175,6 @@ def html_page(title: str, body: str, extra_style: str = "") -> str:
     )
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
-
-    The package's one atomic writer (:func:`pctce_cli.atomic.write_bytes`);
-    kept under this name for `pctce report`.
-
-    Args:
-        path: The file; its directory is created.
-        data: The bytes to write.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        OSError: the file cannot be written (the old content, if any, is kept).
-    """
-    return atomic.write_bytes(path, data)
-
-
 def check_output(out: str | Path) -> str:
     """The output format named by ``--out``'s suffix: ``png``, ``svg`` or ``html``.
 
@@ -232,8 +213,8 @@ def save_figure(fig, out: str | Path, title: str = "", dpi: int = 150) -> Path:
     if fmt == "html":
         svg = inline_svg(figure_bytes(fig, "svg"))
         page = html_page(title or Path(out).stem, f"<figure>\n{svg}\n</figure>")
-        return write_atomic(out, page.encode("utf-8"))
-    return write_atomic(out, figure_bytes(fig, fmt, dpi))
+        return atomic.write_output(out, page, "--out")
+    return atomic.write_output(out, figure_bytes(fig, fmt, dpi), "--out")
 
 
 def save_plot(kind: str, cks, out: str | Path, dpi: int = 150, **options) -> Path:

@@ -6,7 +6,7 @@ import html
 import math
 from pathlib import Path
 
-from pctce_cli import fmt, plot
+from pctce_cli import atomic, fmt, plot
 from pctce_cli.errors import UsageError
 from pctce_cli.report.build import build_report
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Table, Text
@@ -144,7 +144,7 @@ def save_report(cks, out: str | Path, options: ReportOptions | None = None, mark
         raise UsageError(f"--out {out}: expected an .html file (or pass --markdown for Markdown)")
     doc = build_report(cks, options)
     if not markdown:
-        return [plot.write_atomic(out, to_html(doc).encode("utf-8"))], doc.warnings
+        return [atomic.write_output(out, to_html(doc), "--out")], doc.warnings
     text, images = to_markdown(doc, out.stem)
-    written = [plot.write_atomic(out.parent / name, png) for name, png in images.items()]
-    return [plot.write_atomic(out, text.encode("utf-8")), *written], doc.warnings
+    written = [atomic.write_output(out.parent / name, png, "--out") for name, png in images.items()]
+    return [atomic.write_output(out, text, "--out"), *written], doc.warnings

@@ -248,6 +248,18 @@ def _batch_tensors(batch: Sequence[Window], documents: Sequence[Document], pad_i
     return ids, mask, rows, cols, targets, tgt_doc, tgt_pos
 
 
+def _non_finite_advice(adapter) -> str:
+    """What to do about NaN/inf CE: a precision fix only helps below float32."""
+    dtype = getattr(adapter, "dtype", None)
+    if dtype in (torch.float32, torch.float64):
+        return (
+            f"the model gives NaN or infinite logits in {str(dtype).removeprefix('torch.')}, so a higher precision "
+            "cannot help: its weights may hold non-finite values (check the checkpoint)"
+        )
+    where = f"in {str(dtype).removeprefix('torch.')}" if dtype is not None else "in this dtype"
+    return f"the model overflows {where}, rescore with --dtype float32"
+
+
 def score_documents(
     adapter: ModelAdapter,
     documents: Sequence[Document],
@@ -315,10 +327,7 @@ def score_documents(
         if not np.isfinite(ce).all():
             bad = int(np.flatnonzero(~np.isfinite(ce))[0])
             doc = documents[int(tgt_doc[bad])]
-            raise ScoringError(
-                f"{label}: non-finite CE at document {doc.index} ({doc.source}); "
-                "the model overflows in this dtype, rescore with --dtype float32"
-            )
+            raise ScoringError(f"{label}: non-finite CE at document {doc.index} ({doc.source}); {_non_finite_advice(adapter)}")
         parts.append((tgt_doc, tgt_pos - doc_offsets[tgt_doc], targets, ce, torch.cat(rank_parts).numpy()))
         if progress is not None:
             progress(len(ce))

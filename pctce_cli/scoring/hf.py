@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from pctce_cli.checkpoints import TOKENIZER_FILES, CheckpointSpec
+from pctce_cli.checkpoints import TOKENIZER_FILES, CheckpointSpec, read_config
 from pctce_cli.errors import CheckpointError, UsageError
 from pctce_cli.scoring.engine import chunk_rows
 
@@ -100,6 +100,7 @@ def load_tokenizer(spec: CheckpointSpec, override: str | Path | None = None, tru
         raise CheckpointError(
             f"{path}: no tokenizer files (tokenizer.json or tokenizer_config.json); pass --tokenizer DIR"
         )
+    read_config(path)  # a damaged config.json is the config's fault, not the tokenizer's
     try:
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
@@ -110,6 +111,7 @@ def load_tokenizer(spec: CheckpointSpec, override: str | Path | None = None, tru
 def _load_causal_lm(path: Path, dtype: torch.dtype, device: torch.device, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM
 
+    read_config(path)
     try:
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(
@@ -127,6 +129,12 @@ def _load_causal_lm(path: Path, dtype: torch.dtype, device: torch.device, trust_
             ) from None
         raise CheckpointError(f"{path}: cannot load the model ({_short(e)})") from None
     except Exception as e:
+        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            # torch's own advice (weights_only=False) would run arbitrary code from the file
+            raise CheckpointError(
+                f"{path}: the .bin weights hold pickled objects other than tensors, which pctce refuses to load "
+                "(they could run code); save the model as safetensors from a Python session you trust"
+            ) from None
         raise CheckpointError(
             f"{path}: cannot load the model weights ({_short(e)}); the file may be truncated or corrupt"
         ) from None
