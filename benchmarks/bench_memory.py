@@ -148,7 +148,7 @@ def render(args, gen, size, runs, agree) -> str:
     ]
     what = {"pctce": "`pctce summary STORE --format json`", "duckdb": "DuckDB `count, avg, quantile_cont` (ce::DOUBLE)"}
     for name, r in runs.items():
-        label = what.get(name.rsplit("-", 1)[0], "`pctce summary STORE --ci 0.95`")
+        label = "`pctce summary STORE --ci 0.95`" if name == "pctce-ci" else what[name.rsplit("-", 1)[0]]
         lines.append(f"| {name} | {label} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mib']:,.0f} | {r['rc']} |")
     ratio = runs["pctce-1"]["wall"] / runs["duckdb-1"]["wall"]
     ci_msg = " ".join(runs["pctce-ci"]["stderr"].split())[:300]

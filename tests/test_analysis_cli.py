@@ -257,3 +257,20 @@ def test_decompose_identity_holds(stores):
     for r in rows:
         assert abs(r["residual"]) < 1e-9
         assert r["EE"] + r["SA"] - r["CONF"] == pytest.approx(r["mean"], abs=1e-9)
+
+
+def test_streamed_summaries_equal_the_loaded_ones(stores, monkeypatch):
+    """Above PCTCE_STREAM_ABOVE targets a checkpoint streams its shards: the same row (means to round-off)."""
+    loaded = run_json("summary", stores["many"], "--percentiles", "5,50,90,99.9")["Per-token CE summaries (nats)"]
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    streamed = run_json("summary", stores["many"], "--percentiles", "5,50,90,99.9")["Per-token CE summaries (nats)"]
+    assert [list(r) for r in streamed] == [list(r) for r in loaded]
+    for a, b in zip(loaded, streamed):
+        for k, v in a.items():
+            if k in ("mean", "ppl", "bpb", "byte_ppl", "word_ppl"):  # sums in another order
+                assert b[k] == pytest.approx(v, rel=1e-12), k
+            else:  # counts, order statistics, top-1: exact
+                assert b[k] == v, k
+    r = run("summary", stores["many"], "--ci", "0.9")
+    assert r.exit_code == 2 and "the document bootstrap needs them all in memory" in r.stderr
+    assert "Traceback" not in r.output

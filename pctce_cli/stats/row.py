@@ -57,21 +57,9 @@ def summary_row(
         >>> row["targets"], row["documents"], row["mean"], row["p50"]
         (3, 0, 2.0, 2.0)
     """
-    row: dict = {}
     summ = summarize(ce, rank, percentiles=percentiles)
-    row["targets"] = int(summ.pop("n"))
-    row["documents"] = int(len(docs["doc"])) if docs is not None else 0
-    row.update(summ)
-    if doc is not None and docs is not None:
-        ids, nll, _ = doc_sums(ce, doc)
-        lookup = _reindex(docs, ids)
-        norm = doc_normalized(nll, lookup("n_bytes"), lookup("n_words"))
-        norm.pop("n_docs")
-        row.update(norm)
-    if docs is not None:
-        for col in ACCURACY_COLUMNS:
-            if col in docs:
-                row[f"acc_{col}"] = float(np.mean(np.asarray(docs[col], dtype=np.float64)))
+    sums = doc_sums(ce, doc)[:2] if doc is not None and docs is not None else None
+    row = assemble_row(summ, docs, sums)
     if ci is not None:
         from pctce_cli.stats.bootstrap import bootstrap_ci
 
@@ -81,6 +69,36 @@ def summary_row(
             row[f"{name}_lo"], row[f"{name}_hi"] = res[name]
         row["_ci_method"] = res.method
         row["_ci_error"] = max(res.max_abs_error.values()) if res.max_abs_error else 0.0
+    return row
+
+
+def assemble_row(summ: Mapping, docs: Mapping | None = None, doc_nll: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """The summary row from token-level summaries and per-document CE sums, however they were computed.
+
+    Args:
+        summ: :func:`~pctce_cli.stats.summaries.summarize`'s dict (or the
+            streaming equivalent), with ``n``.
+        docs: The per-document table (``doc``, ``n_bytes``, ``n_words``, accuracy columns).
+        doc_nll: ``(document ids, summed CE)`` of the documents with targets, sorted
+            by id; with ``docs`` it adds ``bpb``, ``byte_ppl`` and ``word_ppl``.
+
+    Example:
+        >>> assemble_row({"n": 2, "mean": 1.5}, {"doc": [0], "n_bytes": [4], "n_words": [1]}, (np.array([0]), np.array([3.0])))["word_ppl"]
+        20.085536923187668
+    """
+    summ = dict(summ)
+    row: dict = {"targets": int(summ.pop("n")), "documents": int(len(docs["doc"])) if docs is not None else 0}
+    row.update(summ)
+    if doc_nll is not None and docs is not None:
+        ids, nll = doc_nll
+        lookup = _reindex(docs, ids)
+        norm = doc_normalized(nll, lookup("n_bytes"), lookup("n_words"))
+        norm.pop("n_docs")
+        row.update(norm)
+    if docs is not None:
+        for col in ACCURACY_COLUMNS:
+            if col in docs:
+                row[f"acc_{col}"] = float(np.mean(np.asarray(docs[col], dtype=np.float64)))
     return row
 
 

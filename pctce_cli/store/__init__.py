@@ -29,7 +29,7 @@ from pctce_cli.store.layout import (
     partition_dir,
     read_manifest,
 )
-from pctce_cli.store.read import Scores, list_checkpoints, load_scores
+from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
     completed_shards,
@@ -54,6 +54,8 @@ __all__ = [
     "finish_partition",
     "identity_difference",
     "list_checkpoints",
+    "iter_token_batches",
+    "load_docs",
     "load_scores",
     "partition_dir",
     "partition_state",

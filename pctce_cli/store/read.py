@@ -72,11 +72,13 @@ def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list
     return out
 
 
-def read_shard(path: Path, sha256: str, rows: int, root: str | Path, columns=None):
+def read_shard(path: Path, sha256: str | None, rows: int, root: str | Path, columns=None):
     """One shard file as a pyarrow Table, after checking its bytes, pages and row count.
 
     The file is read once into memory: its SHA-256 is compared with the
     manifest's, then Parquet decodes from that buffer with page checksums on.
+    With ``sha256=None`` (a file verified moments ago) only the wanted columns
+    are read from disk, pages still checked.
 
     Raises:
         StoreError: the file is missing, does not match its checksum, is not
@@ -87,16 +89,21 @@ def read_shard(path: Path, sha256: str, rows: int, root: str | Path, columns=Non
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    source = path
+    if sha256 is not None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise damaged(root, f"{path} is missing") from None
+        except OSError as e:
+            raise damaged(root, f"{path}: cannot read ({e.strerror})") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise damaged(root, f"{path} does not match its checksum in the manifest")
+        source = pa.BufferReader(data)
     try:
-        data = path.read_bytes()
+        table = pq.read_table(source, columns=columns, page_checksum_verification=True)
     except FileNotFoundError:
         raise damaged(root, f"{path} is missing") from None
-    except OSError as e:
-        raise damaged(root, f"{path}: cannot read ({e.strerror})") from None
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise damaged(root, f"{path} does not match its checksum in the manifest")
-    try:
-        table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise damaged(root, f"{path} cannot be read as Parquet ({str(e).splitlines()[0][:120]})") from None
     if table.num_rows != rows:
@@ -143,17 +150,13 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
 
     manifest = read_manifest(root, checkpoint_id)
     part = partition_dir(root, checkpoint_id)
-    tok_tables, doc_tables, tok_paths = [], [], []
+    tok_tables, tok_paths = [], []
     for rec in manifest["shards"]:
         tokens_path = part / rec["tokens_file"]
         tok_tables.append(read_shard(tokens_path, rec["tokens_sha256"], rec["rows"], root, list(columns)))
-        doc_tables.append(read_shard(part / rec["docs_file"], rec["docs_sha256"], rec["documents"], root))
         tok_paths.append(tokens_path)
     toks = pa.concat_tables(tok_tables) if tok_tables else None
-    try:
-        docs = pa.concat_tables(doc_tables, promote_options="default").to_pandas() if doc_tables else None
-    except pa.ArrowException as e:
-        raise damaged(root, f"{part / '_docs'}: the document tables do not fit together ({str(e)[:120]})") from None
+    docs = _docs_table(root, part, manifest)
 
     def col(name, dtype):
         if toks is None or name not in columns:
@@ -174,12 +177,39 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
     )
 
 
+def _docs_table(root, part: Path, manifest: dict):
+    import pyarrow as pa
+
+    tables = [read_shard(part / rec["docs_file"], rec["docs_sha256"], rec["documents"], root) for rec in manifest["shards"]]
+    try:
+        return pa.concat_tables(tables, promote_options="default").to_pandas() if tables else None
+    except pa.ArrowException as e:
+        raise damaged(root, f"{part / '_docs'}: the document tables do not fit together ({str(e)[:120]})") from None
+
+
+def load_docs(root: str | Path, checkpoint_id: str):
+    """One checkpoint's per-document table (a DataFrame, verified), without reading its token shards.
+
+    Raises:
+        StoreError: the checkpoint or a document table is missing or damaged.
+    """
+    return _docs_table(root, partition_dir(root, checkpoint_id), read_manifest(root, checkpoint_id))
+
+
+READ_AHEAD = 2  # shards read ahead while one is summarized (2 cores: reading is about half the work)
+
+
 def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), batch_rows: int = 1 << 20, verify: bool = True):
     """Stream one checkpoint's token columns, a batch at a time, in bounded memory.
 
-    Each shard file is read once into memory (one shard, not the checkpoint),
-    checked against its SHA-256 when ``verify``, then decoded ``batch_rows`` rows at
-    a time. Row counts and values are checked as in :func:`load_scores`.
+    Each shard is read and checked whole (its bytes against the manifest's
+    SHA-256 when ``verify``, its Parquet pages always), then decoded
+    ``batch_rows`` rows at a time. The next shard is read on a second thread
+    while the caller works on this one (:data:`READ_AHEAD` shards ahead, on as
+    many threads: hashing and Parquet decoding release the GIL), so reading and
+    computing overlap; memory holds at most ``READ_AHEAD + 1`` shards. Row counts and values are checked as in
+    :func:`load_scores`. With ``verify=False`` (a second pass over shards just
+    verified) only the wanted columns are read from disk.
 
     Yields:
         dicts of column name → numpy array, one per batch.
@@ -187,33 +217,27 @@ def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), ba
     Raises:
         StoreError: a missing or damaged shard (named).
     """
-    import hashlib
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
 
     manifest = read_manifest(root, checkpoint_id)
     part = partition_dir(root, checkpoint_id)
-    for rec in manifest["shards"]:
-        path = part / rec["tokens_file"]
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise damaged(root, f"{path} is missing") from None
-        if verify and hashlib.sha256(data).hexdigest() != rec["tokens_sha256"]:
-            raise damaged(root, f"{path} does not match its checksum in the manifest")
-        seen = 0
-        try:
-            batches = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=verify).iter_batches(
-                batch_size=batch_rows, columns=list(columns)
-            )
-            for batch in batches:
+    todo = deque(manifest["shards"])
+    with ThreadPoolExecutor(READ_AHEAD) as pool:
+        ahead = deque(pool.submit(_read_tokens, root, part, todo.popleft(), columns, verify) for _ in range(min(READ_AHEAD, len(todo))))
+        while ahead:
+            path, table = ahead.popleft().result()
+            if todo:
+                ahead.append(pool.submit(_read_tokens, root, part, todo.popleft(), columns, verify))
+            seen = 0
+            for batch in table.to_batches(max_chunksize=batch_rows):
                 arrays = {name: batch.column(name).to_numpy() for name in columns}
                 check_values([path], [batch.num_rows], root, arrays.get("ce"), arrays.get("rank"), first_row=seen)
                 seen += batch.num_rows
                 yield arrays
-        except (pa.ArrowException, OSError) as e:
-            raise damaged(root, f"{path} cannot be read as Parquet ({str(e).splitlines()[0][:120]})") from None
-        if seen != rec["rows"]:
-            raise damaged(root, f"{path} has {seen} rows, the manifest records {rec['rows']}")
-        del data
+
+
+def _read_tokens(root, part: Path, rec: dict, columns, verify: bool):
+    """One token shard's wanted columns as a Table, checked (:func:`read_shard`; checksum when ``verify``)."""
+    path = part / rec["tokens_file"]
+    return path, read_shard(path, rec["tokens_sha256"] if verify else None, rec["rows"], root, list(columns))
