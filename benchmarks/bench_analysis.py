@@ -762,10 +762,11 @@ def render(ctx, main_runs, ci_runs, scale_runs, stages, pctce_rows) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the analysis section of ``path``, keeping every other section."""
+    """Replace (or add) the section of ``path`` headed like ``section``'s first line, keeping every other section."""
+    heading = section.splitlines()[0].strip()
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     if start is None:
         new = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section.rstrip("\n") + "\n"
     else:

@@ -89,7 +89,6 @@ def main(argv=None) -> int:
         ]
     )
     if args.out:
-        ba.SECTION = SECTION  # write_section replaces the section headed ba.SECTION
         ba.write_section(Path(args.out), text)
     print(text)
     return 0

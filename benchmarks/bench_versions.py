@@ -101,7 +101,6 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {statistics.median(t['old']):.2f} | {statistics.median(t['new']):.2f} | {ratio:.3f} |")
     text = "\n".join(lines) + "\n"
     if args.out:
-        ba.SECTION = SECTION  # write_section replaces the section headed ba.SECTION
         ba.write_section(Path(args.out), text)
     print(text)
     return 0
