@@ -182,10 +182,18 @@ def test_ce_and_rank_other_dtypes_and_non_finite():
     torch.testing.assert_close(ceg.detach(), _reference_ce_and_rank(x.float(), t)[0])
 
 
-def test_default_batch_tokens_depend_on_the_device():
+def test_default_batch_tokens_depend_on_the_device(monkeypatch):
+    from pctce_cli.errors import UsageError
     from pctce_cli.scoring.options import resolve_batch_tokens
+
+    monkeypatch.delenv("PCTCE_BATCH_TOKENS", raising=False)
 
     assert resolve_batch_tokens(None, torch.device("cpu")) == 2048
     assert resolve_batch_tokens(None, torch.device("cuda", 0)) == 16384
     assert resolve_batch_tokens(None, "mps") == 16384
     assert resolve_batch_tokens(512, torch.device("cpu")) == 512
+    monkeypatch.setenv("PCTCE_BATCH_TOKENS", "700")  # a machine's default; an explicit value still wins
+    assert resolve_batch_tokens(None, torch.device("cpu")) == 700 and resolve_batch_tokens(512, "cpu") == 512
+    monkeypatch.setenv("PCTCE_BATCH_TOKENS", "lots")
+    with pytest.raises(UsageError, match="^PCTCE_BATCH_TOKENS must be a positive whole number, got 'lots'$"):
+        resolve_batch_tokens(None, "cpu")

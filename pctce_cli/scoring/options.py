@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 
 from pctce_cli.data import PREFIXES, SPLIT_ON  # noqa: F401  (the allowed values, declared where data is read)
 from pctce_cli.errors import UsageError, option_message
@@ -232,9 +232,25 @@ def plan_shards(documents, shard_targets: int) -> list[list[int]]:
 
 
 def resolve_batch_tokens(batch_tokens: int | None, device) -> int:
-    """The token budget per forward pass: ``batch_tokens``, or the default for ``device``'s type."""
+    """The token budget per forward pass: ``batch_tokens``, else ``$PCTCE_BATCH_TOKENS``, else the default for ``device``'s type.
+
+    The environment variable sets a machine's default (a CI runner, a shared
+    box) without changing every command.
+
+    Raises:
+        UsageError: ``PCTCE_BATCH_TOKENS`` is not a positive whole number.
+    """
     if batch_tokens is not None:
         return batch_tokens
+    env = os.environ.get("PCTCE_BATCH_TOKENS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise UsageError(f"PCTCE_BATCH_TOKENS must be a positive whole number, got '{env}'", param="batch_tokens")
+        return value
     return CPU_BATCH_TOKENS if str(getattr(device, "type", device)) == "cpu" else ACCELERATOR_BATCH_TOKENS
 
 
