@@ -213,6 +213,7 @@ def plan_shards(documents, shard_targets: int) -> list[list[int]]:
     shards are done.
 
     Examples:
+        >>> import numpy as np
         >>> from types import SimpleNamespace as D
         >>> docs = [D(targets=np.ones(n, bool)) for n in (3, 3, 5, 1)]
         >>> plan_shards(docs, 6)
