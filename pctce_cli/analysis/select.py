@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 from pctce_cli.errors import UsageError
 
 # ``--task`` names that mean the accuracy stored by ``pctce score --task-accuracy``
@@ -38,12 +39,39 @@ def select_report(
     task: str | None = None,
     higher_is_better: bool = True,
     agreement_summaries: Sequence[str] | None = None,
+    subsets: Subsets = NO_SUBSETS,
+    notes: Sequence[str] = (),
 ) -> Report:
-    """`pctce select`: the checkpoint each rule picks, regret, and agreement with the task."""
+    """`pctce select`: the checkpoint each rule picks, regret, and agreement with the task.
+
+    Args:
+        subsets: With ``split`` (``--by``), ``table`` has a row per checkpoint and
+            subset; each subset gets its own picks and agreement (a ``subset``
+            column), the task being the subset's own accuracy when it comes
+            from ``--task-accuracy``.
+        notes: Notes of reading the table, put first.
+    """
+    if subsets.split:
+        report = Report(notes=list(notes))
+        for label in dict.fromkeys(table["subset"].tolist()):
+            sub = select_report(table[table["subset"] == label].drop(columns="subset").reset_index(drop=True), summaries, task, higher_is_better, agreement_summaries)
+            for title, rows in sub.sections:
+                report.sections.append((title, [{"subset": label, **r} for r in rows]))
+        merged: dict[str, list] = {}
+        for title, rows in report.sections:
+            merged.setdefault(title, []).extend(rows)
+        report.sections = [(f"{title}, by {subsets.field}", rows) for title, rows in merged.items()]
+        return report
+    return _select_pooled(table, summaries, task, higher_is_better, agreement_summaries, subsets, notes)
+
+
+def _select_pooled(table, summaries, task, higher_is_better, agreement_summaries, subsets, notes) -> Report:
     from pctce_cli.stats.selection import agreement, select
 
     col = resolve_task(table, task)
-    report = Report()
+    report = Report(notes=list(notes))
+    if subsets.active:
+        report.notes.append(f"Only documents of subset {subsets.describe()}.")
     picks = select(table.set_index("checkpoint") if "checkpoint" in table.columns else table, list(summaries), task=col, higher_is_better=higher_is_better)
     report.add("Selection rules (each picks the checkpoint minimizing its summary)", picks)
     if col is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, summary_row
@@ -86,10 +87,44 @@ def checkpoint_summary(ck: Checkpoint, percentiles: Sequence[float], ci: float |
     A checkpoint with more than :func:`stream_above` targets is streamed
     (:func:`streamed_row`) so that memory does not grow with its size.
     """
+    return checkpoint_rows(ck, percentiles, ci=ci, only=only, **kw)[0][0]
+
+
+def checkpoint_rows(
+    ck: Checkpoint, percentiles: Sequence[float], subsets: Subsets = NO_SUBSETS, ci: float | None = None, only: Sequence[str] | None = None, **kw
+) -> tuple[list[dict], list[str]]:
+    """One checkpoint's summary rows: one row, or one per subset (``subset`` column) with ``subsets.split``.
+
+    The partition is read once; each subset's row is :func:`checkpoint_row` on
+    that subset's targets and documents (SPEC §7), so its bootstrap resamples
+    only that subset's documents.
+
+    Returns:
+        ``(rows, notes)``; notes say which subsets were left out and why.
+    """
     if int(ck.manifest.get("targets") or 0) > stream_above():
-        return streamed_row(ck, percentiles, ci=ci, only=only)
-    s = load_scores(ck.root, ck.partition, columns=columns_for(only, ci))
-    return checkpoint_row(ck, s, percentiles, ci=ci, only=only, **kw)
+        if subsets.active:
+            raise UsageError(
+                f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
+                "that are summarized in memory, and subsets are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine "
+                "with about 24 bytes of memory per target"
+            )
+        return [streamed_row(ck, percentiles, ci=ci, only=only)], []
+    cols = columns_for(only, ci)
+    if subsets.active and "doc" not in cols:
+        cols = ("doc", *cols)
+    s = load_scores(ck.root, ck.partition, columns=cols)
+    if not subsets.active:
+        return [checkpoint_row(ck, s, percentiles, ci=ci, only=only, **kw)], []
+    parts, notes = split_scores(ck.id, s.doc, s.docs, subsets)
+    rows = []
+    for part in parts:
+        view = Scores(ck.id, part.take(s.doc), s.pos[:0], s.token[:0], part.take(s.ce), part.take(s.rank) if s.rank.size else s.rank, part.docs, s.manifest)
+        row = checkpoint_row(ck, view, percentiles, ci=ci, only=only, **kw)
+        if subsets.split:
+            row = {"checkpoint": row.pop("checkpoint"), "step": row.pop("step"), "group": row.pop("group"), "subset": part.label, **row}
+        rows.append(row)
+    return rows, [f"{ck.id}: {n}" for n in notes]
 
 
 def streamed_row(ck: Checkpoint, percentiles: Sequence[float], ci: float | None = None, only: Sequence[str] | None = None) -> dict:
@@ -151,20 +186,41 @@ def analysis_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def summary_rows(cks: Sequence[Checkpoint], percentiles, workers: int | None = None, **kw) -> list[dict]:
-    """:func:`checkpoint_summary` for every checkpoint, in order.
+def summary_rows(cks: Sequence[Checkpoint], percentiles, workers: int | None = None, subsets: Subsets = NO_SUBSETS, notes: list[str] | None = None, **kw) -> list[dict]:
+    """:func:`checkpoint_rows` for every checkpoint, in order (one row each, or one per subset).
 
     Checkpoints are summarized by a few threads at once (:func:`analysis_workers`):
     Parquet reading and numpy's partition/sort release the GIL, so this uses the
     cores while memory stays bounded by that many checkpoints.
+
+    Args:
+        notes: Where the subset notes go (identical notes of several
+            checkpoints are given once, without the checkpoint's name).
     """
     workers = min(len(cks), workers or analysis_workers())
-    if workers <= 1:
-        return [checkpoint_summary(c, percentiles, **kw) for c in cks]
-    from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda c: checkpoint_summary(c, percentiles, **kw), cks))
+    def one(c):
+        return checkpoint_rows(c, percentiles, subsets=subsets, **kw)
+
+    if workers <= 1:
+        results = [one(c) for c in cks]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(one, cks))
+    if notes is not None:
+        notes += merge_notes([n for _, ns in results for n in ns], len(cks))
+    return [r for rows, _ in results for r in rows]
+
+
+def merge_notes(notes: list[str], n_checkpoints: int) -> list[str]:
+    """Notes of the form ``ck: text``; a text every checkpoint shares is given once, without the names."""
+    texts: dict[str, list[str]] = {}
+    for n in notes:
+        ck, _, text = n.partition(": ")
+        texts.setdefault(text, []).append(ck)
+    return [t if len(cks) == n_checkpoints else f"{', '.join(cks[:5])}: {t}" for t, cks in texts.items()]
 
 
 def crossings(rows: list[dict], reference: str, summaries: Sequence[str], runs: dict[str, str | None]) -> list[str]:
@@ -206,21 +262,34 @@ def summary_report(
     seed: int = 0,
     vs: str | None = None,
     rows: list[dict] | None = None,
+    subsets: Subsets = NO_SUBSETS,
 ) -> Report:
     """`pctce summary`: per-checkpoint summaries, optional bootstrap intervals and a reference.
 
     Args:
         rows: The checkpoints' :func:`checkpoint_row` rows when the caller has
             already computed them (``pctce report`` reads each partition once).
+        subsets: ``--by``: a row per checkpoint and subset, the pooled and
+            macro-averaged means (SPEC §7) and, by ``correct``, the mean CE of
+            correctly and incorrectly answered documents; ``--subset``: the
+            summaries of the kept documents only.
     """
     if ci is not None and not 0 < ci < 1:
         raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+    if vs is not None and subsets.split:
+        raise UsageError("--vs compares whole checkpoints: use it without --by (or with --subset)")
+    report = Report()
     if rows is None:
-        rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed)
+        rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed, subsets=subsets, notes=report.notes)
     methods = sorted({r.pop("_ci_method") for r in rows if "_ci_method" in r})
     errors = [r.pop("_ci_error") for r in rows if "_ci_error" in r]
-    report = Report()
-    report.add("Per-token CE summaries (nats)", rows)
+    if subsets.split:
+        report.add(f"Per-token CE summaries by {subsets.field} (nats)", rows)
+        report.add(f"Pooled and macro-averaged mean CE over the subsets of {subsets.field}", macro_rows(rows))
+        if subsets.field == CORRECT:
+            report.add("Mean CE of correctly and incorrectly answered documents (paper Table 6)", correct_rows(rows))
+    else:
+        report.add("Per-token CE summaries (nats)" + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)
@@ -247,6 +316,52 @@ def summary_report(
     return report
 
 
+def macro_rows(rows: list[dict]) -> list[dict]:
+    """Per checkpoint: subsets, targets, pooled mean (over the subsets' targets) and ``macro_mean`` (SPEC §7).
+
+    Example:
+        >>> macro_rows([{"checkpoint": "a", "step": 1, "subset": "x", "targets": 3, "mean": 1.0},
+        ...             {"checkpoint": "a", "step": 1, "subset": "y", "targets": 1, "mean": 3.0}])
+        [{'checkpoint': 'a', 'step': 1, 'subsets': 2, 'targets': 4, 'mean': 1.5, 'macro_mean': 2.0}]
+    """
+    from pctce_cli.stats.subsets import macro_mean
+
+    out: dict[str, dict] = {}
+    for r in rows:
+        o = out.setdefault(r["checkpoint"], {"checkpoint": r["checkpoint"], "step": r.get("step"), "_means": [], "_n": []})
+        o["_means"].append(r["mean"])
+        o["_n"].append(r["targets"])
+    result = []
+    for o in out.values():
+        n = np.asarray(o.pop("_n"), dtype=np.float64)
+        m = np.asarray(o.pop("_means"), dtype=np.float64)
+        pooled = float(np.dot(n, m) / n.sum()) if n.sum() else math.nan
+        result.append({**o, "subsets": int(m.size), "targets": int(n.sum()), "mean": pooled, "macro_mean": macro_mean(m)})
+    return result
+
+
+def correct_rows(rows: list[dict]) -> list[dict]:
+    """The paper's Table 6 per checkpoint, from ``--by correct`` rows: mean CE correct, incorrect and their ratio.
+
+    Example:
+        >>> correct_rows([{"checkpoint": "e1", "step": 1, "subset": "correct", "documents": 3, "mean": 0.5},
+        ...               {"checkpoint": "e1", "step": 1, "subset": "incorrect", "documents": 1, "mean": 2.0}])
+        [{'checkpoint': 'e1', 'step': 1, 'accuracy': 0.75, 'mean_correct': 0.5, 'mean_incorrect': 2.0, 'ratio': 4.0}]
+    """
+    out: dict[str, dict] = {}
+    for r in rows:
+        o = out.setdefault(r["checkpoint"], {"checkpoint": r["checkpoint"], "step": r.get("step"), "correct": None, "incorrect": None})
+        o[r["subset"]] = r
+    result = []
+    for o in out.values():
+        c, i = o.pop("correct"), o.pop("incorrect")
+        nc, ni = (c or {}).get("documents", 0), (i or {}).get("documents", 0)
+        mc, mi = (c or {}).get("mean", math.nan), (i or {}).get("mean", math.nan)
+        ratio = mi / mc if mc and not (math.isnan(mc) or math.isnan(mi)) else math.nan
+        result.append({**o, "accuracy": nc / (nc + ni) if nc + ni else math.nan, "mean_correct": mc, "mean_incorrect": mi, "ratio": ratio})
+    return result
+
+
 def table_percentiles(needed: Sequence[str]) -> list[float]:
     """Percentile levels a summaries table computes for ``needed`` (plus those iqr and z95 use)."""
     return sorted({float(n[1:]) for n in needed if n.startswith("p")} | {25.0, 50.0, 75.0, 95.0})
@@ -270,8 +385,10 @@ def summaries_table(
     summaries_file: str | Path | None,
     needed: Sequence[str],
     meta_columns: bool = True,
+    subsets: Subsets = NO_SUBSETS,
+    notes: list[str] | None = None,
 ):
-    """One row per checkpoint with the ``needed`` summaries (and group, step, task columns).
+    """One row per checkpoint (and subset, with ``subsets.split``) with the ``needed`` summaries (and group, step, task columns).
 
     From score directories the summaries are computed; from ``--summaries FILE``
     (a CSV/JSON of precomputed summaries, e.g. a paper's table) they are read,
@@ -280,6 +397,8 @@ def summaries_table(
     import pandas as pd
 
     if summaries_file is not None:
+        if subsets.active:
+            raise UsageError("--by/--subset need score directories: --summaries holds one row per checkpoint")
         df = read_table(summaries_file, "--summaries")
         missing = [s for s in needed if s not in df.columns]
         if missing:
@@ -293,5 +412,5 @@ def summaries_table(
         if "group" not in df.columns:
             df["group"] = None
         return df.reset_index(drop=True)
-    rows = summary_rows(cks, table_percentiles(needed), only=needed)
+    rows = summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes)
     return rows_table(cks, rows, meta_columns)

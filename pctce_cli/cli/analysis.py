@@ -8,6 +8,7 @@ import typer
 
 from pctce_cli.cli.common import (
     AllowMixedOpt,
+    ByOpt,
     CheckpointOpt,
     DirsArg,
     Format,
@@ -17,8 +18,10 @@ from pctce_cli.cli.common import (
     OutputOpt,
     PercentilesOpt,
     SetOpt,
+    SubsetOpt,
     emit_report,
     select_checkpoints,
+    subsets_of,
 )
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, percentile_name
@@ -39,6 +42,8 @@ def summary(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (with --ci).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (results are reproducible).")] = 0,
     vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
+    by: ByOpt = None,
+    subset: SubsetOpt = None,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -47,22 +52,26 @@ def summary(
     from pctce_cli.analysis.summary import summary_report
 
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
-    report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs)
+    report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets_of(cks, by, subset))
     emit_report(report, fmt, output)
 
 
-def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed):
+def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by=None, subset=None):
+    """The summaries table concord and select read, its subsets, and the notes of reading it."""
     from pctce_cli.analysis.summary import summaries_table
     from pctce_cli.catalog import group_table
     from pctce_cli.errors import UsageError
 
     if summaries_file is not None and dirs:
         raise UsageError("give score directories or --summaries FILE, not both")
+    if summaries_file is not None and (by or subset):
+        raise UsageError("--by/--subset need score directories: --summaries holds one row per checkpoint")
     cks = None if summaries_file is not None else select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
-    table = summaries_table(cks, summaries_file, needed)
+    subsets, notes = subsets_of(cks, by, subset), []
+    table = summaries_table(cks, summaries_file, needed, subsets=subsets, notes=notes)
     if summaries_file is not None and (group or meta):
         table = group_table(table, group or [], meta)
-    return table
+    return table, subsets, notes
 
 
 def concord(
@@ -76,6 +85,8 @@ def concord(
     agree: Annotated[float, typer.Option(help="C_S at or above this reads as 'summaries agree'.")] = 0.8,
     disagree: Annotated[float, typer.Option(help="C_S at or below this reads as 'summaries disagree'.")] = 0.6,
     pairs: Annotated[bool, typer.Option("--pairs", help="List the checkpoint pairs on which mean and median disagree.")] = False,
+    by: ByOpt = None,
+    subset: SubsetOpt = None,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -86,8 +97,8 @@ def concord(
     summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
     set_names = parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set")
     needed = list(dict.fromkeys(summaries + set_names))
-    table = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed)
-    emit_report(concord_report(table, summaries, set_names, agree, disagree, pairs), fmt, output)
+    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset)
+    emit_report(concord_report(table, summaries, set_names, agree, disagree, pairs, subsets=subsets, notes=notes), fmt, output)
 
 
 def select(
@@ -99,6 +110,8 @@ def select(
     percentiles: PercentilesOpt = None,
     task: Annotated[str | None, typer.Option(help="Task-metric column (from --meta or --summaries, or 'accuracy' from score --task-accuracy).", show_default=False)] = None,
     higher_is_better: Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")] = True,
+    by: ByOpt = None,
+    subset: SubsetOpt = None,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -110,8 +123,8 @@ def select(
     summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
     agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
     needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
-    table = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed)
-    emit_report(select_report(table, summaries, task, higher_is_better, agreement), fmt, output)
+    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset)
+    emit_report(select_report(table, summaries, task, higher_is_better, agreement, subsets=subsets, notes=notes), fmt, output)
 
 
 def shape(

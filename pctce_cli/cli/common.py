@@ -92,6 +92,14 @@ TaskOpt = Annotated[
     typer.Option(help="Task-metric column of --meta (or 'accuracy' from score --task-accuracy) to correlate with.", show_default=False),
 ]
 HigherOpt = Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")]
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy).", show_default=False),
+]
+SubsetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--subset", help="Keep only documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
+]
 EdgesOpt = Annotated[str | None, typer.Option(help="CE band edges for bands, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)]
 
 
@@ -100,3 +108,10 @@ def select_checkpoints(dirs, checkpoint, group=None, meta=None, allow_mixed=Fals
     from pctce_cli.catalog import resolve_checkpoints
 
     return resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed)
+
+
+def subsets_of(cks, by, subset):
+    """What ``--by``/``--subset`` ask for, checked against the checkpoints (:func:`pctce_cli.analysis.subsets.resolve_subsets`)."""
+    from pctce_cli.analysis.subsets import NO_SUBSETS, resolve_subsets
+
+    return resolve_subsets(cks, by, subset or ()) if cks is not None else NO_SUBSETS

@@ -48,6 +48,8 @@ def score(
     force: Annotated[bool, typer.Option("--force", help="Rescore checkpoints already in the store.")] = False,
     task_accuracy: Annotated[bool, typer.Option("--task-accuracy", help="Prompt/completion data: greedy-decode each prompt and store exact and substring match per document.")] = False,
     accuracy_margin: Annotated[int, typer.Option(help="With --task-accuracy: tokens generated beyond the completion's length.")] = DEFAULT_ACCURACY_MARGIN,
+    subset_field: Annotated[list[str] | None, typer.Option("--subset-field", help="Data field whose value labels each document's subset (repeatable); adding one to a scored store writes labels without re-scoring.", show_default=False)] = None,
+    subset_from_file: Annotated[bool, typer.Option("--subset-from-file", help="With several --data files: label each document's subset by its file's name (subset field 'file').")] = False,
     fmt: Annotated[Format, typer.Option("--format", help="Format of the final per-checkpoint table.")] = Format.table,
     quiet: QuietOpt = False,
 ):
@@ -77,6 +79,8 @@ def score(
         force=force,
         task_accuracy=task_accuracy,
         accuracy_margin=accuracy_margin,
+        subset_fields=tuple(subset_field or ()),
+        subset_from_file=subset_from_file,
     )
     is_rank0 = int(os.environ.get("RANK", "0")) == 0
     with render.RichReporter(enabled=not quiet and is_rank0) as reporter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -34,6 +34,7 @@ class Record:
     prompt: str | None = None
     completion: str | None = None
     messages: list[dict] | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # subset field -> label (SPEC §7)
 
 
 @dataclass
@@ -64,6 +65,12 @@ class _Fields:
     prompt: str | None
     completion: str | None
     messages: str
+    subsets: tuple[str, ...] = ()
+
+
+# Per-document columns the store already has: a subset field may not take one of these names.
+RESERVED_LABELS = frozenset({"doc", "n_targets", "n_bytes", "n_words", "n_empty", "exact_match", "substring_match", "generation", "correct", "checkpoint"})
+FILE_LABEL = "file"  # the subset field of --subset-from-file
 
 
 def read_records(
@@ -74,6 +81,8 @@ def read_records(
     completion_field: str | None = None,
     messages_field: str = "messages",
     split_on: str = "none",
+    subset_fields: Sequence[str] = (),
+    subset_from_file: bool = False,
 ) -> list[Record]:
     """Read validation-data files into records, in file then line order.
 
@@ -88,6 +97,12 @@ def read_records(
         split_on: ``"none"`` (a .txt file is one document) or ``"blank-lines"``
             (a .txt file holds documents separated by blank lines). Ignored
             for other formats.
+        subset_fields: Fields whose value labels each document (SPEC §7): any
+            scalar, kept as a string in ``Record.labels``; a record without
+            the field is an error naming its file and line.
+        subset_from_file: Label each document by its data file's name (the
+            file name without its extension; the whole name where two files
+            share a stem) under the field ``file``.
 
     Returns:
         Records with ``index`` 0-based over all files.
@@ -106,7 +121,9 @@ def read_records(
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise UsageError("no data file given; pass --data")
-    fields = _Fields(text_field, prompt_field, completion_field, messages_field)
+    subset_fields = check_subset_fields(subset_fields, subset_from_file)
+    fields = _Fields(text_field, prompt_field, completion_field, messages_field, subset_fields)
+    file_labels = _file_labels([str(p) for p in paths]) if subset_from_file else {}
 
     records: list[Record] = []
     for path in paths:
@@ -119,15 +136,66 @@ def read_records(
                     f"{path}: a .txt file holds plain text only; --prompt-field/--completion-field "
                     "need .jsonl, .json, .parquet or .csv"
                 )
+            if fields.subsets:
+                raise DataError(
+                    f"{path}: a .txt file has no fields for --subset-field {fields.subsets[0]}; "
+                    "use .jsonl, .json, .parquet or .csv, or label documents by file with --subset-from-file"
+                )
             for source, text in _read_txt(path, split_on):
                 records.append(Record(index=len(records), source=source, text=text))
         else:
             reader = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet, ".csv": _read_csv}
             for source, row, keys in reader[suffix](path, fields):
-                records.append(_make_record(len(records), source, row, keys, fields))
+                rec = _make_record(len(records), source, row, keys, fields)
+                rec.labels = {name: _label(row, name, source, keys) for name in fields.subsets}
+                records.append(rec)
         if len(records) == n_before:
             raise DataError(f"data file is empty: {path}")
+        for rec in records[n_before:] if subset_from_file else ():
+            rec.labels[FILE_LABEL] = file_labels[path]
     return records
+
+
+def check_subset_fields(names: Sequence[str], from_file: bool = False) -> tuple[str, ...]:
+    """The subset fields, checked: distinct, non-empty, none named like a stored per-document column.
+
+    Raises:
+        UsageError: naming the option and the field.
+    """
+    names = tuple(names or ())
+    for name in names:
+        if not name or not name.strip():
+            raise UsageError("--subset-field needs a field name, got an empty one")
+        if name in RESERVED_LABELS or (from_file and name == FILE_LABEL):
+            taken = "--subset-from-file's" if name == FILE_LABEL else "a per-document column's"
+            raise UsageError(f"--subset-field {name}: '{name}' is {taken} name; rename the field in the data")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--subset-field given twice: {', '.join(names)}")
+    return names
+
+
+def _file_labels(paths: list[str]) -> dict[str, str]:
+    """Each data file's label: its stem, or its whole name where two files share a stem."""
+    stems = [Path(p).stem for p in paths]
+    return {p: (s if stems.count(s) == 1 else Path(p).name) for p, s in zip(paths, stems)}
+
+
+def _label(row: dict, name: str, source: str, keys: list[str] | None) -> str:
+    """A subset label: a scalar field's value as a string (JSON's spelling for booleans)."""
+    if name not in row:
+        raise DataError(f"{source}: no field '{name}' for --subset-field (found: {_names(list(row) if keys is None else keys)})")
+    value = row[name]
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        value = None
+    if value is None or isinstance(value, (list, tuple, dict, np.ndarray)):
+        raise DataError(f"{source}: field '{name}' is {_kind(value)}, expected a scalar subset label (a string, number or boolean)")
+    if not str(value).strip():
+        raise DataError(f"{source}: field '{name}' is empty, expected a subset label")
+    return str(value)
 
 
 def _check_file(path: str) -> str:
@@ -228,7 +296,7 @@ def _read_parquet(path: str, fields: _Fields) -> Iterator[tuple[str, Any, list[s
     try:
         pf = pq.ParquetFile(path)
         names = list(pf.schema_arrow.names)
-        wanted = [fields.text, fields.prompt, fields.completion, fields.messages]
+        wanted = [fields.text, fields.prompt, fields.completion, fields.messages, *fields.subsets]
         columns = [name for name in dict.fromkeys(wanted) if name in names]
         n = 0
         for batch in pf.iter_batches(columns=columns or names[:1]):

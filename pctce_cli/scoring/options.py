@@ -116,6 +116,11 @@ class ScoreOptions(ReadOptions):
     force: bool = False
     task_accuracy: bool = False
     accuracy_margin: int = DEFAULT_ACCURACY_MARGIN
+    # Subset labels (SPEC §7) describe the data, not the scores: they are not
+    # reading settings, not part of a partition's identity, and adding one to a
+    # scored store writes labels without re-scoring.
+    subset_fields: tuple[str, ...] = ()
+    subset_from_file: bool = False
 
     @property
     def read(self) -> ReadOptions:
@@ -143,6 +148,8 @@ SCORE_OPTIONS = {
     "shard_targets": "--shard-targets",
     "task_accuracy": "--task-accuracy",
     "accuracy_margin": "--accuracy-margin",
+    "subset_fields": "--subset-field",
+    "subset_from_file": "--subset-from-file",
 }
 
 
@@ -184,6 +191,10 @@ def validate_options(options: ScoreOptions) -> None:
         raise UsageError(
             "task_accuracy needs prompt/completion data: give prompt_field and completion_field",
             param=("task_accuracy", "prompt_field", "completion_field"),
+        )
+    if o.subset_from_file and len(o.data) < 2:
+        raise UsageError(
+            "subset_from_file labels documents by their data file: give two or more data files", param="subset_from_file"
         )
     if o.accuracy_margin < 0:
         raise UsageError(f"accuracy_margin must be >= 0, got {o.accuracy_margin}", param="accuracy_margin")

@@ -173,3 +173,14 @@ __all__ = [
     "open_partition",
     "versions",
 ]
+
+
+def add_labels(out, checkpoint_id: str, records) -> str:
+    """Write the records' subset labels into a complete partition (no re-scoring); a note for the result's message."""
+    fields = list(records[0].labels) if records else []
+    if not fields:
+        return ""
+    from pctce_cli.store import write_labels
+
+    changed = write_labels(out, checkpoint_id, {f: [r.labels[f] for r in records] for f in fields}, [r.index for r in records])
+    return f"; subset labels {', '.join(fields)} added" if changed else ""

@@ -36,7 +36,7 @@ from pctce_cli.scoring.options import (
     resolve_batch_tokens,
     validate_cli_options,
 )
-from pctce_cli.scoring.partition import CLI_REMEDY, build_manifest, conflict_message, engine_info, open_partition
+from pctce_cli.scoring.partition import CLI_REMEDY, add_labels, build_manifest, conflict_message, engine_info, open_partition
 from pctce_cli.scoring.partition import versions as _versions
 from pctce_cli.store import StoreLock, finish_partition, partition_dir, write_shard
 
@@ -216,7 +216,9 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
     from pctce_cli.scoring import hf
 
     specs = discover(paths, base_model=options.base_model)
-    records = read_records(options.data, **options.read.record_kwargs())
+    records = read_records(
+        options.data, **options.read.record_kwargs(), subset_fields=options.subset_fields, subset_from_file=options.subset_from_file
+    )
     data_fp = data_fingerprint(options.data)
     device = hf.resolve_device(options.device)
     if device.type == "cuda" and group.world > 1:
@@ -302,6 +304,8 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
     if decision.kind == "done":
         result.status, result.manifest = "skipped", decision.manifest
         result.message = "already scored with identical fingerprints and settings (--force to redo)"
+        if group.rank == 0:
+            result.message += add_labels(options.out, spec.id, records)
         _fill_numbers(result, options.out, spec.id)
         return result
 
@@ -366,6 +370,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         )
         try:
             manifest = finish_partition(partition_dir(options.out, spec.id), manifest, len(shards))
+            add_labels(options.out, spec.id, records)
         except PctceError as e:
             finish_error = str(e)
     finish_error = group.broadcast(finish_error)

@@ -8,6 +8,7 @@ Layout of a score directory ``DIR``::
     DIR/checkpoint=<id>/_shards/00000.json  completion record of a shard (checksums)
     DIR/checkpoint=<id>/_run.json           identity of the run in progress (for resume)
     DIR/checkpoint=<id>/_manifest.json      written last: the partition is complete
+    DIR/checkpoint=<id>/_labels-<hash>.parquet  subset labels of the documents (optional, SPEC §7)
 
 Names starting with ``_`` or ``.`` are skipped by pyarrow, DuckDB globs such as
 ``DIR/*/*.parquet`` and Spark, so readers of the dataset see only token rows.
@@ -29,6 +30,7 @@ from pctce_cli.store.layout import (
     partition_dir,
     read_manifest,
 )
+from pctce_cli.store.labels import label_fields, write_labels
 from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
@@ -53,6 +55,7 @@ __all__ = [
     "completed_shards",
     "finish_partition",
     "identity_difference",
+    "label_fields",
     "list_checkpoints",
     "iter_token_batches",
     "load_docs",
@@ -64,5 +67,6 @@ __all__ = [
     "verify_partition",
     "verify_store",
     "write_json_atomic",
+    "write_labels",
     "write_shard",
 ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pctce_cli.store.layout import (
+    LABELS_FILE,
     MANIFEST,
     RUN_STATE,
     check_manifest,
@@ -182,9 +185,46 @@ def _docs_table(root, part: Path, manifest: dict):
 
     tables = [read_shard(part / rec["docs_file"], rec["docs_sha256"], rec["documents"], root) for rec in manifest["shards"]]
     try:
-        return pa.concat_tables(tables, promote_options="default").to_pandas() if tables else None
+        docs = pa.concat_tables(tables, promote_options="default").to_pandas() if tables else None
     except pa.ArrowException as e:
         raise damaged(root, f"{part / '_docs'}: the document tables do not fit together ({str(e)[:120]})") from None
+    labels = read_labels(root, manifest, part)
+    if labels is not None and docs is not None:
+        # subset labels are columns of the per-document table (SPEC §7), kept in their own file
+        docs = docs.merge(labels, on="doc", how="left", validate="one_to_one")
+    return docs
+
+
+def check_labels_record(rec, path: Path, root) -> None:
+    """Check the manifest's ``labels`` entry (file name, checksum, fields); raise a damaged-store error naming it."""
+    if not isinstance(rec, Mapping):
+        raise damaged(root, f"{path}: 'labels' should be an object")
+    if not isinstance(rec.get("file"), str) or not LABELS_FILE.match(rec["file"]):
+        raise damaged(root, f"{path}: labels.file should name a _labels-<hash>.parquet file, found {rec.get('file')!r}")
+    if not isinstance(rec.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", rec["sha256"]):
+        raise damaged(root, f"{path}: labels.sha256 should be a SHA-256 hex digest")
+    fields = rec.get("fields")
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise damaged(root, f"{path}: labels.fields should be a list of field names")
+    if not isinstance(rec.get("documents"), int) or rec["documents"] < 0:
+        raise damaged(root, f"{path}: labels.documents should be a count")
+
+
+def read_labels(root: str | Path, manifest: Mapping, part: Path):
+    """The labels file of a partition as a DataFrame (``doc`` + one column per field), verified; None without labels.
+
+    Raises:
+        StoreError: the file is missing or does not match its checksum.
+    """
+    rec = manifest.get("labels")
+    if rec is None:
+        return None
+    check_labels_record(rec, part / MANIFEST, root)
+    table = read_shard(part / rec["file"], rec["sha256"], rec["documents"], root)
+    missing = [f for f in ["doc", *rec["fields"]] if f not in table.column_names]
+    if missing:
+        raise damaged(root, f"{part / rec['file']}: no column '{missing[0]}' (the manifest lists it)")
+    return table.to_pandas()
 
 
 def load_docs(root: str | Path, checkpoint_id: str):
