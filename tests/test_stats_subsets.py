@@ -62,3 +62,32 @@ def test_missing_labels_and_documents_are_clear_errors():
         subset_index([0, 1], [0, 1], ["a", None])
     with pytest.raises(UsageError, match="document 5 has targets but no row in the per-document table"):
         subset_index([0, 5], [0, 1], ["a", "b"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.lists(st.sampled_from([0.0, 1.0, 2.0, float("nan")]), min_size=4, max_size=4), min_size=1, max_size=4))
+def test_opposed_pairs_against_a_brute_force_loop(values):
+    from pctce_cli.stats.subsets import opposed_pairs
+
+    cks, subs = ["a", "b", "c", "d"], [f"s{k}" for k in range(len(values))]
+    want = []
+    for i in range(4):
+        for j in range(i + 1, 4):
+            lo_a = [subs[k] for k, row in enumerate(values) if row[i] < row[j]]
+            lo_b = [subs[k] for k, row in enumerate(values) if row[i] > row[j]]
+            if lo_a and lo_b:
+                want.append((cks[i], cks[j], lo_a, lo_b))
+    assert opposed_pairs(values, cks, subs) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(doc=st.lists(st.integers(0, 5), max_size=40), labels=st.lists(st.sampled_from("xyz"), min_size=6, max_size=6))
+def test_subset_runs_cover_every_row_once_in_any_order(doc, labels):
+    from pctce_cli.stats.subsets import subset_runs, take
+
+    runs = subset_runs(doc, range(6), labels)
+    rows = np.arange(len(doc))
+    got = np.sort(np.concatenate([take(rows, r) for r in runs.values()] or [rows[:0]]))
+    assert got.tolist() == rows.tolist()
+    for label, r in runs.items():
+        assert all(labels[doc[i]] == label for i in take(rows, r))

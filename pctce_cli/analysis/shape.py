@@ -7,8 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
+from pctce_cli.analysis.summary import merge_notes
 from pctce_cli.catalog import Checkpoint
 from pctce_cli.store import load_scores
+
 
 def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profiles: Sequence[np.ndarray], edges: Sequence[float]) -> Report:
     """The shape tables from each checkpoint's band masses and standardized profile (already computed)."""
@@ -34,27 +37,56 @@ def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profile
     return report
 
 
-def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool = False, ecdf_points: int = 200) -> Report:
-    """`pctce shape`: mass in CE bands, standardized profiles, profile distances, ECDF points."""
+def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool = False, ecdf_points: int = 200, subsets: Subsets = NO_SUBSETS) -> Report:
+    """`pctce shape`: mass in CE bands, standardized profiles, profile distances, ECDF points.
+
+    With ``subsets.split`` (``--by``) the bands, profiles and ECDF points are
+    per checkpoint and subset (a ``subset`` column); with ``--subset`` they are
+    over the kept documents.
+    """
     import pandas as pd
 
     from pctce_cli.stats import shape
 
-    bands, profiles, ecdfs = [], [], []
+    bands, profiles, ecdfs, rows, notes = [], [], [], [], []
     for c in cks:
-        ce = load_scores(c.root, c.partition, columns=("ce",)).ce
-        if ecdf:
-            pts = shape.ecdf_points(ce, ecdf_points)
-            pts.insert(0, "checkpoint", c.id)
-            ecdfs.append(pts)
-        else:
-            bands.append(shape.band_mass(ce, edges))
-            profiles.append(shape.profile(ce))
+        s = load_scores(c.root, c.partition, columns=("doc", "ce") if subsets.active else ("ce",))
+        parts, part_notes = split_scores(c.id, s.doc, s.docs, subsets, stored_values(c, subsets.field) if subsets.active else ())
+        notes += [f"{c.id}: {n}" for n in part_notes]
+        for part in parts:
+            ce = part.take(s.ce)
+            rows.append((c, part.label))
+            if ecdf:
+                pts = shape.ecdf_points(ce, ecdf_points)
+                if subsets.split:
+                    pts.insert(0, "subset", part.label)
+                pts.insert(0, "checkpoint", c.id)
+                ecdfs.append(pts)
+            else:
+                bands.append(shape.band_mass(ce, edges))
+                profiles.append(shape.profile(ce))
+    notes = merge_notes(notes, len(cks))
+    if subsets.active and not subsets.split:
+        notes.append(f"Only documents of subset {subsets.describe()}.")
     if ecdf:
-        report = Report()
+        report = Report(notes=notes)
         report.add("ECDF points", pd.concat(ecdfs, ignore_index=True))
         return report
-    return shape_tables(cks, bands, profiles, edges)
+    if not subsets.split:
+        report = shape_tables(cks, bands, profiles, edges)
+        report.notes[:0] = notes
+        return report
+    labels = shape.band_labels(edges)
+    report = Report(notes=notes)
+    report.add(
+        f"Mass in CE bands by {subsets.field} (fraction of targets)",
+        [{"checkpoint": c.id, "group": c.group, "subset": lab, **dict(zip(labels, m.tolist()))} for (c, lab), m in zip(rows, bands)],
+    )
+    report.add(
+        f"Standardized percentile profile z_q = (p_q − p50) / iqr, by {subsets.field}",
+        [{"checkpoint": c.id, "subset": lab, **{f"z{q}": float(v) for q, v in zip(shape.PROFILE_LEVELS, p)}} for (c, lab), p in zip(rows, profiles)],
+    )
+    return report
 
 
 def decompose_report(cks: Sequence[Checkpoint]) -> Report:

@@ -97,8 +97,12 @@ def resolve_subsets(cks: Sequence, by: str | None = None, keep: Sequence[str] = 
             if field == CORRECT
             else f"add it with 'pctce score … --subset-field {field}' (the scores are re-used, nothing is re-scored)"
         )
-        where = "no checkpoint has" if len(lacking) == len(cks) else f"{', '.join(lacking[:5])} {'has' if len(lacking) == 1 else 'have'}"
-        raise UsageError(f"{option} {field}: {where} no subset '{field}' (subsets: {', '.join(known) or 'none'}); {add}")
+        where = (
+            f"no checkpoint has a subset '{field}'"
+            if len(lacking) == len(cks)
+            else f"{', '.join(lacking[:5])} {'has' if len(lacking) == 1 else 'have'} no subset '{field}'"
+        )
+        raise UsageError(f"{option} {field}: {where} (subsets: {', '.join(known) or 'none'}); {add}")
     return Subsets(field=field, split=by is not None, keep=values)
 
 
@@ -127,8 +131,23 @@ def doc_labels(docs, field: str) -> np.ndarray:
     return np.asarray(docs[field], dtype=object)
 
 
-def split_scores(ck_id: str, doc: np.ndarray, docs, subsets: Subsets) -> tuple[list[Part], list[str]]:
+def stored_values(ck, field: str) -> list[str]:
+    """Every value of a stored subset field, documents without targets included (they have no per-document row)."""
+    from pctce_cli.store import partition_dir, read_labels
+
+    if field == CORRECT:
+        return []
+    labels = read_labels(ck.root, ck.manifest, partition_dir(ck.root, ck.partition))
+    return sorted(set(labels[field].astype(str))) if labels is not None and field in labels else []
+
+
+def split_scores(ck_id: str, doc: np.ndarray, docs, subsets: Subsets, known: Sequence[str] = ()) -> tuple[list[Part], list[str]]:
     """Split one checkpoint's targets (by their document ids ``doc``) as ``subsets`` asks.
+
+    Args:
+        known: Values of the field that documents without targets have
+            (:func:`stored_values`), so that a subset left with no targets
+            is reported rather than silently absent.
 
     Returns:
         ``(parts, notes)``: one :class:`Part` per subset (``--by``; at most
@@ -142,12 +161,14 @@ def split_scores(ck_id: str, doc: np.ndarray, docs, subsets: Subsets) -> tuple[l
         return [Part(None, None, docs)], []
     labels = doc_labels(docs, subsets.field)
     names, counts = np.unique(labels.astype(str), return_counts=True)
+    extra = sorted(set(known) - set(names.tolist()))
+    names, counts = np.r_[names, np.array(extra, dtype=names.dtype if names.size else object)].astype(str), np.r_[counts, np.zeros(len(extra), int)]
     notes: list[str] = []
     for v in subsets.keep:
         if v not in set(names.tolist()):
             shown = ", ".join(names[:12].tolist()) + (" …" if names.size > 12 else "")
             raise UsageError(f"--subset {v}: no document of {ck_id} has {subsets.field} = {v} (values: {shown})")
-    wanted = list(subsets.keep) if subsets.keep else names.tolist()
+    wanted = list(subsets.keep) if subsets.keep else sorted(names.tolist())
     if subsets.split and len(wanted) > MAX_SUBSETS:
         order = sorted(range(names.size), key=lambda k: (-counts[k], names[k]))
         keep_names = {names[k] for k in order[:MAX_SUBSETS]}
@@ -161,6 +182,8 @@ def split_scores(ck_id: str, doc: np.ndarray, docs, subsets: Subsets) -> tuple[l
     if empty:
         notes.append(f"subset{'s' if len(empty) > 1 else ''} {', '.join(empty[:8])} of '{subsets.field}' {'have' if len(empty) > 1 else 'has'} no scored targets: left out")
     wanted = [w for w in wanted if w in runs]
+    if not subsets.split and not wanted:
+        raise UsageError(f"--subset {', '.join(subsets.keep)}: no scored targets in {ck_id} (its documents have none left after masking)")
     mask_of = {w: labels.astype(str) == w for w in wanted}
     if subsets.split:
         parts = [Part(w, runs[w], docs[mask_of[w]].reset_index(drop=True)) for w in wanted]

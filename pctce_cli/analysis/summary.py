@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.analysis.report import Report
-from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores
+from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, summary_row
@@ -116,7 +116,7 @@ def checkpoint_rows(
     s = load_scores(ck.root, ck.partition, columns=cols)
     if not subsets.active:
         return [checkpoint_row(ck, s, percentiles, ci=ci, only=only, **kw)], []
-    parts, notes = split_scores(ck.id, s.doc, s.docs, subsets)
+    parts, notes = split_scores(ck.id, s.doc, s.docs, subsets, stored_values(ck, subsets.field))
     rows = []
     for part in parts:
         view = Scores(ck.id, part.take(s.doc), s.pos[:0], s.token[:0], part.take(s.ce), part.take(s.rank) if s.rank.size else s.rank, part.docs, s.manifest)

@@ -134,6 +134,8 @@ def shape(
     meta: MetaOpt = None,
     edges: Annotated[str | None, typer.Option(help="CE band edges, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)] = None,
     ecdf: Annotated[bool, typer.Option("--ecdf", help="Output ECDF points (checkpoint, ce, cdf) for plotting instead.")] = False,
+    by: ByOpt = None,
+    subset: SubsetOpt = None,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -142,7 +144,7 @@ def shape(
     from pctce_cli.analysis.shape import shape_report
 
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
-    emit_report(shape_report(cks, parse_edges(edges), ecdf=ecdf), fmt, output)
+    emit_report(shape_report(cks, parse_edges(edges), ecdf=ecdf, subsets=subsets_of(cks, by, subset)), fmt, output)
 
 
 def decompose(

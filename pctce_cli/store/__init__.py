@@ -31,7 +31,7 @@ from pctce_cli.store.layout import (
     read_manifest,
 )
 from pctce_cli.store.labels import label_fields, write_labels
-from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores
+from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores, read_labels
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
     completed_shards,
@@ -62,6 +62,7 @@ __all__ = [
     "load_scores",
     "partition_dir",
     "partition_state",
+    "read_labels",
     "read_manifest",
     "start_partition",
     "verify_partition",
