@@ -31,6 +31,7 @@ CONCORDANCE_SET = ["mean", "p50", "p95"]
 # what the demo needs from a sample-data directory (written by scripts/make_sample_data.py)
 REQUIRED = ("meta.csv", "distill/val.jsonl", "finetune/test.jsonl", "finetune/facts")
 TASK = "acc_substring_match"  # the build script's accuracy: the answer occurs in the greedy output
+SUBSET = "genre"  # the distillation validation set's subset field: comedy, history, tragedy, poem
 
 
 @dataclass
@@ -110,7 +111,7 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     result = DemoResult(out=out, sample_data=sample)
     distill_runs = sorted(p for p in (sample / "distill").iterdir() if p.is_dir())
     jobs = [
-        (distill_runs, ScoreOptions(data=[str(sample / "distill" / "val.jsonl")], out=out / "distill", force=force)),
+        (distill_runs, ScoreOptions(data=[str(sample / "distill" / "val.jsonl")], out=out / "distill", force=force, subset_fields=(SUBSET,))),
         (
             [sample / "finetune" / "facts"],
             ScoreOptions(
@@ -210,8 +211,54 @@ def concordance_rows(groups: list[tuple[str, object]]) -> list[dict]:
 
 
 def distillation_parts(store: Path, meta: Path) -> list[DemoPart]:
-    """Summary, concordance and selection of the distillation miniature, with readings."""
-    return distillation_parts_from_table(_table(store, meta))
+    """Summary, concordance and selection of the distillation miniature, and its genres, with readings."""
+    from pctce_cli.analysis.subsets import Subsets
+
+    t = _table(store, meta)
+    cks = resolve_checkpoints([store], meta=meta)
+    by = summaries_table(cks, None, SUMMARIES, subsets=Subsets(SUBSET, split=True))
+    by["run"] = by["checkpoint"].map(dict(zip(t["checkpoint"], t["run"])))
+    return distillation_parts_from_table(t) + [subset_part_from_table(t, by)]
+
+
+def subset_part_from_table(t, by) -> DemoPart:
+    """The distillation study by genre: do the mean/median split and the concordance hold in every genre?
+
+    Args:
+        t: The pooled table (one row per checkpoint: ``checkpoint, run, group, step`` + SUMMARIES).
+        by: The same per genre (a ``subset`` column).
+    """
+    family_ids = set(t.loc[(t["group"] == "distilled") | (t["run"] == "teacher"), "checkpoint"])
+    control_ids = set(t.loc[t["group"] == "controls", "checkpoint"])
+    last = t["step"] == t.groupby("run")["step"].transform("max")
+    fam_final = t[last & t["checkpoint"].isin(family_ids)]
+    a = fam_final.loc[fam_final["mean"].idxmin(), "checkpoint"]  # the mean's pick (pooled)
+    b = fam_final.loc[fam_final["p50"].idxmin(), "checkpoint"]  # the median's pick (pooled)
+    picks, rows, split, not_split = [], [], [], []
+    for genre, sub in by.groupby("subset", sort=True):
+        ra, rb = sub[sub["checkpoint"] == a].iloc[0], sub[sub["checkpoint"] == b].iloc[0]
+        fam, ctl = sub[sub["checkpoint"].isin(family_ids)], sub[sub["checkpoint"].isin(control_ids)]
+        picks += [{SUBSET: genre, "documents": int(r["documents"]), "checkpoint": r["checkpoint"], "mean": r["mean"], "p50": r["p50"]} for r in (ra, rb)]
+        rows.append({SUBSET: genre, "documents": int(ra["documents"]), "family": _pair_concordance(fam, "mean", "p50"), "controls": _pair_concordance(ctl, "mean", "p50")})
+        (split if rb["p50"] < ra["p50"] and rb["mean"] > ra["mean"] else not_split).append(genre)
+    report = Report()
+    report.add(f"The pooled mean's and median's picks, by {SUBSET} (pctce summary --by {SUBSET})", picks)
+    report.add(f"C(mean, p50) within each {SUBSET} (pctce concord --by {SUBSET})", rows)
+    if a == b:
+        report.notes.append(f"Mean and median pick the same checkpoint ({a}), so there is no split to look for by {SUBSET}.")
+    elif not not_split:
+        report.notes.append(f"In every {SUBSET} ({', '.join(split)}) {b} has the lower median and {a} the lower mean: the split is not one {SUBSET}'s doing.")
+    else:
+        report.notes.append(f"{b} has the lower median and {a} the lower mean in {', '.join(split) or 'no ' + SUBSET}, but not in {', '.join(not_split)}.")
+    for col, who in (("controls", "controls"), ("family", "distillation family")):
+        lo, hi = min(rows, key=lambda r: r[col]), max(rows, key=lambda r: r[col])
+        report.notes.append(f"{who}: C(mean, p50) ranges from {short(lo[col])} ({lo[SUBSET]}, {lo['documents']} documents) to {short(hi[col])} ({hi[SUBSET]}).")
+    hardest = by.loc[by.groupby("checkpoint")["mean"].idxmax(), "subset"]
+    common = hardest.mode().iloc[0]
+    share = float((hardest == common).mean())
+    how_many = f"every one of the {hardest.size}" if share == 1 else f"{share:.0%} of the {hardest.size}"
+    report.notes.append(f"{common} is the {SUBSET} with the highest mean CE for {how_many} checkpoints.")
+    return DemoPart(f"Distillation miniature: by {SUBSET}", report)
 
 
 def distillation_parts_from_table(t) -> list[DemoPart]:

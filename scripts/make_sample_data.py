@@ -199,6 +199,27 @@ def chunk(text: str, min_chars: int) -> list[str]:
     return docs
 
 
+# Genre of each text, a subset field of the validation documents (pctce summary --by genre): the
+# First Folio's (1623) three catalogues; Pericles, not in the Folio, with the late romances the
+# Folio lists as comedies; the poems apart.
+GENRES = {
+    "comedy": "alls_well_that_ends_well as_you_like_it comedy_of_errors loves_labours_lost measure_for_measure "
+    "merchant_of_venice merry_wives_of_windsor midsummer_nights_dream much_ado_about_nothing taming_of_the_shrew "
+    "tempest twelfth_night two_gentlemen_of_verona winters_tale pericles",
+    "history": "henry_iv_part_1 henry_iv_part_2 henry_v henry_vi_part_1 henry_vi_part_2 henry_vi_part_3 henry_viii "
+    "john richard_ii richard_iii",
+    "tragedy": "antony_and_cleopatra coriolanus cymbeline hamlet julius_caesar lear macbeth othello romeo_and_juliet "
+    "timon_of_athens tragedy_of_titus_andronicus troilus_and_cressida",
+    "poem": "lovers_complaint rape_of_lucrece sonnets",
+}
+GENRE_OF = {f"{name}_gut": genre for genre, names in GENRES.items() for name in names.split()}
+
+
+def with_genre(doc: dict) -> dict:
+    """A validation document with its text's genre (``other`` for a text not in :data:`GENRES`)."""
+    return {"text": doc["text"], "source": doc["source"], "genre": GENRE_OF.get(doc["source"], "other")}
+
+
 def build_corpus(sdist: Path, cfg: Config, seed: int) -> tuple[list[dict], list[dict], dict]:
     """Documents from every text, split at random (seeded) into train and validation."""
     docs, removed = [], 0
@@ -211,7 +232,7 @@ def build_corpus(sdist: Path, cfg: Config, seed: int) -> tuple[list[dict], list[
     random.Random(seed).shuffle(order)
     val_idx = [i for i in order if len(docs[i]["text"]) <= cfg.max_val_doc_chars][: cfg.n_val_docs]
     chosen = set(val_idx)
-    val = [docs[i] for i in sorted(val_idx)]
+    val = [with_genre(docs[i]) for i in sorted(val_idx)]
     train = [docs[i] for i in order if i not in chosen]
     info = {
         "texts": len(texts),
@@ -250,6 +271,8 @@ def stage_corpus(out: Path, corpus: Path | None, cfg: Config, seed: int) -> dict
     reuse = src_dir is not None and (src_dir / "corpus" / "train.jsonl.gz").is_file() and (src_dir / "distill" / "val.jsonl").is_file()
     if reuse:
         train, val = read_jsonl(src_dir / "corpus" / "train.jsonl.gz"), read_jsonl(src_dir / "distill" / "val.jsonl")
+        genreless = any("genre" not in d for d in val)
+        val = [with_genre(d) for d in val]  # the same documents; builds before the genre field gain it
         log.info("corpus: reusing %s (%d train, %d validation documents)", src_dir, len(train), len(val))
         info = {"reused_from": str(src_dir), "train_documents": len(train), "val_documents": len(val),
                 "train_chars": sum(len(d["text"]) for d in train), "val_chars": sum(len(d["text"]) for d in val)}
@@ -266,6 +289,8 @@ def stage_corpus(out: Path, corpus: Path | None, cfg: Config, seed: int) -> dict
         val = val[: cfg.n_val_docs]
     if not reuse or src_dir.resolve() != out.resolve() or cfg.max_train_docs is not None:
         write_jsonl(train_p, train, compress=True)
+        write_jsonl(val_p, val)
+    elif genreless:
         write_jsonl(val_p, val)
     return info
 
@@ -814,7 +839,7 @@ def write_readme(out: Path, build: dict) -> None:
         "| path | what |",
         "|---|---|",
         "| `corpus/train.jsonl.gz` | training documents (`text`, `source` play) — Shakespeare, public domain, see `LICENSE-corpus.md` |",
-        "| `distill/val.jsonl` | held-out validation documents (`text`, `source`) for the distillation checkpoints |",
+        "| `distill/val.jsonl` | held-out validation documents (`text`, `source` play, `genre`: comedy, history, tragedy or poem) for the distillation checkpoints |",
         "| `distill/<run>/checkpoint-<step>/` | the distillation study: 9 runs x 3 checkpoints (see the table below) |",
         "| `finetune/facts.jsonl` | the fictional facts (`entity`, `relation`, `answer`) |",
         "| `finetune/train.jsonl`, `finetune/test.jsonl` | prompt/completion pairs: train phrasings and held-out phrasings |",

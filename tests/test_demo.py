@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pctce_cli.cli import app
-from pctce_cli.demo import distillation_parts_from_table, finetune_parts_from_table, run_demo
+from pctce_cli.demo import distillation_parts_from_table, finetune_parts_from_table, run_demo, subset_part_from_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -37,6 +37,7 @@ def test_demo_scores_every_shipped_checkpoint(demo):
         "Distillation miniature: summaries",
         "Distillation miniature: concordance",
         "Distillation miniature: selection",
+        "Distillation miniature: by genre",
         "Fine-tuning miniature: summaries and accuracy",
         "Fine-tuning miniature: concordance",
         "Fine-tuning miniature: selection by task accuracy",
@@ -215,6 +216,35 @@ def test_distillation_reading_when_a_run_splits_mean_and_median():
     assert notes[0].endswith("mean and median pick different checkpoints.")
     assert "lowest mean CE is teacher.s2 (3.000), but the lowest median is topk.s2 (p50 2.500 vs 3.000)" in notes[0]
     assert notes[2] == "Training longer makes mean CE worse and median CE better in topk (mean 4.000 → 4.500, p50 3.500 → 2.500)."
+
+
+def _by_genre(values):
+    """A pooled table of teacher/student/control final checkpoints and a per-genre one from (genre, ck, mean, p50) rows."""
+    t = _summaries(
+        [
+            ("teacher.s2", "teacher", "controls", 2, 3.0, 3.0, 5.0, 6.0, 7.0),
+            ("topk.s2", "topk", "distilled", 2, 4.0, 2.5, 9.0, 10.0, 12.0),
+            ("small.s2", "small", "controls", 2, 3.5, 3.4, 5.0, 6.0, 7.0),
+        ]
+    )
+    by = pd.DataFrame(values, columns=["subset", "checkpoint", "mean", "p50"])
+    by["documents"] = 10
+    return t, by
+
+
+def test_genre_reading_follows_the_numbers():
+    rows = [
+        ("comedy", "teacher.s2", 3.0, 3.0), ("comedy", "topk.s2", 4.0, 2.5), ("comedy", "small.s2", 3.5, 3.4),
+        ("poem", "teacher.s2", 4.0, 3.8), ("poem", "topk.s2", 5.0, 3.2), ("poem", "small.s2", 4.5, 4.4),
+    ]  # fmt: skip
+    part = subset_part_from_table(*_by_genre(rows))
+    assert part.report.notes[0] == "In every genre (comedy, poem) topk.s2 has the lower median and teacher.s2 the lower mean: the split is not one genre's doing."
+    assert part.report.notes[-1] == "poem is the genre with the highest mean CE for every one of the 3 checkpoints."
+    rows[4] = ("poem", "topk.s2", 5.0, 3.9)  # on poems the student's median is no longer below the teacher's
+    rows[2] = ("comedy", "small.s2", 3.5, 2.0)  # and in comedy the control's median ranks against its mean
+    part = subset_part_from_table(*_by_genre(rows))
+    assert part.report.notes[0] == "topk.s2 has the lower median and teacher.s2 the lower mean in comedy, but not in poem."
+    assert part.report.notes[1] == "controls: C(mean, p50) ranges from 0.000 (comedy, 10 documents) to 1.000 (poem)."
 
 
 def test_finetune_reading_when_mean_rises_while_accuracy_holds():
