@@ -76,7 +76,9 @@ def test_opposed_pairs_against_a_brute_force_loop(values):
             lo_a = [subs[k] for k, row in enumerate(values) if row[i] < row[j]]
             lo_b = [subs[k] for k, row in enumerate(values) if row[i] > row[j]]
             if lo_a and lo_b:
-                want.append((cks[i], cks[j], lo_a, lo_b))
+                gaps_a = [row[j] - row[i] for row in values if row[i] < row[j]]
+                gaps_b = [row[i] - row[j] for row in values if row[i] > row[j]]
+                want.append((cks[i], cks[j], lo_a, lo_b, min(max(gaps_a), max(gaps_b))))
     assert opposed_pairs(values, cks, subs) == want
 
 

@@ -142,7 +142,7 @@ def test_concord_and_select_by_subset(store):
         sub = table[table["subset"] == r["subset"]]
         assert r["C_S"] == concordance(sub[["mean", "p50", "p95"]], ["mean", "p50", "p95"]).c
         assert r["C(mean, p50)"] == concordance(sub[["mean", "p50"]], ["mean", "p50"]).c
-    flips = got["Checkpoint pairs that one domain ranks one way and another the other way"]
+    flips = got["Checkpoint pairs that one domain ranks one way and another the other way (margin: the smaller of the two largest gaps, nats)"]
     for f in flips:  # each listed pair really is ranked oppositely by the two subsets
         v = table.set_index(["subset", "checkpoint"])[f["summary"]]
         for lower, other in ((f["a lower on"], f["b"]), (f["b lower on"], f["a"])):
@@ -281,7 +281,7 @@ def test_labels_are_verified_like_the_shards(store, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(store["out"], out)
     part = out / "checkpoint=teacher.checkpoint-250"
-    (labels,) = part.glob("_labels-*.parquet")
+    (labels,) = part.glob("_labels/labels-*.parquet")
     labels.write_bytes(labels.read_bytes()[:-8] + b"\0" * 8)
     r = run("summary", out, "--by", "domain")
     assert r.exit_code == 2 and f"{labels} does not match its checksum in the manifest" in r.output
@@ -318,3 +318,23 @@ def test_correct_incorrect_split_against_a_hand_computed_table(tmp_path, tiny_ck
     by = {r["subset"]: r for r in got["Per-token CE summaries by correct (nats)"]}
     assert by["correct"]["acc_substring_match"] == 1.0 and by["incorrect"]["acc_substring_match"] == 0.0
     assert macro_mean([mc, mi]) == pytest.approx(got["Pooled and macro-averaged mean CE over the subsets of correct"][0]["macro_mean"], rel=1e-12)
+
+
+def test_duckdb_gives_the_same_per_subset_p50(store):
+    duckdb = pytest.importorskip("duckdb")
+    root = store["out"]
+    rows = duckdb.sql(
+        f"""SELECT t.checkpoint, l.domain, count(*) AS targets, quantile_cont(t.ce::DOUBLE, 0.5) AS p50
+        FROM read_parquet('{root}/*/*.parquet', hive_partitioning = true) AS t
+        JOIN read_parquet('{root}/*/_labels/*.parquet', hive_partitioning = true) AS l
+          USING (checkpoint, doc)
+        GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    ours = {(r["checkpoint"], r["subset"]): r for r in run_json("summary", root, "--by", "domain")["Per-token CE summaries by domain (nats)"]}
+    assert len(rows) == len(ours) == 6
+    for ck, domain, targets, p50 in rows:
+        assert ours[(ck, domain)]["targets"] == targets
+        assert ours[(ck, domain)]["p50"] == pytest.approx(p50, rel=1e-15)
+    # the token glob still sees token rows only
+    n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/*/*.parquet')").fetchall()[0][0]
+    assert n == sum(r["targets"] for r in ours.values())

@@ -114,16 +114,17 @@ def subset_concord_report(table, set_: Sequence[str], agree: float, disagree: fl
     opposed = []
     for s in set_:
         m = wide[s].reindex(index=labels, columns=cks).to_numpy()
-        for a, b, la, lb in opposed_pairs(m, cks, labels):
-            opposed.append({"summary": s, "a": a, "b": b, "a lower on": ", ".join(la), "b lower on": ", ".join(lb)})
-    report.add(f"Checkpoint pairs that one {field} ranks one way and another the other way", opposed[:OPPOSED_SHOWN])
+        for a, b, la, lb, margin in opposed_pairs(m, cks, labels):
+            opposed.append({"summary": s, "a": a, "b": b, "a lower on": ", ".join(la), "b lower on": ", ".join(lb), "margin": margin})
+    opposed.sort(key=lambda r: -r["margin"])  # the sharpest flips first
+    report.add(f"Checkpoint pairs that one {field} ranks one way and another the other way (margin: the smaller of the two largest gaps, nats)", opposed[:OPPOSED_SHOWN])
     if opposed:
         first = opposed[0]
         more = f" (the table shows the first {OPPOSED_SHOWN})" if len(opposed) > OPPOSED_SHOWN else ""
         report.notes.append(
-            f"{len(opposed)} (summary, pair) rankings flip between subsets{more}: e.g. by {first['summary']}, "
-            f"{first['a']} is lower on {first['a lower on']} but {first['b']} is lower on {first['b lower on']}; "
-            "a pooled number hides this."
+            f"{len(opposed)} (summary, pair) rankings flip between subsets{more}; the sharpest: by {first['summary']}, "
+            f"{first['a']} is lower on {first['a lower on']} but {first['b']} is lower on {first['b lower on']} "
+            f"(by at least {fmt.short(first['margin'])} nats each way). A pooled number hides this."
         )
     else:
         report.notes.append(f"Every subset of {field} ranks every checkpoint pair the same way on {', '.join(set_)}.")

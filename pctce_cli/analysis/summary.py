@@ -18,8 +18,8 @@ from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.row import DOC_SUMMARIES, summary_row
-from pctce_cli.stats.summaries import percentile_name
+from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
+from pctce_cli.stats.summaries import doc_sums, percentile_name, summarize
 from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
 
 
@@ -117,10 +117,22 @@ def checkpoint_rows(
     if not subsets.active:
         return [checkpoint_row(ck, s, percentiles, ci=ci, only=only, **kw)], []
     parts, notes = split_scores(ck.id, s.doc, s.docs, subsets, stored_values(ck, subsets.field))
+    # Without intervals a subset's row needs only its CE and ranks: the per-document sums
+    # (for bpb and word_ppl) are summed once over all targets and looked up per subset,
+    # instead of gathering every subset's document ids (the widest column).
+    pooled_sums = doc_sums(s.ce, s.doc)[:2] if ci is None and "doc" in columns_for(only) and s.docs is not None else None
     rows = []
     for part in parts:
-        view = Scores(ck.id, part.take(s.doc), s.pos[:0], s.token[:0], part.take(s.ce), part.take(s.rank) if s.rank.size else s.rank, part.docs, s.manifest)
-        row = checkpoint_row(ck, view, percentiles, ci=ci, only=only, **kw)
+        if ci is None:
+            summ = summarize(part.take(s.ce), part.take(s.rank) if "rank" in cols else None, percentiles=percentiles)
+            sums = None
+            if pooled_sums is not None:
+                keep = np.isin(pooled_sums[0], np.asarray(part.docs["doc"]))
+                sums = (pooled_sums[0][keep], pooled_sums[1][keep])
+            row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group, **assemble_row(summ, part.docs, sums)}
+        else:
+            view = Scores(ck.id, part.take(s.doc), s.pos[:0], s.token[:0], part.take(s.ce), part.take(s.rank) if s.rank.size else s.rank, part.docs, s.manifest)
+            row = checkpoint_row(ck, view, percentiles, ci=ci, only=only, **kw)
         if subsets.split:
             row = {"checkpoint": row.pop("checkpoint"), "step": row.pop("step"), "group": row.pop("group"), "subset": part.label, **row}
         rows.append(row)

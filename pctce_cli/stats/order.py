@@ -169,12 +169,14 @@ def order_statistics(arr: np.ndarray, kth: np.ndarray) -> np.ndarray:
     if n < RADIX_MIN or arr.dtype != np.float32:  # (for float64 it measured no faster)
         return np.partition(arr, kth)[kth]
     bits, utype = 32, np.uint32
+    # about 4 values a bucket at most: a histogram far larger than the data costs more than it saves
+    radix = min(RADIX_BITS, max(12, int(n).bit_length() - 2))
     key, _ = float32_order_key(arr)
-    bucket = (key >> utype(bits - RADIX_BITS)).astype(np.intp)  # (n,) in [0, 2**RADIX_BITS)
-    counts = np.bincount(bucket, minlength=1 << RADIX_BITS)
+    bucket = (key >> utype(bits - radix)).astype(np.intp)  # (n,) in [0, 2**radix)
+    counts = np.bincount(bucket, minlength=1 << radix)
     ends = np.cumsum(counts)  # ends[b] = values in buckets <= b
     which = np.searchsorted(ends, kth, side="right")  # bucket of each wanted rank
-    wanted = np.zeros(1 << RADIX_BITS, dtype=bool)
+    wanted = np.zeros(1 << radix, dtype=bool)
     wanted[which] = True
     picked = arr[wanted[bucket]]  # every value of the wanted buckets (few)
     nb = np.flatnonzero(wanted)

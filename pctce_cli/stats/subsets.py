@@ -158,7 +158,7 @@ def labels_of(docs: Mapping, field: str) -> np.ndarray:
     return np.asarray(docs[field], dtype=object)
 
 
-def opposed_pairs(values, checkpoints: Sequence[str], subsets: Sequence[str]) -> list[tuple[str, str, list[str], list[str]]]:
+def opposed_pairs(values, checkpoints: Sequence[str], subsets: Sequence[str]) -> list[tuple[str, str, list[str], list[str], float]]:
     """Checkpoint pairs that one subset ranks one way and another subset the other way, by one summary.
 
     Args:
@@ -167,20 +167,23 @@ def opposed_pairs(values, checkpoints: Sequence[str], subsets: Sequence[str]) ->
         subsets: Row names.
 
     Returns:
-        ``(a, b, subsets where a is lower, subsets where b is lower)`` for each
-        pair ``a`` before ``b`` in ``checkpoints`` order with both lists non-empty.
+        ``(a, b, subsets where a is lower, subsets where b is lower, margin)``
+        for each pair ``a`` before ``b`` in ``checkpoints`` order with both
+        lists non-empty; ``margin`` is the smaller of the two largest gaps (how
+        clearly each side wins somewhere), so sorting by it puts the sharpest
+        flips first.
 
     Example:
-        >>> opposed_pairs([[1.0, 2.0, 3.0], [2.0, 1.0, 4.0]], ["a", "b", "c"], ["prose", "code"])
-        [('a', 'b', ['prose'], ['code'])]
+        >>> opposed_pairs([[1.0, 2.0, 3.0], [2.0, 1.5, 4.0]], ["a", "b", "c"], ["prose", "code"])
+        [('a', 'b', ['prose'], ['code'], 0.5)]
     """
     v = np.asarray(values, dtype=np.float64)
     out = []
     for i in range(v.shape[1]):
         for j in range(i + 1, v.shape[1]):
             d = v[:, i] - v[:, j]
-            lower_a = [subsets[k] for k in np.flatnonzero(d < 0)]
-            lower_b = [subsets[k] for k in np.flatnonzero(d > 0)]
-            if lower_a and lower_b:
-                out.append((checkpoints[i], checkpoints[j], lower_a, lower_b))
+            lower_a, lower_b = np.flatnonzero(d < 0), np.flatnonzero(d > 0)
+            if lower_a.size and lower_b.size:
+                margin = float(min(-d[lower_a].min(), d[lower_b].max()))
+                out.append((checkpoints[i], checkpoints[j], [subsets[k] for k in lower_a], [subsets[k] for k in lower_b], margin))
     return out

@@ -8,7 +8,7 @@ Layout of a score directory ``DIR``::
     DIR/checkpoint=<id>/_shards/00000.json  completion record of a shard (checksums)
     DIR/checkpoint=<id>/_run.json           identity of the run in progress (for resume)
     DIR/checkpoint=<id>/_manifest.json      written last: the partition is complete
-    DIR/checkpoint=<id>/_labels-<hash>.parquet  subset labels of the documents (optional, SPEC §7)
+    DIR/checkpoint=<id>/_labels/labels-<hash>.parquet  subset labels of the documents (optional, SPEC §7)
 
 Names starting with ``_`` or ``.`` are skipped by pyarrow, DuckDB globs such as
 ``DIR/*/*.parquet`` and Spark, so readers of the dataset see only token rows.

@@ -2,7 +2,7 @@
 
 Labels describe the data, not the model: they never change a CE, so adding a
 subset field to a scored partition must not re-score it. They live in their
-own file, ``_labels-<hash>.parquet`` (``doc`` plus one string column per subset
+own file, ``_labels/labels-<hash>.parquet`` (``doc`` plus one string column per subset
 field), named in the manifest with its SHA-256; the token and document shards
 are never rewritten. Adding fields writes a new labels file under its own
 name, then the manifest (the one atomic commit point), then removes the old
@@ -59,7 +59,8 @@ def write_labels(root: str | Path, checkpoint_id: str, labels: Mapping[str, Sequ
         return False
     data = _parquet_bytes(new)
     sha = hashlib.sha256(data).hexdigest()
-    name = f"_labels-{sha[:16]}.parquet"
+    name = f"_labels/labels-{sha[:16]}.parquet"
+    (part / "_labels").mkdir(exist_ok=True)
     atomic.write_bytes(part / name, data)
     previous = (manifest.get("labels") or {}).get("file")
     manifest = dict(manifest)

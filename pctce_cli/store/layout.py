@@ -20,7 +20,9 @@ TOKEN_COLUMNS = {"doc": "int64", "pos": "int32", "token": "int32", "ce": "float3
 
 # shard files named by a manifest: only these, so a damaged or hostile manifest cannot point outside its partition
 _SHARD_FILE = re.compile(r"^(?:_docs/)?part-\d{5,}\.parquet$")
-LABELS_FILE = re.compile(r"^_labels-[0-9a-f]{16}\.parquet$")  # a partition's subset labels (store.labels)
+# a partition's subset labels (store.labels): in a subdirectory, as _docs/, because DuckDB's
+# OUT/*/*.parquet glob does not skip _-prefixed files and would mix them with token rows
+LABELS_FILE = re.compile(r"^_labels/labels-[0-9a-f]{16}\.parquet$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -200,7 +200,7 @@ def check_labels_record(rec, path: Path, root) -> None:
     if not isinstance(rec, Mapping):
         raise damaged(root, f"{path}: 'labels' should be an object")
     if not isinstance(rec.get("file"), str) or not LABELS_FILE.match(rec["file"]):
-        raise damaged(root, f"{path}: labels.file should name a _labels-<hash>.parquet file, found {rec.get('file')!r}")
+        raise damaged(root, f"{path}: labels.file should name a _labels/labels-<hash>.parquet file, found {rec.get('file')!r}")
     if not isinstance(rec.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", rec["sha256"]):
         raise damaged(root, f"{path}: labels.sha256 should be a SHA-256 hex digest")
     fields = rec.get("fields")
