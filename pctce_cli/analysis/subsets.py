@@ -97,8 +97,8 @@ def resolve_subsets(cks: Sequence, by: str | None = None, keep: Sequence[str] = 
             if field == CORRECT
             else f"add it with 'pctce score … --subset-field {field}' (the scores are re-used, nothing is re-scored)"
         )
-        where = "no checkpoint has" if len(lacking) == len(cks) else f"{', '.join(lacking[:5])} {'has' if len(lacking) == 1 else 'have'}"
-        raise UsageError(f"{option} {field}: {where} no subset '{field}' (subsets: {', '.join(known) or 'none'}); {add}")
+        where = "no checkpoint has a" if len(lacking) == len(cks) else f"{', '.join(lacking[:5])} {'has' if len(lacking) == 1 else 'have'} no"
+        raise UsageError(f"{option} {field}: {where} subset '{field}' (subsets: {', '.join(known) or 'none'}); {add}")
     return Subsets(field=field, split=by is not None, keep=values)
 
 
