@@ -273,13 +273,14 @@ def subset_pairs(sa: Scores, sb: Scores, a_name: str, b_name: str, subsets: Subs
     parts, notes = split_scores(a_name, sa.doc, sa.docs, subsets)
     if not parts or all(p.runs is not None and not len(p.runs) for p in parts):
         raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
+    return [(p.label, scores_view(sa, p), scores_view(sb, p)) for p in parts], notes
 
-    def view(s: Scores, part) -> Scores:
-        n = len(s.ce)
-        cut = lambda x: part.take(x) if x is not None and len(x) == n else x  # noqa: E731
-        return Scores(s.checkpoint, cut(s.doc), cut(s.pos), cut(s.token), cut(s.ce), cut(s.rank), part.docs, s.manifest)
 
-    return [(p.label, view(sa, p), view(sb, p)) for p in parts], notes
+def scores_view(s: Scores, part) -> Scores:
+    """The loaded arrays of one subset (a :class:`pctce_cli.analysis.subsets.Part`): its rows and its documents."""
+    n = len(s.ce)
+    cut = lambda x: part.take(x) if x is not None and len(x) == n else x  # noqa: E731
+    return Scores(s.checkpoint, cut(s.doc), cut(s.pos), cut(s.token), cut(s.ce), cut(s.rank), part.docs, s.manifest)
 
 
 def direction(stats: dict) -> str:

@@ -282,3 +282,97 @@ def test_gate_bootstrap_of_a_subset_resamples_only_its_documents(store, data):
     for row in rows:
         s = row["rule"].split()[0]
         assert (row["lo"], row["hi"]) == (pytest.approx(ref[s]["lo"], abs=1e-9), pytest.approx(ref[s]["hi"], abs=1e-9))
+
+
+# ---------------------------------------------------------------- report and plot
+
+
+@pytest.fixture()
+def gamma_store(tmp_path):
+    """Three checkpoints whose CE spans decades, documents labelled code/prose."""
+    rng = np.random.default_rng(2)
+    doc = np.repeat(np.arange(N_DOCS), PER_DOC)
+    base = rng.gamma(0.7, 1.5, size=len(doc)) + 1e-3
+    ces = {f"ck{k}": base * s for k, s in enumerate((1.0, 0.9, 1.1))}
+    return labelled_store(tmp_path / "g", ces, doc, domains())
+
+
+def test_report_has_a_subset_section_only_when_the_store_has_subsets(gamma_store, tmp_path, monkeypatch):
+    from pctce_cli.store import read
+
+    reads: dict[str, int] = {}
+    real = read.read_shard
+
+    def counting(path, *args, **kw):
+        reads[str(path)] = reads.get(str(path), 0) + 1
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(read, "read_shard", counting)
+    out = tmp_path / "r.html"
+    r = run("report", gamma_store, "--tail-top", "0", "--out", out)
+    assert r.exit_code == 0, r.output
+    text = out.read_text(encoding="utf-8")
+    assert '<section id="subsets">' in text and "<h2>Subsets</h2>" in text and 'href="#subsets"' in text
+    assert "Per-token CE summaries by domain (nats)" in text and "Pooled and macro-averaged mean CE" in text
+    assert 'id="plot-subsets-domain"' in text
+    assert text.index('id="summaries"') < text.index('id="subsets"') < text.index('id="concordance"')
+    assert reads and set(reads.values()) == {1}  # one read of each partition, subsets included
+
+    plain = tmp_path / "plain"
+    make_store(plain, "x", np.ones(20), np.repeat(np.arange(4), 5))
+    make_store(plain, "y", np.full(20, 2.0), np.repeat(np.arange(4), 5))
+    r = run("report", plain, "--tail-top", "0", "--out", tmp_path / "p.html")
+    assert r.exit_code == 0, r.output
+    assert 'id="subsets"' not in (tmp_path / "p.html").read_text(encoding="utf-8")
+
+
+def test_report_subset_keeps_only_those_documents(gamma_store, tmp_path):
+    out = tmp_path / "r.md"
+    r = run("report", gamma_store, "--subset", "code", "--tail-top", "0", "--markdown", "--out", out)
+    assert r.exit_code == 0, r.output
+    text = out.read_text(encoding="utf-8")
+    assert "Only documents of subset domain = code (--subset): every number is of those documents." in text
+    summary = text[text.index("**Per-token CE summaries (nats)**") :].splitlines()[4]
+    assert summary.startswith("| ck0 |") and "| 40 |" in summary  # the 4 code documents' 40 targets
+    r = run("report", gamma_store, "--subset", "cod", "--out", tmp_path / "x.html")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "Error: --subset cod: no document of ck0 has domain = cod (values: code, prose)"
+
+
+@pytest.mark.parametrize("kind", ["ecdf", "shape"])
+def test_plot_by_draws_one_panel_per_subset(gamma_store, kind):
+    from pctce_cli import plot
+    from pctce_cli.analysis.subsets import resolve_subsets
+    from pctce_cli.catalog import resolve_checkpoints
+
+    cks = resolve_checkpoints([gamma_store])
+    fig = plot.plot_figure(kind, cks, subsets=resolve_subsets(cks, "domain"))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["domain = code (40 targets)", "domain = prose (80 targets)"]
+    for ax in axes:
+        assert [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")] == ["ck0", "ck1", "ck2"]
+
+
+def test_plot_by_and_subset_on_the_command_line(gamma_store, tmp_path):
+    for kind in ("ecdf", "shape", "bands"):
+        r = run("plot", kind, gamma_store, "--by", "domain", "--out", tmp_path / f"{kind}.png")
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"{kind}.png").read_bytes().startswith(b"\x89PNG")
+    r = run("plot", "ecdf", gamma_store, "--subset", "prose", "--out", tmp_path / "p.svg")
+    assert r.exit_code == 0, r.output
+    r = run("plot", "trajectory", gamma_store, "--by", "domain", "--out", tmp_path / "t.png")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "Error: plot trajectory --by: one panel per subset is drawn for ecdf, shape, bands; plot one subset with --subset VALUE"
+    r = run("plot", "ecdf", gamma_store, "--by", "lang", "--out", tmp_path / "x.png")
+    assert r.exit_code == 2
+    assert r.stderr.strip().startswith("Error: --by lang: no checkpoint has a subset 'lang' (subsets: domain)")
+
+
+def test_plot_with_many_subsets_caps_the_panels_with_a_warning(tmp_path):
+    n = 30
+    doc = np.repeat(np.arange(n), 3 + np.arange(n) % 5)
+    a = np.random.default_rng(0).gamma(1.5, 1.0, size=len(doc))
+    root = labelled_store(tmp_path / "s", {"base": a}, doc, {i: f"u{i:03d}" for i in range(n)}, field="user")
+    r = run("plot", "ecdf", root, "--by", "user", "--out", tmp_path / "u.png")
+    assert r.exit_code == 0, r.output
+    assert "Warning: 30 subsets of 'user': the figure shows the 12 with the most targets; choose others with --subset VALUE" in r.stderr

@@ -164,7 +164,7 @@ def gate_report(result: GateResult) -> Report:
     head = "PASSED" if result.passed else "FAILED"
     report.notes.append(
         f"Gate {head}: {n_pass} of {len(result.candidates)} candidate(s) pass all {len(result.rules)} rule(s)"
-        + (f" ({len(result.candidates[0].results)} checks on subsets of {result.subset_field})" if result.subset_field and result.candidates else "")
+        + (f" ({len(result.candidates[0].results)} checks; subsets of {result.subset_field})" if result.subset_field and result.candidates else "")
         + (" (require any)" if result.require == "any" else "")
         + "."
     )
