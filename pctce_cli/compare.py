@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
@@ -249,6 +250,108 @@ def comparison_report(c: Comparison, top: int = 10) -> Report:
     return report
 
 
+def subset_pairs(sa: Scores, sb: Scores, a_name: str, b_name: str, subsets: Subsets) -> tuple[list[tuple[str | None, Scores, Scores]], list[str]]:
+    """Split two aligned checkpoints into the same subsets: ``[(label, baseline view, candidate view)]`` and notes.
+
+    Subsets are sets of documents, so the aligned rows of both checkpoints
+    split identically (by the baseline's labels; the candidate's, scored on the
+    same data, must agree). Each view holds only that subset's targets and
+    documents, so a paired bootstrap on it resamples only that subset's documents.
+
+    Raises:
+        UsageError: a ``--subset`` value no document has, or no kept subset has targets.
+        MixedInputError: the two checkpoints label the documents differently.
+    """
+    if not subsets.active:
+        return [(None, sa, sb)], []
+    la, lb = doc_labels(sa.docs, subsets.field), doc_labels(sb.docs, subsets.field)
+    if len(la) != len(lb) or not np.array_equal(la.astype(str), lb.astype(str)):
+        raise MixedInputError(
+            f"cannot pair '{a_name}' with '{b_name}' by {subsets.field}: their documents carry different {subsets.field} labels; "
+            f"label both with the same 'pctce score … --subset-field {subsets.field}'"
+        )
+    parts, notes = split_scores(a_name, sa.doc, sa.docs, subsets)
+    if not parts or all(p.runs is not None and not len(p.runs) for p in parts):
+        raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
+    return [(p.label, scores_view(sa, p), scores_view(sb, p)) for p in parts], notes
+
+
+def scores_view(s: Scores, part) -> Scores:
+    """The loaded arrays of one subset (a :class:`pctce_cli.analysis.subsets.Part`): its rows and its documents."""
+    n = len(s.ce)
+    cut = lambda x: part.take(x) if x is not None and len(x) == n else x  # noqa: E731
+    return Scores(s.checkpoint, cut(s.doc), cut(s.pos), cut(s.token), cut(s.ce), cut(s.rank), part.docs, s.manifest)
+
+
+def direction(stats: dict) -> str:
+    """One word for a comparison, from mean and median: ``better``, ``worse``, ``reshaped`` or ``no significant change``.
+
+    Examples:
+        >>> direction({"mean": {"delta": -0.1, "lo": -0.2, "hi": -0.05}, "p50": {"delta": -0.01, "lo": -0.02, "hi": 0.01}})
+        'better'
+    """
+    moved = [v for k, v in stats.items() if k in ("mean", "p50")]
+    sig = [v["delta"] for v in moved if significant(v["lo"], v["hi"])]
+    deltas = [v["delta"] for v in moved]
+    if not sig:
+        return "no significant change"
+    if min(deltas) < 0 < max(deltas):
+        return "reshaped"
+    return "worse" if sig[0] > 0 else "better"
+
+
+MOVED = {"better": "better", "worse": "worse", "reshaped": "reshaped (mean and median move in opposite directions)"}
+
+
+def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10, notes: Sequence[str] = ()) -> Report:
+    """`pctce compare --by FIELD`: Δ of every summary per subset (one table with a ``subset`` column) and readings.
+
+    Each subset's intervals come from a paired bootstrap over that subset's documents (SPEC §7).
+    """
+    report = Report(notes=list(notes))
+    c0 = comps[0][1]
+    rows, verdicts, docs = [], [], []
+    for label, c in comps:
+        for row in comparison_report(c, top=0).sections[0][1]:
+            rows.append({"subset": label, **row})
+        m, p = c.stats["mean"], c.stats.get("p50", c.stats["mean"])
+        verdicts.append(
+            {
+                "subset": label,
+                "targets": c.targets["targets"],
+                "documents": len(c.docs),
+                "Δ mean": m["delta"],
+                "mean lo": m["lo"],
+                "mean hi": m["hi"],
+                "Δ p50": p["delta"],
+                "p50 lo": p["lo"],
+                "p50 hi": p["hi"],
+                "candidate": direction(c.stats),
+            }
+        )
+        docs += [{"subset": label, **d} for d in c.docs]
+    report.add(f"{c0.candidate} − {c0.baseline} by {field} (nats; bpb in bits/byte; negative = lower CE for the candidate)", rows)
+    report.add(f"Verdict by {field} (mean and median, {c0.ci:.0%} paired intervals)", verdicts)
+    if top > 0:
+        report.add(f"Documents that moved most by Δ summed nll (nats), with their {field}", top_documents(docs, "Δ nll", top))
+        report.add(f"Documents that moved most by Δ mean CE per target (nats), with their {field}", top_documents(docs, "Δ mean", top))
+    by_word: dict[str, list[str]] = {}
+    for v in verdicts:
+        by_word.setdefault(v["candidate"], []).append(v["subset"])
+    for word in ("worse", "better", "reshaped"):
+        if word in by_word:
+            report.notes.append(f"{c0.candidate} is {MOVED[word]} than {c0.baseline} on {field} = {', '.join(by_word[word])}.")
+    if "no significant change" in by_word:
+        report.notes.append(f"No significant change on {field} = {', '.join(by_word['no significant change'])}.")
+    for label, c in comps:
+        report.notes.append(f"{field} = {label}: " + c.notes[0].removeprefix("Verdict: "))
+    report.notes.append(
+        f"Intervals: {c0.ci:.0%} paired document-level bootstrap of Δ within each subset (only that subset's documents are "
+        f"resampled), {c0.n_boot} resamples, seed {c0.seed}, method {c0.method}; 'significant' = the interval excludes 0."
+    )
+    return report
+
+
 def run_compare(
     baseline: str,
     candidate: str,
@@ -258,8 +361,15 @@ def run_compare(
     n_boot: int = 1000,
     seed: int = 0,
     top: int = 10,
+    by: str | None = None,
+    subset: Sequence[str] = (),
 ) -> Report:
-    """`pctce compare`: resolve both arguments, check they pair, compare, and build the report."""
+    """`pctce compare`: resolve both arguments, check they pair, compare, and build the report.
+
+    Args:
+        by: ``--by FIELD``: one paired comparison per subset of FIELD (SPEC §7).
+        subset: ``--subset VALUE``: compare only the documents of these subsets.
+    """
     if top < 0:
         raise UsageError(f"--top must be >= 0, got {top}")
     a = resolve_ref(baseline, store, "BASELINE")
@@ -267,7 +377,16 @@ def run_compare(
     a_name, b_name = label_pair(a, b)
     if a.root == b.root and a.partition == b.partition:
         raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
+    subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
     sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
-    report = comparison_report(compare_scores(sa, sb, a_name, b_name, percentiles, ci, n_boot, seed), top)
+    pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
+    comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed)) for label, va, vb in pairs]
+    if subsets.split:
+        report = subset_report(comps, subsets.field, top, notes)
+    else:
+        report = comparison_report(comps[0][1], top)
+        if subsets.active:
+            report.sections[0] = (report.sections[0][0] + f", subset {subsets.describe()}", report.sections[0][1])
+            report.notes = notes + report.notes + [f"Only documents of subset {subsets.describe()} ({len(pairs[0][1].docs)} documents)."]
     report.notes += settings_notes(a, b, a_name, b_name)
     return report

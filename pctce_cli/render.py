@@ -27,12 +27,12 @@ stderr = Console(stderr=True)
 
 def error(message: str) -> None:
     """Print a one-line error for a user mistake (no traceback)."""
-    stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True, emoji=False)
 
 
 def warn(message: str) -> None:
     """Print a one-line warning."""
-    stderr.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True, emoji=False)
 
 
 def _clean(v):

@@ -143,7 +143,7 @@ def test_bad_input_exits_2_with_a_message(store, tmp_path):
     assert r.stderr.strip() == "Error: --rule 'p101:+0.1': unknown summary 'p101' (expected mean, ppl, iqr, top1, pXX or zXX)"
     r = run("gate", store, "--baseline", "base", "--rule", "p95+3%")
     assert r.stderr.strip() == (
-        "Error: --rule 'p95+3%': expected SUMMARY:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3% or p95:+3%:significant"
+        "Error: --rule 'p95+3%': expected SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
     )
     r = run("gate", store, "--baseline", "base", "--rule", "p95:+3x")
     assert r.exit_code == 2 and "Error: --rule 'p95:+3x': limit '+3x' is not a number" in r.stderr
@@ -174,11 +174,11 @@ POLICY_ERRORS = [
     ),
     (
         'baseline = "base"\n[[rule]]\nsummary = "p50"\nmax_incr = 0.01\n',
-        "{p}:4: rule 1: unknown key 'max_incr' (expected summary, max_increase, max_increase_rel, significant)",
+        "{p}:4: rule 1: unknown key 'max_incr' (expected summary, max_increase, max_increase_rel, significant, subset)",
     ),
     (
         'baseline = "base"\nbaseine = "x"\n',
-        "{p}:2: unknown key 'baseine' (expected baseline, candidate, ci, bootstrap, seed, require, rule)",
+        "{p}:2: unknown key 'baseine' (expected baseline, candidate, ci, bootstrap, seed, require, subset_field, rule)",
     ),
     (
         '[[rule]]\nsummary = "p95"\nmax_increase = "0.01"\n',

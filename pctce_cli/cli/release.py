@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pctce_cli.cli.common import DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, StoreOpt, choices, emit_report
+from pctce_cli.cli.common import ByOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, StoreOpt, SubsetOpt, choices, emit_report
 from pctce_cli.parse import parse_percentiles
 from pctce_cli.gate import REQUIRE
 from pctce_cli.tail import BY
@@ -39,13 +39,17 @@ def compare(
     bootstrap: BootOpt = 1000,
     seed: SeedOpt = 0,
     top: Annotated[int, typer.Option(help="Documents listed in each 'moved most' table (0: none).")] = 10,
+    by: ByOpt = None,
+    subset: SubsetOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
     """Paired comparison of two checkpoints on the same targets: Δ of every summary with intervals, and a verdict."""
     from pctce_cli.compare import run_compare
 
-    report = run_compare(baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top)
+    report = run_compare(
+        baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or ()
+    )
     emit_report(report, fmt, output)
 
 
@@ -66,8 +70,8 @@ def gate(
     rule: Annotated[
         list[str] | None,
         typer.Option(
-            help="A rule SUMMARY:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%, p95:+3%:significant "
-            "(repeatable; added to the policy's rules).",
+            help="A rule SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant, "
+            "p95@code:+3% (one subset), p95@*:+3% (each subset) (repeatable; added to the policy's rules).",
             show_default=False,
         ),
     ] = None,
@@ -78,6 +82,14 @@ def gate(
         Require | None,
         typer.Option(help="Pass when all candidates pass every rule (default), or when any one does.", show_default=False),
     ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Check every rule that names no subset on each subset of this field (see docs/gate.md).", show_default=False),
+    ] = None,
+    subset: Annotated[
+        list[str] | None,
+        typer.Option("--subset", help="Gate only the documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
+    ] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the full result as JSON to this file.", show_default=False)] = None,
     markdown: Annotated[
         Path | None,
@@ -85,7 +97,7 @@ def gate(
     ] = None,
     junit: Annotated[
         Path | None,
-        typer.Option(help="Also write JUnit XML (one testcase per rule per candidate) to this file.", show_default=False),
+        typer.Option(help="Also write JUnit XML (one testcase per rule, subset and candidate) to this file.", show_default=False),
     ] = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -103,6 +115,8 @@ def gate(
         n_boot=bootstrap,
         seed=seed,
         require=require.value if require else None,
+        by=by,
+        subset=subset or (),
     )
     emit_report(core.gate_report(result), fmt, None)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY") if markdown else None

@@ -13,6 +13,7 @@ import typer
 
 from pctce_cli.cli.common import (
     AllowMixedOpt,
+    ByOpt,
     CheckpointOpt,
     DirsArg,
     EdgesOpt,
@@ -21,9 +22,11 @@ from pctce_cli.cli.common import (
     MetaOpt,
     PercentilesOpt,
     SetOpt,
+    SubsetOpt,
     TaskOpt,
     choices,
     select_checkpoints,
+    subsets_of,
 )
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.plot import KINDS
@@ -66,15 +69,22 @@ def plot(
     higher_is_better: HigherOpt = True,
     edges: EdgesOpt = None,
     dpi: Annotated[int, typer.Option(help="Resolution of .png output.")] = 150,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="ecdf, shape, bands: one panel (bands: one bar per checkpoint) per subset of this field.", show_default=False),
+    ] = None,
+    subset: SubsetOpt = None,
     allow_mixed: AllowMixedOpt = False,
 ):
     """Draw CE distributions, trajectories, concordance, task agreement, shape or CE bands to an image."""
+    from pctce_cli import render
     from pctce_cli.errors import UsageError
     from pctce_cli.plot import save_plot
 
     if out is None:
         raise UsageError("give the image to write with --out FILE (.png, .svg or .html)")
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    notes: list[str] = []
     path = save_plot(
         kind.value,
         cks,
@@ -85,7 +95,11 @@ def plot(
         task=task,
         higher_is_better=higher_is_better,
         edges=parse_edges(edges) if edges else None,
+        subsets=subsets_of(cks, by, subset),
+        notes=notes,
     )
+    for n in notes:
+        render.warn(n)
     typer.echo(f"Wrote {path}")
 
 
@@ -116,6 +130,14 @@ def report(
         typer.Option(help="Checkpoints (id globs) whose tail is shown (default: the one with the lowest mean CE).", show_default=False),
     ] = None,
     context: Annotated[int, typer.Option(help="Decoded tokens of context before each tail target.")] = 20,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="The subset field of the Subsets section (default: every stored subset field).", show_default=False),
+    ] = None,
+    subset: Annotated[
+        list[str] | None,
+        typer.Option("--subset", help="Report only on the documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
+    ] = None,
     allow_mixed: AllowMixedOpt = False,
 ):
     """One self-contained HTML (or Markdown) report: inputs, summaries, concordance, selection, plots, tail."""
@@ -136,6 +158,7 @@ def report(
         tail_top=tail_top,
         tail_checkpoints=tail_checkpoint or [],
         context=context,
+        subsets=subsets_of(cks, by, subset),
     )
     written, warnings = save_report(cks, out, options, markdown=markdown)
     for w in warnings:

@@ -44,6 +44,24 @@ class RuleResult:
     over_limit: bool
     significant: bool  # the interval excludes 0 on the regression side
     passed: bool
+    field: str | None = None  # the subset field, when the rule is checked on one subset
+    subset: str | None = None  # the subset value; None: every (kept) document
+    targets: int | None = None  # the subset's targets (0: nothing to judge, the rule fails)
+
+    @property
+    def where(self) -> str:
+        """``domain=code`` for a subset check, else empty."""
+        return f"{self.field}={self.subset}" if self.subset is not None else ""
+
+    @property
+    def name(self) -> str:
+        """The summary, and the subset it is checked on: ``p95`` or ``p95 on domain=code``."""
+        return self.rule.summary + (f" on {self.where}" if self.where else "")
+
+    @property
+    def label(self) -> str:
+        """The rule's label and its subset: ``p95 Δ ≤ +3% on domain=code`` (one JUnit test case each)."""
+        return self.rule.label() + (f" on {self.where}" if self.where else "")
 
     @property
     def status(self) -> str:
@@ -57,18 +75,20 @@ class RuleResult:
         Args:
             baseline_id: The baseline checkpoint's id, named in the sentence.
         """
+        if self.targets == 0:
+            return f"{self.name} is undefined: the subset has no scored targets"
         if math.isnan(self.delta):
-            return f"{self.rule.summary} is undefined (NaN) for the candidate or the baseline '{baseline_id}'"
+            return f"{self.name} is undefined (NaN) for the candidate or the baseline '{baseline_id}'"
         # the word follows the change itself (a p50 that fell is "fell by 0.40", never "rose by -0.40")
         word = "rose" if self.delta > 0 else "fell" if self.delta < 0 else "did not move,"
         return (
-            f"{self.rule.summary} {word} by {abs(self.delta):.4f} ({abs(100 * self.rel):.2f}%) vs '{baseline_id}' "
+            f"{self.name} {word} by {abs(self.delta):.4f} ({abs(100 * self.rel):.2f}%) vs '{baseline_id}' "
             f"({self.baseline:.4f} → {self.candidate:.4f}); limit {self.rule.limit_text()}"
             f"{' if significant' if self.rule.significant else ''}; interval of Δ [{self.lo:+.4f}, {self.hi:+.4f}]"
         )
 
 
-def evaluate_rule(rule: Rule, stat: dict) -> RuleResult:
+def evaluate_rule(rule: Rule, stat: dict, field: str | None = None, subset: str | None = None, targets: int | None = None) -> RuleResult:
     """Apply one rule to a paired-bootstrap entry ``{delta, lo, hi, a, b}``.
 
     Args:
@@ -76,6 +96,7 @@ def evaluate_rule(rule: Rule, stat: dict) -> RuleResult:
         stat: The paired bootstrap's entry for ``rule.summary``: ``a``
             (baseline), ``b`` (candidate), ``delta`` = b − a and its interval
             ``lo``, ``hi``.
+        field, subset, targets: The subset the rule was checked on (None: every document).
 
     Returns:
         The :class:`RuleResult`; a NaN Δ fails the rule.
@@ -94,13 +115,13 @@ def evaluate_rule(rule: Rule, stat: dict) -> RuleResult:
         rel = math.inf if regression > 0 else (0.0 if regression == 0 else -math.inf)
     sig = (lo > 0) if not rule.higher_is_better else (hi < 0)
     if math.isnan(delta):
-        return RuleResult(rule, a, b, delta, lo, hi, regression, rel, True, False, False)
+        return RuleResult(rule, a, b, delta, lo, hi, regression, rel, True, False, False, field, subset, targets)
     if rule.max_increase is not None:
         over = regression > rule.max_increase + EPS
     else:
         over = rel > rule.max_increase_rel + EPS
     passed = not over or (rule.significant and not sig)
-    return RuleResult(rule, a, b, delta, lo, hi, regression, rel, over, bool(sig), passed)
+    return RuleResult(rule, a, b, delta, lo, hi, regression, rel, over, bool(sig), passed, field, subset, targets)
 
 
 @dataclass
@@ -139,6 +160,9 @@ class GateResult:
     require: str = "all"
     policy: str | None = None
     notes: list[str] = field(default_factory=list)
+    subset_field: str | None = None  # the field of the subset checks (None: no subsets)
+    subsets: list[dict] = field(default_factory=list)  # the gated subsets: subset, targets, documents (baseline)
+    keep: tuple[str, ...] = ()  # --subset: only these documents were gated
 
     @property
     def passed(self) -> bool:
@@ -198,11 +222,16 @@ def run_gate(
     n_boot: int | None = None,
     seed: int | None = None,
     require: str | None = None,
+    by: str | None = None,
+    subset: Sequence[str] = (),
 ) -> GateResult:
     """`pctce gate`: evaluate every candidate against the baseline under the policy.
 
     Options override the policy file's settings; ``--rule`` options are added
     to the file's rules. Defaults: ci 0.95, 1000 resamples, seed 0, require all.
+    A rule with a ``subset`` is checked on that subset's targets only (``*``:
+    on each subset), with a paired bootstrap over that subset's documents
+    (:mod:`pctce_cli.gate.subsets`); each partition is read once.
 
     Args:
         dirs: Score directories holding the baseline and the candidates.
@@ -214,16 +243,19 @@ def run_gate(
         n_boot: Bootstrap resamples.
         seed: Bootstrap seed.
         require: ``all`` (every candidate must pass) or ``any``.
+        by: ``--by FIELD``: rules without a subset are checked on every subset of FIELD.
+        subset: ``--subset VALUE``: gate only the documents of these subsets.
 
     Returns:
         The :class:`GateResult`, candidates ranked.
 
     Raises:
-        PolicyError: malformed policy or ``--rule``.
+        PolicyError: malformed policy or ``--rule``, or a rule's subset the store lacks.
         StoreError, MixedInputError, UsageError: bad stores or selection.
     """
     from pctce_cli.catalog import check_pairable, resolve_checkpoints, settings_notes
     from pctce_cli.compare import check_aligned
+    from pctce_cli.gate.subsets import make_plan, resolve_field
     from pctce_cli.stats.bootstrap import paired_bootstrap
     from pctce_cli.store import load_scores
 
@@ -248,26 +280,52 @@ def run_gate(
     cks = resolve_checkpoints(list(dirs), allow_mixed=True)
     base = _find_baseline(cks, base_id)
     chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
+    fld = resolve_field([base, *chosen], all_rules, pol.subset_field, pol_where(pol), by, subset)
     names = list(dict.fromkeys(r.summary for r in all_rules))
-    columns = ("doc", "pos", "token", "ce") + (("rank",) if "top1" in names else ())
+    needs_rank = "top1" in names
+    columns = ("doc", "pos", "token", "ce") + (("rank",) if needs_rank else ())
     sa = load_scores(base.root, base.partition, columns=columns)
     if len(sa.ce) == 0:
         raise StoreError(f"baseline '{base.id}' holds no targets")
-    results, methods, notes = [], set(), []
+    plan = make_plan(all_rules, fld, by, subset, sa.doc, sa.docs, base.id)
+    groups: dict = {}  # subset -> summaries checked on it
+    for chk in plan.checks:
+        groups.setdefault(chk.subset, []).append(chk.rule.summary)
+    results, methods, notes = [], set(), list(plan.notes)
     for c in chosen:
         check_pairable(base, c)
         notes += settings_notes(base, c)
         sb = load_scores(c.root, c.partition, columns=columns)
         check_aligned(sa, sb, base.id, c.id)
-        needs_rank = "top1" in names
-        res = paired_bootstrap(
-            sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed,
-            rank_a=sa.rank if needs_rank else None, rank_b=sb.rank if needs_rank else None,
-        )
-        methods.add(res.method)
-        results.append(CandidateResult(c.id, [evaluate_rule(r, res[r.summary]) for r in all_rules]))
+        stats, sizes = {}, {}
+        for sub, wanted in groups.items():  # one paired bootstrap per subset, over that subset's documents only
+            ce_a = plan.rows(sa.ce, sub)
+            sizes[sub] = len(ce_a)
+            if not len(ce_a):
+                stats[sub] = None
+                continue
+            res = paired_bootstrap(
+                ce_a, plan.rows(sb.ce, sub), plan.rows(sa.doc, sub), list(dict.fromkeys(wanted)), n_boot=n_boot, ci=ci, seed=seed,
+                rank_a=plan.rows(sa.rank, sub) if needs_rank else None, rank_b=plan.rows(sb.rank, sub) if needs_rank else None,
+            )
+            methods.add(res.method)
+            stats[sub] = res
+        checked = []
+        for chk in plan.checks:
+            res = stats[chk.subset]
+            stat = res[chk.rule.summary] if res is not None else dict.fromkeys(("a", "b", "delta", "lo", "hi"), math.nan)
+            size = sizes[chk.subset] if plan.active else None
+            checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None else None, chk.subset, size))
+        results.append(CandidateResult(c.id, checked))
         del sb
+    if plan.keep:
+        notes.append(f"Only documents of subset {plan.field} = {', '.join(plan.keep)} were gated (--subset).")
     return GateResult(
         base.id, all_rules, rank_candidates(results), ci, n_boot, seed, "/".join(sorted(methods)), require,
-        str(policy) if policy is not None else None, notes,
+        str(policy) if policy is not None else None, notes, plan.field, plan.table, plan.keep,
     )
+
+
+def pol_where(pol: Policy) -> str:
+    """Where the policy's ``subset_field`` is written, for messages."""
+    return pol.subset_field_at or str(pol.source or "policy")

@@ -15,15 +15,17 @@ from pathlib import Path
 from pctce_cli import atomic, fmt
 from pctce_cli.analysis.report import Report
 from pctce_cli.errors import UsageError
-from pctce_cli.gate.evaluate import GateResult, RuleResult
+from pctce_cli.gate.evaluate import CandidateResult, GateResult, RuleResult
+from pctce_cli.gate.subsets import SHOWN
+
 
 def _short_failure(r: RuleResult) -> str:
     """``p95 +0.1234 (+4.10%) > +3%``; for top1 ``top1 -0.0200 (-4.00%) < −1%``."""
     if math.isnan(r.delta):
-        return f"{r.rule.summary} undefined"
+        return f"{r.name} undefined" + (" (no targets)" if r.targets == 0 else "")
     if r.rule.higher_is_better:
-        return f"{r.rule.summary} {r.delta:+.4f} ({-100 * r.rel:+.2f}%) < {r.rule.limit_text()}"
-    return f"{r.rule.summary} {r.delta:+.4f} ({100 * r.rel:+.2f}%) > {r.rule.limit_text()}"
+        return f"{r.name} {r.delta:+.4f} ({-100 * r.rel:+.2f}%) < {r.rule.limit_text()}"
+    return f"{r.name} {r.delta:+.4f} ({100 * r.rel:+.2f}%) > {r.rule.limit_text()}"
 
 
 def failure_message(result: GateResult) -> str:
@@ -36,10 +38,12 @@ def failure_message(result: GateResult) -> str:
         ``release gate failed: ID fails N of M rules (…)``, one part per failing candidate.
     """
     parts = []
+    what = "rule checks" if result.subset_field else "rules"
     for c in result.candidates:
         if c.failed:
-            failed = ", ".join(_short_failure(r) for r in c.results if not r.passed)
-            parts.append(f"{c.id} fails {c.failed} of {len(c.results)} rules ({failed})")
+            bad = [_short_failure(r) for r in c.results if not r.passed]
+            failed = ", ".join(bad[:SHOWN]) + (f", … {len(bad) - SHOWN} more" if len(bad) > SHOWN else "")
+            parts.append(f"{c.id} fails {c.failed} of {len(c.results)} {what} ({failed})")
     head = "release gate failed" if result.require == "all" else "release gate failed: no candidate passes every rule"
     return f"{head}: " + "; ".join(parts)
 
@@ -60,9 +64,13 @@ def result_dict(result: GateResult) -> dict:
         "policy": result.policy,
         "bootstrap": {"ci": result.ci, "resamples": result.n_boot, "seed": result.seed, "method": result.method},
         "notes": result.notes,
+        "subset_field": result.subset_field,
+        "subset_kept": list(result.keep),
+        "subsets": result.subsets,
         "rules": [
             {
                 "summary": r.summary,
+                "subset": r.subset,
                 "max_increase": r.max_increase,
                 "max_increase_rel": r.max_increase_rel,
                 "significant": r.significant,
@@ -80,8 +88,10 @@ def result_dict(result: GateResult) -> dict:
                 "relative_regression_sum": fmt.json_number(c.rel_sum),
                 "results": [
                     {
-                        "rule": r.rule.label(),
+                        "rule": r.label,
                         "summary": r.rule.summary,
+                        "subset": r.subset,
+                        "targets": r.targets,
                         "baseline": fmt.json_number(r.baseline),
                         "candidate": fmt.json_number(r.candidate),
                         "delta": fmt.json_number(r.delta),
@@ -124,7 +134,7 @@ def gate_report(result: GateResult) -> Report:
                 "rank": c.rank,
                 "candidate": c.id,
                 "result": "pass" if c.passed else "FAIL",
-                "failed rules": f"{c.failed} / {len(c.results)}",
+                ("failed checks" if result.subset_field else "failed rules"): f"{c.failed} / {len(c.results)}",
                 "Σ rel. regression %": 100 * c.rel_sum,
             }
             for c in result.candidates
@@ -132,11 +142,12 @@ def gate_report(result: GateResult) -> Report:
     )
     rows = []
     for c in result.candidates:
-        for r in c.results:
+        for r in shown_results(result, c):
             rows.append(
                 {
                     "candidate": c.id,
                     "rule": r.rule.label(),
+                    **({"subset": r.subset if r.subset is not None else "(all)"} if result.subset_field else {}),
                     "baseline": r.baseline,
                     "value": r.candidate,
                     "Δ": r.delta,
@@ -147,10 +158,13 @@ def gate_report(result: GateResult) -> Report:
                 }
             )
     report.add("Rules (Δ = candidate − baseline; lo/hi: bootstrap interval of Δ)", rows)
+    if result.subset_field:
+        report.add(f"Subsets of {result.subset_field}: baseline targets and documents, failed checks per candidate", subset_rows(result, plain=True))
     n_pass = sum(c.passed for c in result.candidates)
     head = "PASSED" if result.passed else "FAILED"
     report.notes.append(
         f"Gate {head}: {n_pass} of {len(result.candidates)} candidate(s) pass all {len(result.rules)} rule(s)"
+        + (f" ({len(result.candidates[0].results)} checks; subsets of {result.subset_field})" if result.subset_field and result.candidates else "")
         + (" (require any)" if result.require == "any" else "")
         + "."
     )
@@ -161,6 +175,35 @@ def gate_report(result: GateResult) -> Report:
     report.notes += result.notes
     report.notes.append(_settings_line(result))
     return report
+
+
+def shown_results(result: GateResult, c: CandidateResult) -> list[RuleResult]:
+    """The checks a table lists: all of them, or with many subsets the failures and the first :data:`SHOWN` subsets."""
+    if not result.subset_field or len(result.subsets) <= SHOWN:
+        return list(c.results)
+    first = {s["subset"] for s in result.subsets[:SHOWN]}
+    return [r for r in c.results if not r.passed or r.subset is None or r.subset in first]
+
+
+def subset_rows(result: GateResult, plain: bool = False) -> list[dict]:
+    """One row per gated subset: its baseline targets and documents, and per candidate the checks that failed.
+
+    Subsets with a failure come first when there are more than :data:`SHOWN`; at most that many rows.
+    """
+    icon = (lambda ok: "pass" if ok else "FAIL") if plain else (lambda ok: "✅ pass" if ok else "❌ FAIL")  # noqa: E731
+    rows = []
+    for s in result.subsets:
+        row = dict(s)
+        bad_any = False
+        for c in result.candidates:
+            mine = [r for r in c.results if r.subset == s["subset"]]
+            bad = [r.rule.summary for r in mine if not r.passed]
+            bad_any |= bool(bad)
+            row[c.id] = icon(not bad) + (f" ({', '.join(bad)})" if bad else "" if plain else f" ({len(mine)} check{'s' if len(mine) != 1 else ''})")
+        rows.append((not bad_any, row))
+    if len(rows) > SHOWN:
+        rows = sorted(rows, key=lambda t: t[0])  # stable: failures first, then the stored order
+    return [r for _, r in rows[:SHOWN]]
 
 
 def _settings_line(result: GateResult) -> str:
@@ -189,7 +232,7 @@ def markdown_report(result: GateResult) -> str:
         + (" (passes when any candidate passes)" if result.require == "any" else "")
         + ".",
         "",
-        "| rank | candidate | result | failed rules | Σ relative regression |",
+        f"| rank | candidate | result | failed {'checks' if result.subset_field else 'rules'} | Σ relative regression |",
         "|---:|---|---|---:|---:|",
     ]
     for c in result.candidates:
@@ -197,26 +240,45 @@ def markdown_report(result: GateResult) -> str:
             f"| {c.rank} | `{c.id}` | {icon(c.passed)} | {c.failed} / {len(c.results)} | {fmt.spec(100 * c.rel_sum, '+.2f')}% |"
         )
     level = f"{result.ci:.0%}"
+    subsets = bool(result.subset_field)
+    if subsets:
+        ids = [c.id for c in result.candidates]
+        kept = f" (only documents of {result.subset_field} = {', '.join(result.keep)})" if result.keep else ""
+        lines += [
+            "",
+            f"### Subsets of `{result.subset_field}`{kept}",
+            "",
+            "| subset | targets | documents | " + " | ".join(f"`{i}`" for i in ids) + " |",
+            "|---|---:|---:|" + "---|" * len(ids),
+        ]
+        for row in subset_rows(result):
+            lines.append(f"| {_md(row['subset'])} | {row['targets']} | {row['documents']} | " + " | ".join(row[i] for i in ids) + " |")
     for c in result.candidates:
         lines += [
             "",
             f"### `{c.id}` vs `{result.baseline}`",
             "",
-            f"| rule | baseline | candidate | Δ | Δ % | {level} interval of Δ | result |",
-            "|---|---:|---:|---:|---:|---|---|",
+            f"| rule |{' subset |' if subsets else ''} baseline | candidate | Δ | Δ % | {level} interval of Δ | result |",
+            f"|---|{'---|' if subsets else ''}---:|---:|---:|---:|---|---|",
         ]
-        for r in c.results:
+        for r in shown_results(result, c):
             status = icon(r.passed) + (" (not significant)" if r.passed and r.over_limit else "")
+            where = f" {_md(r.subset) if r.subset is not None else '(all)'} |" if subsets else ""
             lines.append(
-                f"| {r.rule.label()} | {fmt.spec(r.baseline, '.4f')} | {fmt.spec(r.candidate, '.4f')} | {fmt.spec(r.delta, '+.4f')} "
+                f"| {r.rule.label()} |{where} {fmt.spec(r.baseline, '.4f')} | {fmt.spec(r.candidate, '.4f')} | {fmt.spec(r.delta, '+.4f')} "
                 f"| {_pct(r)} | [{fmt.spec(r.lo, '+.4f')}, {fmt.spec(r.hi, '+.4f')}] | {status} |"
             )
     lines += [""] + [f"> {n}\n" for n in result.notes] + [_settings_line(result), ""]
     return "\n".join(lines)
 
 
+def _md(text) -> str:
+    """A subset value in a Markdown table cell (pipes and line breaks escaped)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def junit_xml(result: GateResult) -> str:
-    """JUnit XML: one testsuite per candidate, one testcase per rule, failures as ``<failure>``.
+    """JUnit XML: one testsuite per candidate, one testcase per rule (and subset), failures as ``<failure>``.
 
     Args:
         result: The gate run.
@@ -241,7 +303,7 @@ def junit_xml(result: GateResult) -> str:
             time="0",
         )
         for r in c.results:
-            case = ET.SubElement(suite, "testcase", classname=f"pctce.gate.{c.id}", name=r.rule.label(), time="0")
+            case = ET.SubElement(suite, "testcase", classname=f"pctce.gate.{c.id}", name=r.label, time="0")
             if not r.passed:
                 fail = ET.SubElement(case, "failure", message=r.explain(result.baseline), type="GateRuleFailed")
                 fail.text = r.explain(result.baseline) + f" [{r.rule.source}]"

@@ -15,9 +15,9 @@ from pathlib import Path
 from pctce_cli.errors import PolicyError, UsageError
 
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
-TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "rule")
-RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant")
-RULE_SYNTAX = "SUMMARY:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3% or p95:+3%:significant"
+TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "rule")
+RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
+RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
 REQUIRE = ("all", "any")
 
 
@@ -33,6 +33,7 @@ class Rule:
     max_increase_rel: float | None = None  # fraction of |baseline value|
     significant: bool = False
     source: str = ""  # where it was written: "gate.toml:7" or "--rule p50:+0.01"
+    subset: str | None = None  # as written: "code", "domain=code", "*" (every subset) or "domain=*"; None: every document
 
     @property
     def higher_is_better(self) -> bool:
@@ -64,6 +65,8 @@ class Policy:
     n_boot: int | None = None
     seed: int | None = None
     require: str | None = None
+    subset_field: str | None = None  # the field a rule's bare subset value belongs to
+    subset_field_at: str | None = None  # where it is written: "gate.toml:3"
     source: str | None = None
 
 
@@ -258,6 +261,10 @@ def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
             if v not in REQUIRE:
                 raise PolicyError(f"{loc}: require must be \"all\" or \"any\" ({_got(v)})")
             pol.require = v
+        elif key == "subset_field":
+            if not isinstance(v, str) or not v or "=" in v:
+                raise PolicyError(f"{loc}: subset_field must name a subset field, e.g. subset_field = \"domain\" ({_got(v)})")
+            pol.subset_field, pol.subset_field_at = v, loc
         elif key == "rule":
             if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
                 raise PolicyError(f"{loc}: 'rule' must be an array of tables: write each rule under a [[ rule ]] header")
@@ -302,15 +309,23 @@ def _parse_rule(r: dict, k: int, at, where: str) -> Rule:
     sig = r.get("significant", False)
     if not isinstance(sig, bool):
         raise PolicyError(f"{at(('rule', k, 'significant'))}: rule {n}: significant must be true or false ({_got(sig)})")
+    sub = r.get("subset")
+    if sub is not None and (not isinstance(sub, str) or not sub.strip() or sub.strip().endswith("=")):
+        raise PolicyError(
+            f"{at(('rule', k, 'subset'))}: rule {n}: subset must be a subset value, FIELD=VALUE or \"*\" (every subset), "
+            f"e.g. subset = \"code\" ({_got(sub)})"
+        )
     line = at(("rule", k))
-    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, line if line != where else f"{where} rule {n}")
+    source = line if line != where else f"{where} rule {n}"
+    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, source, sub.strip() if sub else None)
 
 
 def parse_rule_option(spec: str) -> Rule:
-    """Parse a ``--rule`` option: ``SUMMARY:+LIMIT[%][:significant]``.
+    """Parse a ``--rule`` option: ``SUMMARY[@SUBSET]:+LIMIT[%][:significant]``.
 
     ``LIMIT`` is the largest allowed regression: nats, or a percentage of the
-    baseline value with ``%``. The ``+`` is optional.
+    baseline value with ``%``. The ``+`` is optional. ``@SUBSET`` gates one
+    subset (``p95@code``, ``p95@domain=code``) or each subset (``p95@*``).
 
     Args:
         spec: The option's text, e.g. ``p95:+3%:significant``.
@@ -324,15 +339,19 @@ def parse_rule_option(spec: str) -> Rule:
 
     Examples:
         >>> parse_rule_option("p50:+0.01")
-        Rule(summary='p50', max_increase=0.01, max_increase_rel=None, significant=False, source='--rule p50:+0.01')
-        >>> r = parse_rule_option("p95:+3%:significant")
-        >>> r.max_increase_rel, r.significant
-        (0.03, True)
+        Rule(summary='p50', max_increase=0.01, max_increase_rel=None, significant=False, source='--rule p50:+0.01', subset=None)
+        >>> r = parse_rule_option("p95@code:+3%:significant")
+        >>> r.max_increase_rel, r.significant, r.subset
+        (0.03, True, 'code')
     """
     parts = [s.strip() for s in spec.split(":")]
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise PolicyError(f"--rule '{spec}': expected {RULE_SYNTAX}")
     name, limit = parts[0], parts[1]
+    name, at_sign, sub = name.partition("@")
+    name, sub = name.strip(), sub.strip()
+    if at_sign and (not sub or sub.endswith("=")):
+        raise PolicyError(f"--rule '{spec}': name the subset after '@', e.g. p95@code:+3% or p95@*:+3% (every subset)")
     canon = canonical_summary(name)
     if canon is None:
         raise PolicyError(f"--rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})")
@@ -352,5 +371,5 @@ def parse_rule_option(spec: str) -> Rule:
     if value < 0:
         raise PolicyError(f"--rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}")
     if rel:
-        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}")
-    return Rule(canon, value, None, sig, f"--rule {spec}")
+        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None)
+    return Rule(canon, value, None, sig, f"--rule {spec}", sub or None)

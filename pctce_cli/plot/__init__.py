@@ -9,6 +9,10 @@ Kinds (:data:`KINDS`):
 * ``shape`` — standardized percentile profiles z_q;
 * ``bands`` — stacked mass in CE bands.
 
+``--by FIELD`` draws ``ecdf`` and ``shape`` as small multiples (one panel per
+subset, :mod:`~pctce_cli.plot.panels`) and ``bands`` with one bar per
+checkpoint and subset; ``--subset VALUE`` keeps only those documents for every kind.
+
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas
 (no pyplot, no display, no global backend switch) under pinned rcParams
 (matplotlib's defaults plus :data:`STYLE`), so the user's matplotlibrc does not
@@ -24,6 +28,7 @@ Modules:
 * :mod:`~pctce_cli.plot.theme` — pinned style, Agg canvas, colors per name, titles and axis labels;
 * :mod:`~pctce_cli.plot.inputs` — :class:`Distribution` and the rows the figures are drawn from;
 * :mod:`~pctce_cli.plot.figures` — the figure builders, one per kind;
+* :mod:`~pctce_cli.plot.panels` — small multiples by subset (SPEC §7);
 * :mod:`~pctce_cli.plot.output` — :func:`plot_figure` dispatch, PNG/SVG bytes, HTML pages, writing files.
 """
 
@@ -45,7 +50,9 @@ from pctce_cli.plot.inputs import (
     trajectory_rows,
 )
 from pctce_cli.analysis.report import table_groups
+from pctce_cli.plot.panels import MAX_PANELS, cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
 from pctce_cli.plot.output import (
+    BY_KINDS,
     KINDS,
     OUTPUT_SUFFIXES,
     PAGE_STYLE,
@@ -76,10 +83,12 @@ from pctce_cli.plot.theme import (
 
 __all__ = [
     "BINS_PER_DECADE",
+    "BY_KINDS",
     "CE_FLOOR",
     "HIST_EDGES",
     "INSTALL_HINT",
     "KINDS",
+    "MAX_PANELS",
     "OUTPUT_SUFFIXES",
     "PAGE_STYLE",
     "PALETTE",
@@ -88,6 +97,7 @@ __all__ = [
     "Distribution",
     "agreement_figure",
     "bands_figure",
+    "cap_panels",
     "check_output",
     "checkpoint_colors",
     "color_map",
@@ -97,6 +107,7 @@ __all__ = [
     "distributions",
     "ecdf_figure",
     "figure_bytes",
+    "flatten_panels",
     "html_page",
     "inline_svg",
     "new_figure",
@@ -108,6 +119,9 @@ __all__ = [
     "save_plot",
     "shape_figure",
     "style",
+    "subset_distributions",
+    "subset_ecdf_figure",
+    "subset_shape_figure",
     "summary_label",
     "table_groups",
     "trajectory_figure",

@@ -113,12 +113,15 @@ def distributions(cks, edges: Sequence[float] | None = None) -> list[Distributio
     return [distribution(c.id, load_scores(c.root, c.partition, columns=("ce",)).ce, edges) for c in cks]
 
 
-def trajectory_rows(cks, names: Sequence[str]) -> list[dict]:
+def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | None = None) -> list[dict]:
     """Per-checkpoint rows (``checkpoint``, ``step`` and every summary in ``names``).
 
     Args:
         cks: The selected checkpoints.
         names: Canonical summary names; ``zXX`` values are derived from the percentiles.
+        subsets: ``--subset``: summaries of the kept documents only
+            (:class:`pctce_cli.analysis.subsets.Subsets`; default every document).
+        notes: Where notes on the subsets go.
 
     Returns:
         One dict per checkpoint, for :func:`~pctce_cli.plot.figures.trajectory_figure`.
@@ -128,7 +131,7 @@ def trajectory_rows(cks, names: Sequence[str]) -> list[dict]:
 
     parsed = [parse_summary_name(n) for n in names]
     qs = sorted({p.q for p in parsed if p.kind in ("p", "z")} | ({50.0} if any(p.kind == "z" for p in parsed) else set()))
-    rows = summary_rows(cks, qs)
+    rows = summary_rows(cks, qs, **({"subsets": subsets, "notes": notes} if subsets is not None else {}))
     for r in rows:
         for p in parsed:
             if p.kind == "z" and p.name not in r:

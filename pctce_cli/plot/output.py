@@ -15,13 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pctce_cli import atomic
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 from pctce_cli.errors import UsageError
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
 from pctce_cli.plot.inputs import distributions, trajectory_rows
+from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
 from pctce_cli.plot.theme import checkpoint_colors, require_matplotlib, run_of, style, what_was_scored
 
 KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands")
 OUTPUT_SUFFIXES = (".png", ".svg", ".html")
+BY_KINDS = ("ecdf", "shape", "bands")  # kinds drawn per subset with --by (small multiples; bands: a bar per checkpoint and subset)
 
 
 def plot_figure(
@@ -34,6 +37,8 @@ def plot_figure(
     higher_is_better: bool = True,
     edges: Sequence[float] | None = None,
     colors: Mapping[str, str] | None = None,
+    subsets: Subsets = NO_SUBSETS,
+    notes: list[str] | None = None,
 ) -> object:
     """The Figure of one plot ``kind`` for the selected checkpoints.
 
@@ -47,6 +52,9 @@ def plot_figure(
         higher_is_better: Direction of the task metric.
         edges: ``bands``: CE band edges (default SPEC §2's).
         colors: Name → color (default :func:`checkpoint_colors` of ``cks``).
+        subsets: ``--by``: small multiples, one panel per subset (:data:`BY_KINDS`);
+            ``--subset``: only the kept documents, for every kind.
+        notes: Where notes for the user go (subsets left out of the figure).
 
     Raises:
         UsageError: unknown kind, a missing option, or too few checkpoints.
@@ -60,10 +68,29 @@ def plot_figure(
     require_matplotlib()
     if not cks:
         raise UsageError("no checkpoints selected")
+    if subsets.split and kind not in BY_KINDS:
+        raise UsageError(f"plot {kind} --by: one panel per subset is drawn for {', '.join(BY_KINDS)}; plot one subset with --subset VALUE")
     colors = colors or checkpoint_colors(cks)
-    scored = what_was_scored(cks)
-    if kind in ("ecdf", "shape", "bands"):
+    scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
+    notes = notes if notes is not None else []
+    if subsets.active and kind in BY_KINDS:
+        panels, ns = subset_distributions(cks, subsets, edges)
+        if not panels:
+            raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
+        if subsets.split:
+            panels, more = cap_panels(panels, subsets.field)
+            notes += ns + more
+            if kind == "ecdf":
+                return subset_ecdf_figure(panels, subsets.field, colors, f"CE distribution by {subsets.field} of {scored}")
+            if kind == "shape":
+                return subset_shape_figure(panels, subsets.field, colors, f"Standardized percentile profiles by {subsets.field} of {scored}")
+            dists, colors = flatten_panels(panels, colors)
+            return bands_figure(dists, edges, colors, f"Mass in CE bands by {subsets.field} of {scored}")
+        notes += ns
+        dists = panels[0][1]
+    elif kind in BY_KINDS:
         dists = distributions(cks, edges)
+    if kind in BY_KINDS:
         if kind == "ecdf":
             return ecdf_figure(dists, colors, f"CE distribution of {scored}")
         if kind == "shape":
@@ -72,19 +99,19 @@ def plot_figure(
     if kind == "trajectory":
         names = parse_summary_list(summaries, ["mean", "p50", "p95"], "--summaries")
         runs = {c.id: run_of(c) for c in cks}
-        return trajectory_figure(trajectory_rows(cks, names), names, runs, vs, colors, f"Summaries over training of {scored}")
+        return trajectory_figure(trajectory_rows(cks, names, subsets, notes), names, runs, vs, colors, f"Summaries over training of {scored}")
     if kind == "concord":
         names = parse_summary_list(summaries, ["mean", "p50", "p90", "p95", "p99"], "--summaries")
         if len(cks) < 2:
             raise UsageError(f"concordance needs at least 2 checkpoints, got {len(cks)}")
-        table = summaries_table(cks, None, list(dict.fromkeys([*names, "mean", "p50", "p95"])), meta_columns=False)
+        table = summaries_table(cks, None, list(dict.fromkeys([*names, "mean", "p50", "p95"])), meta_columns=False, subsets=subsets, notes=notes)
         return concord_figure(table, names, ["mean", "p50", "p95"], f"Concordance of summaries across {scored}")
     # agreement
     if task is None:
         raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    table = summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]])
+    table = summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]], subsets=subsets, notes=notes)
     col = resolve_task(table, task)
     return agreement_figure(table, col, higher_is_better, f"Agreement of CE summaries with {task} across {scored}")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pctce_cli import plot
 from pctce_cli.errors import PctceError, UsageError
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
+from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, subset_section
 
 # ---------------------------------------------------------------- building
 
@@ -137,30 +138,41 @@ class Measured:
         table: Summary rows for concordance, selection and the trajectory plot (every needed summary).
         dists: What the distribution plots and the shape tables need.
         tail: Loaded arrays of the checkpoints whose tail is shown.
+        subsets: Per subset field, each subset's summary rows and distributions.
+        notes: What ``--subset`` left out.
     """
 
     rows: list[dict]
     table: list[dict]
     dists: list
     tail: dict
+    subsets: SubsetMeasures | None = None
+    notes: list | None = None
 
 
-def measure(cks, options: ReportOptions, needed: Sequence[str]) -> Measured:
+def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence[str] = ()) -> Measured:
     """Read each checkpoint's partition once and compute every number the report shows of it.
 
     Only the arrays of the checkpoints whose tail is shown are kept (the ones
     ``--tail-checkpoint`` names, else the lowest mean CE so far), so memory
-    stays at about two checkpoints.
+    stays at about two checkpoints. With ``options.subsets.keep`` every number is
+    of the kept documents; each of ``fields`` splits the arrays by subset.
     """
+    from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
+
     from pctce_cli.analysis.summary import checkpoint_row, table_percentiles
     from pctce_cli.store import load_scores
 
     wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
     table_qs = table_percentiles(needed)
-    m = Measured([], [], [], {})
+    m = Measured([], [], [], {}, SubsetMeasures(fields), [])
+    keep = options.subsets if options.subsets is not None and options.subsets.keep else NO_SUBSETS
+    keep = Subsets(keep.field, split=False, keep=keep.keep) if keep.active else keep
     best = None
     for c in cks:
-        s = load_scores(c.root, c.partition)
+        s, notes = keep_view(c, load_scores(c.root, c.partition), keep)
+        m.notes += notes
+        m.subsets.add(c, s, options.percentiles, options.edges)
         m.rows.append(checkpoint_row(c, s, options.percentiles))
         m.table.append(checkpoint_row(c, s, table_qs, only=needed))
         m.dists.append(plot.distribution(c.id, s.ce, options.edges))
@@ -237,7 +249,8 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
     traj = ["mean", "p50", "p95"]
     needed = list(dict.fromkeys(summaries + list(options.set_) + traj + (agreement if options.task else [])))
-    measured = measure(cks, options, needed)
+    fields, field_notes = report_fields(cks, options.subsets.field if options.subsets is not None and options.subsets.split else None)
+    measured = measure(cks, options, needed, fields)
     table = rows_table(cks, measured.table)
     task_col = resolve_task(table, options.task)
     plots = _Plots(options.dpi)
@@ -265,6 +278,11 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         ),
     )
     sections.append(sec)
+    if fields:
+        from pctce_cli.analysis.summary import merge_notes
+
+        kept = merge_notes(measured.notes, len(cks))
+        sections.append(subset_section(cks, measured.subsets, options.percentiles, plots, colors, scored, field_notes + kept))
 
     # concordance and its reading
     sec = Section("concordance", "Concordance")
@@ -313,6 +331,8 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     ]
     if plots.missing:
         intro.append(f"No plots: {plots.missing}.")
+    if options.subsets is not None and options.subsets.keep:
+        intro.append(f"Only documents of subset {options.subsets.describe()} (--subset): every number is of those documents.")
     return ReportDoc(f"pctce report: {scored}", intro, sections, warnings)
 
 

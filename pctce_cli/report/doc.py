@@ -87,6 +87,9 @@ class ReportOptions:
         context: Decoded tokens before each tail target.
         agree, disagree: Concordance reading thresholds.
         dpi: Resolution of the embedded PNGs.
+        subsets: ``--by``/``--subset`` (:class:`pctce_cli.analysis.subsets.Subsets`):
+            ``by`` picks the subset section's field (default every stored one),
+            ``keep`` restricts the whole report to those documents.
     """
 
     percentiles: Sequence[float] = DEFAULT_PERCENTILES
@@ -101,5 +104,6 @@ class ReportOptions:
     agree: float = 0.8
     disagree: float = 0.6
     dpi: int = 110
+    subsets: object = None  # Subsets, or None: the stored subset fields, every document
 
 

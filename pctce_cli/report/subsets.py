@@ -1,0 +1,103 @@
+"""The report's subset section (SPEC §7): a summary table and small-multiples ECDFs per subset field.
+
+Shown when the checkpoints have subset fields (every common one, at most
+:data:`MAX_FIELDS`) or ``--by FIELD`` names one; ``--subset VALUE`` keeps only
+those documents for the whole report. The numbers come from the arrays
+:func:`pctce_cli.report.build.measure` has already read (one read of each
+partition): :func:`measure_subsets` splits them by document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pctce_cli.analysis.subsets import Subsets, split_scores, subset_fields
+from pctce_cli.report.doc import Notes, Section, Table, Text
+
+MAX_FIELDS = 4  # subset fields shown by default; --by FIELD picks one
+SUBSET_SECTION = ("subsets", "Subsets")
+
+
+def report_fields(cks, by: str | None) -> tuple[list[str], list[str]]:
+    """The subset fields the section shows: ``--by``'s, else every field all checkpoints have (at most :data:`MAX_FIELDS`)."""
+    if by is not None:
+        return [by], []
+    have = [subset_fields(c) for c in cks]
+    common = [f for f in have[0] if all(f in h for h in have[1:])] if have else []
+    if len(common) > MAX_FIELDS:
+        return common[:MAX_FIELDS], [f"{len(common)} subset fields: the report shows {', '.join(common[:MAX_FIELDS])}; choose one with --by FIELD"]
+    return common, []
+
+
+def keep_view(c, s, keep: Subsets):
+    """``--subset``: the checkpoint's arrays restricted to the kept documents (unchanged without it)."""
+    from pctce_cli.compare import scores_view
+
+    if not keep.active:
+        return s, []
+    parts, notes = split_scores(c.id, s.doc, s.docs, keep)
+    return scores_view(s, parts[0]), [f"{c.id}: {n}" for n in notes]
+
+
+class SubsetMeasures:
+    """Per field: the summary rows per checkpoint and subset, each subset's distributions, and notes."""
+
+    def __init__(self, fields: Sequence[str]):
+        self.fields = list(fields)
+        self.rows: dict[str, list[dict]] = {f: [] for f in fields}
+        self.panels: dict[str, dict] = {f: {} for f in fields}  # field -> subset -> [Distribution]
+        self.notes: dict[str, list[str]] = {f: [] for f in fields}
+
+    def add(self, c, s, percentiles, edges) -> None:
+        """Split one checkpoint's loaded arrays by every field and measure each subset."""
+        from pctce_cli import plot
+        from pctce_cli.analysis.summary import checkpoint_row
+        from pctce_cli.compare import scores_view
+
+        for f in self.fields:
+            parts, notes = split_scores(c.id, s.doc, s.docs, Subsets(f, split=True))
+            self.notes[f] += [f"{c.id}: {n}" for n in notes]
+            for p in parts:
+                view = scores_view(s, p)
+                row = checkpoint_row(c, view, percentiles)
+                self.rows[f].append({"checkpoint": row.pop("checkpoint"), "step": row.pop("step"), "group": row.pop("group"), "subset": p.label, **row})
+                self.panels[f].setdefault(p.label, []).append(plot.distribution(c.id, view.ce, edges))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "field"
+
+
+def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: str, intro: Sequence[str] = ()) -> Section:
+    """The section: per field, the summaries by subset (with pooled and macro means) and the ECDF per subset."""
+    from pctce_cli import plot
+    from pctce_cli.analysis.summary import merge_notes, summary_report
+
+    sec = Section(*SUBSET_SECTION)
+    sec.blocks.append(
+        Text(
+            "Every target belongs to its document's subset; a subset's summaries are SPEC §2's over its documents' targets, "
+            "and macro_mean is the unweighted mean over subsets of their mean CE (SPEC §7)."
+        )
+    )
+    if intro:
+        sec.blocks.append(Notes(list(intro)))
+    for f in m.fields:
+        rep = summary_report(cks, percentiles, rows=m.rows[f], subsets=Subsets(f, split=True))
+        sec.blocks += [Table(title, rows) for title, rows in rep.sections]
+        panels = sorted(m.panels[f].items(), key=lambda kv: str(kv[0]))
+        panels, more = plot.cap_panels(panels, f)
+        notes = merge_notes(m.notes[f], len(cks)) + rep.notes + more
+        if notes:
+            sec.blocks.append(Notes(notes))
+        if panels:
+            img = plots.image(
+                f"subsets-{_safe(f)}",
+                f"CE distribution per subset of {f} (ECDF, log CE axis; ◆ = mean), one panel per subset",
+                lambda panels=panels, f=f: plot.subset_ecdf_figure(panels, f, colors, f"CE distribution by {f} of {scored}"),
+            )
+            if img is not None:
+                sec.blocks.append(img)
+    return sec
+
