@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pctce_cli.stats.units import byte_summary, byte_values, weighted_percentiles, word_ce
+from pctce_cli.stats import summarize
+from pctce_cli.stats.units import byte_mean, byte_values, weighted_percentiles, word_ce
 
 LEVELS = [0, 5, 25, 50, 75, 90, 95, 99, 100]
 
@@ -60,7 +61,8 @@ def test_byte_summary_against_expansion():
     rng = np.random.default_rng(2)
     ce = rng.gamma(2, 1.5, 2000).astype(np.float32)
     nb = rng.integers(0, 7, 2000)
-    s = byte_summary(ce, nb, [50, 90, 99])
+    s = summarize(ce, None, [50, 90, 99], unit="byte", nbytes=nb)
+    assert s["mean"] == byte_mean(ce, nb)
     v, w = byte_values(ce, nb)
     expanded = np.repeat(v, w).astype(np.float64)
     assert s["n"] == nb.sum() == expanded.size
