@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from pctce_cli.cli import app
 from pctce_cli.data import Record, move_trailing_whitespace, tokenize_records, units_status
+from pctce_cli.data import spans
 from pctce_cli.data.spans import char_to_byte, token_units
 from pctce_cli.errors import UsageError
 from pctce_cli.stats import summarize, word_ce
@@ -189,9 +190,14 @@ def test_byte_level_pieces_of_one_character_get_one_byte_each(tokenizers):
 
 def test_python_whitespace_and_regex_whitespace_agree():
     # words use str.split() (SPEC §8), the lm-eval count re.split(r"\s+") (§2): one whitespace set
-    assert all(
-        bool(re.match(r"\s", chr(c))) == chr(c).isspace() for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000
-    )
+    points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    assert all(bool(re.match(r"\s", chr(c))) == chr(c).isspace() for c in points)
+    # spans.py looks whitespace up in a table of the code points below _SPACE_LIMIT
+    assert max(c for c in points if chr(c).isspace()) < spans._SPACE_LIMIT
+    text = "".join(chr(c) for c in points[::97]) + "\u3000\u2028\x1c a"
+    starts, ends = spans._word_bytes(spans._code_points(text), 0, len(text), spans.char_to_byte(text))
+    raw = text.encode("utf-8", "surrogatepass")
+    assert [raw[a:b].decode() for a, b in zip(starts, ends)] == text.split()
 
 
 def test_no_prefix_drops_the_first_tokens_span(tokenizers):

@@ -34,16 +34,14 @@ document (the whole text; a completion; each assistant message of a chat):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
 # Recorded in a run's identity when byte spans and words are stored: a change of
 # the rule above is a change of the stored numbers, so bump it with the rule.
 UNITS_RULE = "spec8-v1"
-
-_WORD = re.compile(r"\S+")
 
 
 def char_to_byte(text: str) -> np.ndarray | None:
@@ -54,11 +52,35 @@ def char_to_byte(text: str) -> np.ndarray | None:
     >>> char_to_byte("aé😀b").tolist()
     [0, 1, 3, 7, 8]
     """
+    return None if text.isascii() else _char_to_byte(_code_points(text))
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` as an array (uint8 for ASCII, else uint32)."""
     if text.isascii():
-        return None
-    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    starts = np.flatnonzero((raw & 0xC0) != 0x80)  # every byte but a continuation byte starts a character
-    return np.append(starts, raw.size).astype(np.int64)
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _char_to_byte(cp: np.ndarray) -> np.ndarray:
+    size = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)  # UTF-8 bytes per code point
+    out = np.zeros(cp.size + 1, dtype=np.int64)
+    np.cumsum(size, out=out[1:])
+    return out
+
+
+_SPACE_LIMIT = 0x3001  # every code point Python counts as whitespace is below this (tests check it)
+_space_table: np.ndarray | None = None
+
+
+def _is_space(cp: np.ndarray) -> np.ndarray:
+    """``chr(c).isspace()`` for each code point (``str.split()``'s whitespace, also ``re``'s ``\\s``)."""
+    global _space_table
+    if _space_table is None:
+        _space_table = np.array([chr(c).isspace() for c in range(_SPACE_LIMIT)] + [False])
+    if cp.dtype == np.uint8:  # ASCII: below the limit
+        return _space_table[cp]
+    return _space_table[np.minimum(cp, np.uint32(_SPACE_LIMIT))]
 
 
 def token_units(
@@ -87,18 +109,20 @@ def token_units(
     n_tok = len(offsets)
     nbytes = np.zeros(n_tok, dtype=np.int32)
     word = np.full(n_tok, -1, dtype=np.int32)
-    cb = char_to_byte(text)
-    spans = np.asarray(offsets, dtype=np.int64).reshape(n_tok, 2) if n_tok else np.zeros((0, 2), np.int64)
+    cp = _code_points(text)
+    cb = None if cp.dtype == np.uint8 else _char_to_byte(cp)
+    spans = _offsets_array(offsets)
     starts_char = _reclaim_trimmed(text, spans, segments)
     starts_all = starts_char if cb is None else cb[starts_char]
     total_bytes = total_words = 0
     for t0, t1, c0, c1 in segments:
         a, b = (c0, c1) if cb is None else (int(cb[c0]), int(cb[c1]))
         total_bytes += b - a
-        ws, we = _word_bytes(text, c0, c1, cb)
+        ws, we = _word_bytes(cp, c0, c1, cb)
         if t1 > t0:
             start = _starts(starts_all[t0:t1], a, b)
-            end = np.append(start[1:], b)
+            end = np.empty_like(start)
+            end[:-1], end[-1] = start[1:], b
             nb = end - start
             nbytes[t0:t1] = nb
             if ws.size:
@@ -107,6 +131,14 @@ def token_units(
                 word[t0:t1] = np.where(nb > 0, w, -1)
         total_words += int(ws.size)
     return nbytes, word, total_bytes, total_words
+
+
+def _offsets_array(offsets) -> np.ndarray:
+    """``(T, 2)`` int64 offsets from a tokenizer's list of pairs (flattened: much faster than ``np.asarray``)."""
+    if isinstance(offsets, np.ndarray):
+        return offsets.astype(np.int64, copy=False).reshape(-1, 2)
+    n = len(offsets)
+    return np.fromiter(chain.from_iterable(offsets), dtype=np.int64, count=2 * n).reshape(n, 2)
 
 
 def _reclaim_trimmed(text: str, spans: np.ndarray, segments: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
@@ -139,7 +171,7 @@ def _starts(raw: np.ndarray, a: int, b: int) -> np.ndarray:
     if n < 2 or not (s[1:] == s[:-1]).any():
         return s
     # runs of equal starts: index of each token within its run and the run's size
-    new = np.r_[True, s[1:] != s[:-1]]
+    new = np.concatenate(([True], s[1:] != s[:-1]))
     run_id = np.cumsum(new) - 1
     run_first = np.flatnonzero(new)
     j = np.arange(n) - run_first[run_id]
@@ -149,15 +181,21 @@ def _starts(raw: np.ndarray, a: int, b: int) -> np.ndarray:
     return np.where(j == 0, s, spread)
 
 
-def _word_bytes(text: str, c0: int, c1: int, cb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Byte starts and ends of the words of ``text[c0:c1]``."""
-    bounds = [m.span() for m in _WORD.finditer(text, c0, c1)]
-    if not bounds:
+def _word_bytes(cp: np.ndarray, c0: int, c1: int, cb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Byte starts and ends of the words (maximal non-whitespace runs) of characters ``[c0, c1)``."""
+    if c1 <= c0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    arr = np.asarray(bounds, dtype=np.int64)
+    space = _is_space(cp[c0:c1])
+    word = ~space
+    first = word.copy()
+    first[1:] &= space[:-1]  # a word starts after whitespace or at the span's start
+    last = word.copy()
+    last[:-1] &= space[1:]  # and ends before whitespace or at the span's end
+    starts = np.flatnonzero(first) + c0
+    ends = np.flatnonzero(last) + c0 + 1
     if cb is not None:
-        arr = cb[arr]
-    return arr[:, 0], arr[:, 1]
+        starts, ends = cb[starts], cb[ends]
+    return starts, ends
 
 
 def units_of_targets(nbytes: np.ndarray, word: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -332,7 +332,10 @@ def _assemble(
     if prefix_id is not None and not (ids and ids[0] == prefix_id):
         ids, mask, offset = [prefix_id, *ids], np.concatenate([[False], mask]), 1
         if token_spans is not None:  # the prefix token covers no text
-            token_spans = (np.r_[np.int32(0), token_spans[0]], np.r_[np.int32(-1), token_spans[1]])
+            token_spans = (
+                np.concatenate((np.zeros(1, np.int32), token_spans[0])),
+                np.concatenate((np.full(1, -1, np.int32), token_spans[1])),
+            )
     input_ids = np.asarray(ids, dtype=np.int64)  # (T,)
     targets = np.asarray(mask, dtype=bool).copy()  # (T,)
     if len(targets):

@@ -260,9 +260,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         tok_fp = hf.tokenizer_fingerprint(tokenizer)
         if tok_fp not in tokenized:
             name = str(hf.tokenizer_dir(spec, options.tokenizer))
-            documents, skipped = tokenize_records(
-                records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units
-            )
+            documents, skipped = tokenize_records(records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units)
             units = units_status(documents, tokenizer, name, options.units)
             tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents), units)
         documents, skipped, docs_fp, units = tokenized[tok_fp]
@@ -307,9 +305,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         result.status, result.manifest = "skipped", decision.manifest
         result.message = "already scored with identical fingerprints and settings (--force to redo)"
         if units["available"] and "units" not in decision.manifest.get("identity", {}).get("settings", {}):
-            result.message = (
-                "already scored, before pctce recorded byte spans and words (--force to re-score with them)"
-            )
+            result.message = "already scored, before pctce recorded byte spans and words (--force to re-score with them)"
         _fill_numbers(result, options.out, spec.id)
         return result
 
