@@ -7,6 +7,11 @@ token). ``compute()`` gathers every rank's tokens and returns the SPEC §2
 summaries. Percentiles are not mergeable from partial summaries, so the values
 themselves are gathered, never per-rank summaries.
 
+Tokens only: ``PercentileCE`` sees logits and labels, never the text, so it has
+no byte spans and no words and cannot summarize per word or per byte (SPEC §8).
+For those, score the text: :func:`pctce_cli.api.score_model` (then
+``result.summary(unit="word")``), the callback, or ``pctce score``.
+
     metric = PercentileCE()
     for batch in loader:
         metric.update(model(**batch).logits, batch["labels"])

@@ -18,6 +18,12 @@ callbacks are not given the trainer, so the callback logs through a trainer
 reference: pass ``trainer=`` or call :meth:`PercentileCECallback.attach`.
 Without one, the values still land in the metrics ``trainer.evaluate()``
 returns and in ``state.log_history``, but integrations do not see them.
+
+Units: the logged values are per token. The callback scores the text, so the
+partitions it stores carry byte spans and words (SPEC §8) when the tokenizer is
+a fast one (:func:`pctce_cli.store.load_units` reads them); the accumulator
+:class:`~pctce_cli.accumulator.PercentileCE` keeps tokens only (it sees logits
+and labels, never the text), so it has no word or byte units.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def test_score_writes_a_hive_partitioned_store_readable_by_pyarrow(tiny_ckpt, te
     [row] = res[f"Scored into {out}"]
     assert row["checkpoint"] == "tiny" and row["status"] == "scored" and row["targets"] > 0
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table()
-    assert set(table.column_names) == {"doc", "pos", "token", "ce", "rank", "checkpoint"}
+    # nbytes, word: the byte span and word of each target (SPEC §8; the tiny tokenizer is a fast one)
+    assert set(table.column_names) == {"doc", "pos", "token", "ce", "rank", "nbytes", "word", "checkpoint"}
     assert table.num_rows == row["targets"]
     assert str(table.schema.field("ce").type) == "float"
     assert not list(out.rglob("*.tmp"))

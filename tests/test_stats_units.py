@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pctce_cli.stats.units import byte_summary, byte_values, weighted_percentiles, word_ce
+from pctce_cli.errors import UsageError
+from pctce_cli.stats import summarize
+from pctce_cli.stats.units import byte_mean, byte_values, weighted_percentiles, word_ce
 
 LEVELS = [0, 5, 25, 50, 75, 90, 95, 99, 100]
 
@@ -60,10 +64,96 @@ def test_byte_summary_against_expansion():
     rng = np.random.default_rng(2)
     ce = rng.gamma(2, 1.5, 2000).astype(np.float32)
     nb = rng.integers(0, 7, 2000)
-    s = byte_summary(ce, nb, [50, 90, 99])
+    s = summarize(ce, None, [50, 90, 99], unit="byte", nbytes=nb)
+    assert s["mean"] == byte_mean(ce, nb)
     v, w = byte_values(ce, nb)
     expanded = np.repeat(v, w).astype(np.float64)
     assert s["n"] == nb.sum() == expanded.size
     assert s["mean"] == pytest.approx(ce[nb > 0].astype(np.float64).sum() / nb.sum(), rel=1e-12)
     assert s["mean"] == pytest.approx(expanded.mean(), rel=1e-6)  # (ce/n_bytes is float32 per byte)
     assert [s["p50"], s["p90"], s["p99"]] == np.percentile(expanded, [50, 90, 99]).tolist()
+
+
+# ---------------------------------------------------------------- summarize(unit=...), invariants
+
+
+def _random_units(rng, n_docs=30):
+    doc, word, nbytes = [], [], []
+    for d in range(n_docs):
+        n = int(rng.integers(1, 40))
+        w = np.sort(rng.integers(0, max(1, n // 2), n))
+        w = np.searchsorted(np.unique(w), w)  # word indices 0..k-1 without gaps
+        nb = rng.integers(1, 6, n)
+        empty = rng.random(n) < 0.05
+        w[empty], nb[empty] = -1, 0
+        doc.append(np.full(n, d))
+        word.append(w)
+        nbytes.append(nb)
+    doc, word, nbytes = (np.concatenate(x) for x in (doc, word, nbytes))
+    ce = rng.gamma(2, 1.2, doc.size).astype(np.float32)
+    return ce, doc, word, nbytes
+
+
+def test_summarize_word_and_byte_against_brute_force():
+    rng = np.random.default_rng(3)
+    ce, doc, word, nbytes = _random_units(rng)
+    levels = [5, 25, 50, 75, 95, 99]
+    sums = {}
+    for c, d, w in zip(ce.astype(np.float64), doc, word):
+        if w >= 0:
+            sums[(d, w)] = sums.get((d, w), 0.0) + c
+    words = np.array([sums[k] for k in sorted(sums)])
+    s = summarize(ce, None, levels, unit="word", doc=doc, word=word)
+    assert s["n"] == len(words) and s["mean"] == pytest.approx(words.mean(), rel=1e-12)
+    assert [s[f"p{q}"] for q in levels] == pytest.approx(np.percentile(words, levels).tolist(), rel=1e-12)
+    expanded = np.repeat(ce / np.maximum(nbytes, 1).astype(np.float32), nbytes).astype(np.float64)
+    b = summarize(ce, None, levels, unit="byte", nbytes=nbytes)
+    assert b["n"] == expanded.size == nbytes.sum()
+    assert [b[f"p{q}"] for q in levels] == np.percentile(expanded, levels).tolist()
+    assert b["mean"] == pytest.approx(ce[nbytes > 0].astype(np.float64).sum() / nbytes.sum(), rel=1e-12)
+    assert b["iqr"] == b["p75"] - b["p25"] and math.isnan(b["top1"]) and math.isnan(s["top1"])
+
+
+def test_word_and_byte_units_do_not_depend_on_how_documents_are_sharded():
+    rng = np.random.default_rng(4)
+    ce, doc, word, nbytes = _random_units(rng)
+    cut = int(np.searchsorted(doc, 13))  # shards hold whole documents
+    whole = word_ce(ce, doc, word)
+    parts = [word_ce(ce[s], doc[s], word[s]) for s in (slice(0, cut), slice(cut, None))]
+    assert np.concatenate([p[0] for p in parts]).tolist() == whole[0].tolist()
+    assert sum(p[4] for p in parts) == whole[4]
+    v1, w1 = byte_values(ce, nbytes)
+    vs = [byte_values(ce[s], nbytes[s]) for s in (slice(0, cut), slice(cut, None))]
+    assert np.concatenate([v for v, _ in vs]).tolist() == v1.tolist()
+    # order of tokens does not matter to byte percentiles
+    perm = rng.permutation(ce.size)
+    assert weighted_percentiles(v1, w1, LEVELS).tolist() == weighted_percentiles(*byte_values(ce[perm], nbytes[perm]), LEVELS).tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.floats(0, 30, width=32), min_size=1, max_size=40),
+    weights=st.lists(st.integers(1, 9), min_size=40, max_size=40),
+    levels=st.lists(st.floats(0, 100), min_size=2, max_size=8),
+)
+def test_weighted_percentiles_are_monotone_and_within_range(values, weights, levels):
+    v = np.array(values, np.float32)
+    w = np.array(weights[: len(values)], np.int64)
+    qs = sorted(levels)
+    got = weighted_percentiles(v, w, qs)
+    assert (np.diff(got) >= 0).all()
+    assert got[0] >= v.min() and got[-1] <= v.max()
+
+
+def test_word_ce_refuses_unsorted_rows():
+    with pytest.raises(UsageError, match="sorted"):
+        word_ce([1.0, 2.0, 3.0], [0, 0, 0], [1, 0, 1])
+
+
+def test_units_need_their_arrays():
+    with pytest.raises(UsageError, match="needs doc and word"):
+        summarize([1.0], unit="word")
+    with pytest.raises(UsageError, match="needs nbytes"):
+        summarize([1.0], unit="byte")
+    with pytest.raises(UsageError, match="unit must be one of"):
+        summarize([1.0], unit="char")

@@ -41,12 +41,20 @@ functions that need them.
 
 from pctce_cli.data.fingerprint import data_fingerprint, documents_fingerprint
 from pctce_cli.data.records import FORMATS, PREFIXES, SPLIT_ON, Document, Record, read_records, split_blank_lines
-from pctce_cli.data.tokenize import move_trailing_whitespace, scored_text_size, tokenize_records
+from pctce_cli.data.spans import UNITS_RULE
+from pctce_cli.data.tokenize import (
+    move_trailing_whitespace,
+    scored_text_size,
+    tokenize_records,
+    units_status,
+    units_unavailable,
+)
 
 __all__ = [
     "FORMATS",
     "PREFIXES",
     "SPLIT_ON",
+    "UNITS_RULE",
     "Document",
     "Record",
     "data_fingerprint",
@@ -56,4 +64,6 @@ __all__ = [
     "scored_text_size",
     "split_blank_lines",
     "tokenize_records",
+    "units_status",
+    "units_unavailable",
 ]

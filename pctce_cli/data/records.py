@@ -44,7 +44,9 @@ class Document:
     ``targets[i]`` is True iff ``input_ids[i]`` is scored, predicted from
     ``input_ids[:i]``; ``targets[0]`` is always False. ``offset`` is 1 when a
     prefix token was prepended, so a target's position in the document is
-    ``i - offset``.
+    ``i - offset``. ``nbytes`` and ``word`` hold, per target in position
+    order, its byte-span length and word index (SPEC §8; -1: no word), or
+    ``None`` when the tokenizer gives no offsets (:mod:`pctce_cli.data.spans`).
     """
 
     index: int
@@ -54,6 +56,8 @@ class Document:
     n_bytes: int
     n_words: int
     source: str
+    nbytes: np.ndarray | None = None  # int32 (targets.sum(),)
+    word: np.ndarray | None = None  # int32 (targets.sum(),)
 
 
 # --------------------------------------------------------------------------- reading

@@ -9,6 +9,7 @@ import numpy as np
 
 from pctce_cli.errors import DataError, UsageError
 from pctce_cli.data.records import PREFIXES, Document, Record, _first_line
+from pctce_cli.data.spans import UNITS_RULE, token_units, units_of_targets
 
 _WORDS = re.compile(r"\s+")
 _SOURCE_SUFFIX = re.compile(r":(?:(?:block|row|item) )?\d+$")
@@ -48,14 +49,22 @@ def tokenize_records(
     *,
     prefix: str = "auto",
     tokenizer_name: str = "tokenizer",
+    units: bool = True,
 ) -> tuple[list[Document], int]:
     """Tokenize records and mark their scored tokens.
+
+    With a fast tokenizer each document also gets the byte span and word of
+    every target (``Document.nbytes``, ``Document.word``; SPEC §8, the rule in
+    :mod:`pctce_cli.data.spans`). A slow tokenizer gives no offsets: documents
+    then hold ``None`` there (:func:`units_unavailable` says why).
 
     Args:
         records: From :func:`read_records`.
         tokenizer: A Hugging Face tokenizer (fast ones are much faster: calls are batched).
         prefix: ``"auto"`` (BOS, else EOS, else none), ``"bos"``, ``"eos"`` or ``"none"``.
         tokenizer_name: How errors name the tokenizer (e.g. its path).
+        units: Compute byte spans and words when the tokenizer can (``False``:
+            never; the benchmark of their cost turns them off).
 
     Returns:
         ``(documents, n_skipped)``: documents with at least one target, in
@@ -70,15 +79,18 @@ def tokenize_records(
     prefix_id = _prefix_token_id(tokenizer, prefix, tokenizer_name)
     records = list(records)
     modes = [_mode(r) for r in records]
-    encoded: dict[int, tuple[list[int], np.ndarray, int, int]] = {}  # position → (ids, mask, bytes, words)
-    encoded.update(_encode_texts(records, [i for i, m in enumerate(modes) if m == "text"], tokenizer))
-    encoded.update(_encode_pairs(records, [i for i, m in enumerate(modes) if m == "pair"], tokenizer))
-    encoded.update(_encode_chats(records, [i for i, m in enumerate(modes) if m == "chat"], tokenizer, tokenizer_name))
+    spans = units and units_unavailable(tokenizer) is None
+    # position → (ids, mask, bytes, words, per-token (nbytes, word) or None)
+    encoded: dict[int, tuple[list[int], np.ndarray, int, int, tuple | None]] = {}
+    encoded.update(_encode_texts(records, [i for i, m in enumerate(modes) if m == "text"], tokenizer, spans))
+    encoded.update(_encode_pairs(records, [i for i, m in enumerate(modes) if m == "pair"], tokenizer, spans))
+    chats = [i for i, m in enumerate(modes) if m == "chat"]
+    encoded.update(_encode_chats(records, chats, tokenizer, tokenizer_name, spans))
 
     documents: list[Document] = []
     for i, record in enumerate(records):
-        ids, mask, n_bytes, n_words = encoded[i]
-        document = _assemble(record, ids, mask, prefix_id, n_bytes, n_words)
+        ids, mask, n_bytes, n_words, token_spans = encoded[i]
+        document = _assemble(record, ids, mask, prefix_id, n_bytes, n_words, token_spans)
         if document is not None:
             documents.append(document)
     n_skipped = len(records) - len(documents)
@@ -115,42 +127,104 @@ def _prefix_token_id(tokenizer: Any, prefix: str, tokenizer_name: str) -> int | 
     return None
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    """Batched ``tokenizer(texts, add_special_tokens=False)``, without the too-long-sequence warning."""
+def units_unavailable(tokenizer: Any) -> str | None:
+    """Why byte spans and words cannot be computed with ``tokenizer``, or ``None`` when they can.
+
+    They need character offsets (``return_offsets_mapping``), which only fast
+    (Rust-backed) tokenizers give.
+    """
+    if getattr(tokenizer, "is_fast", False):
+        return None
+    return (
+        f"{type(tokenizer).__name__} is a slow tokenizer: it gives no character offsets, so byte spans and words "
+        "are not recorded (load the fast tokenizer to record them)"
+    )
+
+
+def units_status(documents: Sequence[Document], tokenizer: Any, tokenizer_name: str = "tokenizer", units: bool = True) -> dict:
+    """Whether ``documents`` carry byte spans and words, for a manifest's ``units`` (and why not).
+
+    Args:
+        documents: From :func:`tokenize_records`.
+        tokenizer, tokenizer_name: The tokenizer it was given, and how to name it.
+        units: What :func:`tokenize_records` was asked (``False``: turned off).
+
+    Returns:
+        ``{"available": True, "rule": UNITS_RULE}``, or ``{"available": False,
+        "reason": …, "tokenizer": <class name>}`` naming the tokenizer.
+    """
+    if units and documents and all(d.nbytes is not None for d in documents):
+        return {"available": True, "rule": UNITS_RULE}
+    reason = units_unavailable(tokenizer)
+    if not units:
+        reason = "byte spans and words were turned off"
+    elif reason is None:
+        missing = next((d for d in documents if d.nbytes is None), None)
+        where = f" of {missing.source}" if missing is not None else ""
+        reason = (
+            f"its chat template does not render the assistant messages{where} verbatim (nor trimmed), "
+            "so their byte spans cannot be located"
+        )
+    return {"available": False, "reason": f"{tokenizer_name}: {reason}", "tokenizer": type(tokenizer).__name__}
+
+
+def _encode(tokenizer: Any, texts: list[str], offsets: bool = False) -> tuple[list[list[int]], list | None]:
+    """Batched ``tokenizer(texts, add_special_tokens=False)``, without the too-long-sequence warning.
+
+    Returns the ids of every text and, with ``offsets``, their character offsets.
+    """
     out: list[list[int]] = []
+    spans: list | None = [] if offsets else None
     for start in range(0, len(texts), _ENCODE_CHUNK):
         enc = tokenizer(
             texts[start : start + _ENCODE_CHUNK],
             add_special_tokens=False,
             return_attention_mask=False,
             return_token_type_ids=False,
+            return_offsets_mapping=offsets,
             verbose=False,  # long documents are fine: the engine windows them
         )
         out.extend(list(ids) for ids in enc["input_ids"])
-    return out
+        if offsets:
+            spans.extend(enc["offset_mapping"])
+    return out, spans
 
 
-def _encode_texts(records: list[Record], positions: list[int], tokenizer: Any) -> Iterator[tuple[int, tuple]]:
-    all_ids = _encode(tokenizer, [records[i].text for i in positions])
-    for i, ids in zip(positions, all_ids):
-        yield i, (ids, np.ones(len(ids), dtype=bool), *scored_text_size(records[i].text))
+def _encode_texts(records: list[Record], positions: list[int], tokenizer: Any, spans: bool) -> Iterator[tuple[int, tuple]]:
+    texts = [records[i].text for i in positions]
+    all_ids, all_offsets = _encode(tokenizer, texts, spans)
+    for n, (i, ids) in enumerate(zip(positions, all_ids)):
+        units = None
+        if spans:
+            nbytes, word, _, _ = token_units(texts[n], all_offsets[n], [(0, len(ids), 0, len(texts[n]))])
+            units = (nbytes, word)
+        yield i, (ids, np.ones(len(ids), dtype=bool), *scored_text_size(texts[n]), units)
 
 
-def _encode_pairs(records: list[Record], positions: list[int], tokenizer: Any) -> Iterator[tuple[int, tuple]]:
+def _encode_pairs(records: list[Record], positions: list[int], tokenizer: Any, spans: bool) -> Iterator[tuple[int, tuple]]:
     pairs = [move_trailing_whitespace(records[i].prompt or "", records[i].completion) for i in positions]
     n = len(pairs)
-    all_ids = _encode(tokenizer, [p + c for p, c in pairs] + [p for p, _ in pairs])
-    for i, (_, completion), whole, context in zip(positions, pairs, all_ids[:n], all_ids[n:]):
+    all_ids, all_offsets = _encode(tokenizer, [p + c for p, c in pairs] + [p for p, _ in pairs], spans)
+    for k, (i, (prompt, completion), whole, context) in enumerate(zip(positions, pairs, all_ids[:n], all_ids[n:])):
         # as lm-eval: the model reads context + continuation; an empty completion scores nothing
         # (not even the prompt's trailing whitespace moved onto it)
         continuation = whole[len(context) :] if records[i].completion else []
         mask = np.zeros(len(context) + len(continuation), dtype=bool)
         mask[len(context) :] = True
-        yield i, (context + continuation, mask, *scored_text_size(completion))
+        units = None
+        if spans:
+            # offsets are those of the whole text, the tokens the model reads; only the completion is scored
+            # (those of the prompt's tokens are never read: they are outside the scored segment)
+            offsets = list(all_offsets[k][: len(mask)])
+            offsets += [(0, 0)] * (len(mask) - len(offsets))  # the whole has fewer tokens than the prompt alone
+            segment = (len(context), len(mask), len(prompt), len(prompt) + len(completion))
+            nbytes, word, _, _ = token_units(prompt + completion, offsets, [segment])
+            units = (nbytes, word)
+        yield i, (context + continuation, mask, *scored_text_size(completion), units)
 
 
 def _encode_chats(
-    records: list[Record], positions: list[int], tokenizer: Any, tokenizer_name: str
+    records: list[Record], positions: list[int], tokenizer: Any, tokenizer_name: str, spans: bool
 ) -> Iterator[tuple[int, tuple]]:
     if not positions:
         return
@@ -160,32 +234,34 @@ def _encode_chats(
             "cannot be scored; pass --tokenizer with one that has a template, or use --prompt-field/--completion-field"
         )
     # Render each chat whole and, per assistant message k, before it (with the generation
-    # prompt) and up to its end; tokenize all renders in one batch.
+    # prompt) and up to its end; tokenize all renders in two batches (offsets of whole chats only).
+    fulls: list[str] = []
     texts: list[str] = []
-    plans: list[tuple[int, int, list[tuple[int, int]]]] = []  # (position, text index of full, [(pre, upto)])
+    plans: list[tuple[int, int, list[tuple[int, int]]]] = []  # (position, index in fulls, [(pre, upto)] in texts)
     for i in positions:
         record = records[i]
         turns = [k for k, m in enumerate(record.messages) if m["role"] == "assistant"]
         if not turns:
             continue
-        full = len(texts)
-        texts.append(_render(tokenizer, record.messages, False, record.source, tokenizer_name))
-        spans = []
+        fulls.append(_render(tokenizer, record.messages, False, record.source, tokenizer_name))
+        turn_texts = []
         for k in turns:
             pre = _render(tokenizer, record.messages[:k], True, record.source, tokenizer_name)
             upto = _render(tokenizer, record.messages[: k + 1], False, record.source, tokenizer_name)
             texts += [pre, upto]
-            spans.append((len(texts) - 2, len(texts) - 1))
-        plans.append((i, full, spans))
-    all_ids = _encode(tokenizer, texts)
+            turn_texts.append((len(texts) - 2, len(texts) - 1))
+        plans.append((i, len(fulls) - 1, turn_texts))
+    full_ids, full_offsets = _encode(tokenizer, fulls, spans)
+    all_ids, _ = _encode(tokenizer, texts)
 
     planned = set()
-    for i, full, spans in plans:
+    for i, f, turn_texts in plans:
         planned.add(i)
         record = records[i]
-        ids = all_ids[full]
+        ids = full_ids[f]
         mask = np.zeros(len(ids), dtype=bool)
-        for n, (pre, upto) in enumerate(spans, start=1):
+        turns = []
+        for n, (pre, upto) in enumerate(turn_texts, start=1):
             start, stop = len(all_ids[pre]), len(all_ids[upto])
             if ids[:start] != all_ids[pre] or ids[:stop] != all_ids[upto] or stop < start:
                 raise DataError(
@@ -194,12 +270,36 @@ def _encode_chats(
                     "tokens), so its assistant tokens cannot be located"
                 )
             mask[start:stop] = True
+            turns.append((start, stop))
         contents = [m["content"] for m in record.messages if m["role"] == "assistant"]
         sizes = [scored_text_size(c) for c in contents]
-        yield i, (ids, mask, sum(b for b, _ in sizes), sum(w for _, w in sizes))
+        units = _chat_units(fulls[f], full_offsets[f], turns, contents) if spans else None
+        yield i, (ids, mask, sum(b for b, _ in sizes), sum(w for _, w in sizes), units)
     for i in positions:
         if i not in planned:  # no assistant message: nothing to score
-            yield i, ([], np.zeros(0, dtype=bool), 0, 0)
+            yield i, ([], np.zeros(0, dtype=bool), 0, 0, (np.zeros(0, np.int32), np.zeros(0, np.int32)) if spans else None)
+
+
+def _chat_units(full: str, offsets: list, turns: list[tuple[int, int]], contents: list[str]) -> tuple | None:
+    """Byte spans and words of a chat's assistant tokens: each turn is scored for its message's text only.
+
+    The message is looked up in the rendered chat after the tokens before the
+    turn; a template that trims it is scored for the trimmed text. ``None``
+    when the template renders the message otherwise (no span to give).
+    """
+    segments = []
+    for (start, stop), content in zip(turns, contents):
+        begin = offsets[start - 1][1] if start > 0 else 0
+        limit = offsets[stop - 1][1] if stop > start else begin
+        for text in (content, content.strip()):
+            at = full.find(text, begin)
+            if at >= 0 and at + len(text) <= max(limit, begin):
+                segments.append((start, stop, at, at + len(text)))
+                break
+        else:
+            return None
+    nbytes, word, _, _ = token_units(full, offsets, segments)
+    return nbytes, word
 
 
 def _render(tokenizer: Any, messages: list[dict], generation_prompt: bool, source: str, tokenizer_name: str) -> str:
@@ -220,18 +320,32 @@ def _render(tokenizer: Any, messages: list[dict], generation_prompt: bool, sourc
 
 
 def _assemble(
-    record: Record, ids: list[int], mask: np.ndarray, prefix_id: int | None, n_bytes: int, n_words: int
+    record: Record,
+    ids: list[int],
+    mask: np.ndarray,
+    prefix_id: int | None,
+    n_bytes: int,
+    n_words: int,
+    token_spans: tuple[np.ndarray, np.ndarray] | None,
 ) -> Document | None:
     offset = 0
     if prefix_id is not None and not (ids and ids[0] == prefix_id):
         ids, mask, offset = [prefix_id, *ids], np.concatenate([[False], mask]), 1
+        if token_spans is not None:  # the prefix token covers no text
+            token_spans = (
+                np.concatenate((np.zeros(1, np.int32), token_spans[0])),
+                np.concatenate((np.full(1, -1, np.int32), token_spans[1])),
+            )
     input_ids = np.asarray(ids, dtype=np.int64)  # (T,)
     targets = np.asarray(mask, dtype=bool).copy()  # (T,)
     if len(targets):
         targets[0] = False  # nothing predicts the first token
     if not targets.any():
         return None
-    return Document(record.index, input_ids, targets, offset, n_bytes, n_words, record.source)
+    nbytes = word = None
+    if token_spans is not None:
+        nbytes, word = units_of_targets(*token_spans, targets)
+    return Document(record.index, input_ids, targets, offset, n_bytes, n_words, record.source, nbytes, word)
 
 
 def _source_file(source: str) -> str:

@@ -70,6 +70,8 @@ class ScoredShard:
     rank: np.ndarray  # int32 (N,) logits strictly greater than the target's
     doc_table: dict  # column name -> array, one row per document
     seconds: float = 0.0
+    nbytes: np.ndarray | None = None  # int32 (N,) bytes of the target's span (SPEC §8); None: no offsets
+    word: np.ndarray | None = None  # int32 (N,) word index within its document, -1 for none
 
 
 def plan_windows(documents: Sequence[Document], max_length: int, stride: int) -> list[Window]:
@@ -270,6 +272,7 @@ def score_documents(
     pad_id: int = 0,
     progress: Callable[[int], None] | None = None,
     label: str = "checkpoint",
+    units: bool = True,
 ) -> ScoredShard:
     """Score every target of ``documents`` with ``adapter``.
 
@@ -282,6 +285,8 @@ def score_documents(
         pad_id: Token id used for padding (masked out; any valid id works).
         progress: Called with the number of targets scored after each batch.
         label: Checkpoint name used in error messages.
+        units: Carry the documents' byte spans and words to the rows (when
+            every document has them; a run decides once for all its shards).
 
     Returns:
         A :class:`ScoredShard` sorted by document then position.
@@ -344,6 +349,7 @@ def score_documents(
         "n_bytes": np.array([d.n_bytes for d in documents], dtype=np.int64),
         "n_words": np.array([d.n_words for d in documents], dtype=np.int64),
     }
+    nbytes, word = _units(documents, doc_table, len(order)) if units else (None, None)
     return ScoredShard(
         doc=doc_index[doc_k[order]],
         pos=pos[order].astype(np.int32),
@@ -352,7 +358,26 @@ def score_documents(
         rank=rank[order].astype(np.int32),
         doc_table=doc_table,
         seconds=time.perf_counter() - t0,
+        nbytes=nbytes,
+        word=word,
     )
+
+
+def _units(documents: Sequence[Document], doc_table: dict, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-target byte counts and words in (doc, pos) order, and ``n_empty`` per document; ``None`` without offsets.
+
+    Every target is scored exactly once and rows are sorted by document (in the
+    order given) then position, so they are the documents' per-target arrays
+    concatenated.
+    """
+    if not documents or any(d.nbytes is None for d in documents):
+        return None, None
+    nbytes = np.concatenate([d.nbytes for d in documents]).astype(np.int32, copy=False)
+    word = np.concatenate([d.word for d in documents]).astype(np.int32, copy=False)
+    if nbytes.size != n:
+        raise ScoringError(f"{nbytes.size} byte spans for {n} scored targets: the documents' units do not match their targets")
+    doc_table["n_empty"] = np.array([int(np.count_nonzero(d.nbytes == 0)) for d in documents], dtype=np.int64)
+    return nbytes, word
 
 
 class UniformAdapter:

@@ -85,7 +85,7 @@ def scoring_settings(model, data: ValidationData, **scoring) -> tuple[ScoreOptio
     if stride > max_length:  # max_length came from the model: validate_options could not compare them
         raise UsageError(f"stride ({stride}) cannot exceed max_length ({max_length})", param=("stride", "max_length"))
     dtype = next(model.parameters()).dtype
-    settings = identity_settings(options, max_length, stride, str(dtype).removeprefix("torch."))
+    settings = identity_settings(options, max_length, stride, str(dtype).removeprefix("torch."), data.units.get("rule"))
     return options, max_length, stride, settings
 
 
@@ -127,6 +127,7 @@ def score_in_memory(
         accuracy_margin=options.accuracy_margin,
         label="model",
         progress=progress,
+        units=vd.units["available"],
     )
     sink = MemorySink()
     mine = my_shards(len(shards), group)
@@ -157,6 +158,7 @@ def score_in_memory(
             "skipped_documents": vd.skipped,
         },
         "engine": engine_info(adapter),
+        "units": vd.units,
         "versions": versions(),
         "world_size": group.world,
         "wall_seconds": round(time.perf_counter() - t_start, 3),

@@ -121,6 +121,9 @@ class ScoreOptions(ReadOptions):
     # scored store writes labels without re-scoring.
     subset_fields: tuple[str, ...] = ()
     subset_from_file: bool = False
+    # Record byte spans and words (SPEC §8) when the tokenizer gives offsets. Not a CLI option: an internal
+    # switch, so benchmarks/bench_offsets.py can measure what they cost.
+    units: bool = True
 
     @property
     def read(self) -> ReadOptions:
@@ -266,14 +269,21 @@ def resolve_batch_tokens(batch_tokens: int | None, device) -> int:
     return CPU_BATCH_TOKENS if str(getattr(device, "type", device)) == "cpu" else ACCELERATOR_BATCH_TOKENS
 
 
-def identity_settings(options: ScoreOptions, max_length: int, stride: int, dtype_name: str) -> dict:
+def identity_settings(
+    options: ScoreOptions, max_length: int, stride: int, dtype_name: str, units: str | None = None
+) -> dict:
     """The settings that determine a partition's numbers (its identity, beside the fingerprints).
 
     One function for ``pctce score`` and the in-memory paths, so partitions
     written from an in-memory model carry exactly the settings ``pctce score``
     records (key order included: it is the manifest's).
+
+    ``units`` is the rule of the byte spans and words stored with the rows
+    (:data:`pctce_cli.data.UNITS_RULE`), recorded as the last setting only when
+    they are stored: shards with and without them never mix in one partition,
+    and a run without them (a slow tokenizer) keeps the identity it always had.
     """
-    return {
+    settings = {
         "max_length": max_length,
         "stride": stride,
         "prefix": options.prefix,
@@ -287,6 +297,9 @@ def identity_settings(options: ScoreOptions, max_length: int, stride: int, dtype
         "task_accuracy": options.task_accuracy,
         "accuracy_margin": options.accuracy_margin if options.task_accuracy else None,
     }
+    if units is not None:
+        settings["units"] = units
+    return settings
 
 
 __all__ = [

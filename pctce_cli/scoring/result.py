@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from pctce_cli.errors import StoreError
+from pctce_cli.errors import StoreError, UsageError
 from pctce_cli.scoring.partition import build_manifest, conflict_message, open_partition
 from pctce_cli.scoring.run import ScoredPart, StoreSink
 from pctce_cli.stats.row import summary_row
-from pctce_cli.store.layout import TOKEN_COLUMNS
+from pctce_cli.stats.units import UNITS
+from pctce_cli.store.layout import TOKEN_COLUMNS, UNIT_COLUMNS
 from pctce_cli.stats.summaries import DEFAULT_PERCENTILES
 
 # summary_row's bookkeeping of the bootstrap, which ScoreResult.summary has never returned
@@ -42,7 +43,10 @@ class ScoreResult:
         identity: Fingerprints (weights, tokenizer, data, documents) and the
             settings that determine the numbers; a store partition with the
             same identity holds the same numbers.
-        info: Everything else a store manifest records (data, engine, timing).
+        info: Everything else a store manifest records (data, engine, timing,
+            ``units``: whether byte spans and words were recorded, and why not).
+        nbytes, word: Per target, its byte-span length and word index (SPEC §8;
+            -1: in no word), or ``None`` when the tokenizer gives no offsets.
     """
 
     doc: np.ndarray
@@ -54,12 +58,15 @@ class ScoreResult:
     identity: dict
     info: dict
     parts: list[ScoredPart] = field(default_factory=list, repr=False)
+    nbytes: np.ndarray | None = None
+    word: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.ce))
 
     def summary(self, percentiles: Sequence[float] = DEFAULT_PERCENTILES, ci: float | None = None,
-                n_boot: int = 1000, seed: int = 0, ci_summaries: Sequence[str] | None = None) -> dict:
+                n_boot: int = 1000, seed: int = 0, ci_summaries: Sequence[str] | None = None,
+                unit: str = "token") -> dict:
         """The row ``pctce summary`` prints for this checkpoint.
 
         ``targets``, ``documents``, ``mean``, ``ppl``, one ``pXX`` per level,
@@ -67,7 +74,18 @@ class ScoreResult:
         ``acc_exact_match``/``acc_substring_match`` with task accuracy); with
         ``ci`` also ``<summary>_lo``/``<summary>_hi`` document-level bootstrap
         bounds, as ``pctce summary --ci``.
+
+        With ``unit="word"`` or ``"byte"`` (SPEC §8): the summary of the word
+        or byte distribution instead (:func:`pctce_cli.stats.summarize` with
+        that unit: ``n`` words or bytes, ``mean``, ``ppl``, percentiles, ``iqr``,
+        ``z95``), plus ``targets``, ``documents`` and ``empty_span_targets``.
+
+        Raises:
+            UsageError: a word or byte unit for scores without byte spans (a
+                slow tokenizer: the message names it), or ``ci`` with them.
         """
+        if unit != "token":
+            return self._unit_summary(unit, percentiles, ci)
         row = summary_row(
             self.ce, self.doc, self.rank, docs=self.docs, percentiles=percentiles,
             ci=ci, n_boot=n_boot, seed=seed, ci_summaries=ci_summaries,
@@ -75,6 +93,21 @@ class ScoreResult:
         for key in _CI_BOOKKEEPING:
             row.pop(key, None)
         return row
+
+    def _unit_summary(self, unit: str, percentiles: Sequence[float], ci: float | None) -> dict:
+        from pctce_cli.stats import summarize
+
+        if unit not in UNITS:
+            raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
+        if self.nbytes is None or self.word is None:
+            reason = self.info.get("units", {}).get("reason", "the scores hold no byte spans")
+            raise UsageError(f"unit {unit!r} needs byte spans and words, which were not recorded: {reason}", param="unit")
+        if ci is not None:
+            raise UsageError(f"ci is computed in tokens only; leave it out with unit {unit!r}", param="ci")
+        s = summarize(self.ce, None, percentiles, unit=unit, doc=self.doc, word=self.word, nbytes=self.nbytes)
+        s.pop("top1", None)
+        docs = int(len(self.docs))
+        return {"targets": len(self), "documents": docs, **s, "empty_span_targets": int(np.count_nonzero(self.nbytes == 0))}
 
     def manifest(self, checkpoint: str, step: int | None = None, path: str | None = None, **extra) -> dict:
         """The manifest :meth:`to_store` writes (before the store adds shard records and totals)."""
@@ -94,6 +127,7 @@ class ScoreResult:
             versions=self.info["versions"],
             world_size=self.info["world_size"],
             wall_seconds=self.info["wall_seconds"],
+            units=self.info.get("units"),
             **{"source": "pctce_cli.api.score_model", **extra},  # a caller may name itself the source
         )
 
@@ -175,6 +209,9 @@ def assemble(parts: list[ScoredPart], identity: dict, info: dict) -> ScoreResult
 
     # the store's token columns, in the dtypes load_scores returns
     columns = {name: cat(name, np.dtype(dtype)) for name, dtype in TOKEN_COLUMNS.items()}
+    # byte spans and words when every part has them (a run records them for all its shards or none)
+    if parts and all(getattr(p.scored, "nbytes", None) is not None for p in parts):
+        columns.update({name: cat(name, np.dtype(dtype)) for name, dtype in UNIT_COLUMNS.items()})
 
     tables = [pd.DataFrame({**p.scored.doc_table, **(p.extra or {})}) for p in parts]
     docs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(

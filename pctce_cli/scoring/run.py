@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pctce_cli.checkpoints import CheckpointSpec, discover, read_config, weights_fingerprint
-from pctce_cli.data import data_fingerprint, documents_fingerprint, read_records, tokenize_records
+from pctce_cli.data import data_fingerprint, documents_fingerprint, read_records, tokenize_records, units_status
 from pctce_cli.distributed import ProcessGroup
 from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError
 from pctce_cli.scoring.options import (
@@ -123,6 +123,7 @@ class ShardScorer:
     accuracy_margin: int = 8
     label: str = "model"
     progress: Callable[[int], None] | None = None
+    units: bool = False  # byte spans and words to the shards (every document has them: data.units_status)
 
     def score(self, k: int, rank: int) -> ScoredPart:
         """Score shard ``k`` (and, with task accuracy, greedy-decode its prompts)."""
@@ -138,6 +139,7 @@ class ShardScorer:
             pad_id=self.pad_id,
             progress=self.progress,
             label=self.label,
+            units=self.units,
         )
         extra = None
         if self.task_accuracy:
@@ -216,9 +218,8 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
     from pctce_cli.scoring import hf
 
     specs = discover(paths, base_model=options.base_model)
-    records = read_records(
-        options.data, **options.read.record_kwargs(), subset_fields=options.subset_fields, subset_from_file=options.subset_from_file
-    )
+    labels = {"subset_fields": options.subset_fields, "subset_from_file": options.subset_from_file}
+    records = read_records(options.data, **options.read.record_kwargs(), **labels)
     data_fp = data_fingerprint(options.data)
     device = hf.resolve_device(options.device)
     if device.type == "cuda" and group.world > 1:
@@ -226,7 +227,7 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
     dtype = hf.resolve_dtype(options.dtype, device)
     dtype_name = str(dtype).removeprefix("torch.")
     cache = hf.ModelCache(device, dtype, options.trust_remote_code)
-    tokenized: dict[str, tuple] = {}  # tokenizer fingerprint -> (documents, skipped, documents_fp)
+    tokenized: dict[str, tuple] = {}  # tokenizer fingerprint -> (documents, skipped, documents_fp, units)
 
     lock = StoreLock(options.out)
     lock_error = None
@@ -259,11 +260,11 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         tokenizer = hf.load_tokenizer(spec, options.tokenizer, options.trust_remote_code)
         tok_fp = hf.tokenizer_fingerprint(tokenizer)
         if tok_fp not in tokenized:
-            documents, skipped = tokenize_records(
-                records, tokenizer, prefix=options.prefix, tokenizer_name=str(hf.tokenizer_dir(spec, options.tokenizer))
-            )
-            tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents))
-        documents, skipped, docs_fp = tokenized[tok_fp]
+            name = str(hf.tokenizer_dir(spec, options.tokenizer))
+            documents, skipped = tokenize_records(records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units)
+            units = units_status(documents, tokenizer, name, options.units)
+            tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents), units)
+        documents, skipped, docs_fp, units = tokenized[tok_fp]
         weights_fp = weights_fingerprint(spec)
     except PctceError as e:
         result.message = str(e)
@@ -289,7 +290,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         "tokenizer": tok_fp,
         "data": data_fp,
         "documents": docs_fp,
-        "settings": identity_settings(options, max_length, stride, dtype_name),
+        "settings": identity_settings(options, max_length, stride, dtype_name, units.get("rule")),
     }
     shards = plan_shards(documents, options.shard_targets)
 
@@ -304,6 +305,8 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
     if decision.kind == "done":
         result.status, result.manifest = "skipped", decision.manifest
         result.message = "already scored with identical fingerprints and settings (--force to redo)"
+        if units["available"] and "units" not in decision.manifest.get("identity", {}).get("settings", {}):
+            result.message = "already scored, before pctce recorded byte spans and words (--force to re-score with them)"
         if group.rank == 0:
             result.message += add_labels(options.out, spec.id, records)
         _fill_numbers(result, options.out, spec.id)
@@ -333,6 +336,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
             accuracy_margin=options.accuracy_margin,
             label=spec.id,
             progress=reporter.advance,
+            units=units["available"],
         )
         score_shards(scorer, mine, StoreSink(partition_dir(options.out, spec.id)), group.rank)
 
@@ -367,6 +371,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
             versions=_versions(),
             world_size=group.world,
             wall_seconds=round(time.perf_counter() - t_start, 3),
+            units=units,
         )
         try:
             manifest = finish_partition(partition_dir(options.out, spec.id), manifest, len(shards))

@@ -12,10 +12,19 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pctce_cli.data import FORMATS, Document, Record, data_fingerprint, documents_fingerprint, read_records, tokenize_records
+from pctce_cli.data import (
+    FORMATS,
+    Document,
+    Record,
+    data_fingerprint,
+    documents_fingerprint,
+    read_records,
+    tokenize_records,
+    units_status,
+)
 from pctce_cli.errors import UsageError
 from pctce_cli.scoring.options import ReadOptions, ScoreOptions, takes_read_options, validate_options
 
@@ -38,6 +47,8 @@ class ValidationData:
     files: list[str]  # resolved data files; empty for texts or Records given in memory
     options: ScoreOptions  # the reading and target-selection settings
     fingerprints: dict  # tokenizer, data, documents
+    # whether the documents carry byte spans and words (pctce_cli.data.units_status): the manifest's "units"
+    units: dict = field(default_factory=lambda: {"available": False, "reason": "not computed"})
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -168,14 +179,15 @@ def tokenize_data(tokenizer, records: list[Record], files: list[str], options: S
 
     prefix = options.prefix
     name = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
-    documents, skipped = tokenize_records(records, tokenizer, prefix=prefix, tokenizer_name=str(name))
+    documents, skipped = tokenize_records(records, tokenizer, prefix=prefix, tokenizer_name=str(name), units=options.units)
     fingerprints = {
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "data": data_fingerprint(files) if files else records_fingerprint(records),
         "documents": documents_fingerprint(documents),
     }
     return ValidationData(
-        records, documents, skipped, [str(Path(p).resolve()) for p in files], options, fingerprints
+        records, documents, skipped, [str(Path(p).resolve()) for p in files], options, fingerprints,
+        units_status(documents, tokenizer, str(name), options.units),
     )
 
 

@@ -2,7 +2,7 @@
 
 Summaries (§2), document-level bootstrap intervals (§2), concordance across
 checkpoints (§3), selection rules and task agreement (§4), distribution shape
-(§2) and the error-entropy decomposition (§5) of the SPEC; the defaults in
+(§2), the error-entropy decomposition (§5) and word and byte units (§8) of the SPEC; the defaults in
 :mod:`.defaults`, input checks in :mod:`.checks`, order statistics and type-7
 percentiles in :mod:`.order`. Every function takes numpy arrays or pandas
 DataFrames and returns plain values, dicts, DataFrames or small dataclasses;
@@ -51,6 +51,7 @@ from pctce_cli.stats.shape import (
     profile_distances,
 )
 from pctce_cli.stats.order import percentiles
+from pctce_cli.stats.units import UNITS, byte_mean, byte_values, weighted_percentiles, word_ce
 from pctce_cli.stats.summaries import (
     SummaryName,
     doc_normalized,
@@ -73,11 +74,14 @@ __all__ = [
     "PROFILE_LEVELS",
     "PairedBootstrap",
     "SummaryName",
+    "UNITS",
     "agreement",
     "agreement_summaries",
     "band_labels",
     "band_mass",
     "best_summary",
+    "byte_mean",
+    "byte_values",
     "bootstrap_ci",
     "bootstrap_replicates",
     "concordance",
@@ -103,4 +107,6 @@ __all__ = [
     "summary_value",
     "summary_values",
     "tied_pairs_matrix",
+    "weighted_percentiles",
+    "word_ce",
 ]

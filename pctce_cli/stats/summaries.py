@@ -233,36 +233,78 @@ def summary_value(name: str, ce, rank=None) -> float:
     return next(iter(summary_values([name], ce, rank).values()))
 
 
-def summarize(ce, rank=None, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, float]:
-    """The standard summary of one checkpoint's CE distribution (SPEC §2).
+def summarize(
+    ce,
+    rank=None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    *,
+    unit: str = "token",
+    doc=None,
+    word=None,
+    nbytes=None,
+) -> dict[str, float]:
+    """The standard summary of one checkpoint's CE distribution (SPEC §2), in tokens, words or bytes (§8).
 
     Args:
-        ce: 1-D array of finite CE values (nats), float32 or float64.
+        ce: 1-D array of finite CE values (nats), float32 or float64, one per target.
         rank: optional 1-D int array, rank of each target (0 = top choice).
         percentiles: levels in [0, 100] reported as ``pXX``.
+        unit: ``"token"`` (each target one value), ``"word"`` (each word the
+            sum of its targets' CE; needs ``doc`` and ``word``) or ``"byte"``
+            (each target ``nbytes`` values ``ce / nbytes``; needs ``nbytes``).
+            Targets in no word (``word`` -1) or with no byte are left out.
+        doc, word, nbytes: per-target document id, word index and byte count,
+            sorted by (doc, pos) as the store holds them.
 
     Returns:
-        dict with ``n``, ``mean``, ``ppl``, one ``pXX`` per level (in the order
-        given), ``iqr`` (p75 − p25), ``z95`` ((p95 − p50)/iqr, NaN when
-        iqr == 0) and ``top1`` (fraction of rank 0; NaN without ``rank``).
-        With no targets ``n`` is 0 and every other value NaN.
+        dict with ``n`` (targets, words or bytes), ``mean``, ``ppl``, one
+        ``pXX`` per level (in the order given), ``iqr`` (p75 − p25), ``z95``
+        ((p95 − p50)/iqr, NaN when iqr == 0) and ``top1`` (fraction of rank 0;
+        NaN without ``rank``, and in words and bytes). With nothing to summarize
+        ``n`` is 0 and every other value NaN.
 
     Raises:
-        UsageError: bad levels, non-finite ``ce`` or ``rank`` of the wrong length.
+        UsageError: bad levels or unit, non-finite ``ce``, arrays of the wrong
+            length, or a unit without the arrays it needs.
 
     Example:
         >>> s = summarize([0.5, 1.0, 1.5, 3.0], rank=[0, 0, 1, 7], percentiles=[50])
         >>> s["n"], s["mean"], s["p50"], s["iqr"], s["top1"]
         (4, 1.5, 1.25, 1.0, 0.5)
+        >>> summarize([0.5, 1.0, 1.5, 3.0], percentiles=[50], unit="word", doc=[0, 0, 0, 1], word=[0, 0, 1, 0])["p50"]
+        1.5
+        >>> summarize([2.0, 1.0], percentiles=[50], unit="byte", nbytes=[4, 1])["mean"]
+        0.6
     """
+    from pctce_cli.stats.units import UNITS, byte_mean, byte_values, weighted_percentiles, word_ce
+
+    if unit not in UNITS:
+        raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
     arr = as_ce(ce)
     levels = check_qs(percentiles)
-    n = arr.shape[0]
-    if rank is not None:
-        r = as_int_array(rank, "rank", n=n)
     needed = sorted(set(levels.tolist()) | {25.0, 50.0, 75.0, 95.0})
-    pct = dict(zip(needed, percentiles_fn(arr, needed).tolist()))
-    mean = float(np.mean(arr, dtype=np.float64)) if n else math.nan
+    top1 = math.nan
+    if unit == "token":
+        n = arr.shape[0]
+        if rank is not None:
+            r = as_int_array(rank, "rank", n=n)
+            top1 = float(np.count_nonzero(r == 0) / n) if n else math.nan
+        pct = dict(zip(needed, percentiles_fn(arr, needed).tolist()))
+        mean = float(np.mean(arr, dtype=np.float64)) if n else math.nan
+    elif unit == "word":
+        if doc is None or word is None:
+            raise UsageError("unit 'word' needs doc and word (each target's document and word index)", param="unit")
+        values = word_ce(arr, doc, word)[0]
+        n = values.shape[0]
+        pct = dict(zip(needed, percentiles_fn(values, needed).tolist()))
+        mean = float(values.mean()) if n else math.nan
+    else:
+        if nbytes is None:
+            raise UsageError("unit 'byte' needs nbytes (each target's byte count)", param="unit")
+        values, weights = byte_values(arr, nbytes)
+        n = int(weights.sum())
+        pct = dict(zip(needed, weighted_percentiles(values, weights, needed).tolist()))
+        mean = byte_mean(arr, nbytes)
     out: dict[str, float] = {"n": int(n), "mean": mean}
     with np.errstate(over="ignore"):
         out["ppl"] = float(np.exp(mean))
@@ -270,10 +312,7 @@ def summarize(ce, rank=None, percentiles: Sequence[float] = DEFAULT_PERCENTILES)
         out[percentile_name(q)] = pct[q]
     out["iqr"] = float(finish_summary(SummaryName("iqr", "iqr"), mean, pct, math.nan))
     out["z95"] = float(finish_summary(SummaryName("z95", "z", 95.0), mean, pct, math.nan))
-    if rank is None or n == 0:
-        out["top1"] = math.nan
-    else:
-        out["top1"] = float(np.count_nonzero(r == 0) / n)
+    out["top1"] = top1
     return out
 
 

@@ -2,7 +2,9 @@
 
 A scored token covers ``n_bytes`` bytes of its document's text and belongs to
 one word (``word`` = the word's index within its document, or -1 for a token
-with an empty span, which belongs to no word or byte and is counted apart).
+in no word: an empty span, which belongs to no word or byte and is counted
+apart, or a span of a scored text with no word at all). The store's
+``nbytes`` and ``word`` columns hold them (:mod:`pctce_cli.data.spans` has the rule).
 
 * word CE = Σ of its tokens' CE; the word distribution is the list of word CEs;
 * byte distribution: a token contributes ``n_bytes`` equal values ``ce / n_bytes``.
@@ -14,13 +16,14 @@ with an empty span, which belongs to no word or byte and is counted apart).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.checks import as_ce, check_qs
+from pctce_cli.stats.checks import as_ce, as_int_array, check_qs
 from pctce_cli.stats.order import float32_order_key, type7_percentiles
+
+# The units a CE distribution can be summarized in (SPEC §8); the CLI's --unit choices.
+UNITS = ("token", "word", "byte")
 
 RADIX_BITS = 20
 RADIX_MIN = 1 << 16
@@ -32,7 +35,12 @@ def word_ce(ce, doc, word) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, i
     Args:
         ce: per-token CE (nats).
         doc: per-token document id (non-decreasing).
-        word: per-token word index within its document, -1 for empty-span tokens.
+        word: per-token word index within its document (non-decreasing within
+            a document, as the store writes it), -1 for tokens in no word.
+
+    Raises:
+        UsageError: arrays of different lengths, or not sorted by (doc, word)
+            (tokens of one word would not be adjacent and their sums split).
 
     Returns:
         ``(word_ce, word_doc, word_index, empty_ce, n_empty)``: one float64 CE per
@@ -45,14 +53,16 @@ def word_ce(ce, doc, word) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, i
         ([3.0, 4.0], [0, 1], 0.5, 1)
     """
     c = as_ce(ce).astype(np.float64, copy=False)
-    d = np.asarray(doc, dtype=np.int64)
-    w = np.asarray(word, dtype=np.int64)
+    d = as_int_array(doc, "doc").astype(np.int64, copy=False)
+    w = as_int_array(word, "word").astype(np.int64, copy=False)
     if not (c.shape == d.shape == w.shape):
         raise UsageError(f"ce, doc and word must have the same length, got {c.shape[0]}, {d.shape[0]}, {w.shape[0]}")
     empty = w < 0
     n_empty = int(np.count_nonzero(empty))
     empty_ce = float(c[empty].sum())
     c, d, w = c[~empty], d[~empty], w[~empty]
+    if c.size > 1 and ((d[1:] < d[:-1]) | ((d[1:] == d[:-1]) & (w[1:] < w[:-1]))).any():
+        raise UsageError("word_ce needs targets sorted by document, then position (as the store holds them)")
     if c.size == 0:
         z = np.zeros(0)
         return z, z.astype(np.int64), z.astype(np.int64), empty_ce, n_empty
@@ -121,28 +131,26 @@ def byte_values(ce, n_bytes) -> tuple[np.ndarray, np.ndarray]:
         ([0.5, 1.0], [4, 1])
     """
     c = as_ce(ce)
-    nb = np.asarray(n_bytes, dtype=np.int64)
-    if nb.shape != c.shape:
-        raise UsageError(f"n_bytes must have one entry per token ({c.shape[0]}), got {nb.shape[0]}")
+    nb = as_int_array(n_bytes, "n_bytes", n=c.shape[0], nonnegative=True).astype(np.int64, copy=False)
     keep = nb > 0
     return (c[keep] / nb[keep].astype(c.dtype)).astype(c.dtype, copy=False), nb[keep]
 
 
-def byte_summary(ce, n_bytes, percentiles: Sequence[float]) -> dict[str, float]:
-    """Mean (nats per byte), bits per byte and percentiles of the byte distribution (SPEC §8).
+def byte_mean(ce, n_bytes) -> float:
+    """Mean CE per byte: Σ ce / Σ n_bytes over tokens with a non-empty span (NaN without bytes).
+
+    For plain text scored from a prefix token this is ln(byte perplexity) (SPEC §8).
 
     Example:
-        >>> s = byte_summary([2.0, 1.0], [4, 1], [50])
-        >>> s["n"], s["mean"], s["p50"]
-        (5, 0.6, 0.5)
+        >>> byte_mean([2.0, 1.0, 0.3], [4, 1, 0])
+        0.6
     """
-    from pctce_cli.stats.summaries import percentile_name
+    c = as_ce(ce)
+    nb = as_int_array(n_bytes, "n_bytes", n=c.shape[0], nonnegative=True)
+    total = int(nb.sum())
+    if total == 0:
+        return float("nan")
+    return float(c[nb > 0].astype(np.float64).sum() / total)
 
-    v, w = byte_values(ce, n_bytes)
-    total = int(w.sum())
-    c = as_ce(ce).astype(np.float64)
-    mean = float(c[np.asarray(n_bytes) > 0].sum() / total) if total else float("nan")
-    out: dict[str, float] = {"n": total, "mean": mean, "bpb": mean / np.log(2)}
-    pct = weighted_percentiles(v, w, percentiles)
-    out.update({percentile_name(q): float(x) for q, x in zip(check_qs(percentiles).tolist(), pct)})
-    return out
+
+__all__ = ["UNITS", "byte_mean", "byte_values", "weighted_percentiles", "word_ce"]

@@ -4,6 +4,7 @@ Layout of a score directory ``DIR``::
 
     DIR/.pctce-lock                         held (flock) by the run writing DIR
     DIR/checkpoint=<id>/part-00000.parquet  one row per target: doc, pos, token, ce, rank
+                                            (+ nbytes, word: byte span and word, SPEC §8)
     DIR/checkpoint=<id>/_docs/part-00000.parquet   one row per document
     DIR/checkpoint=<id>/_shards/00000.json  completion record of a shard (checksums)
     DIR/checkpoint=<id>/_run.json           identity of the run in progress (for resume)
@@ -26,12 +27,14 @@ from pctce_cli.store.layout import (
     RUN_STATE,
     SCHEMA_VERSION,
     TOKEN_COLUMNS,
+    UNIT_COLUMNS,
     StoreLock,
     partition_dir,
     read_manifest,
 )
 from pctce_cli.store.labels import label_fields, write_labels
 from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores, read_labels
+from pctce_cli.store.units import UnitScores, load_units, require_units, units_unavailable
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
     completed_shards,
@@ -49,6 +52,8 @@ __all__ = [
     "RUN_STATE",
     "SCHEMA_VERSION",
     "TOKEN_COLUMNS",
+    "UNIT_COLUMNS",
+    "UnitScores",
     "Problem",
     "Scores",
     "StoreLock",
@@ -60,11 +65,14 @@ __all__ = [
     "iter_token_batches",
     "load_docs",
     "load_scores",
+    "load_units",
     "partition_dir",
     "partition_state",
     "read_labels",
     "read_manifest",
+    "require_units",
     "start_partition",
+    "units_unavailable",
     "verify_partition",
     "verify_store",
     "write_json_atomic",

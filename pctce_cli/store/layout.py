@@ -17,6 +17,10 @@ MANIFEST = "_manifest.json"
 RUN_STATE = "_run.json"
 LOCK = ".pctce-lock"
 TOKEN_COLUMNS = {"doc": "int64", "pos": "int32", "token": "int32", "ce": "float32", "rank": "int32"}
+# Token columns written when the tokenizer gives offsets (SPEC §8): a target's byte-span length and its
+# word's index within the document (-1: none). Stores written before them, or with a slow tokenizer, lack
+# them; the manifest's "units" says which (see pctce_cli.store.units).
+UNIT_COLUMNS = {"nbytes": "int32", "word": "int32"}
 
 # shard files named by a manifest: only these, so a damaged or hostile manifest cannot point outside its partition
 _SHARD_FILE = re.compile(r"^(?:_docs/)?part-\d{5,}\.parquet$")

@@ -74,8 +74,9 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
         identity: Fingerprints and result-relevant settings of this run.
 
     Returns:
-        ``("done", manifest)`` when a complete partition has the same identity
-        (and every shard still matches its checksum);
+        ``("done", manifest)`` when a complete partition has the same identity,
+        or the same but for the byte spans and words it was written before
+        (:func:`without_units`), and every shard still matches its checksum;
         ``("conflict", manifest)`` when a complete partition has another identity;
         ``("resume", {shard: record})`` for an unfinished partition of the same identity
         (only shards whose files still match their checksums);
@@ -90,7 +91,7 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     man = part / MANIFEST
     if man.is_file():
         manifest = check_manifest(read_json(man, root), man, root, checkpoint_id)
-        if manifest.get("identity") != identity:
+        if manifest.get("identity") != identity and manifest.get("identity") != without_units(identity):
             return "conflict", manifest
         for rec in manifest["shards"]:
             for key in ("tokens", "docs"):
@@ -108,6 +109,21 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     if same:
         return "resume", completed_shards(part)
     return "new", {}
+
+
+def without_units(identity: dict) -> dict:
+    """``identity`` as a run that stores no byte spans and words would have it (no ``units`` setting).
+
+    A complete partition written before pctce stored them holds the same
+    numbers: it is kept ("done"), never silently re-scored; ``--force``
+    re-scores it with them. An unfinished one is not resumed (its shards lack
+    the columns): it starts afresh.
+
+    >>> without_units({"data": "d", "settings": {"stride": 8, "units": "spec8-v1"}})
+    {'data': 'd', 'settings': {'stride': 8}}
+    """
+    settings = {k: v for k, v in identity.get("settings", {}).items() if k != "units"}
+    return {**identity, "settings": settings} if "settings" in identity else identity
 
 
 def identity_difference(old: dict, new: dict) -> str:
@@ -173,10 +189,10 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
     fault_point("shard-start")
     tokens_file = f"part-{shard:05d}.parquet"
     docs_file = f"_docs/part-{shard:05d}.parquet"
-    _write_parquet_atomic(
-        part / tokens_file,
-        {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank},
-    )
+    columns = {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank}
+    if getattr(scored, "nbytes", None) is not None:  # byte spans and words (SPEC §8), when the tokenizer has offsets
+        columns.update(nbytes=scored.nbytes, word=scored.word)
+    _write_parquet_atomic(part / tokens_file, columns)
     fault_point("shard-tokens-written")
     _write_parquet_atomic(part / docs_file, {**scored.doc_table, **(extra_doc_columns or {})})
     ce64 = scored.ce.astype(np.float64)
@@ -190,6 +206,7 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
         "rows": int(len(scored.ce)),
         "documents": int(len(scored.doc_table["doc"])),
         "ce_sum": float(ce64.sum()),
+        **({} if getattr(scored, "nbytes", None) is None else {"empty_span_targets": int(np.count_nonzero(scored.nbytes == 0))}),
         "seconds": round(float(scored.seconds), 4),
     }
     write_json_atomic(part / "_shards" / f"{shard:05d}.json", rec)
@@ -210,6 +227,9 @@ def finish_partition(part: Path, manifest: dict, n_shards: int) -> dict:
     manifest["targets"] = int(sum(r["rows"] for r in records))
     manifest["documents"] = int(sum(r["documents"] for r in records))
     manifest["scoring_seconds"] = round(sum(r["seconds"] for r in records), 4)
+    if isinstance(manifest.get("units"), dict) and manifest["units"].get("available"):
+        # targets with an empty byte span (template markers, end-of-turn tokens): in no word or byte (SPEC §8)
+        manifest["empty_span_targets"] = int(sum(r.get("empty_span_targets", 0) for r in records))
     fault_point("manifest-before")
     write_json_atomic(part / MANIFEST, manifest)
     fault_point("manifest-written")

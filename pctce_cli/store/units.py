@@ -1,0 +1,114 @@
+"""Reading the byte spans and words of a partition (SPEC §8): whether it holds them, and the arrays.
+
+Partitions scored with a fast tokenizer hold two more token columns,
+``nbytes`` and ``word`` (:data:`pctce_cli.store.layout.UNIT_COLUMNS`), and
+their manifest says so (``units.available``). Partitions scored with a slow
+tokenizer, or before pctce recorded them, do not: asking them for words or
+bytes is an error naming the checkpoint and the reason (the tokenizer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pctce_cli.errors import UsageError
+from pctce_cli.store.layout import damaged, partition_dir, read_manifest
+from pctce_cli.store.read import check_values, read_shard
+
+
+@dataclass
+class UnitScores:
+    """One checkpoint's per-target CE with byte counts and word indices, sorted by (doc, pos)."""
+
+    checkpoint: str
+    doc: np.ndarray  # int64 (N,)
+    ce: np.ndarray  # float32 (N,)
+    nbytes: np.ndarray  # int32 (N,), 0 for an empty span
+    word: np.ndarray  # int32 (N,), -1 for a target in no word
+    docs: object  # pandas.DataFrame, one row per document (n_empty among its columns)
+    manifest: dict
+
+
+def units_unavailable(manifest: dict) -> str | None:
+    """Why a partition holds no byte spans and words, or ``None`` when it does.
+
+    Example:
+        >>> units_unavailable({"units": {"available": True, "rule": "spec8-v1"}}) is None
+        True
+        >>> units_unavailable({"id": "a"})
+        'it was scored before pctce recorded byte spans and words'
+    """
+    units = manifest.get("units")
+    if isinstance(units, dict) and units.get("available") is True:
+        return None
+    if isinstance(units, dict) and units.get("reason"):
+        return str(units["reason"])
+    return "it was scored before pctce recorded byte spans and words"
+
+
+def require_units(manifest: dict, unit: str, root: str | Path) -> None:
+    """Raise :class:`UsageError` unless the partition of ``manifest`` can be summarized in ``unit``.
+
+    Tokens are always available; words and bytes need the partition's byte spans.
+    """
+    if unit == "token":
+        return
+    reason = units_unavailable(manifest)
+    if reason is not None:
+        remedy = (
+            f"re-score it with 'pctce score … --out {root} --force'"
+            if "units" not in manifest
+            else "re-score it with a fast tokenizer (--tokenizer)"
+        )
+        raise UsageError(
+            f"--unit {unit}: checkpoint '{manifest.get('id')}' in {root} has no byte spans and words "
+            f"({reason}); {remedy}, or use --unit token",
+            param="unit",
+        )
+
+
+def load_units(root: str | Path, checkpoint_id: str, unit: str = "word") -> UnitScores:
+    """Read one checkpoint's ``doc``, ``ce``, ``nbytes`` and ``word`` columns, verified as :func:`load_scores` does.
+
+    Args:
+        root: Score directory.
+        checkpoint_id: Partition name.
+        unit: The unit asked for (``word`` or ``byte``), for the error message.
+
+    Raises:
+        UsageError: the partition holds no byte spans (:func:`require_units`).
+        StoreError: the store, the checkpoint or a shard is missing or damaged.
+    """
+    import pyarrow as pa
+
+    from pctce_cli.store.read import load_docs
+
+    manifest = read_manifest(root, checkpoint_id)
+    require_units(manifest, unit, root)
+    part = partition_dir(root, checkpoint_id)
+    columns = ["doc", "ce", "nbytes", "word"]
+    tables, paths = [], []
+    for rec in manifest["shards"]:
+        path = part / rec["tokens_file"]
+        tables.append(read_shard(path, rec["tokens_sha256"], rec["rows"], root, columns))
+        paths.append(path)
+    toks = pa.concat_tables(tables) if tables else None
+
+    def col(name, dtype):
+        return np.zeros(0, dtype) if toks is None else toks.column(name).to_numpy().astype(dtype, copy=False)
+
+    ce, nbytes, word = col("ce", np.float32), col("nbytes", np.int32), col("word", np.int32)
+    rows = [r["rows"] for r in manifest["shards"]]
+    check_values(paths, rows, root, ce, None)
+    for name, arr, low in (("nbytes", nbytes, 0), ("word", word, -1)):
+        if arr.size and arr.min() < low:
+            i = int(np.flatnonzero(arr < low)[0])
+            k = int(np.searchsorted(np.cumsum(rows), i, side="right"))
+            raise damaged(root, f"{paths[k]}: row {i - sum(rows[:k])}: {name} = {int(arr[i])}, expected >= {low}")
+    return UnitScores(checkpoint_id, col("doc", np.int64), ce, nbytes, word, load_docs(root, checkpoint_id), manifest)
+
+
+__all__ = ["UnitScores", "load_units", "require_units", "units_unavailable"]
