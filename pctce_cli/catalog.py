@@ -94,6 +94,7 @@ def resolve_checkpoints(
     groups: Sequence[str] = (),
     meta: str | Path | None = None,
     allow_mixed: bool = False,
+    unit: str = "token",
 ) -> list[Checkpoint]:
     """Select checkpoints from score directories, ordered by step then name.
 
@@ -103,6 +104,8 @@ def resolve_checkpoints(
         groups: ``--group NAME=GLOB`` specs (first match wins).
         meta: ``--meta`` CSV/JSON: ``checkpoint`` plus ``group`` and task columns.
         allow_mixed: Accept checkpoints scored on different data or tokenizers.
+        unit: The unit they will be compared in: with ``word`` or ``byte``,
+            different tokenizers on the same data are comparable (SPEC §8).
 
     Raises:
         StoreError: a directory is not a store or a glob matches nothing.
@@ -134,7 +137,7 @@ def resolve_checkpoints(
     cks.sort(key=lambda c: (c.step is None, c.step or 0, c.id))
     apply_groups(cks, groups, meta)
     if not allow_mixed:
-        check_same_inputs(cks)
+        check_same_inputs(cks, unit)
     return cks
 
 
@@ -276,8 +279,8 @@ def _short(fp) -> str:
     return str(fp)[:8] if fp else "none"
 
 
-def input_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
-    """Why two checkpoints' CE values are not comparable target by target (empty: they are).
+def input_differences(a: Checkpoint, b: Checkpoint, unit: str = "token") -> list[str]:
+    """Why two checkpoints' CE values are not comparable (empty: they are).
 
     The one rule every command applies. The ``data`` fingerprint covers the
     validation files, ``tokenizer`` the tokenizer's content and ``documents``
@@ -286,11 +289,25 @@ def input_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
     targets they select: ``prefix auto`` that resolved to BOS selects the same
     targets as ``prefix bos``, so the two compare; when the ``documents``
     fingerprints differ, the settings that differ are named as the cause.
+
+    In words and bytes (``unit`` ``word``/``byte``, SPEC §8) the tokenizers may
+    differ: the same data read the same way has the same words and bytes. The
+    reading settings must then agree, except a prefix token (BOS or EOS, as
+    each tokenizer has it), which only decides that the first token is scored.
     """
     fa, fb = a.manifest.get("fingerprints", {}), b.manifest.get("fingerprints", {})
     reasons = []
     if fa.get("data") != fb.get("data"):
         reasons.append(f"different validation data (data fingerprints {_short(fa.get('data'))} vs {_short(fb.get('data'))})")
+    if unit != "token":
+        sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
+        scored_first = {k: (s.get("prefix") != "none") for k, s in (("a", sa), ("b", sb))}
+        diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in INPUT_SETTINGS if k != "prefix" and sa.get(k) != sb.get(k)]
+        if scored_first["a"] != scored_first["b"]:
+            diff.append(f"prefix {sa.get('prefix')!r} vs {sb.get('prefix')!r}")
+        if not reasons and diff:
+            reasons.append("different text read from the data (" + ", ".join(diff) + ")")
+        return reasons
     if fa.get("tokenizer") != fb.get("tokenizer"):
         reasons.append(
             f"different tokenizers (tokenizer fingerprints {_short(fa.get('tokenizer'))} vs {_short(fb.get('tokenizer'))})"
@@ -302,18 +319,20 @@ def input_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
     return reasons
 
 
-def check_same_inputs(cks: Sequence[Checkpoint]) -> None:
-    """Refuse to summarize checkpoints side by side that were scored on different targets.
+def check_same_inputs(cks: Sequence[Checkpoint], unit: str = "token") -> None:
+    """Refuse to summarize checkpoints side by side that were scored on different targets (or text, in words and bytes).
 
     Raises:
         MixedInputError: naming the first checkpoint that differs from the first one, and why.
     """
     for c in cks[1:]:
-        reasons = input_differences(cks[0], c)
+        reasons = input_differences(cks[0], c, unit)
         if reasons:
+            tokenizers = unit == "token" and any(r.startswith("different tokenizers") for r in reasons)
+            hint = " or, across tokenizers, --unit word or --unit byte" if tokenizers and len(reasons) == 1 else ""
             raise MixedInputError(
                 f"'{cks[0].id}' and '{c.id}' were scored on {' and '.join(reasons)}; "
-                "their CE distributions are not comparable (pass --allow-mixed to compare anyway)"
+                f"their CE distributions are not comparable (pass --allow-mixed to compare anyway{hint})"
             )
 
 

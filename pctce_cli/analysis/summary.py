@@ -16,6 +16,7 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
+from pctce_cli.analysis.units import empty_note, unit_rows, unit_title
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
@@ -91,9 +92,18 @@ def checkpoint_summary(ck: Checkpoint, percentiles: Sequence[float], ci: float |
 
 
 def checkpoint_rows(
-    ck: Checkpoint, percentiles: Sequence[float], subsets: Subsets = NO_SUBSETS, ci: float | None = None, only: Sequence[str] | None = None, **kw
+    ck: Checkpoint,
+    percentiles: Sequence[float],
+    subsets: Subsets = NO_SUBSETS,
+    ci: float | None = None,
+    only: Sequence[str] | None = None,
+    unit: str = "token",
+    **kw,
 ) -> tuple[list[dict], list[str]]:
     """One checkpoint's summary rows: one row, or one per subset (``subset`` column) with ``subsets.split``.
+
+    With ``unit`` ``word`` or ``byte`` the rows summarize that unit's
+    distribution (:func:`pctce_cli.analysis.units.unit_rows`, SPEC §8).
 
     The partition is read once; each subset's row is :func:`checkpoint_row` on
     that subset's targets and documents (SPEC §7), so its bootstrap resamples
@@ -103,6 +113,12 @@ def checkpoint_rows(
         ``(rows, notes)``; notes say which subsets were left out and why.
     """
     if int(ck.manifest.get("targets") or 0) > stream_above():
+        if unit != "token":
+            raise UsageError(
+                f"--unit {unit}: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
+                "that are summarized in memory, and word and byte units are not streamed yet; raise PCTCE_STREAM_ABOVE "
+                "on a machine with about 24 bytes of memory per target"
+            )
         if subsets.active:
             raise UsageError(
                 f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
@@ -110,6 +126,8 @@ def checkpoint_rows(
                 "with about 24 bytes of memory per target"
             )
         return [streamed_row(ck, percentiles, ci=ci, only=only)], []
+    if unit != "token":
+        return unit_rows(ck, percentiles, unit, subsets, ci=ci, **kw)
     cols = columns_for(only, ci)
     if subsets.active and "doc" not in cols:
         cols = ("doc", *cols)
@@ -275,6 +293,7 @@ def summary_report(
     vs: str | None = None,
     rows: list[dict] | None = None,
     subsets: Subsets = NO_SUBSETS,
+    unit: str = "token",
 ) -> Report:
     """`pctce summary`: per-checkpoint summaries, optional bootstrap intervals and a reference.
 
@@ -292,16 +311,17 @@ def summary_report(
         raise UsageError("--vs compares whole checkpoints: use it without --by (or with --subset)")
     report = Report()
     if rows is None:
-        rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed, subsets=subsets, notes=report.notes)
+        rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed, subsets=subsets, notes=report.notes, unit=unit)
     methods = sorted({r.pop("_ci_method") for r in rows if "_ci_method" in r})
     errors = [r.pop("_ci_error") for r in rows if "_ci_error" in r]
     if subsets.split:
-        report.add(f"Per-token CE summaries by {subsets.field} (nats)", rows)
+        report.add(unit_title(unit, subsets.field), rows)
         report.add(f"Pooled and macro-averaged mean CE over the subsets of {subsets.field}", macro_rows(rows))
         if subsets.field == CORRECT:
             report.add("Mean CE of correctly and incorrectly answered documents (paper Table 6)", correct_rows(rows))
     else:
-        report.add("Per-token CE summaries (nats)" + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
+        report.add(unit_title(unit) + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
+    report.notes += empty_note(rows, unit)
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)
@@ -342,7 +362,7 @@ def macro_rows(rows: list[dict]) -> list[dict]:
     for r in rows:
         o = out.setdefault(r["checkpoint"], {"checkpoint": r["checkpoint"], "step": r.get("step"), "_means": [], "_n": []})
         o["_means"].append(r["mean"])
-        o["_n"].append(r["targets"])
+        o["_n"].append(r.get("words", r.get("bytes", r["targets"])))  # the values each mean is over
     result = []
     for o in out.values():
         n = np.asarray(o.pop("_n"), dtype=np.float64)
@@ -399,6 +419,7 @@ def summaries_table(
     meta_columns: bool = True,
     subsets: Subsets = NO_SUBSETS,
     notes: list[str] | None = None,
+    unit: str = "token",
 ):
     """One row per checkpoint (and subset, with ``subsets.split``) with the ``needed`` summaries (and group, step, task columns).
 
@@ -409,8 +430,8 @@ def summaries_table(
     import pandas as pd
 
     if summaries_file is not None:
-        if subsets.active:
-            raise UsageError("--by/--subset need score directories: --summaries holds one row per checkpoint")
+        if subsets.active or unit != "token":
+            raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
         df = read_table(summaries_file, "--summaries")
         missing = [s for s in needed if s not in df.columns]
         if missing:
@@ -424,5 +445,5 @@ def summaries_table(
         if "group" not in df.columns:
             df["group"] = None
         return df.reset_index(drop=True)
-    rows = summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes)
+    rows = summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes, unit=unit)
     return rows_table(cks, rows, meta_columns)

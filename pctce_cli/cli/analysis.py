@@ -19,6 +19,8 @@ from pctce_cli.cli.common import (
     PercentilesOpt,
     SetOpt,
     SubsetOpt,
+    Unit,
+    UnitOpt,
     emit_report,
     select_checkpoints,
     subsets_of,
@@ -44,6 +46,7 @@ def summary(
     vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
     by: ByOpt = None,
     subset: SubsetOpt = None,
+    unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -51,12 +54,13 @@ def summary(
     """Per-checkpoint summaries: mean, ppl, percentiles, iqr, z95, top-1, bits-per-byte, word perplexity."""
     from pctce_cli.analysis.summary import summary_report
 
-    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
-    report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets_of(cks, by, subset))
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
+    subsets = subsets_of(cks, by, subset)
+    report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets, unit=unit.value)
     emit_report(report, fmt, output)
 
 
-def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by=None, subset=None):
+def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by=None, subset=None, unit=Unit.token):
     """The summaries table concord and select read, its subsets, and the notes of reading it."""
     from pctce_cli.analysis.summary import summaries_table
     from pctce_cli.catalog import group_table
@@ -64,11 +68,11 @@ def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, neede
 
     if summaries_file is not None and dirs:
         raise UsageError("give score directories or --summaries FILE, not both")
-    if summaries_file is not None and (by or subset):
-        raise UsageError("--by/--subset need score directories: --summaries holds one row per checkpoint")
-    cks = None if summaries_file is not None else select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    if summaries_file is not None and (by or subset or unit != Unit.token):
+        raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
+    cks = None if summaries_file is not None else select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     subsets, notes = subsets_of(cks, by, subset), []
-    table = summaries_table(cks, summaries_file, needed, subsets=subsets, notes=notes)
+    table = summaries_table(cks, summaries_file, needed, subsets=subsets, notes=notes, unit=unit.value)
     if summaries_file is not None and (group or meta):
         table = group_table(table, group or [], meta)
     return table, subsets, notes
@@ -87,6 +91,7 @@ def concord(
     pairs: Annotated[bool, typer.Option("--pairs", help="List the checkpoint pairs on which mean and median disagree.")] = False,
     by: ByOpt = None,
     subset: SubsetOpt = None,
+    unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -97,7 +102,7 @@ def concord(
     summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
     set_names = parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set")
     needed = list(dict.fromkeys(summaries + set_names))
-    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset)
+    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
     emit_report(concord_report(table, summaries, set_names, agree, disagree, pairs, subsets=subsets, notes=notes), fmt, output)
 
 
@@ -112,6 +117,7 @@ def select(
     higher_is_better: Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")] = True,
     by: ByOpt = None,
     subset: SubsetOpt = None,
+    unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -123,7 +129,7 @@ def select(
     summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
     agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
     needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
-    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset)
+    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
     emit_report(select_report(table, summaries, task, higher_is_better, agreement, subsets=subsets, notes=notes), fmt, output)
 
 

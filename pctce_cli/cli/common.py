@@ -16,6 +16,7 @@ import typer
 from pctce_cli.errors import PctceError
 from pctce_cli.render import FORMATS
 from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES, PREFIXES, SPLIT_ON
+from pctce_cli.stats.units import UNITS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -28,6 +29,7 @@ Prefix = choices("Prefix", PREFIXES)
 SplitOn = choices("SplitOn", SPLIT_ON)
 Device = choices("Device", DEVICES)
 DType = choices("DType", DTYPE_NAMES)
+Unit = choices("Unit", UNITS)
 
 
 def handles_errors(fn):
@@ -100,14 +102,18 @@ SubsetOpt = Annotated[
     list[str] | None,
     typer.Option("--subset", help="Keep only documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
 ]
+UnitOpt = Annotated[
+    Unit,
+    typer.Option("--unit", help="Distribution unit: token, or word/byte (SPEC §8: comparable across tokenizers on the same data)."),
+]
 EdgesOpt = Annotated[str | None, typer.Option(help="CE band edges for bands, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)]
 
 
-def select_checkpoints(dirs, checkpoint, group=None, meta=None, allow_mixed=False):
+def select_checkpoints(dirs, checkpoint, group=None, meta=None, allow_mixed=False, unit=None):
     """The checkpoints the selection options name (:func:`pctce_cli.catalog.resolve_checkpoints`)."""
     from pctce_cli.catalog import resolve_checkpoints
 
-    return resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed)
+    return resolve_checkpoints(dirs or [], checkpoint or [], group or [], meta, allow_mixed, unit.value if unit is not None else "token")
 
 
 def subsets_of(cks, by, subset):

@@ -1,0 +1,127 @@
+"""Tokenizer-independent units in analysis commands (SPEC §8): ``--unit token|word|byte``.
+
+Token percentiles are not comparable across tokenizers; word and byte
+distributions are, because words and bytes depend only on the text. A word's
+CE is the sum of its tokens' CE; the byte distribution gives each token's CE,
+spread evenly, to each of its bytes (weighted percentiles, never one row per
+byte). Targets whose span is empty (special tokens) belong to no word or byte:
+they are counted in an ``empty`` column, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
+from pctce_cli.errors import UsageError
+from pctce_cli.stats.row import assemble_row
+from pctce_cli.stats.summaries import doc_sums, summarize
+from pctce_cli.stats.units import UNITS
+
+NOUNS = {"token": "token", "word": "word", "byte": "byte"}
+
+
+def check_unit(unit: str) -> str:
+    """``unit`` if it is one of :data:`~pctce_cli.stats.units.UNITS`, else a usage error naming ``--unit``."""
+    if unit not in UNITS:
+        raise UsageError(f"--unit must be one of {', '.join(UNITS)}, got '{unit}'")
+    return unit
+
+
+def unit_title(unit: str, by: str | None = None) -> str:
+    """``Per-word CE summaries by domain (nats per word)`` and so on (tokens keep their historical titles).
+
+    Example:
+        >>> unit_title("token"), unit_title("byte", "genre")
+        ('Per-token CE summaries (nats)', 'Per-byte CE summaries by genre (nats per byte)')
+    """
+    split = f" by {by}" if by else ""
+    return f"Per-token CE summaries{split} (nats)" if unit == "token" else f"Per-{unit} CE summaries{split} (nats per {unit})"
+
+
+def empty_note(rows: list[dict], unit: str) -> list[str]:
+    """A note when targets with an empty span (special tokens) were left out of the words or bytes."""
+    if unit == "token":
+        return []
+    worst = max(rows, key=lambda r: r.get("empty", 0), default=None)
+    if not worst or not worst.get("empty"):
+        return []
+    return [f"Targets with an empty span (special tokens such as end-of-turn markers) belong to no {unit}: column 'empty' counts them (up to {worst['empty']:,} per row); their CE is not in the {unit} distribution."]
+
+
+def unit_values(ce, doc, word, nbytes, unit: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values of a unit's distribution and their weights (bytes: ``ce / nbytes`` weighted by ``nbytes``).
+
+    Example:
+        >>> v, w = unit_values(np.array([1.0, 2.0, 0.5]), np.array([0, 0, 0]), np.array([0, 0, 1]), np.array([1, 2, 0]), "word")
+        >>> v.tolist(), w
+        ([3.0, 0.5], None)
+    """
+    from pctce_cli.stats.units import byte_values, word_ce
+
+    if unit == "word":
+        return word_ce(ce, doc, word)[0], None
+    if unit == "byte":
+        return byte_values(ce, nbytes)
+    return np.asarray(ce), None
+
+
+def unit_rows(ck, percentiles: Sequence[float], unit: str, subsets: Subsets = NO_SUBSETS, ci: float | None = None, **kw) -> tuple[list[dict], list[str]]:
+    """One checkpoint's summary rows in words or bytes (one per subset with ``subsets.split``).
+
+    Each row has ``targets`` (scored tokens), ``words`` or ``bytes`` (the
+    values summarized), ``empty`` (targets with an empty span, in no word or
+    byte), the SPEC §2 summaries of the unit's distribution and the
+    document-level ``bpb``/``byte_ppl``/``word_ppl``.
+
+    Raises:
+        UsageError: the partition holds no byte spans (the message names its
+            tokenizer or says to re-score), or ``ci`` with bytes.
+    """
+    from pctce_cli.store import load_units
+
+    if ci is not None and unit == "byte":
+        raise UsageError("--ci with --unit byte: byte percentiles are weighted and have no bootstrap yet; use --unit word or token")
+    u = load_units(ck.root, ck.partition, unit)
+    parts, notes = split_scores(ck.id, u.doc, u.docs, subsets, stored_values(ck, subsets.field) if subsets.active else ())
+    pooled = doc_sums(u.ce, u.doc)[:2] if u.docs is not None and len(u.ce) else None
+    rows = []
+    for part in parts:
+        ce, doc, word, nb = part.take(u.ce), part.take(u.doc), part.take(u.word), part.take(u.nbytes)
+        summ = summarize(ce, None, percentiles=percentiles, unit=unit, doc=doc, word=word, nbytes=nb)
+        summ.pop("top1", None)  # rank belongs to tokens
+        count = int(summ["n"])
+        summ["n"] = int(ce.size)
+        sums = None
+        if pooled is not None:
+            keep = np.isin(pooled[0], np.asarray(part.docs["doc"]))
+            sums = (pooled[0][keep], pooled[1][keep])
+        body = assemble_row(summ, part.docs, sums)
+        row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
+        if subsets.split:
+            row["subset"] = part.label
+        row.update({"targets": body.pop("targets"), f"{unit}s": count, "empty": int(np.count_nonzero((word < 0) if unit == "word" else (nb == 0)))})
+        row.update(body)
+        if ci is not None:
+            row.update(_word_intervals(ce, doc, word, percentiles, ci, **kw))
+        rows.append(row)
+    return rows, [f"{ck.id}: {n}" for n in notes]
+
+
+def _word_intervals(ce, doc, word, percentiles, ci: float, n_boot: int = 1000, seed: int = 0, **_) -> dict:
+    """Document-level bootstrap intervals of the word distribution (documents resampled, their words with them)."""
+    from pctce_cli.stats.bootstrap import bootstrap_ci
+    from pctce_cli.stats.summaries import percentile_name
+    from pctce_cli.stats.units import word_ce
+
+    values, word_doc = word_ce(ce, doc, word)[:2]
+    names = ["mean"] + [percentile_name(q) for q in percentiles]
+    res = bootstrap_ci(values, word_doc, names, n_boot=n_boot, ci=ci, seed=seed)
+    out = {}
+    for name in names:
+        out[f"{name}_lo"], out[f"{name}_hi"] = res[name]
+    out["_ci_method"] = res.method
+    out["_ci_error"] = max(res.max_abs_error.values()) if res.max_abs_error else 0.0
+    return out

@@ -1,0 +1,138 @@
+"""Word and byte units in analysis commands (SPEC §8): summaries against brute force, comparability across tokenizers."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pctce_cli.cli import app
+from pctce_cli.store import load_units
+
+runner = CliRunner()
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "def add(a, b):\n    return a + b",
+    "Once upon a time there was a cat, naïve and café-loving.",
+    "for i in range(10):\tprint(i)",
+    "  All the world's a stage,\n\nand all the men and women merely players.  ",
+    "東京 is written 東京; emoji 🎉🎉 too",
+]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def run_json(*args):
+    r = run(*args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, one_thread):
+    """Two checkpoints with different tokenizers (vocabularies 320 and 500) scored on the same data."""
+    from pctce_cli.testing import make_gpt2, make_tokenizer
+
+    root = tmp_path_factory.mktemp("units")
+    make_gpt2(root / "small", tokenizer=make_tokenizer(320), seed=0)
+    make_gpt2(root / "large", tokenizer=make_tokenizer(500), seed=1)
+    data = root / "val.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "domain": "code" if k in (1, 3) else "prose"}) + "\n" for k, t in enumerate(TEXTS)), encoding="utf-8")
+    out = root / "scores"
+    r = run("score", root / "small", root / "large", "--data", data, "--out", out, "--quiet", "--max-length", 16, "--subset-field", "domain")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def brute_words(u):
+    """Word CEs by a loop over targets: Σ ce per (doc, word), in document then word order."""
+    sums: dict[tuple[int, int], float] = {}
+    for d, w, c in zip(u.doc.tolist(), u.word.tolist(), u.ce.astype(np.float64).tolist()):
+        if w >= 0:
+            sums[(d, w)] = sums.get((d, w), 0.0) + c
+    return np.array([sums[k] for k in sorted(sums)])
+
+
+def test_tokens_are_refused_across_tokenizers_but_words_and_bytes_compare(store):
+    r = run("summary", store)
+    assert r.exit_code == 2
+    assert "different tokenizers" in r.output and "--unit word or --unit byte" in r.output
+    words = run_json("summary", store, "--unit", "word")["Per-word CE summaries (nats per word)"]
+    nbytes = run_json("summary", store, "--unit", "byte")["Per-byte CE summaries (nats per byte)"]
+    assert words[0]["targets"] != words[1]["targets"]  # different tokenizations …
+    assert words[0]["words"] == words[1]["words"] == sum(len(t.split()) for t in TEXTS)  # … the same words
+    assert nbytes[0]["bytes"] == nbytes[1]["bytes"] == sum(len(t.encode("utf-8")) for t in TEXTS)  # … and bytes
+
+
+def test_word_summaries_equal_a_brute_force_loop(store):
+    rows = run_json("summary", store, "--unit", "word", "--percentiles", "10,50,90,99")["Per-word CE summaries (nats per word)"]
+    for r in rows:
+        u = load_units(store, r["checkpoint"])
+        w = brute_words(u)
+        assert r["words"] == w.size and r["empty"] == int((u.word < 0).sum())
+        assert r["mean"] == pytest.approx(w.mean(), rel=1e-12)
+        assert [r["p10"], r["p50"], r["p90"], r["p99"]] == pytest.approx(np.percentile(w, [10, 50, 90, 99]).tolist(), rel=1e-12)
+        # SPEC §8: Σ word CE = Σ token CE here (no empty spans), so mean word CE × words =
+        # ln(word perplexity) × lm-eval's word count; the counts differ only by the empty
+        # strings re.split yields at a text's leading or trailing whitespace (TEXTS[4])
+        lm_eval_words = sum(len(re.split(r"\s+", t)) for t in TEXTS)
+        assert lm_eval_words == r["words"] + 2
+        assert r["mean"] * r["words"] == pytest.approx(math.log(r["word_ppl"]) * lm_eval_words, rel=1e-6)
+
+
+def test_byte_summaries_equal_the_expanded_distribution(store):
+    rows = run_json("summary", store, "--unit", "byte", "--percentiles", "5,50,95")["Per-byte CE summaries (nats per byte)"]
+    for r in rows:
+        u = load_units(store, r["checkpoint"])
+        keep = u.nbytes > 0
+        expanded = np.repeat(u.ce[keep] / u.nbytes[keep].astype(np.float32), u.nbytes[keep]).astype(np.float64)
+        assert r["bytes"] == expanded.size
+        assert [r["p5"], r["p50"], r["p95"]] == pytest.approx(np.percentile(expanded, [5, 50, 95]).tolist(), rel=1e-12)
+        assert r["mean"] == pytest.approx(u.ce[keep].astype(np.float64).sum() / expanded.size, rel=1e-12)
+        assert r["mean"] == pytest.approx(math.log(r["byte_ppl"]), rel=1e-6)
+        assert r["bpb"] == pytest.approx(r["mean"] / math.log(2), rel=1e-6)
+
+
+def test_concord_select_and_subsets_in_words(store):
+    table = run_json("summary", store, "--unit", "word")["Per-word CE summaries (nats per word)"]
+    got = run_json("concord", store, "--unit", "word")
+    (s_row,) = got["Concordance of S = {mean, p50, p95}"]
+    from pctce_cli.stats.concordance import concordance
+    import pandas as pd
+
+    t = pd.DataFrame(table)
+    assert s_row["C_S"] == concordance(t[["mean", "p50", "p95"]], ["mean", "p50", "p95"]).c
+    picks = run_json("select", store, "--unit", "word")["Selection rules (each picks the checkpoint minimizing its summary)"]
+    assert next(p for p in picks if p["rule"] == "best by mean")["checkpoint"] == t.loc[t["mean"].idxmin(), "checkpoint"]
+    by = run_json("summary", store, "--unit", "word", "--by", "domain")["Per-word CE summaries by domain (nats per word)"]
+    for r in by:
+        u = load_units(store, r["checkpoint"])
+        docs = u.docs.loc[u.docs["domain"] == r["subset"], "doc"].tolist()
+        assert r["words"] == sum(len(TEXTS[d].split()) for d in docs)
+
+
+def test_word_intervals_resample_documents_and_bytes_have_none(store):
+    rows = run_json("summary", store, "--unit", "word", "--ci", "0.9", "--bootstrap", "200", "-c", "small")["Per-word CE summaries (nats per word)"]
+    assert rows[0]["mean_lo"] <= rows[0]["mean"] <= rows[0]["mean_hi"]
+    r = run("summary", store, "--unit", "byte", "--ci", "0.9")
+    assert r.exit_code == 2 and "--ci with --unit byte" in r.output
+
+
+def test_a_store_without_spans_says_how_to_get_them(tmp_path, tiny_ckpt, text_jsonl, one_thread):
+    from pctce_cli.scoring.options import ScoreOptions
+    from pctce_cli.scoring.run import score_checkpoints
+
+    out = tmp_path / "old"
+    (res,) = score_checkpoints([tiny_ckpt], ScoreOptions(data=[str(text_jsonl)], out=out, max_length=16, units=False))
+    assert res.status == "scored"
+    assert run("summary", out).exit_code == 0
+    r = run("summary", out, "--unit", "word")
+    assert r.exit_code == 2
+    assert "--unit word: checkpoint 'tiny'" in r.output and "has no byte spans and words" in r.output
