@@ -136,3 +136,16 @@ def test_a_store_without_spans_says_how_to_get_them(tmp_path, tiny_ckpt, text_js
     r = run("summary", out, "--unit", "word")
     assert r.exit_code == 2
     assert "--unit word: checkpoint 'tiny'" in r.output and "has no byte spans and words" in r.output
+
+
+def test_shape_in_words_and_bytes(store):
+    got = run_json("shape", store, "--unit", "byte", "--edges", "0,2,5,inf", "-c", "small")
+    (row,) = got["Mass in CE bands (fraction of bytes)"]
+    u = load_units(store, "small")
+    keep = u.nbytes > 0
+    per_byte = np.repeat(u.ce[keep] / u.nbytes[keep].astype(np.float32), u.nbytes[keep])
+    assert row["[0, 2)"] == pytest.approx(float((per_byte < 2).mean()), rel=1e-12)
+    assert row["[5, inf)"] == pytest.approx(float((per_byte >= 5).mean()), rel=1e-12)
+    words = run_json("shape", store, "--unit", "word", "--edges", "0,10,inf", "-c", "small")
+    (wrow,) = words["Mass in CE bands (fraction of words)"]
+    assert wrow["[0, 10)"] == pytest.approx(float((brute_words(u) < 10).mean()), rel=1e-12)

@@ -10,17 +10,19 @@ from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.summary import merge_notes
 from pctce_cli.catalog import Checkpoint
-from pctce_cli.store import load_scores
+from pctce_cli.analysis.units import unit_values
+from pctce_cli.errors import UsageError
+from pctce_cli.store import load_scores, load_units
 
 
-def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profiles: Sequence[np.ndarray], edges: Sequence[float]) -> Report:
+def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profiles: Sequence[np.ndarray], edges: Sequence[float], unit: str = "token") -> Report:
     """The shape tables from each checkpoint's band masses and standardized profile (already computed)."""
     from pctce_cli.stats import shape
 
     labels = shape.band_labels(edges)
     report = Report()
     report.add(
-        "Mass in CE bands (fraction of targets)",
+        "Mass in CE bands (fraction of targets)" if unit == "token" else f"Mass in CE bands (fraction of {unit}s)",
         [{"checkpoint": c.id, "group": c.group, **dict(zip(labels, m.tolist()))} for c, m in zip(cks, bands)],
     )
     by_id = {c.id: p for c, p in zip(cks, profiles)}
@@ -37,7 +39,9 @@ def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profile
     return report
 
 
-def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool = False, ecdf_points: int = 200, subsets: Subsets = NO_SUBSETS) -> Report:
+def shape_report(
+    cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool = False, ecdf_points: int = 200, subsets: Subsets = NO_SUBSETS, unit: str = "token"
+) -> Report:
     """`pctce shape`: mass in CE bands, standardized profiles, profile distances, ECDF points.
 
     With ``subsets.split`` (``--by``) the bands, profiles and ECDF points are
@@ -50,21 +54,29 @@ def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool =
 
     bands, profiles, ecdfs, rows, notes = [], [], [], [], []
     for c in cks:
-        s = load_scores(c.root, c.partition, columns=("doc", "ce") if subsets.active else ("ce",))
+        if unit == "token":
+            s = load_scores(c.root, c.partition, columns=("doc", "ce") if subsets.active else ("ce",))
+        else:
+            s = load_units(c.root, c.partition, unit)
         parts, part_notes = split_scores(c.id, s.doc, s.docs, subsets, stored_values(c, subsets.field) if subsets.active else ())
         notes += [f"{c.id}: {n}" for n in part_notes]
         for part in parts:
-            ce = part.take(s.ce)
+            if unit == "token":
+                ce, weights = part.take(s.ce), None
+            else:
+                ce, weights = unit_values(part.take(s.ce), part.take(s.doc), part.take(s.word), part.take(s.nbytes), unit)
             rows.append((c, part.label))
             if ecdf:
+                if weights is not None:
+                    raise UsageError("--ecdf with --unit byte: the byte ECDF is weighted and not drawn yet; use --unit word or token")
                 pts = shape.ecdf_points(ce, ecdf_points)
                 if subsets.split:
                     pts.insert(0, "subset", part.label)
                 pts.insert(0, "checkpoint", c.id)
                 ecdfs.append(pts)
             else:
-                bands.append(shape.band_mass(ce, edges))
-                profiles.append(shape.profile(ce))
+                bands.append(shape.band_mass(ce, edges, weights))
+                profiles.append(shape.profile(ce, weights))
     notes = merge_notes(notes, len(cks))
     if subsets.active and not subsets.split:
         notes.append(f"Only documents of subset {subsets.describe()}.")
@@ -73,13 +85,13 @@ def shape_report(cks: Sequence[Checkpoint], edges: Sequence[float], ecdf: bool =
         report.add("ECDF points", pd.concat(ecdfs, ignore_index=True))
         return report
     if not subsets.split:
-        report = shape_tables(cks, bands, profiles, edges)
+        report = shape_tables(cks, bands, profiles, edges, unit)
         report.notes[:0] = notes
         return report
     labels = shape.band_labels(edges)
     report = Report(notes=notes)
     report.add(
-        f"Mass in CE bands by {subsets.field} (fraction of targets)",
+        f"Mass in CE bands by {subsets.field} (fraction of {'target' if unit == 'token' else unit}s)",
         [{"checkpoint": c.id, "group": c.group, "subset": lab, **dict(zip(labels, m.tolist()))} for (c, lab), m in zip(rows, bands)],
     )
     report.add(

@@ -142,6 +142,7 @@ def shape(
     ecdf: Annotated[bool, typer.Option("--ecdf", help="Output ECDF points (checkpoint, ce, cdf) for plotting instead.")] = False,
     by: ByOpt = None,
     subset: SubsetOpt = None,
+    unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -149,8 +150,8 @@ def shape(
     """Shape of the CE distribution: mass in CE bands, standardized percentile profiles and their distances."""
     from pctce_cli.analysis.shape import shape_report
 
-    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
-    emit_report(shape_report(cks, parse_edges(edges), ecdf=ecdf, subsets=subsets_of(cks, by, subset)), fmt, output)
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
+    emit_report(shape_report(cks, parse_edges(edges), ecdf=ecdf, subsets=subsets_of(cks, by, subset), unit=unit.value), fmt, output)
 
 
 def decompose(

@@ -47,12 +47,14 @@ def _check_edges(edges) -> np.ndarray:
     return e
 
 
-def band_mass(ce, edges: Sequence[float] = DEFAULT_EDGES) -> np.ndarray:
+def band_mass(ce, edges: Sequence[float] = DEFAULT_EDGES, weights=None) -> np.ndarray:
     """Fraction of targets in each band ``[edges[k], edges[k+1])``.
 
     Args:
         ce: 1-D array of finite CE values.
         edges: strictly increasing band edges; the last may be ``inf``.
+        weights: optional non-negative integer weight of each value (a byte
+            distribution: each value stands for that many bytes).
 
     Returns:
         float64 array of ``len(edges) − 1`` fractions of all targets (NaN
@@ -61,15 +63,20 @@ def band_mass(ce, edges: Sequence[float] = DEFAULT_EDGES) -> np.ndarray:
     Example:
         >>> band_mass([0.0, 0.05, 0.3, 2.0], edges=[0, 0.1, 1, float("inf")]).tolist()
         [0.5, 0.25, 0.25]
+        >>> band_mass([0.05, 2.0], edges=[0, 0.1, float("inf")], weights=[3, 1]).tolist()
+        [0.75, 0.25]
     """
     arr = as_ce(ce)
     e = _check_edges(edges)
     n_bands = e.size - 1
-    if arr.size == 0:
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    total = arr.size if w is None else float(w.sum())
+    if arr.size == 0 or total == 0:
         return np.full(n_bands, np.nan)
     band = np.searchsorted(e, arr, side="right") - 1  # band k holds e[k] <= ce < e[k+1]
     inside = (band >= 0) & (band < n_bands)
-    return np.bincount(band[inside], minlength=n_bands).astype(np.float64) / arr.size
+    counts = np.bincount(band[inside], weights=None if w is None else w[inside], minlength=n_bands)
+    return counts.astype(np.float64) / total
 
 
 def band_labels(edges: Sequence[float] = DEFAULT_EDGES) -> list[str]:
@@ -87,14 +94,22 @@ def band_labels(edges: Sequence[float] = DEFAULT_EDGES) -> list[str]:
     return [f"[{fmt(a)}, {fmt(b)})" for a, b in zip(e[:-1], e[1:])]
 
 
-def profile(ce) -> np.ndarray:
+def profile(ce, weights=None) -> np.ndarray:
     """Standardized percentile profile ``z_q`` for q = 5, 10, …, 95 (one percentile pass).
+
+    With ``weights`` (integers), the percentiles are those of the multiset in
+    which each value occurs that many times (the byte distribution).
 
     Example:
         >>> profile(list(range(101)))[[0, 9, 18]].tolist()
         [-0.9, 0.0, 0.9]
     """
-    p = percentiles(ce, PROFILE_LEVELS)  # includes 25, 50, 75
+    if weights is None:
+        p = percentiles(ce, PROFILE_LEVELS)  # includes 25, 50, 75
+    else:
+        from pctce_cli.stats.units import weighted_percentiles
+
+        p = weighted_percentiles(ce, weights, PROFILE_LEVELS)
     p25, p50, p75 = (p[PROFILE_LEVELS.index(q)] for q in (25, 50, 75))
     iqr = p75 - p25
     if not iqr > 0:
