@@ -336,17 +336,19 @@ def check_same_inputs(cks: Sequence[Checkpoint], unit: str = "token") -> None:
             )
 
 
-def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_name: str | None = None) -> None:
-    """Refuse to pair two checkpoints whose manifests show different targets.
+def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_name: str | None = None, unit: str = "token") -> None:
+    """Refuse to pair two checkpoints whose manifests show different targets (or text, pairing words).
 
     Raises:
         MixedInputError: naming what differs.
     """
-    reasons = input_differences(a, b)
+    reasons = input_differences(a, b, unit)
     if reasons:
+        need = "the same tokenizer and settings" if unit == "token" else "the same reading settings"
+        hint = "; across tokenizers, pair words with --unit word" if unit == "token" and any(r.startswith("different tokenizers") for r in reasons) and len(reasons) == 1 else ""
         raise MixedInputError(
             f"cannot pair '{a_name or a.id}' with '{b_name or b.id}': they were scored on {' and '.join(reasons)}; "
-            "a paired comparison needs both scored on the same data with the same tokenizer and settings"
+            f"a paired comparison needs both scored on the same data with {need}{hint}"
         )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
+from pctce_cli.analysis.units import word_pair
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
@@ -363,12 +364,15 @@ def run_compare(
     top: int = 10,
     by: str | None = None,
     subset: Sequence[str] = (),
+    unit: str = "token",
 ) -> Report:
     """`pctce compare`: resolve both arguments, check they pair, compare, and build the report.
 
     Args:
         by: ``--by FIELD``: one paired comparison per subset of FIELD (SPEC §7).
         subset: ``--subset VALUE``: compare only the documents of these subsets.
+        unit: ``word``: pair words, not tokens (SPEC §8), so two tokenizers of
+            the same data compare word by word.
     """
     if top < 0:
         raise UsageError(f"--top must be >= 0, got {top}")
@@ -378,7 +382,13 @@ def run_compare(
     if a.root == b.root and a.partition == b.partition:
         raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
     subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
-    sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
+    if unit == "byte":
+        raise UsageError("--unit byte: bytes are not paired yet (their values are weighted); pair words with --unit word")
+    if unit == "word":
+        check_pairable(a, b, a_name, b_name, unit)
+        sa, sb = word_pair(a, b, a_name, b_name)
+    else:
+        sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
     comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed)) for label, va, vb in pairs]
     if subsets.split:
@@ -389,4 +399,6 @@ def run_compare(
             report.sections[0] = (report.sections[0][0] + f", subset {subsets.describe()}", report.sections[0][1])
             report.notes = notes + report.notes + [f"Only documents of subset {subsets.describe()} ({len(pairs[0][1].docs)} documents)."]
     report.notes += settings_notes(a, b, a_name, b_name)
+    if unit == "word":
+        report.notes.append("Unit: words (SPEC §8). Each value is a word's CE, the sum of its tokens' CE; 'targets' counts words.")
     return report

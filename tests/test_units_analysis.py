@@ -149,3 +149,18 @@ def test_shape_in_words_and_bytes(store):
     words = run_json("shape", store, "--unit", "word", "--edges", "0,10,inf", "-c", "small")
     (wrow,) = words["Mass in CE bands (fraction of words)"]
     assert wrow["[0, 10)"] == pytest.approx(float((brute_words(u) < 10).mean()), rel=1e-12)
+
+
+def test_compare_pairs_words_across_tokenizers(store):
+    r = run("compare", "--store", store, "small", "large")
+    assert r.exit_code == 2 and "different tokenizers" in r.output and "pair words with --unit word" in r.output
+    got = run_json("compare", "--store", store, "small", "large", "--unit", "word", "--bootstrap", "200")
+    table = next(v for k, v in got.items() if k.startswith("large − small"))
+    mean = next(row for row in table if row["summary"] == "mean")
+    wa, wb = brute_words(load_units(store, "small")), brute_words(load_units(store, "large"))
+    assert (mean["baseline"], mean["candidate"]) == pytest.approx((wa.mean(), wb.mean()), rel=1e-12)
+    assert mean["Δ"] == pytest.approx(wb.mean() - wa.mean(), rel=1e-9)
+    moved = got["Targets whose CE went down / up / stayed (fractions)"][0]
+    assert moved["targets"] == wa.size and moved["down"] == pytest.approx(float((wb < wa).mean()))
+    r = run("compare", "--store", store, "small", "large", "--unit", "byte")
+    assert r.exit_code == 2 and "--unit byte: bytes are not paired yet" in r.output

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pctce_cli.cli.common import ByOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, StoreOpt, SubsetOpt, choices, emit_report
+from pctce_cli.cli.common import ByOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, StoreOpt, SubsetOpt, Unit, choices, emit_report
 from pctce_cli.parse import parse_percentiles
 from pctce_cli.gate import REQUIRE
 from pctce_cli.tail import BY
@@ -41,6 +41,7 @@ def compare(
     top: Annotated[int, typer.Option(help="Documents listed in each 'moved most' table (0: none).")] = 10,
     by: ByOpt = None,
     subset: SubsetOpt = None,
+    unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words (SPEC §8: two tokenizers of the same data compare word by word).")] = Unit.token,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
@@ -48,7 +49,7 @@ def compare(
     from pctce_cli.compare import run_compare
 
     report = run_compare(
-        baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or ()
+        baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or (), unit=unit.value
     )
     emit_report(report, fmt, output)
 
