@@ -164,3 +164,29 @@ def test_compare_pairs_words_across_tokenizers(store):
     assert moved["targets"] == wa.size and moved["down"] == pytest.approx(float((wb < wa).mean()))
     r = run("compare", "--store", store, "small", "large", "--unit", "byte")
     assert r.exit_code == 2 and "--unit byte: bytes are not paired yet" in r.output
+
+
+def test_the_documented_example(tmp_path, one_thread):
+    """docs/units.md's worked example, rebuilt: its counts exactly, its CE numbers to float round-off."""
+    from pctce_cli.testing import make_gpt2, make_tokenizer
+
+    make_gpt2(tmp_path / "ck" / "a", tokenizer=make_tokenizer(320), seed=0)
+    make_gpt2(tmp_path / "ck" / "b", tokenizer=make_tokenizer(500), seed=1)
+    texts = ["The quick brown fox jumps over the lazy dog.", "def f(x): return x + 1", "Once upon a time there was a cat.", "for i in range(10): print(i)", "All the world's a stage."]
+    data = tmp_path / "val.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    out = tmp_path / "scores"
+    assert run("score", tmp_path / "ck" / "a", tmp_path / "ck" / "b", "--data", data, "--out", out, "--quiet").exit_code == 0
+    doc = (__import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "units.md").read_text(encoding="utf-8")
+    words = run_json("summary", out, "--unit", "word", "--percentiles", "50,95")["Per-word CE summaries (nats per word)"]
+    nbytes = run_json("summary", out, "--unit", "byte", "--percentiles", "50,95")["Per-byte CE summaries (nats per byte)"]
+    for w, b in zip(words, nbytes):
+        assert f"| {w['checkpoint']} | {w['targets']} | {w['words']} | 0 |" in doc
+        assert f"| {b['checkpoint']} | {b['targets']} | {b['bytes']} |" in doc
+        for value in (w["mean"], w["p50"], w["p95"], b["mean"], b["p50"], b["p95"]):
+            # the printed value, within float round-off of the forward pass on another CPU
+            assert any(abs(value - float(x)) < 2e-4 for x in _numbers(doc)), value
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"(?<![\w.])-?\d+\.\d{4}(?!\d)", text)
