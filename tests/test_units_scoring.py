@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -302,6 +302,8 @@ def tokenized(draw):
 
 @settings(max_examples=300, deadline=None)
 @given(tokenized())
+@example(("é\xa0a", [(0, 1), (0, 1), (2, 3)]))  # two byte pieces of é, then a no-break space no offset covers
+@example(("a\xa0a", [(0, 0), (0, 2), (2, 3)]))  # a zero-width ▁, then a token over "a" and a no-break space
 def test_random_tokenizations_partition_the_bytes(case):
     text, offsets = case
     nbytes, word, n_bytes, n_words = token_units(text, offsets, [(0, len(offsets), 0, len(text))])

@@ -16,11 +16,13 @@ document (the whole text; a completion; each assistant message of a chat):
 2. Tokens whose offsets start at the same character overlap: byte-level pieces
    of one multi-byte character (Hugging Face gives each piece the whole
    character), or a prepended ``▁`` beside the character it precedes. In such a
-   run of ``k`` tokens over ``n`` bytes, every token after the first gets one
-   byte, counted back from the end of the run, and the first gets the rest
-   (``n - k + 1``); byte-level pieces of one character therefore each get one
-   byte when there are as many pieces as bytes. With more tokens than bytes the
-   earliest ones get none (an empty span).
+   run of ``k`` tokens over the ``n`` bytes of the character they start with,
+   every token after the first gets one byte, counted back from the end of that
+   character, and the first gets the rest (``n - k + 1``); byte-level pieces of
+   one character therefore each get one byte when there are as many pieces as
+   bytes, and what follows the character up to the next token's start goes to
+   the run's last token, never into the middle of another character. With more tokens than bytes the earliest ones get none
+   (an empty span).
 3. Tokens outside the scored text (chat-template markers, an end-of-turn token)
    clip to the span's end: empty spans.
 4. Words are the maximal runs of non-whitespace characters of the scored span
@@ -114,13 +116,16 @@ def token_units(
     spans = _offsets_array(offsets)
     starts_char = _reclaim_trimmed(text, spans, segments)
     starts_all = starts_char if cb is None else cb[starts_char]
+    # where the character each token starts with ends: pieces of one multi-byte character share it
+    first_end = np.minimum(starts_char + 1, cp.size)
+    ends_all = first_end if cb is None else cb[first_end]
     total_bytes = total_words = 0
     for t0, t1, c0, c1 in segments:
         a, b = (c0, c1) if cb is None else (int(cb[c0]), int(cb[c1]))
         total_bytes += b - a
         ws, we = _word_bytes(cp, c0, c1, cb)
         if t1 > t0:
-            start = _starts(starts_all[t0:t1], a, b)
+            start = _starts(starts_all[t0:t1], a, b, ends_all[t0:t1])
             end = np.empty_like(start)
             end[:-1], end[-1] = start[1:], b
             nb = end - start
@@ -162,8 +167,13 @@ def _reclaim_trimmed(text: str, spans: np.ndarray, segments: Sequence[tuple[int,
     return starts
 
 
-def _starts(raw: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Byte starts of one segment's tokens: clipped, first at ``a``, non-decreasing, overlapping runs spread."""
+def _starts(raw: np.ndarray, a: int, b: int, ends: np.ndarray | None = None) -> np.ndarray:
+    """Byte starts of one segment's tokens: clipped, first at ``a``, non-decreasing, overlapping runs spread.
+
+    ``ends`` are the byte ends of the character each token starts with: a run
+    of equal starts is spread over that character's bytes (its byte-level
+    pieces), never into the middle of the characters after it.
+    """
     s = np.clip(raw, a, b)
     s[0] = a
     s = np.maximum.accumulate(s)
@@ -177,6 +187,10 @@ def _starts(raw: np.ndarray, a: int, b: int) -> np.ndarray:
     j = np.arange(n) - run_first[run_id]
     k = np.bincount(run_id)[run_id]
     run_end = np.append(s[run_first[1:]], b)[run_id]  # where the next run starts
+    if ends is not None:
+        # the bytes of the character the run starts with, when it ends before the next run
+        covered = np.maximum.reduceat(np.clip(ends, a, b), run_first)[run_id]
+        run_end = np.where(covered > s, np.minimum(covered, run_end), run_end)
     spread = np.maximum(s, run_end - (k - j))
     return np.where(j == 0, s, spread)
 
