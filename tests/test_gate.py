@@ -178,7 +178,7 @@ POLICY_ERRORS = [
     ),
     (
         'baseline = "base"\nbaseine = "x"\n',
-        "{p}:2: unknown key 'baseine' (expected baseline, candidate, ci, bootstrap, seed, require, subset_field, rule)",
+        "{p}:2: unknown key 'baseine' (expected baseline, candidate, ci, bootstrap, seed, require, subset_field, unit, rule)",
     ),
     (
         '[[rule]]\nsummary = "p95"\nmax_increase = "0.01"\n',

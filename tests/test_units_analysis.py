@@ -190,3 +190,22 @@ def test_the_documented_example(tmp_path, one_thread):
 
 def _numbers(text: str) -> list[str]:
     return re.findall(r"(?<![\w.])-?\d+\.\d{4}(?!\d)", text)
+
+
+def test_gate_pairs_words_across_tokenizers(store, tmp_path):
+    r = run("gate", store, "--baseline", "small", "--rule", "mean:+1%")
+    assert r.exit_code == 2 and "different tokenizers" in r.output
+    sa = brute_words(load_units(store, "small"))
+    sb = brute_words(load_units(store, "large"))
+    worse = "large" if sb.mean() > sa.mean() else "small"
+    better = "small" if worse == "large" else "large"
+    r = run("gate", store, "--baseline", better, "--rule", "mean:+0%", "--unit", "word", "--bootstrap", "200")
+    assert r.exit_code == 1, r.output  # the other tokenizer's words cost more on average: the gate fails
+    assert "Unit: words" in r.stdout
+    policy = tmp_path / "gate.toml"
+    policy.write_text(f'baseline = "{worse}"\nunit = "word"\n[[rule]]\nsummary = "mean"\nmax_increase = 0.0\n', encoding="utf-8")
+    r = run("gate", store, "--policy", policy, "--bootstrap", "200")
+    assert r.exit_code == 0, r.output  # against the worse baseline, the better words pass
+    policy.write_text('baseline = "small"\nunit = "byte"\n', encoding="utf-8")
+    r = run("gate", store, "--policy", policy)
+    assert r.exit_code == 2 and "unit must be \"token\" or \"word\"" in r.output

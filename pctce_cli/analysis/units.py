@@ -127,8 +127,41 @@ def _word_intervals(ce, doc, word, percentiles, ci: float, n_boot: int = 1000, s
     return out
 
 
+def word_scores(ck):
+    """One checkpoint's word CEs as :class:`pctce_cli.store.Scores` (``ce`` per word, ``doc`` its document, ``pos`` its index).
+
+    Raises:
+        UsageError: the checkpoint holds no byte spans and words.
+    """
+    from pctce_cli.stats.units import word_ce
+    from pctce_cli.store import Scores, load_units
+
+    u = load_units(ck.root, ck.partition, "word")
+    ce, doc, idx = word_ce(u.ce, u.doc, u.word)[:3]
+    return Scores(ck.id, doc, idx.astype(np.int32), np.zeros(0, np.int32), ce, np.zeros(0, np.int32), u.docs, u.manifest)
+
+
+def check_words_aligned(sa, sb, a_name: str, b_name: str) -> None:
+    """Raise unless two checkpoints' :func:`word_scores` hold the same words in the same order.
+
+    Raises:
+        MixedInputError: naming the first word that differs.
+    """
+    from pctce_cli.errors import MixedInputError
+
+    if len(sa.ce) != len(sb.ce) or not (np.array_equal(sa.doc, sb.doc) and np.array_equal(sa.pos, sb.pos)):
+        n = min(len(sa.ce), len(sb.ce))
+        diff = np.flatnonzero((sa.doc[:n] != sb.doc[:n]) | (sa.pos[:n] != sb.pos[:n]))
+        i = int(diff[0]) if diff.size else n
+        raise MixedInputError(
+            f"cannot pair the words of '{a_name}' and '{b_name}': they hold {len(sa.ce)} and {len(sb.ce)} words"
+            + (f", and word {i} is document {sa.doc[i]} word {sa.pos[i]} in one, document {sb.doc[i]} word {sb.pos[i]} in the other" if i < n else "")
+            + "; score both on the same data with the same reading settings"
+        )
+
+
 def word_pair(a, b, a_name: str, b_name: str):
-    """Two checkpoints' word CEs, aligned word by word, as :class:`pctce_cli.store.Scores` (``pos`` = word index).
+    """Two checkpoints' word CEs, aligned word by word (:func:`word_scores` of each, checked).
 
     Words depend only on the text, so two tokenizers of the same data have the
     same words in the same order; each word's CE is the sum of its tokens' CE
@@ -139,23 +172,6 @@ def word_pair(a, b, a_name: str, b_name: str):
         UsageError: a checkpoint without byte spans and words.
         MixedInputError: the two do not have the same words (naming the first that differs).
     """
-    from pctce_cli.errors import MixedInputError
-    from pctce_cli.stats.units import word_ce
-    from pctce_cli.store import Scores, load_units
-
-    out = []
-    for ck in (a, b):
-        u = load_units(ck.root, ck.partition, "word")
-        ce, doc, idx = word_ce(u.ce, u.doc, u.word)[:3]
-        out.append(Scores(ck.id, doc, idx.astype(np.int32), np.zeros(0, np.int32), ce, np.zeros(0, np.int32), u.docs, u.manifest))
-    sa, sb = out
-    if len(sa.ce) != len(sb.ce) or not (np.array_equal(sa.doc, sb.doc) and np.array_equal(sa.pos, sb.pos)):
-        n = min(len(sa.ce), len(sb.ce))
-        diff = np.flatnonzero((sa.doc[:n] != sb.doc[:n]) | (sa.pos[:n] != sb.pos[:n]))
-        i = int(diff[0]) if diff.size else n
-        raise MixedInputError(
-            f"cannot pair the words of '{a_name}' and '{b_name}': they hold {len(sa.ce)} and {len(sb.ce)} words"
-            + (f", and word {i} is document {sa.doc[i]} word {sa.pos[i]} in one, document {sb.doc[i]} word {sb.pos[i]} in the other" if i < n else "")
-            + "; score both on the same data with the same reading settings"
-        )
+    sa, sb = word_scores(a), word_scores(b)
+    check_words_aligned(sa, sb, a_name, b_name)
     return sa, sb

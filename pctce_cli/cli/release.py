@@ -91,6 +91,10 @@ def gate(
         list[str] | None,
         typer.Option("--subset", help="Gate only the documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
     ] = None,
+    unit: Annotated[
+        Unit | None,
+        typer.Option("--unit", help="Pair tokens, or words (candidates with another tokenizer on the same data; default: the policy's unit, else token).", show_default=False),
+    ] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the full result as JSON to this file.", show_default=False)] = None,
     markdown: Annotated[
         Path | None,
@@ -118,6 +122,7 @@ def gate(
         require=require.value if require else None,
         by=by,
         subset=subset or (),
+        unit=unit.value if unit else None,
     )
     emit_report(core.gate_report(result), fmt, None)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY") if markdown else None

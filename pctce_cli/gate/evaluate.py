@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pctce_cli.errors import PolicyError, StoreError, UsageError
-from pctce_cli.gate.policy import REQUIRE, Policy, Rule, load_policy, parse_rule_option
+from pctce_cli.gate.policy import GATE_UNITS, REQUIRE, Policy, Rule, load_policy, parse_rule_option
 
 if TYPE_CHECKING:
     from pctce_cli.catalog import Checkpoint
@@ -224,6 +224,7 @@ def run_gate(
     require: str | None = None,
     by: str | None = None,
     subset: Sequence[str] = (),
+    unit: str | None = None,
 ) -> GateResult:
     """`pctce gate`: evaluate every candidate against the baseline under the policy.
 
@@ -245,6 +246,9 @@ def run_gate(
         require: ``all`` (every candidate must pass) or ``any``.
         by: ``--by FIELD``: rules without a subset are checked on every subset of FIELD.
         subset: ``--subset VALUE``: gate only the documents of these subsets.
+        unit: ``word``: pair words instead of tokens (SPEC §8), so candidates with
+            another tokenizer on the same data can be gated (default: the
+            policy's ``unit``, else ``token``).
 
     Returns:
         The :class:`GateResult`, candidates ranked.
@@ -253,6 +257,7 @@ def run_gate(
         PolicyError: malformed policy or ``--rule``, or a rule's subset the store lacks.
         StoreError, MixedInputError, UsageError: bad stores or selection.
     """
+    from pctce_cli.analysis.units import check_words_aligned, word_scores
     from pctce_cli.catalog import check_pairable, resolve_checkpoints, settings_notes
     from pctce_cli.compare import check_aligned
     from pctce_cli.gate.subsets import make_plan, resolve_field
@@ -277,14 +282,19 @@ def run_gate(
     if require not in REQUIRE:
         raise UsageError(f"--require must be 'all' or 'any', got {require!r}")
 
+    unit = unit or pol.unit or "token"
+    if unit not in GATE_UNITS:
+        raise UsageError(f"--unit {unit}: the gate pairs tokens or words (bytes are not paired yet)")
     cks = resolve_checkpoints(list(dirs), allow_mixed=True)
     base = _find_baseline(cks, base_id)
     chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
     fld = resolve_field([base, *chosen], all_rules, pol.subset_field, pol_where(pol), by, subset)
     names = list(dict.fromkeys(r.summary for r in all_rules))
     needs_rank = "top1" in names
+    if needs_rank and unit != "token":
+        raise PolicyError("a top1 rule needs token ranks: gate it with unit = \"token\"")
     columns = ("doc", "pos", "token", "ce") + (("rank",) if needs_rank else ())
-    sa = load_scores(base.root, base.partition, columns=columns)
+    sa = load_scores(base.root, base.partition, columns=columns) if unit == "token" else word_scores(base)
     if len(sa.ce) == 0:
         raise StoreError(f"baseline '{base.id}' holds no targets")
     plan = make_plan(all_rules, fld, by, subset, sa.doc, sa.docs, base.id)
@@ -293,10 +303,14 @@ def run_gate(
         groups.setdefault(chk.subset, []).append(chk.rule.summary)
     results, methods, notes = [], set(), list(plan.notes)
     for c in chosen:
-        check_pairable(base, c)
+        check_pairable(base, c, unit=unit)
         notes += settings_notes(base, c)
-        sb = load_scores(c.root, c.partition, columns=columns)
-        check_aligned(sa, sb, base.id, c.id)
+        if unit == "token":
+            sb = load_scores(c.root, c.partition, columns=columns)
+            check_aligned(sa, sb, base.id, c.id)
+        else:
+            sb = word_scores(c)
+            check_words_aligned(sa, sb, base.id, c.id)
         stats, sizes = {}, {}
         for sub, wanted in groups.items():  # one paired bootstrap per subset, over that subset's documents only
             ce_a = plan.rows(sa.ce, sub)
@@ -320,6 +334,8 @@ def run_gate(
         del sb
     if plan.keep:
         notes.append(f"Only documents of subset {plan.field} = {', '.join(plan.keep)} were gated (--subset).")
+    if unit == "word":
+        notes.append("Unit: words (SPEC §8): every rule was checked on word CE (the sum of each word's tokens' CE), words paired across checkpoints.")
     return GateResult(
         base.id, all_rules, rank_candidates(results), ci, n_boot, seed, "/".join(sorted(methods)), require,
         str(policy) if policy is not None else None, notes, plan.field, plan.table, plan.keep,
