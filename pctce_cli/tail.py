@@ -196,6 +196,7 @@ def run_tail(
     data: Sequence[str | Path] | None = None,
     decode: bool = True,
     scores: Scores | None = None,
+    unit: str = "token",
 ) -> Report:
     """`pctce tail`: the highest-CE targets (``by="token"``) or the documents carrying most of the tail.
 
@@ -212,6 +213,9 @@ def run_tail(
         decode: Decode context and target (needs tokenizer and data); off: token ids only.
         scores: The checkpoint's arrays when the caller has loaded them (all columns;
             ``pctce report`` reads each partition once).
+        unit: ``word``: the highest-CE words (SPEC §8), each with its tokens under
+            this checkpoint's tokenizer and, with ``vs``, under the other's
+            (:func:`word_tail`).
     """
     from pctce_cli.catalog import label_pair, resolve_ref
     from pctce_cli.compare import load_pair
@@ -223,6 +227,12 @@ def run_tail(
         raise UsageError(f"--top must be at least 1, got {top}")
     if context < 0:
         raise UsageError(f"--context must be >= 0, got {context}")
+    if unit == "word":
+        if by != "token":
+            raise UsageError("--unit word lists the highest-CE words: use it without --by document")
+        return word_tail(checkpoint, store, top, vs, tokenizer, decode)
+    if unit != "token":
+        raise UsageError(f"--unit {unit}: tail lists tokens or words")
     if not 0 <= percentile <= 100:
         raise UsageError(f"--percentile must be in [0, 100], got {percentile}")
     ck = resolve_ref(checkpoint, store, "CHECKPOINT")
@@ -301,3 +311,74 @@ def run_tail(
         )
     report.notes += vs_note
     return report
+
+
+def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, decode: bool = True) -> Report:
+    """The highest-CE words of a checkpoint, each with its tokens (and, with ``vs``, the other checkpoint's).
+
+    Words are the same under every tokenizer of the same data (SPEC §8), so
+    ``vs`` may be a checkpoint with another tokenizer: each row shows how both
+    split the word and what it cost each.
+
+    Raises:
+        UsageError: a checkpoint without byte spans and words.
+        MixedInputError: the two checkpoints' words differ.
+    """
+    from pctce_cli.analysis.units import check_words_aligned, word_scores
+    from pctce_cli.catalog import check_pairable, label_pair, resolve_ref
+
+    ck = resolve_ref(checkpoint, store, "CHECKPOINT")
+    name, sides = ck.id, [ck]
+    if vs is not None:
+        o = resolve_ref(vs, store if store is not None else ck.root, "--vs")
+        name, o_name = label_pair(ck, o)
+        if o.root == ck.root and o.partition == ck.partition:
+            raise UsageError(f"--vs names the checkpoint itself ('{name}')")
+        check_pairable(ck, o, name, o_name, unit="word")
+        sides.append(o)
+    words = [word_scores(c) for c in sides]
+    if vs is not None:
+        check_words_aligned(words[0], words[1], name, o_name)
+    w = words[0]
+    if len(w.ce) == 0:
+        raise DataError(f"'{name}' holds no words")
+    idx = top_targets(w.ce, top)
+    pieces = [_word_pieces(c, w.doc[idx], w.pos[idx], tokenizer if k == 0 else None, decode) for k, c in enumerate(sides)]
+    rows = []
+    for k, i in enumerate(idx):
+        row = {"#": k + 1, "doc": int(w.doc[i]), "word": int(w.pos[i]), "text": pieces[0][k][0], "ce": float(w.ce[i]), "tokens": pieces[0][k][1]}
+        if vs is not None:
+            row.update({"ce vs": float(words[1].ce[i]), "Δ vs": float(words[1].ce[i] - w.ce[i]), "tokens vs": pieces[1][k][1]})
+        rows.append(row)
+    report = Report()
+    report.add(f"Highest-CE words of {name} (nats per word: the sum of the word's tokens' CE)", rows)
+    total = float(w.ce.sum())
+    share = float(w.ce[idx].sum()) / total if total else float("nan")
+    report.notes.append(f"The {len(idx)} highest-CE of {len(w.ce):,} words carry {share:.1%} of the words' CE; tokens: how each tokenizer split the word (| between tokens).")
+    return report
+
+
+def _word_pieces(ck, docs: np.ndarray, words: np.ndarray, tokenizer, decode: bool) -> list[tuple[str, str]]:
+    """Each listed word's text and tokens under ``ck``'s tokenizer: ``(word, "tok|tok")`` decoded (token ids without ``decode``).
+
+    A byte-level piece of a multi-byte character decodes alone to ``�``; the
+    word's text is decoded from all its tokens together.
+    """
+    from pctce_cli.store import load_scores, load_units
+
+    s = load_scores(ck.root, ck.partition, columns=("doc", "token"))
+    u = load_units(ck.root, ck.partition, "word")
+    tok = None
+    if decode:
+        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.get("tokenizer_path") or "")
+        if not path.exists():
+            raise CheckpointError(f"cannot decode '{ck.id}': its tokenizer {path} is gone; pass --tokenizer DIR or --no-decode")
+        tok = _load_tokenizer(path, ck.id)
+    out = []
+    for d, wi in zip(docs.tolist(), words.tolist()):
+        ids = s.token[(u.doc == d) & (u.word == wi)].tolist()
+        if tok is None:
+            out.append(("", " ".join(map(str, ids))))
+        else:
+            out.append((visible(tok.decode(ids).strip()), "|".join(visible(tok.decode([t])) for t in ids)))
+    return out

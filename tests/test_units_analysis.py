@@ -209,3 +209,20 @@ def test_gate_pairs_words_across_tokenizers(store, tmp_path):
     policy.write_text('baseline = "small"\nunit = "byte"\n', encoding="utf-8")
     r = run("gate", store, "--policy", policy)
     assert r.exit_code == 2 and "unit must be \"token\" or \"word\"" in r.output
+
+
+def test_tail_lists_the_worst_words_with_both_tokenizations(store):
+    got = run_json("tail", "--store", store, "small", "--vs", "large", "--unit", "word", "--top", "5")
+    rows = got["Highest-CE words of small (nats per word: the sum of the word's tokens' CE)"]
+    wa, wb = brute_words(load_units(store, "small")), brute_words(load_units(store, "large"))
+    assert [r["ce"] for r in rows] == pytest.approx(np.sort(wa)[::-1][:5].tolist(), rel=1e-12)
+    words = [t.split() for t in TEXTS]
+    doc_of = load_units(store, "small")
+    for r in rows:
+        text = words[r["doc"]][r["word"]]
+        assert r["text"] == text.replace("\t", "\\t")  # decoded from the word's tokens together
+        for key, ck in (("tokens", "small"), ("tokens vs", "large")):  # each tokenizer's pieces, | between them
+            u = load_units(store, ck)
+            assert r[key].count("|") + 1 == int(((u.doc == r["doc"]) & (u.word == r["word"])).sum())
+        assert r["Δ vs"] == pytest.approx(r["ce vs"] - r["ce"], rel=1e-12)
+    assert doc_of is not None and sorted(wb.tolist()) != sorted(wa.tolist())

@@ -154,6 +154,7 @@ def tail(
         typer.Option("--data", "-d", help="Copies of the scored data files, if the recorded paths are gone (repeatable).", show_default=False),
     ] = None,
     no_decode: Annotated[bool, typer.Option("--no-decode", help="Show token ids only (needs neither tokenizer nor data).")] = False,
+    unit: Annotated[Unit, typer.Option("--unit", help="List tokens, or words with their tokens (with --vs: under both tokenizers).")] = Unit.token,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
@@ -171,5 +172,6 @@ def tail(
         tokenizer=tokenizer,
         data=[str(p) for p in data] if data else None,
         decode=not no_decode,
+        unit=unit.value,
     )
     emit_report(report, fmt, output)
