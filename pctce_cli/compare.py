@@ -6,6 +6,10 @@ agree, and the stored doc/pos/token arrays are identical). Then every summary
 is compared as Δ = candidate − baseline with a paired document-level bootstrap
 interval (SPEC §2): each replicate resamples the same documents for both.
 
+With ``--by FIELD`` the comparison is made per subset of the validation data
+(SPEC §7): each subset's Δ and interval come from a paired bootstrap over that
+subset's documents only; ``--subset VALUE`` compares only those documents.
+
 Checkpoint arguments (``DIR``, ``DIR:ID`` or an id in ``--store DIR``) and the
 comparability rule come from :mod:`pctce_cli.catalog`; this module adds the
 row-by-row alignment check that `gate` and `tail` share. No torch import here.

@@ -233,6 +233,7 @@ def test_gate_by_and_subset_options(store):
     assert r.exit_code == 0, r.stderr
     obj = json.loads(r.stdout)
     assert "Only documents of subset domain = prose were gated (--subset)." in obj["notes"]
+    assert [x["subset"] for x in section(obj, "Rules")] == ["(all)"] and not any(k.startswith("Subsets of") for k in obj)
 
 
 def test_gate_junit_has_a_case_per_rule_and_subset_and_markdown_a_subset_table(store, tmp_path):

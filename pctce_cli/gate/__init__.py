@@ -10,6 +10,8 @@ Modules:
 
 * :mod:`~pctce_cli.gate.policy` — :class:`Rule`, :class:`Policy`, policy TOML
   files (errors name ``FILE:LINE``), ``--rule`` options, summary names;
+* :mod:`~pctce_cli.gate.subsets` — rules on subsets (SPEC §7): the subset
+  field, ``subset = "*"`` expanded to one check per subset, each subset's rows;
 * :mod:`~pctce_cli.gate.evaluate` — rule results, the ranking, baseline and
   candidate selection, :func:`run_gate`;
 * :mod:`~pctce_cli.gate.outputs` — the terminal report, JSON, Markdown, JUnit

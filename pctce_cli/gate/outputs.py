@@ -158,7 +158,7 @@ def gate_report(result: GateResult) -> Report:
                 }
             )
     report.add("Rules (Δ = candidate − baseline; lo/hi: bootstrap interval of Δ)", rows)
-    if result.subset_field:
+    if result.subsets:
         report.add(f"Subsets of {result.subset_field}: baseline targets and documents, failed checks per candidate", subset_rows(result, plain=True))
     n_pass = sum(c.passed for c in result.candidates)
     head = "PASSED" if result.passed else "FAILED"
@@ -241,7 +241,7 @@ def markdown_report(result: GateResult) -> str:
         )
     level = f"{result.ci:.0%}"
     subsets = bool(result.subset_field)
-    if subsets:
+    if result.subsets:
         ids = [c.id for c in result.candidates]
         kept = f" (only documents of {result.subset_field} = {', '.join(result.keep)})" if result.keep else ""
         lines += [
