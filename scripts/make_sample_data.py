@@ -49,7 +49,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger("make_sample_data")
@@ -785,6 +785,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default: 1; on a shared 2-core machine 2 threads ran up to 10x slower)")
     ap.add_argument("--note", action="append", default=[], help="a remark about this build, kept in build.json and README.md")
+    ap.add_argument("--ft-lr", type=float, help="override the fine-tuning learning rate (docs/sample-data.md lists the runs)")
+    ap.add_argument("--ft-epochs", type=int, help="override the number of fine-tuning epochs (a diagnostic; the study has 12)")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -802,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
     cfg = SMOKE if args.smoke else Config()
+    if args.ft_lr is not None:
+        cfg = replace(cfg, ft_lr=args.ft_lr)
+    if args.ft_epochs is not None:
+        cfg = replace(cfg, ft_epochs=args.ft_epochs)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     build_p = out / "build.json"
