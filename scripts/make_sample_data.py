@@ -560,6 +560,7 @@ def stage_finetune(out: Path, cfg: Config, seed: int) -> dict:
         p.requires_grad_(False)
     log.info("fine-tune: %d facts, %d train / %d test pairs; base test accuracy %.3f",
              len(facts), len(train), len(test), sum(acc0) / len(acc0))
+    base_params = n_params(model)  # before train_lora wraps the model's layers with LoRA
     t0 = time.time()
     records = sft.train_lora(model, base, tok, train, test, cfg, seed, run_dir)
     with open(ft / "accuracy.csv", "w", newline="") as f:
@@ -568,7 +569,7 @@ def stage_finetune(out: Path, cfg: Config, seed: int) -> dict:
         w.writerows(records)
     return {"facts": len(facts), "train_pairs": len(train), "test_pairs": len(test),
             "steps_per_epoch": math.ceil(len(train) / cfg.ft_batch), "base": os.path.relpath(base, out),
-            "base_params": n_params(model), "lora_params": sft.n_trainable_in(run_dir / "epoch-1"),
+            "base_params": base_params, "lora_params": sft.n_trainable_in(run_dir / "epoch-1"),
             "finetune_s": round(time.time() - t0, 1), "base_accuracy": round(sum(acc0) / len(acc0), 4),
             "accuracy": {r["epoch"]: r["accuracy"] for r in records}}
 
@@ -719,7 +720,7 @@ def write_readme(out: Path, build: dict) -> None:
         "pctce score sample_data/finetune/facts --data sample_data/finetune/test.jsonl \\",
         "    --prompt-field prompt --completion-field completion --task-accuracy --out scores/finetune",
         "pctce summary scores/distill",
-        "pctce select scores/finetune --task accuracy",
+        "pctce select scores/finetune --task substring_match",
         "```",
         "",
         "(`distill/*/` with the slash: `distill/` also holds `val.jsonl`.)",

@@ -217,13 +217,79 @@ def test_distillation_reading_when_a_run_splits_mean_and_median():
     assert notes[2] == "Training longer makes mean CE worse and median CE better in topk (mean 4.000 → 4.500, p50 3.500 → 2.500)."
 
 
-def test_finetune_reading_when_mean_rises_while_accuracy_holds():
-    rows = [(f"ft.epoch-{e}", "ft", "finetune", e, m, m / 2, m, m, m) for e, m in [(1, 2.0), (2, 1.0), (3, 1.5)]]
+def _epochs(means, p50s, accs, p95s=None):
+    """A fine-tuning table: one row per epoch, p90 = p99 = mean, p95 = mean unless given."""
+    p95s = p95s or means
+    rows = [(f"ft.epoch-{e}", "ft", "finetune", e, m, q, m, r, m) for e, (m, q, r) in enumerate(zip(means, p50s, p95s), 1)]
     t = _summaries(rows)
-    t["accuracy"] = [0.2, 0.8, 0.9]
+    t["accuracy"] = accs
+    return t
+
+
+def test_finetune_reading_when_mean_rises_while_accuracy_holds():
+    t = _epochs([2.0, 1.0, 1.5], [1.0, 0.5, 0.75], [0.2, 0.8, 0.9])
     parts = finetune_parts_from_table(t)
-    assert parts[0].report.notes[1] == "Mean CE is lowest at ft.epoch-2 and then rises 50% by ft.epoch-3, while accuracy goes 0.800 → 0.900."
-    assert parts[2].report.notes[0] == "The worst CE rule here is best by mean: it picks ft.epoch-2, losing 0.100 accuracy against the best epoch."
+    notes = parts[0].report.notes
+    assert notes[0] == (
+        "From ft.epoch-1 to ft.epoch-3: mean CE falls 25% (2.000 → 1.500), p50 falls 25% (1.000 → 0.750), "
+        "p95 falls 25% (2.000 → 1.500); accuracy goes 0.200 → 0.900."
+    )
+    assert notes[1] == (
+        "Lowest mean CE: ft.epoch-2; lowest p50: ft.epoch-2; highest accuracy: ft.epoch-3 (0.900) — "
+        "mean CE's best epoch is not the most accurate one (accuracy 0.800 there)."
+    )
+    assert notes[2] == (
+        "Mean CE is lowest at ft.epoch-2 and then rises 50% (1.000 → 1.500) by ft.epoch-3, while accuracy goes "
+        "0.800 → 0.900 (range 0.800–0.900) and p50 rises 50% (0.500 → 0.750)."
+    )
+    assert notes[3].startswith("Accuracy is highest at the last epoch: training never passes an accuracy peak")
+    assert parts[2].report.notes == ["Every CE rule picks ft.epoch-2, losing 0.100 accuracy against the best epoch."]
+
+
+def test_finetune_reading_when_every_summary_improves_to_the_end():
+    t = _epochs([4.0, 2.3, 1.9], [3.6, 1.3, 0.57], [0.0, 0.09, 0.28], p95s=[8.2, 7.9, 7.4])
+    parts = finetune_parts_from_table(t)
+    notes = parts[0].report.notes
+    assert "p50 falls 84% (3.600 → 0.570), p95 falls 10% (8.200 → 7.400)" in notes[0]
+    assert notes[1].endswith("— mean CE and accuracy pick the same epoch.")
+    assert notes[2] == "Mean CE is lowest at the last epoch: this run shows no late rise of mean CE."
+    assert notes[3].startswith("Accuracy is highest at the last epoch")
+    assert parts[2].report.notes == ["Every CE rule picks an epoch with the best accuracy (regret 0)."]
+
+
+def test_finetune_reading_of_the_papers_pattern():
+    """Mean CE and accuracy best at epoch 2; the median keeps falling to epoch 4 while accuracy slips."""
+    t = _epochs([1.0, 0.2, 0.3, 0.35], [0.5, 0.01, 0.005, 0.001], [0.7, 0.88, 0.87, 0.86])
+    parts = finetune_parts_from_table(t)
+    notes = parts[0].report.notes
+    assert notes[1].startswith("Lowest mean CE: ft.epoch-2; lowest p50: ft.epoch-4; highest accuracy: ft.epoch-2 (0.880)")
+    assert notes[2] == (
+        "Mean CE is lowest at ft.epoch-2 and then rises 75% (0.200 → 0.350) by ft.epoch-4, while accuracy goes "
+        "0.880 → 0.860 (range 0.860–0.880) and p50 falls 90% (0.010 → 0.001)."
+    )
+    assert notes[3] == "Accuracy peaks at ft.epoch-2 (0.880) and is 0.860 at ft.epoch-4."
+    sel = parts[2].report.notes
+    assert sel[0] == "Rules disagree: best by mean, best by p90, best by p95, best by p99 → ft.epoch-2 (regret 0.000); best by p50 → ft.epoch-4 (regret 0.020)."
+    assert sel[1] == (
+        "The worst CE rule here is best by p50: it picks ft.epoch-4, losing 0.020 accuracy against the best epoch; "
+        "the best is best by mean (regret 0.000)."
+    )
+
+
+def test_finetune_readings_change_with_the_numbers():
+    """Moving one number moves the readings that depend on it, and only those."""
+    base = _epochs([2.0, 1.0, 1.5], [1.0, 0.5, 0.75], [0.2, 0.9, 0.8])
+    notes = finetune_parts_from_table(base)[0].report.notes
+    assert notes[3] == "Accuracy peaks at ft.epoch-2 (0.900) and is 0.800 at ft.epoch-3."
+    lower = base.copy()
+    lower.loc[2, "mean"] = 0.9  # the last epoch now has the lowest mean
+    changed = finetune_parts_from_table(lower)[0].report.notes
+    assert changed[2] == "Mean CE is lowest at the last epoch: this run shows no late rise of mean CE."
+    assert changed[1].startswith("Lowest mean CE: ft.epoch-3;") and changed[1].endswith("(accuracy 0.800 there).")
+    assert changed[3] == notes[3]
+    better = base.copy()
+    better.loc[2, "accuracy"] = 0.95
+    assert finetune_parts_from_table(better)[0].report.notes[3].startswith("Accuracy is highest at the last epoch")
 
 
 def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
