@@ -373,9 +373,12 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
     else:
         worst = max(ce_rules, key=lambda p: p["regret"])
         best = min(ce_rules, key=lambda p: p["regret"])
+        zero = [p["rule"] for p in ce_rules if p["regret"] == 0]
         select.notes.append(
             f"The worst CE rule here is {worst['rule']}: it picks {worst['checkpoint']}, losing {short(worst['regret'])} accuracy "
-            f"against the best epoch; the best is {best['rule']} (regret {short(best['regret'])})."
+            "against the best epoch; "
+            + (f"{', '.join(zero)} pick{'s' if len(zero) == 1 else ''} a most accurate epoch (regret 0)." if zero
+               else f"the best is {best['rule']} (regret {short(best['regret'])}).")
         )
     return [
         DemoPart("Fine-tuning miniature: summaries and accuracy", summary),

@@ -272,7 +272,13 @@ def test_finetune_reading_of_the_papers_pattern():
     assert sel[0] == "Rules disagree: best by mean, best by p90, best by p95, best by p99 → ft.epoch-2 (regret 0.000); best by p50 → ft.epoch-4 (regret 0.020)."
     assert sel[1] == (
         "The worst CE rule here is best by p50: it picks ft.epoch-4, losing 0.020 accuracy against the best epoch; "
-        "the best is best by mean (regret 0.000)."
+        "best by mean, best by p90, best by p95, best by p99 pick a most accurate epoch (regret 0)."
+    )
+    t.loc[1, "accuracy"] = 0.85  # now epoch 3 is the most accurate, and no CE rule picks it
+    sel = finetune_parts_from_table(t)[2].report.notes
+    assert sel[1] == (
+        "The worst CE rule here is best by mean: it picks ft.epoch-2, losing 0.020 accuracy against the best epoch; "
+        "the best is best by p50 (regret 0.010)."
     )
 
 
