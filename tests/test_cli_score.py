@@ -168,6 +168,26 @@ def test_adapter_with_missing_base(tmp_path, text_jsonl):
     )
 
 
+def test_adapter_base_relative_to_the_adapter_directory(tmp_path, tiny_ckpt, monkeypatch):
+    """A relative base that is no model from the working directory is read from the adapter's directory."""
+    from pctce_cli.checkpoints import discover
+
+    shutil.copytree(tiny_ckpt, tmp_path / "ship" / "base")
+    p = tmp_path / "ship" / "runs" / "epoch-1"
+    p.mkdir(parents=True)
+    (p / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "../../base"}))
+    (p / "adapter_model.safetensors").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    [spec] = discover([p])
+    assert spec.kind == "adapter" and spec.base_model.resolve() == (tmp_path / "ship" / "base").resolve()
+    # a base that is a model from the working directory keeps that meaning
+    (tmp_path / "w" / "x").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "w" / "x")
+    shutil.copytree(tiny_ckpt, tmp_path / "base")
+    [spec] = discover([p])
+    assert spec.base_model.resolve() == (tmp_path / "base").resolve()
+
+
 @pytest.mark.parametrize(
     "content,message",
     [

@@ -26,6 +26,10 @@ def demo(tmp_path_factory):
     return run_demo(SAMPLE, out)
 
 
+def _part(demo, title):
+    return next(p for p in demo.parts if p.title == title)
+
+
 def _section(part, k=0) -> pd.DataFrame:
     return pd.DataFrame(part.report.sections[k][1])
 
@@ -67,12 +71,12 @@ def test_distillation_readings_follow_the_numbers(demo):
 
 
 def test_finetune_part_uses_the_stored_task_accuracy(demo):
-    epochs = _section(demo.parts[3])
+    epochs = _section(_part(demo, "Fine-tuning miniature: summaries and accuracy"))
     assert epochs["epoch"].tolist() == list(range(1, 13))
     # the build script measured the same greedy substring accuracy per epoch
     built = pd.read_csv(SAMPLE / "finetune" / "accuracy.csv")
     assert epochs["accuracy"].round(4).tolist() == built["accuracy"].round(4).tolist()
-    sel = _section(demo.parts[5]).set_index("rule")
+    sel = _section(_part(demo, "Fine-tuning miniature: selection by task accuracy")).set_index("rule")
     best_task = sel.loc["best by task", "task"]
     for rule, row in sel.iterrows():
         assert row["regret"] == pytest.approx(best_task - row["task"])
@@ -247,13 +251,85 @@ def test_genre_reading_follows_the_numbers():
     assert part.report.notes[1] == "controls: C(mean, p50) ranges from 0.000 (comedy, 10 documents) to 1.000 (poem)."
 
 
-def test_finetune_reading_when_mean_rises_while_accuracy_holds():
-    rows = [(f"ft.epoch-{e}", "ft", "finetune", e, m, m / 2, m, m, m) for e, m in [(1, 2.0), (2, 1.0), (3, 1.5)]]
+def _epochs(means, p50s, accs, p95s=None):
+    """A fine-tuning table: one row per epoch, p90 = p99 = mean, p95 = mean unless given."""
+    p95s = p95s or means
+    rows = [(f"ft.epoch-{e}", "ft", "finetune", e, m, q, m, r, m) for e, (m, q, r) in enumerate(zip(means, p50s, p95s), 1)]
     t = _summaries(rows)
-    t["accuracy"] = [0.2, 0.8, 0.9]
+    t["accuracy"] = accs
+    return t
+
+
+def test_finetune_reading_when_mean_rises_while_accuracy_holds():
+    t = _epochs([2.0, 1.0, 1.5], [1.0, 0.5, 0.75], [0.2, 0.8, 0.9])
     parts = finetune_parts_from_table(t)
-    assert parts[0].report.notes[1] == "Mean CE is lowest at ft.epoch-2 and then rises 50% by ft.epoch-3, while accuracy goes 0.800 → 0.900."
-    assert parts[2].report.notes[0] == "The worst CE rule here is best by mean: it picks ft.epoch-2, losing 0.100 accuracy against the best epoch."
+    notes = parts[0].report.notes
+    assert notes[0] == (
+        "From ft.epoch-1 to ft.epoch-3: mean CE falls 25% (2.000 → 1.500), p50 falls 25% (1.000 → 0.750), "
+        "p95 falls 25% (2.000 → 1.500); accuracy goes 0.200 → 0.900."
+    )
+    assert notes[1] == (
+        "Lowest mean CE: ft.epoch-2; lowest p50: ft.epoch-2; highest accuracy: ft.epoch-3 (0.900) — "
+        "mean CE's best epoch is not the most accurate one (accuracy 0.800 there)."
+    )
+    assert notes[2] == (
+        "Mean CE is lowest at ft.epoch-2 and then rises 50% (1.000 → 1.500) by ft.epoch-3, while accuracy goes "
+        "0.800 → 0.900 (range 0.800–0.900) and p50 rises 50% (0.500 → 0.750)."
+    )
+    assert notes[3].startswith("Accuracy is highest at the last epoch: training never passes an accuracy peak")
+    assert parts[2].report.notes == ["Every CE rule picks ft.epoch-2, losing 0.100 accuracy against the best epoch."]
+
+
+def test_finetune_reading_when_every_summary_improves_to_the_end():
+    t = _epochs([4.0, 2.3, 1.9], [3.6, 1.3, 0.57], [0.0, 0.09, 0.28], p95s=[8.2, 7.9, 7.4])
+    parts = finetune_parts_from_table(t)
+    notes = parts[0].report.notes
+    assert "p50 falls 84% (3.600 → 0.570), p95 falls 10% (8.200 → 7.400)" in notes[0]
+    assert notes[1].endswith("— mean CE and accuracy pick the same epoch.")
+    assert notes[2] == "Mean CE is lowest at the last epoch: this run shows no late rise of mean CE."
+    assert notes[3].startswith("Accuracy is highest at the last epoch")
+    assert parts[2].report.notes == ["Every CE rule picks an epoch with the best accuracy (regret 0)."]
+
+
+def test_finetune_reading_of_the_papers_pattern():
+    """Mean CE and accuracy best at epoch 2; the median keeps falling to epoch 4 while accuracy slips."""
+    t = _epochs([1.0, 0.2, 0.3, 0.35], [0.5, 0.01, 0.005, 0.001], [0.7, 0.88, 0.87, 0.86])
+    parts = finetune_parts_from_table(t)
+    notes = parts[0].report.notes
+    assert notes[1].startswith("Lowest mean CE: ft.epoch-2; lowest p50: ft.epoch-4; highest accuracy: ft.epoch-2 (0.880)")
+    assert notes[2] == (
+        "Mean CE is lowest at ft.epoch-2 and then rises 75% (0.200 → 0.350) by ft.epoch-4, while accuracy goes "
+        "0.880 → 0.860 (range 0.860–0.880) and p50 falls 90% (0.010 → 0.001)."
+    )
+    assert notes[3] == "Accuracy peaks at ft.epoch-2 (0.880) and is 0.860 at ft.epoch-4."
+    sel = parts[2].report.notes
+    assert sel[0] == "Rules disagree: best by mean, best by p90, best by p95, best by p99 → ft.epoch-2 (regret 0.000); best by p50 → ft.epoch-4 (regret 0.020)."
+    assert sel[1] == (
+        "The worst CE rule here is best by p50: it picks ft.epoch-4, losing 0.020 accuracy against the best epoch; "
+        "best by mean, best by p90, best by p95, best by p99 pick a most accurate epoch (regret 0)."
+    )
+    t.loc[1, "accuracy"] = 0.85  # now epoch 3 is the most accurate, and no CE rule picks it
+    sel = finetune_parts_from_table(t)[2].report.notes
+    assert sel[1] == (
+        "The worst CE rule here is best by mean: it picks ft.epoch-2, losing 0.020 accuracy against the best epoch; "
+        "the best is best by p50 (regret 0.010)."
+    )
+
+
+def test_finetune_readings_change_with_the_numbers():
+    """Moving one number moves the readings that depend on it, and only those."""
+    base = _epochs([2.0, 1.0, 1.5], [1.0, 0.5, 0.75], [0.2, 0.9, 0.8])
+    notes = finetune_parts_from_table(base)[0].report.notes
+    assert notes[3] == "Accuracy peaks at ft.epoch-2 (0.900) and is 0.800 at ft.epoch-3."
+    lower = base.copy()
+    lower.loc[2, "mean"] = 0.9  # the last epoch now has the lowest mean
+    changed = finetune_parts_from_table(lower)[0].report.notes
+    assert changed[2] == "Mean CE is lowest at the last epoch: this run shows no late rise of mean CE."
+    assert changed[1].startswith("Lowest mean CE: ft.epoch-3;") and changed[1].endswith("(accuracy 0.800 there).")
+    assert changed[3] == notes[3]
+    better = base.copy()
+    better.loc[2, "accuracy"] = 0.95
+    assert finetune_parts_from_table(better)[0].report.notes[3].startswith("Accuracy is highest at the last epoch")
 
 
 def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):

