@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pctce_cli.cli import app
-from pctce_cli.demo import distillation_parts_from_table, finetune_parts_from_table, run_demo, subset_part_from_table
+from pctce_cli.demo import correct_part_from_rows, distillation_parts_from_table, finetune_parts_from_table, run_demo, subset_part_from_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -45,6 +45,7 @@ def test_demo_scores_every_shipped_checkpoint(demo):
         "Fine-tuning miniature: summaries and accuracy",
         "Fine-tuning miniature: concordance",
         "Fine-tuning miniature: selection by task accuracy",
+        "Fine-tuning miniature: correct vs incorrect answers",
     ]
     assert all(p.report.notes for p in demo.parts)
 
@@ -348,3 +349,18 @@ def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
         assert res.exit_code == 0, (line, res.output)
     assert set(Path.cwd().iterdir()) == before
     assert (demo.out / "demo-distill.html").is_file()
+
+
+def test_correct_split_reading_follows_the_numbers():
+    rows = [
+        {"checkpoint": f"ft.epoch-{e}", "step": e, "accuracy": a, "mean_correct": c, "mean_incorrect": i, "ratio": i / c}
+        for e, a, c, i in [(1, 0.5, 1.0, 2.0), (2, 0.8, 0.5, 2.5), (3, 0.8, 0.6, 3.6)]
+    ]
+    notes = correct_part_from_rows(rows).report.notes
+    assert notes[0] == "Incorrectly answered pairs carry 2.000–6.000× the mean answer CE of correctly answered ones, over the 3 epochs with both."
+    assert notes[1] == "Mean CE of the correct answers is lowest at epoch 2 (0.500) and rises 20% (0.500 → 0.600) by epoch 3."
+    assert notes[2] == "Mean CE of the incorrect answers is lowest at epoch 1 (2.000) and rises 80% (2.000 → 3.600) by epoch 3."
+    rows[2]["mean_correct"], rows[2]["ratio"] = 0.4, 9.0
+    notes = correct_part_from_rows(rows).report.notes
+    assert notes[1] == "Mean CE of the correct answers is lowest at the last epoch (0.400): no late rise there."
+    assert notes[0].startswith("Incorrectly answered pairs carry 2.000–9.000×")

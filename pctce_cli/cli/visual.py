@@ -13,7 +13,6 @@ import typer
 
 from pctce_cli.cli.common import (
     AllowMixedOpt,
-    ByOpt,
     CheckpointOpt,
     DirsArg,
     EdgesOpt,
