@@ -8,18 +8,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.data import read_records
 from pctce_cli.errors import DataError
 from pctce_cli.stats.row import summary_row
 from pctce_cli.stats.subsets import macro_mean
 from pctce_cli.store import load_scores, read_manifest
 
+from .cli import run, run_json
 from .conftest import TEXTS
-
-runner = CliRunner()
 
 CODE = [
     "def add(a, b):\n    return a + b",
@@ -29,16 +26,6 @@ CODE = [
 ]
 # (text, domain, year): the domain is a string, the year a number (a label is any scalar)
 ROWS = [(t, "prose", 1600 + k % 2) for k, t in enumerate(TEXTS)] + [(t, "code", 2020) for t in CODE]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(*args):
-    r = run(*args, "--format", "json")
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
 
 
 def write_jsonl(path, rows=ROWS):

@@ -8,12 +8,10 @@ import re
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.store import load_units
 
-runner = CliRunner()
+from .cli import run, run_json
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -23,16 +21,6 @@ TEXTS = [
     "  All the world's a stage,\n\nand all the men and women merely players.  ",
     "東京 is written 東京; emoji 🎉🎉 too",
 ]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(*args):
-    r = run(*args, "--format", "json")
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="module")
