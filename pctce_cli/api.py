@@ -34,7 +34,7 @@ from pctce_cli.scoring.options import (  # torch-free modules: torch is imported
 )
 from pctce_cli.scoring.memory import model_fingerprint, scoring_settings
 from pctce_cli.scoring.partition import conflict_message  # noqa: F401  (importable here as before)
-from pctce_cli.scoring.result import ScoreResult, summary_from_store, write_partition
+from pctce_cli.scoring.result import ScoreResult, summary_from_store, write_partition  # noqa: F401  (importable here as before)
 from pctce_cli.scoring.run import ScoredPart
 from pctce_cli.scoring.validation import ValidationData, as_records, prepare_data, records_fingerprint, tokenize_data
 

@@ -345,7 +345,7 @@ def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_na
     reasons = input_differences(a, b, unit)
     if reasons:
         need = "the same tokenizer and settings" if unit == "token" else "the same reading settings"
-        hint = "; across tokenizers, pair words with --unit word" if unit == "token" and any(r.startswith("different tokenizers") for r in reasons) and len(reasons) == 1 else ""
+        hint = "; across tokenizers, pair words or bytes with --unit word or --unit byte" if unit == "token" and any(r.startswith("different tokenizers") for r in reasons) and len(reasons) == 1 else ""
         raise MixedInputError(
             f"cannot pair '{a_name or a.id}' with '{b_name or b.id}': they were scored on {' and '.join(reasons)}; "
             f"a paired comparison needs both scored on the same data with {need}{hint}"

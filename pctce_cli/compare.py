@@ -26,7 +26,7 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
-from pctce_cli.analysis.units import word_pair
+from pctce_cli.analysis.units import byte_pair, word_pair
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
@@ -168,6 +168,10 @@ def compare_scores(
     Summaries: mean, the percentiles (p50 always included, for the verdict),
     iqr and bits-per-byte, each as Δ = candidate − baseline with a paired
     document-level bootstrap interval.
+
+    With ``sa.weight`` (paired byte runs, :func:`pctce_cli.analysis.units.byte_pair`)
+    row ``i`` counts ``weight[i]`` times in every summary and fraction, and
+    the per-document table counts bytes.
     """
     from pctce_cli.stats.bootstrap import paired_bootstrap
     from pctce_cli.stats.summaries import doc_sums
@@ -180,23 +184,30 @@ def compare_scores(
         raise StoreError(f"'{baseline}' holds no targets")
     qs = sorted(set(float(q) for q in percentiles) | {50.0})
     names = ["mean", *[percentile_name(q) for q in qs], "iqr"]
-    res = paired_bootstrap(sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed)
+    w = sa.weight
+    res = paired_bootstrap(sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=w)
     stats = {n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
 
-    ids, nll_a, count = doc_sums(sa.ce, sa.doc)
-    _, nll_b, _ = doc_sums(sb.ce, sb.doc)
+    def mass(ce):  # what a row adds to its document's summed CE
+        return ce if w is None else ce.astype(np.float64) * w
+
+    ids, nll_a, count = doc_sums(mass(sa.ce), sa.doc)
+    _, nll_b, _ = doc_sums(mass(sb.ce), sb.doc)
+    if w is not None:
+        count = np.rint(doc_sums(w.astype(np.float64), sa.doc)[1]).astype(np.int64)
     if sa.docs is not None and "n_bytes" in sa.docs.columns:
         n_bytes = sa.docs.drop_duplicates("doc").set_index("doc")["n_bytes"].reindex(ids).to_numpy(dtype=np.float64)
         if not np.isnan(n_bytes).any():
             stats["bpb"] = paired_bpb(nll_a, nll_b, n_bytes, n_boot, ci, seed)
 
     d = sb.ce.astype(np.float64) - sa.ce.astype(np.float64)
-    n = len(d)
+    wt = np.ones(len(d), np.int64) if w is None else w
+    n = int(wt.sum())
     targets = {
         "targets": n,
-        "down": float(np.count_nonzero(d < 0) / n),
-        "up": float(np.count_nonzero(d > 0) / n),
-        "unchanged": float(np.count_nonzero(d == 0) / n),
+        "down": float(wt[d < 0].sum() / n),
+        "up": float(wt[d > 0].sum() / n),
+        "unchanged": float(wt[d == 0].sum() / n),
     }
     d_nll = nll_b - nll_a
     docs = [
@@ -285,7 +296,7 @@ def scores_view(s: Scores, part) -> Scores:
     """The loaded arrays of one subset (a :class:`pctce_cli.analysis.subsets.Part`): its rows and its documents."""
     n = len(s.ce)
     cut = lambda x: part.take(x) if x is not None and len(x) == n else x  # noqa: E731
-    return Scores(s.checkpoint, cut(s.doc), cut(s.pos), cut(s.token), cut(s.ce), cut(s.rank), part.docs, s.manifest)
+    return Scores(s.checkpoint, cut(s.doc), cut(s.pos), cut(s.token), cut(s.ce), cut(s.rank), part.docs, s.manifest, cut(s.weight))
 
 
 def direction(stats: dict) -> str:
@@ -376,7 +387,8 @@ def run_compare(
         by: ``--by FIELD``: one paired comparison per subset of FIELD (SPEC §7).
         subset: ``--subset VALUE``: compare only the documents of these subsets.
         unit: ``word``: pair words, not tokens (SPEC §8), so two tokenizers of
-            the same data compare word by word.
+            the same data compare word by word; ``byte``: pair bytes (each
+            byte's value the CE of its token spread over the token's bytes).
     """
     if top < 0:
         raise UsageError(f"--top must be >= 0, got {top}")
@@ -386,11 +398,9 @@ def run_compare(
     if a.root == b.root and a.partition == b.partition:
         raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
     subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
-    if unit == "byte":
-        raise UsageError("--unit byte: bytes are not paired yet (their values are weighted); pair words with --unit word")
-    if unit == "word":
+    if unit != "token":
         check_pairable(a, b, a_name, b_name, unit)
-        sa, sb = word_pair(a, b, a_name, b_name)
+        sa, sb = (word_pair if unit == "word" else byte_pair)(a, b, a_name, b_name)
     else:
         sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
@@ -403,6 +413,15 @@ def run_compare(
             report.sections[0] = (report.sections[0][0] + f", subset {subsets.describe()}", report.sections[0][1])
             report.notes = notes + report.notes + [f"Only documents of subset {subsets.describe()} ({len(pairs[0][1].docs)} documents)."]
     report.notes += settings_notes(a, b, a_name, b_name)
-    if unit == "word":
-        report.notes.append("Unit: words (SPEC §8). Each value is a word's CE, the sum of its tokens' CE; 'targets' counts words.")
+    report.notes += UNIT_NOTES.get(unit, [])
     return report
+
+
+UNIT_NOTES = {
+    "word": ["Unit: words (SPEC §8). Each value is a word's CE, the sum of its tokens' CE; 'targets' counts words."],
+    "byte": [
+        "Unit: bytes (SPEC §8). Each byte's value is the CE of the token covering it divided by that token's bytes; bytes are "
+        "paired across the two tokenizations (runs of bytes covered by one token of each, weighted by their length); "
+        "'targets' counts bytes, and the document table's 'targets' too."
+    ],
+}

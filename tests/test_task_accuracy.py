@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pctce_cli.data import read_records, tokenize_records
-from pctce_cli.scoring.generate import greedy_batch, task_accuracy
+from pctce_cli.scoring.generate import greedy_batch
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import load_scores

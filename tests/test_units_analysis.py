@@ -106,11 +106,12 @@ def test_concord_select_and_subsets_in_words(store):
         assert r["words"] == sum(len(TEXTS[d].split()) for d in docs)
 
 
-def test_word_intervals_resample_documents_and_bytes_have_none(store):
+def test_word_and_byte_intervals_resample_documents(store):
     rows = run_json("summary", store, "--unit", "word", "--ci", "0.9", "--bootstrap", "200", "-c", "small")["Per-word CE summaries (nats per word)"]
     assert rows[0]["mean_lo"] <= rows[0]["mean"] <= rows[0]["mean_hi"]
-    r = run("summary", store, "--unit", "byte", "--ci", "0.9")
-    assert r.exit_code == 2 and "--ci with --unit byte" in r.output
+    rows = run_json("summary", store, "--unit", "byte", "--ci", "0.9", "--bootstrap", "200", "-c", "small")["Per-byte CE summaries (nats per byte)"]
+    assert rows[0]["mean_lo"] <= rows[0]["mean"] <= rows[0]["mean_hi"]
+    assert rows[0]["p50_lo"] <= rows[0]["p50"] <= rows[0]["p50_hi"]
 
 
 def test_a_store_without_spans_says_how_to_get_them(tmp_path, tiny_ckpt, text_jsonl, one_thread):
@@ -141,7 +142,7 @@ def test_shape_in_words_and_bytes(store):
 
 def test_compare_pairs_words_across_tokenizers(store):
     r = run("compare", "--store", store, "small", "large")
-    assert r.exit_code == 2 and "different tokenizers" in r.output and "pair words with --unit word" in r.output
+    assert r.exit_code == 2 and "different tokenizers" in r.output and "pair words or bytes with --unit word or --unit byte" in r.output
     got = run_json("compare", "--store", store, "small", "large", "--unit", "word", "--bootstrap", "200")
     table = next(v for k, v in got.items() if k.startswith("large − small"))
     mean = next(row for row in table if row["summary"] == "mean")
@@ -150,8 +151,6 @@ def test_compare_pairs_words_across_tokenizers(store):
     assert mean["Δ"] == pytest.approx(wb.mean() - wa.mean(), rel=1e-9)
     moved = got["Targets whose CE went down / up / stayed (fractions)"][0]
     assert moved["targets"] == wa.size and moved["down"] == pytest.approx(float((wb < wa).mean()))
-    r = run("compare", "--store", store, "small", "large", "--unit", "byte")
-    assert r.exit_code == 2 and "--unit byte: bytes are not paired yet" in r.output
 
 
 def test_the_documented_example(tmp_path, one_thread):
@@ -194,9 +193,9 @@ def test_gate_pairs_words_across_tokenizers(store, tmp_path):
     policy.write_text(f'baseline = "{worse}"\nunit = "word"\n[[rule]]\nsummary = "mean"\nmax_increase = 0.0\n', encoding="utf-8")
     r = run("gate", store, "--policy", policy, "--bootstrap", "200")
     assert r.exit_code == 0, r.output  # against the worse baseline, the better words pass
-    policy.write_text('baseline = "small"\nunit = "byte"\n', encoding="utf-8")
+    policy.write_text('baseline = "small"\nunit = "bytes"\n', encoding="utf-8")
     r = run("gate", store, "--policy", policy)
-    assert r.exit_code == 2 and "unit must be \"token\" or \"word\"" in r.output
+    assert r.exit_code == 2 and "unit must be \"token\", \"word\" or \"byte\"" in r.output
 
 
 def test_tail_lists_the_worst_words_with_both_tokenizations(store):

@@ -11,6 +11,7 @@ they are counted in an ``empty`` column, never silently dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -76,14 +77,16 @@ def unit_rows(ck, percentiles: Sequence[float], unit: str, subsets: Subsets = NO
     byte), the SPEC §2 summaries of the unit's distribution and the
     document-level ``bpb``/``byte_ppl``/``word_ppl``.
 
+    With ``ci`` the intervals come from a document bootstrap of the unit's
+    distribution: documents resampled with their words, or with their bytes
+    (each token's per-byte value weighted by its bytes, never expanded).
+
     Raises:
         UsageError: the partition holds no byte spans (the message names its
-            tokenizer or says to re-score), or ``ci`` with bytes.
+            tokenizer or says to re-score).
     """
     from pctce_cli.store import load_units
 
-    if ci is not None and unit == "byte":
-        raise UsageError("--ci with --unit byte: byte percentiles are weighted and have no bootstrap yet; use --unit word or token")
     u = load_units(ck.root, ck.partition, unit)
     parts, notes = split_scores(ck.id, u.doc, u.docs, subsets, stored_values(ck, subsets.field) if subsets.active else ())
     pooled = doc_sums(u.ce, u.doc)[:2] if u.docs is not None and len(u.ce) else None
@@ -105,20 +108,24 @@ def unit_rows(ck, percentiles: Sequence[float], unit: str, subsets: Subsets = NO
         row.update({"targets": body.pop("targets"), f"{unit}s": count, "empty": int(np.count_nonzero((word < 0) if unit == "word" else (nb == 0)))})
         row.update(body)
         if ci is not None:
-            row.update(_word_intervals(ce, doc, word, percentiles, ci, **kw))
+            row.update(_unit_intervals(ce, doc, word, nb, unit, percentiles, ci, **kw))
         rows.append(row)
     return rows, [f"{ck.id}: {n}" for n in notes]
 
 
-def _word_intervals(ce, doc, word, percentiles, ci: float, n_boot: int = 1000, seed: int = 0, **_) -> dict:
-    """Document-level bootstrap intervals of the word distribution (documents resampled, their words with them)."""
+def _unit_intervals(ce, doc, word, nbytes, unit: str, percentiles, ci: float, n_boot: int = 1000, seed: int = 0, **_) -> dict:
+    """Document-level bootstrap intervals of the word or byte distribution (documents resampled, their words or bytes with them)."""
     from pctce_cli.stats.bootstrap import bootstrap_ci
     from pctce_cli.stats.summaries import percentile_name
-    from pctce_cli.stats.units import word_ce
+    from pctce_cli.stats.units import byte_values, word_ce
 
-    values, word_doc = word_ce(ce, doc, word)[:2]
+    if unit == "word":
+        (values, value_doc), weights = word_ce(ce, doc, word)[:2], None
+    else:
+        values, weights = byte_values(ce, nbytes)
+        value_doc = np.asarray(doc)[np.asarray(nbytes) > 0]
     names = ["mean"] + [percentile_name(q) for q in percentiles]
-    res = bootstrap_ci(values, word_doc, names, n_boot=n_boot, ci=ci, seed=seed)
+    res = bootstrap_ci(values, value_doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=weights)
     out = {}
     for name in names:
         out[f"{name}_lo"], out[f"{name}_hi"] = res[name]
@@ -175,3 +182,53 @@ def word_pair(a, b, a_name: str, b_name: str):
     sa, sb = word_scores(a), word_scores(b)
     check_words_aligned(sa, sb, a_name, b_name)
     return sa, sb
+
+
+def byte_scores(ck):
+    """One checkpoint's byte distribution as :class:`pctce_cli.store.Scores`: ``ce / nbytes`` per token, ``weight`` its bytes.
+
+    Tokens with an empty span cover no byte and are left out.
+
+    Raises:
+        UsageError: the checkpoint holds no byte spans.
+    """
+    from pctce_cli.store import Scores, load_units
+
+    u = load_units(ck.root, ck.partition, "byte")
+    keep = u.nbytes > 0
+    nb = u.nbytes[keep]
+    values = (u.ce[keep] / nb.astype(np.float32)).astype(np.float32)
+    pos = np.flatnonzero(keep).astype(np.int32)
+    return Scores(ck.id, u.doc[keep], pos, np.zeros(0, np.int32), values, np.zeros(0, np.int32), u.docs, u.manifest, nb.astype(np.int64))
+
+
+def byte_pair(a, b, a_name: str, b_name: str):
+    """Two checkpoints' byte distributions, paired byte by byte without one row per byte.
+
+    Each checkpoint gives every byte of a token ``ce / nbytes`` (SPEC §8). The
+    text is cut at the token boundaries of both tokenizations
+    (:func:`pctce_cli.stats.byte_pairs.byte_segments`): each piece is one row
+    of both results, with the two checkpoints' per-byte values and ``weight``
+    = its length in bytes. Same tokenizer: the pieces are the tokens.
+
+    Raises:
+        UsageError: a checkpoint without byte spans.
+        MixedInputError: a document holds different bytes in the two (named).
+    """
+    from pctce_cli.errors import MixedInputError
+    from pctce_cli.stats.byte_pairs import byte_segments, first_byte_mismatch
+
+    sa, sb = byte_scores(a), byte_scores(b)
+    bad = first_byte_mismatch(sa.doc, sa.weight, sb.doc, sb.weight)
+    if bad is not None:
+        raise MixedInputError(
+            f"cannot pair the bytes of '{a_name}' and '{b_name}': document {bad[0]} holds {bad[1]} scored bytes in "
+            f"'{a_name}' and {bad[2]} in '{b_name}'; score both on the same data with the same reading settings"
+        )
+    ra, rb, length = byte_segments(sa.doc, sa.weight, sb.doc, sb.weight)
+    pos = np.arange(length.shape[0], dtype=np.int32)
+
+    def piece(s, rows):
+        return replace(s, doc=s.doc[rows], pos=pos, ce=s.ce[rows], weight=length)
+
+    return piece(sa, ra), piece(sb, rb)

@@ -41,7 +41,7 @@ def compare(
     top: Annotated[int, typer.Option(help="Documents listed in each 'moved most' table (0: none).")] = 10,
     by: ByOpt = None,
     subset: SubsetOpt = None,
-    unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words (SPEC §8: two tokenizers of the same data compare word by word).")] = Unit.token,
+    unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words or bytes (SPEC §8: two tokenizers of the same data compare word by word or byte by byte).")] = Unit.token,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
@@ -93,7 +93,7 @@ def gate(
     ] = None,
     unit: Annotated[
         Unit | None,
-        typer.Option("--unit", help="Pair tokens, or words (candidates with another tokenizer on the same data; default: the policy's unit, else token).", show_default=False),
+        typer.Option("--unit", help="Pair tokens, or words or bytes (candidates with another tokenizer on the same data; default: the policy's unit, else token).", show_default=False),
     ] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the full result as JSON to this file.", show_default=False)] = None,
     markdown: Annotated[

@@ -246,9 +246,9 @@ def run_gate(
         require: ``all`` (every candidate must pass) or ``any``.
         by: ``--by FIELD``: rules without a subset are checked on every subset of FIELD.
         subset: ``--subset VALUE``: gate only the documents of these subsets.
-        unit: ``word``: pair words instead of tokens (SPEC §8), so candidates with
-            another tokenizer on the same data can be gated (default: the
-            policy's ``unit``, else ``token``).
+        unit: ``word`` or ``byte``: pair words or bytes instead of tokens (SPEC
+            §8), so candidates with another tokenizer on the same data can be
+            gated (default: the policy's ``unit``, else ``token``).
 
     Returns:
         The :class:`GateResult`, candidates ranked.
@@ -257,7 +257,7 @@ def run_gate(
         PolicyError: malformed policy or ``--rule``, or a rule's subset the store lacks.
         StoreError, MixedInputError, UsageError: bad stores or selection.
     """
-    from pctce_cli.analysis.units import check_words_aligned, word_scores
+    from pctce_cli.analysis.units import byte_pair, byte_scores, check_words_aligned, word_scores
     from pctce_cli.catalog import check_pairable, resolve_checkpoints, settings_notes
     from pctce_cli.compare import check_aligned
     from pctce_cli.gate.subsets import make_plan, resolve_field
@@ -284,7 +284,7 @@ def run_gate(
 
     unit = unit or pol.unit or "token"
     if unit not in GATE_UNITS:
-        raise UsageError(f"--unit {unit}: the gate pairs tokens or words (bytes are not paired yet)")
+        raise UsageError(f"--unit must be one of {', '.join(GATE_UNITS)}, got '{unit}'")
     cks = resolve_checkpoints(list(dirs), allow_mixed=True)
     base = _find_baseline(cks, base_id)
     chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
@@ -294,7 +294,7 @@ def run_gate(
     if needs_rank and unit != "token":
         raise PolicyError("a top1 rule needs token ranks: gate it with unit = \"token\"")
     columns = ("doc", "pos", "token", "ce") + (("rank",) if needs_rank else ())
-    sa = load_scores(base.root, base.partition, columns=columns) if unit == "token" else word_scores(base)
+    sa = load_scores(base.root, base.partition, columns=columns) if unit == "token" else (word_scores if unit == "word" else byte_scores)(base)
     if len(sa.ce) == 0:
         raise StoreError(f"baseline '{base.id}' holds no targets")
     plan = make_plan(all_rules, fld, by, subset, sa.doc, sa.docs, base.id)
@@ -305,22 +305,28 @@ def run_gate(
     for c in chosen:
         check_pairable(base, c, unit=unit)
         notes += settings_notes(base, c)
+        xa, xplan = sa, plan
         if unit == "token":
             sb = load_scores(c.root, c.partition, columns=columns)
             check_aligned(sa, sb, base.id, c.id)
-        else:
+        elif unit == "word":
             sb = word_scores(c)
             check_words_aligned(sa, sb, base.id, c.id)
+        else:  # bytes pair by runs covered by one token of each tokenization: the rows depend on the candidate
+            xa, sb = byte_pair(base, c, base.id, c.id)
+            xplan = make_plan(all_rules, fld, by, subset, xa.doc, xa.docs, base.id)
         stats, sizes = {}, {}
         for sub, wanted in groups.items():  # one paired bootstrap per subset, over that subset's documents only
-            ce_a = plan.rows(sa.ce, sub)
-            sizes[sub] = len(ce_a)
+            ce_a = xplan.rows(xa.ce, sub)
+            weights = xplan.rows(xa.weight, sub) if xa.weight is not None else None
+            sizes[sub] = len(ce_a) if weights is None else int(weights.sum())
             if not len(ce_a):
                 stats[sub] = None
                 continue
             res = paired_bootstrap(
-                ce_a, plan.rows(sb.ce, sub), plan.rows(sa.doc, sub), list(dict.fromkeys(wanted)), n_boot=n_boot, ci=ci, seed=seed,
-                rank_a=plan.rows(sa.rank, sub) if needs_rank else None, rank_b=plan.rows(sb.rank, sub) if needs_rank else None,
+                ce_a, xplan.rows(sb.ce, sub), xplan.rows(xa.doc, sub), list(dict.fromkeys(wanted)), n_boot=n_boot, ci=ci, seed=seed,
+                rank_a=xplan.rows(sa.rank, sub) if needs_rank else None, rank_b=xplan.rows(sb.rank, sub) if needs_rank else None,
+                weights=weights,
             )
             methods.add(res.method)
             stats[sub] = res
@@ -336,6 +342,8 @@ def run_gate(
         notes.append(f"Only documents of subset {plan.field} = {', '.join(plan.keep)} were gated (--subset).")
     if unit == "word":
         notes.append("Unit: words (SPEC §8): every rule was checked on word CE (the sum of each word's tokens' CE), words paired across checkpoints.")
+    if unit == "byte":
+        notes.append("Unit: bytes (SPEC §8): every rule was checked on per-byte CE (each token's CE spread over its bytes), bytes paired across checkpoints.")
     return GateResult(
         base.id, all_rules, rank_candidates(results), ci, n_boot, seed, "/".join(sorted(methods)), require,
         str(policy) if policy is not None else None, notes, plan.field, plan.table, plan.keep,

@@ -16,7 +16,7 @@ from pctce_cli.errors import PolicyError, UsageError
 
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
 TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "unit", "rule")
-GATE_UNITS = ("token", "word")  # what the gate pairs: tokens, or words across tokenizers (SPEC §8)
+GATE_UNITS = ("token", "word", "byte")  # what the gate pairs: tokens, or words or bytes across tokenizers (SPEC §8)
 RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
 RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
 REQUIRE = ("all", "any")
@@ -68,7 +68,7 @@ class Policy:
     require: str | None = None
     subset_field: str | None = None  # the field a rule's bare subset value belongs to
     subset_field_at: str | None = None  # where it is written: "gate.toml:3"
-    unit: str | None = None  # "token" or "word"; None: token (or --unit)
+    unit: str | None = None  # "token", "word" or "byte"; None: token (or --unit)
     source: str | None = None
 
 
@@ -269,7 +269,7 @@ def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
             pol.subset_field, pol.subset_field_at = v, loc
         elif key == "unit":
             if v not in GATE_UNITS:
-                raise PolicyError(f"{loc}: unit must be \"token\" or \"word\" (words pair across tokenizers; bytes are not paired yet) ({_got(v)})")
+                raise PolicyError(f"{loc}: unit must be \"token\", \"word\" or \"byte\" (words and bytes pair across tokenizers) ({_got(v)})")
             pol.unit = v
         elif key == "rule":
             if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):

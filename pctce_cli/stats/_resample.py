@@ -72,6 +72,7 @@ class _Prepared:
 
     sorted_ce: np.ndarray  # (N,) ce in ascending order, input dtype
     sorted_doc: np.ndarray  # (N,) document number (0..D-1) of each sorted target
+    sorted_w: np.ndarray | None  # (N,) int64 weight of each sorted target (bytes), None: every target 1
     doc_sum: np.ndarray  # (D,) float64 Σ ce per document
     doc_top1: np.ndarray | None  # (D,) number of rank-0 targets per document
     coarse: np.ndarray | None  # (D, K1) float64 targets per document per coarse block
@@ -98,12 +99,18 @@ def _sort_by_ce(ce: np.ndarray, inv: np.ndarray, n_docs: int) -> tuple[np.ndarra
     return ce[order], inv[order]
 
 
-def _prepare(ce: np.ndarray, inv: np.ndarray, n_docs: int, rank, need_pct: bool) -> _Prepared:
-    sorted_ce, sorted_doc = _sort_by_ce(ce, inv, n_docs)
+def _prepare(ce: np.ndarray, inv: np.ndarray, n_docs: int, rank, need_pct: bool, weights: np.ndarray | None = None) -> _Prepared:
+    if weights is None:
+        sorted_ce, sorted_doc = _sort_by_ce(ce, inv, n_docs)
+        sorted_w = None
+    else:  # a weighted value counts weights[i] times: its weight follows it through the sort
+        order = np.argsort(ce, kind="stable")
+        sorted_ce, sorted_doc, sorted_w = ce[order], inv[order], weights[order]
     # Summing each document's targets in ascending-CE order makes the sums
     # independent of the input order (tied values are equal), so shards in
     # any order give bit-identical replicates.
-    doc_sum = np.bincount(sorted_doc, weights=sorted_ce, minlength=n_docs)
+    mass = sorted_ce if sorted_w is None else sorted_ce.astype(np.float64) * sorted_w
+    doc_sum = np.bincount(sorted_doc, weights=mass, minlength=n_docs)
     doc_top1 = None
     if rank is not None:
         doc_top1 = np.bincount(inv, weights=(rank == 0), minlength=n_docs)
@@ -116,9 +123,9 @@ def _prepare(ce: np.ndarray, inv: np.ndarray, n_docs: int, rank, need_pct: bool)
         block = -(-n // k1)
         k1 = -(-n // block)
         cells = sorted_doc * k1 + np.arange(n, dtype=np.int64) // block
-        coarse = np.bincount(cells, minlength=n_docs * k1).reshape(n_docs, k1)
-        coarse = coarse.astype(np.float32 if block < 2**24 else np.float64)
-    return _Prepared(sorted_ce, sorted_doc, doc_sum, doc_top1, coarse, block)
+        coarse = np.bincount(cells, weights=sorted_w, minlength=n_docs * k1).reshape(n_docs, k1)
+        coarse = coarse.astype(np.float32 if coarse.max(initial=0) < 2**24 else np.float64)
+    return _Prepared(sorted_ce, sorted_doc, sorted_w, doc_sum, doc_top1, coarse, block)
 
 
 def _count_le(ends: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -164,10 +171,14 @@ def _merge_windows(first: np.ndarray, last: np.ndarray) -> list[tuple[int, int, 
 def _order_stats(prep: _Prepared, w: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Exact k-th smallest value (0-based) of each replicate, without resampling.
 
+    With weights a target counts ``w[doc] * weight`` times in a replicate
+    (ranks are ranks of the expanded multiset); every count below is then a
+    weight sum instead of a target count.
+
     Args:
         prep: the checkpoint's sorted targets and per-document block counts.
         w: (B, D) document multiplicities.
-        k: (B, Q) wanted ranks, each < that replicate's target count.
+        k: (B, Q) wanted ranks, each < that replicate's (weighted) count.
 
     Returns:
         (B, Q) float64 values.
@@ -191,9 +202,10 @@ def _order_stats(prep: _Prepared, w: np.ndarray, k: np.ndarray) -> np.ndarray:
         # order, so no sorting is needed, and the matrix product adds up
         # repeated entries.
         indptr = np.minimum(np.arange(n_fine + 1, dtype=np.int64) * _FINE_BLOCK, width)
+        ones = np.ones(width) if prep.sorted_w is None else prep.sorted_w[start:stop].astype(np.float64)
         hist_t = sparse.csr_matrix(
-            (np.ones(width), prep.sorted_doc[start:stop], indptr), shape=(n_fine, n_docs)
-        )  # (K2, D) targets per fine block per document
+            (ones, prep.sorted_doc[start:stop], indptr), shape=(n_fine, n_docs)
+        )  # (K2, D) targets (weights) per fine block per document
         ends2 = base[:, None] + np.rint(np.cumsum((hist_t @ wt).T, axis=1)).astype(np.int64)  # (B, K2)
         kk = k[:, cols]  # (B, C)
         fine = _count_le(ends2, kk)  # (B, C) fine block holding rank k
@@ -201,7 +213,10 @@ def _order_stats(prep: _Prepared, w: np.ndarray, k: np.ndarray) -> np.ndarray:
         first_pos = start + fine * _FINE_BLOCK  # (B, C)
         pos = first_pos[..., None] + np.arange(_FINE_BLOCK)  # (B, C, L2)
         inside = pos < stop
-        mult = w[rows[..., None], prep.sorted_doc[np.minimum(pos, stop - 1)]] * inside  # (B, C, L2)
+        at = np.minimum(pos, stop - 1)
+        mult = w[rows[..., None], prep.sorted_doc[at]] * inside  # (B, C, L2)
+        if prep.sorted_w is not None:
+            mult = mult * prep.sorted_w[at]
         cum = before[..., None] + np.rint(np.cumsum(mult, axis=-1)).astype(np.int64)
         step = np.count_nonzero(cum <= kk[..., None], axis=-1)  # (B, C)
         out[:, cols] = prep.sorted_ce[first_pos + step]
@@ -225,12 +240,14 @@ def _fast_chunk(preps, w, parsed, levels, doc_n) -> list[dict[str, np.ndarray]]:
     return result
 
 
-def _exact_chunk(ces, ranks, inv, w, parsed) -> list[dict[str, np.ndarray]]:
-    """Replicates by building each resampled target array: O(N) per replicate, the reference."""
+def _exact_chunk(ces, ranks, inv, w, parsed, weights=None) -> list[dict[str, np.ndarray]]:
+    """Replicates by building each resampled target array: O(N) per replicate (O(Σ weights) weighted), the reference."""
     names = [p.name for p in parsed]
     out = [{name: np.empty(w.shape[0]) for name in names} for _ in ces]
     for b in range(w.shape[0]):
         per_target = w[b].astype(np.int64)[inv]
+        if weights is not None:
+            per_target = per_target * weights
         for j, (ce, rank) in enumerate(zip(ces, ranks)):
             rep_rank = None if rank is None else np.repeat(rank, per_target)
             vals = summary_values(names, np.repeat(ce, per_target), rep_rank)
@@ -284,7 +301,7 @@ def _chunks(n_boot: int, n_docs: int):
 
 
 def _replicates_many(
-    ces: Sequence, doc, summaries, n_boot: int, seed, method: str, ranks: Sequence | None
+    ces: Sequence, doc, summaries, n_boot: int, seed, method: str, ranks: Sequence | None, weights=None
 ) -> tuple[list[dict[str, np.ndarray]], str, int, list[SummaryName]]:
     parsed = parse_summary_names(summaries)
     if not ces:
@@ -304,16 +321,23 @@ def _replicates_many(
         if r is None and needs_rank:
             raise UsageError("summary 'top1' needs rank (the rank of each target), got none")
         checked_ranks.append(None if r is None else as_int_array(r, "rank", n=n))
+    if weights is not None:
+        if needs_rank:
+            raise UsageError("summary 'top1' is a token summary: it has no weighted (byte) form")
+        weights = as_int_array(weights, "weights", n=n).astype(np.int64, copy=False)
+        if weights.size and weights.min() < 1:
+            raise UsageError(f"weights must be >= 1 (leave out values of weight 0), got {weights.min()}")
     if method == "auto":
-        method = "exact" if n * n_boot <= AUTO_EXACT_MAX_WORK else "fast"
+        work = n if weights is None else max(n, int(weights.sum()))  # the exact method expands the weights
+        method = "exact" if work * n_boot <= AUTO_EXACT_MAX_WORK else "fast"
     n_docs = ids.shape[0]
     levels = sorted({q for p in parsed for q in p.levels()})
     rng = _rng(seed)
 
     if method == "fast":
-        doc_n = np.bincount(inv, minlength=n_docs).astype(np.float64)
+        doc_n = np.bincount(inv, weights=weights, minlength=n_docs).astype(np.float64)
         preps = [
-            _prepare(a, inv, n_docs, r if needs_rank else None, bool(levels))
+            _prepare(a, inv, n_docs, r if needs_rank else None, bool(levels), weights)
             for a, r in zip(arrays, checked_ranks)
         ]
     pieces = []
@@ -322,7 +346,7 @@ def _replicates_many(
         if method == "fast":
             pieces.append(_fast_chunk(preps, w, parsed, levels, doc_n))
         else:
-            pieces.append(_exact_chunk(arrays, checked_ranks if needs_rank else [None] * len(arrays), inv, w, parsed))
+            pieces.append(_exact_chunk(arrays, checked_ranks if needs_rank else [None] * len(arrays), inv, w, parsed, weights))
     reps = [
         {p.name: np.concatenate([piece[j][p.name] for piece in pieces]) for p in parsed}
         for j in range(len(arrays))

@@ -197,11 +197,11 @@ def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot
 class _Run:
     """One bootstrap run: settings checked, replicates and point values of every checkpoint."""
 
-    def __init__(self, ces, doc, summaries, n_boot, ci, seed, method, ranks):
+    def __init__(self, ces, doc, summaries, n_boot, ci, seed, method, ranks, weights=None):
         _check_settings(n_boot, ci, method)
-        self.reps, self.method, self.n_docs, parsed = _replicates_many(ces, doc, summaries, n_boot, seed, method, ranks)
+        self.reps, self.method, self.n_docs, parsed = _replicates_many(ces, doc, summaries, n_boot, seed, method, ranks, weights)
         self.names = [p.name for p in parsed]
-        self.points = [summary_values(self.names, ce, rank) for ce, rank in zip(ces, ranks)]
+        self.points = [summary_values(self.names, ce, rank, weights) for ce, rank in zip(ces, ranks)]
         self.n_boot, self.ci, self.seed = n_boot, ci, seed
 
     def attach(self, out):
@@ -262,6 +262,7 @@ def bootstrap_ci(
     seed=0,
     method: str = "auto",
     rank=None,
+    weights=None,
 ) -> BootstrapCI:
     """Document-level bootstrap percentile intervals for one checkpoint.
 
@@ -275,6 +276,10 @@ def bootstrap_ci(
             resampled documents.
         method: "auto", "exact" or "fast" (module docstring).
         rank: 1-D int array, needed for ``top1``.
+        weights: 1-D int array (each >= 1): value ``i`` counts ``weights[i]``
+            times, as in the byte distribution (SPEC §8: ``ce / n_bytes`` with
+            weight ``n_bytes``). Replicates resample documents with their
+            weighted values, without expanding them.
 
     Returns:
         :class:`BootstrapCI`, a dict ``{summary: (lo, hi)}`` with ``point``,
@@ -290,7 +295,7 @@ def bootstrap_ci(
         >>> lo <= res.point["mean"] <= hi
         True
     """
-    run = _Run([ce], doc, summaries, n_boot, ci, seed, method, [rank])
+    run = _Run([ce], doc, summaries, n_boot, ci, seed, method, [rank], weights)
     out = run.attach(BootstrapCI({name: _interval(run.reps[0][name], ci) for name in run.names}))
     out.point, out.replicates = run.points[0], run.reps[0]
     out.max_abs_error = {name: 0.0 for name in run.names}
@@ -309,6 +314,7 @@ def paired_bootstrap(
     method: str = "auto",
     rank_a=None,
     rank_b=None,
+    weights=None,
 ) -> PairedBootstrap:
     """Paired bootstrap of the difference s(b) − s(a) between two checkpoints.
 
@@ -316,6 +322,10 @@ def paired_bootstrap(
     shared ``doc`` array); every replicate resamples the same documents for
     both and records s(b) − s(a). An interval excluding 0 means the change
     is larger than document-sampling noise.
+
+    With ``weights`` (one per row, shared by both checkpoints) row ``i``
+    counts ``weights[i]`` times in both: paired bytes (SPEC §8), where a row
+    is a run of bytes over which both checkpoints' per-byte values are constant.
 
     Returns:
         :class:`PairedBootstrap`: ``{summary: {"delta", "lo", "hi", "a", "b",
@@ -328,7 +338,7 @@ def paired_bootstrap(
         >>> res["mean"]["delta"], res["mean"]["lo"], res["mean"]["hi"]
         (-0.5, -0.5, -0.5)
     """
-    run = _Run([ce_a, ce_b], doc, summaries, n_boot, ci, seed, method, [rank_a, rank_b])
+    run = _Run([ce_a, ce_b], doc, summaries, n_boot, ci, seed, method, [rank_a, rank_b], weights)
     (reps_a, reps_b), (point_a, point_b) = run.reps, run.points
     out = run.attach(PairedBootstrap())
     out.replicates = {}

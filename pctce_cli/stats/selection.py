@@ -153,7 +153,6 @@ def select(
 
 
 def _groups(table: pd.DataFrame, groups) -> np.ndarray | None:
-    import pandas as pd
 
     if groups is None:
         return None

@@ -188,13 +188,15 @@ def finish_summary(parsed: SummaryName, mean: float, pct: Mapping[float, float],
 # named summaries
 
 
-def summary_values(names: Sequence[str] | str, ce, rank=None) -> dict[str, float]:
+def summary_values(names: Sequence[str] | str, ce, rank=None, weights=None) -> dict[str, float]:
     """Evaluate several named summaries with one percentile pass.
 
     Args:
         names: summary names (see :func:`parse_summary_name`).
         ce: 1-D array of finite CE values.
         rank: 1-D int array of target ranks, needed only for ``top1``.
+        weights: 1-D non-negative int array: ``ce[i]`` counts ``weights[i]``
+            times (the byte distribution, SPEC §8); ``top1`` is then undefined.
 
     Returns:
         dict canonical name → float (NaN for empty ``ce``).
@@ -208,6 +210,8 @@ def summary_values(names: Sequence[str] | str, ce, rank=None) -> dict[str, float
     """
     parsed = parse_summary_names(names)
     arr = as_ce(ce)
+    if weights is not None:
+        return _weighted_summary_values(parsed, arr, weights)
     n = arr.shape[0]
     top1 = math.nan
     if any(p.kind == "top1" for p in parsed):
@@ -219,6 +223,20 @@ def summary_values(names: Sequence[str] | str, ce, rank=None) -> dict[str, float
     pct = dict(zip(levels, percentiles(arr, levels).tolist())) if levels else {}
     mean = float(np.mean(arr, dtype=np.float64)) if n else math.nan
     return {p.name: float(finish_summary(p, mean, pct, top1)) for p in parsed}
+
+
+def _weighted_summary_values(parsed, arr: np.ndarray, weights) -> dict[str, float]:
+    """:func:`summary_values` of the multiset where ``arr[i]`` occurs ``weights[i]`` times (no expansion)."""
+    from pctce_cli.stats.units import weighted_percentiles
+
+    if any(p.kind == "top1" for p in parsed):
+        raise UsageError("summary 'top1' is a token summary: it has no weighted (byte) form")
+    w = as_int_array(weights, "weights", n=arr.shape[0], nonnegative=True).astype(np.int64, copy=False)
+    total = int(w.sum())
+    levels = sorted({q for p in parsed for q in p.levels()})
+    pct = dict(zip(levels, weighted_percentiles(arr, w, levels).tolist())) if levels else {}
+    mean = float(np.dot(arr.astype(np.float64), w.astype(np.float64)) / total) if total else math.nan
+    return {p.name: float(finish_summary(p, mean, pct, math.nan)) for p in parsed}
 
 
 def summary_value(name: str, ce, rank=None) -> float:

@@ -35,6 +35,7 @@ class Scores:
     rank: np.ndarray
     docs: "object"  # pandas.DataFrame, one row per document
     manifest: dict
+    weight: np.ndarray | None = None  # per-row weight (paired byte runs, SPEC §8); None: each row counts once
 
 
 def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list[dict]:
