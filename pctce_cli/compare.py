@@ -151,6 +151,12 @@ class Comparison:
     seed: int
     method: str
     notes: list[str] = field(default_factory=list)
+    unit: str = "token"  # what a row is: a target, or a word or byte (SPEC §8)
+
+    @property
+    def noun(self) -> str:
+        """``target``, ``word`` or ``byte``: what the counts and per-row means are of."""
+        return "target" if self.unit == "token" else self.unit
 
 
 def compare_scores(
@@ -162,6 +168,7 @@ def compare_scores(
     ci: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,
+    unit: str = "token",
 ) -> Comparison:
     """Paired comparison of two aligned checkpoints (``sa`` baseline, ``sb`` candidate).
 
@@ -184,7 +191,7 @@ def compare_scores(
         raise StoreError(f"'{baseline}' holds no targets")
     qs = sorted(set(float(q) for q in percentiles) | {50.0})
     names = ["mean", *[percentile_name(q) for q in qs], "iqr"]
-    w = sa.weight
+    w = getattr(sa, "weight", None)  # paired byte runs; duck-typed inputs without it count each row once
     res = paired_bootstrap(sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=w)
     stats = {n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
 
@@ -221,9 +228,16 @@ def compare_scores(
         }
         for i, c, na, nb, dn in zip(ids, count, nll_a, nll_b, d_nll)
     ]
-    cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method)
+    cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method, unit=unit)
     cmp.notes = verdict(stats, ci)
     return cmp
+
+
+def _doc_rows(rows: list[dict], noun: str) -> list[dict]:
+    """Document rows with their count column named by what was counted (``targets``, ``words``, ``bytes``)."""
+    if noun == "target":
+        return rows
+    return [{(f"{noun}s" if k == "targets" else k): v for k, v in r.items()} for r in rows]
 
 
 def top_documents(docs: list[dict], key: str, top: int) -> list[dict]:
@@ -250,14 +264,14 @@ def comparison_report(c: Comparison, top: int = 10) -> Report:
             }
         )
     report.add(f"{c.candidate} − {c.baseline} (nats; bpb in bits/byte; negative = lower CE for the candidate)", rows)
-    t = c.targets
+    t, noun = c.targets, c.noun
     report.add(
-        "Targets whose CE went down / up / stayed (fractions)",
-        [{"targets": t["targets"], "down": t["down"], "up": t["up"], "unchanged": t["unchanged"]}],
+        f"{noun.capitalize()}s whose CE went down / up / stayed (fractions)",
+        [{f"{noun}s": t["targets"], "down": t["down"], "up": t["up"], "unchanged": t["unchanged"]}],
     )
     if top > 0:
-        report.add("Documents that moved most by Δ summed nll (nats)", top_documents(c.docs, "Δ nll", top))
-        report.add("Documents that moved most by Δ mean CE per target (nats)", top_documents(c.docs, "Δ mean", top))
+        report.add("Documents that moved most by Δ summed nll (nats)", _doc_rows(top_documents(c.docs, "Δ nll", top), noun))
+        report.add(f"Documents that moved most by Δ mean CE per {noun} (nats)", _doc_rows(top_documents(c.docs, "Δ mean", top), noun))
     report.notes += c.notes
     report.notes.append(
         f"Intervals: {c.ci:.0%} paired document-level bootstrap of Δ, {c.n_boot} resamples, seed {c.seed}, "
@@ -334,7 +348,7 @@ def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10
         verdicts.append(
             {
                 "subset": label,
-                "targets": c.targets["targets"],
+                f"{c.noun}s": c.targets["targets"],
                 "documents": len(c.docs),
                 "Δ mean": m["delta"],
                 "mean lo": m["lo"],
@@ -349,8 +363,9 @@ def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10
     report.add(f"{c0.candidate} − {c0.baseline} by {field} (nats; bpb in bits/byte; negative = lower CE for the candidate)", rows)
     report.add(f"Verdict by {field} (mean and median, {c0.ci:.0%} paired intervals)", verdicts)
     if top > 0:
-        report.add(f"Documents that moved most by Δ summed nll (nats), with their {field}", top_documents(docs, "Δ nll", top))
-        report.add(f"Documents that moved most by Δ mean CE per target (nats), with their {field}", top_documents(docs, "Δ mean", top))
+        noun = c0.noun
+        report.add(f"Documents that moved most by Δ summed nll (nats), with their {field}", _doc_rows(top_documents(docs, "Δ nll", top), noun))
+        report.add(f"Documents that moved most by Δ mean CE per {noun} (nats), with their {field}", _doc_rows(top_documents(docs, "Δ mean", top), noun))
     by_word: dict[str, list[str]] = {}
     for v in verdicts:
         by_word.setdefault(v["candidate"], []).append(v["subset"])
@@ -404,7 +419,7 @@ def run_compare(
     else:
         sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
-    comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed)) for label, va, vb in pairs]
+    comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed, unit)) for label, va, vb in pairs]
     if subsets.split:
         report = subset_report(comps, subsets.field, top, notes)
     else:

@@ -149,8 +149,8 @@ def test_compare_pairs_words_across_tokenizers(store):
     wa, wb = brute_words(load_units(store, "small")), brute_words(load_units(store, "large"))
     assert (mean["baseline"], mean["candidate"]) == pytest.approx((wa.mean(), wb.mean()), rel=1e-12)
     assert mean["Δ"] == pytest.approx(wb.mean() - wa.mean(), rel=1e-9)
-    moved = got["Targets whose CE went down / up / stayed (fractions)"][0]
-    assert moved["targets"] == wa.size and moved["down"] == pytest.approx(float((wb < wa).mean()))
+    moved = got["Words whose CE went down / up / stayed (fractions)"][0]
+    assert moved["words"] == wa.size and moved["down"] == pytest.approx(float((wb < wa).mean()))
 
 
 def test_the_documented_example(tmp_path, one_thread):
@@ -173,6 +173,14 @@ def test_the_documented_example(tmp_path, one_thread):
         for value in (w["mean"], w["p50"], w["p95"], b["mean"], b["p50"], b["p95"]):
             # the printed value, within float round-off of the forward pass on another CPU
             assert any(abs(value - float(x)) < 2e-4 for x in _numbers(doc)), value
+    for unit in ("word", "byte"):
+        got = run_json("compare", "--store", out, "a", "b", "--unit", unit, "--percentiles", "50,95", "--top", "0")
+        table = next(v for k, v in got.items() if k.startswith("b − a"))
+        printed = [float(x) for x in _numbers(doc)]
+        for row in table:  # each printed value, within float round-off of the forward pass on another CPU
+            if row["summary"] in ("mean", "p50", "p95"):
+                for value in (row["baseline"], row["candidate"], row["Δ"], row["lo"], row["hi"]):
+                    assert any(abs(value - x) < 2e-4 for x in printed), (unit, row)
 
 
 def _numbers(text: str) -> list[str]:

@@ -148,15 +148,17 @@ def test_compare_pairs_bytes_across_tokenizers(store):  # noqa: F811
     for name, ref in (("mean", np.mean), ("p50", lambda v: np.percentile(v, 50)), ("p90", lambda v: np.percentile(v, 90))):
         assert (table[name]["baseline"], table[name]["candidate"]) == pytest.approx((ref(va), ref(vb)), rel=1e-6)
         assert table[name]["lo"] <= table[name]["Δ"] <= table[name]["hi"]
-    moved = got["Targets whose CE went down / up / stayed (fractions)"][0]
-    assert moved["targets"] == va.size
+    moved = got["Bytes whose CE went down / up / stayed (fractions)"][0]
+    assert moved["bytes"] == va.size
     assert moved["down"] == pytest.approx(float((vb < va).mean()), abs=1e-12)
     assert moved["up"] == pytest.approx(float((vb > va).mean()), abs=1e-12)
     docs = next(v for k, v in got.items() if k.startswith("Documents that moved most by Δ summed nll"))
     ua = load_units(store, "small")
-    assert sum(d["targets"] for d in docs) <= va.size
-    assert {d["doc"]: d["targets"] for d in docs} == {d: int(ua.nbytes[ua.doc == d].sum()) for d in (r["doc"] for r in docs)}
+    assert sum(d["bytes"] for d in docs) <= va.size
+    assert {d["doc"]: d["bytes"] for d in docs} == {d: int(ua.nbytes[ua.doc == d].sum()) for d in (r["doc"] for r in docs)}
     assert any("Unit: bytes" in n for n in got["notes"])
+    per_byte_docs = next(v for k, v in got.items() if k.startswith("Documents that moved most by Δ mean CE per byte"))
+    assert all(set(d) >= {"doc", "bytes", "Δ mean"} for d in per_byte_docs)
 
 
 def test_gate_pairs_bytes_across_tokenizers(store, tmp_path):  # noqa: F811
