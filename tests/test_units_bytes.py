@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -184,3 +186,17 @@ def test_byte_intervals_equal_the_bootstrap_of_one_row_per_byte(store):  # noqa:
     for name in ("p50", "p90"):
         assert (row[f"{name}_lo"], row[f"{name}_hi"]) == ref[name]
     assert (row["mean_lo"], row["mean_hi"]) == pytest.approx(ref["mean"], rel=1e-9)
+
+
+def test_gate_by_subset_in_bytes_counts_bytes(store, tmp_path):  # noqa: F811
+    out = tmp_path / "gate.json"
+    got = run("gate", store, "--baseline", "small", "--rule", "p50:+50%", "--unit", "byte", "--by", "domain", "--bootstrap", "100", "--json", out)
+    assert got.exit_code in (0, 1), got.output
+    u = load_units(store, "small")
+    doc_domain = dict(zip(u.docs["doc"].tolist(), u.docs["domain"].tolist()))
+    want: dict[str, int] = {}
+    for d, nb in zip(u.doc.tolist(), u.nbytes.tolist()):
+        want[doc_domain[d]] = want.get(doc_domain[d], 0) + nb
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert {s["subset"]: s["bytes"] for s in result["subsets"]} == want
+    assert {r["subset"]: r["targets"] for r in result["candidates"][0]["results"]} == want  # each check counts its bytes

@@ -298,6 +298,11 @@ def run_gate(
     if len(sa.ce) == 0:
         raise StoreError(f"baseline '{base.id}' holds no targets")
     plan = make_plan(all_rules, fld, by, subset, sa.doc, sa.docs, base.id)
+    if unit != "token":  # the subsets table counts what the rules are checked on: the baseline's words or bytes
+        plan.table = [
+            {"subset": r["subset"], f"{unit}s": r["targets"] if sa.weight is None else int(plan.rows(sa.weight, r["subset"]).sum()), "documents": r["documents"]}
+            for r in plan.table
+        ]
     groups: dict = {}  # subset -> summaries checked on it
     for chk in plan.checks:
         groups.setdefault(chk.subset, []).append(chk.rule.summary)
