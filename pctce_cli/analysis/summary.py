@@ -360,15 +360,15 @@ def macro_rows(rows: list[dict]) -> list[dict]:
 
     out: dict[str, dict] = {}
     for r in rows:
-        o = out.setdefault(r["checkpoint"], {"checkpoint": r["checkpoint"], "step": r.get("step"), "_means": [], "_n": []})
+        of = next((k for k in ("words", "bytes") if k in r), "targets")  # the values each mean is over
+        o = out.setdefault(r["checkpoint"], {"checkpoint": r["checkpoint"], "step": r.get("step"), "_means": [], "_n": [], "_of": of})
         o["_means"].append(r["mean"])
-        o["_n"].append(r.get("words", r.get("bytes", r["targets"])))  # the values each mean is over
+        o["_n"].append(r[of])
     result = []
     for o in out.values():
-        n = np.asarray(o.pop("_n"), dtype=np.float64)
-        m = np.asarray(o.pop("_means"), dtype=np.float64)
+        n, m, of = np.asarray(o.pop("_n"), dtype=np.float64), np.asarray(o.pop("_means"), dtype=np.float64), o.pop("_of")
         pooled = float(np.dot(n, m) / n.sum()) if n.sum() else math.nan
-        result.append({**o, "subsets": int(m.size), "targets": int(n.sum()), "mean": pooled, "macro_mean": macro_mean(m)})
+        result.append({**o, "subsets": int(m.size), of: int(n.sum()), "mean": pooled, "macro_mean": macro_mean(m)})
     return result
 
 

@@ -31,6 +31,24 @@ def check_unit(unit: str) -> str:
     return unit
 
 
+# summaries that only tokens have: top-1 accuracy needs each target's rank
+TOKEN_ONLY_SUMMARIES = ("top1",)
+
+
+def check_unit_summaries(names: Sequence[str], unit: str, option: str) -> None:
+    """Refuse token-only summaries (:data:`TOKEN_ONLY_SUMMARIES`) in words and bytes, naming ``option`` and ``--unit``.
+
+    Example:
+        >>> check_unit_summaries(["mean", "top1"], "word", "--summaries")
+        Traceback (most recent call last):
+        ...
+        pctce_cli.errors.UsageError: --summaries top1 with --unit word: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use --unit token
+    """
+    bad = [n for n in names if n in TOKEN_ONLY_SUMMARIES]
+    if unit != "token" and bad:
+        raise UsageError(f"{option} {bad[0]} with --unit {unit}: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use --unit token")
+
+
 def unit_title(unit: str, by: str | None = None) -> str:
     """``Per-word CE summaries by domain (nats per word)`` and so on (tokens keep their historical titles).
 
@@ -69,7 +87,9 @@ def unit_values(ce, doc, word, nbytes, unit: str) -> tuple[np.ndarray, np.ndarra
     return np.asarray(ce), None
 
 
-def unit_rows(ck, percentiles: Sequence[float], unit: str, subsets: Subsets = NO_SUBSETS, ci: float | None = None, **kw) -> tuple[list[dict], list[str]]:
+def unit_rows(
+    ck, percentiles: Sequence[float], unit: str, subsets: Subsets = NO_SUBSETS, ci: float | None = None, scores=None, **kw
+) -> tuple[list[dict], list[str]]:
     """One checkpoint's summary rows in words or bytes (one per subset with ``subsets.split``).
 
     Each row has ``targets`` (scored tokens), ``words`` or ``bytes`` (the
@@ -81,13 +101,16 @@ def unit_rows(ck, percentiles: Sequence[float], unit: str, subsets: Subsets = NO
     distribution: documents resampled with their words, or with their bytes
     (each token's per-byte value weighted by its bytes, never expanded).
 
+    ``scores``: the checkpoint's :class:`pctce_cli.store.UnitScores` when the
+    caller has loaded them (``pctce report`` reads each partition once).
+
     Raises:
         UsageError: the partition holds no byte spans (the message names its
             tokenizer or says to re-score).
     """
     from pctce_cli.store import load_units
 
-    u = load_units(ck.root, ck.partition, unit)
+    u = scores if scores is not None else load_units(ck.root, ck.partition, unit)
     parts, notes = split_scores(ck.id, u.doc, u.docs, subsets, stored_values(ck, subsets.field) if subsets.active else ())
     pooled = doc_sums(u.ce, u.doc)[:2] if u.docs is not None and len(u.ce) else None
     rows = []

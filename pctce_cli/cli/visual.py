@@ -23,6 +23,8 @@ from pctce_cli.cli.common import (
     SetOpt,
     SubsetOpt,
     TaskOpt,
+    UnitOpt,
+    Unit,
     choices,
     select_checkpoints,
     subsets_of,
@@ -73,6 +75,7 @@ def plot(
         typer.Option("--by", help="ecdf, shape, bands: one panel (bands: one bar per checkpoint) per subset of this field.", show_default=False),
     ] = None,
     subset: SubsetOpt = None,
+    unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
 ):
     """Draw CE distributions, trajectories, concordance, task agreement, shape or CE bands to an image."""
@@ -82,7 +85,7 @@ def plot(
 
     if out is None:
         raise UsageError("give the image to write with --out FILE (.png, .svg or .html)")
-    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     notes: list[str] = []
     path = save_plot(
         kind.value,
@@ -96,6 +99,7 @@ def plot(
         edges=parse_edges(edges) if edges else None,
         subsets=subsets_of(cks, by, subset),
         notes=notes,
+        unit=unit.value,
     )
     for n in notes:
         render.warn(n)
@@ -137,6 +141,7 @@ def report(
         list[str] | None,
         typer.Option("--subset", help="Report only on the documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
     ] = None,
+    unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
 ):
     """One self-contained HTML (or Markdown) report: inputs, summaries, concordance, selection, plots, tail."""
@@ -146,7 +151,7 @@ def report(
 
     if out is None:
         raise UsageError("give the report file to write with --out FILE (e.g. report.html)")
-    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed)
+    cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     options = ReportOptions(
         percentiles=parse_percentiles(percentiles),
         set_=parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set"),
@@ -158,6 +163,7 @@ def report(
         tail_checkpoints=tail_checkpoint or [],
         context=context,
         subsets=subsets_of(cks, by, subset),
+        unit=unit.value,
     )
     written, warnings = save_report(cks, out, options, markdown=markdown)
     for w in warnings:

@@ -9,6 +9,11 @@ Kinds (:data:`KINDS`):
 * ``shape`` — standardized percentile profiles z_q;
 * ``bands`` — stacked mass in CE bands.
 
+``--unit word|byte`` (SPEC §8) draws every kind in that unit: the distribution
+of word CEs, or of bytes (each token's CE spread evenly over its bytes, a
+weighted distribution computed from (value, weight) pairs, never one row per
+byte); axes and titles name the unit.
+
 ``--by FIELD`` draws ``ecdf`` and ``shape`` as small multiples (one panel per
 subset, :mod:`~pctce_cli.plot.panels`) and ``bands`` with one bar per
 checkpoint and subset; ``--subset VALUE`` keeps only those documents for every kind.
@@ -44,10 +49,14 @@ from pctce_cli.plot.inputs import (
     BINS_PER_DECADE,
     CE_FLOOR,
     HIST_EDGES,
+    WORD_HIST_EDGES,
     Distribution,
     distribution,
     distributions,
+    hist_edges,
+    load_unit_scores,
     trajectory_rows,
+    unit_distribution,
 )
 from pctce_cli.analysis.report import table_groups
 from pctce_cli.plot.panels import MAX_PANELS, cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
@@ -70,14 +79,17 @@ from pctce_cli.plot.theme import (
     PALETTE,
     REFERENCE_COLOR,
     STYLE,
+    ce_axis,
     checkpoint_colors,
     color_map,
     data_names,
     new_figure,
+    plot_title,
     require_matplotlib,
     run_of,
     style,
     summary_label,
+    unit_text,
     what_was_scored,
 )
 
@@ -94,10 +106,12 @@ __all__ = [
     "PALETTE",
     "REFERENCE_COLOR",
     "STYLE",
+    "WORD_HIST_EDGES",
     "Distribution",
     "agreement_figure",
     "bands_figure",
     "cap_panels",
+    "ce_axis",
     "check_output",
     "checkpoint_colors",
     "color_map",
@@ -108,10 +122,13 @@ __all__ = [
     "ecdf_figure",
     "figure_bytes",
     "flatten_panels",
+    "hist_edges",
     "html_page",
     "inline_svg",
+    "load_unit_scores",
     "new_figure",
     "plot_figure",
+    "plot_title",
     "png_data_uri",
     "require_matplotlib",
     "run_of",
@@ -126,5 +143,7 @@ __all__ = [
     "table_groups",
     "trajectory_figure",
     "trajectory_rows",
+    "unit_distribution",
+    "unit_text",
     "what_was_scored",
 ]

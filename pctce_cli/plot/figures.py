@@ -13,8 +13,8 @@ import numpy as np
 
 from pctce_cli.errors import UsageError
 from pctce_cli.analysis.report import table_groups
-from pctce_cli.plot.inputs import BINS_PER_DECADE, CE_FLOOR, HIST_EDGES, Distribution
-from pctce_cli.plot.theme import PALETTE, REFERENCE_COLOR, color_map, new_figure, style, summary_label
+from pctce_cli.plot.inputs import BINS_PER_DECADE, CE_FLOOR, Distribution
+from pctce_cli.plot.theme import PALETTE, REFERENCE_COLOR, ce_axis, color_map, new_figure, style, summary_label, unit_text
 
 
 def _legend_below(fig, handles, ncols: int | None = None) -> None:
@@ -26,7 +26,8 @@ def ecdf_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None 
     """Overlaid ECDFs (left) and histograms (right) of CE on a log axis, mean and median marked.
 
     Args:
-        dists: One :class:`Distribution` per checkpoint.
+        dists: One :class:`Distribution` per checkpoint, all of one unit (their
+            ``unit`` names the axes: per-token CE, CE per word, CE per byte).
         colors: Checkpoint id → color (default :func:`color_map`).
         title: Figure title.
 
@@ -38,14 +39,17 @@ def ecdf_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None 
     from matplotlib.lines import Line2D
 
     colors = colors or color_map([d.id for d in dists])
+    unit = dists[0].unit
+    edges_h = dists[0].hist_edges
+    noun = unit_text(unit, "noun")
     # the log axis starts at the power of 10 below the lowest checkpoint's 1st
     # percentile of positive CE; CE below it (exact zeros included) is drawn at it
     decade = math.floor(math.log10(max(CE_FLOOR, min(d.low for d in dists))))
-    k0 = min((decade - round(math.log10(CE_FLOOR))) * BINS_PER_DECADE, len(HIST_EDGES) - 2)
-    lo = HIST_EDGES[k0]
+    k0 = min((decade - round(math.log10(CE_FLOOR))) * BINS_PER_DECADE, len(edges_h) - 2)
+    lo = edges_h[k0]
     hists = [np.concatenate([[d.hist[: k0 + 1].sum()], d.hist[k0 + 1 :]]) for d in dists]
     used = np.flatnonzero(np.sum(hists, axis=0) > 0)
-    hi = HIST_EDGES[k0 + used[-1] + 1] if used.size else HIST_EDGES[-1]
+    hi = edges_h[k0 + used[-1] + 1] if used.size else edges_h[-1]
     clipped = any(d.ecdf_ce[0] < lo for d in dists)
     with style():
         fig = new_figure(11, 4.4 + 0.25 * math.ceil(len(dists) / 4))
@@ -56,18 +60,18 @@ def ecdf_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None 
             marks = dict(ls="none", color=c, mec="black", mew=0.6, ms=7, label="_mark", zorder=3)
             ax_cdf.plot([max(d.mean, lo)], [d.cdf_at_mean], marker="D", **marks)
             ax_cdf.plot([max(d.p50, lo)], [0.5], marker="o", **marks)
-            ax_hist.stairs(h, HIST_EDGES[k0:], color=c, lw=1.5, label=d.id)
+            ax_hist.stairs(h, edges_h[k0:], color=c, lw=1.5, label=d.id)
             ax_hist.axvline(max(d.mean, lo), color=c, ls="--", lw=1.0, label="_mark")
             ax_hist.axvline(max(d.p50, lo), color=c, ls=":", lw=1.2, label="_mark")
         floor_note = f"; CE < {lo:g} drawn at {lo:g}" if clipped else ""
         for ax in (ax_cdf, ax_hist):
             ax.set_xscale("log")
             ax.set_xlim(lo, hi)
-            ax.set_xlabel(f"per-token CE (nats, log scale{floor_note})")
+            ax.set_xlabel(ce_axis(unit, f", log scale{floor_note}"))
         ax_cdf.set_ylim(0, 1.005)
-        ax_cdf.set_ylabel("fraction of targets with CE ≤ x")
+        ax_cdf.set_ylabel(f"fraction of {noun}s with CE ≤ x")
         ax_cdf.set_title("Empirical CDF")
-        ax_hist.set_ylabel(f"fraction of targets per bin ({BINS_PER_DECADE} bins per decade)")
+        ax_hist.set_ylabel(f"fraction of {noun}s per bin ({BINS_PER_DECADE} bins per decade)")
         ax_hist.set_ylim(bottom=0)
         ax_hist.set_title("Histogram")
         handles = [Line2D([], [], color=colors[d.id], lw=2, label=d.id) for d in dists]
@@ -76,7 +80,7 @@ def ecdf_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None 
             Line2D([], [], color="grey", marker="o", ls=":", mec="black", mew=0.6, label="median"),
         ]
         _legend_below(fig, handles, ncols=min(len(handles), 6))
-        fig.suptitle(title or "CE distribution")
+        fig.suptitle(title or f"{unit_text(unit, 'CE')} distribution")
     return fig
 
 
@@ -87,6 +91,7 @@ def trajectory_figure(
     vs: str | None = None,
     colors: Mapping[str, str] | None = None,
     title: str = "",
+    unit: str = "token",
 ) -> object:
     """Summaries against training step, one line per run and one panel per summary.
 
@@ -99,6 +104,7 @@ def trajectory_figure(
             starting above) is circled and labeled, as in ``pctce summary --vs``.
         colors: Run/checkpoint name → color.
         title: Figure title.
+        unit: The distribution the summaries are of (``token``, ``word``, ``byte``; the y labels say it).
 
     Returns:
         A Figure with one Axes per summary; on each, one labeled line per run,
@@ -158,7 +164,7 @@ def trajectory_figure(
                 ax.axhline(ref[s], color=REFERENCE_COLOR, ls="--", lw=1.2, label=f"{vs} (reference)")
             ax.set_title(s)
             ax.set_xlabel("training step")
-            ax.set_ylabel(summary_label(s))
+            ax.set_ylabel(summary_label(s, unit))
         for ax in axes[n:]:
             ax.set_visible(False)
         handles = [Line2D([], [], color=colors[run], marker="o", ms=4, lw=1.6, label=run) for run in by_run]
@@ -222,7 +228,7 @@ def concord_figure(table, summaries: Sequence[str], set_: Sequence[str] = ("mean
     return fig
 
 
-def agreement_figure(table, task: str, higher_is_better: bool = True, title: str = "") -> object:
+def agreement_figure(table, task: str, higher_is_better: bool = True, title: str = "", unit: str = "token") -> object:
     """Correlation of each CE percentile with a task metric, the mean's as reference lines.
 
     Args:
@@ -231,6 +237,7 @@ def agreement_figure(table, task: str, higher_is_better: bool = True, title: str
         task: Task-metric column.
         higher_is_better: Direction of the task metric (stated in the caption).
         title: Figure title.
+        unit: The distribution the percentiles are of (``token``, ``word``, ``byte``).
 
     Returns:
         A Figure with one Axes per group with at least 3 checkpoints ("all"
@@ -262,7 +269,8 @@ def agreement_figure(table, task: str, higher_is_better: bool = True, title: str
     nrows = math.ceil(n / ncols)
     qs = list(AGREEMENT_PERCENTILES)
     with style():
-        fig = new_figure(4.6 * ncols + 0.4, 3.4 * nrows + 1.1)
+        # at least 8 inches wide: one panel must still hold the two-line title and the legend
+        fig = new_figure(max(4.6 * ncols + 0.4, 8.0), 3.4 * nrows + 1.1)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
         for ax, (gname, part) in zip(axes, panels):
             rho = part.loc[pnames, "spearman_rho"].to_numpy(dtype=np.float64)
@@ -275,7 +283,7 @@ def agreement_figure(table, task: str, higher_is_better: bool = True, title: str
             ax.set_ylim(-1.05, 1.05)
             ax.set_xticks([5, 25, 50, 75, 99], ["p5", "p25", "p50", "p75", "p99"])
             ax.set_xticks(qs, minor=True)
-            ax.set_xlabel("percentile of per-token CE")
+            ax.set_xlabel(f"percentile of {unit_text(unit, 'per')}")
             ax.set_title(f"{gname} ({int(part['n'].max())} checkpoints)")
         axes[0].set_ylabel(f"correlation with {task}")
         for ax in axes[n:]:
@@ -284,8 +292,8 @@ def agreement_figure(table, task: str, higher_is_better: bool = True, title: str
         handles = [
             Line2D([], [], color=PALETTE[0], marker="o", ms=4, lw=1.6, label="Spearman ρ"),
             Line2D([], [], color=PALETTE[1], marker="s", ms=3.5, lw=1.2, ls="--", label="Pearson r"),
-            Line2D([], [], color=PALETTE[0], lw=1.0, alpha=0.6, label="mean CE: ρ"),
-            Line2D([], [], color=PALETTE[1], lw=1.0, ls="--", alpha=0.6, label="mean CE: r"),
+            Line2D([], [], color=PALETTE[0], lw=1.0, alpha=0.6, label=f"mean {unit_text(unit, 'ce')}: ρ"),
+            Line2D([], [], color=PALETTE[1], lw=1.0, ls="--", alpha=0.6, label=f"mean {unit_text(unit, 'ce')}: r"),
         ]
         _legend_below(fig, handles)
         sign = "negative" if higher_is_better else "positive"
@@ -302,6 +310,7 @@ def shape_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None
     from pctce_cli.stats.shape import PROFILE_LEVELS
 
     colors = colors or color_map([d.id for d in dists])
+    unit = dists[0].unit if dists else "token"
     with style():
         fig = new_figure(8, 4.6 + 0.25 * math.ceil(len(dists) / 4))
         ax = fig.subplots()
@@ -310,7 +319,7 @@ def shape_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None
             ax.plot(PROFILE_LEVELS, d.profile, marker="o", ms=3, lw=1.6, color=colors[d.id], label=label)
         ax.axhline(0, color="black", lw=0.6, label="_zero")
         ax.set_xticks(PROFILE_LEVELS[1::2], [f"p{q}" for q in PROFILE_LEVELS[1::2]])
-        ax.set_xlabel("percentile q of per-token CE")
+        ax.set_xlabel(f"percentile q of {unit_text(unit, 'per')}")
         ax.set_ylabel("z_q = (p_q − p50) / IQR")
         ax.set_title("Same shape → same line, whatever the scale; a higher right end = a heavier tail", fontsize=9)
         _legend_below(fig, [h for h in ax.get_lines() if not h.get_label().startswith("_")])
@@ -319,7 +328,7 @@ def shape_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None
 
 
 def bands_figure(dists: Sequence[Distribution], edges: Sequence[float] | None = None, colors: Mapping[str, str] | None = None, title: str = "") -> object:
-    """Stacked horizontal bars: the fraction of each checkpoint's targets in each CE band.
+    """Stacked horizontal bars: the fraction of each checkpoint's targets (words, bytes) in each CE band.
 
     Returns:
         A Figure with one Axes holding one bar container per band (plus one
@@ -332,6 +341,7 @@ def bands_figure(dists: Sequence[Distribution], edges: Sequence[float] | None = 
     edges = DEFAULT_EDGES if edges is None else edges
     labels = band_labels(edges)
     colors = colors or color_map([d.id for d in dists])
+    unit = dists[0].unit if dists else "token"
     with style():
         import matplotlib as mpl
 
@@ -358,8 +368,8 @@ def bands_figure(dists: Sequence[Distribution], edges: Sequence[float] | None = 
             tick.set_color(colors[d.id])
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
-        ax.set_xlabel("fraction of targets")
+        ax.set_xlabel(f"fraction of {unit_text(unit, 'noun')}s")
         ax.grid(False)
-        fig.legend(title="CE band (nats)", loc="outside right upper")
+        fig.legend(title=f"CE band ({unit_text(unit, 'nats')})", loc="outside right upper")
         fig.suptitle(title or "Mass in CE bands")
     return fig

@@ -20,24 +20,34 @@ CE_FLOOR = 1e-6
 # per checkpoint, and every checkpoint shares the bins
 BINS_PER_DECADE = 10
 HIST_EDGES = np.logspace(-6, 2, 8 * BINS_PER_DECADE + 1)
+# a word's CE is the sum of its tokens' (a long identifier or URL is many tokens):
+# its bins go on to 10^4 nats so that such words are not all piled into the last bin
+WORD_HIST_EDGES = np.logspace(-6, 4, 10 * BINS_PER_DECADE + 1)
+
+
+def hist_edges(unit: str = "token") -> np.ndarray:
+    """The histogram bin edges of a unit's distribution (:data:`HIST_EDGES`, words :data:`WORD_HIST_EDGES`)."""
+    return WORD_HIST_EDGES if unit == "word" else HIST_EDGES
 
 
 @dataclass
 class Distribution:
-    """What the distribution plots need of one checkpoint's CE (read once).
+    """What the distribution plots need of one checkpoint's CE (read once), in tokens, words or bytes.
 
     Attributes:
         id: Checkpoint id.
-        n: Number of targets.
-        mean: Mean CE (nats).
+        n: Number of values: targets, words or bytes.
+        mean: Mean CE (nats per target, word or byte).
         p50: Median CE.
-        cdf_at_mean: Fraction of targets with CE ≤ mean.
+        cdf_at_mean: Fraction of values with CE ≤ mean.
         ecdf_ce: CE at evenly spaced ranks (downsampled ECDF).
         ecdf: ECDF at ``ecdf_ce``.
-        hist: Fraction of targets per :data:`HIST_EDGES` bin (out-of-range CE clipped in).
+        hist: Fraction of values per :func:`hist_edges` bin (out-of-range CE clipped in).
         low: 1st percentile of the positive CE values (where the log axis may start).
         profile: Standardized percentile profile z_5 … z_95 (NaN when IQR = 0).
         bands: Mass in each CE band of ``edges``.
+        unit: ``token``, ``word`` or ``byte`` (SPEC §8); bytes are weighted,
+            every statistic above is over the bytes, each token's CE spread evenly over its bytes.
     """
 
     id: str
@@ -51,69 +61,132 @@ class Distribution:
     low: float
     profile: np.ndarray
     bands: np.ndarray
+    unit: str = "token"
+
+    @property
+    def hist_edges(self) -> np.ndarray:
+        """The edges of :attr:`hist`'s bins."""
+        return hist_edges(self.unit)
 
 
-def distribution(ck_id: str, ce, edges: Sequence[float] | None = None, n_points: int = 400) -> Distribution:
+def distribution(ck_id: str, ce, edges: Sequence[float] | None = None, n_points: int = 400, weights=None, unit: str = "token") -> Distribution:
     """Summarize one CE array for the distribution plots.
 
     Args:
         ck_id: Checkpoint id (for the result and messages).
-        ce: Per-target CE.
+        ce: Per-target CE, or a unit's values (word CEs; per-byte values ``ce / nbytes``).
         edges: CE band edges (default SPEC §2's).
         n_points: Points of the downsampled ECDF.
+        weights: Integer weight of each value (bytes: ``nbytes``): every
+            statistic is that of the multiset in which value ``i`` occurs
+            ``weights[i]`` times, computed from the (value, weight) pairs
+            without expanding them (equal to ``distribution(np.repeat(ce, weights))``).
+        unit: What the values are (``token``, ``word``, ``byte``): labels and histogram bins.
 
     Returns:
         The :class:`Distribution`.
 
     Raises:
-        DataError: ``ce`` is empty.
+        DataError: ``ce`` is empty (or its weights sum to 0).
 
     Examples:
         >>> d = distribution("a", np.array([0.5, 1.0, 2.0, 4.0]), edges=[0, 1, float("inf")])
         >>> d.n, d.mean, d.p50, d.bands.tolist()
         (4, 1.875, 1.5, [0.25, 0.75])
+        >>> b = distribution("a", np.array([0.5, 2.0]), edges=[0, 1, float("inf")], weights=np.array([3, 1]), unit="byte")
+        >>> b.n, b.mean, b.p50, b.bands.tolist()
+        (4, 0.875, 0.5, [0.75, 0.25])
     """
     from pctce_cli.stats.shape import band_mass, ecdf_points, profile
     from pctce_cli.stats.summaries import DEFAULT_EDGES, percentiles
+    from pctce_cli.stats.units import weighted_percentiles
 
     ce = np.asarray(ce)
-    if ce.size == 0:
-        raise DataError(f"'{ck_id}' holds no targets; nothing to plot")
+    w = None if weights is None else np.asarray(weights).astype(np.int64, copy=False)
+    n = int(ce.size if w is None else w.sum())
+    if n == 0:
+        what = "targets" if unit == "token" else f"{unit}s"
+        raise DataError(f"'{ck_id}' holds no {what}; nothing to plot")
     ce64 = ce.astype(np.float64)
-    mean = float(ce64.mean())
-    pts = ecdf_points(ce, n_points)
-    counts, _ = np.histogram(np.clip(ce64, HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)
+    weight = np.ones(ce.size, np.int64) if w is None else w
+    mean = float(ce64.mean()) if w is None else float(np.dot(ce64, w) / n)
+    pts = ecdf_points(ce64, n_points, w)
+    edges_h = hist_edges(unit)
+    counts, _ = np.histogram(np.clip(ce64, edges_h[0], edges_h[-1]), edges_h, weights=w)
+    positive = ce64 > 0
+    if not (weight[positive] > 0).any():
+        low = CE_FLOOR
+    elif w is None:
+        low = float(np.percentile(ce64[positive], 1))
+    else:
+        low = float(weighted_percentiles(ce64[positive], w[positive], [1])[0])
     return Distribution(
         id=ck_id,
-        n=int(ce.size),
+        n=n,
         mean=mean,
-        p50=float(percentiles(ce, [50])[0]),
-        cdf_at_mean=float(np.count_nonzero(ce64 <= mean)) / ce.size,
+        p50=float((percentiles(ce, [50]) if w is None else weighted_percentiles(ce64, w, [50]))[0]),
+        cdf_at_mean=float(weight[ce64 <= mean].sum()) / n,
         ecdf_ce=pts["ce"].to_numpy(),
         ecdf=pts["cdf"].to_numpy(),
-        hist=counts / ce.size,
-        low=float(np.percentile(ce64[ce64 > 0], 1)) if (ce64 > 0).any() else CE_FLOOR,
-        profile=profile(ce),
-        bands=band_mass(ce, DEFAULT_EDGES if edges is None else edges),
+        hist=counts / n,
+        low=low,
+        profile=profile(ce64 if w is not None else ce, w),
+        bands=band_mass(ce, DEFAULT_EDGES if edges is None else edges, w),
+        unit=unit,
     )
 
 
-def distributions(cks, edges: Sequence[float] | None = None) -> list[Distribution]:
-    """:func:`distribution` of every checkpoint, reading only its ``ce`` column, one at a time.
+def unit_distribution(ck_id: str, u, edges: Sequence[float] | None = None, unit: str = "token", part=None) -> Distribution:
+    """:func:`distribution` of one checkpoint's loaded arrays in ``unit`` (a subset's rows with ``part``).
+
+    Args:
+        ck_id: Checkpoint id.
+        u: :class:`pctce_cli.store.Scores` (tokens; ``ce`` is enough) or
+            :class:`pctce_cli.store.UnitScores` (words and bytes).
+        edges: CE band edges.
+        unit: ``token``, ``word`` (word CEs) or ``byte`` (``ce / nbytes`` weighted by ``nbytes``).
+        part: A :class:`pctce_cli.analysis.subsets.Part`: only its rows.
+    """
+    from pctce_cli.analysis.units import unit_values
+
+    take = part.take if part is not None else (lambda x: x)
+    if unit == "token":
+        return distribution(ck_id, take(u.ce), edges)
+    values, weights = unit_values(take(u.ce), take(u.doc), take(u.word), take(u.nbytes), unit)
+    return distribution(ck_id, values, edges, weights=weights, unit=unit)
+
+
+def load_unit_scores(ck, unit: str = "token", columns: Sequence[str] = ("ce",)):
+    """One checkpoint's arrays for ``unit``: ``columns`` of its tokens, or its words and bytes (:func:`pctce_cli.store.load_units`).
+
+    Raises:
+        UsageError: words or bytes of a checkpoint without byte spans (the message says why and what to do).
+    """
+    from pctce_cli.store import load_scores, load_units
+
+    if unit == "token":
+        return load_scores(ck.root, ck.partition, columns=tuple(columns))
+    return load_units(ck.root, ck.partition, unit)
+
+
+def distributions(cks, edges: Sequence[float] | None = None, unit: str = "token") -> list[Distribution]:
+    """:func:`distribution` of every checkpoint in ``unit``, one at a time, reading only the columns it needs.
 
     Args:
         cks: Checkpoints from :func:`pctce_cli.analysis.resolve_checkpoints`.
         edges: CE band edges (default SPEC §2's).
+        unit: ``token`` (the ``ce`` column), ``word`` or ``byte`` (SPEC §8).
 
     Returns:
         One :class:`Distribution` per checkpoint, in order.
+
+    Raises:
+        UsageError: words or bytes of a checkpoint without byte spans.
     """
-    from pctce_cli.store import load_scores
-
-    return [distribution(c.id, load_scores(c.root, c.partition, columns=("ce",)).ce, edges) for c in cks]
+    return [unit_distribution(c.id, load_unit_scores(c, unit), edges, unit) for c in cks]
 
 
-def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | None = None) -> list[dict]:
+def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | None = None, unit: str = "token") -> list[dict]:
     """Per-checkpoint rows (``checkpoint``, ``step`` and every summary in ``names``).
 
     Args:
@@ -122,6 +195,7 @@ def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | 
         subsets: ``--subset``: summaries of the kept documents only
             (:class:`pctce_cli.analysis.subsets.Subsets`; default every document).
         notes: Where notes on the subsets go.
+        unit: Summaries of the ``token``, ``word`` or ``byte`` distribution (SPEC §8).
 
     Returns:
         One dict per checkpoint, for :func:`~pctce_cli.plot.figures.trajectory_figure`.
@@ -131,7 +205,7 @@ def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | 
 
     parsed = [parse_summary_name(n) for n in names]
     qs = sorted({p.q for p in parsed if p.kind in ("p", "z")} | ({50.0} if any(p.kind == "z" for p in parsed) else set()))
-    rows = summary_rows(cks, qs, **({"subsets": subsets, "notes": notes} if subsets is not None else {}))
+    rows = summary_rows(cks, qs, unit=unit, **({"subsets": subsets, "notes": notes} if subsets is not None else {}))
     for r in rows:
         for p in parsed:
             if p.kind == "z" and p.name not in r:

@@ -20,7 +20,7 @@ from pctce_cli.errors import UsageError
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
 from pctce_cli.plot.inputs import distributions, trajectory_rows
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
-from pctce_cli.plot.theme import checkpoint_colors, require_matplotlib, run_of, style, what_was_scored
+from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, run_of, style, what_was_scored
 
 KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands")
 OUTPUT_SUFFIXES = (".png", ".svg", ".html")
@@ -39,12 +39,14 @@ def plot_figure(
     colors: Mapping[str, str] | None = None,
     subsets: Subsets = NO_SUBSETS,
     notes: list[str] | None = None,
+    unit: str = "token",
 ) -> object:
     """The Figure of one plot ``kind`` for the selected checkpoints.
 
     Args:
         kind: One of :data:`KINDS`.
-        cks: Checkpoints from :func:`pctce_cli.analysis.resolve_checkpoints`.
+        cks: Checkpoints from :func:`pctce_cli.analysis.resolve_checkpoints`
+            (with ``unit`` word or byte, checkpoints of different tokenizers on the same data may mix).
         summaries: ``trajectory``: summaries to draw (default mean, p50, p95);
             ``concord``: rows/columns of the matrix (default mean, p50, p90, p95, p99).
         vs: ``trajectory``: reference checkpoint id.
@@ -55,16 +57,23 @@ def plot_figure(
         subsets: ``--by``: small multiples, one panel per subset (:data:`BY_KINDS`);
             ``--subset``: only the kept documents, for every kind.
         notes: Where notes for the user go (subsets left out of the figure).
+        unit: ``token``, ``word`` or ``byte`` (SPEC §8): every kind draws that
+            unit's distribution or summaries (bytes weighted: each token's CE
+            spread evenly over its bytes), and its axes and title say so.
 
     Raises:
-        UsageError: unknown kind, a missing option, or too few checkpoints.
+        UsageError: unknown kind or unit, a missing option, too few checkpoints,
+            a token-only summary (``top1``) in words or bytes, or words/bytes of
+            a checkpoint without byte spans.
     """
     from pctce_cli.analysis.select import resolve_task
     from pctce_cli.analysis.summary import summaries_table
+    from pctce_cli.analysis.units import check_unit, check_unit_summaries
     from pctce_cli.parse import parse_summary_list
 
     if kind not in KINDS:
         raise UsageError(f"unknown plot kind '{kind}' (expected one of: {', '.join(KINDS)})")
+    check_unit(unit)
     require_matplotlib()
     if not cks:
         raise UsageError("no checkpoints selected")
@@ -74,46 +83,52 @@ def plot_figure(
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
     notes = notes if notes is not None else []
     if subsets.active and kind in BY_KINDS:
-        panels, ns = subset_distributions(cks, subsets, edges)
+        panels, ns = subset_distributions(cks, subsets, edges, unit)
         if not panels:
             raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
         if subsets.split:
             panels, more = cap_panels(panels, subsets.field)
             notes += ns + more
+            title = plot_title(kind, unit, scored, by=subsets.field)
             if kind == "ecdf":
-                return subset_ecdf_figure(panels, subsets.field, colors, f"CE distribution by {subsets.field} of {scored}")
+                return subset_ecdf_figure(panels, subsets.field, colors, title)
             if kind == "shape":
-                return subset_shape_figure(panels, subsets.field, colors, f"Standardized percentile profiles by {subsets.field} of {scored}")
+                return subset_shape_figure(panels, subsets.field, colors, title)
             dists, colors = flatten_panels(panels, colors)
-            return bands_figure(dists, edges, colors, f"Mass in CE bands by {subsets.field} of {scored}")
+            return bands_figure(dists, edges, colors, title)
         notes += ns
         dists = panels[0][1]
     elif kind in BY_KINDS:
-        dists = distributions(cks, edges)
+        dists = distributions(cks, edges, unit)
     if kind in BY_KINDS:
+        title = plot_title(kind, unit, scored)
         if kind == "ecdf":
-            return ecdf_figure(dists, colors, f"CE distribution of {scored}")
+            return ecdf_figure(dists, colors, title)
         if kind == "shape":
-            return shape_figure(dists, colors, f"Standardized percentile profiles of {scored}")
-        return bands_figure(dists, edges, colors, f"Mass in CE bands of {scored}")
+            return shape_figure(dists, colors, title)
+        return bands_figure(dists, edges, colors, title)
     if kind == "trajectory":
         names = parse_summary_list(summaries, ["mean", "p50", "p95"], "--summaries")
+        check_unit_summaries(names, unit, "--summaries")
         runs = {c.id: run_of(c) for c in cks}
-        return trajectory_figure(trajectory_rows(cks, names, subsets, notes), names, runs, vs, colors, f"Summaries over training of {scored}")
+        rows = trajectory_rows(cks, names, subsets, notes, unit)
+        return trajectory_figure(rows, names, runs, vs, colors, plot_title(kind, unit, scored), unit)
     if kind == "concord":
         names = parse_summary_list(summaries, ["mean", "p50", "p90", "p95", "p99"], "--summaries")
+        check_unit_summaries(names, unit, "--summaries")
         if len(cks) < 2:
             raise UsageError(f"concordance needs at least 2 checkpoints, got {len(cks)}")
-        table = summaries_table(cks, None, list(dict.fromkeys([*names, "mean", "p50", "p95"])), meta_columns=False, subsets=subsets, notes=notes)
-        return concord_figure(table, names, ["mean", "p50", "p95"], f"Concordance of summaries across {scored}")
+        needed = list(dict.fromkeys([*names, "mean", "p50", "p95"]))
+        table = summaries_table(cks, None, needed, meta_columns=False, subsets=subsets, notes=notes, unit=unit)
+        return concord_figure(table, names, ["mean", "p50", "p95"], plot_title(kind, unit, scored))
     # agreement
     if task is None:
         raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    table = summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]], subsets=subsets, notes=notes)
+    table = summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]], subsets=subsets, notes=notes, unit=unit)
     col = resolve_task(table, task)
-    return agreement_figure(table, col, higher_is_better, f"Agreement of CE summaries with {task} across {scored}")
+    return agreement_figure(table, col, higher_is_better, plot_title(kind, unit, scored, task=task), unit)
 
 
 # ---------------------------------------------------------------- rendering and writing
@@ -265,4 +280,5 @@ def save_plot(kind: str, cks, out: str | Path, dpi: int = 150, **options) -> Pat
         raise UsageError(f"--dpi must be at least 10, got {dpi}")
     require_matplotlib()
     fig = plot_figure(kind, cks, **options)
-    return save_figure(fig, out, f"pctce plot {kind}: {what_was_scored(cks)}", dpi)
+    unit = options.get("unit", "token")
+    return save_figure(fig, out, f"pctce plot {kind}: {what_was_scored(cks)}" + (f", per {unit}" if unit != "token" else ""), dpi)

@@ -15,31 +15,37 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from pctce_cli.analysis.subsets import Subsets, split_scores
-from pctce_cli.plot.inputs import CE_FLOOR, HIST_EDGES, Distribution, distribution
-from pctce_cli.plot.theme import color_map, new_figure, style
+from pctce_cli.errors import DataError
+from pctce_cli.plot.inputs import CE_FLOOR, Distribution, load_unit_scores, unit_distribution
+from pctce_cli.plot.theme import ce_axis, color_map, new_figure, style, unit_text
 
 MAX_PANELS = 12  # a grid of more is unreadable: the largest subsets are drawn, a note names the rest
 
 
-def subset_distributions(cks, subsets: Subsets, edges: Sequence[float] | None = None) -> tuple[list[tuple[str | None, list[Distribution]]], list[str]]:
+def subset_distributions(
+    cks, subsets: Subsets, edges: Sequence[float] | None = None, unit: str = "token"
+) -> tuple[list[tuple[str | None, list[Distribution]]], list[str]]:
     """Each checkpoint's :class:`Distribution` per subset (``--by``), or of the kept documents (``--subset``).
 
+    Args:
+        unit: ``token``, ``word`` or ``byte`` (SPEC §8): a subset's words or bytes are those of its documents.
+
     Returns:
-        ``(panels, notes)``: ``[(subset label, one Distribution per checkpoint that has targets there)]``
+        ``(panels, notes)``: ``[(subset label, one Distribution per checkpoint that has values there)]``
         in label order (one ``(None, …)`` entry without ``--by``), and what was left out.
     """
-    from pctce_cli.store import load_scores
-
     by_label: dict[str | None, list[Distribution]] = {}
     notes: list[str] = []
     for c in cks:
-        s = load_scores(c.root, c.partition, columns=("doc", "ce"))
+        s = load_unit_scores(c, unit, ("doc", "ce"))
         parts, ns = split_scores(c.id, s.doc, s.docs, subsets)
         notes += [n for n in ns if n not in notes]
         for p in parts:
-            ce = p.take(s.ce)
-            if len(ce):
-                by_label.setdefault(p.label, []).append(distribution(c.id, ce, edges))
+            try:
+                d = unit_distribution(c.id, s, edges, unit, p)
+            except DataError:  # no targets (or no word, no byte) in this subset
+                continue
+            by_label.setdefault(p.label, []).append(d)
     labels = sorted(by_label, key=lambda x: (x is not None, x))
     return [(k, by_label[k]) for k in labels], notes
 
@@ -66,7 +72,8 @@ def _grid(n: int, width: float, height: float):
 
 def _panel_title(field: str | None, label, ds: Sequence[Distribution]) -> str:
     n = max(d.n for d in ds)
-    return f"{field} = {label} ({n:,} targets)" if label is not None else f"{n:,} targets"
+    what = f"{n:,} {unit_text(ds[0].unit, 'noun')}s"
+    return f"{field} = {label} ({what})" if label is not None else what
 
 
 def _legend(fig, ids: Sequence[str], colors: Mapping[str, str], extra=()) -> None:
@@ -78,7 +85,7 @@ def _legend(fig, ids: Sequence[str], colors: Mapping[str, str], extra=()) -> Non
 
 
 def subset_ecdf_figure(panels: Sequence[tuple[str, Sequence[Distribution]]], field: str, colors: Mapping[str, str] | None = None, title: str = "") -> object:
-    """Small multiples of the CE ECDF (log CE axis), one panel per subset, one line per checkpoint, the mean as a diamond.
+    """Small multiples of the CE ECDF (log CE axis; words or bytes as the distributions' unit), one panel per subset, one line per checkpoint, the mean as a diamond.
 
     Returns:
         A Figure with one visible Axes per panel; each holds one labeled line per checkpoint.
@@ -87,10 +94,12 @@ def subset_ecdf_figure(panels: Sequence[tuple[str, Sequence[Distribution]]], fie
 
     ids = list(dict.fromkeys(d.id for _, ds in panels for d in ds))
     colors = colors or color_map(ids)
+    unit = panels[0][1][0].unit
+    edges_h = panels[0][1][0].hist_edges
     lows = [d.low for _, ds in panels for d in ds]
     lo = 10.0 ** math.floor(math.log10(max(CE_FLOOR, min(lows))))
-    used = [HIST_EDGES[np.flatnonzero(d.hist > 0)[-1] + 1] for _, ds in panels for d in ds if (d.hist > 0).any()]
-    hi = max(used) if used else HIST_EDGES[-1]
+    used = [edges_h[np.flatnonzero(d.hist > 0)[-1] + 1] for _, ds in panels for d in ds if (d.hist > 0).any()]
+    hi = max(used) if used else edges_h[-1]
     with style():
         fig, axes = _grid(len(panels), 3.6, 2.9)
         for ax, (label, ds) in zip(axes, panels):
@@ -103,10 +112,10 @@ def subset_ecdf_figure(panels: Sequence[tuple[str, Sequence[Distribution]]], fie
             ax.set_ylim(0, 1.005)
             ax.set_title(_panel_title(field, label, ds), fontsize=9)
         for ax in axes[-min(len(axes), 4):]:
-            ax.set_xlabel("per-token CE (nats, log)")
-        axes[0].set_ylabel("fraction with CE ≤ x")
+            ax.set_xlabel(ce_axis(unit, ", log"))
+        axes[0].set_ylabel(f"fraction of {unit_text(unit, 'noun')}s with CE ≤ x")
         _legend(fig, ids, colors, [Line2D([], [], color="grey", marker="D", ls="none", mec="black", mew=0.5, label="mean")])
-        fig.suptitle(title or f"CE distribution by {field}")
+        fig.suptitle(title or f"{unit_text(unit, 'CE')} distribution by {field}")
     return fig
 
 

@@ -183,11 +183,61 @@ def what_was_scored(cks) -> str:
     return f"{what} on {data_names(cks)}{kind}"
 
 
-def summary_label(name: str) -> str:
+# how each unit (SPEC §8) is named in titles and on axes
+_UNIT_TEXT = {
+    "token": {"ce": "CE", "CE": "CE", "per": "per-token CE", "axis": "per-token CE (nats{})", "noun": "target", "nats": "nats"},
+    "word": {"ce": "per-word CE", "CE": "Per-word CE", "per": "CE per word", "axis": "CE per word (nats{})", "noun": "word", "nats": "nats per word"},
+    "byte": {"ce": "per-byte CE", "CE": "Per-byte CE", "per": "CE per byte", "axis": "CE per byte (nats per byte{})", "noun": "byte", "nats": "nats per byte"},
+}
+
+
+def unit_text(unit: str, key: str) -> str:
+    """How ``unit`` is named: ``ce`` (``CE``, ``per-word CE``; ``CE`` capitalized: ``Per-word CE``), ``per`` (``per-token CE``, ``CE per word``), ``noun`` (``target``, ``word``, ``byte``) or ``nats`` (``nats per byte``).
+
+    Examples:
+        >>> unit_text("token", "ce"), unit_text("word", "noun"), unit_text("byte", "nats")
+        ('CE', 'word', 'nats per byte')
+    """
+    return _UNIT_TEXT[unit][key]
+
+
+def ce_axis(unit: str = "token", extra: str = "") -> str:
+    """The label of a CE axis in ``unit``; ``extra`` goes inside the parentheses.
+
+    Examples:
+        >>> ce_axis("token", ", log scale"), ce_axis("word"), ce_axis("byte", ", log")
+        ('per-token CE (nats, log scale)', 'CE per word (nats)', 'CE per byte (nats per byte, log)')
+    """
+    return _UNIT_TEXT[unit]["axis"].format(extra)
+
+
+def plot_title(kind: str, unit: str, scored: str, by: str | None = None, task: str | None = None) -> str:
+    """The title of a plot ``kind`` (``ecdf``, ``trajectory``, …) of ``scored`` (:func:`what_was_scored`) in ``unit``.
+
+    Examples:
+        >>> plot_title("ecdf", "token", "a on val.jsonl"), plot_title("bands", "word", "a on val.jsonl", by="domain")
+        ('CE distribution of a on val.jsonl', 'Mass in per-word CE bands by domain of a on val.jsonl')
+    """
+    ce, big = unit_text(unit, "ce"), unit_text(unit, "CE")
+    which = "" if unit == "token" else f"{ce} "
+    of = f" by {by} of {scored}" if by else f" of {scored}"
+    titles = {
+        "ecdf": f"{big} distribution{of}",
+        "trajectory": ("Summaries" if unit == "token" else f"{big} summaries") + f" over training of {scored}",
+        "concord": f"Concordance of {which}summaries across {scored}",
+        "agreement": f"Agreement of {ce} summaries with {task} across {scored}",
+        "shape": f"Standardized {which}percentile profiles{of}",
+        "bands": f"Mass in {ce} bands{of}",
+    }
+    return titles[kind]
+
+
+def summary_label(name: str, unit: str = "token") -> str:
     """Axis label of a summary, with its unit.
 
     Args:
         name: A summary name (``mean``, ``p95``, ``z95``, ``ppl``, ``top1`` …).
+        unit: The distribution summarized: ``token``, ``word`` or ``byte``.
 
     Returns:
         The label.
@@ -195,6 +245,8 @@ def summary_label(name: str) -> str:
     Examples:
         >>> summary_label("p95"), summary_label("z95"), summary_label("top1")
         ('p95 of per-token CE (nats)', 'z95 = (p95 − p50) / IQR', 'top-1 accuracy (fraction of targets)')
+        >>> summary_label("mean", "byte"), summary_label("ppl", "word")
+        ('mean of CE per byte (nats per byte)', 'perplexity exp(mean CE per word)')
     """
     from pctce_cli.stats.summaries import parse_summary_name
 
@@ -202,7 +254,7 @@ def summary_label(name: str) -> str:
     if p.kind == "z":
         return f"{p.name} = (p{p.name[1:]} − p50) / IQR"
     if p.kind == "ppl":
-        return "perplexity exp(mean CE)"
+        return "perplexity exp(mean CE)" if unit == "token" else f"perplexity exp(mean CE per {unit})"
     if p.kind == "top1":
         return "top-1 accuracy (fraction of targets)"
-    return f"{p.name} of per-token CE (nats)"
+    return f"{p.name} of {ce_axis(unit)}"

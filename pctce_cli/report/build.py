@@ -13,6 +13,21 @@ from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, s
 
 # ---------------------------------------------------------------- building
 
+# what the report's numbers are, per unit (SPEC §8), for its introduction
+UNIT_INTRO = {
+    "token": "Per-token cross-entropy in nats; percentiles are type-7 (linear).",
+    "word": (
+        "Per-word cross-entropy in nats per word (SPEC §8): a word is a maximal run of non-whitespace characters and "
+        "its CE is the sum of its tokens' CE, so checkpoints with different tokenizers on the same data have the same "
+        "words; percentiles are type-7 (linear) over the words."
+    ),
+    "byte": (
+        "Per-byte cross-entropy in nats per byte (SPEC §8): each token's CE is spread evenly over its UTF-8 bytes, so "
+        "checkpoints with different tokenizers on the same data have the same bytes; percentiles are type-7 (linear) "
+        "over the bytes, each token weighted by its byte count; bpb = mean / ln 2."
+    ),
+}
+
 
 def _short(fp) -> str | None:
     return str(fp)[:12] if fp else None
@@ -156,31 +171,40 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence
     Only the arrays of the checkpoints whose tail is shown are kept (the ones
     ``--tail-checkpoint`` names, else the lowest mean CE so far), so memory
     stays at about two checkpoints. With ``options.subsets.keep`` every number is
-    of the kept documents; each of ``fields`` splits the arrays by subset.
+    of the kept documents; each of ``fields`` splits the arrays by subset. With
+    ``options.unit`` word or byte the partition's words and bytes are read
+    instead (:func:`pctce_cli.store.load_units`), and every number is of them.
     """
     from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 
     from pctce_cli.analysis.summary import checkpoint_row, table_percentiles
-    from pctce_cli.store import load_scores
+    from pctce_cli.analysis.units import unit_rows
+    from pctce_cli.store import load_scores, load_units
 
+    unit = options.unit
     wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
     table_qs = table_percentiles(needed)
-    m = Measured([], [], [], {}, SubsetMeasures(fields), [])
+    m = Measured([], [], [], {}, SubsetMeasures(fields, unit), [])
     keep = options.subsets if options.subsets is not None and options.subsets.keep else NO_SUBSETS
     keep = Subsets(keep.field, split=False, keep=keep.keep) if keep.active else keep
     best = None
     for c in cks:
-        s, notes = keep_view(c, load_scores(c.root, c.partition), keep)
+        s, notes = keep_view(c, load_scores(c.root, c.partition) if unit == "token" else load_units(c.root, c.partition, unit), keep)
         m.notes += notes
         m.subsets.add(c, s, options.percentiles, options.edges)
-        m.rows.append(checkpoint_row(c, s, options.percentiles))
-        m.table.append(checkpoint_row(c, s, table_qs, only=needed))
-        m.dists.append(plot.distribution(c.id, s.ce, options.edges))
+        if unit == "token":
+            m.rows.append(checkpoint_row(c, s, options.percentiles))
+            m.table.append(checkpoint_row(c, s, table_qs, only=needed))
+        else:
+            m.rows += unit_rows(c, options.percentiles, unit, scores=s)[0]
+            m.table += unit_rows(c, table_qs, unit, scores=s)[0]
+        m.dists.append(plot.unit_distribution(c.id, s, options.edges, unit))
+        kept = s if unit == "token" else None  # the word tail reads the words it lists itself
         if c.id in wanted:
-            m.tail[c.id] = s
+            m.tail[c.id] = kept
         elif options.tail_top > 0 and not options.tail_checkpoints and _lower(m.rows[-1]["mean"], best):
             best = m.rows[-1]["mean"]
-            m.tail = {c.id: s}
+            m.tail = {c.id: kept}
     return m
 
 
@@ -193,17 +217,27 @@ def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
     """Highest-CE targets of the chosen checkpoints, decoded when tokenizer and data are still there."""
     from pctce_cli.tail import run_tail
 
-    sec = Section("tail", "Tail examples")
+    sec = Section("tail", "Tail examples" + (" (highest-CE words)" if options.unit == "word" else ""))
     if options.tail_top <= 0:
         sec.blocks.append(Text("Tail examples were not requested (--tail-top 0)."))
+        return sec
+    if options.unit == "byte":
+        sec.blocks.append(
+            Text(
+                "Tail examples list targets or words: a byte's CE is its token's spread evenly over the token's bytes, "
+                "so a byte has no example of its own. The highest-CE words are in the report with --unit word "
+                "(or pctce tail CHECKPOINT --unit word)."
+            )
+        )
         return sec
     picked = [c for c in cks if c.id in measured.tail]
     if options.tail_checkpoints:
         picked = _pick_tail(cks, options.tail_checkpoints)
     else:
-        sec.blocks.append(Text(f"The highest-CE targets of {picked[0].id}, the checkpoint with the lowest mean CE (choose others with --tail-checkpoint)."))
+        what = "targets" if options.unit == "token" else "words"
+        sec.blocks.append(Text(f"The highest-CE {what} of {picked[0].id}, the checkpoint with the lowest mean {plot.unit_text(options.unit, 'ce')} (choose others with --tail-checkpoint)."))
     for c in picked:
-        kw = dict(store=c.root, top=options.tail_top, context=options.context, scores=measured.tail[c.id])
+        kw = dict(store=c.root, top=options.tail_top, context=options.context, scores=measured.tail.get(c.id), unit=options.unit)
         try:
             rep = run_tail(c.partition, **kw)
             lost = None
@@ -242,6 +276,10 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         raise UsageError("no checkpoints selected")
     if options.tail_top > 0 and options.tail_checkpoints:
         _pick_tail(cks, options.tail_checkpoints)  # a bad glob fails before any work
+    from pctce_cli.analysis.units import check_unit, check_unit_summaries
+
+    unit = check_unit(options.unit)
+    check_unit_summaries(options.set_, unit, "--set")
     ids = [c.id for c in cks]
     if options.vs is not None and options.vs not in ids:
         raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
@@ -265,16 +303,18 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     sections = [scored_section(cks)]
 
     # summaries, the distributions and the trajectories
-    sec = Section("summaries", "Summaries")
-    sec.blocks += _report_blocks(summary_report(cks, options.percentiles, vs=options.vs, rows=measured.rows))
+    per = "" if unit == "token" else f" (per {unit})"
+    ce, big = plot.unit_text(unit, "ce"), plot.unit_text(unit, "CE")
+    sec = Section("summaries", "Summaries" + per)
+    sec.blocks += _report_blocks(summary_report(cks, options.percentiles, vs=options.vs, rows=measured.rows, unit=unit))
     dists = measured.dists
-    add(sec, plots.image("ecdf", "CE distributions (ECDF and histogram, log CE axis; ◆/dashed = mean, ●/dotted = median)", lambda: plot.ecdf_figure(dists, colors, f"CE distribution of {scored}")))
+    add(sec, plots.image("ecdf", f"{big} distributions (ECDF and histogram, log CE axis; ◆/dashed = mean, ●/dotted = median)", lambda: plot.ecdf_figure(dists, colors, plot.plot_title("ecdf", unit, scored))))
     add(
         sec,
         plots.image(
             "trajectory",
-            "Trajectory of mean, p50 and p95 over training" + (f" against {options.vs}" if options.vs else ""),
-            lambda: plot.trajectory_figure(measured.table, traj, {c.id: plot.run_of(c) for c in cks}, options.vs, colors, f"Summaries over training of {scored}"),
+            f"Trajectory of mean, p50 and p95{'' if unit == 'token' else ' of ' + ce} over training" + (f" against {options.vs}" if options.vs else ""),
+            lambda: plot.trajectory_figure(measured.table, traj, {c.id: plot.run_of(c) for c in cks}, options.vs, colors, plot.plot_title("trajectory", unit, scored), unit),
         ),
     )
     sections.append(sec)
@@ -285,7 +325,7 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         sections.append(subset_section(cks, measured.subsets, options.percentiles, plots, colors, scored, field_notes + kept))
 
     # concordance and its reading
-    sec = Section("concordance", "Concordance")
+    sec = Section("concordance", "Concordance" + per)
     if len(cks) < 2:
         sec.blocks.append(Text("Concordance needs at least 2 checkpoints."))
     else:
@@ -299,26 +339,33 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         # tied-pair tables that hold only zeros say nothing; C_S's table counts ties anyway
         rep.sections = [(t, rows) for t, rows in rep.sections if not (t.startswith("Tied pairs") and _all_zero(rows))]
         sec.blocks += _report_blocks(rep)
-        add(sec, plots.image("concord", "Concordance matrix C(s, s') per group", lambda: plot.concord_figure(table, summaries, list(options.set_), f"Concordance of summaries across {scored}")))
+        add(sec, plots.image("concord", "Concordance matrix C(s, s') per group", lambda: plot.concord_figure(table, summaries, list(options.set_), plot.plot_title("concord", unit, scored))))
     sections.append(sec)
 
     # selection rules and task agreement
-    sec = Section("selection", "Selection rules")
+    sec = Section("selection", "Selection rules" + per)
     sec.blocks += _report_blocks(
         select_report(table, summaries, options.task, options.higher_is_better, agreement if task_col else None)
     )
     if task_col is None:
         sec.blocks.append(Text("No task metric given: pass --meta FILE --task COLUMN to add regret and the agreement of each summary with the task."))
     else:
-        add(sec, plots.image("agreement", f"Agreement of each CE percentile with {options.task}", lambda: plot.agreement_figure(table, task_col, options.higher_is_better, f"Agreement of CE summaries with {options.task} across {scored}")))
+        add(
+            sec,
+            plots.image(
+                "agreement",
+                f"Agreement of each {ce} percentile with {options.task}",
+                lambda: plot.agreement_figure(table, task_col, options.higher_is_better, plot.plot_title("agreement", unit, scored, task=options.task), unit),
+            ),
+        )
     sections.append(sec)
 
     # shape
-    sec = Section("shape", "Shape")
+    sec = Section("shape", "Shape" + per)
     edges = options.edges or DEFAULT_EDGES
-    sec.blocks += _report_blocks(shape_tables(cks, [d.bands for d in dists], [d.profile for d in dists], edges))
-    add(sec, plots.image("shape", "Standardized percentile profiles", lambda: plot.shape_figure(dists, colors, f"Standardized percentile profiles of {scored}")))
-    add(sec, plots.image("bands", "Mass in CE bands", lambda: plot.bands_figure(dists, options.edges, colors, f"Mass in CE bands of {scored}")))
+    sec.blocks += _report_blocks(shape_tables(cks, [d.bands for d in dists], [d.profile for d in dists], edges, unit))
+    add(sec, plots.image("shape", "Standardized percentile profiles" + per, lambda: plot.shape_figure(dists, colors, plot.plot_title("shape", unit, scored))))
+    add(sec, plots.image("bands", f"Mass in {ce} bands", lambda: plot.bands_figure(dists, options.edges, colors, plot.plot_title("bands", unit, scored))))
     sections.append(sec)
 
     sections.append(tail_section(cks, measured, options))
@@ -327,12 +374,12 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
 
     intro = [
         f"{len(cks)} checkpoint(s) scored on {plot.data_names(cks)}: {', '.join(ids[:12])}{' …' if len(ids) > 12 else ''}.",
-        f"Per-token cross-entropy in nats; percentiles are type-7 (linear). Made by pctce {__version__}.",
+        UNIT_INTRO[unit] + f" Made by pctce {__version__}.",
     ]
     if plots.missing:
         intro.append(f"No plots: {plots.missing}.")
     if options.subsets is not None and options.subsets.keep:
         intro.append(f"Only documents of subset {options.subsets.describe()} (--subset): every number is of those documents.")
-    return ReportDoc(f"pctce report: {scored}", intro, sections, warnings)
+    return ReportDoc(f"pctce report: {scored}" + ("" if unit == "token" else f", per {unit}"), intro, sections, warnings)
 
 

@@ -90,6 +90,9 @@ class ReportOptions:
         subsets: ``--by``/``--subset`` (:class:`pctce_cli.analysis.subsets.Subsets`):
             ``by`` picks the subset section's field (default every stored one),
             ``keep`` restricts the whole report to those documents.
+        unit: ``token``, ``word`` or ``byte`` (SPEC §8): every table and plot is
+            of that unit's distribution; the tail lists words with ``word`` and
+            nothing with ``byte``.
     """
 
     percentiles: Sequence[float] = DEFAULT_PERCENTILES
@@ -105,5 +108,6 @@ class ReportOptions:
     disagree: float = 0.6
     dpi: int = 110
     subsets: object = None  # Subsets, or None: the stored subset fields, every document
+    unit: str = "token"
 
 

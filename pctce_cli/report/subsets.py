@@ -31,38 +31,53 @@ def report_fields(cks, by: str | None) -> tuple[list[str], list[str]]:
 
 
 def keep_view(c, s, keep: Subsets):
-    """``--subset``: the checkpoint's arrays restricted to the kept documents (unchanged without it)."""
-    from pctce_cli.compare import scores_view
-
+    """``--subset``: the checkpoint's arrays (tokens, or words and bytes) restricted to the kept documents (unchanged without it)."""
     if not keep.active:
         return s, []
     parts, notes = split_scores(c.id, s.doc, s.docs, keep)
-    return scores_view(s, parts[0]), [f"{c.id}: {n}" for n in notes]
+    return _view(s, parts[0]), [f"{c.id}: {n}" for n in notes]
+
+
+def _view(s, part):
+    """One subset's rows of loaded :class:`~pctce_cli.store.Scores` or :class:`~pctce_cli.store.UnitScores`."""
+    from dataclasses import replace
+
+    from pctce_cli.compare import scores_view
+    from pctce_cli.store import UnitScores
+
+    if not isinstance(s, UnitScores):
+        return scores_view(s, part)
+    return replace(s, doc=part.take(s.doc), ce=part.take(s.ce), nbytes=part.take(s.nbytes), word=part.take(s.word), docs=part.docs)
 
 
 class SubsetMeasures:
     """Per field: the summary rows per checkpoint and subset, each subset's distributions, and notes."""
 
-    def __init__(self, fields: Sequence[str]):
+    def __init__(self, fields: Sequence[str], unit: str = "token"):
         self.fields = list(fields)
+        self.unit = unit
         self.rows: dict[str, list[dict]] = {f: [] for f in fields}
         self.panels: dict[str, dict] = {f: {} for f in fields}  # field -> subset -> [Distribution]
         self.notes: dict[str, list[str]] = {f: [] for f in fields}
 
     def add(self, c, s, percentiles, edges) -> None:
-        """Split one checkpoint's loaded arrays by every field and measure each subset."""
+        """Split one checkpoint's loaded arrays (tokens, or words and bytes) by every field and measure each subset."""
         from pctce_cli import plot
         from pctce_cli.analysis.summary import checkpoint_row
-        from pctce_cli.compare import scores_view
+        from pctce_cli.analysis.units import unit_rows
+        from pctce_cli.errors import DataError
 
         for f in self.fields:
             parts, notes = split_scores(c.id, s.doc, s.docs, Subsets(f, split=True))
             self.notes[f] += [f"{c.id}: {n}" for n in notes]
             for p in parts:
-                view = scores_view(s, p)
-                row = checkpoint_row(c, view, percentiles)
+                view = _view(s, p)
+                row = checkpoint_row(c, view, percentiles) if self.unit == "token" else unit_rows(c, percentiles, self.unit, scores=view)[0][0]
                 self.rows[f].append({"checkpoint": row.pop("checkpoint"), "step": row.pop("step"), "group": row.pop("group"), "subset": p.label, **row})
-                self.panels[f].setdefault(p.label, []).append(plot.distribution(c.id, view.ce, edges))
+                try:
+                    self.panels[f].setdefault(p.label, []).append(plot.unit_distribution(c.id, view, edges, self.unit))
+                except DataError:  # a subset whose targets are all in no word or byte: no panel line
+                    pass
 
 
 def _safe(name: str) -> str:
@@ -74,17 +89,19 @@ def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: s
     from pctce_cli import plot
     from pctce_cli.analysis.summary import merge_notes, summary_report
 
-    sec = Section(*SUBSET_SECTION)
+    unit = m.unit
+    what = "targets" if unit == "token" else f"{unit}s"
+    sec = Section(SUBSET_SECTION[0], SUBSET_SECTION[1] + ("" if unit == "token" else f" (per {unit})"))
     sec.blocks.append(
         Text(
-            "Every target belongs to its document's subset; a subset's summaries are SPEC §2's over its documents' targets, "
-            "and macro_mean is the unweighted mean over subsets of their mean CE (SPEC §7)."
+            f"Every target belongs to its document's subset; a subset's summaries are SPEC §2's over its documents' {what}, "
+            f"and macro_mean is the unweighted mean over subsets of their mean {plot.unit_text(unit, 'ce')} (SPEC §7)."
         )
     )
     if intro:
         sec.blocks.append(Notes(list(intro)))
     for f in m.fields:
-        rep = summary_report(cks, percentiles, rows=m.rows[f], subsets=Subsets(f, split=True))
+        rep = summary_report(cks, percentiles, rows=m.rows[f], subsets=Subsets(f, split=True), unit=unit)
         sec.blocks += [Table(title, rows) for title, rows in rep.sections]
         panels = sorted(m.panels[f].items(), key=lambda kv: str(kv[0]))
         panels, more = plot.cap_panels(panels, f)
@@ -94,8 +111,8 @@ def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: s
         if panels:
             img = plots.image(
                 f"subsets-{_safe(f)}",
-                f"CE distribution per subset of {f} (ECDF, log CE axis; ◆ = mean), one panel per subset",
-                lambda panels=panels, f=f: plot.subset_ecdf_figure(panels, f, colors, f"CE distribution by {f} of {scored}"),
+                f"{plot.unit_text(unit, 'CE')} distribution per subset of {f} (ECDF, log CE axis; ◆ = mean), one panel per subset",
+                lambda panels=panels, f=f: plot.subset_ecdf_figure(panels, f, colors, plot.plot_title("ecdf", unit, scored, by=f)),
             )
             if img is not None:
                 sec.blocks.append(img)

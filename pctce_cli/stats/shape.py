@@ -213,27 +213,50 @@ def group_distance_summary(distances: pd.DataFrame, groups) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group_a", "group_b", "n_pairs", "mean_distance"])
 
 
-def ecdf_points(ce, n_points: int = 200) -> pd.DataFrame:
+def ecdf_points(ce, n_points: int = 200, weights=None) -> pd.DataFrame:
     """A downsampled empirical CDF for plotting, evenly spaced in probability.
 
     Takes the order statistics at ``n_points`` evenly spaced ranks (first
     and last included) and the exact ECDF there, ``#(ce ≤ x) / N``;
     repeated points (ties) are dropped.
 
+    With ``weights`` (non-negative integers) the ECDF is that of the multiset in
+    which ``ce[i]`` occurs ``weights[i]`` times (the byte distribution), found
+    from cumulative weights without expanding it: the result equals
+    ``ecdf_points(np.repeat(ce, weights), n_points)`` exactly.
+
     Example:
         >>> ecdf_points([3.0, 1.0, 2.0, 4.0], n_points=3).values.tolist()
         [[1.0, 0.25], [3.0, 0.75], [4.0, 1.0]]
+        >>> ecdf_points([1.0, 3.0], n_points=3, weights=[3, 1]).values.tolist()
+        [[1.0, 0.75], [3.0, 1.0]]
     """
     import pandas as pd
 
     arr = as_ce(ce)
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
         raise UsageError(f"n_points must be an integer >= 2, got {n_points!r}")
-    if arr.size == 0:
+    if weights is None:
+        x = np.sort(arr)
+        total = x.size
+        cum = None
+    else:
+        w = np.asarray(weights)
+        if w.shape != arr.shape or (w.size and (not np.issubdtype(w.dtype, np.integer) or w.min() < 0)):
+            raise UsageError("weights must be non-negative integers, one per value")
+        order = np.argsort(arr, kind="stable")
+        x, cum = arr[order], np.cumsum(w[order].astype(np.int64))
+        total = int(cum[-1]) if cum.size else 0
+    if total == 0:
         return pd.DataFrame({"ce": np.zeros(0), "cdf": np.zeros(0)})
-    x = np.sort(arr)
-    idx = np.unique(np.round(np.linspace(0, x.size - 1, n_points)).astype(np.int64))
-    vals = x[idx].astype(np.float64)
-    cdf = np.searchsorted(x, x[idx], side="right") / x.size
-    out = pd.DataFrame({"ce": vals, "cdf": cdf}).drop_duplicates(ignore_index=True)
+    ranks = np.unique(np.round(np.linspace(0, total - 1, n_points)).astype(np.int64))
+    if cum is None:
+        at = x[ranks]
+        below = np.searchsorted(x, at, side="right")
+    else:
+        # the k-th smallest expanded value is the first value whose cumulative weight exceeds k;
+        # #(values <= x) is the cumulative weight of the last value <= x
+        at = x[np.searchsorted(cum, ranks, side="right")]
+        below = cum[np.searchsorted(x, at, side="right") - 1]
+    out = pd.DataFrame({"ce": at.astype(np.float64), "cdf": below / total}).drop_duplicates(ignore_index=True)
     return out
