@@ -11,6 +11,7 @@ Transformers is imported only when decoding; no torch import here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -313,12 +314,13 @@ def run_tail(
     return report
 
 
-def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, decode: bool = True) -> Report:
+def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, decode: bool = True, only_docs=None) -> Report:
     """The highest-CE words of a checkpoint, each with its tokens (and, with ``vs``, the other checkpoint's).
 
     Words are the same under every tokenizer of the same data (SPEC §8), so
     ``vs`` may be a checkpoint with another tokenizer: each row shows how both
-    split the word and what it cost each.
+    split the word and what it cost each. ``only_docs``: the words of these
+    documents only (``pctce report --subset``).
 
     Raises:
         UsageError: a checkpoint without byte spans and words.
@@ -339,6 +341,9 @@ def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, 
     words = [word_scores(c) for c in sides]
     if vs is not None:
         check_words_aligned(words[0], words[1], name, o_name)
+    if only_docs is not None:
+        keep = np.isin(words[0].doc, np.asarray(only_docs))
+        words = [replace(x, doc=x.doc[keep], pos=x.pos[keep], ce=x.ce[keep]) for x in words]
     w = words[0]
     if len(w.ce) == 0:
         raise DataError(f"'{name}' holds no words")

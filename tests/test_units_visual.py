@@ -276,6 +276,19 @@ def test_report_tables_and_plots_are_the_units(store, meta, unit):
         assert not any(isinstance(b, Table) for b in tail)
 
 
+def test_report_subset_keeps_its_words_in_every_table_and_the_tail(store):
+    from pctce_cli.analysis.subsets import resolve_subsets
+    from pctce_cli.report import ReportOptions, Table, build_report
+
+    cks = cks_of(store, "word")
+    doc = build_report(cks, ReportOptions(unit="word", subsets=resolve_subsets(cks, None, ["code"]), tail_top=50))
+    tables = {b.title: b.rows for s in doc.sections for b in s.blocks if isinstance(b, Table)}
+    code_words = sum(len(TEXTS[k].split()) for k in (1, 3))
+    assert {r["words"] for r in tables["Per-word CE summaries (nats per word)"]} == {code_words}
+    (tail,) = [rows for title, rows in tables.items() if title.startswith("Highest-CE words of ")]
+    assert len(tail) == code_words and {r["doc"] for r in tail} == {1, 3}
+
+
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_report_cli_across_tokenizers(store, meta, tmp_path, unit):
     out = tmp_path / "r.html"

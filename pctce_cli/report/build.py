@@ -199,7 +199,8 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence
             m.rows += unit_rows(c, options.percentiles, unit, scores=s)[0]
             m.table += unit_rows(c, table_qs, unit, scores=s)[0]
         m.dists.append(plot.unit_distribution(c.id, s, options.edges, unit))
-        kept = s if unit == "token" else None  # the word tail reads the words it lists itself
+        # the word tail reads the words it lists itself: it needs only the kept documents (--subset)
+        kept = s if unit == "token" else (s.docs["doc"].to_numpy() if keep.active else None)
         if c.id in wanted:
             m.tail[c.id] = kept
         elif options.tail_top > 0 and not options.tail_checkpoints and _lower(m.rows[-1]["mean"], best):
@@ -215,7 +216,7 @@ def _lower(mean: float, best: float | None) -> bool:
 
 def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
     """Highest-CE targets of the chosen checkpoints, decoded when tokenizer and data are still there."""
-    from pctce_cli.tail import run_tail
+    from pctce_cli.tail import run_tail, word_tail
 
     sec = Section("tail", "Tail examples" + (" (highest-CE words)" if options.unit == "word" else ""))
     if options.tail_top <= 0:
@@ -237,12 +238,20 @@ def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
         what = "targets" if options.unit == "token" else "words"
         sec.blocks.append(Text(f"The highest-CE {what} of {picked[0].id}, the checkpoint with the lowest mean {plot.unit_text(options.unit, 'ce')} (choose others with --tail-checkpoint)."))
     for c in picked:
-        kw = dict(store=c.root, top=options.tail_top, context=options.context, scores=measured.tail.get(c.id), unit=options.unit)
+        if options.unit == "word":  # measured.tail holds the kept documents (--subset), or None for all
+
+            def tail(decode: bool = True, c=c):
+                return word_tail(c.partition, c.root, options.tail_top, None, decode=decode, only_docs=measured.tail.get(c.id))
+        else:
+
+            def tail(decode: bool = True, c=c):
+                return run_tail(c.partition, store=c.root, top=options.tail_top, context=options.context, scores=measured.tail[c.id], decode=decode)
+
         try:
-            rep = run_tail(c.partition, **kw)
+            rep = tail()
             lost = None
         except PctceError as e:
-            rep = run_tail(c.partition, decode=False, **kw)
+            rep = tail(decode=False)
             reason = str(e).split("; pass ")[0]  # the tail command's own options do not apply here
             lost = f"The text of {c.id}'s tail is not shown, only token ids: {reason}."
         for title, rows in rep.sections:
