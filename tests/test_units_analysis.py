@@ -221,3 +221,10 @@ def test_tail_lists_the_worst_words_with_both_tokenizations(store):
             assert r[key].count("|") + 1 == int(((u.doc == r["doc"]) & (u.word == r["word"])).sum())
         assert r["Δ vs"] == pytest.approx(r["ce vs"] - r["ce"], rel=1e-12)
     assert doc_of is not None and sorted(wb.tolist()) != sorted(wa.tolist())
+
+
+def test_top1_is_refused_in_words_and_bytes(store):
+    for unit in ("word", "byte"):
+        r = run("concord", store, "--unit", unit, "--set", "mean,top1")
+        assert r.exit_code == 2, r.output
+        assert r.output.strip() == f"Error: summary top1 with --unit {unit}: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use --unit token"

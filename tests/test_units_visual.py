@@ -358,7 +358,7 @@ def no_spans(tmp_path_factory, tiny_ckpt, one_thread):
     manifest.write_text(json.dumps(m), encoding="utf-8")
     return {
         "old": (base / "old", f"it was scored before pctce recorded byte spans and words); re-score it with 'pctce score … --out {base / 'old'} --force'"),
-        "off": (base / "off", f"{tiny_ckpt}: byte spans and words were turned off); re-score it with a fast tokenizer (--tokenizer)"),
+        "off": (base / "off", f"{tiny_ckpt}: byte spans and words were turned off); re-score it with 'pctce score … --out {base / 'off'} --force'"),
     }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
-from pctce_cli.analysis.units import empty_note, unit_rows, unit_title
+from pctce_cli.analysis.units import check_unit_summaries, empty_note, unit_rows, unit_title
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
@@ -445,5 +445,5 @@ def summaries_table(
         if "group" not in df.columns:
             df["group"] = None
         return df.reset_index(drop=True)
-    rows = summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes, unit=unit)
-    return rows_table(cks, rows, meta_columns)
+    check_unit_summaries(needed, unit, "summary")  # top1 has no word or byte form
+    return rows_table(cks, summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes, unit=unit), meta_columns)

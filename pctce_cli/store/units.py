@@ -58,11 +58,12 @@ def require_units(manifest: dict, unit: str, root: str | Path) -> None:
         return
     reason = units_unavailable(manifest)
     if reason is not None:
-        remedy = (
-            f"re-score it with 'pctce score … --out {root} --force'"
-            if "units" not in manifest
-            else "re-score it with a fast tokenizer (--tokenizer)"
-        )
+        if "slow tokenizer" in reason:
+            remedy = "re-score it with a fast tokenizer (--tokenizer)"
+        elif "chat template" in reason:
+            remedy = "score chat data with a template that renders the messages verbatim"
+        else:  # scored before spans were recorded, or with them turned off: scoring again records them
+            remedy = f"re-score it with 'pctce score … --out {root} --force'"
         raise UsageError(
             f"--unit {unit}: checkpoint '{manifest.get('id')}' in {root} has no byte spans and words "
             f"({reason}); {remedy}, or use --unit token",
