@@ -16,7 +16,7 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
-from pctce_cli.analysis.units import check_unit_ci, empty_note, unit_rows, unit_title
+from pctce_cli.analysis.units import empty_note, unit_rows, unit_title
 from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
@@ -123,7 +123,6 @@ def checkpoint_rows(
             )
         if unit == "token":
             return [streamed_row(ck, percentiles, ci=ci, only=only)], []
-        check_unit_ci(unit, ci)  # bytes have no intervals at any size
         refuse_streamed_ci(ck, ci)
         return [streamed_unit_row(ck, percentiles, unit)], []
     if unit != "token":
