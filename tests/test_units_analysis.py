@@ -12,6 +12,7 @@ import pytest
 from pctce_cli.store import load_units
 
 from .cli import run, run_json
+from .units_fixtures import two_tokenizers, write_jsonl
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -26,13 +27,9 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, one_thread):
     """Two checkpoints with different tokenizers (vocabularies 320 and 500) scored on the same data."""
-    from pctce_cli.testing import make_gpt2, make_tokenizer
-
     root = tmp_path_factory.mktemp("units")
-    make_gpt2(root / "small", tokenizer=make_tokenizer(320), seed=0)
-    make_gpt2(root / "large", tokenizer=make_tokenizer(500), seed=1)
-    data = root / "val.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "domain": "code" if k in (1, 3) else "prose"}) + "\n" for k, t in enumerate(TEXTS)), encoding="utf-8")
+    two_tokenizers(root)
+    data = write_jsonl(root / "val.jsonl", [{"text": t, "domain": "code" if k in (1, 3) else "prose"} for k, t in enumerate(TEXTS)])
     out = root / "scores"
     r = run("score", root / "small", root / "large", "--data", data, "--out", out, "--quiet", "--max-length", 16, "--subset-field", "domain")
     assert r.exit_code == 0, r.output

@@ -17,6 +17,7 @@ import numpy as np
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import check_unit_summaries, empty_note, unit_rows, unit_title
+from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
@@ -103,7 +104,8 @@ def checkpoint_rows(
     """One checkpoint's summary rows: one row, or one per subset (``subset`` column) with ``subsets.split``.
 
     With ``unit`` ``word`` or ``byte`` the rows summarize that unit's
-    distribution (:func:`pctce_cli.analysis.units.unit_rows`, SPEC §8).
+    distribution (:func:`pctce_cli.analysis.units.unit_rows`, SPEC §8), streamed
+    above :func:`stream_above` targets (:func:`~pctce_cli.analysis.units_stream.streamed_unit_row`).
 
     The partition is read once; each subset's row is :func:`checkpoint_row` on
     that subset's targets and documents (SPEC §7), so its bootstrap resamples
@@ -113,19 +115,16 @@ def checkpoint_rows(
         ``(rows, notes)``; notes say which subsets were left out and why.
     """
     if int(ck.manifest.get("targets") or 0) > stream_above():
-        if unit != "token":
-            raise UsageError(
-                f"--unit {unit}: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
-                "that are summarized in memory, and word and byte units are not streamed yet; raise PCTCE_STREAM_ABOVE "
-                "on a machine with about 24 bytes of memory per target"
-            )
         if subsets.active:
             raise UsageError(
                 f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
                 "that are summarized in memory, and subsets are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine "
                 "with about 24 bytes of memory per target"
             )
-        return [streamed_row(ck, percentiles, ci=ci, only=only)], []
+        if unit == "token":
+            return [streamed_row(ck, percentiles, ci=ci, only=only)], []
+        refuse_streamed_ci(ck, ci)
+        return [streamed_unit_row(ck, percentiles, unit)], []
     if unit != "token":
         return unit_rows(ck, percentiles, unit, subsets, ci=ci, **kw)
     cols = columns_for(only, ci)
@@ -170,36 +169,36 @@ def streamed_row(ck: Checkpoint, percentiles: Sequence[float], ci: float | None 
         StoreError: a missing or damaged shard (named).
     """
     from pctce_cli.stats.row import assemble_row
-    from pctce_cli.stats.streaming import StreamingSummary
+    from pctce_cli.stats.streaming import DocSums, StreamingSummary
 
-    n = int(ck.manifest.get("targets") or 0)
-    if ci is not None:
-        raise UsageError(
-            f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory "
-            f"(about {n * 24 / 2**30:.0f} GiB), and checkpoints above {stream_above():,} targets are summarized "
-            "in bounded memory instead: drop --ci (the summaries stay exact), or raise PCTCE_STREAM_ABOVE on a machine with that memory"
-        )
+    refuse_streamed_ci(ck, ci)
     cols = columns_for(only)
     docs = load_docs(ck.root, ck.partition)
     want_doc = "doc" in cols and docs is not None
-    size = int(np.max(docs["doc"])) + 1 if want_doc and len(docs) else 0
-    nll, hits = np.zeros(size), np.zeros(size, dtype=np.int64)
+    sums = DocSums(int(np.max(docs["doc"])) + 1 if want_doc and len(docs) else 0)
     summary = StreamingSummary(percentiles)
     for batch in iter_token_batches(ck.root, ck.partition, cols):
         summary.update(batch["ce"], batch.get("rank"))
         if want_doc:  # targets are stored sorted by document: sum each run of one document
-            doc = batch["doc"]
-            starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]]) if doc.size else np.zeros(0, np.intp)
-            ids = doc[starts].astype(np.intp)
-            np.add.at(nll, ids, np.add.reduceat(batch["ce"].astype(np.float64), starts) if doc.size else 0.0)
-            np.add.at(hits, ids, np.diff(np.r_[starts, doc.size]))
+            sums.update(batch["doc"], batch["ce"])
     summary.plan()
     for batch in iter_token_batches(ck.root, ck.partition, ("ce",), verify=False):  # verified by the first pass
         summary.collect(batch["ce"])
-    ids = np.flatnonzero(hits)
     row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
-    row.update(assemble_row(summary.compute(), docs, (ids, nll[ids]) if want_doc else None))
+    row.update(assemble_row(summary.compute(), docs, sums.compute() if want_doc else None))
     return row
+
+
+def refuse_streamed_ci(ck: Checkpoint, ci: float | None) -> None:
+    """Raise :class:`UsageError` for ``--ci`` on a streamed checkpoint: the bootstrap needs every target in memory."""
+    if ci is None:
+        return
+    n = int(ck.manifest.get("targets") or 0)
+    raise UsageError(
+        f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory "
+        f"(about {n * 24 / 2**30:.0f} GiB), and checkpoints above {stream_above():,} targets are summarized "
+        "in bounded memory instead: drop --ci (the summaries stay exact), or raise PCTCE_STREAM_ABOVE on a machine with that memory"
+    )
 
 
 def analysis_workers() -> int:

@@ -117,23 +117,38 @@ def unit_rows(
     for part in parts:
         ce, doc, word, nb = part.take(u.ce), part.take(u.doc), part.take(u.word), part.take(u.nbytes)
         summ = summarize(ce, None, percentiles=percentiles, unit=unit, doc=doc, word=word, nbytes=nb)
-        summ.pop("top1", None)  # rank belongs to tokens
-        count = int(summ["n"])
-        summ["n"] = int(ce.size)
         sums = None
         if pooled is not None:
             keep = np.isin(pooled[0], np.asarray(part.docs["doc"]))
             sums = (pooled[0][keep], pooled[1][keep])
-        body = assemble_row(summ, part.docs, sums)
-        row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
-        if subsets.split:
-            row["subset"] = part.label
-        row.update({"targets": body.pop("targets"), f"{unit}s": count, "empty": int(np.count_nonzero((word < 0) if unit == "word" else (nb == 0)))})
-        row.update(body)
+        empty = int(np.count_nonzero((word < 0) if unit == "word" else (nb == 0)))
+        row = unit_row(ck, unit, summ, int(ce.size), empty, part.docs, sums, {"subset": part.label} if subsets.split else {})
         if ci is not None:
             row.update(_unit_intervals(ce, doc, word, nb, unit, percentiles, ci, **kw))
         rows.append(row)
     return rows, [f"{ck.id}: {n}" for n in notes]
+
+
+def unit_row(ck, unit: str, summ: dict, targets: int, empty: int, docs, sums, extra: dict | None = None) -> dict:
+    """One summary row in words or bytes from the unit's :func:`~pctce_cli.stats.summaries.summarize` dict.
+
+    Args:
+        ck: the checkpoint (its id, step and group lead the row).
+        unit: ``word`` or ``byte`` (the count column is ``words`` or ``bytes``).
+        summ: the unit's summaries (``n`` = words or bytes); ``top1`` is dropped (rank belongs to tokens).
+        targets: scored tokens.
+        empty: targets with an empty span (in no word or byte).
+        docs: the per-document table.
+        sums: ``(document ids, summed token CE)`` for bpb, byte_ppl and word_ppl, or None.
+        extra: columns after the checkpoint's (``subset``).
+    """
+    summ = {k: v for k, v in summ.items() if k != "top1"}
+    count = int(summ.pop("n"))
+    body = assemble_row({"n": targets, **summ}, docs, sums)
+    row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group, **(extra or {})}
+    row.update({"targets": body.pop("targets"), f"{unit}s": count, "empty": empty})
+    row.update(body)
+    return row
 
 
 def _unit_intervals(ce, doc, word, nbytes, unit: str, percentiles, ci: float, n_boot: int = 1000, seed: int = 0, **_) -> dict:

@@ -16,12 +16,19 @@ torchmetrics-style update/compute split for the non-mergeable percentiles:
 Percentiles, band fractions and top-1 equal the in-memory functions exactly;
 the mean is summed per chunk in float64 (equal to round-off, ~1e-15 relative).
 Peak memory is one chunk plus 8 MiB of counters plus the kept values.
+
+Weighted values (``weights=``: value ``v[i]`` occurs ``w[i]`` times, as the
+byte distribution's ``ce / nbytes`` weighted by ``nbytes``) count their weight
+in the histogram and keep (value, weight) pairs, so the percentiles equal
+:func:`pctce_cli.stats.units.weighted_percentiles` exactly. float64 values
+(word CE sums) are bucketed by their float32 rounding, which preserves order,
+and kept in float64, so their percentiles equal ``np.percentile`` of them exactly.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -58,22 +65,57 @@ class StreamingSummary:
         self.has_rank = True
         self.counts = np.zeros(1 << BITS, dtype=np.int64)
         self.bands = None if self.edges is None else np.zeros(self.edges.size - 1, dtype=np.int64)
+        self.weighted: bool | None = None  # set by the first chunk
         self._kept: list[np.ndarray] = []
+        self._kept_weights: list[np.ndarray] = []
 
     @staticmethod
     def _bucket(ce: np.ndarray) -> np.ndarray:
-        ce = np.ascontiguousarray(ce, dtype=np.float32)
+        ce = np.asarray(ce)
         if ce.size and (not np.isfinite(ce).all() or ce.min() < 0):
             raise UsageError("ce must be finite and >= 0 for streaming summaries")
+        if ce.dtype != np.float32:
+            with np.errstate(over="ignore"):  # float64 (word CE sums): rounding to float32 keeps their order
+                ce = ce.astype(np.float32)
         # for non-negative floats the bits order like the values (+0.0 is the smallest key)
-        return (ce.view(np.uint32) >> np.uint32(32 - BITS)).astype(np.intp)
+        return (np.ascontiguousarray(ce).view(np.uint32) >> np.uint32(32 - BITS)).astype(np.intp)
 
-    def update(self, ce: np.ndarray, rank: np.ndarray | None = None) -> None:
-        """Pass 1: add a chunk of CE (and, for top-1, the matching ranks)."""
+    def _weights(self, ce: np.ndarray, weights) -> np.ndarray | None:
+        """``weights`` checked (as int64), or None; every chunk is weighted or none is."""
+        if self.weighted is None:
+            self.weighted = weights is not None
+        elif self.weighted != (weights is not None):
+            raise UsageError("every chunk of a streaming summary must be weighted, or none")
+        if weights is None:
+            return None
+        w = np.asarray(weights)
+        if w.shape != np.shape(ce) or (w.size and (w.dtype.kind not in "iu" or w.min() < 0)):
+            raise UsageError("weights must be non-negative integers, one per value")
+        return w.astype(np.int64, copy=False)
+
+    def update(self, ce: np.ndarray, rank: np.ndarray | None = None, *, weights=None, total: float | None = None) -> None:
+        """Pass 1: add a chunk of CE (and, for top-1, the matching ranks).
+
+        Args:
+            ce: the chunk's values (float32, or float64 kept in float64).
+            rank: their ranks, for top-1.
+            weights: how many times each value occurs (non-negative integers);
+                every chunk of one summary is weighted, or none is.
+            total: the chunk's share of the mean's numerator, when it is not
+                Σ values × weights (bytes: Σ CE, so the mean is Σ CE / Σ bytes).
+        """
         bucket = self._bucket(ce)
-        self.counts += np.bincount(bucket, minlength=1 << BITS)
-        self.n += int(ce.size)
-        self.total += float(np.sum(ce, dtype=np.float64))
+        w = self._weights(ce, weights)
+        if w is None:
+            self.counts += np.bincount(bucket, minlength=1 << BITS)
+            self.n += int(ce.size)
+            chunk_total = float(np.sum(ce, dtype=np.float64)) if total is None else float(total)
+        else:
+            # float64 counts are exact below 2**53 (a chunk's weight is far below)
+            self.counts += np.bincount(bucket, weights=w, minlength=1 << BITS).astype(np.int64)
+            self.n += int(w.sum())
+            chunk_total = float(np.dot(np.asarray(ce, dtype=np.float64), w)) if total is None else float(total)
+        self.total += chunk_total
         if rank is None:
             self.has_rank = False
         else:
@@ -81,7 +123,10 @@ class StreamingSummary:
         if self.bands is not None:
             band = np.searchsorted(self.edges, np.asarray(ce, dtype=np.float64), side="right") - 1
             inside = (band >= 0) & (band < self.bands.size)
-            self.bands += np.bincount(band[inside], minlength=self.bands.size)
+            if w is None:
+                self.bands += np.bincount(band[inside], minlength=self.bands.size)
+            else:
+                self.bands += np.bincount(band[inside], weights=w[inside], minlength=self.bands.size).astype(np.int64)
 
     def plan(self) -> None:
         """Between the passes: the buckets that hold the wanted order statistics."""
@@ -93,10 +138,19 @@ class StreamingSummary:
         self._wanted[self._which] = True
         self._before = ends - self.counts  # values in lower buckets
 
-    def collect(self, ce: np.ndarray) -> None:
-        """Pass 2: keep this chunk's values that fall in a wanted bucket."""
-        if self.n:
-            self._kept.append(np.asarray(ce, dtype=np.float32)[self._wanted[self._bucket(ce)]])
+    def collect(self, ce: np.ndarray, *, weights=None) -> None:
+        """Pass 2: keep this chunk's values (and weights) that fall in a wanted bucket."""
+        if not self.n:
+            return
+        keep = self._wanted[self._bucket(ce)]
+        dtype = np.float64 if np.asarray(ce).dtype == np.float64 else np.float32
+        w = self._weights(ce, weights)
+        if w is None:
+            self._kept.append(np.asarray(ce, dtype=dtype)[keep])
+            return
+        keep &= w > 0  # a value that occurs no time is no order statistic
+        self._kept.append(np.asarray(ce, dtype=dtype)[keep])
+        self._kept_weights.append(w[keep])
 
     @property
     def kept_values(self) -> int:
@@ -112,10 +166,16 @@ class StreamingSummary:
             out.update({"iqr": math.nan, "z95": math.nan, "top1": math.nan})
             return out
         kept = np.concatenate(self._kept) if self._kept else np.zeros(0, np.float32)
-        nb = np.flatnonzero(self._wanted)
-        start = dict(zip(nb.tolist(), np.concatenate([[0], np.cumsum(self.counts[nb])[:-1]]).tolist()))
-        idx = np.array([start[b] + int(k) - int(self._before[b]) for b, k in zip(self._which.tolist(), self._kth.tolist())])
-        values = np.partition(kept, idx)[idx]
+        # buckets hold disjoint, ordered value ranges: a wanted rank, less the count below its
+        # bucket, plus the count of the kept buckets below it, is its rank among the kept values
+        kept_counts = np.where(self._wanted, self.counts, 0)
+        idx = self._kth - self._before[self._which] + (np.cumsum(kept_counts) - kept_counts)[self._which]
+        if self.weighted:
+            order = np.argsort(kept, kind="stable")
+            ends = np.cumsum(np.concatenate(self._kept_weights)[order])
+            values = kept[order][np.searchsorted(ends, idx, side="right")]
+        else:
+            values = np.partition(kept, idx)[idx]
         pos = {int(k): i for i, k in enumerate(self._kth)}
         pct_values = lerp(values[[pos[int(k)] for k in self._lo]], values[[pos[int(k)] for k in self._hi]], self._gamma)
         pct = dict(zip(self.needed.tolist(), pct_values.tolist()))
@@ -132,6 +192,71 @@ class StreamingSummary:
             out["bands"] = (self.bands / self.n).tolist()
         return out
 
+
+
+class DocSums:
+    """Per-document CE sums of targets streamed in chunks sorted by document (for bpb, byte_ppl, word_ppl).
+
+    Example:
+        >>> sums = DocSums(3)
+        >>> sums.update(np.array([0, 2, 2]), np.array([1.0, 2.0, 0.5], np.float32))
+        >>> sums.update(np.array([2]), np.array([1.0], np.float32))
+        >>> [a.tolist() for a in sums.compute()]
+        [[0, 2], [1.0, 3.5]]
+    """
+
+    def __init__(self, n_docs: int):
+        self.nll = np.zeros(n_docs)
+        self.hits = np.zeros(n_docs, dtype=np.int64)
+
+    def update(self, doc: np.ndarray, ce: np.ndarray) -> None:
+        """Add a chunk of targets: each run of one document is summed once (float64)."""
+        if not doc.size:
+            return
+        starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+        ids = doc[starts].astype(np.intp)
+        np.add.at(self.nll, ids, np.add.reduceat(np.asarray(ce, dtype=np.float64), starts))
+        np.add.at(self.hits, ids, np.diff(np.r_[starts, doc.size]))
+
+    def compute(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(document ids, summed CE)`` of the documents with targets, sorted by id."""
+        ids = np.flatnonzero(self.hits)
+        return ids, self.nll[ids]
+
+
+def stream_word_ce(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    """Word CEs (SPEC §8) of ``(ce, doc, word)`` chunks sorted by (doc, pos), as each chunk completes them.
+
+    A word's targets are adjacent but may straddle chunks: the last word of a
+    chunk is held back until the next chunk (or the end), and its sum is taken
+    over all its targets at once, so every value is bit for bit
+    :func:`pctce_cli.stats.units.word_ce`'s in memory (float64 sums, in the same order).
+    Memory holds one chunk and the targets of one word.
+
+    Raises:
+        UsageError: targets not sorted by (doc, word), also across chunks.
+
+    Example:
+        >>> chunks = [(np.array([1.0, 2.0]), np.array([0, 0]), np.array([0, 1])), (np.array([0.5, 4.0]), np.array([0, 1]), np.array([1, 0]))]
+        >>> [w.tolist() for w in stream_word_ce(chunks)]
+        [[1.0], [2.5], [4.0]]
+    """
+    from pctce_cli.stats.units import word_ce
+
+    held = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))  # the open word's targets
+    for ce, doc, word in chunks:
+        inword = np.asarray(word) >= 0  # empty spans belong to no word (word_ce drops them too)
+        c = np.concatenate([held[0], np.asarray(ce, dtype=np.float64)[inword]])
+        d = np.concatenate([held[1], np.asarray(doc)[inword]])
+        w = np.concatenate([held[2], np.asarray(word)[inword]])
+        values, word_doc, word_index = word_ce(c, d, w)[:3]
+        if values.size:
+            last = (d == word_doc[-1]) & (w == word_index[-1])  # the tail: targets are sorted (checked above)
+            held = (c[last], d[last], w[last])
+            values = values[:-1]
+        yield values
+    if held[0].size:
+        yield word_ce(*held)[0]
 
 def streaming_summarize(
     chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray | None]]],

@@ -34,7 +34,7 @@ from pctce_cli.store.layout import (
 )
 from pctce_cli.store.labels import label_fields, write_labels
 from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores, read_labels
-from pctce_cli.store.units import UnitScores, load_units, require_units, units_unavailable
+from pctce_cli.store.units import UnitScores, iter_unit_batches, load_units, require_units, units_unavailable
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
     completed_shards,
@@ -63,6 +63,7 @@ __all__ = [
     "label_fields",
     "list_checkpoints",
     "iter_token_batches",
+    "iter_unit_batches",
     "load_docs",
     "load_scores",
     "load_units",

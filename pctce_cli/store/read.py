@@ -240,7 +240,7 @@ def load_docs(root: str | Path, checkpoint_id: str):
 READ_AHEAD = 2  # shards read ahead while one is summarized (2 cores: reading is about half the work)
 
 
-def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), batch_rows: int = 1 << 20, verify: bool = True):
+def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), batch_rows: int = 1 << 20, verify: bool = True, check=None):
     """Stream one checkpoint's token columns, a batch at a time, in bounded memory.
 
     Each shard is read and checked whole (its bytes against the manifest's
@@ -250,7 +250,8 @@ def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), ba
     many threads: hashing and Parquet decoding release the GIL), so reading and
     computing overlap; memory holds at most ``READ_AHEAD + 1`` shards. Row counts and values are checked as in
     :func:`load_scores`. With ``verify=False`` (a second pass over shards just
-    verified) only the wanted columns are read from disk.
+    verified) only the wanted columns are read from disk. ``check(path, arrays,
+    first_row)``, when given, checks each batch's other columns (and raises).
 
     Yields:
         dicts of column name → numpy array, one per batch.
@@ -274,6 +275,8 @@ def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), ba
             for batch in table.to_batches(max_chunksize=batch_rows):
                 arrays = {name: batch.column(name).to_numpy() for name in columns}
                 check_values([path], [batch.num_rows], root, arrays.get("ce"), arrays.get("rank"), first_row=seen)
+                if check is not None:
+                    check(path, arrays, seen)
                 seen += batch.num_rows
                 yield arrays
 

@@ -112,4 +112,25 @@ def load_units(root: str | Path, checkpoint_id: str, unit: str = "word") -> Unit
     return UnitScores(checkpoint_id, col("doc", np.int64), ce, nbytes, word, load_docs(root, checkpoint_id), manifest)
 
 
-__all__ = ["UnitScores", "load_units", "require_units", "units_unavailable"]
+def iter_unit_batches(root: str | Path, checkpoint_id: str, unit: str, columns=("doc", "ce", "nbytes", "word"), batch_rows: int = 1 << 20, verify: bool = True):
+    """Stream one checkpoint's unit columns a batch at a time (:func:`~pctce_cli.store.read.iter_token_batches`), verified as :func:`load_units` does.
+
+    Raises:
+        UsageError: the partition holds no byte spans (:func:`require_units`), at once.
+        StoreError: a missing or damaged shard, or an ``nbytes`` < 0 or ``word`` < -1 (named with its file and row).
+    """
+    from pctce_cli.store.read import iter_token_batches
+
+    require_units(read_manifest(root, checkpoint_id), unit, root)
+
+    def check(path, arrays, first_row):
+        for name, low in (("nbytes", 0), ("word", -1)):
+            arr = arrays.get(name)
+            if arr is not None and arr.size and arr.min() < low:
+                i = int(np.flatnonzero(arr < low)[0])
+                raise damaged(root, f"{path}: row {first_row + i}: {name} = {int(arr[i])}, expected >= {low}")
+
+    return iter_token_batches(root, checkpoint_id, columns, batch_rows, verify, check=check)
+
+
+__all__ = ["UnitScores", "iter_unit_batches", "load_units", "require_units", "units_unavailable"]
