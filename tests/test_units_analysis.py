@@ -225,3 +225,14 @@ def test_top1_is_refused_in_words_and_bytes(store):
         r = run("concord", store, "--unit", unit, "--set", "mean,top1")
         assert r.exit_code == 2, r.output
         assert r.output.strip() == f"Error: summary top1 with --unit {unit}: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use --unit token"
+
+
+def test_shape_ecdf_in_bytes_is_the_ecdf_of_one_value_per_byte(store):
+    from pctce_cli.stats.shape import ecdf_points
+
+    got = run_json("shape", store, "--unit", "byte", "--ecdf", "-c", "small")["ECDF points"]
+    u = load_units(store, "small")
+    keep = u.nbytes > 0
+    ref = ecdf_points(np.repeat(u.ce[keep] / u.nbytes[keep].astype(np.float32), u.nbytes[keep]))
+    cols = [c for c in ref.columns]
+    assert [tuple(r[c] for c in cols) for r in got] == [tuple(v) for v in ref.to_numpy().tolist()]

@@ -11,7 +11,6 @@ from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored
 from pctce_cli.analysis.summary import merge_notes
 from pctce_cli.catalog import Checkpoint
 from pctce_cli.analysis.units import unit_values
-from pctce_cli.errors import UsageError
 from pctce_cli.store import load_scores, load_units
 
 
@@ -67,9 +66,7 @@ def shape_report(
                 ce, weights = unit_values(part.take(s.ce), part.take(s.doc), part.take(s.word), part.take(s.nbytes), unit)
             rows.append((c, part.label))
             if ecdf:
-                if weights is not None:
-                    raise UsageError("--ecdf with --unit byte: the byte ECDF is weighted and not drawn yet; use --unit word or token")
-                pts = shape.ecdf_points(ce, ecdf_points)
+                pts = shape.ecdf_points(ce, ecdf_points, weights)  # bytes: the weighted ECDF, never one row per byte
                 if subsets.split:
                     pts.insert(0, "subset", part.label)
                 pts.insert(0, "checkpoint", c.id)
