@@ -10,7 +10,11 @@ One run of this script:
    10M targets, 20k documents shared by every checkpoint, 10 shards of ~1M rows
    per checkpoint (zstd Parquet). CE is a per-checkpoint mixture of a lognormal
    bulk and a shifted exponential tail, scaled by a per-document difficulty;
-   ranks are geometric with success probability exp(−CE);
+   ranks are geometric with success probability exp(−CE). Every target also has
+   the byte span and word columns real scoring writes (``nbytes``, ``word``;
+   manifest ``units``, SPEC §8), the same for every checkpoint (they depend on
+   the text only): about 1.3 tokens a word, 1–12 bytes a token (mostly 3–5),
+   and a few empty-span targets (an end-of-turn marker closing some documents);
 1. reads every file once (page cache warm for every method alike);
 2. times, in alternating rounds, the whole CLI
    ``pctce summary DIR --percentiles 10,50,90,95,99 --format json`` and DuckDB's
@@ -62,7 +66,7 @@ import numpy as np
 SECTION = "## Analysis (`pctce summary`)"
 SUMMARY_TITLE = "Per-token CE summaries (nats)"
 STAMP = "_bench_params.json"  # skipped by pctce (no checkpoint= prefix) and by DuckDB's */*.parquet glob
-GENERATOR_VERSION = 3  # bump when the data changes: stores of another version are rebuilt
+GENERATOR_VERSION = 4  # bump when the data changes: stores of another version are rebuilt
 VOCAB = 50257
 CE_CAP = 25.0  # nats; no real target is ever this surprising (p ≈ 1e-11)
 PERCENTILES = (10, 50, 90, 95, 99)
@@ -76,7 +80,14 @@ SETTINGS = {
     "split_on": "none",
     "max_length": 2048,
     "stride": 1024,
+    "units": "spec8-v1",  # pctce_cli.data.spans.UNITS_RULE: real scoring records it when it stores byte spans and words
 }
+# Byte spans and words (SPEC §8): the share of a target that starts a new word (1.3 tokens a word), the
+# bytes of a target's span (1..12, mostly 3–5), the documents that end with an empty-span target (an
+# end-of-turn marker, nbytes 0, word -1) and the rate of empty spans inside documents.
+NEW_WORD = 1 / 1.3
+NBYTES_P = np.array([4, 8, 20, 24, 18, 10, 6, 4, 2.5, 1.5, 1, 1]) / 100
+EMPTY_AT_END, EMPTY_INSIDE = 0.2, 2e-4
 
 # A DuckDB worker: imports only duckdb and json, so its start-up is as light as it gets.
 DUCK_CODE = r"""
@@ -112,16 +123,41 @@ def make_layout(n_targets: int, n_docs: int, n_shards: int, seed: int) -> Simple
     pos = (np.arange(n_targets, dtype=np.int64) - np.repeat(starts, counts)).astype(np.int32)
     # token ids log-uniform over the vocabulary (Zipf-like: small ids frequent)
     token = (np.exp(rng.random(n_targets) * math.log(VOCAB))).astype(np.int32) - 1
-    n_bytes = np.maximum(1, np.rint(counts * rng.uniform(3.5, 4.8, n_docs))).astype(np.int64)
-    n_words = np.maximum(1, np.rint(counts * rng.uniform(0.6, 0.8, n_docs))).astype(np.int64)
+    rng.uniform(size=(2, n_docs))  # version 3 drew its per-document sizes here: kept, so that CE is version 3's
+    # from their own stream, for the same reason
+    nbytes, word = make_units(np.random.default_rng([seed, 20_000]), counts, starts, pos)
+    n_bytes = np.add.reduceat(nbytes.astype(np.int64), starts)  # the scored text's bytes: the spans partition them
+    n_words = np.maximum.reduceat(word, starts).astype(np.int64) + 1  # words are numbered 0.. per document
+    n_empty = np.add.reduceat((nbytes == 0).astype(np.int64), starts)
     difficulty = rng.lognormal(0.0, 0.2, n_docs)  # some documents are harder for every checkpoint
     cum = np.cumsum(counts)
     cuts = np.searchsorted(cum, np.arange(1, n_shards) * n_targets / n_shards) + 1
     doc_bounds = np.concatenate([[0], np.minimum(cuts, n_docs), [n_docs]])
     return SimpleNamespace(
-        counts=counts, doc=doc, pos=pos, token=token, n_bytes=n_bytes, n_words=n_words,
+        counts=counts, doc=doc, pos=pos, token=token, nbytes=nbytes, word=word, n_bytes=n_bytes, n_words=n_words, n_empty=n_empty,
         difficulty=difficulty, doc_bounds=doc_bounds, row_bounds=np.concatenate([[0], cum])[doc_bounds],
     )
+
+
+def make_units(rng, counts: np.ndarray, starts: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-target ``nbytes`` and ``word`` (int32) as scoring writes them: empty spans have 0 bytes and word -1.
+
+    A document's first target starts word 0 and is never empty; word indices of the other targets never
+    decrease and leave no gap (every word holds a target with bytes, as the spans partition the text).
+    """
+    n = pos.shape[0]
+    empty = rng.random(n) < EMPTY_INSIDE
+    ends = starts + counts - 1
+    empty[ends[rng.random(counts.shape[0]) < EMPTY_AT_END]] = True
+    empty[starts] = False
+    nbytes = (rng.choice(NBYTES_P.size, n, p=NBYTES_P) + 1).astype(np.int32)
+    nbytes[empty] = 0
+    new = (rng.random(n) < NEW_WORD) & ~empty
+    new[starts] = True
+    seen = np.cumsum(new, dtype=np.int64)
+    word = (seen - np.repeat(seen[starts], counts)).astype(np.int32)  # 0-based within the document
+    word[empty] = -1
+    return nbytes, word
 
 
 def ce_params(i: int, n_ck: int) -> dict:
@@ -162,9 +198,10 @@ def write_checkpoint(root: Path, i: int, n_ck: int, lay: SimpleNamespace, seed: 
         da, db = int(lay.doc_bounds[k]), int(lay.doc_bounds[k + 1])
         scored = SimpleNamespace(
             doc=lay.doc[a:b], pos=lay.pos[a:b], token=lay.token[a:b], ce=ce[a:b], rank=rank[a:b],
+            nbytes=lay.nbytes[a:b], word=lay.word[a:b],
             doc_table={
                 "doc": np.arange(da, db, dtype=np.int64), "n_targets": lay.counts[da:db].astype(np.int64),
-                "n_bytes": lay.n_bytes[da:db], "n_words": lay.n_words[da:db],
+                "n_bytes": lay.n_bytes[da:db], "n_words": lay.n_words[da:db], "n_empty": lay.n_empty[da:db],
             },
             seconds=0.0,
         )
@@ -177,6 +214,7 @@ def write_checkpoint(root: Path, i: int, n_ck: int, lay: SimpleNamespace, seed: 
         "fingerprints": fp,
         "settings": SETTINGS,
         "data": {"files": ["/data/val.jsonl"]},
+        "units": {"available": True, "rule": SETTINGS["units"]},
     }
     finish_partition(part, manifest, n_shards)
 
@@ -626,7 +664,8 @@ def render(ctx, main_runs, ci_runs, scale_runs, stages, pctce_rows) -> str:
         f"Data: a synthetic store written with pctce's own writer (`start_partition`, `write_shard`, `finish_partition`), "
         f"{n_ck} checkpoints × {n_t:,} targets = {total_targets:,} rows, {p['documents']:,} documents "
         f"(lognormal lengths, the same for every checkpoint), {p['shards']} shards per checkpoint, columns "
-        f"doc int64, pos int32, token int32, ce float32, rank int32, zstd. "
+        f"doc int64, pos int32, token int32, ce float32, rank int32 and the byte spans and words (nbytes int32, word int32; "
+        f"read by the `--unit word`/`byte` benchmark, not here), zstd. "
         f"Size on disk: {ctx['size_all'] / 2**30:.2f} GiB ({ctx['size_tokens'] / 2**30:.2f} GiB of token Parquet), "
         + (f"generated in {ctx['gen_seconds']:.0f} s" if ctx["generated"]
            else f"reused from an earlier run of this script (which generated it in {ctx['gen_seconds']:.0f} s)")
