@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats import summarize
-from pctce_cli.stats.units import byte_mean, byte_values, weighted_percentiles, word_ce
+from pctce_cli.stats import summarize, units
+from pctce_cli.stats.units import byte_mean, byte_values, weighted_percentiles, word_ce, word_sums
 
 LEVELS = [0, 5, 25, 50, 75, 90, 95, 99, 100]
 
@@ -148,6 +148,11 @@ def test_weighted_percentiles_are_monotone_and_within_range(values, weights, lev
 def test_word_ce_refuses_unsorted_rows():
     with pytest.raises(UsageError, match="sorted"):
         word_ce([1.0, 2.0, 3.0], [0, 0, 0], [1, 0, 1])
+    for doc, word in (([0, 0, 0, 0], [0, 1, -1, 0]), ([1, 1, 0, 0], [0, 0, -1, 0]), ([0, 0, 0, 0], [1, -1, -1, 0])):
+        with pytest.raises(UsageError, match="sorted"):  # across tokens in no word, too
+            word_ce([1.0, 2.0, 3.0, 4.0], doc, word)
+        _same_as_masked(np.ones(4), doc, word)
+    _same_as_masked(np.ones(4), [0, 9, 0, 1], [0, -1, 0, 0])  # a token in no word may carry any document
 
 
 def test_units_need_their_arrays():
@@ -157,3 +162,77 @@ def test_units_need_their_arrays():
         summarize([1.0], unit="byte")
     with pytest.raises(UsageError, match="unit must be one of"):
         summarize([1.0], unit="char")
+
+
+# ---------------------------------------------------------------- word_ce's lean path against the masked one
+
+
+def _word_ce_masked(ce, doc, word):
+    """word_ce as first written: drop the tokens in no word (int64/float64 copies), then sum runs of (doc, word)."""
+    c, d, w = (np.asarray(ce).astype(np.float64), np.asarray(doc).astype(np.int64), np.asarray(word).astype(np.int64))
+    empty = w < 0
+    empty_ce, n_empty = float(c[empty].sum()), int(empty.sum())
+    c, d, w = c[~empty], d[~empty], w[~empty]
+    if c.size > 1 and ((d[1:] < d[:-1]) | ((d[1:] == d[:-1]) & (w[1:] < w[:-1]))).any():
+        raise UsageError("sorted")
+    if c.size == 0:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), empty_ce, n_empty
+    starts = np.flatnonzero(np.r_[True, (d[1:] != d[:-1]) | (w[1:] != w[:-1])])
+    return np.add.reduceat(c, starts), d[starts], w[starts], empty_ce, n_empty
+
+
+def _same_as_masked(ce, doc, word):
+    try:
+        want = _word_ce_masked(ce, doc, word)
+    except UsageError:
+        with pytest.raises(UsageError, match="sorted"):
+            word_ce(ce, doc, word)
+        return
+    default = units.WORD_BLOCK
+    try:
+        for units.WORD_BLOCK in (default, 1, 3):  # words summed a block at a time: any block size, the same sums
+            got = word_ce(ce, doc, word)
+            assert got[0].dtype == np.float64 and got[1].dtype == got[2].dtype == np.int64
+            assert got[0].view(np.uint64).tolist() == want[0].view(np.uint64).tolist()  # bit for bit
+            assert [got[1].tolist(), got[2].tolist(), got[3], got[4]] == [want[1].tolist(), want[2].tolist(), want[3], want[4]]
+            assert word_sums(ce, doc, word).view(np.uint64).tolist() == want[0].view(np.uint64).tolist()
+    finally:
+        units.WORD_BLOCK = default
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 2), st.booleans(), st.floats(0, 30, width=32)), max_size=40),
+    swap=st.one_of(st.none(), st.tuples(st.integers(0, 39), st.integers(1, 3))),
+    empty_doc=st.integers(-1, 9),
+)
+def test_word_ce_equals_the_masked_computation_bit_for_bit(steps, swap, empty_doc):
+    doc = np.cumsum([s[0] for s in steps], dtype=np.int64)
+    word = np.zeros(len(steps), np.int32)
+    for i in range(1, len(steps)):
+        word[i] = 0 if doc[i] != doc[i - 1] else word[i - 1] + steps[i][1] % 2
+    word[np.array([s[2] for s in steps], dtype=bool)] = -1
+    if swap is not None and swap[0] + swap[1] < len(steps):  # out of order (or not: equal, or in no word)
+        i, j = swap[0], swap[0] + swap[1]
+        word[[i, j]] = word[[j, i]]
+    if empty_doc >= 0 and steps:
+        doc = doc.copy()
+        doc[word < 0] = empty_doc  # a token in no word may carry any document: it is left out
+    _same_as_masked(np.array([s[3] for s in steps], np.float32), doc, word)
+
+
+def test_word_ce_lean_path_on_long_words_and_runs_of_empty_tokens():
+    rng = np.random.default_rng(5)
+    n = 200_000
+    doc = np.repeat(np.arange(40), n // 40)
+    word = np.concatenate([np.sort(rng.integers(0, k, n // 40)) for k in rng.integers(1, 3000, 40)]).astype(np.int32)
+    word[:50] = 0  # one long word at the start
+    word[rng.random(n) < 0.02] = -1
+    word[1000:1300] = -1  # a long run of tokens in no word
+    word[:3] = -1  # leading ones
+    ce = rng.gamma(2, 1, n).astype(np.float32)
+    _same_as_masked(ce, doc, word)
+    _same_as_masked(ce.astype(np.float64), doc, word)
+    _same_as_masked(ce, doc, np.maximum(word, 0))  # none in no word
+    _same_as_masked(ce[:1], doc[:1], word[:1])
+    _same_as_masked(ce[:0], doc[:0], word[:0])

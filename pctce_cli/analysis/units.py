@@ -78,10 +78,10 @@ def unit_values(ce, doc, word, nbytes, unit: str) -> tuple[np.ndarray, np.ndarra
         >>> v.tolist(), w
         ([3.0, 0.5], None)
     """
-    from pctce_cli.stats.units import byte_values, word_ce
+    from pctce_cli.stats.units import byte_values, word_sums
 
     if unit == "word":
-        return word_ce(ce, doc, word)[0], None
+        return word_sums(ce, doc, word), None
     if unit == "byte":
         return byte_values(ce, nbytes)
     return np.asarray(ce), None

@@ -51,7 +51,7 @@ from pctce_cli.stats.shape import (
     profile_distances,
 )
 from pctce_cli.stats.order import percentiles
-from pctce_cli.stats.units import UNITS, byte_mean, byte_values, weighted_percentiles, word_ce
+from pctce_cli.stats.units import UNITS, byte_distribution, byte_mean, byte_values, weighted_percentiles, word_ce, word_sums
 from pctce_cli.stats.summaries import (
     SummaryName,
     doc_normalized,
@@ -80,6 +80,7 @@ __all__ = [
     "band_labels",
     "band_mass",
     "best_summary",
+    "byte_distribution",
     "byte_mean",
     "byte_values",
     "bootstrap_ci",
@@ -109,4 +110,5 @@ __all__ = [
     "tied_pairs_matrix",
     "weighted_percentiles",
     "word_ce",
+    "word_sums",
 ]

@@ -294,7 +294,7 @@ def summarize(
         >>> summarize([2.0, 1.0], percentiles=[50], unit="byte", nbytes=[4, 1])["mean"]
         0.6
     """
-    from pctce_cli.stats.units import UNITS, byte_mean, byte_values, weighted_percentiles, word_ce
+    from pctce_cli.stats.units import UNITS, byte_distribution, weighted_percentiles, word_sums
 
     if unit not in UNITS:
         raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
@@ -312,17 +312,16 @@ def summarize(
     elif unit == "word":
         if doc is None or word is None:
             raise UsageError("unit 'word' needs doc and word (each target's document and word index)", param="unit")
-        values = word_ce(arr, doc, word)[0]
+        values = word_sums(arr, doc, word)
         n = values.shape[0]
         pct = dict(zip(needed, percentiles_fn(values, needed).tolist()))
         mean = float(values.mean()) if n else math.nan
     else:
         if nbytes is None:
             raise UsageError("unit 'byte' needs nbytes (each target's byte count)", param="unit")
-        values, weights = byte_values(arr, nbytes)
+        values, weights, mean = byte_distribution(arr, nbytes)
         n = int(weights.sum())
         pct = dict(zip(needed, weighted_percentiles(values, weights, needed).tolist()))
-        mean = byte_mean(arr, nbytes)
     out: dict[str, float] = {"n": int(n), "mean": mean}
     with np.errstate(over="ignore"):
         out["ppl"] = float(np.exp(mean))
