@@ -206,9 +206,10 @@ def test_doc_normalized_zero_denominators_and_errors():
         S.doc_normalized([1.0], [3], [-1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["lognormal", "signed", "ties", "one_value", "tiny_and_huge"])
-def test_histogram_selection_equals_partition(kind):
-    """Large float32 arrays take the histogram path; it must return np.partition's values exactly."""
+def test_histogram_selection_equals_partition(kind, dtype):
+    """Large float32 and float64 arrays take the histogram path; it must return np.partition's values exactly."""
     rng = np.random.default_rng(3)
     n = S.RADIX_MIN + 12345
     x = rng.lognormal(-0.3, 1.2, n)
@@ -223,7 +224,7 @@ def test_histogram_selection_equals_partition(kind):
     elif kind == "tiny_and_huge":
         x[::3] = 1e-30
         x[1::3] = 3e30
-    x = x.astype(np.float32)
+    x = x.astype(dtype)
     kth = np.unique(rng.integers(0, n, 25).tolist() + [0, n - 1, n // 2])
     np.testing.assert_array_equal(S.order_statistics(x, kth), np.partition(x, kth)[kth])
     qs = [0, 1, 10, 25, 50, 75, 90, 95, 99, 100]

@@ -152,6 +152,15 @@ def float32_from_order_key(key: np.ndarray, flipped: bool) -> np.ndarray:
     return key.view(np.float32)
 
 
+def _float64_order_key(arr: np.ndarray) -> np.ndarray:
+    """uint64 keys that order like the float64 values ``arr`` (:func:`float32_order_key`'s trick, 64 bits)."""
+    u = arr.view(np.uint64)
+    if not np.signbit(arr).any():
+        return u
+    sign = np.uint64(1 << 63)
+    return np.where(u & sign, ~u, u | sign)
+
+
 def order_statistics(arr: np.ndarray, kth: np.ndarray) -> np.ndarray:
     """The ``kth`` smallest values of a finite float array (0-based, sorted unique ``kth``).
 
@@ -166,13 +175,13 @@ def order_statistics(arr: np.ndarray, kth: np.ndarray) -> np.ndarray:
         [1.0, 3.0]
     """
     n = arr.shape[0]
-    if n < RADIX_MIN or arr.dtype != np.float32:  # (for float64 it measured no faster)
+    if n < RADIX_MIN or arr.dtype not in (np.float32, np.float64):
         return np.partition(arr, kth)[kth]
-    bits, utype = 32, np.uint32
     # about 4 values a bucket at most: a histogram far larger than the data costs more than it saves
     radix = min(RADIX_BITS, max(12, int(n).bit_length() - 2))
-    key, _ = float32_order_key(arr)
-    bucket = (key >> utype(bits - radix)).astype(np.intp)  # (n,) in [0, 2**radix)
+    # float64 too (word CE sums): 7.7M of them in 0.07 s against np.partition's 0.17 s (numpy 2.4)
+    key = float32_order_key(arr)[0] if arr.dtype == np.float32 else _float64_order_key(arr)
+    bucket = (key >> key.dtype.type(key.dtype.itemsize * 8 - radix)).astype(np.intp)  # (n,) in [0, 2**radix)
     counts = np.bincount(bucket, minlength=1 << radix)
     ends = np.cumsum(counts)  # ends[b] = values in buckets <= b
     which = np.searchsorted(ends, kth, side="right")  # bucket of each wanted rank
