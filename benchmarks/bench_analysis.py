@@ -669,7 +669,7 @@ def render(ctx, main_runs, ci_runs, scale_runs, stages, pctce_rows) -> str:
         f"Size on disk: {ctx['size_all'] / 2**30:.2f} GiB ({ctx['size_tokens'] / 2**30:.2f} GiB of token Parquet), "
         + (f"generated in {ctx['gen_seconds']:.0f} s" if ctx["generated"]
            else f"reused from an earlier run of this script (which generated it in {ctx['gen_seconds']:.0f} s)")
-        + (f" and deleted afterwards." if ctx["deleted"] else ".")
+        + (" and deleted afterwards." if ctx["deleted"] else ".")
         + f" Every file was read once before timing ({ctx['warm_seconds']:.0f} s), so all methods ran from the page cache."
     )
     L.append("")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pctce_cli.errors import UsageError
 from pctce_cli.stats import summarize, units
-from pctce_cli.stats.units import byte_mean, byte_values, weighted_percentiles, word_ce, word_sums
+from pctce_cli.stats.units import byte_distribution, byte_mean, byte_values, weighted_percentiles, word_ce, word_sums
 
 LEVELS = [0, 5, 25, 50, 75, 90, 95, 99, 100]
 
@@ -236,3 +236,17 @@ def test_word_ce_lean_path_on_long_words_and_runs_of_empty_tokens():
     _same_as_masked(ce, doc, np.maximum(word, 0))  # none in no word
     _same_as_masked(ce[:1], doc[:1], word[:1])
     _same_as_masked(ce[:0], doc[:0], word[:0])
+
+
+@pytest.mark.parametrize("with_empty", [True, False])
+def test_byte_distribution_is_byte_values_and_byte_mean(with_empty):
+    rng = np.random.default_rng(6)
+    ce = rng.gamma(2, 1.5, 5000).astype(np.float32)
+    nb = rng.integers(0 if with_empty else 1, 9, 5000).astype(np.int32)
+    v, w, mean = byte_distribution(ce, nb)
+    keep = nb > 0
+    assert v.dtype == np.float32 and w.dtype == np.int32  # the division in ce's dtype; weights as stored
+    assert v.tolist() == (ce[keep] / nb[keep].astype(np.float32)).tolist() and w.tolist() == nb[keep].tolist()
+    assert mean == float(ce[keep].astype(np.float64).sum() / nb.sum()) == byte_mean(ce, nb)
+    assert [x.tolist() for x in byte_values(ce, nb)] == [v.tolist(), w.tolist()]
+    assert weighted_percentiles(v, w, LEVELS).tolist() == np.percentile(np.repeat(v, w).astype(np.float64), LEVELS).tolist()
