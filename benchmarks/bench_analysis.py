@@ -247,6 +247,22 @@ def ensure_store(root: Path, params: dict) -> tuple[bool, float]:
     return True, seconds
 
 
+def add_store_options(ap: argparse.ArgumentParser) -> None:
+    """``--data-dir``, ``--keep-data``, ``--keep-below``: where the store is, and whether it is deleted at the end."""
+    ap.add_argument("--data-dir", default=None, help="store location, reused when its parameters match (default /tmp/pctce-bench-analysis[-quick])")
+    ap.add_argument("--keep-data", action="store_true", help="never delete the store at the end")
+    ap.add_argument("--keep-below", type=float, default=3.0, help="delete the store at the end when larger than this many GiB (default 3)")
+
+
+def default_store(quick: bool, data_dir: str | None) -> tuple[dict, Path]:
+    """The parameters and location of this script's default (or ``--quick``) store, for the scripts that reuse it."""
+    params = {
+        "generator": GENERATOR_VERSION, "checkpoints": 3 if quick else 30, "targets": 1_000_000 if quick else 10_000_000,
+        "documents": 2000 if quick else 20_000, "shards": 2 if quick else 10, "seed": 0,
+    }  # fmt: skip  (main's defaults, key for key)
+    return params, Path(data_dir or ("/tmp/pctce-bench-analysis" + ("-quick" if quick else ""))).resolve()
+
+
 def dir_size(root: Path, pattern: str = "**/*") -> int:
     return sum(f.stat().st_size for f in root.glob(pattern) if f.is_file())
 
@@ -499,9 +515,7 @@ def main(argv=None) -> int:
     ap.add_argument("--exact-reps", type=int, default=None, help="replicates compared with the exact bootstrap (default 3; quick 2)")
     ap.add_argument("--no-duck1", action="store_true", help="skip DuckDB with threads=1")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data-dir", default=None, help="store location, reused when its parameters match (default /tmp/pctce-bench-analysis[-quick])")
-    ap.add_argument("--keep-data", action="store_true", help="never delete the store at the end")
-    ap.add_argument("--keep-below", type=float, default=3.0, help="delete the store at the end when larger than this many GiB (default 3)")
+    add_store_options(ap)
     ap.add_argument("--out", default=None, help="write the section into this Markdown file (e.g. benchmarks/results-analysis.md); default: print")
     ap.add_argument("--json", default=None, help="also dump raw results to this JSON file")
     args = ap.parse_args(argv)

@@ -89,11 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="write the section into this Markdown file; default: print")
     args = ap.parse_args(argv)
     q = args.quick
-    params = {
-        "generator": ba.GENERATOR_VERSION, "checkpoints": 3 if q else 30, "targets": 1_000_000 if q else 10_000_000,
-        "documents": 2000 if q else 20_000, "shards": 2 if q else 10, "seed": 0,
-    }  # fmt: skip  (bench_analysis.py's defaults, key for key, so its store is reused)
-    root = Path(args.data_dir or ("/tmp/pctce-bench-analysis" + ("-quick" if q else ""))).resolve()
+    params, root = ba.default_store(q, args.data_dir)  # bench_analysis.py's store, reused
     generated, gen_s = ba.ensure_store(root, params)
     label_s = add_labels(root, params["checkpoints"], params["documents"], args.subsets, params["seed"])
     ba.warm_cache(root)

@@ -150,19 +150,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 checkpoints × 1M targets, one round")
     ap.add_argument("--repeats", type=int, default=None, help="rounds of the three units (default 5; quick 1)")
     ap.add_argument("--verify", type=int, default=1, help="checkpoints recomputed by brute force in-process (default 1)")
-    ap.add_argument("--data-dir", default=None, help="the bench_analysis store (default /tmp/pctce-bench-analysis[-quick])")
-    ap.add_argument("--keep-data", action="store_true", help="never delete the store at the end")
-    ap.add_argument("--keep-below", type=float, default=3.0, help="delete the store at the end when larger than this many GiB (default 3)")
+    ba.add_store_options(ap)
     ap.add_argument("--out", default=None, help="write the section into this Markdown file; default: print")
     ap.add_argument("--json", default=None, help="also dump raw results to this JSON file")
     args = ap.parse_args(argv)
-    q = args.quick
-    params = {
-        "generator": ba.GENERATOR_VERSION, "checkpoints": 3 if q else 30, "targets": 1_000_000 if q else 10_000_000,
-        "documents": 2000 if q else 20_000, "shards": 2 if q else 10, "seed": 0,
-    }  # fmt: skip  (bench_analysis.py's defaults, key for key, so its store is reused)
-    repeats = args.repeats or (1 if q else 5)
-    root = Path(args.data_dir or ("/tmp/pctce-bench-analysis" + ("-quick" if q else ""))).resolve()
+    params, root = ba.default_store(args.quick, args.data_dir)  # bench_analysis.py's store, reused
+    repeats = args.repeats or (1 if args.quick else 5)
     given = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "benchmarks/bench_units.py", *given])
 
