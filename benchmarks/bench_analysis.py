@@ -38,7 +38,7 @@ Run from the repository root::
 
 The store is kept in ``--data-dir`` (default ``/tmp/pctce-bench-analysis``) and
 reused by the next run when its parameters match; it is deleted at the end when
-larger than ``--keep-below`` GiB (default 3; the default store is ~2 GiB) unless
+larger than ``--keep-below`` GiB (default 3; the default store is ~2.5 GiB) unless
 ``--keep-data`` is given.
 Timings are wall-clock medians over the rounds; ratios are taken per round,
 then the median. The machine may be shared: the load average is reported.
