@@ -680,9 +680,9 @@ def crosstok_readme(build: dict) -> list[str]:
     return [
         "## Cross-tokenizer run",
         "",
-        f"`crosstok/{x['run']}/` is the teacher's recipe (same shape, {x['steps']} steps of the same batch size and context,",
+        f"`crosstok/{x['run']}/` is the teacher's recipe (same shape, {x['steps']:,} steps of the same batch size and context,",
         f"lr {x['lr']}, schedule and seed) with another tokenizer: a Unigram language-model tokenizer (SentencePiece-style,",
-        f"`▁` marks a space) of {x['vocab']} pieces trained on the same train documents, instead of the {d.get('vocab', '?')}-token",
+        f"`▁` marks a space) of {x['vocab']:,} pieces trained on the same train documents, instead of the {d.get('vocab', 0):,}-token",
         f"byte-level BPE. {x['params']:,} parameters; the train documents are {x['train_stream_tokens']:,} of its tokens",
         f"({d.get('train_stream_tokens', 0):,} of the BPE's); saved at steps {x['saved_steps']}. Its tokenizer is a fast one,",
         "so pctce records byte spans and words, and `--unit word` or `--unit byte` compares it with the teacher on",
