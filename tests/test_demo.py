@@ -12,7 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from pctce_cli.cli import app
-from pctce_cli.demo import correct_part_from_rows, distillation_parts_from_table, finetune_parts_from_table, run_demo, subset_part_from_table
+from pctce_cli.demo import (
+    CROSSTOK_TITLE,
+    correct_part_from_rows,
+    crosstok_part_from_rows,
+    distillation_parts_from_table,
+    finetune_parts_from_table,
+    run_demo,
+    subset_part_from_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -42,6 +50,7 @@ def test_demo_scores_every_shipped_checkpoint(demo):
         "Distillation miniature: concordance",
         "Distillation miniature: selection",
         "Distillation miniature: by genre",
+        "Across tokenizers: words and bytes",
         "Fine-tuning miniature: summaries and accuracy",
         "Fine-tuning miniature: concordance",
         "Fine-tuning miniature: selection by task accuracy",
@@ -69,6 +78,69 @@ def test_distillation_readings_follow_the_numbers(demo):
     picks = _section(demo.parts[2]).set_index("rule")
     assert picks.loc["best by mean", "checkpoint"] == by_mean
     assert picks.loc["best by p50", "checkpoint"] == by_p50
+
+
+def test_crosstok_readings_follow_the_numbers(demo):
+    """Teacher vs the Unigram run: one refusal in tokens, equal words and bytes, readings that match the tables."""
+    part = _part(demo, CROSSTOK_TITLE)
+    word, byte, token = (_section(part, k).set_index("checkpoint") for k in range(3))
+    teacher, other = word.index.tolist()
+    assert teacher == "teacher.checkpoint-1200" and other.startswith("unigram") and other.endswith(".checkpoint-1200")
+    assert word["vocab"].tolist() == [1024, 512]
+    # words and bytes depend only on the text; tokens on the tokenizer
+    assert word["words"].nunique() == 1 and byte["bytes"].nunique() == 1
+    assert word["targets"].tolist() == byte["targets"].tolist() == token["targets"].tolist()
+    assert token.loc[teacher, "targets"] != token.loc[other, "targets"]
+    # the teacher's token row is the distillation part's (the same store, the same checkpoint)
+    final = _section(demo.parts[0]).set_index("checkpoint")
+    assert token.loc[teacher, ["mean", "p50", "p95"]].tolist() == final.loc[teacher, ["mean", "p50", "p95"]].tolist()
+    notes = part.report.notes
+    assert notes[0].startswith(f"pctce summary in tokens refuses the pair: '{teacher}' and '{other}' were scored on different tokenizers")
+    assert notes[0].endswith("across tokenizers, --unit word or --unit byte).")
+    assert f"the same {word.loc[teacher, 'words']:,} words and {byte.loc[teacher, 'bytes']:,} bytes" in notes[1]
+    lo = word["p50"].idxmin()
+    assert notes[2].startswith(f"Per word, {lo} has the lower median ({word['p50'].min():.3f} vs {word['p50'].max():.3f} nats)")
+    assert (" and the lower mean" in notes[2]) == (word["mean"].idxmin() == lo)
+    assert notes[3].startswith(f"Per byte, {byte['bpb'].idxmin()} ") and f"{byte['bpb'].min():.3f} vs {byte['bpb'].max():.3f}" in notes[3]
+    assert notes[4].startswith("Per token the order flips" if token["p50"].idxmin() != lo else f"Per token, {lo} also")
+    assert len(notes) == 5
+
+
+def _unit_rows(words=(100, 100), nbytes=(500, 500), targets=(200, 250), word_p50=(5.0, 6.0), word_mean=(6.0, 7.0), bpb=(2.0, 2.2), token_p50=(3.0, 2.5)):
+    ids = ["teacher.s2", "uni.s2"]
+    word = [{"checkpoint": c, "vocab": v, "targets": t, "words": w, "mean": m, "p50": q, "p95": 2 * m} for c, v, t, w, m, q in zip(ids, (1024, 512), targets, words, word_mean, word_p50)]
+    byte = [{"checkpoint": c, "targets": t, "bytes": b, "mean": x, "p50": x, "p95": 2 * x, "bpb": x} for c, t, b, x in zip(ids, targets, nbytes, bpb)]
+    token = [{"checkpoint": c, "targets": t, "mean": q, "p50": q, "p95": 2 * q} for c, t, q in zip(ids, targets, token_p50)]
+    return word, byte, token
+
+
+def test_crosstok_reading_when_tokens_mislead():
+    part = crosstok_part_from_rows(*_unit_rows(), "no", "55483ff9fbd9")
+    assert part.report.notes == [
+        "pctce summary in tokens refuses the pair: no.",
+        "Both were scored on the same data (fingerprint 55483ff9): the same 100 words and 500 bytes, as 200 tokens (teacher.s2) "
+        "and 250 (uni.s2): 2.50 vs 2.00 bytes per token. Words and bytes are the units both share.",
+        "Per word, teacher.s2 has the lower median (5.000 vs 6.000 nats) and the lower mean (6.000 vs 7.000).",
+        "Per byte, teacher.s2 also has the lower bpb: 2.000 vs 2.200 bits per byte.",
+        "Per token the order flips: uni.s2 has the lower median token CE (2.500 vs 3.000) although its words cost more, because it "
+        "cuts the same text into more, shorter tokens (250 vs 200), each easier to predict. This is why pctce refuses token "
+        "summaries across tokenizers.",
+    ]
+    assert [t for t, _ in part.report.sections][0].startswith("Per word (pctce summary --unit word)")
+
+
+def test_crosstok_readings_change_with_the_numbers():
+    notes = crosstok_part_from_rows(*_unit_rows(word_mean=(7.5, 7.0), bpb=(2.3, 2.2), token_p50=(3.0, 3.5)), None).report.notes
+    assert notes[0] == "pctce summary in tokens accepts these checkpoints: they share a tokenizer."
+    assert notes[1].startswith("Both read the same 100 words")
+    assert notes[2] == "Per word, teacher.s2 has the lower median (5.000 vs 6.000 nats) but the higher mean (7.500 vs 7.000)."
+    assert notes[3] == "Per byte, uni.s2 has, however, the lower bpb: 2.200 vs 2.300 bits per byte."
+    assert notes[4].startswith("Per token, teacher.s2 also has the lower median (3.000 vs 3.500)")
+    notes = crosstok_part_from_rows(*_unit_rows(words=(100, 99)), None).report.notes
+    assert notes[1] == "teacher.s2 and uni.s2 hold different words or bytes (100 vs 99 words, 500 vs 500 bytes): they did not read the same text."
+    notes = crosstok_part_from_rows(*_unit_rows(token_p50=(2.5, 3.0), word_p50=(6.0, 5.0)), None).report.notes
+    assert notes[4].startswith("Per token the order flips: teacher.s2 has the lower median token CE (2.500 vs 3.000)")
+    assert "because its tokens are different units of text (200 vs 250)." in notes[4]  # fewer, longer tokens, yet cheaper
 
 
 def test_finetune_part_uses_the_stored_task_accuracy(demo):

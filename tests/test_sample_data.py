@@ -32,8 +32,11 @@ def read_meta(root: Path) -> list[dict]:
 
 
 def run_dirs(root: Path) -> list[Path]:
-    """Every training-run directory: distill/<run>/ and finetune/facts/."""
-    return sorted(p for p in (root / "distill").iterdir() if p.is_dir()) + [root / "finetune" / "facts"]
+    """Every training-run directory: distill/<run>/, finetune/facts/ and crosstok/<run>/."""
+    def runs(d: Path) -> list[Path]:
+        return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+    return runs(root / "distill") + [root / "finetune" / "facts"] + runs(root / "crosstok")
 
 
 def assert_meta_matches_pctce(root: Path) -> list[dict]:
@@ -44,7 +47,8 @@ def assert_meta_matches_pctce(root: Path) -> list[dict]:
     for m in meta:
         s = specs[m["checkpoint"]]
         assert int(m["step"]) == s.step and m["run"] == s.path.parent.name
-        assert m["group"] in {"distilled", "controls", "finetune"}
+        assert m["group"] in {"distilled", "controls", "finetune", "crosstok"}
+        assert (m["group"] == "crosstok") == (s.path.parent.parent.name == "crosstok")
         # the fine-tuning epochs are LoRA adapters on the final teacher, named by a relative path
         assert s.kind == ("adapter" if m["group"] == "finetune" else "model")
         if s.kind == "adapter":
@@ -56,9 +60,13 @@ def assert_meta_matches_pctce(root: Path) -> list[dict]:
 
 def final_checkpoint(meta: list[dict], root: Path, run: str) -> Path:
     row = max((m for m in meta if m["run"] == run), key=lambda m: int(m["step"]))
-    parent = root / ("finetune" if run == "facts" else "distill") / run
+    parent = root / ("finetune" if run == "facts" else "crosstok" if meta_group(meta, run) == "crosstok" else "distill") / run
     [path] = [s.path for s in discover([parent]) if s.id == row["checkpoint"]]
     return path
+
+
+def meta_group(meta: list[dict], run: str) -> str:
+    return next(m["group"] for m in meta if m["run"] == run)
 
 
 def smoke_build(out: Path, corpus: Path, hash_seed: str) -> float:
@@ -96,8 +104,9 @@ def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
     meta = assert_meta_matches_pctce(out)
     assert {m["run"] for m in meta} == {
         "teacher", "fullkl", "topk40", "topk15", "topk5",
-        "scratch-small-lr1", "scratch-small-lr2", "scratch-large-lr1", "scratch-large-lr2", "facts",
+        "scratch-small-lr1", "scratch-small-lr2", "scratch-large-lr1", "scratch-large-lr2", "facts", "unigram160",
     }
+    assert any(k.startswith("crosstok/unigram160/") and k.endswith("model.safetensors") for k in first)
     for name in ("README.md", "LICENSE-corpus.md", "runs.csv", "build.json", "finetune/test.jsonl", "finetune/accuracy.csv"):
         assert (out / name).is_file(), name
     assert_split_by_template(out)
@@ -105,12 +114,14 @@ def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    ckpt = final_checkpoint(meta, out, "topk5")
-    tok = AutoTokenizer.from_pretrained(ckpt)
-    assert tok.bos_token_id is not None and tok.eos_token_id is not None and tok.pad_token_id is not None
-    model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
-    ids = torch.tensor([[tok.bos_token_id, *tok("To be, or not to be")["input_ids"]]])
-    assert torch.isfinite(model(ids).logits).all()
+    for run in ("topk5", "unigram160"):
+        ckpt = final_checkpoint(meta, out, run)
+        tok = AutoTokenizer.from_pretrained(ckpt)
+        assert tok.bos_token_id is not None and tok.eos_token_id is not None and tok.pad_token_id is not None
+        model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
+        ids = torch.tensor([[tok.bos_token_id, *tok("To be, or not to be")["input_ids"]]])
+        assert torch.isfinite(model(ids).logits).all()
+    assert_word_and_byte_totals_match(out, meta, "unigram160", tmp_path / "units")
 
 
 @shipped
@@ -157,6 +168,51 @@ def assert_split_by_template(root: Path) -> None:
 @shipped
 def test_shipped_fine_tuning_split_is_by_template():
     assert_split_by_template(SAMPLE)
+
+
+def assert_word_and_byte_totals_match(root: Path, meta: list[dict], run: str, scores: Path) -> None:
+    """The run with its own tokenizer scores on distill/val.jsonl with byte spans and words (a fast tokenizer),
+    in other tokens than the teacher but the same words and bytes, and every token in a word (no empty spans)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from pctce_cli.catalog import resolve_checkpoints
+    from pctce_cli.scoring.options import ScoreOptions
+    from pctce_cli.scoring.run import score_checkpoints
+    from pctce_cli.store import load_units
+
+    paths = {"teacher": final_checkpoint(meta, root, "teacher"), run: final_checkpoint(meta, root, run)}
+    tok = AutoTokenizer.from_pretrained(paths[run])
+    assert tok.is_fast and type(tok.backend_tokenizer.model).__name__ == "Unigram"
+    val = root / "distill" / "val.jsonl"
+    for name, path in paths.items():
+        [r] = score_checkpoints([path], ScoreOptions(data=[str(val)], out=scores / name))
+        assert r.status == "scored", r.message
+    cks = resolve_checkpoints([scores / "teacher", scores / run], unit="word")  # same data: comparable in words
+    teacher, other = sorted(cks, key=lambda c: c.run != "teacher")
+    assert teacher.manifest["fingerprints"]["data"] == other.manifest["fingerprints"]["data"]
+    assert teacher.manifest["fingerprints"]["tokenizer"] != other.manifest["fingerprints"]["tokenizer"]
+    assert teacher.manifest["targets"] != other.manifest["targets"]
+    units = {}
+    for c in cks:
+        assert c.manifest["units"]["available"] is True
+        u = load_units(c.root, c.partition, "word")
+        assert (u.word >= 0).all() and (u.nbytes > 0).all() and np.isfinite(u.ce).all()
+        words = {(int(d), int(w)) for d, w in zip(u.doc, u.word)}
+        units[c.run] = (len(words), int(u.nbytes.sum()))
+    texts = [json.loads(line)["text"] for line in val.read_text().splitlines()]
+    expected = (sum(len(t.split()) for t in texts), sum(len(t.encode("utf-8")) for t in texts))
+    assert units["teacher"] == units[run] == expected
+
+
+@shipped
+def test_shipped_crosstok_run_scores_in_words_and_bytes_like_the_teacher(tmp_path):
+    meta = read_meta(SAMPLE)
+    [run] = sorted({m["run"] for m in meta if m["group"] == "crosstok"})
+    build = json.loads((SAMPLE / "build.json").read_text())["crosstok"]
+    assert run == build["run"] == "unigram512" and build["val_unknown_tokens"] == 0
+    assert [int(m["step"]) for m in meta if m["run"] == run] == [240, 480, 1200]  # the teacher's steps
+    assert_word_and_byte_totals_match(SAMPLE, meta, run, tmp_path)
 
 
 @shipped

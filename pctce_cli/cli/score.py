@@ -140,15 +140,17 @@ def demo(
 ):
     """Score the shipped sample checkpoints and show summaries, concordance and selection, with readings."""
     from pctce_cli import render
-    from pctce_cli.demo import run_demo
+    from pctce_cli.demo import CROSSTOK_TITLE, run_demo
 
     # reused checkpoints are counted in the header instead of listed one by one
     with render.RichReporter(enabled=not quiet, show_skips=False) as reporter:
         result = run_demo(sample_data, out, reporter, force=force)
+    crosstok = any(p.title == CROSSTOK_TITLE for p in result.parts)
     header = [
         f"Scored {result.scored} sample checkpoints, reused {result.reused}, into {result.out} ({result.seconds:.0f} s).",
         "Two CPU miniatures of the median-CE paper's studies (docs/sample-data.md): top-K distillation "
-        "(teacher, full-KL and top-40/15/5 students, from-scratch controls) and fine-tuning on fictional facts.",
+        "(teacher, full-KL and top-40/15/5 students, from-scratch controls) and fine-tuning on fictional facts"
+        + ("; and the teacher's recipe with a second tokenizer, compared with it in words and bytes." if crosstok else "."),
     ]
     parts = [(p.title, p.report.sections, p.report.notes) for p in result.parts]
     parts.append(("Explore further", [], result.next_commands))

@@ -1,8 +1,9 @@
 """`pctce demo`: score the shipped sample checkpoints and show what pctce is for.
 
 The demo scores the two miniature studies in ``sample_data/`` (top-K
-distillation and fine-tuning on fictional facts, see docs/sample-data.md) into a
-score directory, then reads them back with the analysis core and returns a few
+distillation and fine-tuning on fictional facts, see docs/sample-data.md), and the
+teacher's recipe trained with a second tokenizer (``crosstok/``), into a score
+directory, then reads them back with the analysis core and returns a few
 compact reports, each with a plain-language reading computed from the numbers.
 Re-running reuses the scores already in the directory.
 
@@ -15,17 +16,22 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from pctce_cli.demo.common import REQUIRED, SUBSET, DemoPart, DemoResult
+from pctce_cli.demo.crosstok import TITLE as CROSSTOK_TITLE
+from pctce_cli.demo.crosstok import crosstok_part, crosstok_part_from_rows
 from pctce_cli.demo.distill import distillation_parts, distillation_parts_from_table, subset_part_from_table
 from pctce_cli.demo.finetune import correct_part_from_rows, finetune_parts, finetune_parts_from_table
 from pctce_cli.errors import DataError, ScoringError
 
 __all__ = [
+    "CROSSTOK_TITLE",
     "DemoPart",
     "DemoResult",
     "correct_part_from_rows",
+    "crosstok_part_from_rows",
     "default_out",
     "distillation_parts_from_table",
     "find_sample_data",
@@ -75,7 +81,9 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     Args:
         sample_data: The ``sample_data/`` directory (None: :func:`find_sample_data`).
         out: Score directory (None: :func:`default_out`); the distillation study
-            goes to ``out/distill``, the fine-tuning study to ``out/finetune``.
+            goes to ``out/distill``, the fine-tuning study to ``out/finetune``, the
+            runs with another tokenizer (``sample_data/crosstok/``, if present) to
+            ``out/crosstok``, scored on the distillation study's validation data.
         reporter: Progress hooks of :func:`pctce_cli.scoring.run.score_checkpoints`.
         force: Rescore checkpoints already in ``out``.
 
@@ -91,8 +99,10 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     out = Path(out) if out is not None else default_out()
     result = DemoResult(out=out, sample_data=sample)
     distill_runs = sorted(p for p in (sample / "distill").iterdir() if p.is_dir())
+    crosstok_runs = sorted(p for p in (sample / "crosstok").iterdir() if p.is_dir()) if (sample / "crosstok").is_dir() else []
+    val = ScoreOptions(data=[str(sample / "distill" / "val.jsonl")], out=out / "distill", force=force, subset_fields=(SUBSET,))
     jobs = [
-        (distill_runs, ScoreOptions(data=[str(sample / "distill" / "val.jsonl")], out=out / "distill", force=force, subset_fields=(SUBSET,))),
+        (distill_runs, val),
         (
             [sample / "finetune" / "facts"],
             ScoreOptions(
@@ -105,6 +115,8 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
             ),
         ),
     ]
+    if crosstok_runs:  # the same data and options as the distillation study: word and byte units compare them
+        jobs.append((crosstok_runs, replace(val, out=out / "crosstok")))
     failed = []
     for paths, options in jobs:
         for r in score_checkpoints(paths, options, reporter):
@@ -118,14 +130,19 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
         raise ScoringError(f"{len(failed)} sample checkpoint(s) failed; first: {failed[0]}")
     meta = sample / "meta.csv"
     result.parts += distillation_parts(out / "distill", meta)
+    pair = []
+    if crosstok_runs:
+        result.parts.append(crosstok_part(out / "distill", out / "crosstok", meta))
+        pair = [r["checkpoint"] for r in result.parts[-1].report.sections[0][1][:2]]  # the teacher, then the other tokenizer
     result.parts += finetune_parts(out / "finetune", meta)
-    d, f, meta = _shown(out / "distill"), _shown(out / "finetune"), _shown(meta)
+    d, f, c, meta = _shown(out / "distill"), _shown(out / "finetune"), _shown(out / "crosstok"), _shown(meta)
     pctce, report = program(), _shown(out / "demo-distill.html")  # the report goes beside the scores, not into a checkout
     result.next_commands = [
         f"{pctce} concord {d} --meta {meta} --pairs",
         f"{pctce} summary {d} -c 'teacher.*' -c 'topk15.*' --ci 0.95 --vs teacher.checkpoint-1200",
         f"{pctce} compare --store {d} teacher.checkpoint-1200 topk15.checkpoint-1200",
         f"{pctce} report {d} --meta {meta} --out {report}",
+        *([f"{pctce} compare {d}:{pair[0]} {c}:{pair[1]} --unit word"] if pair else []),
         f"{pctce} select {f} --task substring_match",  # the accuracy the demo shows (`accuracy` is exact match)
     ]
     result.seconds = time.perf_counter() - t0
