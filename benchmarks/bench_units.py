@@ -14,7 +14,10 @@ One run of this script:
    for U = token, word, byte over all checkpoints (start-up and imports
    counted; peak RSS and CPU seconds from ``/usr/bin/time``, else
    ``resource``). 10M targets a checkpoint is below ``PCTCE_STREAM_ABOVE``
-   (50M), so the in-memory path is measured;
+   (50M), so the in-memory path is measured. With ``--baseline DIR`` (a
+   ``pctce_cli`` source tree, e.g. an earlier revision's) the rounds also run
+   the three commands with that pctce, for before/after ratios paired per
+   round, and its JSON is compared with this tree's;
 3. checks the JSON: fewer words than targets, more bytes than targets, the same
    empty-span count in words and bytes as in the manifest, and
    mean × count equal in words and bytes (both the CE of the targets with a
@@ -27,6 +30,8 @@ Run from the repository root::
 
     python benchmarks/bench_units.py --out docs/benchmarks.md   # full (30 × 10M; ~10 min on 2 cores)
     python benchmarks/bench_units.py --quick                     # smoke test (3 × 1M), prints Markdown
+    git archive main pctce_cli | tar -x -C /tmp/base             # then, before/after against main:
+    python benchmarks/bench_units.py --baseline /tmp/base --baseline-name main --out docs/benchmarks.md
 
 Ratios are taken per round (the three commands back to back), then the median;
 the load average is reported because the machine may be shared. The store is
@@ -59,15 +64,31 @@ TITLES = {
 }
 COUNT = {"token": "targets", "word": "words", "byte": "bytes"}
 GOAL = 2.0
+REPO = Path(__file__).resolve().parents[1]
 
 
-def summary_cmd(root: Path, unit: str) -> list[str]:
+# Runs the pctce_cli of another source tree (``--baseline``) rather than this checkout's editable install:
+# python -S reads no .pth file (one installs the editable finder), site-packages go on the path as plain
+# directories, the tree before them.
+BASELINE_CODE = (
+    "import os, sys; src, *site = sys.argv.pop(1).split(os.pathsep); sys.path[:0] = [src, *site]; "
+    "import pctce_cli; assert pctce_cli.__file__.startswith(src), pctce_cli.__file__; "
+    "from pctce_cli.cli import main; sys.exit(main())"
+)
+
+
+def pctce_of(baseline: Path | None) -> list[str]:
+    """The command that runs pctce: this checkout's, or the one in the source tree ``baseline``."""
+    if baseline is None:
+        return ba.pctce_cmd()
+    import site
+
+    return [sys.executable, "-S", "-c", BASELINE_CODE, os.pathsep.join([str(baseline), *site.getsitepackages()])]
+
+
+def run_unit(root: Path, unit: str, baseline: Path | None = None) -> dict:
     pct = ",".join(map(str, ba.PERCENTILES))
-    return ba.pctce_cmd() + ["summary", str(root), "--percentiles", pct, "--format", "json", "--unit", unit]
-
-
-def run_unit(root: Path, unit: str) -> dict:
-    r = ba.timed(summary_cmd(root, unit))
+    r = ba.timed(pctce_of(baseline) + ["summary", str(root), "--percentiles", pct, "--format", "json", "--unit", unit])
     r["rows"] = json.loads(r.pop("stdout"))[TITLES[unit]]
     return r
 
@@ -150,6 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 checkpoints × 1M targets, one round")
     ap.add_argument("--repeats", type=int, default=None, help="rounds of the three units (default 5; quick 1)")
     ap.add_argument("--verify", type=int, default=1, help="checkpoints recomputed by brute force in-process (default 1)")
+    ap.add_argument("--baseline", default=None, help="also time, in the same rounds, the pctce_cli package in this directory "
+                    "(e.g. from 'git archive main pctce_cli | tar -x -C DIR'): before/after paired per round")
+    ap.add_argument("--baseline-name", default=None, help="what to call the baseline in the report (e.g. a git revision)")
     ba.add_store_options(ap)
     ap.add_argument("--out", default=None, help="write the section into this Markdown file; default: print")
     ap.add_argument("--json", default=None, help="also dump raw results to this JSON file")
@@ -165,18 +189,22 @@ def main(argv=None) -> int:
     size_all = ba.dir_size(root)
     ba.log(f"[data] {root}: {size_all / 2**30:.2f} GiB; warming the page cache")
     warm = ba.warm_cache(root)
-    runs: dict[str, list[dict]] = {u: [] for u in UNITS}
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    keys = list(UNITS) + ([f"base-{u}" for u in UNITS] if baseline else [])
+    runs: dict[str, list[dict]] = {k: [] for k in keys}
     orders = []
     for r in range(repeats):
-        order = UNITS[r % 3:] + UNITS[: r % 3]  # rotate who goes first
+        order = keys[r % len(keys):] + keys[: r % len(keys)]  # rotate who goes first
         orders.append(order)
-        for u in order:
-            res = run_unit(root, u)
-            runs[u].append(res)
-            ba.log(f"[round {r}] {u}: {res['wall']:.1f} s, cpu {res['cpu']:.1f} s, peak {res['rss_mib']:.0f} MiB, load {res['load1']:.2f}")
+        for k in order:
+            # with a baseline, this tree is started the same way (python -S), so that start-up is alike
+            res = run_unit(root, k.removeprefix("base-"), (baseline if k.startswith("base-") else REPO) if baseline else None)
+            runs[k].append(res)
+            ba.log(f"[round {r}] {k}: {res['wall']:.1f} s, cpu {res['cpu']:.1f} s, peak {res['rss_mib']:.0f} MiB, load {res['load1']:.2f}")
     load_end = ba.loadavg()
     last = {u: runs[u][-1]["rows"] for u in UNITS}
-    stable = all(run["rows"] == runs[u][0]["rows"] for u in UNITS for run in runs[u])
+    stable = all(run["rows"] == runs[k][0]["rows"] for k in keys for run in runs[k])
+    same_as_baseline = all(runs[f"base-{u}"][0]["rows"] == last[u] for u in UNITS) if baseline else None
     checks = check_rows(root, last)
     verified = [brute_force(root, ba.ck_id(i), last) for i in range(min(args.verify, params["checkpoints"]))]
     for v in verified:
@@ -189,7 +217,8 @@ def main(argv=None) -> int:
     ctx = dict(
         command=command, params=params, generated=generated, gen_seconds=gen_seconds, size_all=size_all, warm=warm,
         load_start=load_start, load_end=load_end, total=total, deleted=deleted, orders=orders, stable=stable,
-        checks=checks, verified=verified, machine=ba.machine_info(),
+        checks=checks, verified=verified, machine=ba.machine_info(), same_as_baseline=same_as_baseline,
+        baseline_name=args.baseline_name or (baseline.name if baseline else None),
     )
     md = render(ctx, runs)
     if args.json:
@@ -200,15 +229,16 @@ def main(argv=None) -> int:
         ba.log(f"wrote {args.out} ({total:.0f} s in all)")
     else:
         print(md)
-    ok = checks["ok"] and stable and all(v[u]["count_equal"] and v[u]["pct_max_abs"] < 1e-9 for v in verified for u in ("word", "byte"))
+    ok = checks["ok"] and stable and same_as_baseline is not False and all(v[u]["count_equal"] and v[u]["pct_max_abs"] < 1e-9 for v in verified for u in ("word", "byte"))
     return 0 if ok else 1
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def ratios(runs: dict[str, list[dict]], unit: str, key: str = "wall") -> list[float]:
-    return [a[key] / b[key] for a, b in zip(runs[unit], runs["token"])]
+def ratios(runs: dict[str, list[dict]], a: str, b: str, key: str = "wall") -> list[float]:
+    """``a``'s time over ``b``'s, round by round."""
+    return [x[key] / y[key] for x, y in zip(runs[a], runs[b])]
 
 
 def render(ctx: dict, runs: dict[str, list[dict]]) -> str:
@@ -237,28 +267,40 @@ def render(ctx: dict, runs: dict[str, list[dict]]) -> str:
         + f"; every file read once before timing ({ctx['warm']:.0f} s). "
         f"{p['targets']:,} targets a checkpoint is below `PCTCE_STREAM_ABOVE` (50M): the in-memory path is measured."
     )
+    base = ctx["baseline_name"]
+    keys = [k for k in runs if runs[k]]
     L += ["", f"Each round runs `pctce summary DIR --percentiles {','.join(map(str, ba.PERCENTILES))} --format json --unit U` "
-          "for the three units back to back in a fresh process each (the first unit rotates from round to round); ratios are "
-          "taken per round, then the median. CPU s is user + system time of the process.", ""]
-    L.append("| unit | runs | median s | min–max s | CPU s (median) | peak RSS MiB | ratio to token, wall (median of rounds) | ratio to token, CPU |")
-    L.append("|---|---|---|---|---|---|---|---|")
-    for u in UNITS:
-        rs = runs[u]
-        rw, rc = (med(ratios(runs, u)), med(ratios(runs, u, "cpu"))) if u != "token" else (1.0, 1.0)
-        L.append(
-            f"| {u} | {len(rs)} | {med(r['wall'] for r in rs):.2f} | {min(r['wall'] for r in rs):.2f}–{max(r['wall'] for r in rs):.2f} "
-            f"| {med(r['cpu'] for r in rs):.2f} | {max(r['rss_mib'] for r in rs):,.0f} | {rw:.2f} | {rc:.2f} |"
+          "for the three units back to back in a fresh process each (the first rotates from round to round)"
+          + (f", and the same three with the pctce of {base} (`base-…`), so that before and after are paired too (both "
+             "trees started by `python -S` with site-packages on the path, not through the editable install)" if base else "")
+          + "; ratios are taken per round, then the median. CPU s is user + system time of the process.", ""]
+    L.append("| run | runs | median s | min–max s | CPU s (median) | peak RSS MiB | ratio to token, wall (median of rounds) | ratio to token, CPU |"
+             + (f" this tree / {base}, wall | CPU |" if base else ""))
+    L.append("|---|---|---|---|---|---|---|---|" + ("---|---|" if base else ""))
+    for k in keys:
+        rs, ref = runs[k], ("base-token" if k.startswith("base-") else "token")
+        line = (
+            f"| {k} | {len(rs)} | {med(r['wall'] for r in rs):.2f} | {min(r['wall'] for r in rs):.2f}–{max(r['wall'] for r in rs):.2f} "
+            f"| {med(r['cpu'] for r in rs):.2f} | {max(r['rss_mib'] for r in rs):,.0f} | {med(ratios(runs, k, ref)):.2f} | {med(ratios(runs, k, ref, 'cpu')):.2f} |"
         )
-    L += ["", "| round | order | token s | word s | byte s | word / token | byte / token | load (1 min) |", "|---|---|---|---|---|---|---|---|"]
-    for k, order in enumerate(ctx["orders"]):
-        t, w, b = (runs[u][k] for u in UNITS)
+        if base:
+            line += f" {med(ratios(runs, k, 'base-' + k)):.2f} | {med(ratios(runs, k, 'base-' + k, 'cpu')):.2f} |" if k in UNITS else " | |"
+        L.append(line)
+    pairs = [("word", "token"), ("byte", "token")] + ([("base-word", "base-token"), ("base-byte", "base-token")] if base else [])
+    L += ["", "| round | order | " + " | ".join(f"{k} s" for k in keys) + " | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " | load (1 min) |",
+          "|---|---|" + "---|" * (len(keys) + len(pairs) + 1)]
+    for i, order in enumerate(ctx["orders"]):
         L.append(
-            f"| {k + 1} | {', '.join(order)} | {t['wall']:.2f} | {w['wall']:.2f} | {b['wall']:.2f} | {w['wall'] / t['wall']:.2f} "
-            f"| {b['wall'] / t['wall']:.2f} | {max(t['load1'], w['load1'], b['load1']):.2f} |"
+            f"| {i + 1} | {', '.join(order)} | " + " | ".join(f"{runs[k][i]['wall']:.2f}" for k in keys) + " | "
+            + " | ".join(f"{runs[a][i]['wall'] / runs[b][i]['wall']:.2f}" for a, b in pairs)
+            + f" | {max(runs[k][i]['load1'] for k in keys):.2f} |"
         )
-    rw, rb = med(ratios(runs, "word")), med(ratios(runs, "byte"))
+    rw, rb = med(ratios(runs, "word", "token")), med(ratios(runs, "byte", "token"))
     L += ["", f"**Median per-round ratio to `--unit token`: word {rw:.2f}, byte {rb:.2f}** (goal ≤ {GOAL:g}; "
-          f"{'met' if max(rw, rb) <= GOAL else '**not met**'}).", ""]
+          f"{'met' if max(rw, rb) <= GOAL else '**not met**'})"
+          + (f"; with the pctce of {base}: word {med(ratios(runs, 'base-word', 'base-token')):.2f}, byte "
+             f"{med(ratios(runs, 'base-byte', 'base-token')):.2f}. Its JSON equals this tree's: "
+             f"{'yes' if ctx['same_as_baseline'] else '**no**'}" if base else "") + ".", ""]
     yes = lambda b: "yes" if b else "**no**"  # noqa: E731
     L.append(
         f"Checks over every checkpoint: fewer words than targets {yes(c['words_lt_targets'])}; more bytes than targets "
