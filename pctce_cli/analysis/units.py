@@ -230,17 +230,16 @@ def byte_scores(ck):
     Raises:
         UsageError: the checkpoint holds no byte spans.
     """
+    from pctce_cli.stats.units import byte_values
     from pctce_cli.store import Scores, load_units
 
     u = load_units(ck.root, ck.partition, "byte")
-    keep = u.nbytes > 0
-    nb = u.nbytes[keep]
-    values = (u.ce[keep] / nb.astype(np.float32)).astype(np.float32)
-    pos = np.flatnonzero(keep).astype(np.int32)
-    return Scores(ck.id, u.doc[keep], pos, np.zeros(0, np.int32), values, np.zeros(0, np.int32), u.docs, u.manifest, nb.astype(np.int64))
+    values, nb = byte_values(u.ce, u.nbytes)  # the summary's own (value, weight) pairs
+    keep = np.flatnonzero(u.nbytes > 0)
+    return Scores(ck.id, u.doc[keep], keep.astype(np.int32), np.zeros(0, np.int32), values, np.zeros(0, np.int32), u.docs, u.manifest, nb.astype(np.int64))
 
 
-def byte_pair(a, b, a_name: str, b_name: str):
+def byte_pair(a, b, a_name: str, b_name: str, sa=None):
     """Two checkpoints' byte distributions, paired byte by byte without one row per byte.
 
     Each checkpoint gives every byte of a token ``ce / nbytes`` (SPEC §8). The
@@ -249,6 +248,10 @@ def byte_pair(a, b, a_name: str, b_name: str):
     of both results, with the two checkpoints' per-byte values and ``weight``
     = its length in bytes. Same tokenizer: the pieces are the tokens.
 
+    Args:
+        sa: ``a``'s :func:`byte_scores` when already loaded (the gate pairs one
+            baseline with many candidates and reads it once).
+
     Raises:
         UsageError: a checkpoint without byte spans.
         MixedInputError: a document holds different bytes in the two (named).
@@ -256,7 +259,7 @@ def byte_pair(a, b, a_name: str, b_name: str):
     from pctce_cli.errors import MixedInputError
     from pctce_cli.stats.byte_pairs import byte_segments, first_byte_mismatch
 
-    sa, sb = byte_scores(a), byte_scores(b)
+    sa, sb = sa if sa is not None else byte_scores(a), byte_scores(b)
     bad = first_byte_mismatch(sa.doc, sa.weight, sb.doc, sb.weight)
     if bad is not None:
         raise MixedInputError(

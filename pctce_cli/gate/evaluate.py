@@ -318,7 +318,7 @@ def run_gate(
             sb = word_scores(c)
             check_words_aligned(sa, sb, base.id, c.id)
         else:  # bytes pair by runs covered by one token of each tokenization: the rows depend on the candidate
-            xa, sb = byte_pair(base, c, base.id, c.id)
+            xa, sb = byte_pair(base, c, base.id, c.id, sa)
             xplan = make_plan(all_rules, fld, by, subset, xa.doc, xa.docs, base.id)
         stats, sizes = {}, {}
         for sub, wanted in groups.items():  # one paired bootstrap per subset, over that subset's documents only
