@@ -21,7 +21,7 @@ from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
-from pctce_cli.stats.summaries import doc_sums, percentile_name, summarize
+from pctce_cli.stats.summaries import doc_sums, summarize, summary_columns
 from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
 
 
@@ -334,7 +334,7 @@ def summary_report(
         if vs not in ids:
             raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
         ref = rows[ids.index(vs)]
-        names = ["mean", *[percentile_name(q) for q in percentiles], "iqr", "bpb"]
+        names = summary_columns(percentiles, "iqr", "bpb")
         delta_rows = []
         for r in rows:
             d = {"checkpoint": r["checkpoint"], "step": r["step"]}
@@ -343,7 +343,7 @@ def summary_report(
             delta_rows.append(d)
         report.add(f"Difference to {vs} (negative = lower CE than the reference)", delta_rows)
         runs = {c.id: (c.group or c.run) for c in cks}
-        report.notes += crossings(rows, vs, ["mean", *[percentile_name(q) for q in percentiles]], runs)
+        report.notes += crossings(rows, vs, summary_columns(percentiles), runs)
     return report
 
 

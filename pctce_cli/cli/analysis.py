@@ -26,7 +26,7 @@ from pctce_cli.cli.common import (
     subsets_of,
 )
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
-from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, percentile_name
+from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, summary_columns
 
 SummariesFileOpt = Annotated[
     Path | None,
@@ -99,7 +99,7 @@ def concord(
     """Concordance of summaries across checkpoints: C(s, s'), Kendall τ, C_S per group, and a reading."""
     from pctce_cli.analysis.concord import concord_report
 
-    summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
+    summaries = summary_columns(parse_percentiles(percentiles))
     set_names = parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set")
     needed = list(dict.fromkeys(summaries + set_names))
     table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
@@ -126,8 +126,8 @@ def select(
     from pctce_cli.analysis.select import select_report
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
-    agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
+    summaries = summary_columns(parse_percentiles(percentiles))
+    agreement = summary_columns(AGREEMENT_PERCENTILES)
     needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
     table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
     emit_report(select_report(table, summaries, task, higher_is_better, agreement, subsets=subsets, notes=notes), fmt, output)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pctce_cli.errors import PolicyError, UsageError
+from pctce_cli.stats.units import UNITS
 
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
 TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "unit", "rule")
-GATE_UNITS = ("token", "word", "byte")  # what the gate pairs: tokens, or words or bytes across tokenizers (SPEC §8)
 RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
 RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
 REQUIRE = ("all", "any")
@@ -268,7 +268,7 @@ def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
                 raise PolicyError(f"{loc}: subset_field must name a subset field, e.g. subset_field = \"domain\" ({_got(v)})")
             pol.subset_field, pol.subset_field_at = v, loc
         elif key == "unit":
-            if v not in GATE_UNITS:
+            if v not in UNITS:  # what the gate pairs: tokens, or words or bytes across tokenizers (SPEC §8)
                 raise PolicyError(f"{loc}: unit must be \"token\", \"word\" or \"byte\" (words and bytes pair across tokenizers) ({_got(v)})")
             pol.unit = v
         elif key == "rule":

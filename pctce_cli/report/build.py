@@ -278,7 +278,7 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     from pctce_cli.analysis.shape import shape_tables
     from pctce_cli.analysis.summary import rows_table, summary_report
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
-    from pctce_cli.stats.summaries import DEFAULT_EDGES, percentile_name
+    from pctce_cli.stats.summaries import DEFAULT_EDGES, summary_columns
 
     options = options or ReportOptions()
     if not cks:
@@ -292,8 +292,8 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     ids = [c.id for c in cks]
     if options.vs is not None and options.vs not in ids:
         raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
-    summaries = ["mean"] + [percentile_name(q) for q in options.percentiles]
-    agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
+    summaries = summary_columns(options.percentiles)
+    agreement = summary_columns(AGREEMENT_PERCENTILES)
     traj = ["mean", "p50", "p95"]
     needed = list(dict.fromkeys(summaries + list(options.set_) + traj + (agreement if options.task else [])))
     fields, field_notes = report_fields(cks, options.subsets.field if options.subsets is not None and options.subsets.split else None)

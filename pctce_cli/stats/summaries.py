@@ -91,6 +91,16 @@ def percentile_name(q: float) -> str:
     return "p" + format_level(q)
 
 
+def summary_columns(percentiles, *extra: str) -> list[str]:
+    """The summary columns an analysis of ``percentiles`` needs: ``mean``, each ``pXX``, then ``extra``.
+
+    Example:
+        >>> summary_columns([50, 99.9]), summary_columns([95], "iqr")
+        (['mean', 'p50', 'p99.9'], ['mean', 'p95', 'iqr'])
+    """
+    return ["mean", *(percentile_name(q) for q in percentiles), *extra]
+
+
 @dataclass(frozen=True)
 class SummaryName:
     """A parsed summary name.
