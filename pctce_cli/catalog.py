@@ -21,6 +21,7 @@ from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.scoring.options import READ_FIELDS
 from pctce_cli.store import list_checkpoints, read_manifest
 from pctce_cli.store.layout import MANIFEST
+from pctce_cli.units import unit_named
 
 # Manifest settings that choose which tokens are targets (the reading options): they
 # change the ``documents`` fingerprint, and name the cause when that fingerprint differs.
@@ -299,7 +300,7 @@ def input_differences(a: Checkpoint, b: Checkpoint, unit: str = "token") -> list
     reasons = []
     if fa.get("data") != fb.get("data"):
         reasons.append(f"different validation data (data fingerprints {_short(fa.get('data'))} vs {_short(fb.get('data'))})")
-    if unit != "token":
+    if unit_named(unit).across_tokenizers:
         sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
         scored_first = {k: (s.get("prefix") != "none") for k, s in (("a", sa), ("b", sb))}
         diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in INPUT_SETTINGS if k != "prefix" and sa.get(k) != sb.get(k)]
@@ -328,7 +329,7 @@ def check_same_inputs(cks: Sequence[Checkpoint], unit: str = "token") -> None:
     for c in cks[1:]:
         reasons = input_differences(cks[0], c, unit)
         if reasons:
-            tokenizers = unit == "token" and any(r.startswith("different tokenizers") for r in reasons)
+            tokenizers = any(r.startswith("different tokenizers") for r in reasons)  # only tokens ask for the same tokenizer
             hint = " or, across tokenizers, --unit word or --unit byte" if tokenizers and len(reasons) == 1 else ""
             raise MixedInputError(
                 f"'{cks[0].id}' and '{c.id}' were scored on {' and '.join(reasons)}; "
@@ -344,8 +345,9 @@ def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_na
     """
     reasons = input_differences(a, b, unit)
     if reasons:
-        need = "the same tokenizer and settings" if unit == "token" else "the same reading settings"
-        hint = "; across tokenizers, pair words or bytes with --unit word or --unit byte" if unit == "token" and any(r.startswith("different tokenizers") for r in reasons) and len(reasons) == 1 else ""
+        need = "the same reading settings" if unit_named(unit).across_tokenizers else "the same tokenizer and settings"
+        tokenizers = any(r.startswith("different tokenizers") for r in reasons)  # only tokens ask for the same tokenizer
+        hint = "; across tokenizers, pair words or bytes with --unit word or --unit byte" if tokenizers and len(reasons) == 1 else ""
         raise MixedInputError(
             f"cannot pair '{a_name or a.id}' with '{b_name or b.id}': they were scored on {' and '.join(reasons)}; "
             f"a paired comparison needs both scored on the same data with {need}{hint}"

@@ -55,19 +55,10 @@ CE = ValueKind("ce", "CE", "nats")
 class Values:
     """One checkpoint's values in a unit, one row per value, sorted by (document, index).
 
-    Attributes:
-        unit: The :class:`Unit` the rows are of.
-        checkpoint: The partition's name.
-        doc: The document of each row.
-        index: The row's place in its document: a target's position, a word's
-            index, or (paired bytes) the run's number.
-        value: The value of each row (nats per target, per word or per byte).
-        docs: The per-document table (pandas), or None.
-        manifest: The partition's manifest.
-        weight: How many times each row counts (bytes: the bytes it covers);
-            None: each row counts once.
-        token: The target's token id (tokens only).
-        rank: The target's rank (tokens only, when read).
+    ``index`` is the row's place in its document (a target's position, a word's
+    index, a paired byte run's number); ``value`` its value (nats per target,
+    word or byte); ``weight`` how many times it counts (bytes: the bytes it
+    covers; None: once); ``token`` and ``rank`` are the targets' (tokens only).
     """
 
     unit: "Unit"
@@ -119,14 +110,22 @@ class Unit:
         across_tokenizers: Two checkpoints with different tokenizers pair
             (only the text they read must agree).
         refuses: Summaries it has no form for (top-1 needs a target's rank).
+        titled: Titles and headings name the unit (tokens keep their historical, unqualified titles).
+        sums_tokens: A value is the sum of several tokens' values (its range reaches further: plots widen their bins).
     """
 
     name = ""
     noun = ""
     spans = True
+    titled = True
+    sums_tokens = False
     weighted = False
     across_tokenizers = True
     refuses: tuple[str, ...] = ("top1",)
+
+    # how the unit is named in titles and on axes: ce (CE, per-word CE), CE (capitalized), per (per-token CE,
+    # CE per word), axis (a CE axis, {} for more inside the parentheses), noun, nats (nats per byte)
+    labels: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<unit {self.name}>"
@@ -140,8 +139,13 @@ class Unit:
 
     @property
     def per(self) -> str:
-        """What follows a title: ``""`` for tokens (their historical titles), ``" (per word)"``."""
-        return f" (per {self.name})"
+        """What follows a heading: ``" (per word)"``, nothing for tokens (:attr:`titled`)."""
+        return f" (per {self.name})" if self.titled else ""
+
+    @property
+    def per_comma(self) -> str:
+        """What follows a document's or figure's title: ``", per word"``, nothing for tokens (:attr:`titled`)."""
+        return f", per {self.name}" if self.titled else ""
 
     def title(self, by: str | None = None, kind: ValueKind = CE) -> str:
         """``Per-word CE summaries by domain (nats per word)`` and so on.
@@ -189,8 +193,8 @@ class Unit:
 
     # ------------------------------------------------------------ loading and pairing
 
-    def load_arrays(self, ck, columns: Sequence[str] = ("ce",)):
-        """The stored arrays this unit is computed from: the tokens' ``columns``, or the targets with their spans and words.
+    def load_arrays(self, ck, columns: Sequence[str] | None = ("ce",)):
+        """The stored arrays this unit is computed from: the tokens' ``columns`` (None: all), or the targets with their spans and words.
 
         Raises:
             UsageError: words or bytes of a checkpoint without byte spans (why, and what to do).
@@ -239,12 +243,10 @@ class TokenUnit(Unit):
     name = "token"
     noun = "target"
     spans = False
+    titled = False
     across_tokenizers = False
     refuses = ()
-
-    @property
-    def per(self) -> str:
-        return ""
+    labels = {"ce": "CE", "CE": "CE", "per": "per-token CE", "axis": "per-token CE (nats{})", "noun": "target", "nats": "nats"}
 
     def title(self, by: str | None = None, kind: ValueKind = CE) -> str:
         split = f" by {by}" if by else ""
@@ -259,10 +261,10 @@ class TokenUnit(Unit):
     def distribution(self, ce, doc, word, nbytes):
         return np.asarray(ce), None
 
-    def load_arrays(self, ck, columns: Sequence[str] = ("ce",)):
+    def load_arrays(self, ck, columns: Sequence[str] | None = ("ce",)):
         from pctce_cli.store import load_scores
 
-        return load_scores(ck.root, ck.partition, columns=tuple(columns))
+        return load_scores(ck.root, ck.partition, columns=tuple(columns)) if columns is not None else load_scores(ck.root, ck.partition)
 
     def load(self, ck, columns: Sequence[str] = ("doc", "pos", "token", "ce")) -> Values:
         from pctce_cli.store import load_scores
@@ -279,6 +281,8 @@ class WordUnit(Unit):
 
     name = "word"
     noun = "word"
+    sums_tokens = True
+    labels = {"ce": "per-word CE", "CE": "Per-word CE", "per": "CE per word", "axis": "CE per word (nats{})", "noun": "word", "nats": "nats per word"}
 
     def empty(self, word, nbytes):
         return np.asarray(word) < 0
@@ -339,6 +343,7 @@ class ByteUnit(Unit):
     name = "byte"
     noun = "byte"
     weighted = True
+    labels = {"ce": "per-byte CE", "CE": "Per-byte CE", "per": "CE per byte", "axis": "CE per byte (nats per byte{})", "noun": "byte", "nats": "nats per byte"}
 
     def empty(self, word, nbytes):
         return np.asarray(nbytes) == 0

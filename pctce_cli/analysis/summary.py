@@ -16,13 +16,14 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
-from pctce_cli.analysis.units import check_unit_summaries, empty_note, unit_rows, unit_title
+from pctce_cli.analysis.units import unit_rows
 from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
 from pctce_cli.stats.summaries import doc_sums, summarize, summary_columns
 from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
+from pctce_cli.units import unit_named
 
 
 def columns_for(only: Sequence[str] | None, ci: float | None = None) -> tuple[str, ...]:
@@ -121,11 +122,11 @@ def checkpoint_rows(
                 "that are summarized in memory, and subsets are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine "
                 "with about 24 bytes of memory per target"
             )
-        if unit == "token":
+        if not unit_named(unit).spans:
             return [streamed_row(ck, percentiles, ci=ci, only=only)], []
         refuse_streamed_ci(ck, ci)
         return [streamed_unit_row(ck, percentiles, unit)], []
-    if unit != "token":
+    if unit_named(unit).spans:
         return unit_rows(ck, percentiles, unit, subsets, ci=ci, **kw)
     cols = columns_for(only, ci)
     if subsets.active and "doc" not in cols:
@@ -314,13 +315,13 @@ def summary_report(
     methods = sorted({r.pop("_ci_method") for r in rows if "_ci_method" in r})
     errors = [r.pop("_ci_error") for r in rows if "_ci_error" in r]
     if subsets.split:
-        report.add(unit_title(unit, subsets.field), rows)
+        report.add(unit_named(unit).title(subsets.field), rows)
         report.add(f"Pooled and macro-averaged mean CE over the subsets of {subsets.field}", macro_rows(rows))
         if subsets.field == CORRECT:
             report.add("Mean CE of correctly and incorrectly answered documents (paper Table 6)", correct_rows(rows))
     else:
-        report.add(unit_title(unit) + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
-    report.notes += empty_note(rows, unit)
+        report.add(unit_named(unit).title() + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
+    report.notes += unit_named(unit).empty_note(rows)
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)
@@ -429,7 +430,7 @@ def summaries_table(
     import pandas as pd
 
     if summaries_file is not None:
-        if subsets.active or unit != "token":
+        if subsets.active or unit_named(unit).spans:
             raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
         df = read_table(summaries_file, "--summaries")
         missing = [s for s in needed if s not in df.columns]
@@ -444,5 +445,5 @@ def summaries_table(
         if "group" not in df.columns:
             df["group"] = None
         return df.reset_index(drop=True)
-    check_unit_summaries(needed, unit, "summary")  # top1 has no word or byte form
+    unit_named(unit).check_summaries(needed, "summary")  # top1 has no word or byte form
     return rows_table(cks, summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes, unit=unit), meta_columns)

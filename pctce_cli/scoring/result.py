@@ -25,6 +25,7 @@ from pctce_cli.stats.row import summary_row
 from pctce_cli.stats.units import UNITS
 from pctce_cli.store.layout import TOKEN_COLUMNS, UNIT_COLUMNS
 from pctce_cli.stats.summaries import DEFAULT_PERCENTILES
+from pctce_cli.units import UNIT_TYPES
 
 # summary_row's bookkeeping of the bootstrap, which ScoreResult.summary has never returned
 _CI_BOOKKEEPING = ("_ci_method", "_ci_error")
@@ -84,7 +85,9 @@ class ScoreResult:
             UsageError: a word or byte unit for scores without byte spans (a
                 slow tokenizer: the message names it), or ``ci`` with them.
         """
-        if unit != "token":
+        if unit not in UNITS:
+            raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
+        if UNIT_TYPES[unit].spans:
             return self._unit_summary(unit, percentiles, ci)
         row = summary_row(
             self.ce, self.doc, self.rank, docs=self.docs, percentiles=percentiles,
@@ -97,8 +100,6 @@ class ScoreResult:
     def _unit_summary(self, unit: str, percentiles: Sequence[float], ci: float | None) -> dict:
         from pctce_cli.stats import summarize
 
-        if unit not in UNITS:
-            raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
         if self.nbytes is None or self.word is None:
             reason = self.info.get("units", {}).get("reason", "the scores hold no byte spans")
             raise UsageError(f"unit {unit!r} needs byte spans and words, which were not recorded: {reason}", param="unit")

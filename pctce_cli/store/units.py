@@ -50,12 +50,10 @@ def units_unavailable(manifest: dict) -> str | None:
 
 
 def require_units(manifest: dict, unit: str, root: str | Path) -> None:
-    """Raise :class:`UsageError` unless the partition of ``manifest`` can be summarized in ``unit``.
+    """Raise :class:`UsageError` unless the partition of ``manifest`` holds the byte spans and words that ``unit`` (``word`` or ``byte``) needs.
 
-    Tokens are always available; words and bytes need the partition's byte spans.
+    Only units made from the spans ask (:attr:`pctce_cli.units.Unit.spans`); tokens are always available.
     """
-    if unit == "token":
-        return
     reason = units_unavailable(manifest)
     if reason is not None:
         if "slow tokenizer" in reason:
