@@ -21,6 +21,7 @@ from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
+from pctce_cli.stats.subsets import correct_ratio
 from pctce_cli.stats.summaries import doc_sums, summarize, summary_columns
 from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
 from pctce_cli.units import unit_named
@@ -389,7 +390,7 @@ def correct_rows(rows: list[dict]) -> list[dict]:
         c, i = o.pop("correct"), o.pop("incorrect")
         nc, ni = (c or {}).get("documents", 0), (i or {}).get("documents", 0)
         mc, mi = (c or {}).get("mean", math.nan), (i or {}).get("mean", math.nan)
-        ratio = mi / mc if mc and not (math.isnan(mc) or math.isnan(mi)) else math.nan
+        ratio = correct_ratio(mc, mi)
         result.append({**o, "accuracy": nc / (nc + ni) if nc + ni else math.nan, "mean_correct": mc, "mean_incorrect": mi, "ratio": ratio})
     return result
 
