@@ -203,21 +203,25 @@ def compare_scores(
         "up": float(wt[d > 0].sum() / n),
         "unchanged": float(wt[d == 0].sum() / n),
     }
-    d_nll = nll_b - nll_a
-    docs = [
-        {
-            "doc": int(i),
-            "targets": int(c),
-            "Δ nll": float(dn),
-            "Δ mean": float(dn / c),
-            "mean baseline": float(na / c),
-            "mean candidate": float(nb / c),
-        }
-        for i, c, na, nb, dn in zip(ids, count, nll_a, nll_b, d_nll)
-    ]
+    docs = _doc_rows_of(ids, count, nll_a, nll_b)
     cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method, unit=unit)
     cmp.notes = verdict(stats, ci)
     return cmp
+
+
+def _doc_rows_of(ids, count, nll_a, nll_b) -> list[dict]:
+    """One row per document: its rows (targets, words or bytes), Δ summed CE, Δ mean and both means."""
+    return [
+        {
+            "doc": int(i),
+            "targets": int(c),
+            "Δ nll": float(nb - na),
+            "Δ mean": float((nb - na) / c),
+            "mean baseline": float(na / c),
+            "mean candidate": float(nb / c),
+        }
+        for i, c, na, nb in zip(ids, count, nll_a, nll_b)
+    ]
 
 
 def _doc_rows(rows: list[dict], noun: str) -> list[dict]:

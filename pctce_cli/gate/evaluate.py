@@ -229,6 +229,9 @@ def run_gate(
 ) -> GateResult:
     """`pctce gate`: evaluate every candidate against the baseline under the policy.
 
+    (Long only by this docstring: the body is the stages :func:`merge_settings`,
+    :func:`load_baseline`, pairing each candidate, :func:`paired_stats` and :func:`check_rules`.)
+
     Options override the policy file's settings; ``--rule`` options are added
     to the file's rules. Defaults: ci 0.95, 1000 resamples, seed 0, require all.
     A rule with a ``subset`` is checked on that subset's targets only (``*``:
