@@ -9,8 +9,8 @@ from pctce_cli.analysis.select import select_report
 from pctce_cli.analysis.summary import summaries_table
 from pctce_cli.catalog import resolve_checkpoints
 from pctce_cli.demo.common import SUBSET, SUMMARIES, DemoPart, _pair_concordance, _rows, _table, concordance_rows
-from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 from pctce_cli.fmt import short
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 
 
 def distillation_parts(store: Path, meta: Path) -> list[DemoPart]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from pctce_cli.analysis.report import Report, reading
 from pctce_cli.analysis.select import select_report
 from pctce_cli.demo.common import SUMMARIES, TASK, DemoPart, _rows, _table, concordance_rows
-from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 from pctce_cli.fmt import short
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 
 
 def finetune_parts(store: Path, meta: Path) -> list[DemoPart]:
