@@ -13,9 +13,7 @@ kind (a per-token divergence from a reference model, say) is a new
 unit (a position bucket, say) a new :class:`Unit` subclass registered in
 :data:`UNIT_TYPES`.
 
-The statistics stay in :mod:`pctce_cli.stats.units` (word sums, byte values,
-weighted percentiles) and :mod:`pctce_cli.stats.byte_pairs`; this module
-decides which of them a unit uses. No torch import here.
+The math stays in :mod:`pctce_cli.stats.units` and :mod:`pctce_cli.stats.byte_pairs`. No torch import here.
 """
 
 from __future__ import annotations
@@ -92,10 +90,11 @@ class Values:
 
 
 def as_values(s) -> Values:
-    """``s`` if it is :class:`Values`, else the token values of a :class:`pctce_cli.store.Scores`."""
+    """``s`` if it is :class:`Values`, else the token values of a :class:`pctce_cli.store.Scores` (or any object with ``ce`` and ``doc``)."""
     if isinstance(s, Values):
         return s
-    return Values(TOKEN, s.checkpoint, s.doc, s.pos, s.ce, s.docs, s.manifest, getattr(s, "weight", None), s.token, s.rank)
+    get = lambda name: getattr(s, name, None)  # noqa: E731
+    return Values(TOKEN, get("checkpoint"), s.doc, get("pos"), s.ce, get("docs"), get("manifest"), get("weight"), get("token"), get("rank"))
 
 
 class Unit:
