@@ -155,7 +155,9 @@ def _pass_two(ck, codes: np.ndarray, summaries, boot) -> list[dict] | None:
             return None
         try:
             return boot.compute(len(summaries.parts))
-        except WindowMissed:
+        except WindowMissed as e:
             if widen == WIDEN[-1]:
-                raise
+                from pctce_cli.errors import UsageError
+
+                raise UsageError(f"--ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e}); drop --ci or raise PCTCE_STREAM_ABOVE") from None
     return None
