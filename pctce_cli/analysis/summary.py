@@ -117,11 +117,15 @@ def checkpoint_rows(
         ``(rows, notes)``; notes say which subsets were left out and why.
     """
     if int(ck.manifest.get("targets") or 0) > stream_above():
+        if not unit_named(unit).spans and (subsets.active or ci is not None):
+            from pctce_cli.analysis.summary_stream import streamed_subset_rows
+
+            return streamed_subset_rows(ck, percentiles, subsets, columns_for(only, ci), ci=ci, **kw)
         if subsets.active:
             raise UsageError(
                 f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
-                "that are summarized in memory, and subsets are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine "
-                "with about 24 bytes of memory per target"
+                f"that are summarized in memory, and subsets in {unit_named(unit).plural} are not streamed yet; raise "
+                "PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
             )
         if not unit_named(unit).spans:
             return [streamed_row(ck, percentiles, ci=ci, only=only)], []
