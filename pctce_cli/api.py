@@ -5,7 +5,7 @@ hold in memory (no save, no load) and returns a :class:`ScoreResult`: the
 per-target arrays, the per-document table and ``.summary()``. With the same
 options it gives the same numbers as ``pctce score`` on the saved checkpoint:
 the same tokenization, windows, shards, batches and output-layer path, through
-the same loop (:mod:`pctce_cli.scoring.run`).
+the same loop (:mod:`pctce_cli.scoring.loop`).
 ``ScoreResult.to_store`` writes a partition that ``pctce summary``/``concord``/
 ``select`` read beside partitions written by ``pctce score``.
 
@@ -35,7 +35,7 @@ from pctce_cli.scoring.options import (  # torch-free modules: torch is imported
 from pctce_cli.scoring.memory import model_fingerprint, scoring_settings
 from pctce_cli.scoring.partition import conflict_message  # noqa: F401  (importable here as before)
 from pctce_cli.scoring.result import ScoreResult, summary_from_store, write_partition  # noqa: F401  (importable here as before)
-from pctce_cli.scoring.run import ScoredPart
+from pctce_cli.scoring.loop import ScoredPart
 from pctce_cli.scoring.validation import ValidationData, as_records, prepare_data, records_fingerprint, tokenize_data
 
 

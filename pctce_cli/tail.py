@@ -79,7 +79,7 @@ def decode_targets(
     """
     from pctce_cli.data import data_fingerprint, read_records, tokenize_records
 
-    recorded_tok = manifest.get("tokenizer_path")
+    recorded_tok = manifest.tokenizer_path
     if tokenizer is None and not recorded_tok:
         raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path; pass --tokenizer DIR or --no-decode")
     tok_path = Path(tokenizer) if tokenizer is not None else Path(recorded_tok)
@@ -90,7 +90,7 @@ def decode_targets(
             f"cannot decode '{name}': its tokenizer {tok_path} (recorded in the manifest) is gone; "
             "pass --tokenizer DIR or --no-decode"
         )
-    files = [str(f) for f in (data or manifest.get("data", {}).get("files") or [])]
+    files = [str(f) for f in (data or manifest.data_files)]
     if not files:
         raise DataError(f"cannot decode '{name}': its manifest names no data files; pass --data FILE or --no-decode")
     for f in files:
@@ -101,14 +101,14 @@ def decode_targets(
                 f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone; "
                 "pass --data FILE (a copy of the scored data) or --no-decode"
             )
-    recorded_fp = manifest.get("fingerprints", {}).get("data")
+    recorded_fp = manifest.fingerprints.get("data")
     if recorded_fp and data_fingerprint(files) != recorded_fp:
         raise DataError(
             f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on "
             "(data fingerprint changed); pass the original files with --data, or --no-decode"
         )
     tok = _load_tokenizer(tok_path, name)
-    settings = manifest.get("settings", {})
+    settings = manifest.settings
     records = read_records(
         files,
         text_field=settings.get("text_field") or "text",
@@ -375,7 +375,7 @@ def _word_pieces(ck, docs: np.ndarray, words: np.ndarray, tokenizer, decode: boo
     u = load_units(ck.root, ck.partition, "word")
     tok = None
     if decode:
-        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.get("tokenizer_path") or "")
+        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.tokenizer_path or "")
         if not path.exists():
             raise CheckpointError(f"cannot decode '{ck.id}': its tokenizer {path} is gone; pass --tokenizer DIR or --no-decode")
         tok = _load_tokenizer(path, ck.id)

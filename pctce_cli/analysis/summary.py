@@ -114,10 +114,10 @@ def checkpoint_rows(
     Returns:
         ``(rows, notes)``; notes say which subsets were left out and why.
     """
-    if int(ck.manifest.get("targets") or 0) > stream_above():
+    if ck.manifest.targets > stream_above():
         if subsets.active:
             raise UsageError(
-                f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
+                f"--by/--subset: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} "
                 "that are summarized in memory, and subsets are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine "
                 "with about 24 bytes of memory per target"
             )
@@ -193,7 +193,7 @@ def refuse_streamed_ci(ck: Checkpoint, ci: float | None) -> None:
     """Raise :class:`UsageError` for ``--ci`` on a streamed checkpoint: the bootstrap needs every target in memory."""
     if ci is None:
         return
-    n = int(ck.manifest.get("targets") or 0)
+    n = ck.manifest.targets
     raise UsageError(
         f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory "
         f"(about {n * 24 / 2**30:.0f} GiB), and checkpoints above {stream_above():,} targets are summarized "

@@ -117,14 +117,22 @@ def verify(
     from pctce_cli.store import verify_store
 
     ok, problems, incomplete = verify_store(store, checkpoint or None)
+    damaged = [p for p in problems if p.kind == "damaged"]
+    foreign = [p for p in problems if p.kind == "foreign"]
     rows = (
-        [{"checkpoint": c, "status": "ok", "problem": ""} for c in ok]
-        + [{"checkpoint": p.checkpoint, "status": "damaged", "problem": p.message} for p in problems]
+        [{"checkpoint": c, "status": "ok", "problem": ""} for c in ok if not any(p.checkpoint == c for p in foreign)]
+        + [{"checkpoint": p.checkpoint, "status": p.kind, "problem": p.message} for p in problems]
         + [{"checkpoint": c, "status": "incomplete", "problem": "being scored, or interrupted: rerun pctce score to finish it"} for c in incomplete]
     )
-    notes = [f"{len(ok)} verified, {len(problems)} damaged, {len(incomplete)} incomplete."]
-    if problems:
+    notes = [f"{len(ok)} verified, {len(damaged)} damaged, {len(incomplete)} incomplete."]
+    if foreign:
+        notes[0] = notes[0][:-1] + f"; {len(foreign)} foreign {'file' if len(foreign) == 1 else 'files'}."
+    if damaged:
         notes.append("Re-score each damaged checkpoint with 'pctce score … --force' (the same command with --force).")
+    if fmt == Format.table and problems:
+        # a table cell cuts a long path with '…' at 80 columns (CI logs): the files are named in full below it
+        rows = [{**r, "problem": "see below" if r["problem"] and r["status"] != "incomplete" else r["problem"]} for r in rows]
+        notes[1:1] = [f"{p.checkpoint or store}: {p.message}" for p in problems]
     render.emit([(f"Verified {store}", rows)], fmt.value, None, notes)
     if problems:
         raise typer.Exit(1)

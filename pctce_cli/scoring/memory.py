@@ -3,8 +3,8 @@
 :func:`score_in_memory` is what :func:`pctce_cli.api.score_model` and the
 training callback run: the settings are resolved as ``pctce score`` resolves
 them (:func:`scoring_settings`), this rank's shards go through the one loop
-(:func:`pctce_cli.scoring.run.score_shards`) into a
-:class:`~pctce_cli.scoring.run.MemorySink`, and every rank's parts are
+(:func:`pctce_cli.scoring.loop.score_shards`) into a
+:class:`~pctce_cli.scoring.loop.MemorySink`, and every rank's parts are
 gathered into one :class:`~pctce_cli.scoring.result.ScoreResult`. Torch is
 imported inside the functions.
 """
@@ -19,7 +19,7 @@ from pctce_cli.errors import ScoringError, UsageError
 from pctce_cli.scoring.options import ScoreOptions, identity_settings, plan_shards, resolve_batch_tokens, validate_options
 from pctce_cli.scoring.partition import engine_info, versions
 from pctce_cli.scoring.result import ScoreResult, assemble
-from pctce_cli.scoring.run import MemorySink, ShardScorer, first_error, my_shards, pad_id_of, score_shards
+from pctce_cli.scoring.loop import MemorySink, ShardScorer, first_error, my_shards, pad_id_of, score_shards
 from pctce_cli.scoring.validation import ValidationData
 
 # Tensors up to this size are hashed whole by model_fingerprint; larger ones by sampled blocks.
