@@ -63,7 +63,8 @@ def score_model(
     Options mean what the options of ``pctce score`` of the same name mean;
     with them equal, and the model in the dtype ``pctce score`` loads it in
     (float32 on CPU), the numbers equal those of ``pctce score`` on the saved
-    checkpoint.
+    checkpoint. (Over 60 lines for its docstring: the public API documents
+    every argument here; the body is a few lines.)
 
     Args:
         model: A transformers causal LM (or a PEFT model, or either wrapped
@@ -100,24 +101,11 @@ def score_model(
     from pctce_cli.scoring.memory import score_in_memory
 
     started = time.perf_counter()
-    if isinstance(data, ValidationData):
-        vd = data
-    else:
-        vd = prepare_data(tokenizer, data, **vars(read))
+    vd = data if isinstance(data, ValidationData) else prepare_data(tokenizer, data, **vars(read))
+    scoring = dict(max_length=max_length, stride=stride, batch_tokens=batch_tokens, shard_targets=shard_targets)
     return score_in_memory(
-        model,
-        tokenizer,
-        vd,
-        distributed=distributed,
-        weights_fingerprint=weights_fingerprint,
-        progress=progress,
-        started=started,
-        max_length=max_length,
-        stride=stride,
-        batch_tokens=batch_tokens,
-        shard_targets=shard_targets,
-        task_accuracy=task_accuracy,
-        accuracy_margin=accuracy_margin,
+        model, tokenizer, vd, distributed=distributed, weights_fingerprint=weights_fingerprint, progress=progress,
+        started=started, task_accuracy=task_accuracy, accuracy_margin=accuracy_margin, **scoring,
     )
 
 

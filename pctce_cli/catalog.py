@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.scoring.options import READ_FIELDS
-from pctce_cli.store import Manifest, list_checkpoints, read_manifest
+from pctce_cli.store import Manifest, incomplete_match, list_checkpoints, read_manifest
 from pctce_cli.store.layout import MANIFEST
 
 # Manifest settings that choose which tokens are targets (the reading options): they
@@ -132,7 +132,7 @@ def resolve_checkpoints(
     if patterns:
         everything = list(cks)
         cks = select_by_globs(
-            cks, patterns, lambda p: StoreError(f"--checkpoint '{p}' matches no checkpoint (have: {listing(everything)})")
+            cks, patterns, lambda p: StoreError(incomplete_match(p, dirs) or f"--checkpoint '{p}' matches no checkpoint (have: {listing(everything)})")
         )
     cks.sort(key=lambda c: (c.step is None, c.step or 0, c.id))
     apply_groups(cks, groups, meta)

@@ -37,3 +37,37 @@ def test_a_32k_context_model_scores_short_documents_within_a_4096_budget(tiny_to
     assert r.exit_code == 0, r.stderr
     m = read_manifest(tmp_path / "out", "long")
     assert m.settings["batch_tokens"] == 4096 and m.settings["max_length"] == 32768 and m.targets > 0
+
+
+def test_adding_a_subset_field_does_not_need_the_shard_size_repeated(tiny_ckpt, tmp_path):
+    import json
+
+    from pctce_cli.store import read_manifest
+
+    data = tmp_path / "val.jsonl"
+    texts = ["One small text about cats.", "Another text, about dogs and cats.", "A third one on birds."] * 4
+    data.write_text("".join(json.dumps({"text": t, "domain": "ab"[i % 2]}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    out = tmp_path / "out"
+    assert run("score", tiny_ckpt, "--data", data, "--out", out, "--shard-targets", "20", "--quiet").exit_code == 0
+    shards = read_manifest(out, "tiny").shards
+    r = run("score", tiny_ckpt, "--data", data, "--out", out, "--subset-field", "domain", "--quiet", "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    [row] = json.loads(r.stdout)[f"Scored into {out}"]
+    assert row["status"] == "skipped"
+    m = read_manifest(out, "tiny")
+    assert m.label_fields == ["domain"] and m.shards == shards  # labels added, nothing re-scored
+
+
+def test_names_that_sanitize_alike_get_distinct_ids(tiny_ckpt, text_jsonl, tmp_path):
+    import shutil
+
+    from pctce_cli.store import list_checkpoints
+
+    spaced, underscored = tmp_path / "ck" / "x y", tmp_path / "ck2" / "x_y"
+    for d in (spaced, underscored):
+        shutil.copytree(tiny_ckpt, d)
+    out = tmp_path / "out"
+    assert run("score", underscored, "--data", text_jsonl, "--out", out, "--quiet").exit_code == 0
+    r = run("score", spaced, "--data", text_jsonl, "--out", out, "--quiet")
+    assert r.exit_code == 0, r.stderr  # not "already holds scores of it made with different weights"
+    assert sorted(m.id for m in list_checkpoints(out)) == ["x_y", "x_y-887fcea6"]

@@ -234,3 +234,72 @@ def test_verify_names_the_damaged_file_in_full_at_80_columns(tmp_path):
     assert "…" not in res.output.replace("score … --force", "")
     want = f"cand: {path} does not match its checksum in the manifest"
     assert "".join(want.split()) in "".join(res.output.split())  # wrapped and folded, but whole
+
+
+# ---------------------------------------------------------------- an interrupted checkpoint
+
+
+def test_summary_says_an_interrupted_checkpoint_is_incomplete(store):
+    from pctce_cli.store import RUN_STATE
+
+    part = partition_dir(store, "cand")
+    manifest_path(store).unlink()  # killed before its manifest: the run state is left, resumable
+    (part / RUN_STATE).write_text(json.dumps({"identity": {}}))
+    res = runner.invoke(app, ["summary", str(store)])
+    assert res.exit_code == 0, res.output
+    assert (
+        f"Note: checkpoint 'cand' in {store} is incomplete (its scoring was interrupted, or is still running) and is left out; "
+        "rerun the pctce score command that wrote it to finish it (finished shards are kept)."
+    ) in one_line(res.output)
+    res = runner.invoke(app, ["summary", str(store), "-c", "cand"])
+    assert res.exit_code == 2 and one_line(res.output) == (
+        f"Error: --checkpoint 'cand' matches only 'cand' in {store}, which is incomplete (its scoring was interrupted, "
+        "or is still running); rerun the pctce score command that wrote it to finish it"
+    )
+
+
+# ---------------------------------------------------------------- read-ahead and errors
+
+
+def _gate_in_a_subprocess(store, env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "pctce_cli", "gate", str(store), "--baseline", "base", "--candidate", "cand", "--rule", "mean:+0.01"],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_a_damaged_shard_read_ahead_never_aborts_the_process(tmp_path):
+    """1 run in 40 used to end with SIGABRT: the error left while read-ahead threads still ran. 40 runs, every one clean."""
+    import os
+
+    root = tmp_path / "scores"
+    write_checkpoint(root, "base", 0, n_docs=400, n_shards=6)
+    write_checkpoint(root, "cand", 1, n_docs=400, n_shards=6)
+    path = shard(root, k=2)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x08  # a bit flip in the middle of a shard
+    path.write_bytes(bytes(data))
+    env = {"PCTCE_STREAM_ABOVE": "10", "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    want = f"Error: {path} does not match its checksum in the manifest; {advice(root)}"
+    for _ in range(40):
+        res = _gate_in_a_subprocess(root, env)
+        assert res.returncode == 2 and one_line(res.stderr) == want, (res.returncode, res.stderr[-500:])
+
+
+def test_a_reader_stopped_early_leaves_no_thread_behind(tmp_path):
+    import threading
+
+    from pctce_cli.store import iter_token_batches
+
+    root = tmp_path / "scores"
+    write_checkpoint(root, "base", 0, n_docs=200, n_shards=5)
+    before = threading.active_count()
+    batches = iter_token_batches(root, "base", ("ce",), batch_rows=8)
+    next(batches)
+    batches.close()  # a caller that stops (or fails) between batches
+    assert threading.active_count() == before

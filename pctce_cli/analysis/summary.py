@@ -22,7 +22,7 @@ from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
 from pctce_cli.stats.summaries import doc_sums, percentile_name, summarize
-from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
+from pctce_cli.store import Scores, incomplete_notes, iter_token_batches, load_docs, load_scores
 
 
 def columns_for(only: Sequence[str] | None, ci: float | None = None) -> tuple[str, ...]:
@@ -321,6 +321,7 @@ def summary_report(
     else:
         report.add(unit_title(unit) + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
     report.notes += empty_note(rows, unit)
+    report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None}))
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)

@@ -2,6 +2,7 @@
 
 # No ``from __future__ import annotations``: Typer reads the annotations at definition time.
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -55,39 +56,41 @@ def score(
 ):
     """Score checkpoints on validation data: per-token CE and rank into a Parquet store."""
     from pctce_cli import render
-    from pctce_cli.scoring.options import ScoreOptions
     from pctce_cli.scoring.run import score_checkpoints
 
-    options = ScoreOptions(
-        data=[str(p) for p in data],
-        out=out,
-        text_field=text_field,
-        prompt_field=prompt_field,
-        completion_field=completion_field,
-        messages_field=messages_field,
-        split_on=split_on.value,
-        prefix=prefix.value,
-        max_length=max_length,
-        stride=stride,
-        batch_tokens=batch_tokens,
-        shard_targets=shard_targets,
-        device=device.value,
-        dtype=dtype.value,
-        tokenizer=str(tokenizer) if tokenizer else None,
-        base_model=str(base_model) if base_model else None,
-        trust_remote_code=trust_remote_code,
-        force=force,
-        task_accuracy=task_accuracy,
-        accuracy_margin=accuracy_margin,
-        subset_fields=tuple(subset_field or ()),
-        subset_from_file=subset_from_file,
-    )
+    options = score_options(locals())
     is_rank0 = int(os.environ.get("RANK", "0")) == 0
     with render.RichReporter(enabled=not quiet and is_rank0) as reporter:
         results = score_checkpoints(paths, options, reporter)
     if not is_rank0:
         return
-    rows = [
+    render.emit([(f"Scored into {out}", result_rows(results))], fmt.value)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        render.error(r.message)
+    if failed:
+        raise typer.Exit(2)
+
+
+def score_options(params: dict):
+    """The ``ScoreOptions`` of `pctce score`'s parameters: each field from the parameter of its name, choices as their values."""
+    from dataclasses import fields
+
+    from pctce_cli.scoring.options import ScoreOptions
+
+    given = {**params, "data": [str(p) for p in params["data"]], "subset_fields": tuple(params["subset_field"] or ())}
+    for name in ("tokenizer", "base_model"):
+        given[name] = str(given[name]) if given[name] else None
+    return ScoreOptions(**{f.name: _plain(given[f.name]) for f in fields(ScoreOptions) if f.name in given})
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value
+
+
+def result_rows(results) -> list[dict]:
+    """One row per checkpoint of a scoring run: status, targets, mean, p50, p95, seconds."""
+    return [
         {
             "checkpoint": r.id,
             "status": r.status,
@@ -99,12 +102,6 @@ def score(
         }
         for r in results
     ]
-    render.emit([(f"Scored into {out}", rows)], fmt.value)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        render.error(r.message)
-    if failed:
-        raise typer.Exit(2)
 
 
 def verify(

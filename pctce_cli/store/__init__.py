@@ -32,7 +32,17 @@ from pctce_cli.store.layout import (
 )
 from pctce_cli.store.manifest import SCHEMA_VERSION, Manifest, read_manifest
 from pctce_cli.store.labels import check_labels_named, label_fields, unnamed_labels, write_labels
-from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores, read_labels
+from pctce_cli.store.read import (
+    Scores,
+    incomplete_checkpoints,
+    incomplete_match,
+    incomplete_notes,
+    iter_token_batches,
+    list_checkpoints,
+    load_docs,
+    load_scores,
+    read_labels,
+)
 from pctce_cli.store.units import UnitScores, iter_unit_batches, load_units, require_units, units_unavailable
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
@@ -61,6 +71,9 @@ __all__ = [
     "completed_shards",
     "finish_partition",
     "identity_difference",
+    "incomplete_checkpoints",
+    "incomplete_match",
+    "incomplete_notes",
     "label_fields",
     "list_checkpoints",
     "iter_token_batches",

@@ -83,7 +83,7 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     man = part / MANIFEST
     if man.is_file():
         manifest = check_manifest(read_json(man, root), man, root, checkpoint_id)
-        if manifest.identity != identity and manifest.identity != without_units(identity):
+        if not same_scores(manifest.identity, identity):
             return "conflict", manifest
         for rec in manifest.shards:
             for key in ("tokens", "docs"):
@@ -101,6 +101,31 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     if same:
         return "resume", completed_shards(part)
     return "new", {}
+
+
+def same_scores(stored: dict | None, identity: dict) -> bool:
+    """Whether a complete partition of identity ``stored`` holds the numbers a run of ``identity`` would write.
+
+    The shard size only cuts the same rows into files: a partition scored
+    with ``--shard-targets 1000`` is the one a run with the default would
+    write (adding ``--subset-field`` to it must not need the size repeated).
+    A partition written before byte spans and words is kept too
+    (:func:`without_units`). Resuming an unfinished partition still needs the
+    same shard size (its shards are the plan's).
+
+    >>> same_scores({"data": "d", "settings": {"shard_targets": 1000}}, {"data": "d", "settings": {"shard_targets": 2**20}})
+    True
+    """
+    if stored is None:
+        return False
+    ours = _without_shard_size(identity)
+    return _without_shard_size(stored) in (ours, _without_shard_size(without_units(identity)))
+
+
+def _without_shard_size(identity: dict) -> dict:
+    if "settings" not in identity:
+        return identity
+    return {**identity, "settings": {k: v for k, v in identity["settings"].items() if k != "shard_targets"}}
 
 
 def without_units(identity: dict) -> dict:
