@@ -117,18 +117,22 @@ def _rewrite_ce(path, scale):
     return ce.astype(np.float32)
 
 
-def test_changed_values_with_a_recomputed_sha256_fail_on_ce_sum(store):
-    path = shard(store)
-    want = read_manifest(store, "cand").shards[0]["ce_sum"]
-    ce = _rewrite_ce(path, 1.001)
-    # recompute the SHA-256 (and the manifest's checksum) but not ce_sum: the store lies only about the sum
-    part = partition_dir(store, "cand")
-    obj = json.loads((part / MANIFEST).read_text())
+def _lie_about_values(store, scale):
+    """Scale shard 0's CE and recompute its SHA-256 (and the manifest's checksum), not its ce_sum: (path, new sum, recorded sum)."""
     from pctce_cli.store.layout import sha256_file
 
+    path = shard(store)
+    want = read_manifest(store, "cand").shards[0]["ce_sum"]
+    ce = _rewrite_ce(path, scale)
+    part = partition_dir(store, "cand")
+    obj = json.loads((part / MANIFEST).read_text())
     obj["shards"][0]["tokens_sha256"] = sha256_file(path)
     Manifest.from_json(obj).write(part)
-    got = float(ce.astype(np.float64).sum())
+    return path, float(ce.astype(np.float64).sum()), want
+
+
+def test_changed_values_with_a_recomputed_sha256_fail_on_ce_sum(store):
+    path, got, want = _lie_about_values(store, 1.001)
     fault = f"{path}: its CE values add up to {got!r}, the manifest records ce_sum {want!r}"
     for args in (["summary", str(store)], ["gate", str(store), "--baseline", "base", "--rule", "mean:+0.01"]):
         res = runner.invoke(app, args)
@@ -139,16 +143,7 @@ def test_changed_values_with_a_recomputed_sha256_fail_on_ce_sum(store):
 
 def test_changed_values_fail_on_ce_sum_when_streamed(store, monkeypatch):
     monkeypatch.setenv("PCTCE_STREAM_ABOVE", "10")
-    path = shard(store)
-    want = read_manifest(store, "cand").shards[0]["ce_sum"]
-    ce = _rewrite_ce(path, 0.5)
-    part = partition_dir(store, "cand")
-    obj = json.loads((part / MANIFEST).read_text())
-    from pctce_cli.store.layout import sha256_file
-
-    obj["shards"][0]["tokens_sha256"] = sha256_file(path)
-    Manifest.from_json(obj).write(part)
-    got = float(ce.astype(np.float64).sum())
+    path, got, want = _lie_about_values(store, 0.5)
     res = runner.invoke(app, ["summary", str(store)])
     assert res.exit_code == 2 and one_line(res.output) == f"Error: {path}: its CE values add up to {got!r}, the manifest records ce_sum {want!r}; {advice(store)}"
 
