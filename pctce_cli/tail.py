@@ -18,7 +18,7 @@ import numpy as np
 from pctce_cli.analysis.report import Report
 from pctce_cli.fmt import printable
 from pctce_cli.errors import CheckpointError, DataError, UsageError
-from pctce_cli.store import Scores
+from pctce_cli.store import Manifest, Scores
 
 BY = ("token", "document")
 
@@ -82,7 +82,7 @@ def decode_targets(
     tok_path = _tokenizer_path(manifest, name, tokenizer)
     files = _data_files(manifest, name, data)
     tok = _load_tokenizer(tok_path, name)
-    read = ReadOptions.from_settings(manifest.get("settings", {}))
+    read = ReadOptions.from_settings(manifest.settings)
     records = read_records(files, **read.record_kwargs())
     by_index = {r.index: r for r in records}
     need = sorted({int(d) for d, _, _ in targets})
@@ -107,9 +107,9 @@ def decode_targets(
     return out
 
 
-def _tokenizer_path(manifest: dict, name: str, tokenizer: str | Path | None) -> Path:
+def _tokenizer_path(manifest: Manifest, name: str, tokenizer: str | Path | None) -> Path:
     """The tokenizer directory to decode with: ``tokenizer``, else the one the manifest records (it must exist)."""
-    recorded_tok = manifest.get("tokenizer_path")
+    recorded_tok = manifest.tokenizer_path
     if tokenizer is None and not recorded_tok:
         raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path; pass --tokenizer DIR or --no-decode")
     tok_path = Path(tokenizer) if tokenizer is not None else Path(recorded_tok)
@@ -123,11 +123,11 @@ def _tokenizer_path(manifest: dict, name: str, tokenizer: str | Path | None) -> 
     return tok_path
 
 
-def _data_files(manifest: dict, name: str, data: Sequence[str | Path] | None) -> list[str]:
+def _data_files(manifest: Manifest, name: str, data: Sequence[str | Path] | None) -> list[str]:
     """The data files to re-read: ``data``, else the manifest's; each must exist and match the scored data's fingerprint."""
     from pctce_cli.data import data_fingerprint
 
-    files = [str(f) for f in (data or manifest.get("data", {}).get("files") or [])]
+    files = [str(f) for f in (data or manifest.data_files)]
     if not files:
         raise DataError(f"cannot decode '{name}': its manifest names no data files; pass --data FILE or --no-decode")
     for f in files:
@@ -138,7 +138,7 @@ def _data_files(manifest: dict, name: str, data: Sequence[str | Path] | None) ->
                 f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone; "
                 "pass --data FILE (a copy of the scored data) or --no-decode"
             )
-    recorded_fp = manifest.get("fingerprints", {}).get("data")
+    recorded_fp = manifest.fingerprints.get("data")
     if recorded_fp and data_fingerprint(files) != recorded_fp:
         raise DataError(
             f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on "
@@ -406,7 +406,7 @@ def _word_pieces(ck, docs: np.ndarray, words: np.ndarray, tokenizer, decode: boo
     u = load_units(ck.root, ck.partition, "word")
     tok = None
     if decode:
-        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.get("tokenizer_path") or "")
+        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.tokenizer_path or "")
         if not path.exists():
             raise CheckpointError(f"cannot decode '{ck.id}': its tokenizer {path} is gone; pass --tokenizer DIR or --no-decode")
         tok = _load_tokenizer(path, ck.id)

@@ -22,6 +22,7 @@ from pctce_cli.stats.shape import band_mass
 from pctce_cli.stats.streaming import StreamingSummary, stream_word_ce
 from pctce_cli.stats.summaries import DEFAULT_EDGES
 from pctce_cli.stats.units import weighted_percentiles, word_ce
+from pctce_cli.testing import reseal
 
 from .cli import run, run_json
 from .units_fixtures import two_tokenizers, write_jsonl
@@ -231,6 +232,7 @@ def one_shard_copy(src, dst):
         merged["documents"] = sum(r["documents"] for r in man["shards"])
         man["shards"] = [{**man["shards"][0], **merged}]
         man_path.write_text(json.dumps(man))
+        reseal(part)  # merged on purpose: the sums and the manifest's checksum follow
     return dst
 
 
@@ -361,6 +363,7 @@ def test_a_damaged_word_column_is_named_with_its_file_and_row(stores, tmp_path):
     pq.write_table(table, part / rec["tokens_file"])
     rec["tokens_sha256"] = hashlib.sha256((part / rec["tokens_file"]).read_bytes()).hexdigest()
     (part / "_manifest.json").write_text(json.dumps(man))
+    reseal(part)
     ck = checkpoints(root)[0]
     with pytest.raises(StoreError, match=r"part-00000\.parquet: row 3: word = -2, expected >= -1"):
         streamed_unit_row(ck, [50], "word", batch_rows=2)

@@ -23,7 +23,7 @@ from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
 from pctce_cli.stats.subsets import correct_ratio
 from pctce_cli.stats.summaries import doc_sums, summarize, summary_columns
-from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
+from pctce_cli.store import Scores, incomplete_notes, iter_token_batches, load_docs, load_scores
 from pctce_cli.units import unit_named
 
 
@@ -116,14 +116,14 @@ def checkpoint_rows(
     Returns:
         ``(rows, notes)``; notes say which subsets were left out and why.
     """
-    if int(ck.manifest.get("targets") or 0) > stream_above():
+    if ck.manifest.targets > stream_above():
         if not unit_named(unit).spans and (subsets.active or ci is not None):
             from pctce_cli.analysis.summary_stream import streamed_subset_rows
 
             return streamed_subset_rows(ck, percentiles, subsets, columns_for(only, ci), ci=ci, **kw)
         if subsets.active:
             raise UsageError(
-                f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
+                f"--by/--subset: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} "
                 f"that are summarized in memory, and subsets in {unit_named(unit).plural} are not streamed yet; raise "
                 "PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
             )
@@ -199,7 +199,7 @@ def refuse_streamed_ci(ck: Checkpoint, ci: float | None) -> None:
     """Raise :class:`UsageError` for ``--ci`` on a streamed checkpoint: the bootstrap needs every target in memory."""
     if ci is None:
         return
-    n = int(ck.manifest.get("targets") or 0)
+    n = ck.manifest.targets
     raise UsageError(
         f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory "
         f"(about {n * 24 / 2**30:.0f} GiB), and checkpoints above {stream_above():,} targets are summarized "
@@ -327,6 +327,7 @@ def summary_report(
     else:
         report.add(unit_named(unit).title() + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
     report.notes += unit_named(unit).empty_note(rows)
+    report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None}))
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)

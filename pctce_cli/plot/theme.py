@@ -159,7 +159,7 @@ def data_names(cks) -> str:
     """Short names of the scored data files, e.g. ``val.jsonl`` (``+2 more`` past three)."""
     names: list[str] = []
     for c in cks:
-        for f in (c.manifest.get("data") or {}).get("files") or []:
+        for f in c.manifest.data_files:
             name = Path(str(f)).name
             if name not in names:
                 names.append(name)
@@ -179,7 +179,7 @@ def what_was_scored(cks) -> str:
     """
     n = len(cks)
     what = f"{cks[0].id}" if n == 1 else f"{n} checkpoints"
-    settings = (cks[0].manifest.get("settings") or {}) if cks else {}
+    settings = cks[0].manifest.settings if cks else {}
     kind = " (answer-only CE)" if settings.get("completion_field") else ""
     return f"{what} on {data_names(cks)}{kind}"
 

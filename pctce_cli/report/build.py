@@ -60,22 +60,22 @@ def scored_section(cks) -> Section:
                 "step": c.step,
                 "group": c.group,
                 "run": c.run,
-                "kind": m.get("kind"),
-                "targets": m.get("targets"),
-                "documents": m.get("documents"),
-                "path": m.get("path"),
-                "weights": _short((m.get("fingerprints") or {}).get("weights")),
-                "scored": m.get("created"),
+                "kind": m.kind,
+                "targets": m.targets,
+                "documents": m.documents,
+                "path": m.path,
+                "weights": _short(m.fingerprints.get("weights")),
+                "scored": m.created,
             }
         )
     sec.blocks.append(Table("Checkpoints", rows))
     inputs: dict[tuple, dict] = {}
     for c in cks:
         m = c.manifest
-        fp = m.get("fingerprints") or {}
-        data = m.get("data") or {}
+        fp = m.fingerprints
+        data = m.data
         files = ", ".join(map(str, data.get("files") or [])) or None
-        key = (files, fp.get("data"), fp.get("tokenizer"), m.get("tokenizer_path"))
+        key = (files, fp.get("data"), fp.get("tokenizer"), m.tokenizer_path)
         row = inputs.setdefault(
             key,
             {
@@ -84,14 +84,14 @@ def scored_section(cks) -> Section:
                 "documents": data.get("documents"),
                 "skipped documents": data.get("skipped_documents"),
                 "data fingerprint": _short(fp.get("data")),
-                "tokenizer": m.get("tokenizer_path"),
+                "tokenizer": m.tokenizer_path,
                 "tokenizer fingerprint": _short(fp.get("tokenizer")),
                 "checkpoints": 0,
             },
         )
         row["checkpoints"] += 1
     sec.blocks.append(Table("Data and tokenizer", list(inputs.values())))
-    flat = [(c.id, {**_flat(c.manifest.get("settings") or {}), **_flat(c.manifest.get("versions") or {}, "version of ")}) for c in cks]
+    flat = [(c.id, {**_flat(c.manifest.settings), **_flat(c.manifest.versions, "version of ")}) for c in cks]
     keys = list(dict.fromkeys(k for _, f in flat for k in f))
     settings = []
     for k in keys:

@@ -1,7 +1,7 @@
 """The scores of one in-memory scoring: :class:`ScoreResult`, its summary row and its partition.
 
 ``score_model`` and the training callback score into a
-:class:`~pctce_cli.scoring.run.MemorySink`; :func:`assemble` turns the parts
+:class:`~pctce_cli.scoring.loop.MemorySink`; :func:`assemble` turns the parts
 into a :class:`ScoreResult`. :meth:`ScoreResult.to_store` writes them with the
 sink ``pctce score`` writes through and the partition decisions it takes
 (:mod:`pctce_cli.scoring.partition`), so the partition is one ``pctce score``
@@ -20,7 +20,7 @@ import numpy as np
 
 from pctce_cli.errors import StoreError, UsageError
 from pctce_cli.scoring.partition import build_manifest, conflict_message, open_partition
-from pctce_cli.scoring.run import ScoredPart, StoreSink
+from pctce_cli.scoring.loop import ScoredPart, StoreSink
 from pctce_cli.stats.row import summary_row
 from pctce_cli.stats.units import UNITS
 from pctce_cli.store.layout import TOKEN_COLUMNS, UNIT_COLUMNS
