@@ -17,13 +17,14 @@ import numpy as np
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import unit_rows
+from pctce_cli.analysis.summary_stream import streamed_row, streamed_subset_rows
 from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
 from pctce_cli.stats.subsets import correct_ratio
 from pctce_cli.stats.summaries import doc_sums, summarize, summary_columns
-from pctce_cli.store import Scores, incomplete_notes, iter_token_batches, load_docs, load_scores
+from pctce_cli.store import Scores, incomplete_notes, load_scores
 from pctce_cli.units import unit_named
 
 
@@ -118,8 +119,6 @@ def checkpoint_rows(
     """
     if ck.manifest.targets > stream_above():
         if not unit_named(unit).spans and (subsets.active or ci is not None):
-            from pctce_cli.analysis.summary_stream import streamed_subset_rows
-
             return streamed_subset_rows(ck, percentiles, subsets, columns_for(only, ci), ci=ci, **kw)
         if subsets.active:
             raise UsageError(
@@ -128,7 +127,7 @@ def checkpoint_rows(
                 "PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
             )
         if not unit_named(unit).spans:
-            return [streamed_row(ck, percentiles, ci=ci, only=only)], []
+            return [streamed_row(ck, percentiles, columns_for(only))], []
         refuse_streamed_ci(ck, ci)
         return [streamed_unit_row(ck, percentiles, unit)], []
     if unit_named(unit).spans:
@@ -161,38 +160,6 @@ def checkpoint_rows(
         rows.append(row)
     return rows, [f"{ck.id}: {n}" for n in notes]
 
-
-def streamed_row(ck: Checkpoint, percentiles: Sequence[float], ci: float | None = None, only: Sequence[str] | None = None) -> dict:
-    """:func:`checkpoint_row` in bounded memory: two passes over the shards, one shard in memory at a time.
-
-    Percentiles, top-1 and the per-document sums are exact; the mean is summed
-    per batch in float64 (equal to the in-memory mean to round-off). Bootstrap
-    intervals need every target in memory at once, so ``ci`` is refused with
-    what it would cost.
-
-    Raises:
-        UsageError: ``ci`` was asked for.
-        StoreError: a missing or damaged shard (named).
-    """
-    from pctce_cli.stats.row import assemble_row
-    from pctce_cli.stats.streaming import DocSums, StreamingSummary
-
-    refuse_streamed_ci(ck, ci)
-    cols = columns_for(only)
-    docs = load_docs(ck.root, ck.partition)
-    want_doc = "doc" in cols and docs is not None
-    sums = DocSums(int(np.max(docs["doc"])) + 1 if want_doc and len(docs) else 0)
-    summary = StreamingSummary(percentiles)
-    for batch in iter_token_batches(ck.root, ck.partition, cols):
-        summary.update(batch["ce"], batch.get("rank"))
-        if want_doc:  # targets are stored sorted by document: sum each run of one document
-            sums.update(batch["doc"], batch["ce"])
-    summary.plan()
-    for batch in iter_token_batches(ck.root, ck.partition, ("ce",), verify=False):  # verified by the first pass
-        summary.collect(batch["ce"])
-    row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
-    row.update(assemble_row(summary.compute(), docs, sums.compute() if want_doc else None))
-    return row
 
 
 def refuse_streamed_ci(ck: Checkpoint, ci: float | None) -> None:

@@ -161,3 +161,32 @@ def _pass_two(ck, codes: np.ndarray, summaries, boot) -> list[dict] | None:
 
                 raise UsageError(f"--ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e}); drop --ci or raise PCTCE_STREAM_ABOVE") from None
     return None
+
+def streamed_row(ck, percentiles: Sequence[float], cols: Sequence[str] = ("doc", "ce", "rank")) -> dict:
+    """:func:`checkpoint_row` in bounded memory: two passes over the shards, one shard in memory at a time.
+
+    Percentiles, top-1 and the per-document sums are exact; the mean is summed
+    per batch in float64 (equal to the in-memory mean to round-off). Intervals
+    and subsets are streamed by :mod:`pctce_cli.analysis.summary_stream`.
+
+    Raises:
+        StoreError: a missing or damaged shard (named).
+    """
+    from pctce_cli.stats.row import assemble_row
+    from pctce_cli.stats.streaming import DocSums, StreamingSummary
+    from pctce_cli.store import iter_token_batches, load_docs
+
+    docs = load_docs(ck.root, ck.partition)
+    want_doc = "doc" in cols and docs is not None
+    sums = DocSums(int(np.max(docs["doc"])) + 1 if want_doc and len(docs) else 0)
+    summary = StreamingSummary(percentiles)
+    for batch in iter_token_batches(ck.root, ck.partition, cols):
+        summary.update(batch["ce"], batch.get("rank"))
+        if want_doc:  # targets are stored sorted by document: sum each run of one document
+            sums.update(batch["doc"], batch["ce"])
+    summary.plan()
+    for batch in iter_token_batches(ck.root, ck.partition, ("ce",), verify=False):  # verified by the first pass
+        summary.collect(batch["ce"])
+    row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
+    row.update(assemble_row(summary.compute(), docs, sums.compute() if want_doc else None))
+    return row
