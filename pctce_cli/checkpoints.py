@@ -322,3 +322,41 @@ def weights_fingerprint(spec: CheckpointSpec) -> str:
         base = fingerprint_files(weight_files(spec.base_model))
         fp = hashlib.sha256(f"{fp}:{base}".encode()).hexdigest()
     return fp
+
+
+def identical_weights(items) -> list[str]:
+    """Notes naming the checkpoints that share one weights fingerprint.
+
+    Published runs sometimes serve the same weights under several revisions (or swap
+    shards); their numbers are then one model's twice, not two points of a trajectory.
+
+    Args:
+        items: ``(name, weights_fingerprint, commit_or_None)`` per checkpoint, in display order.
+
+    Returns:
+        One sentence per group of two or more checkpoints with equal fingerprints, in
+        the order of each group's first member; empty when all differ.
+
+    Example:
+        >>> identical_weights([("a", "f1", None), ("b", "f2", None), ("c", "f1", None)])
+        ['a and c have identical weights (fingerprint f1)']
+        >>> identical_weights([("s1", "ff", "c" * 40), ("s2", "ff", "d" * 40), ("s3", "ff", "e" * 40)])
+        ['s1, s2 and s3 have identical weights (fingerprint ff; commits ccccccc, ddddddd and eeeeeee)']
+    """
+    groups: dict[str, list[tuple[str, str | None]]] = {}
+    for name, fp, commit in items:
+        if fp:
+            groups.setdefault(fp, []).append((name, commit))
+    notes = []
+    for fp, members in groups.items():
+        names = list(dict.fromkeys(n for n, _ in members))
+        if len(names) < 2:
+            continue
+        commits = [c[:7] for _, c in members if c]
+        how = f"fingerprint {fp[:8]}" + (f"; commits {_and(commits)}" if len(commits) == len(members) else "")
+        notes.append(f"{_and(names)} have identical weights ({how})")
+    return notes
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
