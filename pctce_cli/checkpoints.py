@@ -207,7 +207,7 @@ def _hub_specs(raw: str, base_model) -> list[CheckpointSpec]:
         raise CheckpointError(f"checkpoint path not found: {raw} (nor is it a Hub id such as org/name@revision)")
     fetched, notes = hub.resolve(ref)
     specs = []
-    for f in fetched:
+    for i, f in enumerate(fetched):
         if not (f.path / "adapter_config.json").is_file() and not any(f.path.glob("*.safetensors")):
             raise CheckpointError(
                 f"{f.repo_id}@{f.revision}: the repository has no safetensors weights at this revision "
@@ -215,7 +215,7 @@ def _hub_specs(raw: str, base_model) -> list[CheckpointSpec]:
             )
         spec = _spec(f.path, base_model)
         spec.id, spec.step = hub_id(f), hub.revision_step(f.revision)
-        spec.extra = {**spec.extra, "hub": f.record(), "notes": notes}
+        spec.extra = {**spec.extra, "hub": f.record(), "notes": notes if i == 0 else []}
         specs.append(spec)
     return specs
 
@@ -325,40 +325,3 @@ def weights_fingerprint(spec: CheckpointSpec) -> str:
         fp = hashlib.sha256(f"{fp}:{base}".encode()).hexdigest()
     return fp
 
-
-def identical_weights(items) -> list[str]:
-    """Notes naming the checkpoints that share one weights fingerprint.
-
-    Published runs sometimes serve the same weights under several revisions (or swap
-    shards); their numbers are then one model's twice, not two points of a trajectory.
-
-    Args:
-        items: ``(name, weights_fingerprint, commit_or_None)`` per checkpoint, in display order.
-
-    Returns:
-        One sentence per group of two or more checkpoints with equal fingerprints, in
-        the order of each group's first member; empty when all differ.
-
-    Example:
-        >>> identical_weights([("a", "f1", None), ("b", "f2", None), ("c", "f1", None)])
-        ['a and c have identical weights (fingerprint f1)']
-        >>> identical_weights([("s1", "ff", "c" * 40), ("s2", "ff", "d" * 40), ("s3", "ff", "e" * 40)])
-        ['s1, s2 and s3 have identical weights (fingerprint ff; commits ccccccc, ddddddd and eeeeeee)']
-    """
-    groups: dict[str, list[tuple[str, str | None]]] = {}
-    for name, fp, commit in items:
-        if fp:
-            groups.setdefault(fp, []).append((name, commit))
-    notes = []
-    for fp, members in groups.items():
-        names = list(dict.fromkeys(n for n, _ in members))
-        if len(names) < 2:
-            continue
-        commits = [c[:7] for _, c in members if c]
-        how = f"fingerprint {fp[:8]}" + (f"; commits {_and(commits)}" if len(commits) == len(members) else "")
-        notes.append(f"{_and(names)} have identical weights ({how})")
-    return notes
-
-
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

@@ -211,3 +211,76 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert hub.cache_dir() == tmp_path / "home" / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "c"))
     assert hub.cache_dir() == tmp_path / "c"
+
+
+# --- scoring Hub revisions end to end (offline) -------------------------------------------------
+
+
+def _score(*args):
+    from tests.cli import run
+
+    r = run("score", *args, "--format", "json", "--quiet")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    notes = out.pop("notes", [])
+    [rows] = out.values()
+    return {row["checkpoint"]: row for row in rows}, notes
+
+
+def test_two_revisions_score_offline_with_their_commits_in_the_manifests(hub_cache, text_jsonl, tmp_path, no_network):
+    from pctce_cli.store import read_manifest
+
+    out = tmp_path / "out"
+    rows, notes = _score("org/tiny@step1000", "org/tiny@step2000", "--data", text_jsonl, "--out", out)
+    assert notes == []
+    assert {k: r["status"] for k, r in rows.items()} == {"tiny.step1000": "scored", "tiny.step2000": "scored"}
+    for rev in ("step1000", "step2000"):
+        m = read_manifest(out, f"tiny.{rev}")
+        assert m.step == int(rev[4:])
+        assert m.hub == {"repo_id": "org/tiny", "revision": rev, "commit": commit_of(f"org/tiny@{rev}")}
+    # again: the same commits are kept, not re-scored
+    rows, _ = _score("org/tiny@step1000", "org/tiny@step2000", "--data", text_jsonl, "--out", out)
+    assert {r["status"] for r in rows.values()} == {"skipped"}
+    assert no_network == []
+
+
+def test_a_branch_that_moved_is_rescored_with_a_note(hub_cache, text_jsonl, tmp_path, tiny_run):
+    from pctce_cli.store import read_manifest
+
+    out = tmp_path / "out"
+    _score("org/tiny@step1000", "--data", text_jsonl, "--out", out)
+    old = commit_of("org/tiny@step1000")
+    new = add_revision(hub_cache, "org/tiny", "step1000", tiny_run / "checkpoint-1000", commit=commit_of("moved"))
+    rows, notes = _score("org/tiny@step1000", "--data", text_jsonl, "--out", out)
+    assert rows["tiny.step1000"]["status"] == "scored"
+    assert notes == [f"tiny.step1000: re-scored: step1000 moved from commit {old[:7]} to {new[:7]}"]
+    assert read_manifest(out, "tiny.step1000").hub["commit"] == new
+
+
+def test_identical_weights_are_named_by_score_summary_gate_and_verify(hub_cache, text_jsonl, tmp_path, tiny_run):
+    from tests.cli import run, run_json
+
+    # step3000 serves step2000's weights under another commit (as pythia-2.8b's step branches do)
+    add_revision(hub_cache, "org/tiny", "step3000", tiny_run / "checkpoint-500")
+    out = tmp_path / "out"
+    rows, notes = _score("org/tiny@step*", "--data", text_jsonl, "--out", out)
+    c2, c3 = commit_of("org/tiny@step2000")[:7], commit_of("org/tiny@step3000")[:7]
+    from pctce_cli.store import read_manifest
+
+    fp = read_manifest(out, "tiny.step2000").weights_fingerprint[:8]
+    note = f"tiny.step2000 and tiny.step3000 have identical weights (fingerprint {fp}; commits {c2} and {c3})"
+    assert notes == [
+        f"org/tiny: HF_HUB_OFFLINE is set, so its revisions were matched among the 3 in the Hub cache {hub_cache}", note
+    ]
+    assert note in run_json("summary", out)["notes"]
+    r = run("verify", out, "--format", "json")
+    assert r.exit_code == 0 and note in json.loads(r.stdout)["notes"]
+    r = run("gate", out, "--baseline", "tiny.step2000", "--candidate", "tiny.step3000", "--rule", "mean:+5%", "--bootstrap", "50", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert note in json.loads(r.stdout)["notes"]
+    # local directories alike: two copies of one checkpoint
+    a, b = tmp_path / "local" / "a", tmp_path / "local" / "b"
+    shutil.copytree(tiny_run / "checkpoint-500", a)
+    shutil.copytree(tiny_run / "checkpoint-500", b)
+    _, notes = _score(a, b, "--data", text_jsonl, "--out", tmp_path / "out2")
+    assert len(notes) == 1 and notes[0].startswith("a and b have identical weights (fingerprint ")

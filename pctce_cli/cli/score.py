@@ -64,7 +64,8 @@ def score(
         results = score_checkpoints(paths, options, reporter)
     if not is_rank0:
         return
-    render.emit([(f"Scored into {out}", result_rows(results))], fmt.value)
+    notes = list(dict.fromkeys(n for r in results for n in r.notes))
+    render.emit([(f"Scored into {out}", result_rows(results))], fmt.value, notes=notes)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         render.error(r.message)
@@ -111,9 +112,10 @@ def verify(
 ):
     """Check every stored file against its checksum, row count and values; exit 1 when anything is damaged."""
     from pctce_cli import render
-    from pctce_cli.store import verify_store
+    from pctce_cli.store import identical_in_store, verify_store
 
     ok, problems, incomplete = verify_store(store, checkpoint or None)
+    identical = identical_in_store(store, ok)
     damaged = [p for p in problems if p.kind == "damaged"]
     foreign = [p for p in problems if p.kind == "foreign"]
     rows = (
@@ -126,6 +128,7 @@ def verify(
         notes[0] = notes[0][:-1] + f"; {len(foreign)} foreign {'file' if len(foreign) == 1 else 'files'}."
     if damaged:
         notes.append("Re-score each damaged checkpoint with 'pctce score … --force' (the same command with --force).")
+    notes += identical
     if fmt == Format.table and problems:
         # a table cell cuts a long path with '…' at 80 columns (CI logs): the files are named in full below it
         rows = [{**r, "problem": "see below" if r["problem"] and r["status"] != "incomplete" else r["problem"]} for r in rows]
