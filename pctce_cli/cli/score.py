@@ -17,7 +17,8 @@ def score(
         list[Path],
         typer.Argument(
             help="Checkpoints: save_pretrained directories, run directories holding checkpoint-*/step_*/epoch-* "
-            "subdirectories, or PEFT adapter directories.",
+            "subdirectories, PEFT adapter directories, or Hugging Face Hub ids org/name[@revision] "
+            "(a revision glob org/name@step*[LO:HI:K] takes many; docs/hub.md).",
             show_default=False,
         ),
     ],
