@@ -97,8 +97,8 @@ def html_report(cks, options: ReportOptions | None = None) -> str:
 
 
 def _md_text(text: str) -> str:
-    """Plain text safe in Markdown: HTML special characters as entities."""
-    return html.escape(str(text), quote=False)
+    """Plain text safe in Markdown: control characters as ``\\xNN``, HTML special characters as entities."""
+    return fmt.markdown_text(text)
 
 
 def to_markdown(doc: ReportDoc, image_prefix: str) -> tuple[str, dict[str, bytes]]:
@@ -121,7 +121,7 @@ def to_markdown(doc: ReportDoc, image_prefix: str) -> tuple[str, dict[str, bytes
                 if b.lines:
                     lines += [f"- {_md_text(n)}" for n in b.lines] + [""]
             elif isinstance(b, Table):
-                rows = [{k: _md_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in records(b.rows)]
+                rows = records(b.rows)  # markdown_table escapes every cell
                 lines += [f"**{_md_text(b.title)}**", "", markdown_table(rows, _columns(rows)).rstrip("\n"), ""]
             elif isinstance(b, Image):
                 name = f"{image_prefix}-{b.name}.png"

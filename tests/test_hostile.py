@@ -1,0 +1,175 @@
+"""Hostile subset labels in every output format: Markdown, HTML, XML (JUnit, SVG), the terminal.
+
+One store holds a subset field whose labels carry a table pipe, a line break,
+HTML with a ``<script>``, a terminal escape, other control characters and XML
+specials. Every writer must show them as text: tables keep their shape, the
+documents parse with a real parser, no markup is injected, no raw control
+character reaches a file or the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import pytest
+
+from .cli import run
+
+HOSTILE = [
+    "a|b",
+    "two\nlines",
+    "<script>alert(1)</script>",
+    "esc\x1b[31mred",
+    "ctl\x01\x07bell",
+    "&amp; <b>x</b> ]]> $5 $x$",
+]
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "Pack my box with five dozen liquor jugs, said she."]
+CHECKPOINTS = 3  # tiny_run
+RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # no raw control character anywhere (newlines are allowed between lines)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_run, one_thread):
+    root = tmp_path_factory.mktemp("hostile")
+    data = root / "val.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "domain": label}) + "\n" for label in HOSTILE for t in TEXTS), encoding="utf-8")
+    out = root / "scores"
+    r = run("score", tiny_run, "--data", data, "--out", out, "--quiet", "--max-length", 16, "--subset-field", "domain")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table of ``text`` as rows of cells (split on unescaped pipes), header and rule included."""
+    tables, current = [], None
+    for line in text.split("\n"):
+        if line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            current = current if current is not None else []
+            current.append(cells)
+        elif current is not None:
+            tables.append(current)
+            current = None
+    if current is not None:
+        tables.append(current)
+    return tables
+
+
+def subset_table(text: str) -> list[list[str]]:
+    """The first Markdown table with one row per label (and checkpoint); every row as wide as its header."""
+    for t in markdown_tables(text):
+        assert all(len(row) == len(t[0]) for row in t), t
+    hits = [t for t in markdown_tables(text) if any("a\\|b" in c for row in t for c in row)]
+    assert hits, text
+    return hits[0]
+
+
+def assert_shown_as_text(text: str) -> None:
+    assert "<script" not in text and "<b>" not in text
+    assert not RAW.search(text), repr(RAW.search(text))
+    assert "esc\\x1b[31mred" in text and "ctl\\x01\\x07bell" in text
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.data = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.data.append(data)
+
+
+def parse_html(text: str) -> Tags:
+    p = Tags()
+    p.feed(text)
+    p.close()
+    return p
+
+
+def test_summary_markdown_keeps_one_row_per_label(store):
+    r = run("summary", store, "--by", "domain", "-f", "markdown")
+    assert r.exit_code == 0, r.output
+    table = subset_table(r.stdout)
+    assert len(table) == 2 + CHECKPOINTS * len(HOSTILE)
+    assert_shown_as_text(r.stdout)
+    assert "two\\nlines" in r.stdout
+
+
+def test_summary_terminal_has_no_raw_control_characters(store):
+    r = run("summary", store, "--by", "domain")
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and "\x01" not in r.stdout
+
+
+def test_report_markdown_and_html(store, tmp_path):
+    r = run("report", store, "--by", "domain", "--markdown", "--out", tmp_path / "r.md")
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert len(subset_table(md)) == 2 + CHECKPOINTS * len(HOSTILE)
+    assert_shown_as_text(md)
+    r = run("report", store, "--by", "domain", "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    page = parse_html((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "script" not in page.tags and "b" not in page.tags
+    assert "<script>alert(1)</script>" in "".join(page.data)  # there, as text
+
+
+def test_gate_markdown_junit_and_step_summary(store, tmp_path, monkeypatch):
+    summary = tmp_path / "step.md"
+    summary.write_text("# before\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    r = run(
+        "gate", store, "--baseline", "teacher.checkpoint-250", "--rule", "p50@*:+100",
+        "--markdown", tmp_path / "g.md", "--junit", tmp_path / "g.xml", "--json", tmp_path / "g.json",
+    )
+    assert r.exit_code == 0, r.output
+    for md in ((tmp_path / "g.md").read_text(encoding="utf-8"), summary.read_text(encoding="utf-8")):
+        assert len(subset_table(md)) == 2 + len(HOSTILE)
+        assert_shown_as_text(md)
+    suites = ET.parse(tmp_path / "g.xml").getroot()
+    names = [case.get("name") for case in suites.iter("testcase")]
+    assert len(names) == (CHECKPOINTS - 1) * len(HOSTILE)
+    assert any("<script>alert(1)</script>" in n for n in names) and any("esc\\x1b[31mred" in n for n in names)
+    labels = {s["subset"] for s in json.loads((tmp_path / "g.json").read_text())["subsets"]}
+    assert labels == set(HOSTILE)  # JSON keeps the labels exactly
+
+
+@pytest.mark.parametrize("kind", ["ecdf", "shape", "bands"])
+def test_plot_svg_is_well_formed_and_silent(store, tmp_path, kind):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run("plot", kind, store, "--by", "domain", "--out", tmp_path / "p.svg")
+    assert r.exit_code == 0, r.output
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    svg = (tmp_path / "p.svg").read_text(encoding="utf-8")
+    ET.fromstring(svg)  # well-formed
+    assert not RAW.search(svg)
+
+
+def test_plot_html_page_parses_without_injected_markup(store, tmp_path):
+    r = run("plot", "ecdf", store, "--by", "domain", "--out", tmp_path / "p.html")
+    assert r.exit_code == 0, r.output
+    page = parse_html((tmp_path / "p.html").read_text(encoding="utf-8"))
+    assert "script" not in page.tags
+
+
+def test_output_empty_is_one_line(store):
+    r = run("summary", store, "--output", "")
+    assert r.exit_code == 2
+    assert r.output.strip() == "Error: --output .: is a directory, expected a file path"
+
+
+def test_output_through_a_symlink(store, tmp_path):
+    target = tmp_path / "t.csv"
+    target.write_text("")
+    (tmp_path / "l.csv").symlink_to(target)
+    r = run("summary", store, "-f", "csv", "--output", tmp_path / "l.csv")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "l.csv").is_symlink() and target.read_text().startswith("checkpoint,")
