@@ -10,6 +10,7 @@ character reaches a file or the terminal.
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -173,3 +174,55 @@ def test_output_through_a_symlink(store, tmp_path):
     r = run("summary", store, "-f", "csv", "--output", tmp_path / "l.csv")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "l.csv").is_symlink() and target.read_text().startswith("checkpoint,")
+
+
+def test_a_lone_surrogate_escape_names_file_and_line(tmp_path, tiny_ckpt):
+    data = tmp_path / "sur.jsonl"
+    data.write_text('{"text": "fine"}\n{"text": "bad \\ud800 here"}\n', encoding="utf-8")
+    r = run("score", tiny_ckpt, "--data", data, "--out", tmp_path / "s", "--quiet")
+    assert r.exit_code == 2
+    assert r.output.strip() == (
+        f"Error: {data}:2: field 'text' holds a lone surrogate \\ud800 (character 5), which is not text; fix that \\u escape in the data"
+    )
+
+
+def deny_reading(monkeypatch, path):
+    """Make every open of ``path`` by the data layer fail as a file without read permission does (root ignores chmod)."""
+    import builtins
+
+    from pctce_cli.data import fingerprint, records
+
+    real = builtins.open
+
+    def guarded(file, *args, **kw):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kw)
+
+    for module in (fingerprint, records):
+        monkeypatch.setattr(module, "open", guarded, raising=False)
+
+
+@pytest.mark.parametrize("command", ["tail", "report"])
+def test_an_unreadable_scored_data_file_is_one_line(store, tmp_path, monkeypatch, command):
+    data = store.parent / "val.jsonl"
+    deny_reading(monkeypatch, data)
+    if command == "tail":
+        r = run("tail", f"{store}:teacher.checkpoint-250", "--top", 3)
+        assert r.exit_code == 2, r.output
+        assert r.output.strip() == f"Error: {data}: cannot read (Permission denied)"
+    else:
+        r = run("report", store, "--out", tmp_path / "r.html")
+        assert r.exit_code == 0, r.output  # the report is still written; its tail section says why it shows ids only
+        page = (tmp_path / "r.html").read_text(encoding="utf-8")
+        assert f"only token ids: {data}: cannot read (Permission denied)." in page
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_data_file_by_its_mode(tmp_path, tiny_ckpt):
+    data = tmp_path / "val.jsonl"
+    data.write_text('{"text": "hello"}\n')
+    data.chmod(0)
+    r = run("score", tiny_ckpt, "--data", data, "--out", tmp_path / "s", "--quiet")
+    assert r.exit_code == 2
+    assert r.output.strip() == f"Error: {data}: cannot read (Permission denied)"
