@@ -123,7 +123,8 @@ def decode_targets(
     if lost:
         raise DataError(f"cannot decode '{name}': the data has no document {lost[0]}; it changed since scoring")
     documents, _ = tokenize_records(
-        [by_index[d] for d in need], tok, prefix=settings.get("prefix") or "auto", tokenizer_name=str(tok_path)
+        [by_index[d] for d in need], tok, prefix=settings.get("prefix") or "auto", tokenizer_name=str(tok_path),
+        special_tokens=bool(settings.get("special_tokens")),
     )
     docs = {d.index: d for d in documents}
     out = []

@@ -261,7 +261,7 @@ def _score_one(spec, options, records, data_fp, device, dtype_name, cache, token
         tok_fp = hf.tokenizer_fingerprint(tokenizer)
         if tok_fp not in tokenized:
             name = str(hf.tokenizer_dir(spec, options.tokenizer))
-            documents, skipped = tokenize_records(records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units)
+            documents, skipped = tokenize_records(records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units, special_tokens=options.special_tokens)
             units = units_status(documents, tokenizer, name, options.units)
             tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents), units)
         documents, skipped, docs_fp, units = tokenized[tok_fp]
