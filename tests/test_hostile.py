@@ -226,3 +226,49 @@ def test_an_unreadable_data_file_by_its_mode(tmp_path, tiny_ckpt):
     r = run("score", tiny_ckpt, "--data", data, "--out", tmp_path / "s", "--quiet")
     assert r.exit_code == 2
     assert r.output.strip() == f"Error: {data}: cannot read (Permission denied)"
+
+
+def test_special_token_strings_are_text_unless_asked(tmp_path, tiny_ckpt, tiny_tokenizer):
+    """``<|eos|>`` written in a document is scored as its characters; --special-tokens reads it as the token."""
+    from pctce_cli.store import load_scores, read_manifest
+
+    text = "The fox <|eos|> jumps."
+    data = tmp_path / "st.jsonl"
+    data.write_text(json.dumps({"text": text}) + "\n")
+    as_text = tiny_tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    as_token = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tiny_tokenizer.eos_token_id in as_token and tiny_tokenizer.eos_token_id not in as_text
+    stores = {}
+    for name, extra in (("text", []), ("special", ["--special-tokens"])):
+        out = tmp_path / name
+        r = run("score", tiny_ckpt, "--data", data, "--out", out, "--quiet", *extra)
+        assert r.exit_code == 0, r.output
+        stores[name] = out
+    ck = "tiny"
+    text_scores, special_scores = load_scores(stores["text"], ck), load_scores(stores["special"], ck)
+    assert len(text_scores.ce) == len(as_text) and len(special_scores.ce) == len(as_token)
+    assert "special_tokens" not in read_manifest(stores["text"], ck)["settings"]  # old stores keep their identity
+    assert read_manifest(stores["special"], ck)["settings"]["special_tokens"] is True
+    # the two are different inputs: comparing them is refused, naming the setting
+    r = run("compare", f"{stores['text']}:{ck}", f"{stores['special']}:{ck}")
+    assert r.exit_code == 2 and "special_tokens" in r.output, r.output
+
+
+def test_subset_from_file_tells_same_named_files_apart(tmp_path, tiny_ckpt, one_thread):
+    from .cli import run_json
+
+    for folder, texts in (("web", TEXTS), ("books", TEXTS[:1])):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "val.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = tmp_path / "s"
+    r = run("score", tiny_ckpt, "--data", tmp_path / "web" / "val.jsonl", "--data", tmp_path / "books" / "val.jsonl", "--out", out, "--quiet", "--subset-from-file")
+    assert r.exit_code == 0, r.output
+    rows = run_json("summary", out, "--by", "file")["Per-token CE summaries by file (nats)"]
+    assert [(r["subset"], r["documents"]) for r in rows] == [("books/val.jsonl", 1), ("web/val.jsonl", 2)]
+
+
+def test_report_tail_top_below_zero_is_refused(store, tmp_path):
+    r = run("report", store, "--tail-top", -1, "--out", tmp_path / "r.html")
+    assert r.exit_code == 2
+    assert r.output.strip() == "Error: --tail-top must be 0 or more (0: no tail examples), got -1"
+    assert not (tmp_path / "r.html").exists()

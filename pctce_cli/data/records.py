@@ -194,9 +194,29 @@ def check_subset_fields(names: Sequence[str], from_file: bool = False) -> tuple[
 
 
 def _file_labels(paths: list[str]) -> dict[str, str]:
-    """Each data file's label: its stem, or its whole name where two files share a stem."""
-    stems = [Path(p).stem for p in paths]
-    return {p: (s if stems.count(s) == 1 else Path(p).name) for p, s in zip(paths, stems)}
+    """Each data file's label: its stem; its whole name where two files share a stem; where two files
+    share the name too (``a/val.jsonl``, ``b/val.jsonl``), as many of its last path parts as tell them apart.
+
+    Examples:
+        >>> _file_labels(["x/code.jsonl", "x/prose.jsonl", "y/code.csv"])
+        {'x/code.jsonl': 'code.jsonl', 'x/prose.jsonl': 'prose', 'y/code.csv': 'code.csv'}
+        >>> _file_labels(["a/v/val.jsonl", "b/v/val.jsonl"])
+        {'a/v/val.jsonl': 'a/v/val.jsonl', 'b/v/val.jsonl': 'b/v/val.jsonl'}
+    """
+    files = list(dict.fromkeys(str(Path(p).resolve()) for p in paths))
+    stems = [Path(f).stem for f in files]
+    labels = {}
+    for f, stem in zip(files, stems):
+        if stems.count(stem) == 1:
+            labels[f] = stem
+            continue
+        parts = Path(f).parts
+        for n in range(1, len(parts) + 1):
+            tail = parts[-n:]
+            if sum(Path(g).parts[-n:] == tail for g in files) == 1:
+                labels[f] = "/".join(tail)
+                break
+    return {p: labels[str(Path(p).resolve())] for p in paths}
 
 
 def _label(row: dict, name: str, source: str, keys: list[str] | None) -> str:

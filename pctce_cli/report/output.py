@@ -140,6 +140,8 @@ def save_report(cks, out: str | Path, options: ReportOptions | None = None, mark
         The written paths (the report first) and warnings for the user.
     """
     out = Path(out)
+    if options is not None and options.tail_top < 0:  # it would leave out the tail section without a word
+        raise UsageError(f"--tail-top must be 0 or more (0: no tail examples), got {options.tail_top}")
     if not markdown and out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {out}: expected an .html file (or pass --markdown for Markdown)")
     doc = build_report(cks, options)
