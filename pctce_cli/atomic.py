@@ -74,10 +74,12 @@ def output_target(path: str | Path, option: str) -> Path:
     if not str(path).strip():
         raise UsageError(f"{option} '': expected a file path")
     path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()  # a dangling link's target is created
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory, expected a file path")
+    if path.is_symlink() and not _is_special(path):
+        # a link to a regular file is written at its target (a dangling link's target is created); a link
+        # to a pipe or a device (/dev/stdout → /proc/self/fd/1 → pipe:[…]) is opened as it is named
+        path = path.resolve()
     return path
 
 

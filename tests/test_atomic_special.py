@@ -70,3 +70,16 @@ def test_an_empty_path_is_refused(path):
 def test_a_directory_is_refused(tmp_path):
     with pytest.raises(UsageError, match=r"is a directory, expected a file path$"):
         atomic.write_output(tmp_path, "x", "--out")
+
+
+def test_dev_stdout_onto_a_pipe_reaches_the_reader(tmp_path):
+    """``--output /dev/stdout`` with stdout a pipe: /dev/stdout is a link to a link to ``pipe:[…]``, written through."""
+    import subprocess
+    import sys
+
+    code = "from pctce_cli import atomic; atomic.write_output('/dev/stdout', 'piped\\n', '--output')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "piped\n"
+    assert sorted(tmp_path.iterdir()) == []
