@@ -38,6 +38,7 @@ def score(
     messages_field: Annotated[str, typer.Option(help="Field holding chat messages (only assistant tokens are scored).")] = "messages",
     split_on: Annotated[SplitOn, typer.Option(help="For .txt files: one document per file, or split on blank lines.")] = SplitOn.none,
     prefix: Annotated[Prefix, typer.Option(help="Token placed before the first token so it can be scored (auto: BOS, else EOS).")] = Prefix.auto,
+    special_tokens: Annotated[bool, typer.Option("--special-tokens", help="Read special-token strings in the data (e.g. <|endoftext|>) as special tokens; default: text is text (docs/scoring.md).")] = False,
     max_length: Annotated[int | None, typer.Option(help="Window length in tokens (default: the model's context).", show_default=False)] = None,
     stride: Annotated[int | None, typer.Option(help="Sliding-window stride (default: half the window).", show_default=False)] = None,
     batch_tokens: Annotated[int | None, typer.Option(help="Token budget per forward pass (batch × padded length); default 2048 on CPU, 16384 on GPU.", show_default=False)] = None,

@@ -239,7 +239,9 @@ def _prepare(spec: CheckpointSpec, env: Env) -> Prepared:
     tok_fp = hf.tokenizer_fingerprint(tokenizer)
     if tok_fp not in env.tokenized:
         name = str(hf.tokenizer_dir(spec, options.tokenizer))
-        documents, skipped = tokenize_records(env.records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units)
+        documents, skipped = tokenize_records(
+            env.records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units, special_tokens=options.special_tokens
+        )
         units = units_status(documents, tokenizer, name, options.units)
         env.tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents), units)
     documents, skipped, docs_fp, units = env.tokenized[tok_fp]
