@@ -204,7 +204,7 @@ def _hub_specs(raw: str, base_model) -> list[CheckpointSpec]:
     """The checkpoints a Hub reference names (a path that exists locally never comes here)."""
     ref = hub.parse_ref(raw)
     if ref is None:
-        raise CheckpointError(f"checkpoint path not found: {raw} (nor is it a Hub id such as org/name@revision)")
+        raise CheckpointError(f"checkpoint path not found: {raw}")
     fetched, notes = hub.resolve(ref)
     specs = []
     for i, f in enumerate(fetched):
