@@ -164,7 +164,10 @@ def _spec(path: Path, base_model: str | Path | None) -> CheckpointSpec:
         base_path = Path(base)
         if not is_checkpoint(base_path) and not is_checkpoint(path / base_path) and (ref := hub.parse_ref(str(base))) is not None:
             # A base named by Hub id (the usual adapter_config.json) resolves like a Hub checkpoint.
-            fetched = hub.fetch(ref.repo_id, ref.revision)
+            try:
+                fetched = hub.fetch(ref.repo_id, ref.revision)
+            except CheckpointError as e:
+                raise CheckpointError(f"{path}: its base model '{base}' is no local directory, and as a Hub id: {e}") from None
             base_path = fetched.path
             extra = {"base_hub": fetched.record()}
         if base_model is None and not base_path.is_absolute() and not is_checkpoint(base_path) and is_checkpoint(path / base_path):

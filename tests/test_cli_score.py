@@ -156,15 +156,26 @@ def test_missing_tokenizer(tiny_ckpt, text_jsonl, tmp_path):
     assert r.exit_code == 0, r.stderr
 
 
-def test_adapter_with_missing_base(tmp_path, text_jsonl):
+def test_adapter_with_missing_base(tmp_path, text_jsonl, monkeypatch):
     p = tmp_path / "adapter"
     p.mkdir()
     (p / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "some-org/some-model"}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    r = run("score", p, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 2
+    # a base named like a Hub id is looked up as one (docs/hub.md); offline and not cached, that is said
+    assert r.stderr.strip() == (
+        f"Error: {p}: its base model 'some-org/some-model' is no local directory, and as a Hub id: some-org/some-model@main: "
+        f"not in the Hub cache {tmp_path / 'hub'} and HF_HUB_OFFLINE is set; unset HF_HUB_OFFLINE to download it, "
+        "or point HF_HUB_CACHE at a cache that holds it"
+    )
+    (p / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "../no/such/base"}))
     r = run("score", p, "--data", text_jsonl, "--out", tmp_path / "out", "--quiet")
     assert r.exit_code == 2
     assert r.stderr.strip() == (
-        f"Error: {p}: base model 'some-org/some-model' is not a local model directory "
-        "(pctce never downloads weights); pass --base-model PATH"
+        f"Error: {p}: base model '../no/such/base' is neither a local model directory nor a Hub id (org/name[@revision]); "
+        "pass --base-model PATH"
     )
 
 
