@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import load_scores, read_manifest
 
+from .cli import run, run_json
 from .conftest import TEXTS
 
-runner = CliRunner()
 
 PAPER = """checkpoint,objective,mean,p50,p95,judge
 teacher,Token CE,1.442,0.609,5.57,2.01
@@ -26,16 +23,6 @@ top-40,Top-40 KL,1.520,0.620,5.88,1.97
 top-15,Top-15 KL,1.568,0.596,6.37,2.00
 top-5,Top-5 KL,1.708,0.525,7.82,2.06
 """
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(*args):
-    r = run(*args, "--format", "json")
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 import torch
 from transformers import TrainerCallback
-from typer.testing import CliRunner
 
 from pctce_cli.callback import PercentileCECallback
-from pctce_cli.cli import app
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import list_checkpoints, load_scores
 
+from .cli import run_json
 from .conftest import TEXTS
 
 LOGGED = ["mean", "p50", "p90", "p95", "p99", "iqr", "z95", "top1"]
@@ -30,12 +29,6 @@ STEPS = [2, 4, 6]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_json(*args):
-    r = CliRunner().invoke(app, [str(a) for a in args] + ["--format", "json"])
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
 
 
 def make_trainer(base, tokenizer, out_dir, **kw):

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.compare import compare_scores, signed, verdict
 from pctce_cli.store import finish_partition, load_scores, start_partition, write_shard
 
-runner = CliRunner()
+from .cli import as_json, run, section
+
 
 SETTINGS = {
     "prefix": "auto",
@@ -70,20 +68,6 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
 
 def docs_of(n_docs, per_doc):
     return np.repeat(np.arange(n_docs), per_doc)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def as_json(r):
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def section(obj, prefix):
-    [key] = [k for k in obj if k.startswith(prefix)]
-    return obj[key]
 
 
 @pytest.fixture()

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from pctce_cli import plot
 from pctce_cli.catalog import resolve_checkpoints
-from pctce_cli.cli import app
 from pctce_cli.errors import UsageError
 
+from .cli import run
 from .test_compare import make_store
 
-runner = CliRunner()
 
 RUNS = {"teacher": (1.4, 0.9, 0.7), "student": (1.6, 1.2, 1.1)}
 STEPS = (100, 200, 300)
@@ -59,10 +57,6 @@ def synth(tmp_path_factory):
 def cks(synth):
     store, meta = synth
     return resolve_checkpoints([store], meta=meta)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def labels(ax) -> list[str]:

@@ -8,18 +8,12 @@ import shutil
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.report import SECTIONS, Notes, ReportDoc, Section, Table, Text, to_html, to_markdown
 
+from .cli import run
 from .conftest import TEXTS
 from .test_plot import PNG_SIGNATURE, parse_html, resource_references, synthetic_store
-
-runner = CliRunner()
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

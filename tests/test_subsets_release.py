@@ -7,30 +7,14 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.stats.bootstrap import paired_bootstrap
 from pctce_cli.store import write_labels
 from tests.test_compare import make_store
+from .cli import as_json, run, section
 
-runner = CliRunner()
 N_DOCS, PER_DOC = 12, 10
 NAMES = ["mean", "p50", "p90", "p95", "p99", "iqr"]  # what compare computes at its default percentiles
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def as_json(r):
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def section(obj, prefix):
-    [key] = [k for k in obj if k.startswith(prefix)]
-    return obj[key]
 
 
 def labelled_store(root, ces: dict, doc, labels: dict, field="domain"):
