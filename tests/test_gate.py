@@ -13,8 +13,9 @@ import pytest
 
 from pctce_cli.errors import PolicyError
 from pctce_cli.gate import Rule, evaluate_rule, load_policy, parse_rule_option
-from tests.test_compare import docs_of, make_store
+
 from .cli import run
+from .helpers import docs_of, make_store
 
 GOLDEN = Path(__file__).parent / "golden"
 STEP = 2.0**-10  # a regression "just above" the limit, exact in float32

@@ -16,7 +16,7 @@ from pctce_cli.catalog import resolve_checkpoints
 from pctce_cli.errors import UsageError
 
 from .cli import run
-from .test_compare import make_store
+from .helpers import make_store
 
 
 RUNS = {"teacher": (1.4, 0.9, 0.7), "student": (1.6, 1.2, 1.1)}

@@ -10,8 +10,9 @@ import pytest
 
 from pctce_cli.stats.bootstrap import paired_bootstrap
 from pctce_cli.store import write_labels
-from tests.test_compare import make_store
+
 from .cli import as_json, run, section
+from .helpers import make_store
 
 N_DOCS, PER_DOC = 12, 10
 NAMES = ["mean", "p50", "p90", "p95", "p99", "iqr"]  # what compare computes at its default percentiles
