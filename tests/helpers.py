@@ -63,3 +63,25 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
 def docs_of(n_docs, per_doc):
     """Sorted document ids: ``n_docs`` documents of ``per_doc`` targets each."""
     return np.repeat(np.arange(n_docs), per_doc)
+
+
+def count_shard_reads(monkeypatch, *modules) -> dict[str, int]:
+    """Count ``read_shard`` calls by path, in each module given (default ``pctce_cli.store.read``).
+
+    Returns the dict the spies fill: path → number of reads. A module that
+    imported ``read_shard`` by name (``store.units``) needs its own spy.
+    """
+    from pctce_cli.store import read
+
+    reads: dict[str, int] = {}
+
+    def counting(real):
+        def f(path, *args, **kw):
+            reads[str(path)] = reads.get(str(path), 0) + 1
+            return real(path, *args, **kw)
+
+        return f
+
+    for module in modules or (read,):
+        monkeypatch.setattr(module, "read_shard", counting(module.read_shard))
+    return reads

@@ -13,6 +13,7 @@ from pctce_cli.report import SECTIONS, Notes, ReportDoc, Section, Table, Text, t
 
 from .cli import run
 from .conftest import TEXTS
+from .helpers import count_shard_reads
 from .test_plot import PNG_SIGNATURE, parse_html, resource_references, synthetic_store
 
 
@@ -186,16 +187,7 @@ def test_report_decodes_tail_examples_and_says_so_when_the_data_is_gone(real_sto
 @pytest.mark.parametrize("tail", [["--tail-top", "3"], ["--tail-top", "3", "--tail-checkpoint", "*"], ["--tail-top", "0"]])
 def test_report_reads_each_partition_once(synth, tmp_path, monkeypatch, tail):
     """Every section's numbers come from one read of each checkpoint (shards are counted as read)."""
-    from pctce_cli.store import read
-
-    reads: dict[str, int] = {}
-    real = read.read_shard
-
-    def counting(path, *args, **kw):
-        reads[str(path)] = reads.get(str(path), 0) + 1
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(read, "read_shard", counting)
+    reads = count_shard_reads(monkeypatch)
     store, meta = synth
     r = run("report", store, "--meta", meta, "--task", "acc", "--vs", "baseline", *tail, "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output

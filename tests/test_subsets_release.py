@@ -12,7 +12,7 @@ from pctce_cli.stats.bootstrap import paired_bootstrap
 from pctce_cli.store import write_labels
 
 from .cli import as_json, run, section
-from .helpers import make_store
+from .helpers import count_shard_reads, make_store
 
 N_DOCS, PER_DOC = 12, 10
 NAMES = ["mean", "p50", "p90", "p95", "p99", "iqr"]  # what compare computes at its default percentiles
@@ -241,16 +241,7 @@ def test_gate_junit_has_a_case_per_rule_and_subset_and_markdown_a_subset_table(s
 
 
 def test_gate_reads_each_partition_once_with_several_subset_rules(store, monkeypatch):
-    from pctce_cli.store import read
-
-    reads: dict[str, int] = {}
-    real = read.read_shard
-
-    def counting(path, *args, **kw):
-        reads[str(path)] = reads.get(str(path), 0) + 1
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(read, "read_shard", counting)
+    reads = count_shard_reads(monkeypatch)
     r = gate(store, "--rule", "p95@*:+0.1", "--rule", "mean@code:+0.1", "--rule", "p50@prose:+1", "--rule", "mean:+1")
     assert r.exit_code == 1
     tokens = [k for k in reads if "part-" in k and "_docs" not in k]
@@ -284,16 +275,7 @@ def gamma_store(tmp_path):
 
 
 def test_report_has_a_subset_section_only_when_the_store_has_subsets(gamma_store, tmp_path, monkeypatch):
-    from pctce_cli.store import read
-
-    reads: dict[str, int] = {}
-    real = read.read_shard
-
-    def counting(path, *args, **kw):
-        reads[str(path)] = reads.get(str(path), 0) + 1
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(read, "read_shard", counting)
+    reads = count_shard_reads(monkeypatch)
     out = tmp_path / "r.html"
     r = run("report", gamma_store, "--tail-top", "0", "--out", out)
     assert r.exit_code == 0, r.output

@@ -16,6 +16,7 @@ from pctce_cli.stats.summaries import DEFAULT_EDGES
 from pctce_cli.store import load_units
 
 from .cli import run, run_json
+from .helpers import count_shard_reads
 from .test_plot import labels
 from .test_units_analysis import brute_words
 
@@ -316,17 +317,7 @@ def test_report_refuses_mixed_tokens_and_token_only_summaries(store, tmp_path):
 def test_report_in_bytes_reads_each_partition_once(store, tmp_path, monkeypatch):
     from pctce_cli.store import read, units
 
-    reads: dict[str, int] = {}
-
-    def counting(real):
-        def f(path, *args, **kw):
-            reads[str(path)] = reads.get(str(path), 0) + 1
-            return real(path, *args, **kw)
-
-        return f
-
-    monkeypatch.setattr(read, "read_shard", counting(read.read_shard))
-    monkeypatch.setattr(units, "read_shard", counting(units.read_shard))
+    reads = count_shard_reads(monkeypatch, read, units)
     r = run("report", store, "--unit", "byte", "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
     assert sorted(reads) == sorted(str(p) for p in store.glob("checkpoint=*/**/*.parquet"))
