@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.demo import (
     CROSSTOK_TITLE,
     correct_part_from_rows,
@@ -22,9 +20,10 @@ from pctce_cli.demo import (
     subset_part_from_table,
 )
 
+from .cli import run
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -163,15 +162,15 @@ def test_rerun_reuses_the_scores(demo):
 
 
 def test_cli_demo_formats(demo):
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "json", "-q"])
+    res = run("demo", "--out", str(demo.out), "--format", "json", "-q")
     assert res.exit_code == 0, res.output
     obj = json.loads(res.stdout)
     assert obj["header"][0].startswith(f"Scored 0 sample checkpoints, reused {demo.scored}, into {demo.out}")
     assert list(obj["parts"])[: len(demo.parts)] == [p.title for p in demo.parts]
     assert obj["parts"]["Distillation miniature: summaries"]["notes"] == demo.parts[0].report.notes
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "markdown", "-q"])
+    res = run("demo", "--out", str(demo.out), "--format", "markdown", "-q")
     assert "## Fine-tuning miniature: concordance" in res.stdout and "| checkpoint | epoch |" in res.stdout
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "csv", "-q"])
+    res = run("demo", "--out", str(demo.out), "--format", "csv", "-q")
     import csv
     import io
 
@@ -181,7 +180,7 @@ def test_cli_demo_formats(demo):
 
 def test_readme_shows_the_real_demo_output(demo):
     """The README's demo block is this command's output (apart from the timing and paths)."""
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "-q"], env={"COLUMNS": "100"})
+    res = run("demo", "--out", str(demo.out), "-q", env={"COLUMNS": "100"})
     assert res.exit_code == 0, res.output
     block = re.search(r"<!-- demo-output -->\n```text\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
     assert block, "README.md has no demo-output block"
@@ -244,12 +243,12 @@ def test_demo_comparison_tolerates_round_off_only():
 
 
 def test_missing_sample_data_is_a_clear_error(tmp_path):
-    res = runner.invoke(app, ["demo", "--sample-data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    res = run("demo", "--sample-data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     assert res.output.strip() == f"Error: --sample-data {tmp_path / 'nope'}: no such directory"
     (tmp_path / "sd").mkdir()
     (tmp_path / "sd" / "meta.csv").write_text("checkpoint\n")
-    res = runner.invoke(app, ["demo", "--sample-data", str(tmp_path / "sd"), "--out", str(tmp_path / "o")])
+    res = run("demo", "--sample-data", str(tmp_path / "sd"), "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     assert " ".join(res.output.split()) == (
         f"Error: --sample-data {tmp_path / 'sd'}: missing distill/val.jsonl, finetune/test.jsonl, finetune/facts "
@@ -417,7 +416,7 @@ def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
         words = shlex.split(line)
         assert words[0] == program() or line.startswith(program() + " ")
         args = shlex.split(line[len(program()) :])
-        res = runner.invoke(app, args)
+        res = run(*args)
         assert res.exit_code == 0, (line, res.output)
     assert set(Path.cwd().iterdir()) == before
     assert (demo.out / "demo-distill.html").is_file()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from pctce_cli.cli import app
+
+from .cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_every_command_and_option_has_help():
                 assert p.help, f"{name} {p.opts} has no help"
             else:
                 assert getattr(p, "help", None), f"{name} argument {p.name} has no help"
-        r = CliRunner().invoke(app, [name, "--help"])
+        r = run(name, "--help")
         assert r.exit_code == 0, (name, r.output)
 
 
