@@ -14,6 +14,7 @@ from pctce_cli.store import load_scores, read_manifest
 
 from .cli import run, run_json
 from .conftest import TEXTS
+from .helpers import assert_close_tree
 
 
 PAPER = """checkpoint,objective,mean,p50,p95,judge
@@ -59,22 +60,6 @@ def test_summary_matches_numpy_and_lm_eval_definitions(stores):
     n_words = sum(len(__import__("re").split(r"\s+", t)) for t in text)
     assert r["bpb"] == pytest.approx(ce.sum() / n_bytes / math.log(2), rel=1e-9)
     assert r["word_ppl"] == pytest.approx(math.exp(ce.sum() / n_words), rel=1e-9)
-
-
-def assert_close_tree(a, b, rel: float, path: str = "") -> None:
-    """Equal JSON trees: same keys, lengths, strings and integers; floats within ``rel`` (NaN/null equal)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), path
-        for k in a:
-            assert_close_tree(a[k], b[k], rel, f"{path}/{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close_tree(x, y, rel, f"{path}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert b == pytest.approx(a, rel=rel, abs=1e-12), path
-    else:
-        assert a == b, path
 
 
 def test_results_do_not_depend_on_sharding(stores):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from pathlib import Path
@@ -21,6 +20,7 @@ from pctce_cli.demo import (
 )
 
 from .cli import run
+from .helpers import assert_same_text_close_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -190,56 +190,6 @@ def test_readme_shows_the_real_demo_output(demo):
         return [line.rstrip() for line in text[start : text.index("Explore further")].splitlines()]
 
     assert_same_text_close_numbers(body(block.group(1)), body(res.stdout))
-
-
-# A printed number: digits with optional thousands separators, decimals and exponent.
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[-+]\d+)?")
-
-
-def _last_digit_unit(token: str) -> float:
-    """The value of one unit in the last printed digit of ``token`` (``20.3954`` → 1e-4, ``3.967e-04`` → 1e-7)."""
-    mantissa, _, exponent = token.replace(",", "").partition("e")
-    decimals = len(mantissa.partition(".")[2])
-    return 10.0 ** (-decimals + (int(exponent) if exponent else 0))
-
-
-def assert_same_text_close_numbers(expected: list[str], actual: list[str]) -> None:
-    """Same lines, words and integers; each printed decimal within 2 units of its last printed digit.
-
-    The demo's numbers come from model forward passes, whose float32 round-off
-    differs between CPUs, thread counts and library builds (one float32 step
-    turned topk5's p99 20.3953 into 20.3954 on another machine). A rounding flip
-    can move the last printed digit by one, and a column can change width, so
-    numbers are parsed and compared within 2 units of their last digit and the
-    text around them is compared with runs of spaces and box rules collapsed.
-    """
-    assert len(expected) == len(actual), "\n".join(difflib.unified_diff(expected, actual, lineterm=""))
-    for e_line, a_line in zip(expected, actual):
-        e_nums, a_nums = _NUMBER.findall(e_line), _NUMBER.findall(a_line)
-
-        def skeleton(line: str) -> str:
-            return re.sub(r"[\s─━]+", " ", _NUMBER.sub("#", line)).strip()
-
-        assert skeleton(e_line) == skeleton(a_line) and len(e_nums) == len(a_nums), f"README: {e_line}\nrun:    {a_line}"
-        for e, a in zip(e_nums, a_nums):
-            if not any(c in e + a for c in ".e"):  # counts, steps and names are exact
-                assert e == a, f"{e} vs {a} in\nREADME: {e_line}\nrun:    {a_line}"
-                continue
-            tol = 2 * max(_last_digit_unit(e), _last_digit_unit(a))
-            assert abs(float(e.replace(",", "")) - float(a.replace(",", ""))) <= tol * (1 + 1e-9), (
-                f"{e} vs {a} (tolerance {tol:g}) in\nREADME: {e_line}\nrun:    {a_line}"
-            )
-
-
-def test_demo_comparison_tolerates_round_off_only():
-    """The README check's own rules: a last-digit flip passes; a real change, a new word or a lost line fails."""
-    line = "│ topk5.checkpoint-1200 │ distilled │ 6.3776 │ 3.967e-04 │ 20.3954 │"
-    assert_same_text_close_numbers([line], [line.replace("20.3954", "20.3953").replace("3.967e-04", "3.968e-04")])
-    for changed in (line.replace("20.3954", "20.3994"), line.replace("distilled", "controls"), line.replace("1200", "1201")):
-        with pytest.raises(AssertionError):
-            assert_same_text_close_numbers([line], [changed])
-    with pytest.raises(AssertionError):
-        assert_same_text_close_numbers([line, line], [line])
 
 
 def test_missing_sample_data_is_a_clear_error(tmp_path):
