@@ -101,6 +101,7 @@ def trained(tiny_ckpt, tiny_tokenizer, val, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_logged_values_equal_pctce_score_on_the_checkpoints_saved_at_the_same_steps(trained):
     entries = pctce_entries(trained.trainer)
     assert sorted(entries) == STEPS
@@ -121,6 +122,7 @@ def test_logged_values_equal_pctce_score_on_the_checkpoints_saved_at_the_same_st
             assert seen[step][f"eval_pctce/{name}"] == entries[step][f"eval_pctce/{name}"]
 
 
+@pytest.mark.slow
 def test_the_trainer_can_select_checkpoints_by_a_percentile(trained):
     entries = pctce_entries(trained.trainer)
     best = min(STEPS, key=lambda s: entries[s]["eval_pctce/p50"])
@@ -128,6 +130,7 @@ def test_the_trainer_can_select_checkpoints_by_a_percentile(trained):
     assert trained.trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best}")
 
 
+@pytest.mark.slow
 def test_every_evaluation_is_a_store_partition_that_concord_and_select_read(trained):
     manifests = list_checkpoints(trained.store)
     assert [(m["id"], m["step"]) for m in manifests] == [(f"run.step-{s}", s) for s in STEPS]
@@ -154,6 +157,7 @@ def test_every_evaluation_is_a_store_partition_that_concord_and_select_read(trai
     assert both["Concordance of S = {mean, p50, p95}"][0]["checkpoints"] == 6
 
 
+@pytest.mark.slow
 def test_resumed_training_adds_no_duplicate_partition(trained, tiny_ckpt, tiny_tokenizer, val, tmp_path, caplog):
     root = tmp_path / "resume"
     shutil.copytree(trained.root / "run", root / "run")
@@ -288,6 +292,7 @@ DDP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_ranks_split_the_scoring_and_rank_0_writes(tiny_ckpt, val, tmp_path):
     from pathlib import Path
 

@@ -41,6 +41,7 @@ def _section(part, k=0) -> pd.DataFrame:
     return pd.DataFrame(part.report.sections[k][1])
 
 
+@pytest.mark.slow
 def test_demo_scores_every_shipped_checkpoint(demo):
     meta = pd.read_csv(SAMPLE / "meta.csv")
     assert (demo.scored, demo.reused) == (len(meta), 0)
@@ -58,6 +59,7 @@ def test_demo_scores_every_shipped_checkpoint(demo):
     assert all(p.report.notes for p in demo.parts)
 
 
+@pytest.mark.slow
 def test_distillation_readings_follow_the_numbers(demo):
     final = _section(demo.parts[0])
     assert len(final) == 9 and final["mean"].is_monotonic_increasing  # one final checkpoint per run
@@ -79,6 +81,7 @@ def test_distillation_readings_follow_the_numbers(demo):
     assert picks.loc["best by p50", "checkpoint"] == by_p50
 
 
+@pytest.mark.slow
 def test_crosstok_readings_follow_the_numbers(demo):
     """Teacher vs the Unigram run: one refusal in tokens, equal words and bytes, readings that match the tables."""
     part = _part(demo, CROSSTOK_TITLE)
@@ -142,6 +145,7 @@ def test_crosstok_readings_change_with_the_numbers():
     assert "because its tokens are different units of text (200 vs 250)." in notes[4]  # fewer, longer tokens, yet cheaper
 
 
+@pytest.mark.slow
 def test_finetune_part_uses_the_stored_task_accuracy(demo):
     epochs = _section(_part(demo, "Fine-tuning miniature: summaries and accuracy"))
     assert epochs["epoch"].tolist() == list(range(1, 13))
@@ -154,6 +158,7 @@ def test_finetune_part_uses_the_stored_task_accuracy(demo):
         assert row["regret"] == pytest.approx(best_task - row["task"])
 
 
+@pytest.mark.slow
 def test_rerun_reuses_the_scores(demo):
     again = run_demo(SAMPLE, demo.out)
     assert (again.scored, again.reused) == (0, demo.scored)
@@ -161,6 +166,7 @@ def test_rerun_reuses_the_scores(demo):
         assert a.report.sections == b.report.sections and a.report.notes == b.report.notes
 
 
+@pytest.mark.slow
 def test_cli_demo_formats(demo):
     res = run("demo", "--out", str(demo.out), "--format", "json", "-q")
     assert res.exit_code == 0, res.output
@@ -178,6 +184,7 @@ def test_cli_demo_formats(demo):
     assert rows[0]["table"].startswith("Distillation miniature: summaries — Final checkpoints")
 
 
+@pytest.mark.slow
 def test_readme_shows_the_real_demo_output(demo):
     """The README's demo block is this command's output (apart from the timing and paths)."""
     res = run("demo", "--out", str(demo.out), "-q", env={"COLUMNS": "100"})
@@ -354,6 +361,7 @@ def test_finetune_readings_change_with_the_numbers():
     assert finetune_parts_from_table(better)[0].report.notes[3].startswith("Accuracy is highest at the last epoch")
 
 
+@pytest.mark.slow
 def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
     """The 'Explore further' commands, in the shell the demo ran in: the right program, exit 0, nothing written here."""
     import shlex

@@ -86,6 +86,7 @@ def digests(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
     corpus = SAMPLE if (SAMPLE / "corpus" / "train.jsonl.gz").is_file() else None
     if corpus is None:
@@ -201,6 +202,7 @@ def assert_word_and_byte_totals_match(root: Path, meta: list[dict], run: str, sc
     assert units["teacher"] == units[run] == expected
 
 
+@pytest.mark.slow
 @shipped
 def test_shipped_crosstok_run_scores_in_words_and_bytes_like_the_teacher(tmp_path):
     meta = read_meta(SAMPLE)
@@ -211,6 +213,7 @@ def test_shipped_crosstok_run_scores_in_words_and_bytes_like_the_teacher(tmp_pat
     assert_word_and_byte_totals_match(SAMPLE, meta, run, tmp_path)
 
 
+@pytest.mark.slow
 @shipped
 def test_shipped_checkpoints_load_and_score(tmp_path):
     from pctce_cli.scoring.options import ScoreOptions
