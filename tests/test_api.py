@@ -278,6 +278,7 @@ def test_library_errors_name_the_parameter_and_the_cli_wording_is_one_mapping_aw
     assert option_message(e.value, SCORE_OPTIONS) == f"--out {out} exists and is not a directory"
 
 
+@pytest.mark.slow
 def test_the_callback_does_not_import_the_api_module():
     # callback -> scoring/ + distributed + stats; api -> callback only lazily (no import cycle)
     code = "import sys, pctce_cli.callback; assert 'pctce_cli.api' not in sys.modules, 'api imported'"

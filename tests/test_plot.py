@@ -254,6 +254,7 @@ def test_html_output_is_a_self_contained_page_with_the_svg_inline(synth, tmp_pat
     assert "Standardized percentile profiles of 7 checkpoints on val.jsonl" in text
 
 
+@pytest.mark.slow
 def test_same_command_twice_gives_identical_bytes(synth, tmp_path):
     store, meta = synth
     for suffix in ("svg", "png"):

@@ -89,6 +89,7 @@ def test_html_escapes_user_text():
     assert "<script>" not in md and images == {}
 
 
+@pytest.mark.slow
 def test_group_names_from_meta_are_escaped(synth, tmp_path):
     store, meta = synth
     evil = tmp_path / "meta.csv"
@@ -103,6 +104,7 @@ def test_group_names_from_meta_are_escaped(synth, tmp_path):
     assert "Tail examples were not requested (--tail-top 0)." in text
 
 
+@pytest.mark.slow
 def test_markdown_report_with_images_beside_it(synth, tmp_path):
     store, meta = synth
     out = tmp_path / "pr" / "report.md"
@@ -161,6 +163,7 @@ def real_store(tmp_path_factory, tiny_ckpt):
     return base / "scores", data
 
 
+@pytest.mark.slow
 def test_report_decodes_tail_examples_and_says_so_when_the_data_is_gone(real_store, tmp_path):
     store, data = real_store
     out = tmp_path / "r.html"
@@ -184,6 +187,7 @@ def test_report_decodes_tail_examples_and_says_so_when_the_data_is_gone(real_sto
     assert f"The text of tiny&#x27;s tail is not shown, only token ids: cannot decode &#x27;tiny&#x27;: data file {data} (recorded in the manifest) is gone." in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tail", [["--tail-top", "3"], ["--tail-top", "3", "--tail-checkpoint", "*"], ["--tail-top", "0"]])
 def test_report_reads_each_partition_once(synth, tmp_path, monkeypatch, tail):
     """Every section's numbers come from one read of each checkpoint (shards are counted as read)."""

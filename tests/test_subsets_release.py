@@ -106,6 +106,7 @@ def test_compare_subset_errors_are_one_line_exit_2(store, args, message):
     assert r.stderr.strip() == f"Error: {message}"
 
 
+@pytest.mark.slow
 def test_thousands_of_labels_give_a_note_and_a_capped_table(tmp_path):
     n = 1200
     doc = np.repeat(np.arange(n), 2)
@@ -274,6 +275,7 @@ def gamma_store(tmp_path):
     return labelled_store(tmp_path / "g", ces, doc, domains())
 
 
+@pytest.mark.slow
 def test_report_has_a_subset_section_only_when_the_store_has_subsets(gamma_store, tmp_path, monkeypatch):
     reads = count_shard_reads(monkeypatch)
     out = tmp_path / "r.html"
@@ -294,6 +296,7 @@ def test_report_has_a_subset_section_only_when_the_store_has_subsets(gamma_store
     assert 'id="subsets"' not in (tmp_path / "p.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_report_subset_keeps_only_those_documents(gamma_store, tmp_path):
     out = tmp_path / "r.md"
     r = run("report", gamma_store, "--subset", "code", "--tail-top", "0", "--markdown", "--out", out)
@@ -321,6 +324,7 @@ def test_plot_by_draws_one_panel_per_subset(gamma_store, kind):
         assert [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")] == ["ck0", "ck1", "ck2"]
 
 
+@pytest.mark.slow
 def test_plot_by_and_subset_on_the_command_line(gamma_store, tmp_path):
     for kind in ("ecdf", "shape", "bands"):
         r = run("plot", kind, gamma_store, "--by", "domain", "--out", tmp_path / f"{kind}.png")
@@ -336,6 +340,7 @@ def test_plot_by_and_subset_on_the_command_line(gamma_store, tmp_path):
     assert r.stderr.strip().startswith("Error: --by lang: no checkpoint has a subset 'lang' (subsets: domain)")
 
 
+@pytest.mark.slow
 def test_plot_with_many_subsets_caps_the_panels_with_a_warning(tmp_path):
     n = 30
     doc = np.repeat(np.arange(n), 3 + np.arange(n) % 5)

@@ -241,6 +241,7 @@ def fingerprint(store, ck):
 # ---------------------------------------------------------------- report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_report_tables_and_plots_are_the_units(store, meta, unit):
     from pctce_cli.report import Image, ReportOptions, Table, Text, build_report
@@ -277,6 +278,7 @@ def test_report_tables_and_plots_are_the_units(store, meta, unit):
         assert not any(isinstance(b, Table) for b in tail)
 
 
+@pytest.mark.slow
 def test_report_subset_keeps_its_words_in_every_table_and_the_tail(store):
     from pctce_cli.analysis.subsets import resolve_subsets
     from pctce_cli.report import ReportOptions, Table, build_report
@@ -290,6 +292,7 @@ def test_report_subset_keeps_its_words_in_every_table_and_the_tail(store):
     assert len(tail) == code_words and {r["doc"] for r in tail} == {1, 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_report_cli_across_tokenizers(store, meta, tmp_path, unit):
     out = tmp_path / "r.html"
@@ -314,6 +317,7 @@ def test_report_refuses_mixed_tokens_and_token_only_summaries(store, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_report_in_bytes_reads_each_partition_once(store, tmp_path, monkeypatch):
     from pctce_cli.store import read, units
 
