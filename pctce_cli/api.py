@@ -5,7 +5,7 @@ hold in memory (no save, no load) and returns a :class:`ScoreResult`: the
 per-target arrays, the per-document table and ``.summary()``. With the same
 options it gives the same numbers as ``pctce score`` on the saved checkpoint:
 the same tokenization, windows, shards, batches and output-layer path, through
-the same loop (:mod:`pctce_cli.scoring.run`).
+the same loop (:mod:`pctce_cli.scoring.loop`).
 ``ScoreResult.to_store`` writes a partition that ``pctce summary``/``concord``/
 ``select`` read beside partitions written by ``pctce score``.
 
@@ -35,7 +35,7 @@ from pctce_cli.scoring.options import (  # torch-free modules: torch is imported
 from pctce_cli.scoring.memory import model_fingerprint, scoring_settings
 from pctce_cli.scoring.partition import conflict_message  # noqa: F401  (importable here as before)
 from pctce_cli.scoring.result import ScoreResult, summary_from_store, write_partition  # noqa: F401  (importable here as before)
-from pctce_cli.scoring.run import ScoredPart
+from pctce_cli.scoring.loop import ScoredPart
 from pctce_cli.scoring.validation import ValidationData, as_records, prepare_data, records_fingerprint, tokenize_data
 
 
@@ -63,7 +63,8 @@ def score_model(
     Options mean what the options of ``pctce score`` of the same name mean;
     with them equal, and the model in the dtype ``pctce score`` loads it in
     (float32 on CPU), the numbers equal those of ``pctce score`` on the saved
-    checkpoint.
+    checkpoint. (Over 60 lines for its docstring: the public API documents
+    every argument here; the body is a few lines.)
 
     Args:
         model: A transformers causal LM (or a PEFT model, or either wrapped
@@ -100,24 +101,11 @@ def score_model(
     from pctce_cli.scoring.memory import score_in_memory
 
     started = time.perf_counter()
-    if isinstance(data, ValidationData):
-        vd = data
-    else:
-        vd = prepare_data(tokenizer, data, **vars(read))
+    vd = data if isinstance(data, ValidationData) else prepare_data(tokenizer, data, **vars(read))
+    scoring = dict(max_length=max_length, stride=stride, batch_tokens=batch_tokens, shard_targets=shard_targets)
     return score_in_memory(
-        model,
-        tokenizer,
-        vd,
-        distributed=distributed,
-        weights_fingerprint=weights_fingerprint,
-        progress=progress,
-        started=started,
-        max_length=max_length,
-        stride=stride,
-        batch_tokens=batch_tokens,
-        shard_targets=shard_targets,
-        task_accuracy=task_accuracy,
-        accuracy_margin=accuracy_margin,
+        model, tokenizer, vd, distributed=distributed, weights_fingerprint=weights_fingerprint, progress=progress,
+        started=started, task_accuracy=task_accuracy, accuracy_margin=accuracy_margin, **scoring,
     )
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.scoring.options import READ_FIELDS
-from pctce_cli.store import list_checkpoints, read_manifest
+from pctce_cli.store import Manifest, incomplete_match, list_checkpoints, read_manifest
 from pctce_cli.store.layout import MANIFEST
+from pctce_cli.units import unit_named
 
 # Manifest settings that choose which tokens are targets (the reading options): they
 # change the ``documents`` fingerprint, and name the cause when that fingerprint differs.
@@ -35,7 +36,7 @@ class Checkpoint:
 
     id: str
     root: Path | None
-    manifest: dict
+    manifest: Manifest
     step: int | None = None
     partition: str = ""  # the store's checkpoint id; ``id`` is qualified when two stores share it
     group: str | None = None
@@ -43,20 +44,20 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)
 
 
-def _run_name(manifest: dict) -> str | None:
-    if manifest.get("step") is None or not manifest.get("path"):
+def _run_name(manifest: Manifest) -> str | None:
+    if manifest.step is None or not manifest.path:
         return None
-    return Path(manifest["path"]).parent.name or None
+    return Path(manifest.path).parent.name or None
 
 
-def from_manifest(root: Path, manifest: dict, with_run: bool = True) -> Checkpoint:
+def from_manifest(root: Path, manifest: Manifest, with_run: bool = True) -> Checkpoint:
     """The :class:`Checkpoint` of one stored partition.
 
     ``with_run=False`` for a checkpoint named on its own on the command line
     (``DIR:ID``): it belongs to no training run, so it draws no trajectory.
     """
     run = _run_name(manifest) if with_run else None
-    return Checkpoint(manifest["id"], Path(root), manifest, manifest.get("step"), manifest["id"], None, run)
+    return Checkpoint(manifest.id, Path(root), manifest, manifest.step, manifest.id, None, run)
 
 
 # ---------------------------------------------------------------- selection
@@ -132,7 +133,7 @@ def resolve_checkpoints(
     if patterns:
         everything = list(cks)
         cks = select_by_globs(
-            cks, patterns, lambda p: StoreError(f"--checkpoint '{p}' matches no checkpoint (have: {listing(everything)})")
+            cks, patterns, lambda p: StoreError(incomplete_match(p, dirs) or f"--checkpoint '{p}' matches no checkpoint (have: {listing(everything)})")
         )
     cks.sort(key=lambda c: (c.step is None, c.step or 0, c.id))
     apply_groups(cks, groups, meta)
@@ -295,12 +296,12 @@ def input_differences(a: Checkpoint, b: Checkpoint, unit: str = "token") -> list
     reading settings must then agree, except a prefix token (BOS or EOS, as
     each tokenizer has it), which only decides that the first token is scored.
     """
-    fa, fb = a.manifest.get("fingerprints", {}), b.manifest.get("fingerprints", {})
+    fa, fb = a.manifest.fingerprints, b.manifest.fingerprints
     reasons = []
     if fa.get("data") != fb.get("data"):
         reasons.append(f"different validation data (data fingerprints {_short(fa.get('data'))} vs {_short(fb.get('data'))})")
-    if unit != "token":
-        sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
+    if unit_named(unit).across_tokenizers:
+        sa, sb = a.manifest.settings, b.manifest.settings
         scored_first = {k: (s.get("prefix") != "none") for k, s in (("a", sa), ("b", sb))}
         diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in INPUT_SETTINGS if k != "prefix" and sa.get(k) != sb.get(k)]
         if scored_first["a"] != scored_first["b"]:
@@ -313,7 +314,7 @@ def input_differences(a: Checkpoint, b: Checkpoint, unit: str = "token") -> list
             f"different tokenizers (tokenizer fingerprints {_short(fa.get('tokenizer'))} vs {_short(fb.get('tokenizer'))})"
         )
     if not reasons and fa.get("documents") != fb.get("documents"):
-        sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
+        sa, sb = a.manifest.settings, b.manifest.settings
         diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in INPUT_SETTINGS if sa.get(k) != sb.get(k)]
         reasons.append("different targets (" + (", ".join(diff) if diff else "documents fingerprints differ") + ")")
     return reasons
@@ -328,7 +329,7 @@ def check_same_inputs(cks: Sequence[Checkpoint], unit: str = "token") -> None:
     for c in cks[1:]:
         reasons = input_differences(cks[0], c, unit)
         if reasons:
-            tokenizers = unit == "token" and any(r.startswith("different tokenizers") for r in reasons)
+            tokenizers = any(r.startswith("different tokenizers") for r in reasons)  # only tokens ask for the same tokenizer
             hint = " or, across tokenizers, --unit word or --unit byte" if tokenizers and len(reasons) == 1 else ""
             raise MixedInputError(
                 f"'{cks[0].id}' and '{c.id}' were scored on {' and '.join(reasons)}; "
@@ -344,8 +345,9 @@ def check_pairable(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_na
     """
     reasons = input_differences(a, b, unit)
     if reasons:
-        need = "the same tokenizer and settings" if unit == "token" else "the same reading settings"
-        hint = "; across tokenizers, pair words or bytes with --unit word or --unit byte" if unit == "token" and any(r.startswith("different tokenizers") for r in reasons) and len(reasons) == 1 else ""
+        need = "the same reading settings" if unit_named(unit).across_tokenizers else "the same tokenizer and settings"
+        tokenizers = any(r.startswith("different tokenizers") for r in reasons)  # only tokens ask for the same tokenizer
+        hint = "; across tokenizers, pair words or bytes with --unit word or --unit byte" if tokenizers and len(reasons) == 1 else ""
         raise MixedInputError(
             f"cannot pair '{a_name or a.id}' with '{b_name or b.id}': they were scored on {' and '.join(reasons)}; "
             f"a paired comparison needs both scored on the same data with {need}{hint}"
@@ -358,7 +360,7 @@ def settings_notes(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_na
     Such checkpoints still pair, but part of Δ may come from the settings
     rather than the weights, so reports say so.
     """
-    sa, sb = a.manifest.get("settings", {}), b.manifest.get("settings", {})
+    sa, sb = a.manifest.settings, b.manifest.settings
     diff = [f"{k} {sa.get(k)!r} vs {sb.get(k)!r}" for k in SCORING_SETTINGS if sa.get(k) != sb.get(k)]
     if not diff:
         return []

@@ -73,24 +73,26 @@ def parse_step(name: str) -> int | None:
 MAX_ID_CHARS = 120  # ids become directory names "checkpoint=<id>"; most filesystems allow 255 bytes
 
 
-def safe_id(name: str) -> str:
+def safe_id(name: str, distinct: bool = False) -> str:
     """Make a string safe to use as a hive partition value and a directory name.
 
     ASCII names keep their readable form. A name with other characters, or one
     too long for a directory name, also gets a short hash of the original, so
     that distinct names (``模型`` and ``数据``) stay distinct ids and the same
-    name always gives the same id.
+    name always gives the same id. With ``distinct`` (the ids of checkpoint
+    directories), so does every name that had to change: ``x y`` and ``x_y``
+    are two directories, hence two ids.
 
     Examples:
-        >>> safe_id("my run/ckpt 3")
-        'my_run_ckpt_3'
+        >>> safe_id("my run/ckpt 3"), safe_id("x_y", distinct=True), safe_id("x y", distinct=True)
+        ('my_run_ckpt_3', 'x_y', 'x_y-887fcea6')
         >>> safe_id("模型"), safe_id("数据")
         ('checkpoint-c98e118e', 'checkpoint-5440f742')
         >>> len(safe_id("x" * 300))
         120
     """
     s = _UNSAFE.sub("_", name).strip("._") or "checkpoint"
-    if name.isascii() and len(s) <= MAX_ID_CHARS:
+    if name.isascii() and len(s) <= MAX_ID_CHARS and (s == name or not distinct):
         return s
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
     return f"{s[: MAX_ID_CHARS - 9].rstrip('._-')}-{digest}"
@@ -137,7 +139,7 @@ def _checkpoint_id(path: Path) -> str:
     name = path.name
     if parse_step(name) is not None and path.parent.name:
         name = f"{path.parent.name}.{name}"
-    return safe_id(name)
+    return safe_id(name, distinct=True)
 
 
 def _spec(path: Path, base_model: str | Path | None) -> CheckpointSpec:

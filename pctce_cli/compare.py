@@ -26,48 +26,33 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
-from pctce_cli.analysis.units import byte_pair, word_pair
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.stats.bootstrap import paired_bpb
 from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
-from pctce_cli.stats.summaries import percentile_name
-from pctce_cli.store import Scores, load_scores
+from pctce_cli.stats.summaries import summary_columns
+from pctce_cli.store import Scores
+from pctce_cli.units import TOKEN, Unit, Values, as_values, unit_named
 
 
-# ---------------------------------------------------------------- pairing checks
+# ---------------------------------------------------------------- pairing
 
 
-def check_aligned(sa: Scores, sb: Scores, a_name: str, b_name: str) -> None:
-    """Check that two loaded checkpoints hold the same targets row by row (doc, pos, token).
+def load_pair(a: Checkpoint, b: Checkpoint, a_name: str, b_name: str, unit: str | Unit = TOKEN, base: Values | None = None, columns=("doc", "pos", "token", "ce", "rank")) -> tuple[Values, Values]:
+    """Check the manifests (:func:`pctce_cli.catalog.check_pairable`), then load both checkpoints' values paired in ``unit``.
+
+    Args:
+        base: ``a``'s values when already loaded (the gate reads its baseline once).
+        columns: The token columns read (tokens only).
 
     Raises:
-        MixedInputError: the lengths differ or naming the first differing target.
+        MixedInputError: the manifests or the loaded rows do not pair (:meth:`pctce_cli.units.Unit.pair`).
+        UsageError: words or bytes of a checkpoint without byte spans.
     """
-    if len(sa.ce) != len(sb.ce):
-        raise MixedInputError(
-            f"cannot pair '{a_name}' with '{b_name}': they hold {len(sa.ce)} and {len(sb.ce)} targets; "
-            "rescore one of them with pctce score --force"
-        )
-    for col in ("doc", "pos", "token"):
-        x, y = getattr(sa, col), getattr(sb, col)
-        if x.size and y.size and not np.array_equal(x, y):
-            i = int(np.flatnonzero(x != y)[0])
-            raise MixedInputError(
-                f"cannot pair '{a_name}' with '{b_name}': target {i} is document {sa.doc[i]} position {sa.pos[i]} "
-                f"token {sa.token[i]} in '{a_name}' but document {sb.doc[i]} position {sb.pos[i]} token {sb.token[i]} "
-                f"in '{b_name}'; rescore one of them with pctce score --force"
-            )
-
-
-def load_pair(a: Checkpoint, b: Checkpoint, a_name: str, b_name: str, columns=("doc", "pos", "token", "ce", "rank")):
-    """Check the manifests, load both checkpoints and check their targets align."""
-    check_pairable(a, b, a_name, b_name)
-    sa = load_scores(a.root, a.partition, columns=columns)
-    sb = load_scores(b.root, b.partition, columns=columns)
-    check_aligned(sa, sb, a_name, b_name)
-    return sa, sb
+    unit = unit_named(unit)
+    check_pairable(a, b, a_name, b_name, unit.name)
+    return unit.pair(a, b, a_name, b_name, base=base, columns=columns)
 
 
 # ---------------------------------------------------------------- statistics
@@ -156,12 +141,12 @@ class Comparison:
     @property
     def noun(self) -> str:
         """``target``, ``word`` or ``byte``: what the counts and per-row means are of."""
-        return "target" if self.unit == "token" else self.unit
+        return unit_named(self.unit).noun
 
 
 def compare_scores(
-    sa: Scores,
-    sb: Scores,
+    sa: Values | Scores,
+    sb: Values | Scores,
     baseline: str,
     candidate: str,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
@@ -176,9 +161,10 @@ def compare_scores(
     iqr and bits-per-byte, each as Δ = candidate − baseline with a paired
     document-level bootstrap interval.
 
-    With ``sa.weight`` (paired byte runs, :func:`pctce_cli.analysis.units.byte_pair`)
+    With ``sa.weight`` (paired byte runs, :meth:`pctce_cli.units.ByteUnit.align`)
     row ``i`` counts ``weight[i]`` times in every summary and fraction, and
-    the per-document table counts bytes.
+    the per-document table counts bytes. :class:`pctce_cli.store.Scores` are
+    read as token values.
     """
     from pctce_cli.stats.bootstrap import paired_bootstrap
     from pctce_cli.stats.summaries import doc_sums
@@ -187,19 +173,20 @@ def compare_scores(
         raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
     if n_boot < 1:
         raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
-    if len(sa.ce) == 0:
+    sa, sb = as_values(sa), as_values(sb)
+    if len(sa.value) == 0:
         raise StoreError(f"'{baseline}' holds no targets")
     qs = sorted(set(float(q) for q in percentiles) | {50.0})
-    names = ["mean", *[percentile_name(q) for q in qs], "iqr"]
-    w = getattr(sa, "weight", None)  # paired byte runs; duck-typed inputs without it count each row once
-    res = paired_bootstrap(sa.ce, sb.ce, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=w)
+    names = summary_columns(qs, "iqr")
+    w = sa.weight  # paired byte runs; other rows count once
+    res = paired_bootstrap(sa.value, sb.value, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=w)
     stats = {n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
 
     def mass(ce):  # what a row adds to its document's summed CE
         return ce if w is None else ce.astype(np.float64) * w
 
-    ids, nll_a, count = doc_sums(mass(sa.ce), sa.doc)
-    _, nll_b, _ = doc_sums(mass(sb.ce), sb.doc)
+    ids, nll_a, count = doc_sums(mass(sa.value), sa.doc)
+    _, nll_b, _ = doc_sums(mass(sb.value), sb.doc)
     if w is not None:
         count = np.rint(doc_sums(w.astype(np.float64), sa.doc)[1]).astype(np.int64)
     if sa.docs is not None and "n_bytes" in sa.docs.columns:
@@ -207,7 +194,7 @@ def compare_scores(
         if not np.isnan(n_bytes).any():
             stats["bpb"] = paired_bpb(nll_a, nll_b, n_bytes, n_boot, ci, seed)
 
-    d = sb.ce.astype(np.float64) - sa.ce.astype(np.float64)
+    d = sb.value.astype(np.float64) - sa.value.astype(np.float64)
     wt = np.ones(len(d), np.int64) if w is None else w
     n = int(wt.sum())
     targets = {
@@ -216,21 +203,25 @@ def compare_scores(
         "up": float(wt[d > 0].sum() / n),
         "unchanged": float(wt[d == 0].sum() / n),
     }
-    d_nll = nll_b - nll_a
-    docs = [
-        {
-            "doc": int(i),
-            "targets": int(c),
-            "Δ nll": float(dn),
-            "Δ mean": float(dn / c),
-            "mean baseline": float(na / c),
-            "mean candidate": float(nb / c),
-        }
-        for i, c, na, nb, dn in zip(ids, count, nll_a, nll_b, d_nll)
-    ]
+    docs = _doc_rows_of(ids, count, nll_a, nll_b)
     cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method, unit=unit)
     cmp.notes = verdict(stats, ci)
     return cmp
+
+
+def _doc_rows_of(ids, count, nll_a, nll_b) -> list[dict]:
+    """One row per document: its rows (targets, words or bytes), Δ summed CE, Δ mean and both means."""
+    return [
+        {
+            "doc": int(i),
+            "targets": int(c),
+            "Δ nll": float(nb - na),
+            "Δ mean": float((nb - na) / c),
+            "mean baseline": float(na / c),
+            "mean candidate": float(nb / c),
+        }
+        for i, c, na, nb in zip(ids, count, nll_a, nll_b)
+    ]
 
 
 def _doc_rows(rows: list[dict], noun: str) -> list[dict]:
@@ -280,7 +271,7 @@ def comparison_report(c: Comparison, top: int = 10) -> Report:
     return report
 
 
-def subset_pairs(sa: Scores, sb: Scores, a_name: str, b_name: str, subsets: Subsets) -> tuple[list[tuple[str | None, Scores, Scores]], list[str]]:
+def subset_pairs(sa: Values, sb: Values, a_name: str, b_name: str, subsets: Subsets) -> tuple[list[tuple[str | None, Values, Values]], list[str]]:
     """Split two aligned checkpoints into the same subsets: ``[(label, baseline view, candidate view)]`` and notes.
 
     Subsets are sets of documents, so the aligned rows of both checkpoints
@@ -303,14 +294,7 @@ def subset_pairs(sa: Scores, sb: Scores, a_name: str, b_name: str, subsets: Subs
     parts, notes = split_scores(a_name, sa.doc, sa.docs, subsets)
     if not parts or all(p.runs is not None and not len(p.runs) for p in parts):
         raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
-    return [(p.label, scores_view(sa, p), scores_view(sb, p)) for p in parts], notes
-
-
-def scores_view(s: Scores, part) -> Scores:
-    """The loaded arrays of one subset (a :class:`pctce_cli.analysis.subsets.Part`): its rows and its documents."""
-    n = len(s.ce)
-    cut = lambda x: part.take(x) if x is not None and len(x) == n else x  # noqa: E731
-    return Scores(s.checkpoint, cut(s.doc), cut(s.pos), cut(s.token), cut(s.ce), cut(s.rank), part.docs, s.manifest, cut(s.weight))
+    return [(p.label, sa.take(p), sb.take(p)) for p in parts], notes
 
 
 def direction(stats: dict) -> str:
@@ -413,11 +397,7 @@ def run_compare(
     if a.root == b.root and a.partition == b.partition:
         raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
     subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
-    if unit != "token":
-        check_pairable(a, b, a_name, b_name, unit)
-        sa, sb = (word_pair if unit == "word" else byte_pair)(a, b, a_name, b_name)
-    else:
-        sa, sb = load_pair(a, b, a_name, b_name, columns=("doc", "pos", "token", "ce"))
+    sa, sb = load_pair(a, b, a_name, b_name, unit, columns=("doc", "pos", "token", "ce"))
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
     comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed, unit)) for label, va, vb in pairs]
     if subsets.split:

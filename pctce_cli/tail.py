@@ -11,7 +11,6 @@ Transformers is imported only when decoding; no torch import here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from pctce_cli.analysis.report import Report
 from pctce_cli.fmt import printable
 from pctce_cli.errors import CheckpointError, DataError, UsageError
-from pctce_cli.store import Scores
+from pctce_cli.store import Manifest, Scores
 
 BY = ("token", "document")
 
@@ -77,54 +76,20 @@ def decode_targets(
         DataError: a data file is gone or changed, or re-tokenizing does not
             reproduce the stored target tokens.
     """
-    from pctce_cli.data import data_fingerprint, read_records, tokenize_records
+    from pctce_cli.data import read_records, tokenize_records
+    from pctce_cli.scoring.options import ReadOptions
 
-    recorded_tok = manifest.get("tokenizer_path")
-    if tokenizer is None and not recorded_tok:
-        raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path; pass --tokenizer DIR or --no-decode")
-    tok_path = Path(tokenizer) if tokenizer is not None else Path(recorded_tok)
-    if not tok_path.exists():
-        if tokenizer is not None:
-            raise CheckpointError(f"--tokenizer: directory not found: {tok_path}")
-        raise CheckpointError(
-            f"cannot decode '{name}': its tokenizer {tok_path} (recorded in the manifest) is gone; "
-            "pass --tokenizer DIR or --no-decode"
-        )
-    files = [str(f) for f in (data or manifest.get("data", {}).get("files") or [])]
-    if not files:
-        raise DataError(f"cannot decode '{name}': its manifest names no data files; pass --data FILE or --no-decode")
-    for f in files:
-        if not Path(f).is_file():
-            if data:
-                raise DataError(f"--data: file not found: {f}")
-            raise DataError(
-                f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone; "
-                "pass --data FILE (a copy of the scored data) or --no-decode"
-            )
-    recorded_fp = manifest.get("fingerprints", {}).get("data")
-    if recorded_fp and data_fingerprint(files) != recorded_fp:
-        raise DataError(
-            f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on "
-            "(data fingerprint changed); pass the original files with --data, or --no-decode"
-        )
+    tok_path = _tokenizer_path(manifest, name, tokenizer)
+    files = _data_files(manifest, name, data)
     tok = _load_tokenizer(tok_path, name)
-    settings = manifest.get("settings", {})
-    records = read_records(
-        files,
-        text_field=settings.get("text_field") or "text",
-        prompt_field=settings.get("prompt_field"),
-        completion_field=settings.get("completion_field"),
-        messages_field=settings.get("messages_field") or "messages",
-        split_on=settings.get("split_on") or "none",
-    )
+    read = ReadOptions.from_settings(manifest.settings)
+    records = read_records(files, **read.record_kwargs())
     by_index = {r.index: r for r in records}
     need = sorted({int(d) for d, _, _ in targets})
     lost = [d for d in need if d not in by_index]
     if lost:
         raise DataError(f"cannot decode '{name}': the data has no document {lost[0]}; it changed since scoring")
-    documents, _ = tokenize_records(
-        [by_index[d] for d in need], tok, prefix=settings.get("prefix") or "auto", tokenizer_name=str(tok_path)
-    )
+    documents, _ = tokenize_records([by_index[d] for d in need], tok, prefix=read.prefix, tokenizer_name=str(tok_path))
     docs = {d.index: d for d in documents}
     out = []
     for doc, pos, token in targets:
@@ -140,6 +105,46 @@ def decode_targets(
         ctx = d.input_ids[max(0, i - context) : i].tolist()
         out.append((visible(tok.decode(ctx)), visible(tok.decode([int(token)]))))
     return out
+
+
+def _tokenizer_path(manifest: Manifest, name: str, tokenizer: str | Path | None) -> Path:
+    """The tokenizer directory to decode with: ``tokenizer``, else the one the manifest records (it must exist)."""
+    recorded_tok = manifest.tokenizer_path
+    if tokenizer is None and not recorded_tok:
+        raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path; pass --tokenizer DIR or --no-decode")
+    tok_path = Path(tokenizer) if tokenizer is not None else Path(recorded_tok)
+    if not tok_path.exists():
+        if tokenizer is not None:
+            raise CheckpointError(f"--tokenizer: directory not found: {tok_path}")
+        raise CheckpointError(
+            f"cannot decode '{name}': its tokenizer {tok_path} (recorded in the manifest) is gone; "
+            "pass --tokenizer DIR or --no-decode"
+        )
+    return tok_path
+
+
+def _data_files(manifest: Manifest, name: str, data: Sequence[str | Path] | None) -> list[str]:
+    """The data files to re-read: ``data``, else the manifest's; each must exist and match the scored data's fingerprint."""
+    from pctce_cli.data import data_fingerprint
+
+    files = [str(f) for f in (data or manifest.data_files)]
+    if not files:
+        raise DataError(f"cannot decode '{name}': its manifest names no data files; pass --data FILE or --no-decode")
+    for f in files:
+        if not Path(f).is_file():
+            if data:
+                raise DataError(f"--data: file not found: {f}")
+            raise DataError(
+                f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone; "
+                "pass --data FILE (a copy of the scored data) or --no-decode"
+            )
+    recorded_fp = manifest.fingerprints.get("data")
+    if recorded_fp and data_fingerprint(files) != recorded_fp:
+        raise DataError(
+            f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on "
+            "(data fingerprint changed); pass the original files with --data, or --no-decode"
+        )
+    return files
 
 
 def top_targets(ce: np.ndarray, top: int) -> np.ndarray:
@@ -218,100 +223,127 @@ def run_tail(
             this checkpoint's tokenizer and, with ``vs``, under the other's
             (:func:`word_tail`).
     """
-    from pctce_cli.catalog import label_pair, resolve_ref
-    from pctce_cli.compare import load_pair
-    from pctce_cli.store import load_scores
-
     if by not in BY:
         raise UsageError(f"--by must be 'token' or 'document', got {by!r}")
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
     if context < 0:
         raise UsageError(f"--context must be >= 0, got {context}")
-    if unit == "word":
-        if by != "token":
-            raise UsageError("--unit word lists the highest-CE words: use it without --by document")
-        return word_tail(checkpoint, store, top, vs, tokenizer, decode)
-    if unit != "token":
+    lister = TAIL_UNITS.get(unit)
+    if lister is None:
         raise UsageError(f"--unit {unit}: tail lists tokens or words")
+    return lister(checkpoint, store, top, by, context, percentile, vs, tokenizer, data, decode, scores)
+
+
+def _token_tail(checkpoint, store, top, by, context, percentile, vs, tokenizer, data, decode, scores) -> Report:
+    """:func:`run_tail` in tokens: the highest-CE targets, or the documents carrying most of the tail."""
     if not 0 <= percentile <= 100:
         raise UsageError(f"--percentile must be in [0, 100], got {percentile}")
-    ck = resolve_ref(checkpoint, store, "CHECKPOINT")
-    name, o_name, other = ck.id, None, None
-    if vs is not None:
-        o = resolve_ref(vs, store if store is not None else ck.root, "--vs")
-        name, o_name = label_pair(ck, o)
-        if o.root == ck.root and o.partition == ck.partition:
-            raise UsageError(f"--vs names the checkpoint itself ('{name}')")
-        s, other = load_pair(ck, o, name, o_name)
-    else:
-        s = scores if scores is not None else load_scores(ck.root, ck.partition)
-    if len(s.ce) == 0:
+    ck, s, other, name, o_name = _tail_values(checkpoint, store, vs, scores)
+    if len(s.value) == 0:
         raise DataError(f"'{name}' holds no targets")
-    total_mass = float(s.ce.astype(np.float64).sum())
-    report = Report()
-    vs_note = [f"ce vs: CE of '{o_name}' on the same target (Δ vs = ce vs − ce)."] if other is not None else []
 
+    def texts_of(idx):
+        picks = [(int(s.doc[i]), int(s.index[i]), int(s.token[i])) for i in idx]
+        return decode_targets(ck.manifest, name, picks, context, tokenizer, data) if decode else None
+
+    total_mass = float(s.value.astype(np.float64).sum())
     if by == "token":
-        idx = top_targets(s.ce, top)
-        picks = [(int(s.doc[i]), int(s.pos[i]), int(s.token[i])) for i in idx]
-        texts = decode_targets(ck.manifest, name, picks, context, tokenizer, data) if decode else None
-        rows = []
-        for k, i in enumerate(idx):
-            row = {"#": k + 1, "doc": int(s.doc[i]), "pos": int(s.pos[i]), "ce": float(s.ce[i]), "rank": int(s.rank[i])}
-            if other is not None:
-                row["ce vs"] = float(other.ce[i])
-                row["Δ vs"] = float(other.ce[i]) - float(s.ce[i])
-            row["token"] = int(s.token[i])
-            if texts is not None:
-                row["context"], row["target"] = texts[k]
-            rows.append(row)
-        report.add(f"Highest-CE targets of {name}", rows)
-        share = float(s.ce[idx].astype(np.float64).sum()) / total_mass if total_mass else float("nan")
-        report.notes.append(
-            f"The {len(idx)} highest-CE of {len(s.ce):,} targets carry {share:.1%} of the total CE"
-            + (f"; context: up to {context} tokens before the target." if texts is not None else ".")
-        )
+        report = _target_rows(s, other, name, top, context, texts_of, total_mass)
     else:
-        per, thr = tail_documents(s.doc, s.ce, percentile)
-        n_tail_all = float(per["n_tail"].sum())
-        tail_mass_all = float(per["tail_mass"].sum())
-        order = np.lexsort((per["ids"], -per["tail_mass"]))[:top]
-        worst = []
-        for j in order:
-            start, count = int(per["starts"][j]), int(per["counts"][j])
-            worst.append(start + int(np.argmax(s.ce[start : start + count])))
-        picks = [(int(s.doc[i]), int(s.pos[i]), int(s.token[i])) for i in worst]
-        texts = decode_targets(ck.manifest, name, picks, context, tokenizer, data) if decode else None
-        rows = []
-        for k, (j, i) in enumerate(zip(order, worst)):
-            start, count = int(per["starts"][j]), int(per["counts"][j])
-            row = {
-                "#": k + 1,
-                "doc": int(per["ids"][j]),
-                "targets": count,
-                "tail targets": int(per["n_tail"][j]),
-                "tail share": float(per["n_tail"][j]) / n_tail_all if n_tail_all else float("nan"),
-                "tail CE share": float(per["tail_mass"][j]) / tail_mass_all if tail_mass_all else float("nan"),
-                "mean ce": float(per["mass"][j]) / count,
-            }
-            if other is not None:
-                row["mean ce vs"] = float(other.ce[start : start + count].astype(np.float64).mean())
-            row.update({"worst pos": int(s.pos[i]), "worst ce": float(s.ce[i]), "rank": int(s.rank[i])})
-            if other is not None:
-                row["worst ce vs"] = float(other.ce[i])
-            row["token"] = int(s.token[i])
-            if texts is not None:
-                row["context"], row["target"] = texts[k]
-            rows.append(row)
-        report.add(f"Documents carrying most of the tail of {name} (CE ≥ p{percentile:g})", rows)
-        report.notes.append(
-            f"Tail: the {int(n_tail_all):,} targets with CE ≥ p{percentile:g} = {thr:.4f} nats "
-            f"({tail_mass_all / total_mass:.1%} of the total CE); documents ranked by their share of the tail's CE; "
-            "target/context: each document's highest-CE target."
-        )
-    report.notes += vs_note
+        report = _document_rows(s, other, name, top, percentile, texts_of, total_mass)
+    report.notes += [f"ce vs: CE of '{o_name}' on the same target (Δ vs = ce vs − ce)."] if other is not None else []
     return report
+
+
+def _tail_values(checkpoint, store, vs, scores) -> tuple:
+    """``(checkpoint, its token values, the other's or None, name, other's name or None)``; with ``vs`` the two are paired."""
+    from pctce_cli.catalog import label_pair, resolve_ref
+    from pctce_cli.compare import load_pair
+    from pctce_cli.units import TOKEN, as_values
+
+    ck = resolve_ref(checkpoint, store, "CHECKPOINT")
+    if vs is None:
+        return ck, as_values(scores) if scores is not None else TOKEN.load(ck, ("doc", "pos", "token", "ce", "rank")), None, ck.id, None
+    o = resolve_ref(vs, store if store is not None else ck.root, "--vs")
+    name, o_name = label_pair(ck, o)
+    if o.root == ck.root and o.partition == ck.partition:
+        raise UsageError(f"--vs names the checkpoint itself ('{name}')")
+    s, other = load_pair(ck, o, name, o_name)
+    return ck, s, other, name, o_name
+
+
+def _target_rows(s, other, name: str, top: int, context: int, texts_of, total_mass: float) -> Report:
+    """The table of the ``top`` highest-CE targets, decoded by ``texts_of``."""
+    idx = top_targets(s.value, top)
+    texts = texts_of(idx)
+    rows = []
+    for k, i in enumerate(idx):
+        row = {"#": k + 1, "doc": int(s.doc[i]), "pos": int(s.index[i]), "ce": float(s.value[i]), "rank": int(s.rank[i])}
+        if other is not None:
+            row["ce vs"] = float(other.value[i])
+            row["Δ vs"] = float(other.value[i]) - float(s.value[i])
+        row["token"] = int(s.token[i])
+        if texts is not None:
+            row["context"], row["target"] = texts[k]
+        rows.append(row)
+    report = Report()
+    report.add(f"Highest-CE targets of {name}", rows)
+    share = float(s.value[idx].astype(np.float64).sum()) / total_mass if total_mass else float("nan")
+    report.notes.append(
+        f"The {len(idx)} highest-CE of {len(s.value):,} targets carry {share:.1%} of the total CE"
+        + (f"; context: up to {context} tokens before the target." if texts is not None else ".")
+    )
+    return report
+
+
+def _document_rows(s, other, name: str, top: int, percentile: float, texts_of, total_mass: float) -> Report:
+    """The table of the ``top`` documents carrying most of the tail's CE, each with its highest-CE target."""
+    per, thr = tail_documents(s.doc, s.value, percentile)
+    n_tail_all = float(per["n_tail"].sum())
+    tail_mass_all = float(per["tail_mass"].sum())
+    order = np.lexsort((per["ids"], -per["tail_mass"]))[:top]
+    worst = []
+    for j in order:
+        start, count = int(per["starts"][j]), int(per["counts"][j])
+        worst.append(start + int(np.argmax(s.value[start : start + count])))
+    texts = texts_of(worst)
+    rows = []
+    for k, (j, i) in enumerate(zip(order, worst)):
+        start, count = int(per["starts"][j]), int(per["counts"][j])
+        row = {
+            "#": k + 1,
+            "doc": int(per["ids"][j]),
+            "targets": count,
+            "tail targets": int(per["n_tail"][j]),
+            "tail share": float(per["n_tail"][j]) / n_tail_all if n_tail_all else float("nan"),
+            "tail CE share": float(per["tail_mass"][j]) / tail_mass_all if tail_mass_all else float("nan"),
+            "mean ce": float(per["mass"][j]) / count,
+        }
+        if other is not None:
+            row["mean ce vs"] = float(other.value[start : start + count].astype(np.float64).mean())
+        row.update({"worst pos": int(s.index[i]), "worst ce": float(s.value[i]), "rank": int(s.rank[i])})
+        if other is not None:
+            row["worst ce vs"] = float(other.value[i])
+        row["token"] = int(s.token[i])
+        if texts is not None:
+            row["context"], row["target"] = texts[k]
+        rows.append(row)
+    report = Report()
+    report.add(f"Documents carrying most of the tail of {name} (CE ≥ p{percentile:g})", rows)
+    report.notes.append(
+        f"Tail: the {int(n_tail_all):,} targets with CE ≥ p{percentile:g} = {thr:.4f} nats "
+        f"({tail_mass_all / total_mass:.1%} of the total CE); documents ranked by their share of the tail's CE; "
+        "target/context: each document's highest-CE target."
+    )
+    return report
+
+
+def _word_tail(checkpoint, store, top, by, context, percentile, vs, tokenizer, data, decode, scores) -> Report:
+    """:func:`run_tail` in words (:func:`word_tail`)."""
+    if by != "token":
+        raise UsageError("--unit word lists the highest-CE words: use it without --by document")
+    return word_tail(checkpoint, store, top, vs, tokenizer, decode)
 
 
 def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, decode: bool = True, only_docs=None) -> Report:
@@ -326,8 +358,9 @@ def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, 
         UsageError: a checkpoint without byte spans and words.
         MixedInputError: the two checkpoints' words differ.
     """
-    from pctce_cli.analysis.units import check_words_aligned, word_scores
-    from pctce_cli.catalog import check_pairable, label_pair, resolve_ref
+    from pctce_cli.catalog import label_pair, resolve_ref
+    from pctce_cli.compare import load_pair
+    from pctce_cli.units import WORD
 
     ck = resolve_ref(checkpoint, store, "CHECKPOINT")
     name, sides = ck.id, [ck]
@@ -336,30 +369,28 @@ def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, 
         name, o_name = label_pair(ck, o)
         if o.root == ck.root and o.partition == ck.partition:
             raise UsageError(f"--vs names the checkpoint itself ('{name}')")
-        check_pairable(ck, o, name, o_name, unit="word")
         sides.append(o)
-    words = [word_scores(c) for c in sides]
-    if vs is not None:
-        check_words_aligned(words[0], words[1], name, o_name)
+        words = list(load_pair(ck, o, name, o_name, WORD))
+    else:
+        words = [WORD.load(ck)]
     if only_docs is not None:
-        keep = np.isin(words[0].doc, np.asarray(only_docs))
-        words = [replace(x, doc=x.doc[keep], pos=x.pos[keep], ce=x.ce[keep]) for x in words]
+        words = [x.keep_docs(only_docs) for x in words]
     w = words[0]
-    if len(w.ce) == 0:
+    if len(w.value) == 0:
         raise DataError(f"'{name}' holds no words")
-    idx = top_targets(w.ce, top)
-    pieces = [_word_pieces(c, w.doc[idx], w.pos[idx], tokenizer if k == 0 else None, decode) for k, c in enumerate(sides)]
+    idx = top_targets(w.value, top)
+    pieces = [_word_pieces(c, w.doc[idx], w.index[idx], tokenizer if k == 0 else None, decode) for k, c in enumerate(sides)]
     rows = []
     for k, i in enumerate(idx):
-        row = {"#": k + 1, "doc": int(w.doc[i]), "word": int(w.pos[i]), "text": pieces[0][k][0], "ce": float(w.ce[i]), "tokens": pieces[0][k][1]}
+        row = {"#": k + 1, "doc": int(w.doc[i]), "word": int(w.index[i]), "text": pieces[0][k][0], "ce": float(w.value[i]), "tokens": pieces[0][k][1]}
         if vs is not None:
-            row.update({"ce vs": float(words[1].ce[i]), "Δ vs": float(words[1].ce[i] - w.ce[i]), "tokens vs": pieces[1][k][1]})
+            row.update({"ce vs": float(words[1].value[i]), "Δ vs": float(words[1].value[i] - w.value[i]), "tokens vs": pieces[1][k][1]})
         rows.append(row)
     report = Report()
     report.add(f"Highest-CE words of {name} (nats per word: the sum of the word's tokens' CE)", rows)
-    total = float(w.ce.sum())
-    share = float(w.ce[idx].sum()) / total if total else float("nan")
-    report.notes.append(f"The {len(idx)} highest-CE of {len(w.ce):,} words carry {share:.1%} of the words' CE; tokens: how each tokenizer split the word (| between tokens).")
+    total = float(w.value.sum())
+    share = float(w.value[idx].sum()) / total if total else float("nan")
+    report.notes.append(f"The {len(idx)} highest-CE of {len(w.value):,} words carry {share:.1%} of the words' CE; tokens: how each tokenizer split the word (| between tokens).")
     return report
 
 
@@ -375,7 +406,7 @@ def _word_pieces(ck, docs: np.ndarray, words: np.ndarray, tokenizer, decode: boo
     u = load_units(ck.root, ck.partition, "word")
     tok = None
     if decode:
-        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.get("tokenizer_path") or "")
+        path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.tokenizer_path or "")
         if not path.exists():
             raise CheckpointError(f"cannot decode '{ck.id}': its tokenizer {path} is gone; pass --tokenizer DIR or --no-decode")
         tok = _load_tokenizer(path, ck.id)
@@ -387,3 +418,7 @@ def _word_pieces(ck, docs: np.ndarray, words: np.ndarray, tokenizer, decode: boo
         else:
             out.append((visible(tok.decode(ids).strip()), "|".join(visible(tok.decode([t])) for t in ids)))
     return out
+
+
+# what `pctce tail --unit` lists: targets (or documents), or words; a byte has no example of its own
+TAIL_UNITS = {"token": _token_tail, "word": _word_tail}

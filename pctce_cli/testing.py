@@ -134,11 +134,21 @@ def reseal(partition) -> None:
     import json
     from pathlib import Path
 
+    import numpy as np
+    import pyarrow.parquet as pq
+
     from pctce_cli.store.layout import MANIFEST, sha256_file
+    from pctce_cli.store.manifest import Manifest
 
     part = Path(partition)
-    manifest = json.loads((part / MANIFEST).read_text())
-    for rec in manifest["shards"]:
+    obj = json.loads((part / MANIFEST).read_text())
+    shards = []
+    for rec in obj.get("shards", []):
+        rec = dict(rec)
         for key in ("tokens", "docs"):
             rec[f"{key}_sha256"] = sha256_file(part / rec[f"{key}_file"])
-    (part / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if "ce_sum" in rec:  # the values may have changed: so does their sum
+            ce = pq.read_table(part / rec["tokens_file"], columns=["ce"]).column("ce").to_numpy()
+            rec["ce_sum"] = float(ce.astype(np.float64).sum())
+        shards.append(rec)
+    Manifest.from_json({**obj, "shards": shards}).write(part)

@@ -243,6 +243,23 @@ def test_streamed_summaries_equal_the_loaded_ones(stores, monkeypatch):
                 assert b[k] == pytest.approx(v, rel=1e-12), k
             else:  # counts, order statistics, top-1: exact
                 assert b[k] == v, k
-    r = run("summary", stores["many"], "--ci", "0.9")
-    assert r.exit_code == 2 and "the document bootstrap needs them all in memory" in r.stderr
-    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("name", ["many", "one"])
+def test_streamed_intervals_equal_the_loaded_ones(stores, monkeypatch, name):
+    """--ci above PCTCE_STREAM_ABOVE is streamed (docs/streaming.md): the same rows and intervals."""
+    args = ("--ci", "0.9", "--bootstrap", "200")
+    loaded = run_json("summary", stores[name], *args)
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    streamed = run_json("summary", stores[name], *args)
+    assert list(streamed) == list(loaded)
+    for title in loaded:
+        if title == "notes":
+            continue
+        assert [list(r) for r in streamed[title]] == [list(r) for r in loaded[title]], title
+        for a, b in zip(loaded[title], streamed[title]):
+            for k, v in a.items():
+                if isinstance(v, float) and k.split("_")[0] in ("mean", "ppl", "bpb", "byte", "word"):
+                    assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
+                else:
+                    assert b[k] == v, (title, k)

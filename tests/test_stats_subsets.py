@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.subsets import correct_split, macro_mean, subset_index
+from pctce_cli.stats.subsets import macro_mean, subset_index
 from pctce_cli.stats.summaries import summarize
 
 
@@ -43,18 +42,6 @@ def test_per_subset_summaries_equal_numpy_on_the_filtered_arrays():
     assert macro_mean(means) == pytest.approx(sum(means) / 3, rel=1e-15)
     # pooled numbers do not change when subsets exist
     assert summarize(ce, percentiles=[50])["p50"] == np.percentile(ce.astype(np.float64), 50)
-
-
-def test_correct_split_by_hand():
-    ce = [0.1, 0.2, 0.3, 4.0, 6.0, 0.5]
-    doc = [0, 0, 1, 2, 2, 3]
-    out = correct_split(ce, doc, [0, 1, 2, 3], [True, True, False, True])
-    assert out["mean_correct"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.5) / 4)
-    assert out["mean_incorrect"] == pytest.approx(5.0)
-    assert out["ratio"] == pytest.approx(5.0 / 0.275)
-    assert (out["n_correct"], out["n_incorrect"]) == (3, 1)
-    none_wrong = correct_split(ce, doc, [0, 1, 2, 3], [True] * 4)
-    assert math.isnan(none_wrong["mean_incorrect"]) and math.isnan(none_wrong["ratio"])
 
 
 def test_missing_labels_and_documents_are_clear_errors():

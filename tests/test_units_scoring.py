@@ -23,7 +23,7 @@ from pctce_cli.data import spans
 from pctce_cli.data.spans import char_to_byte, token_units
 from pctce_cli.errors import UsageError
 from pctce_cli.stats import summarize, word_ce
-from pctce_cli.testing import CHAT_TEMPLATE, CORPUS
+from pctce_cli.testing import CHAT_TEMPLATE, CORPUS, reseal
 
 from .cli import run
 
@@ -438,6 +438,7 @@ def test_a_store_written_before_units_is_kept_not_rescored(tiny_ckpt, text_jsonl
     man = json.loads(man_path.read_text())
     del man["units"]  # as pctce wrote manifests before it recorded byte spans
     man_path.write_text(json.dumps(man))
+    reseal(man_path.parent)  # the manifest's checksum follows the edit
     [again] = score_checkpoints([str(tiny_ckpt)], ScoreOptions(data=[str(text_jsonl)], out=out))
     assert again.status == "skipped" and "before pctce recorded byte spans" in again.message
     with pytest.raises(UsageError, match="--force"):

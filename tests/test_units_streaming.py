@@ -22,6 +22,7 @@ from pctce_cli.stats.shape import band_mass
 from pctce_cli.stats.streaming import StreamingSummary, stream_word_ce
 from pctce_cli.stats.summaries import DEFAULT_EDGES
 from pctce_cli.stats.units import weighted_percentiles, word_ce
+from pctce_cli.testing import reseal
 
 from .cli import run, run_json
 from .units_fixtures import two_tokenizers, write_jsonl
@@ -231,6 +232,7 @@ def one_shard_copy(src, dst):
         merged["documents"] = sum(r["documents"] for r in man["shards"])
         man["shards"] = [{**man["shards"][0], **merged}]
         man_path.write_text(json.dumps(man))
+        reseal(part)  # merged on purpose: the sums and the manifest's checksum follow
     return dst
 
 
@@ -313,9 +315,28 @@ def test_intervals_and_subsets_above_the_threshold_are_refused(stores, monkeypat
         r = run("summary", stores["one"], "--unit", unit, *args)
         assert r.exit_code == 2 and "Traceback" not in r.output
         assert (
-            f"--by/--subset: '{ck.id}' holds {n:,} targets, above the 0 that are summarized in memory, and subsets are not "
-            "streamed yet; raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
+            f"--by/--subset: '{ck.id}' holds {n:,} targets, above the 0 that are summarized in memory, and subsets in {unit}s "
+            "are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
         ) in " ".join(r.stderr.split())
+
+
+@pytest.mark.parametrize("args", [("--by", "domain"), ("--subset", "code"), ("--by", "domain", "--ci", "0.9", "--bootstrap", "100")])
+def test_token_subsets_above_the_threshold_are_streamed_with_the_loaded_numbers(stores, monkeypatch, args):
+    """In tokens, --by/--subset/--ci above PCTCE_STREAM_ABOVE are streamed (docs/streaming.md): same rows, same intervals."""
+    loaded = run_json("summary", stores["one"], "-c", "large", *args)
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    streamed = run_json("summary", stores["one"], "-c", "large", *args)
+    assert list(streamed) == list(loaded)
+    for title in loaded:
+        if title == "notes":
+            continue
+        assert [list(r) for r in streamed[title]] == [list(r) for r in loaded[title]], title
+        for a, b in zip(loaded[title], streamed[title]):
+            for k, v in a.items():
+                if isinstance(v, float) and k.split("_")[0] in ("mean", "ppl", "bpb", "byte", "word"):
+                    assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
+                else:
+                    assert b[k] == v, (title, k)
 
 
 def test_a_damaged_word_column_is_named_with_its_file_and_row(stores, tmp_path):
@@ -342,6 +363,7 @@ def test_a_damaged_word_column_is_named_with_its_file_and_row(stores, tmp_path):
     pq.write_table(table, part / rec["tokens_file"])
     rec["tokens_sha256"] = hashlib.sha256((part / rec["tokens_file"]).read_bytes()).hexdigest()
     (part / "_manifest.json").write_text(json.dumps(man))
+    reseal(part)
     ck = checkpoints(root)[0]
     with pytest.raises(StoreError, match=r"part-00000\.parquet: row 3: word = -2, expected >= -1"):
         streamed_unit_row(ck, [50], "word", batch_rows=2)

@@ -14,6 +14,7 @@ from pctce_cli.catalog import resolve_checkpoints
 from pctce_cli.stats.shape import band_mass, ecdf_points, profile
 from pctce_cli.stats.summaries import DEFAULT_EDGES
 from pctce_cli.store import load_units
+from pctce_cli.testing import reseal
 
 from .cli import run, run_json
 from .helpers import count_shard_reads
@@ -351,6 +352,7 @@ def no_spans(tmp_path_factory, tiny_ckpt, one_thread):
     m = json.loads(manifest.read_text(encoding="utf-8"))
     del m["units"]  # written before pctce recorded byte spans and words
     manifest.write_text(json.dumps(m), encoding="utf-8")
+    reseal(manifest.parent)  # the manifest's checksum follows the edit
     return {
         "old": (base / "old", f"it was scored before pctce recorded byte spans and words); re-score it with 'pctce score … --out {base / 'old'} --force'"),
         "off": (base / "off", f"{tiny_ckpt}: byte spans and words were turned off); re-score it with 'pctce score … --out {base / 'off'} --force'"),

@@ -8,14 +8,15 @@ from pctce_cli import fmt
 from pctce_cli.analysis.report import Report, reading, table_groups
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 from pctce_cli.errors import UsageError
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 
 
 def concord_report(
     table,
     summaries: Sequence[str],
     set_: Sequence[str],
-    agree: float = 0.8,
-    disagree: float = 0.6,
+    agree: float = CONCORDANCE_AGREE,
+    disagree: float = CONCORDANCE_DISAGREE,
     pairs: bool = False,
     subsets: Subsets = NO_SUBSETS,
     notes: Sequence[str] = (),

@@ -10,8 +10,8 @@ from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.summary import merge_notes
 from pctce_cli.catalog import Checkpoint
-from pctce_cli.analysis.units import unit_values
-from pctce_cli.store import load_scores, load_units
+from pctce_cli.store import load_scores
+from pctce_cli.units import unit_named
 
 
 def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profiles: Sequence[np.ndarray], edges: Sequence[float], unit: str = "token") -> Report:
@@ -21,7 +21,7 @@ def shape_tables(cks: Sequence[Checkpoint], bands: Sequence[np.ndarray], profile
     labels = shape.band_labels(edges)
     report = Report()
     report.add(
-        "Mass in CE bands (fraction of targets)" if unit == "token" else f"Mass in CE bands (fraction of {unit}s)",
+        f"Mass in CE bands (fraction of {unit_named(unit).plural})",
         [{"checkpoint": c.id, "group": c.group, **dict(zip(labels, m.tolist()))} for c, m in zip(cks, bands)],
     )
     by_id = {c.id: p for c, p in zip(cks, profiles)}
@@ -51,19 +51,17 @@ def shape_report(
 
     from pctce_cli.stats import shape
 
+    u = unit_named(unit)
     bands, profiles, ecdfs, rows, notes = [], [], [], [], []
     for c in cks:
-        if unit == "token":
-            s = load_scores(c.root, c.partition, columns=("doc", "ce") if subsets.active else ("ce",))
-        else:
-            s = load_units(c.root, c.partition, unit)
+        s = u.load_arrays(c, ("doc", "ce") if subsets.active else ("ce",))
         parts, part_notes = split_scores(c.id, s.doc, s.docs, subsets, stored_values(c, subsets.field) if subsets.active else ())
         notes += [f"{c.id}: {n}" for n in part_notes]
         for part in parts:
-            if unit == "token":
-                ce, weights = part.take(s.ce), None
+            if u.spans:
+                ce, weights = u.distribution(part.take(s.ce), part.take(s.doc), part.take(s.word), part.take(s.nbytes))
             else:
-                ce, weights = unit_values(part.take(s.ce), part.take(s.doc), part.take(s.word), part.take(s.nbytes), unit)
+                ce, weights = part.take(s.ce), None
             rows.append((c, part.label))
             if ecdf:
                 pts = shape.ecdf_points(ce, ecdf_points, weights)  # bytes: the weighted ECDF, never one row per byte
@@ -88,7 +86,7 @@ def shape_report(
     labels = shape.band_labels(edges)
     report = Report(notes=notes)
     report.add(
-        f"Mass in CE bands by {subsets.field} (fraction of {'target' if unit == 'token' else unit}s)",
+        f"Mass in CE bands by {subsets.field} (fraction of {u.plural})",
         [{"checkpoint": c.id, "group": c.group, "subset": lab, **dict(zip(labels, m.tolist()))} for (c, lab), m in zip(rows, bands)],
     )
     report.add(

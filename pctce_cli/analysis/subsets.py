@@ -18,7 +18,7 @@ import numpy as np
 
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.subsets import subset_runs, take
-from pctce_cli.store import label_fields
+from pctce_cli.store import check_labels_named, label_fields
 
 CORRECT = "correct"  # the outcome subset: values correct / incorrect (greedy substring match)
 CORRECT_COLUMN = "substring_match"
@@ -57,7 +57,7 @@ NO_SUBSETS = Subsets()
 def subset_fields(ck) -> list[str]:
     """The subset fields of one checkpoint: its stored labels, plus ``correct`` after ``--task-accuracy``."""
     fields = label_fields(ck.manifest)
-    if (ck.manifest.get("settings") or {}).get("task_accuracy"):
+    if ck.manifest.settings.get("task_accuracy"):
         fields.append(CORRECT)
     return fields
 
@@ -91,6 +91,7 @@ def resolve_subsets(cks: Sequence, by: str | None = None, keep: Sequence[str] = 
     option = "--by" if by is not None else "--subset"
     lacking = [c.id for c, h in zip(cks, have) if field not in h]
     if lacking:
+        check_labels_named(cks, f"{option} {field}", field)
         known = sorted(set.union(*have)) if have else []
         add = (
             "score with --task-accuracy"

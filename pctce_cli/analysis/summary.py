@@ -16,13 +16,16 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
-from pctce_cli.analysis.units import check_unit_summaries, empty_note, unit_rows, unit_title
+from pctce_cli.analysis.units import unit_rows
+from pctce_cli.analysis.summary_stream import streamed_row, streamed_subset_rows
 from pctce_cli.analysis.units_stream import streamed_unit_row
 from pctce_cli.catalog import Checkpoint, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
-from pctce_cli.stats.summaries import doc_sums, percentile_name, summarize
-from pctce_cli.store import Scores, iter_token_batches, load_docs, load_scores
+from pctce_cli.stats.subsets import correct_ratio
+from pctce_cli.stats.summaries import doc_sums, summarize, summary_columns
+from pctce_cli.store import Scores, incomplete_notes, load_scores
+from pctce_cli.units import unit_named
 
 
 def columns_for(only: Sequence[str] | None, ci: float | None = None) -> tuple[str, ...]:
@@ -114,18 +117,20 @@ def checkpoint_rows(
     Returns:
         ``(rows, notes)``; notes say which subsets were left out and why.
     """
-    if int(ck.manifest.get("targets") or 0) > stream_above():
+    if ck.manifest.targets > stream_above():
+        if not unit_named(unit).spans and (subsets.active or ci is not None):
+            return streamed_subset_rows(ck, percentiles, subsets, columns_for(only, ci), ci=ci, **kw)
         if subsets.active:
             raise UsageError(
-                f"--by/--subset: '{ck.id}' holds {int(ck.manifest['targets']):,} targets, above the {stream_above():,} "
-                "that are summarized in memory, and subsets are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine "
-                "with about 24 bytes of memory per target"
+                f"--by/--subset: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} "
+                f"that are summarized in memory, and subsets in {unit_named(unit).plural} are not streamed yet; raise "
+                "PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
             )
-        if unit == "token":
-            return [streamed_row(ck, percentiles, ci=ci, only=only)], []
+        if not unit_named(unit).spans:
+            return [streamed_row(ck, percentiles, columns_for(only))], []
         refuse_streamed_ci(ck, ci)
         return [streamed_unit_row(ck, percentiles, unit)], []
-    if unit != "token":
+    if unit_named(unit).spans:
         return unit_rows(ck, percentiles, unit, subsets, ci=ci, **kw)
     cols = columns_for(only, ci)
     if subsets.active and "doc" not in cols:
@@ -156,44 +161,12 @@ def checkpoint_rows(
     return rows, [f"{ck.id}: {n}" for n in notes]
 
 
-def streamed_row(ck: Checkpoint, percentiles: Sequence[float], ci: float | None = None, only: Sequence[str] | None = None) -> dict:
-    """:func:`checkpoint_row` in bounded memory: two passes over the shards, one shard in memory at a time.
-
-    Percentiles, top-1 and the per-document sums are exact; the mean is summed
-    per batch in float64 (equal to the in-memory mean to round-off). Bootstrap
-    intervals need every target in memory at once, so ``ci`` is refused with
-    what it would cost.
-
-    Raises:
-        UsageError: ``ci`` was asked for.
-        StoreError: a missing or damaged shard (named).
-    """
-    from pctce_cli.stats.row import assemble_row
-    from pctce_cli.stats.streaming import DocSums, StreamingSummary
-
-    refuse_streamed_ci(ck, ci)
-    cols = columns_for(only)
-    docs = load_docs(ck.root, ck.partition)
-    want_doc = "doc" in cols and docs is not None
-    sums = DocSums(int(np.max(docs["doc"])) + 1 if want_doc and len(docs) else 0)
-    summary = StreamingSummary(percentiles)
-    for batch in iter_token_batches(ck.root, ck.partition, cols):
-        summary.update(batch["ce"], batch.get("rank"))
-        if want_doc:  # targets are stored sorted by document: sum each run of one document
-            sums.update(batch["doc"], batch["ce"])
-    summary.plan()
-    for batch in iter_token_batches(ck.root, ck.partition, ("ce",), verify=False):  # verified by the first pass
-        summary.collect(batch["ce"])
-    row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group}
-    row.update(assemble_row(summary.compute(), docs, sums.compute() if want_doc else None))
-    return row
-
 
 def refuse_streamed_ci(ck: Checkpoint, ci: float | None) -> None:
     """Raise :class:`UsageError` for ``--ci`` on a streamed checkpoint: the bootstrap needs every target in memory."""
     if ci is None:
         return
-    n = int(ck.manifest.get("targets") or 0)
+    n = ck.manifest.targets
     raise UsageError(
         f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory "
         f"(about {n * 24 / 2**30:.0f} GiB), and checkpoints above {stream_above():,} targets are summarized "
@@ -314,13 +287,14 @@ def summary_report(
     methods = sorted({r.pop("_ci_method") for r in rows if "_ci_method" in r})
     errors = [r.pop("_ci_error") for r in rows if "_ci_error" in r]
     if subsets.split:
-        report.add(unit_title(unit, subsets.field), rows)
+        report.add(unit_named(unit).title(subsets.field), rows)
         report.add(f"Pooled and macro-averaged mean CE over the subsets of {subsets.field}", macro_rows(rows))
         if subsets.field == CORRECT:
             report.add("Mean CE of correctly and incorrectly answered documents (paper Table 6)", correct_rows(rows))
     else:
-        report.add(unit_title(unit) + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
-    report.notes += empty_note(rows, unit)
+        report.add(unit_named(unit).title() + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
+    report.notes += unit_named(unit).empty_note(rows)
+    report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None}))
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)
@@ -334,7 +308,7 @@ def summary_report(
         if vs not in ids:
             raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
         ref = rows[ids.index(vs)]
-        names = ["mean", *[percentile_name(q) for q in percentiles], "iqr", "bpb"]
+        names = summary_columns(percentiles, "iqr", "bpb")
         delta_rows = []
         for r in rows:
             d = {"checkpoint": r["checkpoint"], "step": r["step"]}
@@ -343,7 +317,7 @@ def summary_report(
             delta_rows.append(d)
         report.add(f"Difference to {vs} (negative = lower CE than the reference)", delta_rows)
         runs = {c.id: (c.group or c.run) for c in cks}
-        report.notes += crossings(rows, vs, ["mean", *[percentile_name(q) for q in percentiles]], runs)
+        report.notes += crossings(rows, vs, summary_columns(percentiles), runs)
     return report
 
 
@@ -388,7 +362,7 @@ def correct_rows(rows: list[dict]) -> list[dict]:
         c, i = o.pop("correct"), o.pop("incorrect")
         nc, ni = (c or {}).get("documents", 0), (i or {}).get("documents", 0)
         mc, mi = (c or {}).get("mean", math.nan), (i or {}).get("mean", math.nan)
-        ratio = mi / mc if mc and not (math.isnan(mc) or math.isnan(mi)) else math.nan
+        ratio = correct_ratio(mc, mi)
         result.append({**o, "accuracy": nc / (nc + ni) if nc + ni else math.nan, "mean_correct": mc, "mean_incorrect": mi, "ratio": ratio})
     return result
 
@@ -429,7 +403,7 @@ def summaries_table(
     import pandas as pd
 
     if summaries_file is not None:
-        if subsets.active or unit != "token":
+        if subsets.active or unit_named(unit).spans:
             raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
         df = read_table(summaries_file, "--summaries")
         missing = [s for s in needed if s not in df.columns]
@@ -444,5 +418,5 @@ def summaries_table(
         if "group" not in df.columns:
             df["group"] = None
         return df.reset_index(drop=True)
-    check_unit_summaries(needed, unit, "summary")  # top1 has no word or byte form
+    unit_named(unit).check_summaries(needed, "summary")  # top1 has no word or byte form
     return rows_table(cks, summary_rows(cks, table_percentiles(needed), only=needed, subsets=subsets, notes=notes, unit=unit), meta_columns)

@@ -20,11 +20,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from pctce_cli.analysis.units import unit_row
+from pctce_cli.units import Unit, unit_named
 
 BATCH_ROWS = 1 << 20  # targets decoded at a time (a module constant: tests make it tiny so words straddle batches)
 
 
-def streamed_unit_row(ck, percentiles: Sequence[float], unit: str, batch_rows: int | None = None) -> dict:
+def streamed_unit_row(ck, percentiles: Sequence[float], unit: str | Unit, batch_rows: int | None = None) -> dict:
     """One checkpoint's summary row in words or bytes, in bounded memory (``unit_rows``' columns and numbers).
 
     Args:
@@ -40,6 +41,7 @@ def streamed_unit_row(ck, percentiles: Sequence[float], unit: str, batch_rows: i
     from pctce_cli.stats.streaming import DocSums, StreamingSummary
     from pctce_cli.store import load_docs
 
+    unit = unit_named(unit)
     batch_rows = batch_rows or BATCH_ROWS
     docs = load_docs(ck.root, ck.partition)
     sums = DocSums(int(np.max(docs["doc"])) + 1 if docs is not None and len(docs) else 0)
@@ -47,7 +49,7 @@ def streamed_unit_row(ck, percentiles: Sequence[float], unit: str, batch_rows: i
 
     def count(batch: dict) -> None:  # pass 1 only: targets, empty spans, per-document sums
         tally["targets"] += int(batch["ce"].size)
-        tally["empty"] += int(np.count_nonzero(batch["word"] < 0 if unit == "word" else batch["nbytes"] == 0))
+        tally["empty"] += int(np.count_nonzero(unit.empty(batch.get("word"), batch.get("nbytes"))))
         if docs is not None:
             sums.update(batch["doc"], batch["ce"])
 
@@ -61,30 +63,19 @@ def streamed_unit_row(ck, percentiles: Sequence[float], unit: str, batch_rows: i
     return unit_row(ck, unit, summary.compute(), tally["targets"], tally["empty"], docs, sums.compute() if has_sums else None)
 
 
-def _unit_values(ck, unit: str, batch_rows: int, count=None) -> Iterator[tuple[np.ndarray, np.ndarray | None, float | None]]:
+def _unit_values(ck, unit: Unit, batch_rows: int, count=None) -> Iterator[tuple[np.ndarray, np.ndarray | None, float | None]]:
     """``(values, weights, mean numerator)`` of the unit's distribution, a batch at a time.
 
     With ``count`` (the first pass) every shard is verified and each batch is
     passed to it; without (the second pass) only the columns the values need are read.
     """
-    from pctce_cli.stats.streaming import stream_word_ce
-    from pctce_cli.stats.units import byte_values
     from pctce_cli.store import iter_unit_batches
 
-    if unit == "word":
-        columns = ("doc", "ce", "word")
-    else:
-        columns = ("doc", "ce", "nbytes") if count is not None else ("ce", "nbytes")
-    batches = iter_unit_batches(ck.root, ck.partition, unit, columns, batch_rows, verify=count is not None)
+    columns = unit.stream_columns(first_pass=count is not None)
+    batches = iter_unit_batches(ck.root, ck.partition, unit.name, columns, batch_rows, verify=count is not None)
     if count is not None:
         batches = _tee(batches, count)
-    if unit == "word":
-        for words in stream_word_ce((b["ce"], b["doc"], b["word"]) for b in batches):
-            yield words, None, None
-        return
-    for b in batches:
-        values, weights = byte_values(b["ce"], b["nbytes"])
-        yield values, weights, float(np.sum(b["ce"][b["nbytes"] > 0], dtype=np.float64))  # mean: Σ CE / Σ bytes
+    yield from unit.stream_values(batches)
 
 
 def _tee(batches, count):

@@ -26,7 +26,9 @@ from pctce_cli.cli.common import (
     subsets_of,
 )
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
-from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, percentile_name
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
+from pctce_cli.units import unit_named
+from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, summary_columns
 
 SummariesFileOpt = Annotated[
     Path | None,
@@ -68,7 +70,7 @@ def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, neede
 
     if summaries_file is not None and dirs:
         raise UsageError("give score directories or --summaries FILE, not both")
-    if summaries_file is not None and (by or subset or unit != Unit.token):
+    if summaries_file is not None and (by or subset or unit_named(unit.value).spans):
         raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
     cks = None if summaries_file is not None else select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     subsets, notes = subsets_of(cks, by, subset), []
@@ -86,8 +88,8 @@ def concord(
     meta: MetaOpt = None,
     percentiles: PercentilesOpt = None,
     set_: SetOpt = None,
-    agree: Annotated[float, typer.Option(help="C_S at or above this reads as 'summaries agree'.")] = 0.8,
-    disagree: Annotated[float, typer.Option(help="C_S at or below this reads as 'summaries disagree'.")] = 0.6,
+    agree: Annotated[float, typer.Option(help="C_S at or above this reads as 'summaries agree'.")] = CONCORDANCE_AGREE,
+    disagree: Annotated[float, typer.Option(help="C_S at or below this reads as 'summaries disagree'.")] = CONCORDANCE_DISAGREE,
     pairs: Annotated[bool, typer.Option("--pairs", help="List the checkpoint pairs on which mean and median disagree.")] = False,
     by: ByOpt = None,
     subset: SubsetOpt = None,
@@ -99,7 +101,7 @@ def concord(
     """Concordance of summaries across checkpoints: C(s, s'), Kendall τ, C_S per group, and a reading."""
     from pctce_cli.analysis.concord import concord_report
 
-    summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
+    summaries = summary_columns(parse_percentiles(percentiles))
     set_names = parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set")
     needed = list(dict.fromkeys(summaries + set_names))
     table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
@@ -126,8 +128,8 @@ def select(
     from pctce_cli.analysis.select import select_report
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    summaries = ["mean"] + [percentile_name(q) for q in parse_percentiles(percentiles)]
-    agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
+    summaries = summary_columns(parse_percentiles(percentiles))
+    agreement = summary_columns(AGREEMENT_PERCENTILES)
     needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
     table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
     emit_report(select_report(table, summaries, task, higher_is_better, agreement, subsets=subsets, notes=notes), fmt, output)

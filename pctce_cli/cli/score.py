@@ -2,6 +2,7 @@
 
 # No ``from __future__ import annotations``: Typer reads the annotations at definition time.
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -55,39 +56,41 @@ def score(
 ):
     """Score checkpoints on validation data: per-token CE and rank into a Parquet store."""
     from pctce_cli import render
-    from pctce_cli.scoring.options import ScoreOptions
     from pctce_cli.scoring.run import score_checkpoints
 
-    options = ScoreOptions(
-        data=[str(p) for p in data],
-        out=out,
-        text_field=text_field,
-        prompt_field=prompt_field,
-        completion_field=completion_field,
-        messages_field=messages_field,
-        split_on=split_on.value,
-        prefix=prefix.value,
-        max_length=max_length,
-        stride=stride,
-        batch_tokens=batch_tokens,
-        shard_targets=shard_targets,
-        device=device.value,
-        dtype=dtype.value,
-        tokenizer=str(tokenizer) if tokenizer else None,
-        base_model=str(base_model) if base_model else None,
-        trust_remote_code=trust_remote_code,
-        force=force,
-        task_accuracy=task_accuracy,
-        accuracy_margin=accuracy_margin,
-        subset_fields=tuple(subset_field or ()),
-        subset_from_file=subset_from_file,
-    )
+    options = score_options(locals())
     is_rank0 = int(os.environ.get("RANK", "0")) == 0
     with render.RichReporter(enabled=not quiet and is_rank0) as reporter:
         results = score_checkpoints(paths, options, reporter)
     if not is_rank0:
         return
-    rows = [
+    render.emit([(f"Scored into {out}", result_rows(results))], fmt.value)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        render.error(r.message)
+    if failed:
+        raise typer.Exit(2)
+
+
+def score_options(params: dict):
+    """The ``ScoreOptions`` of `pctce score`'s parameters: each field from the parameter of its name, choices as their values."""
+    from dataclasses import fields
+
+    from pctce_cli.scoring.options import ScoreOptions
+
+    given = {**params, "data": [str(p) for p in params["data"]], "subset_fields": tuple(params["subset_field"] or ())}
+    for name in ("tokenizer", "base_model"):
+        given[name] = str(given[name]) if given[name] else None
+    return ScoreOptions(**{f.name: _plain(given[f.name]) for f in fields(ScoreOptions) if f.name in given})
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value
+
+
+def result_rows(results) -> list[dict]:
+    """One row per checkpoint of a scoring run: status, targets, mean, p50, p95, seconds."""
+    return [
         {
             "checkpoint": r.id,
             "status": r.status,
@@ -99,12 +102,6 @@ def score(
         }
         for r in results
     ]
-    render.emit([(f"Scored into {out}", rows)], fmt.value)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        render.error(r.message)
-    if failed:
-        raise typer.Exit(2)
 
 
 def verify(
@@ -117,14 +114,22 @@ def verify(
     from pctce_cli.store import verify_store
 
     ok, problems, incomplete = verify_store(store, checkpoint or None)
+    damaged = [p for p in problems if p.kind == "damaged"]
+    foreign = [p for p in problems if p.kind == "foreign"]
     rows = (
-        [{"checkpoint": c, "status": "ok", "problem": ""} for c in ok]
-        + [{"checkpoint": p.checkpoint, "status": "damaged", "problem": p.message} for p in problems]
+        [{"checkpoint": c, "status": "ok", "problem": ""} for c in ok if not any(p.checkpoint == c for p in foreign)]
+        + [{"checkpoint": p.checkpoint, "status": p.kind, "problem": p.message} for p in problems]
         + [{"checkpoint": c, "status": "incomplete", "problem": "being scored, or interrupted: rerun pctce score to finish it"} for c in incomplete]
     )
-    notes = [f"{len(ok)} verified, {len(problems)} damaged, {len(incomplete)} incomplete."]
-    if problems:
+    notes = [f"{len(ok)} verified, {len(damaged)} damaged, {len(incomplete)} incomplete."]
+    if foreign:
+        notes[0] = notes[0][:-1] + f"; {len(foreign)} foreign {'file' if len(foreign) == 1 else 'files'}."
+    if damaged:
         notes.append("Re-score each damaged checkpoint with 'pctce score … --force' (the same command with --force).")
+    if fmt == Format.table and problems:
+        # a table cell cuts a long path with '…' at 80 columns (CI logs): the files are named in full below it
+        rows = [{**r, "problem": "see below" if r["problem"] and r["status"] != "incomplete" else r["problem"]} for r in rows]
+        notes[1:1] = [f"{p.checkpoint or store}: {p.message}" for p in problems]
     render.emit([(f"Verified {store}", rows)], fmt.value, None, notes)
     if problems:
         raise typer.Exit(1)

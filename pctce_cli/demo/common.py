@@ -8,9 +8,10 @@ from pathlib import Path
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.summary import summaries_table
 from pctce_cli.catalog import resolve_checkpoints
+from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET, DEFAULT_SUMMARIES
 
-SUMMARIES = ["mean", "p50", "p90", "p95", "p99"]
-CONCORDANCE_SET = ["mean", "p50", "p95"]
+SUMMARIES = list(DEFAULT_SUMMARIES)
+CONCORDANCE_SET = list(DEFAULT_CONCORDANCE_SET)
 # what the demo needs from a sample-data directory (written by scripts/make_sample_data.py)
 REQUIRED = ("meta.csv", "distill/val.jsonl", "finetune/test.jsonl", "finetune/facts")
 TASK = "acc_substring_match"  # the build script's accuracy: the answer occurs in the greedy output

@@ -38,7 +38,7 @@ def crosstok_part(distill: Path, crosstok: Path, meta: Path) -> DemoPart:
     cks = [teacher, *others]
     vocab = {c.id: _vocab(c) for c in cks}
     word = [{**r, "vocab": vocab[r["checkpoint"]]} for r in summary_rows(cks, PERCENTILES, unit="word")]
-    data = teacher.manifest.get("fingerprints", {}).get("data")  # every checkpoint's: resolve_checkpoints checked it
+    data = teacher.manifest.fingerprints.get("data")  # every checkpoint's: resolve_checkpoints checked it
     return crosstok_part_from_rows(word, summary_rows(cks, PERCENTILES, unit="byte"), summary_rows(cks, PERCENTILES), refusal, data)
 
 
@@ -48,7 +48,7 @@ def _final(cks):
 
 def _vocab(ck) -> int | None:
     """The checkpoint's vocabulary size, from the model's config.json where it was scored (None if gone)."""
-    path = Path(ck.manifest.get("path") or "") / "config.json"
+    path = Path(ck.manifest.path or "") / "config.json"
     try:
         return int(json.loads(path.read_text())["vocab_size"])
     except (OSError, ValueError, KeyError, TypeError):

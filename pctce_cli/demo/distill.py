@@ -10,6 +10,7 @@ from pctce_cli.analysis.summary import summaries_table
 from pctce_cli.catalog import resolve_checkpoints
 from pctce_cli.demo.common import SUBSET, SUMMARIES, DemoPart, _pair_concordance, _rows, _table, concordance_rows
 from pctce_cli.fmt import short
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 
 
 def distillation_parts(store: Path, meta: Path) -> list[DemoPart]:
@@ -107,7 +108,7 @@ def distillation_parts_from_table(t) -> list[DemoPart]:
     rows = concordance_rows(groups)
     concord.add("Concordance across checkpoints (all steps): 1 = every pair ranked alike", rows)
     for r in rows[:2]:
-        concord.notes.append(f"{r['checkpoints']}: C(mean, p50) = {short(r['C(mean,p50)'])}, C_S = {short(r['C_S'])} — {reading(r['C_S'], 0.8, 0.6)}.")
+        concord.notes.append(f"{r['checkpoints']}: C(mean, p50) = {short(r['C(mean,p50)'])}, C_S = {short(r['C_S'])} — {reading(r['C_S'], CONCORDANCE_AGREE, CONCORDANCE_DISAGREE)}.")
 
     select = select_report(family, SUMMARIES)
     picks = select.sections[0][1]

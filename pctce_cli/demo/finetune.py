@@ -9,6 +9,7 @@ from pctce_cli.analysis.report import Report, reading
 from pctce_cli.analysis.select import select_report
 from pctce_cli.demo.common import SUMMARIES, TASK, DemoPart, _rows, _table, concordance_rows
 from pctce_cli.fmt import short
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 
 
 def finetune_parts(store: Path, meta: Path) -> list[DemoPart]:
@@ -111,7 +112,7 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
     concord.add("Concordance across epochs", rows)
     concord.notes.append(
         f"C(mean, p50) = {short(rows[0]['C(mean,p50)'])}, C(mean, p95) = {short(rows[0]['C(mean,p95)'])}, "
-        f"C_S = {short(rows[0]['C_S'])} — {reading(rows[0]['C_S'], 0.8, 0.6)}."
+        f"C_S = {short(rows[0]['C_S'])} — {reading(rows[0]['C_S'], CONCORDANCE_AGREE, CONCORDANCE_DISAGREE)}."
     )
 
     select = select_report(t, SUMMARIES, task="accuracy")

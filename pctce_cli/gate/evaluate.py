@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pctce_cli.errors import PolicyError, StoreError, UsageError
-from pctce_cli.gate.policy import GATE_UNITS, REQUIRE, Policy, Rule, load_policy, parse_rule_option
+from pctce_cli.gate.policy import REQUIRE, Policy, Rule, load_policy, parse_rule_option
+from pctce_cli.units import Unit, Values, unit_named
 
 if TYPE_CHECKING:
     from pctce_cli.catalog import Checkpoint
@@ -228,6 +229,9 @@ def run_gate(
 ) -> GateResult:
     """`pctce gate`: evaluate every candidate against the baseline under the policy.
 
+    (Long only by this docstring: the body is the stages :func:`merge_settings`,
+    :func:`load_baseline`, pairing each candidate, :func:`paired_stats` and :func:`check_rules`.)
+
     Options override the policy file's settings; ``--rule`` options are added
     to the file's rules. Defaults: ci 0.95, 1000 resamples, seed 0, require all.
     A rule with a ``subset`` is checked on that subset's targets only (``*``:
@@ -257,23 +261,92 @@ def run_gate(
         PolicyError: malformed policy or ``--rule``, or a rule's subset the store lacks.
         StoreError, MixedInputError, UsageError: bad stores or selection.
     """
-    from pctce_cli.analysis.units import byte_pair, byte_scores, check_words_aligned, word_scores
-    from pctce_cli.catalog import check_pairable, resolve_checkpoints, settings_notes
-    from pctce_cli.compare import check_aligned
+    from pctce_cli.catalog import resolve_checkpoints, settings_notes
+    from pctce_cli.compare import load_pair
     from pctce_cli.gate.subsets import make_plan, resolve_field
-    from pctce_cli.stats.bootstrap import paired_bootstrap
-    from pctce_cli.store import load_scores
 
     pol = load_policy(policy) if policy is not None else Policy()
+    st = merge_settings(pol, rules, baseline, ci, n_boot, seed, require, unit)
+    cks = resolve_checkpoints(list(dirs), allow_mixed=True)
+    base = _find_baseline(cks, st.baseline)
+    chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
+    fld = resolve_field([base, *chosen], st.rules, pol.subset_field, pol_where(pol), by, subset)
+    sa = load_baseline(base, st)
+    plan = make_plan(st.rules, fld, by, subset, sa.doc, sa.docs, base.id)
+    plan.table = subsets_table(plan, sa, st.unit)
+    results, methods, notes = [], set(), list(plan.notes)
+    for c in chosen:
+        notes += settings_notes(base, c)
+        xa, sb = load_pair(base, c, base.id, c.id, st.unit, base=sa, columns=st.columns)
+        xplan = plan if xa is sa else make_plan(st.rules, fld, by, subset, xa.doc, xa.docs, base.id)  # bytes: rows depend on the candidate
+        stats, sizes = paired_stats(xa, sb, xplan, st)
+        methods |= {res.method for res in stats.values() if res is not None}
+        results.append(CandidateResult(c.id, check_rules(plan, stats, sizes)))
+        del sb
+    if plan.keep:
+        notes.append(f"Only documents of subset {plan.field} = {', '.join(plan.keep)} were gated (--subset).")
+    notes += UNIT_NOTES.get(st.unit.name, [])
+    return GateResult(
+        base.id, st.rules, rank_candidates(results), st.ci, st.n_boot, st.seed, "/".join(sorted(methods)), st.require,
+        str(policy) if policy is not None else None, notes, plan.field, plan.table, plan.keep,
+    )
+
+
+UNIT_NOTES = {
+    "word": ["Unit: words (SPEC §8): every rule was checked on word CE (the sum of each word's tokens' CE), words paired across checkpoints."],
+    "byte": ["Unit: bytes (SPEC §8): every rule was checked on per-byte CE (each token's CE spread over its bytes), bytes paired across checkpoints."],
+}
+
+
+@dataclass
+class GateSettings:
+    """The gate's settings once the options are merged over the policy file's (:func:`merge_settings`)."""
+
+    rules: list[Rule]
+    baseline: str
+    ci: float
+    n_boot: int
+    seed: int
+    require: str
+    unit: Unit
+
+    @property
+    def summaries(self) -> list[str]:
+        """Every summary a rule checks, once, in rule order."""
+        return list(dict.fromkeys(r.summary for r in self.rules))
+
+    @property
+    def needs_rank(self) -> bool:
+        """A ``top1`` rule: the targets' ranks are read."""
+        return "top1" in self.summaries
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The token columns read (tokens only)."""
+        return ("doc", "pos", "token", "ce") + (("rank",) if self.needs_rank else ())
+
+
+def _pick(option, policy_value, default):
+    return option if option is not None else (policy_value if policy_value is not None else default)
+
+
+def merge_settings(
+    pol: Policy, rules: Sequence[str] = (), baseline: str | None = None, ci: float | None = None, n_boot: int | None = None,
+    seed: int | None = None, require: str | None = None, unit: str | None = None,
+) -> GateSettings:
+    """Options over the policy's settings over the defaults (ci 0.95, 1000 resamples, seed 0, require all, unit token), checked.
+
+    Raises:
+        PolicyError: no rule at all, or a ``top1`` rule in words or bytes.
+        UsageError: no baseline, or a setting out of range.
+    """
     all_rules = list(pol.rules) + [parse_rule_option(s) for s in rules]
     if not all_rules:
         raise PolicyError("no gate rules: pass --rule (e.g. --rule p95:+3%) or a --policy file with rule tables")
     base_id = baseline or pol.baseline
     if not base_id:
         raise UsageError("no baseline: pass --baseline ID or set baseline = \"ID\" in the policy file")
-    ci = ci if ci is not None else (pol.ci if pol.ci is not None else 0.95)
-    n_boot = n_boot if n_boot is not None else (pol.n_boot if pol.n_boot is not None else 1000)
-    seed = seed if seed is not None else (pol.seed if pol.seed is not None else 0)
+    ci, n_boot, seed = _pick(ci, pol.ci, 0.95), _pick(n_boot, pol.n_boot, 1000), _pick(seed, pol.seed, 0)
     require = require or pol.require or "all"
     if not 0 < ci < 1:
         raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
@@ -281,78 +354,69 @@ def run_gate(
         raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
     if require not in REQUIRE:
         raise UsageError(f"--require must be 'all' or 'any', got {require!r}")
-
-    unit = unit or pol.unit or "token"
-    if unit not in GATE_UNITS:
-        raise UsageError(f"--unit must be one of {', '.join(GATE_UNITS)}, got '{unit}'")
-    cks = resolve_checkpoints(list(dirs), allow_mixed=True)
-    base = _find_baseline(cks, base_id)
-    chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
-    fld = resolve_field([base, *chosen], all_rules, pol.subset_field, pol_where(pol), by, subset)
-    names = list(dict.fromkeys(r.summary for r in all_rules))
-    needs_rank = "top1" in names
-    if needs_rank and unit != "token":
+    st = GateSettings(all_rules, base_id, ci, n_boot, seed, require, unit_named(unit or pol.unit or "token"))
+    if st.needs_rank and st.unit.refuses:
         raise PolicyError("a top1 rule needs token ranks: gate it with unit = \"token\"")
-    columns = ("doc", "pos", "token", "ce") + (("rank",) if needs_rank else ())
-    sa = load_scores(base.root, base.partition, columns=columns) if unit == "token" else (word_scores if unit == "word" else byte_scores)(base)
-    if len(sa.ce) == 0:
+    return st
+
+
+def load_baseline(base: Checkpoint, st: GateSettings) -> Values:
+    """The baseline's values in the gate's unit, read once for every candidate.
+
+    Raises:
+        StoreError: the baseline holds no targets.
+    """
+    sa = st.unit.load(base, st.columns)
+    if len(sa.value) == 0:
         raise StoreError(f"baseline '{base.id}' holds no targets")
-    plan = make_plan(all_rules, fld, by, subset, sa.doc, sa.docs, base.id)
-    if unit != "token":  # the subsets table counts what the rules are checked on: the baseline's words or bytes
-        plan.table = [
-            {"subset": r["subset"], f"{unit}s": r["targets"] if sa.weight is None else int(plan.rows(sa.weight, r["subset"]).sum()), "documents": r["documents"]}
-            for r in plan.table
-        ]
+    return sa
+
+
+def subsets_table(plan, sa: Values, unit: Unit) -> list[dict]:
+    """The subsets table counts what the rules are checked on: the baseline's targets, words or bytes."""
+    return [
+        {"subset": r["subset"], unit.plural: r["targets"] if sa.weight is None else int(plan.rows(sa.weight, r["subset"]).sum()), "documents": r["documents"]}
+        for r in plan.table
+    ]
+
+
+def paired_stats(xa: Values, sb: Values, plan, st: GateSettings) -> tuple[dict, dict]:
+    """One paired bootstrap per subset a rule is checked on, over that subset's documents only.
+
+    Returns:
+        ``(stats, sizes)``: subset → the bootstrap result (None for a subset
+        with nothing to judge), and subset → its targets, words or bytes.
+    """
+    from pctce_cli.stats.bootstrap import paired_bootstrap
+
     groups: dict = {}  # subset -> summaries checked on it
     for chk in plan.checks:
         groups.setdefault(chk.subset, []).append(chk.rule.summary)
-    results, methods, notes = [], set(), list(plan.notes)
-    for c in chosen:
-        check_pairable(base, c, unit=unit)
-        notes += settings_notes(base, c)
-        xa, xplan = sa, plan
-        if unit == "token":
-            sb = load_scores(c.root, c.partition, columns=columns)
-            check_aligned(sa, sb, base.id, c.id)
-        elif unit == "word":
-            sb = word_scores(c)
-            check_words_aligned(sa, sb, base.id, c.id)
-        else:  # bytes pair by runs covered by one token of each tokenization: the rows depend on the candidate
-            xa, sb = byte_pair(base, c, base.id, c.id, sa)
-            xplan = make_plan(all_rules, fld, by, subset, xa.doc, xa.docs, base.id)
-        stats, sizes = {}, {}
-        for sub, wanted in groups.items():  # one paired bootstrap per subset, over that subset's documents only
-            ce_a = xplan.rows(xa.ce, sub)
-            weights = xplan.rows(xa.weight, sub) if xa.weight is not None else None
-            sizes[sub] = len(ce_a) if weights is None else int(weights.sum())
-            if not len(ce_a):
-                stats[sub] = None
-                continue
-            res = paired_bootstrap(
-                ce_a, xplan.rows(sb.ce, sub), xplan.rows(xa.doc, sub), list(dict.fromkeys(wanted)), n_boot=n_boot, ci=ci, seed=seed,
-                rank_a=xplan.rows(sa.rank, sub) if needs_rank else None, rank_b=xplan.rows(sb.rank, sub) if needs_rank else None,
-                weights=weights,
-            )
-            methods.add(res.method)
-            stats[sub] = res
-        checked = []
-        for chk in plan.checks:
-            res = stats[chk.subset]
-            stat = res[chk.rule.summary] if res is not None else dict.fromkeys(("a", "b", "delta", "lo", "hi"), math.nan)
-            size = sizes[chk.subset] if plan.active else None
-            checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None else None, chk.subset, size))
-        results.append(CandidateResult(c.id, checked))
-        del sb
-    if plan.keep:
-        notes.append(f"Only documents of subset {plan.field} = {', '.join(plan.keep)} were gated (--subset).")
-    if unit == "word":
-        notes.append("Unit: words (SPEC §8): every rule was checked on word CE (the sum of each word's tokens' CE), words paired across checkpoints.")
-    if unit == "byte":
-        notes.append("Unit: bytes (SPEC §8): every rule was checked on per-byte CE (each token's CE spread over its bytes), bytes paired across checkpoints.")
-    return GateResult(
-        base.id, all_rules, rank_candidates(results), ci, n_boot, seed, "/".join(sorted(methods)), require,
-        str(policy) if policy is not None else None, notes, plan.field, plan.table, plan.keep,
-    )
+    stats, sizes = {}, {}
+    for sub, wanted in groups.items():
+        ce_a = plan.rows(xa.value, sub)
+        weights = plan.rows(xa.weight, sub) if xa.weight is not None else None
+        sizes[sub] = len(ce_a) if weights is None else int(weights.sum())
+        if not len(ce_a):
+            stats[sub] = None
+            continue
+        stats[sub] = paired_bootstrap(
+            ce_a, plan.rows(sb.value, sub), plan.rows(xa.doc, sub), list(dict.fromkeys(wanted)), n_boot=st.n_boot, ci=st.ci, seed=st.seed,
+            rank_a=plan.rows(xa.rank, sub) if st.needs_rank else None, rank_b=plan.rows(sb.rank, sub) if st.needs_rank else None,
+            weights=weights,
+        )
+    return stats, sizes
+
+
+def check_rules(plan, stats: dict, sizes: dict) -> list[RuleResult]:
+    """Every check of the plan evaluated on its subset's bootstrap result (NaN where the subset had nothing)."""
+    checked = []
+    for chk in plan.checks:
+        res = stats[chk.subset]
+        stat = res[chk.rule.summary] if res is not None else dict.fromkeys(("a", "b", "delta", "lo", "hi"), math.nan)
+        size = sizes[chk.subset] if plan.active else None
+        checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None else None, chk.subset, size))
+    return checked
 
 
 def pol_where(pol: Policy) -> str:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pctce_cli.errors import PolicyError, UsageError
+from pctce_cli.stats.units import UNITS
 
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
 TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "unit", "rule")
-GATE_UNITS = ("token", "word", "byte")  # what the gate pairs: tokens, or words or bytes across tokenizers (SPEC §8)
 RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
 RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
 REQUIRE = ("all", "any")
@@ -210,6 +210,22 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(doc, key_lines(text), where)
 
 
+def _count(v, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+# the policy's plain settings: key -> (Policy attribute, check, what is expected)
+_SETTINGS = {
+    "baseline": ("baseline", lambda v: isinstance(v, str) and bool(v), 'a checkpoint id string, e.g. baseline = "release-1.3"'),
+    "ci": ("ci", lambda v: _is_number(v) and 0 < v < 1, "a number between 0 and 1, e.g. ci = 0.95"),
+    "bootstrap": ("n_boot", lambda v: _count(v, 1), "a positive integer, e.g. bootstrap = 1000"),
+    "seed": ("seed", lambda v: _count(v, 0), "a non-negative integer"),
+    "require": ("require", lambda v: v in REQUIRE, '"all" or "any"'),
+    # what the gate pairs: tokens, or words or bytes across tokenizers (SPEC §8)
+    "unit": ("unit", lambda v: v in UNITS, '"token", "word" or "byte" (words and bytes pair across tokenizers)'),
+}
+
+
 def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
     """Validate a parsed policy document.
 
@@ -238,39 +254,20 @@ def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
         loc = at(("top", key))
         if key not in TOP_KEYS:
             raise PolicyError(f"{loc}: unknown key '{key}' (expected {', '.join(TOP_KEYS)})")
-        if key == "baseline":
-            if not isinstance(v, str) or not v:
-                raise PolicyError(f"{loc}: baseline must be a checkpoint id string, e.g. baseline = \"release-1.3\" ({_got(v)})")
-            pol.baseline = v
+        if key in _SETTINGS:
+            attr, ok, expected = _SETTINGS[key]
+            if not ok(v):
+                raise PolicyError(f"{loc}: {key} must be {expected} ({_got(v)})")
+            setattr(pol, attr, float(v) if key == "ci" else v)
         elif key == "candidate":
             items = [v] if isinstance(v, str) else v
             if not isinstance(items, list) or not items or not all(isinstance(x, str) and x for x in items):
                 raise PolicyError(f"{loc}: candidate must be a glob or an array of globs, e.g. candidate = [\"run-b.*\"] ({_got(v)})")
             pol.candidates = list(items)
-        elif key == "ci":
-            if not _is_number(v) or not 0 < v < 1:
-                raise PolicyError(f"{loc}: ci must be a number between 0 and 1, e.g. ci = 0.95 ({_got(v)})")
-            pol.ci = float(v)
-        elif key == "bootstrap":
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise PolicyError(f"{loc}: bootstrap must be a positive integer, e.g. bootstrap = 1000 ({_got(v)})")
-            pol.n_boot = v
-        elif key == "seed":
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise PolicyError(f"{loc}: seed must be a non-negative integer ({_got(v)})")
-            pol.seed = v
-        elif key == "require":
-            if v not in REQUIRE:
-                raise PolicyError(f"{loc}: require must be \"all\" or \"any\" ({_got(v)})")
-            pol.require = v
         elif key == "subset_field":
             if not isinstance(v, str) or not v or "=" in v:
                 raise PolicyError(f"{loc}: subset_field must name a subset field, e.g. subset_field = \"domain\" ({_got(v)})")
             pol.subset_field, pol.subset_field_at = v, loc
-        elif key == "unit":
-            if v not in GATE_UNITS:
-                raise PolicyError(f"{loc}: unit must be \"token\", \"word\" or \"byte\" (words and bytes pair across tokenizers) ({_got(v)})")
-            pol.unit = v
         elif key == "rule":
             if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
                 raise PolicyError(f"{loc}: 'rule' must be an array of tables: write each rule under a [[ rule ]] header")

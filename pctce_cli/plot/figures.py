@@ -84,6 +84,53 @@ def ecdf_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None 
     return fig
 
 
+def _trajectory_lines(rows, summaries, runs, vs) -> tuple[dict, list, Mapping | None]:
+    """``(run → its rows by step, step-less rows, the reference row or None)``, checked.
+
+    Raises:
+        UsageError: ``vs`` is unknown, a summary is missing, or no checkpoint has a step.
+    """
+    ids = [r["checkpoint"] for r in rows]
+    if vs is not None and vs not in ids:
+        raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+    for s in summaries:
+        if any(s not in r for r in rows):
+            raise UsageError(f"--summaries: no summary '{s}' for the selected checkpoints")
+    by_run: dict[str, list[Mapping]] = {}
+    flat = []
+    for r in rows:
+        if r["checkpoint"] == vs:
+            continue
+        if r.get("step") is not None:
+            by_run.setdefault(runs.get(r["checkpoint"]) or r["checkpoint"], []).append(r)
+        else:
+            flat.append(r)
+    if not by_run:
+        raise UsageError(
+            "trajectory needs checkpoints with a training step (score run directories holding "
+            "checkpoint-*/step_* subdirectories); none of the selected checkpoints has one"
+        )
+    for items in by_run.values():
+        items.sort(key=lambda r: r["step"])
+    return by_run, flat, rows[ids.index(vs)] if vs is not None else None
+
+
+def _run_line(ax, items, s: str, color, run: str, ref) -> bool:
+    """One run's line of summary ``s``; the first step below the reference (after starting above) circled. Returns whether one was."""
+    steps = [r["step"] for r in items]
+    vals = [r[s] for r in items]
+    ax.plot(steps, vals, marker="o", ms=4, lw=1.6, color=color, label=run)
+    if ref is None:
+        return False
+    below = [k for k, v in enumerate(vals) if v < ref[s]]
+    if not below or below[0] == 0:
+        return False
+    k = below[0]
+    ax.plot([steps[k]], [vals[k]], marker="o", ms=13, mfc="none", mec=color, mew=2, ls="none", label="_mark")
+    ax.annotate(f"step {steps[k]:,}", (steps[k], vals[k]), xytext=(6, -14), textcoords="offset points", fontsize=8, color=color)
+    return True
+
+
 def trajectory_figure(
     rows: Sequence[Mapping],
     summaries: Sequence[str],
@@ -115,30 +162,8 @@ def trajectory_figure(
     """
     from matplotlib.lines import Line2D
 
-    ids = [r["checkpoint"] for r in rows]
-    if vs is not None and vs not in ids:
-        raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
-    for s in summaries:
-        if any(s not in r for r in rows):
-            raise UsageError(f"--summaries: no summary '{s}' for the selected checkpoints")
-    by_run: dict[str, list[Mapping]] = {}
-    flat = []
-    for r in rows:
-        if r["checkpoint"] == vs:
-            continue
-        if r.get("step") is not None:
-            by_run.setdefault(runs.get(r["checkpoint"]) or r["checkpoint"], []).append(r)
-        else:
-            flat.append(r)
-    if not by_run:
-        raise UsageError(
-            "trajectory needs checkpoints with a training step (score run directories holding "
-            "checkpoint-*/step_* subdirectories); none of the selected checkpoints has one"
-        )
-    for items in by_run.values():
-        items.sort(key=lambda r: r["step"])
+    by_run, flat, ref = _trajectory_lines(rows, summaries, runs, vs)
     colors = colors or color_map(list(by_run) + [r["checkpoint"] for r in flat])
-    ref = rows[ids.index(vs)] if vs is not None else None
     n = len(summaries)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -148,16 +173,7 @@ def trajectory_figure(
         crossed = False
         for ax, s in zip(axes, summaries):
             for run, items in by_run.items():
-                steps = [r["step"] for r in items]
-                vals = [r[s] for r in items]
-                ax.plot(steps, vals, marker="o", ms=4, lw=1.6, color=colors[run], label=run)
-                if ref is not None:
-                    below = [k for k, v in enumerate(vals) if v < ref[s]]
-                    if below and below[0] > 0:
-                        k = below[0]
-                        crossed = True
-                        ax.plot([steps[k]], [vals[k]], marker="o", ms=13, mfc="none", mec=colors[run], mew=2, ls="none", label="_mark")
-                        ax.annotate(f"step {steps[k]:,}", (steps[k], vals[k]), xytext=(6, -14), textcoords="offset points", fontsize=8, color=colors[run])
+                crossed |= _run_line(ax, items, s, colors[run], run, ref)
             for r in flat:
                 ax.axhline(r[s], color=colors[r["checkpoint"]], ls=":", lw=1.4, label=r["checkpoint"])
             if ref is not None:

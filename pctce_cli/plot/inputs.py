@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pctce_cli.errors import DataError
+from pctce_cli.units import unit_named
 
 # CE below this is drawn at it on log axes (CE can be exactly 0 in float32)
 CE_FLOOR = 1e-6
@@ -27,7 +28,7 @@ WORD_HIST_EDGES = np.logspace(-6, 4, 10 * BINS_PER_DECADE + 1)
 
 def hist_edges(unit: str = "token") -> np.ndarray:
     """The histogram bin edges of a unit's distribution (:data:`HIST_EDGES`, words :data:`WORD_HIST_EDGES`)."""
-    return WORD_HIST_EDGES if unit == "word" else HIST_EDGES
+    return WORD_HIST_EDGES if unit_named(unit).sums_tokens else HIST_EDGES
 
 
 @dataclass
@@ -105,8 +106,7 @@ def distribution(ck_id: str, ce, edges: Sequence[float] | None = None, n_points:
     w = None if weights is None else np.asarray(weights).astype(np.int64, copy=False)
     n = int(ce.size if w is None else w.sum())
     if n == 0:
-        what = "targets" if unit == "token" else f"{unit}s"
-        raise DataError(f"'{ck_id}' holds no {what}; nothing to plot")
+        raise DataError(f"'{ck_id}' holds no {unit_named(unit).plural}; nothing to plot")
     ce64 = ce.astype(np.float64)
     weight = np.ones(ce.size, np.int64) if w is None else w
     mean = float(ce64.mean()) if w is None else float(np.dot(ce64, w) / n)
@@ -147,13 +147,12 @@ def unit_distribution(ck_id: str, u, edges: Sequence[float] | None = None, unit:
         unit: ``token``, ``word`` (word CEs) or ``byte`` (``ce / nbytes`` weighted by ``nbytes``).
         part: A :class:`pctce_cli.analysis.subsets.Part`: only its rows.
     """
-    from pctce_cli.analysis.units import unit_values
-
     take = part.take if part is not None else (lambda x: x)
-    if unit == "token":
+    unit = unit_named(unit)
+    if not unit.spans:
         return distribution(ck_id, take(u.ce), edges)
-    values, weights = unit_values(take(u.ce), take(u.doc), take(u.word), take(u.nbytes), unit)
-    return distribution(ck_id, values, edges, weights=weights, unit=unit)
+    values, weights = unit.distribution(take(u.ce), take(u.doc), take(u.word), take(u.nbytes))
+    return distribution(ck_id, values, edges, weights=weights, unit=unit.name)
 
 
 def load_unit_scores(ck, unit: str = "token", columns: Sequence[str] = ("ce",)):
@@ -162,11 +161,7 @@ def load_unit_scores(ck, unit: str = "token", columns: Sequence[str] = ("ce",)):
     Raises:
         UsageError: words or bytes of a checkpoint without byte spans (the message says why and what to do).
     """
-    from pctce_cli.store import load_scores, load_units
-
-    if unit == "token":
-        return load_scores(ck.root, ck.partition, columns=tuple(columns))
-    return load_units(ck.root, ck.partition, unit)
+    return unit_named(unit).load_arrays(ck, columns)
 
 
 def distributions(cks, edges: Sequence[float] | None = None, unit: str = "token") -> list[Distribution]:

@@ -12,6 +12,7 @@ import html
 import io
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pctce_cli import atomic
@@ -21,6 +22,10 @@ from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figur
 from pctce_cli.plot.inputs import distributions, trajectory_rows
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
 from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, run_of, style, what_was_scored
+from pctce_cli.parse import parse_summary_list
+from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET, DEFAULT_SUMMARIES, TRAJECTORY_SUMMARIES
+from pctce_cli.stats.summaries import summary_columns
+from pctce_cli.units import unit_named
 
 KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands")
 OUTPUT_SUFFIXES = (".png", ".svg", ".html")
@@ -66,69 +71,103 @@ def plot_figure(
             a token-only summary (``top1``) in words or bytes, or words/bytes of
             a checkpoint without byte spans.
     """
-    from pctce_cli.analysis.select import resolve_task
-    from pctce_cli.analysis.summary import summaries_table
-    from pctce_cli.analysis.units import check_unit, check_unit_summaries
-    from pctce_cli.parse import parse_summary_list
-
     if kind not in KINDS:
         raise UsageError(f"unknown plot kind '{kind}' (expected one of: {', '.join(KINDS)})")
-    check_unit(unit)
+    unit_named(unit)
     require_matplotlib()
     if not cks:
         raise UsageError("no checkpoints selected")
     if subsets.split and kind not in BY_KINDS:
         raise UsageError(f"plot {kind} --by: one panel per subset is drawn for {', '.join(BY_KINDS)}; plot one subset with --subset VALUE")
-    colors = colors or checkpoint_colors(cks)
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
-    notes = notes if notes is not None else []
-    if subsets.active and kind in BY_KINDS:
-        panels, ns = subset_distributions(cks, subsets, edges, unit)
-        if not panels:
-            raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
-        if subsets.split:
-            panels, more = cap_panels(panels, subsets.field)
-            notes += ns + more
-            title = plot_title(kind, unit, scored, by=subsets.field)
-            if kind == "ecdf":
-                return subset_ecdf_figure(panels, subsets.field, colors, title)
-            if kind == "shape":
-                return subset_shape_figure(panels, subsets.field, colors, title)
-            dists, colors = flatten_panels(panels, colors)
-            return bands_figure(dists, edges, colors, title)
-        notes += ns
-        dists = panels[0][1]
-    elif kind in BY_KINDS:
-        dists = distributions(cks, edges, unit)
+    p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored)
     if kind in BY_KINDS:
-        title = plot_title(kind, unit, scored)
-        if kind == "ecdf":
-            return ecdf_figure(dists, colors, title)
-        if kind == "shape":
-            return shape_figure(dists, colors, title)
-        return bands_figure(dists, edges, colors, title)
-    if kind == "trajectory":
-        names = parse_summary_list(summaries, ["mean", "p50", "p95"], "--summaries")
-        check_unit_summaries(names, unit, "--summaries")
-        runs = {c.id: run_of(c) for c in cks}
-        rows = trajectory_rows(cks, names, subsets, notes, unit)
-        return trajectory_figure(rows, names, runs, vs, colors, plot_title(kind, unit, scored), unit)
-    if kind == "concord":
-        names = parse_summary_list(summaries, ["mean", "p50", "p90", "p95", "p99"], "--summaries")
-        check_unit_summaries(names, unit, "--summaries")
-        if len(cks) < 2:
-            raise UsageError(f"concordance needs at least 2 checkpoints, got {len(cks)}")
-        needed = list(dict.fromkeys([*names, "mean", "p50", "p95"]))
-        table = summaries_table(cks, None, needed, meta_columns=False, subsets=subsets, notes=notes, unit=unit)
-        return concord_figure(table, names, ["mean", "p50", "p95"], plot_title(kind, unit, scored))
-    # agreement
-    if task is None:
-        raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
+        return _distribution_plot(kind, p)
+    return SUMMARY_PLOTS[kind](p)
+
+
+@dataclass
+class _Inputs:
+    """The options of :func:`plot_figure`, as its builders take them."""
+
+    cks: list
+    summaries: Sequence[str] | None
+    vs: str | None
+    task: str | None
+    higher_is_better: bool
+    edges: Sequence[float] | None
+    colors: Mapping[str, str]
+    subsets: Subsets
+    notes: list[str]
+    unit: str
+    scored: str
+
+    def title(self, kind: str, **kw) -> str:
+        return plot_title(kind, self.unit, self.scored, **kw)
+
+
+def _distribution_plot(kind: str, p: _Inputs) -> object:
+    """``ecdf``, ``shape`` or ``bands``: one figure of every checkpoint's distribution, or one panel per subset (``--by``)."""
+    if p.subsets.active:
+        panels, ns = subset_distributions(p.cks, p.subsets, p.edges, p.unit)
+        if not panels:
+            raise UsageError(f"--subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets")
+        if p.subsets.split:
+            panels, more = cap_panels(panels, p.subsets.field)
+            p.notes += ns + more
+            title = p.title(kind, by=p.subsets.field)
+            if kind == "ecdf":
+                return subset_ecdf_figure(panels, p.subsets.field, p.colors, title)
+            if kind == "shape":
+                return subset_shape_figure(panels, p.subsets.field, p.colors, title)
+            dists, colors = flatten_panels(panels, p.colors)
+            return bands_figure(dists, p.edges, colors, title)
+        p.notes += ns
+        dists = panels[0][1]
+    else:
+        dists = distributions(p.cks, p.edges, p.unit)
+    title = p.title(kind)
+    if kind == "ecdf":
+        return ecdf_figure(dists, p.colors, title)
+    if kind == "shape":
+        return shape_figure(dists, p.colors, title)
+    return bands_figure(dists, p.edges, p.colors, title)
+
+
+def _trajectory_plot(p: _Inputs) -> object:
+    names = parse_summary_list(p.summaries, list(TRAJECTORY_SUMMARIES), "--summaries")
+    unit_named(p.unit).check_summaries(names, "--summaries")
+    runs = {c.id: run_of(c) for c in p.cks}
+    rows = trajectory_rows(p.cks, names, p.subsets, p.notes, p.unit)
+    return trajectory_figure(rows, names, runs, p.vs, p.colors, p.title("trajectory"), p.unit)
+
+
+def _concord_plot(p: _Inputs) -> object:
+    from pctce_cli.analysis.summary import summaries_table
+
+    names = parse_summary_list(p.summaries, list(DEFAULT_SUMMARIES), "--summaries")
+    unit_named(p.unit).check_summaries(names, "--summaries")
+    if len(p.cks) < 2:
+        raise UsageError(f"concordance needs at least 2 checkpoints, got {len(p.cks)}")
+    needed = list(dict.fromkeys([*names, *DEFAULT_CONCORDANCE_SET]))
+    table = summaries_table(p.cks, None, needed, meta_columns=False, subsets=p.subsets, notes=p.notes, unit=p.unit)
+    return concord_figure(table, names, list(DEFAULT_CONCORDANCE_SET), p.title("concord"))
+
+
+def _agreement_plot(p: _Inputs) -> object:
+    from pctce_cli.analysis.select import resolve_task
+    from pctce_cli.analysis.summary import summaries_table
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    table = summaries_table(cks, None, ["mean", *[f"p{q}" for q in AGREEMENT_PERCENTILES]], subsets=subsets, notes=notes, unit=unit)
-    col = resolve_task(table, task)
-    return agreement_figure(table, col, higher_is_better, plot_title(kind, unit, scored, task=task), unit)
+    if p.task is None:
+        raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
+    table = summaries_table(p.cks, None, summary_columns(AGREEMENT_PERCENTILES), subsets=p.subsets, notes=p.notes, unit=p.unit)
+    col = resolve_task(table, p.task)
+    return agreement_figure(table, col, p.higher_is_better, p.title("agreement", task=p.task), p.unit)
+
+
+# the kinds drawn from summaries (the others, BY_KINDS, from each checkpoint's distribution)
+SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot}
 
 
 # ---------------------------------------------------------------- rendering and writing
@@ -281,4 +320,4 @@ def save_plot(kind: str, cks, out: str | Path, dpi: int = 150, **options) -> Pat
     require_matplotlib()
     fig = plot_figure(kind, cks, **options)
     unit = options.get("unit", "token")
-    return save_figure(fig, out, f"pctce plot {kind}: {what_was_scored(cks)}" + (f", per {unit}" if unit != "token" else ""), dpi)
+    return save_figure(fig, out, f"pctce plot {kind}: {what_was_scored(cks)}" + unit_named(unit).per_comma, dpi)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pctce_cli.errors import UsageError
+from pctce_cli.units import unit_named
 
 INSTALL_HINT = "plotting needs matplotlib: pip install 'pctce[plot]'"
 
@@ -158,7 +159,7 @@ def data_names(cks) -> str:
     """Short names of the scored data files, e.g. ``val.jsonl`` (``+2 more`` past three)."""
     names: list[str] = []
     for c in cks:
-        for f in (c.manifest.get("data") or {}).get("files") or []:
+        for f in c.manifest.data_files:
             name = Path(str(f)).name
             if name not in names:
                 names.append(name)
@@ -178,17 +179,9 @@ def what_was_scored(cks) -> str:
     """
     n = len(cks)
     what = f"{cks[0].id}" if n == 1 else f"{n} checkpoints"
-    settings = (cks[0].manifest.get("settings") or {}) if cks else {}
+    settings = cks[0].manifest.settings if cks else {}
     kind = " (answer-only CE)" if settings.get("completion_field") else ""
     return f"{what} on {data_names(cks)}{kind}"
-
-
-# how each unit (SPEC §8) is named in titles and on axes
-_UNIT_TEXT = {
-    "token": {"ce": "CE", "CE": "CE", "per": "per-token CE", "axis": "per-token CE (nats{})", "noun": "target", "nats": "nats"},
-    "word": {"ce": "per-word CE", "CE": "Per-word CE", "per": "CE per word", "axis": "CE per word (nats{})", "noun": "word", "nats": "nats per word"},
-    "byte": {"ce": "per-byte CE", "CE": "Per-byte CE", "per": "CE per byte", "axis": "CE per byte (nats per byte{})", "noun": "byte", "nats": "nats per byte"},
-}
 
 
 def unit_text(unit: str, key: str) -> str:
@@ -198,7 +191,7 @@ def unit_text(unit: str, key: str) -> str:
         >>> unit_text("token", "ce"), unit_text("word", "noun"), unit_text("byte", "nats")
         ('CE', 'word', 'nats per byte')
     """
-    return _UNIT_TEXT[unit][key]
+    return unit_named(unit).labels[key]
 
 
 def ce_axis(unit: str = "token", extra: str = "") -> str:
@@ -208,7 +201,7 @@ def ce_axis(unit: str = "token", extra: str = "") -> str:
         >>> ce_axis("token", ", log scale"), ce_axis("word"), ce_axis("byte", ", log")
         ('per-token CE (nats, log scale)', 'CE per word (nats)', 'CE per byte (nats per byte, log)')
     """
-    return _UNIT_TEXT[unit]["axis"].format(extra)
+    return unit_named(unit).labels["axis"].format(extra)
 
 
 def plot_title(kind: str, unit: str, scored: str, by: str | None = None, task: str | None = None) -> str:
@@ -219,11 +212,12 @@ def plot_title(kind: str, unit: str, scored: str, by: str | None = None, task: s
         ('CE distribution of a on val.jsonl', 'Mass in per-word CE bands by domain of a on val.jsonl')
     """
     ce, big = unit_text(unit, "ce"), unit_text(unit, "CE")
-    which = "" if unit == "token" else f"{ce} "
+    titled = unit_named(unit).titled
+    which = f"{ce} " if titled else ""
     of = f" by {by} of {scored}" if by else f" of {scored}"
     titles = {
         "ecdf": f"{big} distribution{of}",
-        "trajectory": ("Summaries" if unit == "token" else f"{big} summaries") + f" over training of {scored}",
+        "trajectory": (f"{big} summaries" if titled else "Summaries") + f" over training of {scored}",
         "concord": f"Concordance of {which}summaries across {scored}",
         "agreement": f"Agreement of {ce} summaries with {task} across {scored}",
         "shape": f"Standardized {which}percentile profiles{of}",
@@ -254,7 +248,7 @@ def summary_label(name: str, unit: str = "token") -> str:
     if p.kind == "z":
         return f"{p.name} = (p{p.name[1:]} − p50) / IQR"
     if p.kind == "ppl":
-        return "perplexity exp(mean CE)" if unit == "token" else f"perplexity exp(mean CE per {unit})"
+        return "perplexity exp(mean CE" + (f" per {unit})" if unit_named(unit).titled else ")")
     if p.kind == "top1":
         return "top-1 accuracy (fraction of targets)"
     return f"{p.name} of {ce_axis(unit)}"

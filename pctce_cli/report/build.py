@@ -10,6 +10,8 @@ from pctce_cli import plot
 from pctce_cli.errors import PctceError, UsageError
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
 from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, subset_section
+from pctce_cli.stats.defaults import TRAJECTORY_SUMMARIES
+from pctce_cli.units import Unit, unit_named
 
 # ---------------------------------------------------------------- building
 
@@ -58,22 +60,22 @@ def scored_section(cks) -> Section:
                 "step": c.step,
                 "group": c.group,
                 "run": c.run,
-                "kind": m.get("kind"),
-                "targets": m.get("targets"),
-                "documents": m.get("documents"),
-                "path": m.get("path"),
-                "weights": _short((m.get("fingerprints") or {}).get("weights")),
-                "scored": m.get("created"),
+                "kind": m.kind,
+                "targets": m.targets,
+                "documents": m.documents,
+                "path": m.path,
+                "weights": _short(m.fingerprints.get("weights")),
+                "scored": m.created,
             }
         )
     sec.blocks.append(Table("Checkpoints", rows))
     inputs: dict[tuple, dict] = {}
     for c in cks:
         m = c.manifest
-        fp = m.get("fingerprints") or {}
-        data = m.get("data") or {}
+        fp = m.fingerprints
+        data = m.data
         files = ", ".join(map(str, data.get("files") or [])) or None
-        key = (files, fp.get("data"), fp.get("tokenizer"), m.get("tokenizer_path"))
+        key = (files, fp.get("data"), fp.get("tokenizer"), m.tokenizer_path)
         row = inputs.setdefault(
             key,
             {
@@ -82,14 +84,14 @@ def scored_section(cks) -> Section:
                 "documents": data.get("documents"),
                 "skipped documents": data.get("skipped_documents"),
                 "data fingerprint": _short(fp.get("data")),
-                "tokenizer": m.get("tokenizer_path"),
+                "tokenizer": m.tokenizer_path,
                 "tokenizer fingerprint": _short(fp.get("tokenizer")),
                 "checkpoints": 0,
             },
         )
         row["checkpoints"] += 1
     sec.blocks.append(Table("Data and tokenizer", list(inputs.values())))
-    flat = [(c.id, {**_flat(c.manifest.get("settings") or {}), **_flat(c.manifest.get("versions") or {}, "version of ")}) for c in cks]
+    flat = [(c.id, {**_flat(c.manifest.settings), **_flat(c.manifest.versions, "version of ")}) for c in cks]
     keys = list(dict.fromkeys(k for _, f in flat for k in f))
     settings = []
     for k in keys:
@@ -179,28 +181,26 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence
 
     from pctce_cli.analysis.summary import checkpoint_row, table_percentiles
     from pctce_cli.analysis.units import unit_rows
-    from pctce_cli.store import load_scores, load_units
-
-    unit = options.unit
+    unit = unit_named(options.unit)
     wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
     table_qs = table_percentiles(needed)
-    m = Measured([], [], [], {}, SubsetMeasures(fields, unit), [])
+    m = Measured([], [], [], {}, SubsetMeasures(fields, unit.name), [])
     keep = options.subsets if options.subsets is not None and options.subsets.keep else NO_SUBSETS
     keep = Subsets(keep.field, split=False, keep=keep.keep) if keep.active else keep
     best = None
     for c in cks:
-        s, notes = keep_view(c, load_scores(c.root, c.partition) if unit == "token" else load_units(c.root, c.partition, unit), keep)
+        s, notes = keep_view(c, unit.load_arrays(c, columns=None), keep)
         m.notes += notes
         m.subsets.add(c, s, options.percentiles, options.edges)
-        if unit == "token":
-            m.rows.append(checkpoint_row(c, s, options.percentiles))
-            m.table.append(checkpoint_row(c, s, table_qs, only=needed))
-        else:
+        if unit.spans:
             m.rows += unit_rows(c, options.percentiles, unit, scores=s)[0]
             m.table += unit_rows(c, table_qs, unit, scores=s)[0]
-        m.dists.append(plot.unit_distribution(c.id, s, options.edges, unit))
+        else:
+            m.rows.append(checkpoint_row(c, s, options.percentiles))
+            m.table.append(checkpoint_row(c, s, table_qs, only=needed))
+        m.dists.append(plot.unit_distribution(c.id, s, options.edges, unit.name))
         # the word tail reads the words it lists itself: it needs only the kept documents (--subset)
-        kept = s if unit == "token" else (s.docs["doc"].to_numpy() if keep.active else None)
+        kept = (s.docs["doc"].to_numpy() if keep.active else None) if unit.spans else s
         if c.id in wanted:
             m.tail[c.id] = kept
         elif options.tail_top > 0 and not options.tail_checkpoints and _lower(m.rows[-1]["mean"], best):
@@ -216,13 +216,15 @@ def _lower(mean: float, best: float | None) -> bool:
 
 def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
     """Highest-CE targets of the chosen checkpoints, decoded when tokenizer and data are still there."""
-    from pctce_cli.tail import run_tail, word_tail
+    from pctce_cli.tail import TAIL_UNITS, run_tail, word_tail
 
-    sec = Section("tail", "Tail examples" + (" (highest-CE words)" if options.unit == "word" else ""))
+    unit = unit_named(options.unit)
+    listed = unit.name in TAIL_UNITS  # a byte has no example of its own
+    sec = Section("tail", "Tail examples" + (f" (highest-CE {unit.plural})" if listed and unit.titled else ""))
     if options.tail_top <= 0:
         sec.blocks.append(Text("Tail examples were not requested (--tail-top 0)."))
         return sec
-    if options.unit == "byte":
+    if not listed:
         sec.blocks.append(
             Text(
                 "Tail examples list targets or words: a byte's CE is its token's spread evenly over the token's bytes, "
@@ -235,10 +237,9 @@ def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
     if options.tail_checkpoints:
         picked = _pick_tail(cks, options.tail_checkpoints)
     else:
-        what = "targets" if options.unit == "token" else "words"
-        sec.blocks.append(Text(f"The highest-CE {what} of {picked[0].id}, the checkpoint with the lowest mean {plot.unit_text(options.unit, 'ce')} (choose others with --tail-checkpoint)."))
+        sec.blocks.append(Text(f"The highest-CE {unit.plural} of {picked[0].id}, the checkpoint with the lowest mean {plot.unit_text(options.unit, 'ce')} (choose others with --tail-checkpoint)."))
     for c in picked:
-        if options.unit == "word":  # measured.tail holds the kept documents (--subset), or None for all
+        if unit.spans:  # words: measured.tail holds the kept documents (--subset), or None for all
 
             def tail(decode: bool = True, c=c):
                 return word_tail(c.partition, c.root, options.tail_top, None, decode=decode, only_docs=measured.tail.get(c.id))
@@ -260,6 +261,32 @@ def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
     return sec
 
 
+@dataclass
+class _Build:
+    """What every section builder of :func:`build_report` shares."""
+
+    cks: list
+    options: ReportOptions
+    unit: Unit
+    measured: Measured
+    table: object  # pandas.DataFrame: one row per checkpoint, every needed summary
+    task_col: str | None
+    summaries: list[str]
+    agreement: list[str]
+    plots: "_Plots"
+    colors: dict
+    scored: str
+
+    def title(self, kind: str, **kw) -> str:
+        return plot.plot_title(kind, self.unit.name, self.scored, **kw)
+
+    def add(self, sec: Section, block) -> None:
+        if block is not None:
+            sec.blocks.append(block)
+
+
+
+
 def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     """Compute every section of the report for the selected checkpoints.
 
@@ -273,122 +300,131 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     Raises:
         UsageError: bad options (unknown ``vs``, ``task`` column, tail glob).
     """
-    from pctce_cli.analysis.concord import concord_report
-    from pctce_cli.analysis.select import resolve_task, select_report
-    from pctce_cli.analysis.shape import shape_tables
-    from pctce_cli.analysis.summary import rows_table, summary_report
+    from pctce_cli.analysis.select import resolve_task
+    from pctce_cli.analysis.summary import rows_table
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
-    from pctce_cli.stats.summaries import DEFAULT_EDGES, percentile_name
+    from pctce_cli.stats.summaries import summary_columns
 
     options = options or ReportOptions()
     if not cks:
         raise UsageError("no checkpoints selected")
     if options.tail_top > 0 and options.tail_checkpoints:
         _pick_tail(cks, options.tail_checkpoints)  # a bad glob fails before any work
-    from pctce_cli.analysis.units import check_unit, check_unit_summaries
-
-    unit = check_unit(options.unit)
-    check_unit_summaries(options.set_, unit, "--set")
+    unit = unit_named(options.unit)
+    unit.check_summaries(options.set_, "--set")
     ids = [c.id for c in cks]
     if options.vs is not None and options.vs not in ids:
         raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
-    summaries = ["mean"] + [percentile_name(q) for q in options.percentiles]
-    agreement = ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
-    traj = ["mean", "p50", "p95"]
-    needed = list(dict.fromkeys(summaries + list(options.set_) + traj + (agreement if options.task else [])))
+    summaries = summary_columns(options.percentiles)
+    agreement = summary_columns(AGREEMENT_PERCENTILES)
+    needed = list(dict.fromkeys(summaries + list(options.set_) + list(TRAJECTORY_SUMMARIES) + (agreement if options.task else [])))
     fields, field_notes = report_fields(cks, options.subsets.field if options.subsets is not None and options.subsets.split else None)
     measured = measure(cks, options, needed, fields)
     table = rows_table(cks, measured.table)
-    task_col = resolve_task(table, options.task)
-    plots = _Plots(options.dpi)
-    colors = plot.checkpoint_colors(cks)
-    scored = plot.what_was_scored(cks)
-    warnings = [f"{plots.missing}; the report has no plots"] if plots.missing else []
-
-    def add(sec: Section, block) -> None:
-        if block is not None:
-            sec.blocks.append(block)
-
-    sections = [scored_section(cks)]
-
-    # summaries, the distributions and the trajectories
-    per = "" if unit == "token" else f" (per {unit})"
-    ce, big = plot.unit_text(unit, "ce"), plot.unit_text(unit, "CE")
-    sec = Section("summaries", "Summaries" + per)
-    sec.blocks += _report_blocks(summary_report(cks, options.percentiles, vs=options.vs, rows=measured.rows, unit=unit))
-    dists = measured.dists
-    add(sec, plots.image("ecdf", f"{big} distributions (ECDF and histogram, log CE axis; ◆/dashed = mean, ●/dotted = median)", lambda: plot.ecdf_figure(dists, colors, plot.plot_title("ecdf", unit, scored))))
-    add(
-        sec,
-        plots.image(
-            "trajectory",
-            f"Trajectory of mean, p50 and p95{'' if unit == 'token' else ' of ' + ce} over training" + (f" against {options.vs}" if options.vs else ""),
-            lambda: plot.trajectory_figure(measured.table, traj, {c.id: plot.run_of(c) for c in cks}, options.vs, colors, plot.plot_title("trajectory", unit, scored), unit),
-        ),
+    b = _Build(
+        cks, options, unit, measured, table, resolve_task(table, options.task), summaries, agreement,
+        _Plots(options.dpi), plot.checkpoint_colors(cks), plot.what_was_scored(cks),
     )
-    sections.append(sec)
+    warnings = [f"{b.plots.missing}; the report has no plots"] if b.plots.missing else []
+    sections = [scored_section(cks), summaries_section(b)]
     if fields:
         from pctce_cli.analysis.summary import merge_notes
 
         kept = merge_notes(measured.notes, len(cks))
-        sections.append(subset_section(cks, measured.subsets, options.percentiles, plots, colors, scored, field_notes + kept))
+        sections.append(subset_section(cks, measured.subsets, options.percentiles, b.plots, b.colors, b.scored, field_notes + kept))
+    sections += [concordance_section(b), selection_section(b), shape_section(b), tail_section(cks, measured, options)]
+    return ReportDoc(f"pctce report: {b.scored}" + unit.per_comma, _intro(b), sections, warnings)
 
-    # concordance and its reading
-    sec = Section("concordance", "Concordance" + per)
-    if len(cks) < 2:
-        sec.blocks.append(Text("Concordance needs at least 2 checkpoints."))
-    else:
-        rep = concord_report(table, summaries, list(options.set_), options.agree, options.disagree)
-        sec.blocks.append(
-            Text(
-                f"Reading: C ≥ {options.agree:g} — the summaries tell one story and mean CE is a safe selector; "
-                f"C ≤ {options.disagree:g} — the distribution is being reshaped and the choice of summary changes which checkpoint wins."
-            )
-        )
-        # tied-pair tables that hold only zeros say nothing; C_S's table counts ties anyway
-        rep.sections = [(t, rows) for t, rows in rep.sections if not (t.startswith("Tied pairs") and _all_zero(rows))]
-        sec.blocks += _report_blocks(rep)
-        add(sec, plots.image("concord", "Concordance matrix C(s, s') per group", lambda: plot.concord_figure(table, summaries, list(options.set_), plot.plot_title("concord", unit, scored))))
-    sections.append(sec)
 
-    # selection rules and task agreement
-    sec = Section("selection", "Selection rules" + per)
-    sec.blocks += _report_blocks(
-        select_report(table, summaries, options.task, options.higher_is_better, agreement if task_col else None)
-    )
-    if task_col is None:
-        sec.blocks.append(Text("No task metric given: pass --meta FILE --task COLUMN to add regret and the agreement of each summary with the task."))
-    else:
-        add(
-            sec,
-            plots.image(
-                "agreement",
-                f"Agreement of each {ce} percentile with {options.task}",
-                lambda: plot.agreement_figure(table, task_col, options.higher_is_better, plot.plot_title("agreement", unit, scored, task=options.task), unit),
-            ),
-        )
-    sections.append(sec)
-
-    # shape
-    sec = Section("shape", "Shape" + per)
-    edges = options.edges or DEFAULT_EDGES
-    sec.blocks += _report_blocks(shape_tables(cks, [d.bands for d in dists], [d.profile for d in dists], edges, unit))
-    add(sec, plots.image("shape", "Standardized percentile profiles" + per, lambda: plot.shape_figure(dists, colors, plot.plot_title("shape", unit, scored))))
-    add(sec, plots.image("bands", f"Mass in {ce} bands", lambda: plot.bands_figure(dists, options.edges, colors, plot.plot_title("bands", unit, scored))))
-    sections.append(sec)
-
-    sections.append(tail_section(cks, measured, options))
-
+def _intro(b: _Build) -> list[str]:
     from pctce_cli import __version__
 
+    ids = [c.id for c in b.cks]
     intro = [
-        f"{len(cks)} checkpoint(s) scored on {plot.data_names(cks)}: {', '.join(ids[:12])}{' …' if len(ids) > 12 else ''}.",
-        UNIT_INTRO[unit] + f" Made by pctce {__version__}.",
+        f"{len(b.cks)} checkpoint(s) scored on {plot.data_names(b.cks)}: {', '.join(ids[:12])}{' …' if len(ids) > 12 else ''}.",
+        UNIT_INTRO[b.unit.name] + f" Made by pctce {__version__}.",
     ]
-    if plots.missing:
-        intro.append(f"No plots: {plots.missing}.")
-    if options.subsets is not None and options.subsets.keep:
-        intro.append(f"Only documents of subset {options.subsets.describe()} (--subset): every number is of those documents.")
-    return ReportDoc(f"pctce report: {scored}" + ("" if unit == "token" else f", per {unit}"), intro, sections, warnings)
+    if b.plots.missing:
+        intro.append(f"No plots: {b.plots.missing}.")
+    if b.options.subsets is not None and b.options.subsets.keep:
+        intro.append(f"Only documents of subset {b.options.subsets.describe()} (--subset): every number is of those documents.")
+    return intro
 
 
+def summaries_section(b: _Build) -> Section:
+    """The summary table, the distributions (ECDF and histogram) and the trajectories of mean, p50 and p95."""
+    from pctce_cli.analysis.summary import summary_report
+
+    unit, options, cks = b.unit, b.options, b.cks
+    ce, big = plot.unit_text(unit.name, "ce"), plot.unit_text(unit.name, "CE")
+    sec = Section("summaries", "Summaries" + unit.per)
+    sec.blocks += _report_blocks(summary_report(cks, options.percentiles, vs=options.vs, rows=b.measured.rows, unit=unit.name))
+    dists = b.measured.dists
+    b.add(sec, b.plots.image("ecdf", f"{big} distributions (ECDF and histogram, log CE axis; ◆/dashed = mean, ●/dotted = median)", lambda: plot.ecdf_figure(dists, b.colors, b.title("ecdf"))))
+    b.add(
+        sec,
+        b.plots.image(
+            "trajectory",
+            f"Trajectory of mean, p50 and p95{' of ' + ce if unit.titled else ''} over training" + (f" against {options.vs}" if options.vs else ""),
+            lambda: plot.trajectory_figure(b.measured.table, list(TRAJECTORY_SUMMARIES), {c.id: plot.run_of(c) for c in cks}, options.vs, b.colors, b.title("trajectory"), unit.name),
+        ),
+    )
+    return sec
+
+
+def concordance_section(b: _Build) -> Section:
+    """Concordance of the summaries, its reading and the matrix plot (two checkpoints at least)."""
+    from pctce_cli.analysis.concord import concord_report
+
+    options = b.options
+    sec = Section("concordance", "Concordance" + b.unit.per)
+    if len(b.cks) < 2:
+        sec.blocks.append(Text("Concordance needs at least 2 checkpoints."))
+        return sec
+    rep = concord_report(b.table, b.summaries, list(options.set_), options.agree, options.disagree)
+    sec.blocks.append(
+        Text(
+            f"Reading: C ≥ {options.agree:g} — the summaries tell one story and mean CE is a safe selector; "
+            f"C ≤ {options.disagree:g} — the distribution is being reshaped and the choice of summary changes which checkpoint wins."
+        )
+    )
+    # tied-pair tables that hold only zeros say nothing; C_S's table counts ties anyway
+    rep.sections = [(t, rows) for t, rows in rep.sections if not (t.startswith("Tied pairs") and _all_zero(rows))]
+    sec.blocks += _report_blocks(rep)
+    b.add(sec, b.plots.image("concord", "Concordance matrix C(s, s') per group", lambda: plot.concord_figure(b.table, b.summaries, list(options.set_), b.title("concord"))))
+    return sec
+
+
+def selection_section(b: _Build) -> Section:
+    """The selection rules and, with a task metric, the agreement of each summary with it."""
+    from pctce_cli.analysis.select import select_report
+
+    options = b.options
+    sec = Section("selection", "Selection rules" + b.unit.per)
+    sec.blocks += _report_blocks(select_report(b.table, b.summaries, options.task, options.higher_is_better, b.agreement if b.task_col else None))
+    if b.task_col is None:
+        sec.blocks.append(Text("No task metric given: pass --meta FILE --task COLUMN to add regret and the agreement of each summary with the task."))
+        return sec
+    b.add(
+        sec,
+        b.plots.image(
+            "agreement",
+            f"Agreement of each {plot.unit_text(b.unit.name, 'ce')} percentile with {options.task}",
+            lambda: plot.agreement_figure(b.table, b.task_col, options.higher_is_better, b.title("agreement", task=options.task), b.unit.name),
+        ),
+    )
+    return sec
+
+
+def shape_section(b: _Build) -> Section:
+    """Mass in CE bands, the standardized profiles and their plots."""
+    from pctce_cli.analysis.shape import shape_tables
+    from pctce_cli.stats.summaries import DEFAULT_EDGES
+
+    dists, per = b.measured.dists, b.unit.per
+    sec = Section("shape", "Shape" + per)
+    edges = b.options.edges or DEFAULT_EDGES
+    sec.blocks += _report_blocks(shape_tables(b.cks, [d.bands for d in dists], [d.profile for d in dists], edges, b.unit.name))
+    b.add(sec, b.plots.image("shape", "Standardized percentile profiles" + per, lambda: plot.shape_figure(dists, b.colors, b.title("shape"))))
+    b.add(sec, b.plots.image("bands", f"Mass in {plot.unit_text(b.unit.name, 'ce')} bands", lambda: plot.bands_figure(dists, b.options.edges, b.colors, b.title("bands"))))
+    return sec

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, DEFAULT_PERCENTILES
 
 SECTIONS = (
@@ -104,8 +105,8 @@ class ReportOptions:
     tail_top: int = 10
     tail_checkpoints: Sequence[str] = ()
     context: int = 20
-    agree: float = 0.8
-    disagree: float = 0.6
+    agree: float = CONCORDANCE_AGREE
+    disagree: float = CONCORDANCE_DISAGREE
     dpi: int = 110
     subsets: object = None  # Subsets, or None: the stored subset fields, every document
     unit: str = "token"

@@ -12,8 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 from pctce_cli.analysis.subsets import Subsets, split_scores, subset_fields
 from pctce_cli.report.doc import Notes, Section, Table, Text
+from pctce_cli.units import unit_named
 
 MAX_FIELDS = 4  # subset fields shown by default; --by FIELD picks one
 SUBSET_SECTION = ("subsets", "Subsets")
@@ -39,15 +42,12 @@ def keep_view(c, s, keep: Subsets):
 
 
 def _view(s, part):
-    """One subset's rows of loaded :class:`~pctce_cli.store.Scores` or :class:`~pctce_cli.store.UnitScores`."""
-    from dataclasses import replace
+    """One subset's rows of loaded :class:`~pctce_cli.store.Scores` or :class:`~pctce_cli.store.UnitScores`: every per-row array cut, its documents."""
+    from dataclasses import fields, replace
 
-    from pctce_cli.compare import scores_view
-    from pctce_cli.store import UnitScores
-
-    if not isinstance(s, UnitScores):
-        return scores_view(s, part)
-    return replace(s, doc=part.take(s.doc), ce=part.take(s.ce), nbytes=part.take(s.nbytes), word=part.take(s.word), docs=part.docs)
+    n = len(s.ce)
+    cut = {f.name: part.take(v) for f in fields(s) if isinstance(v := getattr(s, f.name), np.ndarray) and len(v) == n}
+    return replace(s, docs=part.docs, **cut)
 
 
 class SubsetMeasures:
@@ -72,7 +72,7 @@ class SubsetMeasures:
             self.notes[f] += [f"{c.id}: {n}" for n in notes]
             for p in parts:
                 view = _view(s, p)
-                row = checkpoint_row(c, view, percentiles) if self.unit == "token" else unit_rows(c, percentiles, self.unit, scores=view)[0][0]
+                row = unit_rows(c, percentiles, self.unit, scores=view)[0][0] if unit_named(self.unit).spans else checkpoint_row(c, view, percentiles)
                 self.rows[f].append({"checkpoint": row.pop("checkpoint"), "step": row.pop("step"), "group": row.pop("group"), "subset": p.label, **row})
                 try:
                     self.panels[f].setdefault(p.label, []).append(plot.unit_distribution(c.id, view, edges, self.unit))
@@ -90,8 +90,8 @@ def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: s
     from pctce_cli.analysis.summary import merge_notes, summary_report
 
     unit = m.unit
-    what = "targets" if unit == "token" else f"{unit}s"
-    sec = Section(SUBSET_SECTION[0], SUBSET_SECTION[1] + ("" if unit == "token" else f" (per {unit})"))
+    what = unit_named(unit).plural
+    sec = Section(SUBSET_SECTION[0], SUBSET_SECTION[1] + unit_named(unit).per)
     sec.blocks.append(
         Text(
             f"Every target belongs to its document's subset; a subset's summaries are SPEC §2's over its documents' {what}, "

@@ -300,42 +300,57 @@ def score_documents(
     doc_offsets = np.array([d.offset for d in documents], dtype=np.int64)
     parts = []
     for batch in plan_batches(windows, batch_tokens):
-        ids, mask, rows, cols, targets, tgt_doc, tgt_pos = _batch_tensors(batch, documents, pad_id)
-        dev = adapter.device
-        ids_t = torch.from_numpy(ids).to(dev)
-        mask_t = torch.from_numpy(mask).to(dev)
-        rows_t = torch.from_numpy(rows).to(dev)
-        cols_t = torch.from_numpy(cols).to(dev)
-        targets_t = torch.from_numpy(targets).to(dev)
-        ce_parts, rank_parts, done = [], [], 0
-        try:
-            with torch.inference_mode():
-                for logits in adapter.logits_chunks(ids_t, mask_t, rows_t, cols_t):  # (C, V)
-                    c = logits.shape[0]
-                    ce, rank = ce_and_rank(logits, targets_t[done : done + c])
-                    ce_parts.append(ce.cpu())
-                    rank_parts.append(rank.cpu())
-                    done += c
-        except torch.OutOfMemoryError:
-            raise ScoringError(
-                f"{label}: out of memory with --batch-tokens {batch_tokens} "
-                f"(longest window {batch[0].length} tokens); try a smaller --batch-tokens"
-            ) from None
-        except RuntimeError as e:
-            if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower():
-                raise ScoringError(
-                    f"{label}: out of memory with --batch-tokens {batch_tokens}; "
-                    "try a smaller --batch-tokens"
-                ) from None
-            raise
-        ce = torch.cat(ce_parts).numpy()
-        if not np.isfinite(ce).all():
-            bad = int(np.flatnonzero(~np.isfinite(ce))[0])
-            doc = documents[int(tgt_doc[bad])]
-            raise ScoringError(f"{label}: non-finite CE at document {doc.index} ({doc.source}); {_non_finite_advice(adapter)}")
-        parts.append((tgt_doc, tgt_pos - doc_offsets[tgt_doc], targets, ce, torch.cat(rank_parts).numpy()))
+        tgt_doc, tgt_pos, targets, ce, rank = _score_batch(adapter, batch, documents, pad_id, batch_tokens, label)
+        parts.append((tgt_doc, tgt_pos - doc_offsets[tgt_doc], targets, ce, rank))
         if progress is not None:
             progress(len(ce))
+    return _assemble(parts, documents, units, t0)
+
+
+def _score_batch(adapter: ModelAdapter, batch, documents: Sequence[Document], pad_id: int, batch_tokens: int, label: str):
+    """One forward pass: ``(target doc, target position, target token, CE, rank)`` of a batch of windows.
+
+    Raises:
+        ScoringError: out of memory, or a non-finite CE (named with its document).
+    """
+    ids, mask, rows, cols, targets, tgt_doc, tgt_pos = _batch_tensors(batch, documents, pad_id)
+    dev = adapter.device
+    ids_t = torch.from_numpy(ids).to(dev)
+    mask_t = torch.from_numpy(mask).to(dev)
+    rows_t = torch.from_numpy(rows).to(dev)
+    cols_t = torch.from_numpy(cols).to(dev)
+    targets_t = torch.from_numpy(targets).to(dev)
+    ce_parts, rank_parts, done = [], [], 0
+    try:
+        with torch.inference_mode():
+            for logits in adapter.logits_chunks(ids_t, mask_t, rows_t, cols_t):  # (C, V)
+                c = logits.shape[0]
+                ce, rank = ce_and_rank(logits, targets_t[done : done + c])
+                ce_parts.append(ce.cpu())
+                rank_parts.append(rank.cpu())
+                done += c
+    except torch.OutOfMemoryError:
+        raise ScoringError(
+            f"{label}: out of memory with --batch-tokens {batch_tokens} "
+            f"(longest window {batch[0].length} tokens); try a smaller --batch-tokens"
+        ) from None
+    except RuntimeError as e:
+        if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower():
+            raise ScoringError(
+                f"{label}: out of memory with --batch-tokens {batch_tokens}; "
+                "try a smaller --batch-tokens"
+            ) from None
+        raise
+    ce = torch.cat(ce_parts).numpy()
+    if not np.isfinite(ce).all():
+        bad = int(np.flatnonzero(~np.isfinite(ce))[0])
+        doc = documents[int(tgt_doc[bad])]
+        raise ScoringError(f"{label}: non-finite CE at document {doc.index} ({doc.source}); {_non_finite_advice(adapter)}")
+    return tgt_doc, tgt_pos, targets, ce, torch.cat(rank_parts).numpy()
+
+
+def _assemble(parts: list, documents: Sequence[Document], units: bool, t0: float) -> ScoredShard:
+    """The batches' rows sorted by (document, position), with the per-document table (timed from ``t0``)."""
     if parts:
         doc_k, pos, token, ce, rank = (np.concatenate(x) for x in zip(*parts))
     else:

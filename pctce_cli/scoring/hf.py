@@ -7,7 +7,6 @@ analysis commands start fast without them.
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,11 +311,6 @@ class HFAdapter:
             logits = self._full_logits(input_ids, attention_mask)  # (B, T, V) in the model's dtype
             for s in range(0, rows.shape[0], self.chunk):
                 yield logits[rows[s : s + self.chunk], cols[s : s + self.chunk]].float()  # (C, V)
-
-
-def configure_torch_logging() -> None:
-    """Keep torch/transformers chatter out of the user's terminal."""
-    logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

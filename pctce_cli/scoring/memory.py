@@ -3,8 +3,8 @@
 :func:`score_in_memory` is what :func:`pctce_cli.api.score_model` and the
 training callback run: the settings are resolved as ``pctce score`` resolves
 them (:func:`scoring_settings`), this rank's shards go through the one loop
-(:func:`pctce_cli.scoring.run.score_shards`) into a
-:class:`~pctce_cli.scoring.run.MemorySink`, and every rank's parts are
+(:func:`pctce_cli.scoring.loop.score_shards`) into a
+:class:`~pctce_cli.scoring.loop.MemorySink`, and every rank's parts are
 gathered into one :class:`~pctce_cli.scoring.result.ScoreResult`. Torch is
 imported inside the functions.
 """
@@ -19,7 +19,7 @@ from pctce_cli.errors import ScoringError, UsageError
 from pctce_cli.scoring.options import ScoreOptions, identity_settings, plan_shards, resolve_batch_tokens, validate_options
 from pctce_cli.scoring.partition import engine_info, versions
 from pctce_cli.scoring.result import ScoreResult, assemble
-from pctce_cli.scoring.run import MemorySink, ShardScorer, first_error, my_shards, pad_id_of, score_shards
+from pctce_cli.scoring.loop import MemorySink, ShardScorer, first_error, my_shards, pad_id_of, score_shards
 from pctce_cli.scoring.validation import ValidationData
 
 # Tensors up to this size are hashed whole by model_fingerprint; larger ones by sampled blocks.
@@ -129,8 +129,20 @@ def score_in_memory(
         progress=progress,
         units=vd.units["available"],
     )
+    parts = _score_parts(scorer, model, group)
+    weights = weights_fingerprint if weights_fingerprint is not None else model_fingerprint(model)
+    identity = {"weights": weights, **vd.fingerprints, "settings": settings}
+    return assemble(parts, identity, _info(model, tokenizer, vd, adapter, batch_tokens, group, t_start))
+
+
+def _score_parts(scorer: ShardScorer, model, group: ProcessGroup) -> list:
+    """Score this rank's shards in eval mode (the model's mode restored after); every rank's parts.
+
+    Raises:
+        ScoringError: under a process group, any rank's failure (the same message on every rank).
+    """
     sink = MemorySink()
-    mine = my_shards(len(shards), group)
+    mine = my_shards(len(scorer.shards), group)
     was_training = model.training
     model.eval()
     try:
@@ -142,11 +154,12 @@ def score_in_memory(
                 raise ScoringError(error)
     finally:
         model.train(was_training)
-    parts = [p for ps in group.gather(sink.parts) for p in ps]
+    return [p for ps in group.gather(sink.parts) for p in ps]
 
-    weights = weights_fingerprint if weights_fingerprint is not None else model_fingerprint(model)
-    identity = {"weights": weights, **vd.fingerprints, "settings": settings}
-    info = {
+
+def _info(model, tokenizer, vd: ValidationData, adapter, batch_tokens: int, group: ProcessGroup, t_start: float) -> dict:
+    """What a store manifest records beside the identity: kind, tokenizer, run settings, data, engine, versions, timing."""
+    return {
         "kind": "adapter" if hasattr(model, "peft_config") else "model",
         "tokenizer_path": getattr(tokenizer, "name_or_path", None) or None,
         "settings": {"batch_tokens": batch_tokens, "device": str(adapter.device), "trust_remote_code": False},
@@ -163,7 +176,6 @@ def score_in_memory(
         "world_size": group.world,
         "wall_seconds": round(time.perf_counter() - t_start, 3),
     }
-    return assemble(parts, identity, info)
 
 
 __all__ = ["model_fingerprint", "score_in_memory", "scoring_settings"]

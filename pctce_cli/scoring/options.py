@@ -56,6 +56,19 @@ class ReadOptions:
         """The keyword arguments of :func:`pctce_cli.data.read_records` (every field but ``prefix``)."""
         return {name: getattr(self, name) for name in RECORD_FIELDS}
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> "ReadOptions":
+        """The reading options a partition was scored with, from its manifest's ``settings``.
+
+        A setting that is missing or empty (an older manifest) takes the field's default.
+
+        Example:
+            >>> ReadOptions.from_settings({"split_on": "blank-lines", "text_field": None})
+            ReadOptions(text_field='text', prompt_field=None, completion_field=None, messages_field='messages', split_on='blank-lines', prefix='auto')
+        """
+        values = {f.name: settings.get(f.name) for f in fields(cls)}
+        return cls(**{f.name: values[f.name] if values[f.name] or f.default is None else f.default for f in fields(cls)})
+
 
 READ_FIELDS = tuple(f.name for f in fields(ReadOptions))
 RECORD_FIELDS = tuple(name for name in READ_FIELDS if name != "prefix")

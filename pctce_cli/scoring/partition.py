@@ -16,26 +16,26 @@ import platform
 from dataclasses import dataclass
 
 from pctce_cli import __version__
-from pctce_cli.store import identity_difference, partition_state, start_partition
+from pctce_cli.store import Manifest, identity_difference, partition_state, start_partition
 
 # how to get past a conflict, in the words of each caller
 CLI_REMEDY = "use --force to overwrite or choose another --out"
 API_REMEDY = "pass force=True to overwrite or choose another store"
 
 
-def conflict_message(checkpoint: str, manifest: dict, identity: dict, out, remedy: str = API_REMEDY) -> str:
+def conflict_message(checkpoint: str, manifest: Manifest, identity: dict, out, remedy: str = API_REMEDY) -> str:
     """Why a stored partition of ``checkpoint`` is not the one ``identity`` would write.
 
     Args:
         checkpoint: Partition name.
-        manifest: What the store holds for it (its manifest or run state).
+        manifest: What the store holds for it (its manifest).
         identity: The identity of the scores about to be written.
         out: The store.
         remedy: The way out, worded for the caller (:data:`CLI_REMEDY`, :data:`API_REMEDY`).
     """
     return (
         f"{checkpoint}: {out} already holds scores of it made with different "
-        f"{identity_difference(manifest.get('identity', {}), identity)}; {remedy}"
+        f"{identity_difference(manifest.identity or {}, identity)}; {remedy}"
     )
 
 
@@ -51,7 +51,7 @@ class Decision:
     """
 
     kind: str
-    manifest: dict
+    manifest: Manifest | None
     done_shards: list
 
 
@@ -76,7 +76,7 @@ def open_partition(out, checkpoint: str, identity: dict, *, force: bool, resume:
     if state == "done":
         return Decision("done", info, [])
     start_partition(out, checkpoint, identity, fresh=(state == "new" or not resume))
-    return Decision("run", {}, sorted(info) if resume else [])
+    return Decision("run", None, sorted(info) if resume else [])
 
 
 def versions() -> dict:

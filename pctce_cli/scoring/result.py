@@ -1,7 +1,7 @@
 """The scores of one in-memory scoring: :class:`ScoreResult`, its summary row and its partition.
 
 ``score_model`` and the training callback score into a
-:class:`~pctce_cli.scoring.run.MemorySink`; :func:`assemble` turns the parts
+:class:`~pctce_cli.scoring.loop.MemorySink`; :func:`assemble` turns the parts
 into a :class:`ScoreResult`. :meth:`ScoreResult.to_store` writes them with the
 sink ``pctce score`` writes through and the partition decisions it takes
 (:mod:`pctce_cli.scoring.partition`), so the partition is one ``pctce score``
@@ -20,11 +20,12 @@ import numpy as np
 
 from pctce_cli.errors import StoreError, UsageError
 from pctce_cli.scoring.partition import build_manifest, conflict_message, open_partition
-from pctce_cli.scoring.run import ScoredPart, StoreSink
+from pctce_cli.scoring.loop import ScoredPart, StoreSink
 from pctce_cli.stats.row import summary_row
 from pctce_cli.stats.units import UNITS
 from pctce_cli.store.layout import TOKEN_COLUMNS, UNIT_COLUMNS
 from pctce_cli.stats.summaries import DEFAULT_PERCENTILES
+from pctce_cli.units import UNIT_TYPES
 
 # summary_row's bookkeeping of the bootstrap, which ScoreResult.summary has never returned
 _CI_BOOKKEEPING = ("_ci_method", "_ci_error")
@@ -84,7 +85,9 @@ class ScoreResult:
             UsageError: a word or byte unit for scores without byte spans (a
                 slow tokenizer: the message names it), or ``ci`` with them.
         """
-        if unit != "token":
+        if unit not in UNITS:
+            raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
+        if UNIT_TYPES[unit].spans:
             return self._unit_summary(unit, percentiles, ci)
         row = summary_row(
             self.ce, self.doc, self.rank, docs=self.docs, percentiles=percentiles,
@@ -97,8 +100,6 @@ class ScoreResult:
     def _unit_summary(self, unit: str, percentiles: Sequence[float], ci: float | None) -> dict:
         from pctce_cli.stats import summarize
 
-        if unit not in UNITS:
-            raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
         if self.nbytes is None or self.word is None:
             reason = self.info.get("units", {}).get("reason", "the scores hold no byte spans")
             raise UsageError(f"unit {unit!r} needs byte spans and words, which were not recorded: {reason}", param="unit")

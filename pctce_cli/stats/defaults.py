@@ -15,6 +15,9 @@ __all__ = [
     "DEFAULT_EDGES",
     "AGREEMENT_PERCENTILES",
     "PROFILE_LEVELS",
+    "CONCORDANCE_AGREE",
+    "CONCORDANCE_DISAGREE",
+    "TRAJECTORY_SUMMARIES",
     "LN2",
 ]
 
@@ -26,6 +29,15 @@ DEFAULT_SUMMARIES: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
 
 DEFAULT_CONCORDANCE_SET: tuple[str, ...] = ("mean", "p50", "p95")
 """The set S of :func:`~pctce_cli.stats.concordance.concordance`."""
+
+CONCORDANCE_AGREE: float = 0.8
+"""C_S at or above this reads as "the summaries agree" (mean CE is a safe selector)."""
+
+CONCORDANCE_DISAGREE: float = 0.6
+"""C_S at or below this reads as "the summaries disagree" (the distribution is being reshaped)."""
+
+TRAJECTORY_SUMMARIES: tuple[str, ...] = ("mean", "p50", "p95")
+"""Summaries a trajectory over training draws by default."""
 
 DEFAULT_EDGES: tuple[float, ...] = (0, 0.1, 0.5, 1.5, 5, 10, math.inf)
 """Band edges of :func:`~pctce_cli.stats.shape.band_mass` (they span every CE ≥ 0)."""

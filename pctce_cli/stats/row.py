@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
-from pctce_cli.stats.summaries import doc_normalized, doc_sums, percentile_name, summarize
+from pctce_cli.stats.summaries import doc_normalized, doc_sums, summarize, summary_columns
 
 ACCURACY_COLUMNS = ("exact_match", "substring_match")
 DOC_SUMMARIES = frozenset({"bpb", "byte_ppl", "word_ppl"})
@@ -63,7 +63,7 @@ def summary_row(
     if ci is not None:
         from pctce_cli.stats.bootstrap import bootstrap_ci
 
-        names = list(ci_summaries or ["mean"] + [percentile_name(q) for q in percentiles])
+        names = list(ci_summaries or summary_columns(percentiles))
         res = bootstrap_ci(ce, doc, names, n_boot=n_boot, ci=ci, seed=seed, rank=rank)
         for name in names:
             row[f"{name}_lo"], row[f"{name}_hi"] = res[name]

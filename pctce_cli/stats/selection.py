@@ -30,7 +30,7 @@ from pctce_cli.errors import UsageError
 from pctce_cli.stats.checks import summary_list
 from pctce_cli.stats.concordance import checkpoint_names
 from pctce_cli.stats.defaults import AGREEMENT_PERCENTILES, DEFAULT_SUMMARIES
-from pctce_cli.stats.summaries import percentile_name
+from pctce_cli.stats.summaries import summary_columns
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; load it when used
     import pandas as pd
@@ -54,7 +54,7 @@ def agreement_summaries() -> list[str]:
         >>> s[:3], s[-2:], len(s)
         (['mean', 'p5', 'p10'], ['p95', 'p99'], 21)
     """
-    return ["mean"] + [percentile_name(q) for q in AGREEMENT_PERCENTILES]
+    return summary_columns(AGREEMENT_PERCENTILES)
 
 
 def _check_table(table) -> pd.DataFrame:

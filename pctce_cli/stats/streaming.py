@@ -55,7 +55,8 @@ class StreamingSummary:
         (4, 2.5, 2.5)
     """
 
-    def __init__(self, percentiles: Sequence[float] = DEFAULT_PERCENTILES, edges: Sequence[float] | None = None):
+    def __init__(self, percentiles: Sequence[float] = DEFAULT_PERCENTILES, edges: Sequence[float] | None = None, bits: int = BITS):
+        self.bits = int(bits)  # fewer bits: fewer counters, more values kept in pass 2 (many summaries at once)
         self.levels = check_qs(percentiles)
         self.needed = np.array(sorted(set(self.levels.tolist()) | {25.0, 50.0, 75.0, 95.0}))
         self.edges = None if edges is None else np.asarray(edges, dtype=np.float64)
@@ -63,22 +64,36 @@ class StreamingSummary:
         self.total = 0.0
         self.top1_hits = 0
         self.has_rank = True
-        self.counts = np.zeros(1 << BITS, dtype=np.int64)
+        self.counts = np.zeros(1 << self.bits, dtype=np.int64)
         self.bands = None if self.edges is None else np.zeros(self.edges.size - 1, dtype=np.int64)
         self.weighted: bool | None = None  # set by the first chunk
         self._kept: list[np.ndarray] = []
         self._kept_weights: list[np.ndarray] = []
 
-    @staticmethod
-    def _bucket(ce: np.ndarray) -> np.ndarray:
-        ce = np.asarray(ce)
-        if ce.size and (not np.isfinite(ce).all() or ce.min() < 0):
-            raise UsageError("ce must be finite and >= 0 for streaming summaries")
-        if ce.dtype != np.float32:
-            with np.errstate(over="ignore"):  # float64 (word CE sums): rounding to float32 keeps their order
-                ce = ce.astype(np.float32)
-        # for non-negative floats the bits order like the values (+0.0 is the smallest key)
-        return (np.ascontiguousarray(ce).view(np.uint32) >> np.uint32(32 - BITS)).astype(np.intp)
+    def _bucket(self, ce: np.ndarray) -> np.ndarray:
+        return bucket_of(ce, self.bits)
+
+    def add_counts(self, counts: np.ndarray, n: int, total: float, top1_hits: int | None) -> None:
+        """Pass 1 from counts made elsewhere (unweighted): bucket counts, values, their float64 sum, rank-0 hits (None: no ranks)."""
+        self.weighted = False
+        self.counts += counts
+        self.n += int(n)
+        self.total += float(total)
+        if top1_hits is None:
+            self.has_rank = False
+        else:
+            self.top1_hits += int(top1_hits)
+
+    def keep(self, values: np.ndarray) -> None:
+        """Pass 2 from a selection made elsewhere: values already known to fall in a wanted bucket."""
+        self._kept.append(values)
+
+    @property
+    def wanted(self) -> np.ndarray:
+        """After :meth:`plan`: which buckets hold a wanted order statistic (bool, one per bucket)."""
+        return self._wanted
+
+
 
     def _weights(self, ce: np.ndarray, weights) -> np.ndarray | None:
         """``weights`` checked (as int64), or None; every chunk is weighted or none is."""
@@ -107,12 +122,12 @@ class StreamingSummary:
         bucket = self._bucket(ce)
         w = self._weights(ce, weights)
         if w is None:
-            self.counts += np.bincount(bucket, minlength=1 << BITS)
+            self.counts += np.bincount(bucket, minlength=1 << self.bits)
             self.n += int(ce.size)
             chunk_total = float(np.sum(ce, dtype=np.float64)) if total is None else float(total)
         else:
             # float64 counts are exact below 2**53 (a chunk's weight is far below)
-            self.counts += np.bincount(bucket, weights=w, minlength=1 << BITS).astype(np.int64)
+            self.counts += np.bincount(bucket, weights=w, minlength=1 << self.bits).astype(np.int64)
             self.n += int(w.sum())
             chunk_total = float(np.dot(np.asarray(ce, dtype=np.float64), w)) if total is None else float(total)
         self.total += chunk_total
@@ -134,7 +149,7 @@ class StreamingSummary:
         self._kth = np.unique(np.concatenate([self._lo, self._hi])) if self.n else np.zeros(0, np.int64)
         ends = np.cumsum(self.counts)
         self._which = np.searchsorted(ends, self._kth, side="right")
-        self._wanted = np.zeros(1 << BITS, dtype=bool)
+        self._wanted = np.zeros(1 << self.bits, dtype=bool)
         self._wanted[self._which] = True
         self._before = ends - self.counts  # values in lower buckets
 
@@ -192,6 +207,26 @@ class StreamingSummary:
             out["bands"] = (self.bands / self.n).tolist()
         return out
 
+
+
+def bucket_of(ce: np.ndarray, bits: int = BITS) -> np.ndarray:
+    """Histogram bucket of each value: the top ``bits`` bits of its float32, which order like the values.
+
+    Raises:
+        UsageError: a value that is not finite or is negative.
+
+    Example:
+        >>> bucket_of(np.array([0.0, 1.0, 2.0], np.float32), 4).tolist()
+        [0, 3, 4]
+    """
+    ce = np.asarray(ce)
+    if ce.size and (not np.isfinite(ce).all() or ce.min() < 0):
+        raise UsageError("ce must be finite and >= 0 for streaming summaries")
+    if ce.dtype != np.float32:
+        with np.errstate(over="ignore"):  # float64 (word CE sums): rounding to float32 keeps their order
+            ce = ce.astype(np.float32)
+    # for non-negative floats the bits order like the values (+0.0 is the smallest key)
+    return (np.ascontiguousarray(ce).view(np.uint32) >> np.uint32(32 - bits)).astype(np.intp)
 
 
 class DocSums:

@@ -10,7 +10,7 @@ contiguous array.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -127,35 +127,15 @@ def macro_mean(means: Sequence[float]) -> float:
     return float(m.mean()) if m.size else math.nan
 
 
-def correct_split(ce, doc, doc_ids, correct: Sequence[bool]) -> dict[str, float]:
-    """The paper's Table 6 columns: mean CE over targets of correctly / incorrectly answered documents, and their ratio.
+def correct_ratio(mean_correct: float, mean_incorrect: float) -> float:
+    """The paper's Table 6 ratio: mean CE of incorrectly over correctly answered documents (NaN when either is missing or the first is 0).
 
     Example:
-        >>> correct_split([0.1, 0.3, 2.0], [0, 0, 1], [0, 1], [True, False])
-        {'mean_correct': 0.2, 'mean_incorrect': 2.0, 'ratio': 10.0, 'n_correct': 1, 'n_incorrect': 1}
+        >>> correct_ratio(0.2, 2.0), correct_ratio(0.2, float("nan"))
+        (10.0, nan)
     """
-    ok = np.asarray(correct, dtype=bool)
-    idx = subset_index(doc, doc_ids, np.where(ok, "correct", "incorrect"))
-    c = np.asarray(ce, dtype=np.float64)
-
-    def mean(rows):
-        return float(c[rows].mean()) if rows is not None and rows.size else math.nan
-
-    mc, mi = mean(idx.get("correct")), mean(idx.get("incorrect"))
-    return {
-        "mean_correct": mc,
-        "mean_incorrect": mi,
-        "ratio": mi / mc if mc and not (math.isnan(mc) or math.isnan(mi)) else math.nan,
-        "n_correct": int(ok.sum()),
-        "n_incorrect": int((~ok).sum()),
-    }
-
-
-def labels_of(docs: Mapping, field: str) -> np.ndarray:
-    """The label column ``field`` of a per-document table, checked to exist."""
-    if field not in docs:
-        raise UsageError(f"no subset '{field}' in the per-document table")
-    return np.asarray(docs[field], dtype=object)
+    mc, mi = mean_correct, mean_incorrect
+    return mi / mc if mc and not (math.isnan(mc) or math.isnan(mi)) else math.nan
 
 
 def opposed_pairs(values, checkpoints: Sequence[str], subsets: Sequence[str]) -> list[tuple[str, str, list[str], list[str], float]]:

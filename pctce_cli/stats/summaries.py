@@ -91,6 +91,16 @@ def percentile_name(q: float) -> str:
     return "p" + format_level(q)
 
 
+def summary_columns(percentiles, *extra: str) -> list[str]:
+    """The summary columns an analysis of ``percentiles`` needs: ``mean``, each ``pXX``, then ``extra``.
+
+    Example:
+        >>> summary_columns([50, 99.9]), summary_columns([95], "iqr")
+        (['mean', 'p50', 'p99.9'], ['mean', 'p95', 'iqr'])
+    """
+    return ["mean", *(percentile_name(q) for q in percentiles), *extra]
+
+
 @dataclass(frozen=True)
 class SummaryName:
     """A parsed summary name.
@@ -294,34 +304,14 @@ def summarize(
         >>> summarize([2.0, 1.0], percentiles=[50], unit="byte", nbytes=[4, 1])["mean"]
         0.6
     """
-    from pctce_cli.stats.units import UNITS, byte_distribution, weighted_percentiles, word_sums
+    from pctce_cli.stats.units import UNITS
 
     if unit not in UNITS:
         raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
     arr = as_ce(ce)
     levels = check_qs(percentiles)
     needed = sorted(set(levels.tolist()) | {25.0, 50.0, 75.0, 95.0})
-    top1 = math.nan
-    if unit == "token":
-        n = arr.shape[0]
-        if rank is not None:
-            r = as_int_array(rank, "rank", n=n)
-            top1 = float(np.count_nonzero(r == 0) / n) if n else math.nan
-        pct = dict(zip(needed, percentiles_fn(arr, needed).tolist()))
-        mean = float(np.mean(arr, dtype=np.float64)) if n else math.nan
-    elif unit == "word":
-        if doc is None or word is None:
-            raise UsageError("unit 'word' needs doc and word (each target's document and word index)", param="unit")
-        values = word_sums(arr, doc, word)
-        n = values.shape[0]
-        pct = dict(zip(needed, percentiles_fn(values, needed).tolist()))
-        mean = float(values.mean()) if n else math.nan
-    else:
-        if nbytes is None:
-            raise UsageError("unit 'byte' needs nbytes (each target's byte count)", param="unit")
-        values, weights, mean = byte_distribution(arr, nbytes)
-        n = int(weights.sum())
-        pct = dict(zip(needed, weighted_percentiles(values, weights, needed).tolist()))
+    n, mean, pct, top1 = _DISTRIBUTIONS[unit](arr, needed, rank=rank, doc=doc, word=word, nbytes=nbytes)
     out: dict[str, float] = {"n": int(n), "mean": mean}
     with np.errstate(over="ignore"):
         out["ppl"] = float(np.exp(mean))
@@ -331,6 +321,42 @@ def summarize(
     out["z95"] = float(finish_summary(SummaryName("z95", "z", 95.0), mean, pct, math.nan))
     out["top1"] = top1
     return out
+
+
+def _token_distribution(arr, needed, rank=None, **_) -> tuple:
+    """``(n, mean, {level: percentile}, top1)`` of the targets' CE (top1 from ``rank``, NaN without)."""
+    n, top1 = arr.shape[0], math.nan
+    if rank is not None:
+        top1 = float(np.count_nonzero(as_int_array(rank, "rank", n=n) == 0) / n) if n else math.nan
+    pct = dict(zip(needed, percentiles_fn(arr, needed).tolist()))
+    return n, float(np.mean(arr, dtype=np.float64)) if n else math.nan, pct, top1
+
+
+def _word_distribution(arr, needed, doc=None, word=None, **_) -> tuple:
+    """``(n, mean, {level: percentile}, NaN)`` of the word CEs (each word the sum of its targets')."""
+    from pctce_cli.stats.units import word_sums
+
+    if doc is None or word is None:
+        raise UsageError("unit 'word' needs doc and word (each target's document and word index)", param="unit")
+    values = word_sums(arr, doc, word)
+    n = values.shape[0]
+    pct = dict(zip(needed, percentiles_fn(values, needed).tolist()))
+    return n, float(values.mean()) if n else math.nan, pct, math.nan
+
+
+def _byte_distribution(arr, needed, nbytes=None, **_) -> tuple:
+    """``(n, mean, {level: percentile}, NaN)`` of the per-byte values (weighted, never one row per byte)."""
+    from pctce_cli.stats.units import byte_distribution, weighted_percentiles
+
+    if nbytes is None:
+        raise UsageError("unit 'byte' needs nbytes (each target's byte count)", param="unit")
+    values, weights, mean = byte_distribution(arr, nbytes)
+    pct = dict(zip(needed, weighted_percentiles(values, weights, needed).tolist()))
+    return int(weights.sum()), mean, pct, math.nan
+
+
+# how each unit's values are made from the per-target arrays (the units of pctce_cli.stats.units.UNITS)
+_DISTRIBUTIONS = {"token": _token_distribution, "word": _word_distribution, "byte": _byte_distribution}
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Layout of a score directory ``DIR``::
     DIR/checkpoint=<id>/_docs/part-00000.parquet   one row per document
     DIR/checkpoint=<id>/_shards/00000.json  completion record of a shard (checksums)
     DIR/checkpoint=<id>/_run.json           identity of the run in progress (for resume)
-    DIR/checkpoint=<id>/_manifest.json      written last: the partition is complete
+    DIR/checkpoint=<id>/_manifest.json      written last: the partition is complete (store.manifest)
     DIR/checkpoint=<id>/_labels/labels-<hash>.parquet  subset labels of the documents (optional, SPEC §7)
 
 Names starting with ``_`` or ``.`` are skipped by pyarrow, DuckDB globs such as
@@ -25,15 +25,24 @@ from pctce_cli.store.layout import (
     LOCK,
     MANIFEST,
     RUN_STATE,
-    SCHEMA_VERSION,
     TOKEN_COLUMNS,
     UNIT_COLUMNS,
     StoreLock,
     partition_dir,
-    read_manifest,
 )
-from pctce_cli.store.labels import label_fields, write_labels
-from pctce_cli.store.read import Scores, iter_token_batches, list_checkpoints, load_docs, load_scores, read_labels
+from pctce_cli.store.manifest import SCHEMA_VERSION, Manifest, read_manifest
+from pctce_cli.store.labels import check_labels_named, label_fields, unnamed_labels, write_labels
+from pctce_cli.store.read import (
+    Scores,
+    incomplete_checkpoints,
+    incomplete_match,
+    incomplete_notes,
+    iter_token_batches,
+    list_checkpoints,
+    load_docs,
+    load_scores,
+    read_labels,
+)
 from pctce_cli.store.units import UnitScores, iter_unit_batches, load_units, require_units, units_unavailable
 from pctce_cli.store.verify import Problem, verify_partition, verify_store
 from pctce_cli.store.write import (
@@ -49,6 +58,7 @@ from pctce_cli.store.write import (
 __all__ = [
     "LOCK",
     "MANIFEST",
+    "Manifest",
     "RUN_STATE",
     "SCHEMA_VERSION",
     "TOKEN_COLUMNS",
@@ -57,9 +67,13 @@ __all__ = [
     "Problem",
     "Scores",
     "StoreLock",
+    "check_labels_named",
     "completed_shards",
     "finish_partition",
     "identity_difference",
+    "incomplete_checkpoints",
+    "incomplete_match",
+    "incomplete_notes",
     "label_fields",
     "list_checkpoints",
     "iter_token_batches",
@@ -74,6 +88,7 @@ __all__ = [
     "require_units",
     "start_partition",
     "units_unavailable",
+    "unnamed_labels",
     "verify_partition",
     "verify_store",
     "write_json_atomic",

@@ -17,14 +17,46 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pctce_cli import atomic
-from pctce_cli.store.layout import MANIFEST, partition_dir, read_manifest
+from pctce_cli.errors import StoreError
+from pctce_cli.store.layout import partition_dir
+from pctce_cli.store.manifest import Manifest, read_manifest
 from pctce_cli.store.read import read_labels
 
 
 def label_fields(manifest: Mapping) -> list[str]:
     """The subset fields a partition's labels file holds (none for stores written before subsets)."""
+    if isinstance(manifest, Manifest):
+        return manifest.label_fields
     rec = manifest.get("labels")
     return list(rec.get("fields", [])) if isinstance(rec, Mapping) else []
+
+
+def unnamed_labels(root: str | Path, checkpoint_id: str, manifest: Manifest) -> list[Path]:
+    """Labels files in a partition that its manifest does not name (an interrupted labelling, or an edited manifest)."""
+    named = (manifest.labels or {}).get("file") if isinstance(manifest.labels, Mapping) else None
+    part = partition_dir(root, checkpoint_id)
+    return [p for p in sorted((part / "_labels").glob("labels-*.parquet")) if p.relative_to(part).as_posix() != named]
+
+
+def check_labels_named(cks, option: str, field: str) -> None:
+    """Before telling a user to add labels: a checkpoint whose labels file its manifest does not name is an inconsistent store.
+
+    Args:
+        cks: Checkpoints (``root``, ``partition``, ``manifest``, ``id``).
+        option: The option asking, worded (``--by domain``).
+        field: The subset field asked for.
+
+    Raises:
+        StoreError: naming the checkpoint and the file.
+    """
+    for c in cks:
+        orphans = unnamed_labels(c.root, c.partition, c.manifest)
+        if orphans and field not in c.manifest.label_fields:
+            raise StoreError(
+                f"{option}: checkpoint '{c.id}' in {c.root} has a labels file its manifest does not name ({orphans[0]}): "
+                f"the store is inconsistent (an interrupted labelling, or an edited manifest); run 'pctce verify {c.root}', "
+                f"then add the labels again with 'pctce score … --subset-field {field}'"
+            )
 
 
 def write_labels(root: str | Path, checkpoint_id: str, labels: Mapping[str, Sequence[str]], docs: Sequence[int]) -> bool:
@@ -62,10 +94,8 @@ def write_labels(root: str | Path, checkpoint_id: str, labels: Mapping[str, Sequ
     name = f"_labels/labels-{sha[:16]}.parquet"
     (part / "_labels").mkdir(exist_ok=True)
     atomic.write_bytes(part / name, data)
-    previous = (manifest.get("labels") or {}).get("file")
-    manifest = dict(manifest)
-    manifest["labels"] = {"file": name, "sha256": sha, "fields": fields, "documents": int(len(new))}
-    atomic.write_json(part / MANIFEST, manifest)
+    previous = (manifest.labels or {}).get("file")
+    manifest.with_labels({"file": name, "sha256": sha, "fields": fields, "documents": int(len(new))}).write(part)
     if previous and previous != name:
         with contextlib.suppress(FileNotFoundError):
             (part / previous).unlink()

@@ -1,4 +1,4 @@
-"""Store layout: names, the lock, checksums, and reading a manifest that may be damaged."""
+"""Store layout: names, the lock, checksums, and reading a store JSON file that may be damaged."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pctce_cli.errors import DamagedStoreError, StoreError
 
-SCHEMA_VERSION = 1
 MANIFEST = "_manifest.json"
 RUN_STATE = "_run.json"
 LOCK = ".pctce-lock"
@@ -22,12 +21,9 @@ TOKEN_COLUMNS = {"doc": "int64", "pos": "int32", "token": "int32", "ce": "float3
 # them; the manifest's "units" says which (see pctce_cli.store.units).
 UNIT_COLUMNS = {"nbytes": "int32", "word": "int32"}
 
-# shard files named by a manifest: only these, so a damaged or hostile manifest cannot point outside its partition
-_SHARD_FILE = re.compile(r"^(?:_docs/)?part-\d{5,}\.parquet$")
 # a partition's subset labels (store.labels): in a subdirectory, as _docs/, because DuckDB's
 # OUT/*/*.parquet glob does not skip _-prefixed files and would mix them with token rows
 LABELS_FILE = re.compile(r"^_labels/labels-[0-9a-f]{16}\.parquet$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def partition_dir(root: str | Path, checkpoint_id: str) -> Path:
@@ -74,66 +70,6 @@ def read_json(path: Path, root: str | Path) -> dict:
     if not isinstance(obj, dict):
         raise damaged(root, f"{path} holds a JSON {type(obj).__name__}, expected an object")
     return obj
-
-
-def check_manifest(manifest: dict, path: Path, root: str | Path, checkpoint_id: str) -> dict:
-    """Check the fields readers rely on; return the manifest or raise a :func:`damaged` error naming the field."""
-
-    def bad(field: str, expected: str) -> StoreError:
-        got = manifest.get(field, "nothing") if "." not in field else "something else"
-        return damaged(root, f"{path}: '{field}' should be {expected}, found {_short(got)}")
-
-    if manifest.get("id") != checkpoint_id:
-        raise bad("id", f"'{checkpoint_id}' (the partition's name)")
-    shards = manifest.get("shards")
-    if not isinstance(shards, list):
-        raise bad("shards", "a list of shard records")
-    for k, rec in enumerate(shards):
-        if not isinstance(rec, dict):
-            raise bad(f"shards[{k}]", "an object")
-        for key in ("tokens_file", "docs_file"):
-            if not isinstance(rec.get(key), str) or not _SHARD_FILE.match(rec[key]):
-                raise damaged(root, f"{path}: shards[{k}].{key} should name a part-NNNNN.parquet file, found {_short(rec.get(key))}")
-        for key in ("tokens_sha256", "docs_sha256"):
-            if not isinstance(rec.get(key), str) or not _SHA256.match(rec[key]):
-                raise damaged(root, f"{path}: shards[{k}].{key} should be a SHA-256 hex digest, found {_short(rec.get(key))}")
-        for key in ("rows", "documents"):
-            if not _count(rec.get(key)):
-                raise damaged(root, f"{path}: shards[{k}].{key} should be a count, found {_short(rec.get(key))}")
-    if not _count(manifest.get("targets")) or manifest["targets"] != sum(r["rows"] for r in shards):
-        raise bad("targets", f"the sum of the shards' rows ({sum(r['rows'] for r in shards)})")
-    for key in ("fingerprints", "settings", "identity"):
-        if key in manifest and not isinstance(manifest[key], dict):
-            raise bad(key, "an object")
-    return manifest
-
-
-def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _short(v) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "…"
-
-
-def read_manifest(root: str | Path, checkpoint_id: str) -> dict:
-    """The manifest of a complete partition, checked (:func:`check_manifest`).
-
-    Raises:
-        StoreError: no such checkpoint, an unfinished one, or a damaged manifest.
-    """
-    root = Path(root)
-    require_store(root)
-    part = partition_dir(root, checkpoint_id)
-    man = part / MANIFEST
-    if not man.is_file():
-        if part.exists():
-            if (part / RUN_STATE).is_file() or lock_is_held(root):
-                raise StoreError(f"checkpoint '{checkpoint_id}' in {root} is incomplete; rerun pctce score to finish it")
-            raise damaged(root, f"{man} is missing (the partition is neither complete nor being scored)")
-        raise StoreError(f"no checkpoint '{checkpoint_id}' in {root}")
-    return check_manifest(read_json(man, root), man, root, checkpoint_id)
 
 
 class StoreLock:

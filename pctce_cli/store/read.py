@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pctce_cli.store.layout import (
-    LABELS_FILE,
-    MANIFEST,
-    RUN_STATE,
-    check_manifest,
-    damaged,
-    lock_is_held,
-    partition_dir,
-    read_json,
-    read_manifest,
-    require_store,
-)
+from pctce_cli.store.layout import MANIFEST, RUN_STATE, damaged, lock_is_held, partition_dir, read_json, require_store
+from pctce_cli.store.manifest import Manifest, check_labels_record, check_manifest, read_manifest
 
 
 @dataclass
@@ -34,11 +23,11 @@ class Scores:
     ce: np.ndarray
     rank: np.ndarray
     docs: "object"  # pandas.DataFrame, one row per document
-    manifest: dict
+    manifest: Manifest
     weight: np.ndarray | None = None  # per-row weight (paired byte runs, SPEC §8); None: each row counts once
 
 
-def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list[dict]:
+def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list[Manifest]:
     """Manifests of the checkpoints in a store, ordered by step (when known), then name.
 
     A partition being scored or left by an interrupted run (it has ``_run.json``,
@@ -47,8 +36,8 @@ def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list
 
     Args:
         root: Score directory.
-        include_incomplete: Also list unfinished partitions, as
-            ``{"id": ..., "complete": False}``.
+        include_incomplete: Also list unfinished partitions, as a
+            :class:`Manifest` with only an id (``m["complete"]`` is False).
 
     Raises:
         StoreError: ``root`` is missing or not a score directory, or a partition
@@ -62,18 +51,48 @@ def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list
         ck_id = part.name.split("=", 1)[1]
         man = part / MANIFEST
         if man.is_file():
-            m = check_manifest(read_json(man, root), man, root, ck_id)
-            m["complete"] = True
-            out.append(m)
+            out.append(check_manifest(read_json(man, root), man, root, ck_id))
             continue
         if writing is None:
             writing = lock_is_held(root)
         if not (writing or (part / RUN_STATE).is_file()):
             raise damaged(root, f"{man} is missing (the partition is neither complete nor being scored)")
         if include_incomplete:
-            out.append({"id": ck_id, "complete": False, "step": None})
-    out.sort(key=lambda m: (m.get("step") is None, m.get("step") or 0, m["id"]))
+            out.append(Manifest(ck_id, other={"complete": False, "step": None}))
+    out.sort(key=lambda m: (m.step is None, m.step or 0, m.id))
     return out
+
+
+def incomplete_checkpoints(root: str | Path) -> list[str]:
+    """Ids of the partitions of a store still being scored or left by an interrupted run (no manifest yet)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name.split("=", 1)[1] for p in root.glob("checkpoint=*") if p.is_dir() and not (p / MANIFEST).is_file())
+
+
+def incomplete_notes(roots) -> list[str]:
+    """A note per unfinished checkpoint of the stores ``roots``, which complete-only listings leave out."""
+    return [
+        f"Note: checkpoint '{ck}' in {root} is incomplete (its scoring was interrupted, or is still running) and is left out; "
+        "rerun the pctce score command that wrote it to finish it (finished shards are kept)."
+        for root in dict.fromkeys(map(str, roots))
+        for ck in incomplete_checkpoints(root)
+    ]
+
+
+def incomplete_match(pattern: str, roots) -> str | None:
+    """The message for a ``--checkpoint`` glob that matches only unfinished checkpoints (``None`` when it matches none)."""
+    import fnmatch
+
+    for root in dict.fromkeys(map(str, roots)):
+        hit = [ck for ck in incomplete_checkpoints(root) if fnmatch.fnmatchcase(ck, pattern)]
+        if hit:
+            return (
+                f"--checkpoint '{pattern}' matches only '{hit[0]}' in {root}, which is incomplete (its scoring was "
+                "interrupted, or is still running); rerun the pctce score command that wrote it to finish it"
+            )
+    return None
 
 
 def read_shard(path: Path, sha256: str | None, rows: int, root: str | Path, columns=None):
@@ -105,7 +124,12 @@ def read_shard(path: Path, sha256: str | None, rows: int, root: str | Path, colu
             raise damaged(root, f"{path} does not match its checksum in the manifest")
         source = pa.BufferReader(data)
     try:
-        table = pq.read_table(source, columns=columns, page_checksum_verification=True)
+        # ParquetFile.read, not read_table: read_table runs Arrow's dataset scanner, whose background
+        # tasks can outlive the call; a process that exits just after (an error found in another
+        # shard) then aborts in Arrow's thread-pool teardown ("terminate called without an active
+        # exception", about 1 run in 40). This reader finishes its work before it returns.
+        with pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True) as pf:
+            table = pf.read(columns=columns)
     except FileNotFoundError:
         raise damaged(root, f"{path} is missing") from None
     except (pa.ArrowException, OSError, ValueError) as e:
@@ -155,7 +179,7 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
     manifest = read_manifest(root, checkpoint_id)
     part = partition_dir(root, checkpoint_id)
     tok_tables, tok_paths = [], []
-    for rec in manifest["shards"]:
+    for rec in manifest.shards:
         tokens_path = part / rec["tokens_file"]
         tok_tables.append(read_shard(tokens_path, rec["tokens_sha256"], rec["rows"], root, list(columns)))
         tok_paths.append(tokens_path)
@@ -168,7 +192,10 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
         return toks.column(name).to_numpy().astype(dtype, copy=False)
 
     ce, rank = col("ce", np.float32), col("rank", np.int32)
-    check_values(tok_paths, [r["rows"] for r in manifest["shards"]], root, ce if "ce" in columns else None, rank if "rank" in columns else None)
+    check_values(tok_paths, [r["rows"] for r in manifest.shards], root, ce if "ce" in columns else None, rank if "rank" in columns else None)
+    if "ce" in columns:
+        for path, rec, ce_k in zip(tok_paths, manifest.shards, np.split(ce, np.cumsum([r["rows"] for r in manifest.shards])[:-1])):
+            check_ce_sum(path, rec, ce_k, root)
     return Scores(
         checkpoint=checkpoint_id,
         doc=col("doc", np.int64),
@@ -181,10 +208,25 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
     )
 
 
-def _docs_table(root, part: Path, manifest: dict):
+def check_ce_sum(path: Path, rec: Mapping, ce: np.ndarray, root) -> None:
+    """A shard's CE must add up to the manifest's ``ce_sum`` (a shard rewritten with a new SHA-256 still fails here).
+
+    The writer summed the same float32 values, in the same order, in float64,
+    so the sums agree to rounding; the tolerance (1e-12 of the sum) allows a
+    different summation order and is far below any changed value's effect.
+    """
+    want = rec.get("ce_sum")
+    if want is None:  # shard records of the first stores had no sum
+        return
+    got = float(ce.astype(np.float64).sum())
+    if not abs(got - want) <= 1e-12 * max(abs(want), 1.0):
+        raise damaged(root, f"{path}: its CE values add up to {got!r}, the manifest records ce_sum {want!r}")
+
+
+def _docs_table(root, part: Path, manifest: Manifest):
     import pyarrow as pa
 
-    tables = [read_shard(part / rec["docs_file"], rec["docs_sha256"], rec["documents"], root) for rec in manifest["shards"]]
+    tables = [read_shard(part / rec["docs_file"], rec["docs_sha256"], rec["documents"], root) for rec in manifest.shards]
     try:
         docs = pa.concat_tables(tables, promote_options="default").to_pandas() if tables else None
     except pa.ArrowException as e:
@@ -196,28 +238,13 @@ def _docs_table(root, part: Path, manifest: dict):
     return docs
 
 
-def check_labels_record(rec, path: Path, root) -> None:
-    """Check the manifest's ``labels`` entry (file name, checksum, fields); raise a damaged-store error naming it."""
-    if not isinstance(rec, Mapping):
-        raise damaged(root, f"{path}: 'labels' should be an object")
-    if not isinstance(rec.get("file"), str) or not LABELS_FILE.match(rec["file"]):
-        raise damaged(root, f"{path}: labels.file should name a _labels/labels-<hash>.parquet file, found {rec.get('file')!r}")
-    if not isinstance(rec.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", rec["sha256"]):
-        raise damaged(root, f"{path}: labels.sha256 should be a SHA-256 hex digest")
-    fields = rec.get("fields")
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-        raise damaged(root, f"{path}: labels.fields should be a list of field names")
-    if not isinstance(rec.get("documents"), int) or rec["documents"] < 0:
-        raise damaged(root, f"{path}: labels.documents should be a count")
-
-
 def read_labels(root: str | Path, manifest: Mapping, part: Path):
     """The labels file of a partition as a DataFrame (``doc`` + one column per field), verified; None without labels.
 
     Raises:
         StoreError: the file is missing or does not match its checksum.
     """
-    rec = manifest.get("labels")
+    rec = manifest.labels if isinstance(manifest, Manifest) else manifest.get("labels")
     if rec is None:
         return None
     check_labels_record(rec, part / MANIFEST, root)
@@ -264,9 +291,11 @@ def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), ba
 
     manifest = read_manifest(root, checkpoint_id)
     part = partition_dir(root, checkpoint_id)
-    todo = deque(manifest["shards"])
-    with ThreadPoolExecutor(READ_AHEAD) as pool:
-        ahead = deque(pool.submit(_read_tokens, root, part, todo.popleft(), columns, verify) for _ in range(min(READ_AHEAD, len(todo))))
+    todo = deque(manifest.shards)
+    pool = ThreadPoolExecutor(READ_AHEAD)
+    ahead = deque()
+    try:
+        ahead.extend(pool.submit(_read_tokens, root, part, todo.popleft(), columns, verify) for _ in range(min(READ_AHEAD, len(todo))))
         while ahead:
             path, table = ahead.popleft().result()
             if todo:
@@ -279,9 +308,20 @@ def iter_token_batches(root: str | Path, checkpoint_id: str, columns=("ce",), ba
                     check(path, arrays, seen)
                 seen += batch.num_rows
                 yield arrays
+    finally:
+        # an error (here or in the caller), or a caller that stops early: the readers still
+        # running are finished before anything leaves, so no thread outlives its reader
+        for f in ahead:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_tokens(root, part: Path, rec: dict, columns, verify: bool):
     """One token shard's wanted columns as a Table, checked (:func:`read_shard`; checksum when ``verify``)."""
     path = part / rec["tokens_file"]
-    return path, read_shard(path, rec["tokens_sha256"] if verify else None, rec["rows"], root, list(columns))
+    table = read_shard(path, rec["tokens_sha256"] if verify else None, rec["rows"], root, list(columns))
+    if verify and "ce" in columns:
+        ce = table.column("ce").to_numpy()
+        check_values([path], [len(ce)], root, ce, None)  # the named bad value first, then the sum
+        check_ce_sum(path, rec, ce, root)
+    return path, table

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.errors import UsageError
-from pctce_cli.store.layout import damaged, partition_dir, read_manifest
-from pctce_cli.store.read import check_values, read_shard
+from pctce_cli.store.layout import damaged, partition_dir
+from pctce_cli.store.manifest import Manifest, read_manifest
+from pctce_cli.store.read import check_ce_sum, check_values, read_shard
 
 
 @dataclass
@@ -29,10 +30,10 @@ class UnitScores:
     nbytes: np.ndarray  # int32 (N,), 0 for an empty span
     word: np.ndarray  # int32 (N,), -1 for a target in no word
     docs: object  # pandas.DataFrame, one row per document (n_empty among its columns)
-    manifest: dict
+    manifest: Manifest
 
 
-def units_unavailable(manifest: dict) -> str | None:
+def units_unavailable(manifest: Manifest | dict) -> str | None:
     """Why a partition holds no byte spans and words, or ``None`` when it does.
 
     Example:
@@ -41,7 +42,7 @@ def units_unavailable(manifest: dict) -> str | None:
         >>> units_unavailable({"id": "a"})
         'it was scored before pctce recorded byte spans and words'
     """
-    units = manifest.get("units")
+    units = manifest.units if isinstance(manifest, Manifest) else manifest.get("units")
     if isinstance(units, dict) and units.get("available") is True:
         return None
     if isinstance(units, dict) and units.get("reason"):
@@ -49,13 +50,11 @@ def units_unavailable(manifest: dict) -> str | None:
     return "it was scored before pctce recorded byte spans and words"
 
 
-def require_units(manifest: dict, unit: str, root: str | Path) -> None:
-    """Raise :class:`UsageError` unless the partition of ``manifest`` can be summarized in ``unit``.
+def require_units(manifest: Manifest, unit: str, root: str | Path) -> None:
+    """Raise :class:`UsageError` unless the partition of ``manifest`` holds the byte spans and words that ``unit`` (``word`` or ``byte``) needs.
 
-    Tokens are always available; words and bytes need the partition's byte spans.
+    Only units made from the spans ask (:attr:`pctce_cli.units.Unit.spans`); tokens are always available.
     """
-    if unit == "token":
-        return
     reason = units_unavailable(manifest)
     if reason is not None:
         if "slow tokenizer" in reason:
@@ -65,7 +64,7 @@ def require_units(manifest: dict, unit: str, root: str | Path) -> None:
         else:  # scored before spans were recorded, or with them turned off: scoring again records them
             remedy = f"re-score it with 'pctce score … --out {root} --force'"
         raise UsageError(
-            f"--unit {unit}: checkpoint '{manifest.get('id')}' in {root} has no byte spans and words "
+            f"--unit {unit}: checkpoint '{manifest.id}' in {root} has no byte spans and words "
             f"({reason}); {remedy}, or use --unit token",
             param="unit",
         )
@@ -92,7 +91,7 @@ def load_units(root: str | Path, checkpoint_id: str, unit: str = "word") -> Unit
     part = partition_dir(root, checkpoint_id)
     columns = ["doc", "ce", "nbytes", "word"]
     tables, paths = [], []
-    for rec in manifest["shards"]:
+    for rec in manifest.shards:
         path = part / rec["tokens_file"]
         tables.append(read_shard(path, rec["tokens_sha256"], rec["rows"], root, columns))
         paths.append(path)
@@ -102,8 +101,10 @@ def load_units(root: str | Path, checkpoint_id: str, unit: str = "word") -> Unit
         return np.zeros(0, dtype) if toks is None else toks.column(name).to_numpy().astype(dtype, copy=False)
 
     ce, nbytes, word = col("ce", np.float32), col("nbytes", np.int32), col("word", np.int32)
-    rows = [r["rows"] for r in manifest["shards"]]
+    rows = [r["rows"] for r in manifest.shards]
     check_values(paths, rows, root, ce, None)
+    for path, rec, ce_k in zip(paths, manifest.shards, np.split(ce, np.cumsum(rows)[:-1])):
+        check_ce_sum(path, rec, ce_k, root)
     for name, arr, low in (("nbytes", nbytes, 0), ("word", word, -1)):
         if arr.size and arr.min() < low:
             i = int(np.flatnonzero(arr < low)[0])

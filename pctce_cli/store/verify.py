@@ -6,15 +6,55 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pctce_cli.errors import DamagedStoreError, StoreError
-from pctce_cli.store.layout import MANIFEST, RUN_STATE, lock_is_held, read_manifest, require_store
+from pctce_cli.store.layout import LOCK, MANIFEST, RUN_STATE, lock_is_held, require_store
+from pctce_cli.store.manifest import Manifest, read_manifest
+
+# what a foreign file risks: the documented globs read every *.parquet of a partition
+FOREIGN = "a file the store does not own (not named by the manifest; a glob such as DIR/*/*.parquet would read it): move it out of the store"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One damaged partition: its checkpoint id and the message naming the file."""
+    """One damaged partition, or one file the store does not own: its checkpoint id and the message naming the file.
+
+    ``kind`` is ``"damaged"`` or ``"foreign"``; ``checkpoint`` is ``""`` for a
+    file beside the partitions.
+    """
 
     checkpoint: str
     message: str
+    kind: str = "damaged"
+
+
+def owned_files(manifest: Manifest) -> set[str]:
+    """The files of a complete partition, relative to it: manifest, shards, shard records, labels."""
+    owned = {MANIFEST}
+    for rec in manifest.shards:
+        owned |= {rec["tokens_file"], rec["docs_file"], f"_shards/{int(rec.get('shard', -1)):05d}.json"}
+    if isinstance(manifest.labels, dict) and isinstance(manifest.labels.get("file"), str):
+        owned.add(manifest.labels["file"])
+    return owned
+
+
+def foreign_files(root: Path, checkpoint_id: str, manifest: Manifest) -> list[Path]:
+    """Files in a complete partition that its manifest does not own (hidden temporaries of a killed run excepted)."""
+    part = root / f"checkpoint={checkpoint_id}"
+    owned = owned_files(manifest)
+    found = []
+    for path in sorted(part.rglob("*")):
+        rel = path.relative_to(part).as_posix()
+        if path.is_dir() and rel in ("_docs", "_shards", "_labels"):
+            continue
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            continue  # a killed run's temporary: readers skip it, the next run removes it
+        if rel not in owned:
+            found.append(path)
+    return found
+
+
+def stray_entries(root: Path) -> list[Path]:
+    """Entries beside the partitions that are not the store's: anything but ``checkpoint=<id>`` directories and the lock."""
+    return sorted(p for p in root.iterdir() if not (p.name == LOCK or (p.is_dir() and p.name.startswith("checkpoint="))))
 
 
 def verify_partition(root: str | Path, checkpoint_id: str) -> None:
@@ -37,8 +77,9 @@ def verify_store(root: str | Path, checkpoints=None) -> tuple[list[str], list[Pr
 
     Returns:
         ``(ok, problems, incomplete)``: ids that verified, one :class:`Problem`
-        per damaged partition, and ids still being scored or left by an
-        interrupted run (resumable, not damaged).
+        per damaged partition and per file the store does not own (a stray
+        copy of a shard, a second labels file: :func:`foreign_files`), and ids
+        still being scored or left by an interrupted run (resumable, not damaged).
 
     Raises:
         StoreError: ``root`` is not a store, or a named checkpoint is absent.
@@ -52,6 +93,8 @@ def verify_store(root: str | Path, checkpoints=None) -> tuple[list[str], list[Pr
             raise StoreError(f"no checkpoint '{missing[0]}' in {root}")
         ids = list(checkpoints)
     ok, problems, incomplete = [], [], []
+    if not checkpoints:
+        problems += [Problem("", f"{p}: {FOREIGN}", "foreign") for p in stray_entries(root)]
     writing = lock_is_held(root)
     for ck in ids:
         part = root / f"checkpoint={ck}"
@@ -59,10 +102,11 @@ def verify_store(root: str | Path, checkpoints=None) -> tuple[list[str], list[Pr
             incomplete.append(ck)
             continue
         try:
-            read_manifest(root, ck)
+            manifest = read_manifest(root, ck)
             verify_partition(root, ck)
         except DamagedStoreError as e:
             problems.append(Problem(ck, e.what))
-        else:
-            ok.append(ck)
+            continue
+        ok.append(ck)
+        problems += [Problem(ck, f"{p}: {FOREIGN}", "foreign") for p in foreign_files(root, ck, manifest)]
     return ok, problems, incomplete

@@ -12,16 +12,8 @@ import numpy as np
 
 from pctce_cli import atomic
 from pctce_cli.errors import StoreError
-from pctce_cli.store.layout import (
-    MANIFEST,
-    RUN_STATE,
-    SCHEMA_VERSION,
-    check_manifest,
-    damaged,
-    partition_dir,
-    read_json,
-    sha256_file,
-)
+from pctce_cli.store.layout import MANIFEST, RUN_STATE, damaged, partition_dir, read_json, sha256_file
+from pctce_cli.store.manifest import Manifest, check_manifest
 
 
 FAULT_ENV = "PCTCE_FAULT"
@@ -65,7 +57,7 @@ def _write_parquet_atomic(path: Path, columns: dict) -> None:
         fault_point("shard-file-tmp")
 
 
-def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tuple[str, dict]:
+def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tuple[str, Manifest | dict]:
     """Decide what to do with a checkpoint's partition before scoring it.
 
     Args:
@@ -91,9 +83,9 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     man = part / MANIFEST
     if man.is_file():
         manifest = check_manifest(read_json(man, root), man, root, checkpoint_id)
-        if manifest.get("identity") != identity and manifest.get("identity") != without_units(identity):
+        if not same_scores(manifest.identity, identity):
             return "conflict", manifest
-        for rec in manifest["shards"]:
+        for rec in manifest.shards:
             for key in ("tokens", "docs"):
                 f = part / rec[f"{key}_file"]
                 if not f.is_file():
@@ -109,6 +101,31 @@ def partition_state(root: str | Path, checkpoint_id: str, identity: dict) -> tup
     if same:
         return "resume", completed_shards(part)
     return "new", {}
+
+
+def same_scores(stored: dict | None, identity: dict) -> bool:
+    """Whether a complete partition of identity ``stored`` holds the numbers a run of ``identity`` would write.
+
+    The shard size only cuts the same rows into files: a partition scored
+    with ``--shard-targets 1000`` is the one a run with the default would
+    write (adding ``--subset-field`` to it must not need the size repeated).
+    A partition written before byte spans and words is kept too
+    (:func:`without_units`). Resuming an unfinished partition still needs the
+    same shard size (its shards are the plan's).
+
+    >>> same_scores({"data": "d", "settings": {"shard_targets": 1000}}, {"data": "d", "settings": {"shard_targets": 2**20}})
+    True
+    """
+    if stored is None:
+        return False
+    ours = _without_shard_size(identity)
+    return _without_shard_size(stored) in (ours, _without_shard_size(without_units(identity)))
+
+
+def _without_shard_size(identity: dict) -> dict:
+    if "settings" not in identity:
+        return identity
+    return {**identity, "settings": {k: v for k, v in identity["settings"].items() if k != "shard_targets"}}
 
 
 def without_units(identity: dict) -> dict:
@@ -214,24 +231,21 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
     return rec
 
 
-def finish_partition(part: Path, manifest: dict, n_shards: int) -> dict:
-    """Check every shard is recorded, then write the manifest (the completion mark)."""
+def finish_partition(part: Path, manifest: Manifest | dict, n_shards: int) -> Manifest:
+    """Check every shard is recorded, then write the manifest (the completion mark).
+
+    ``manifest`` is everything but the shard records and their totals (a
+    :class:`Manifest`, or its JSON object); the manifest written is returned.
+    """
     shards = completed_shards(part)
     missing = sorted(set(range(n_shards)) - set(shards))
     if missing:
         raise StoreError(f"{part}: shards {missing[:5]} are missing; rerun the same command to finish them")
-    records = [shards[k] for k in range(n_shards)]
-    manifest = dict(manifest)
-    manifest["schema_version"] = SCHEMA_VERSION
-    manifest["shards"] = records
-    manifest["targets"] = int(sum(r["rows"] for r in records))
-    manifest["documents"] = int(sum(r["documents"] for r in records))
-    manifest["scoring_seconds"] = round(sum(r["seconds"] for r in records), 4)
-    if isinstance(manifest.get("units"), dict) and manifest["units"].get("available"):
-        # targets with an empty byte span (template markers, end-of-turn tokens): in no word or byte (SPEC §8)
-        manifest["empty_span_targets"] = int(sum(r.get("empty_span_targets", 0) for r in records))
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.from_json(manifest)
+    manifest = manifest.with_shards([shards[k] for k in range(n_shards)])
     fault_point("manifest-before")
-    write_json_atomic(part / MANIFEST, manifest)
+    manifest.write(part)
     fault_point("manifest-written")
     with contextlib.suppress(FileNotFoundError):
         (part / RUN_STATE).unlink()
