@@ -38,6 +38,7 @@ def assert_self_contained(text: str) -> None:
     assert "http://" not in text and "https://" not in text  # not even a namespace
 
 
+@pytest.mark.slow
 def test_report_is_valid_self_contained_html_with_every_section(html_report):
     tags = parse_html(html_report)
     assert_self_contained(html_report)
@@ -64,6 +65,7 @@ def test_report_is_valid_self_contained_html_with_every_section(html_report):
     assert "is not shown, only token ids" in text  # the synthetic store's tokenizer does not exist
 
 
+@pytest.mark.slow
 def test_report_images_are_inline_pngs(html_report):
     srcs = re.findall(r'<img alt="[^"]*" src="([^"]+)"', html_report)
     figures = re.findall(r'<figure id="plot-([a-z]+)"', html_report)
