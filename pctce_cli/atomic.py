@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +62,42 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def output_target(path: str | Path, option: str) -> Path:
+    """The file an ``option`` path names: symbolic links followed; an empty path refused.
+
+    Writing ``--output link`` writes the link's target (the link stays a
+    link), as ``>`` does in a shell.
+
+    Raises:
+        UsageError: ``path`` is empty or names a directory.
+    """
+    if not str(path).strip():
+        raise UsageError(f"{option} '': expected a file path")
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory, expected a file path")
+    if path.is_symlink() and not _is_special(path):
+        # a link to a regular file is written at its target (a dangling link's target is created); a link
+        # to a pipe or a device (/dev/stdout → /proc/self/fd/1 → pipe:[…]) is opened as it is named
+        path = path.resolve()
+    return path
+
+
+def _is_special(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file (a named pipe, a device such as ``/dev/stdout``)."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 def write_output(path: str | Path, data: bytes | str, option: str) -> Path:
-    """Write a file the user named with ``option`` (``--output``, ``--out``…) atomically.
+    """Write a file the user named with ``option`` (``--output``, ``--out``…).
+
+    A regular file (or a new one) is written atomically; a symbolic link is
+    followed and its target written; a named pipe or a character device
+    (``/dev/stdout``) is written through, since renaming a file onto it would
+    replace the pipe or the device instead of feeding it.
 
     A path that cannot be written — its directory is a regular file, it is
     read-only, its name is too long — is the user's to fix, so it becomes a
@@ -78,9 +113,14 @@ def write_output(path: str | Path, data: bytes | str, option: str) -> Path:
         ...     print(str(e).replace(str(d), "D"))
         --output D/f/out.json: cannot write (D/f is a file, not a directory)
     """
-    path = Path(path)
+    path = output_target(path, option)
+    data = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        return write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+        if _is_special(path):
+            with open(path, "wb") as f:
+                f.write(data)
+            return path
+        return write_bytes(path, data)
     except OSError as e:
         blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
         why = f"{blocker} is a file, not a directory" if blocker is not None else e.strerror or str(e)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
 from pctce_cli.scoring.options import READ_FIELDS
-from pctce_cli.store import Manifest, incomplete_match, list_checkpoints, read_manifest
+from pctce_cli.store import Manifest, identical_weights, incomplete_match, list_checkpoints, read_manifest
 from pctce_cli.store.layout import MANIFEST
 from pctce_cli.units import unit_named
 
@@ -368,3 +368,12 @@ def settings_notes(a: Checkpoint, b: Checkpoint, a_name: str | None = None, b_na
         f"Note: '{a_name or a.id}' and '{b_name or b.id}' were scored with different settings ({', '.join(diff)}); "
         "part of Δ may come from the settings, not the weights."
     ]
+
+
+def identical_notes(cks: Sequence[Checkpoint]) -> list[str]:
+    """Sentences naming the selected checkpoints that share one weights fingerprint (for summary, report, gate).
+
+    Two revisions serving the same weights are one model measured twice, not two
+    points of a trajectory; the note says so by name (with commits for Hub revisions).
+    """
+    return identical_weights([(c.id, c.manifest.weights_fingerprint, (c.manifest.hub or {}).get("commit")) for c in cks])

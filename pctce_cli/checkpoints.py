@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pctce_cli import hub
 from pctce_cli.errors import CheckpointError
 
 WEIGHT_FILES = (
@@ -155,31 +156,68 @@ def _spec(path: Path, base_model: str | Path | None) -> CheckpointSpec:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{path / 'adapter_config.json'}: not valid JSON ({e})") from None
         base = base_model or cfg.get("base_model_name_or_path")
+        extra: dict = {}
         if not base:
             raise CheckpointError(
                 f"{path}: adapter_config.json names no base model; pass --base-model PATH"
             )
         base_path = Path(base)
+        if not is_checkpoint(base_path) and not is_checkpoint(path / base_path) and (ref := hub.parse_ref(str(base))) is not None:
+            # A base named by Hub id (the usual adapter_config.json) resolves like a Hub checkpoint.
+            fetched = hub.fetch(ref.repo_id, ref.revision)
+            base_path = fetched.path
+            extra = {"base_hub": fetched.record()}
         if base_model is None and not base_path.is_absolute() and not is_checkpoint(base_path) and is_checkpoint(path / base_path):
             # A relative base that is no model from the working directory is read relative to
             # the adapter, so adapters shipped beside their base (sample_data/) score from anywhere.
             base_path = path / base_path
         if not is_checkpoint(base_path):
             raise CheckpointError(
-                f"{path}: base model '{base}' is not a local model directory "
-                "(pctce never downloads weights); pass --base-model PATH"
+                f"{path}: base model '{base}' is neither a local model directory nor a Hub id (org/name[@revision]); "
+                "pass --base-model PATH"
             )
         if not any((path / f).is_file() for f in ADAPTER_WEIGHT_FILES):
             raise CheckpointError(
                 f"{path}: adapter_config.json but no adapter weights "
                 "(adapter_model.safetensors or adapter_model.bin)"
             )
-        return CheckpointSpec(path, _checkpoint_id(path), step, "adapter", base_path)
+        return CheckpointSpec(path, _checkpoint_id(path), step, "adapter", base_path, extra)
     if not has_weights(path):
         raise CheckpointError(
             f"{path}: config.json but no model weights (model.safetensors or pytorch_model.bin)"
         )
     return CheckpointSpec(path, _checkpoint_id(path), step, "model")
+
+
+def hub_id(fetched: hub.HubCheckpoint) -> str:
+    """The id of a Hub revision: the repository's name and the revision (``pythia-160m.step1000``).
+
+    Example:
+        >>> from pathlib import Path
+        >>> hub_id(hub.HubCheckpoint("EleutherAI/pythia-160m", "step1000", "c" * 40, Path(".")))
+        'pythia-160m.step1000'
+    """
+    return safe_id(f"{fetched.name}.{fetched.revision}")
+
+
+def _hub_specs(raw: str, base_model) -> list[CheckpointSpec]:
+    """The checkpoints a Hub reference names (a path that exists locally never comes here)."""
+    ref = hub.parse_ref(raw)
+    if ref is None:
+        raise CheckpointError(f"checkpoint path not found: {raw}")
+    fetched, notes = hub.resolve(ref)
+    specs = []
+    for i, f in enumerate(fetched):
+        if not (f.path / "adapter_config.json").is_file() and not any(f.path.glob("*.safetensors")):
+            raise CheckpointError(
+                f"{f.repo_id}@{f.revision}: the repository has no safetensors weights at this revision "
+                "(pctce does not download pickled .bin weights)"
+            )
+        spec = _spec(f.path, base_model)
+        spec.id, spec.step = hub_id(f), hub.revision_step(f.revision)
+        spec.extra = {**spec.extra, "hub": f.record(), "notes": notes if i == 0 else []}
+        specs.append(spec)
+    return specs
 
 
 def _order_key(spec: CheckpointSpec):
@@ -208,7 +246,8 @@ def discover(paths, base_model: str | Path | None = None) -> list[CheckpointSpec
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise CheckpointError(f"checkpoint path not found: {raw}")
+            specs.extend(_hub_specs(str(raw), base_model))
+            continue
         if is_checkpoint(path):
             specs.append(_spec(path, base_model))
             continue
@@ -285,3 +324,4 @@ def weights_fingerprint(spec: CheckpointSpec) -> str:
         base = fingerprint_files(weight_files(spec.base_model))
         fp = hashlib.sha256(f"{fp}:{base}".encode()).hexdigest()
     return fp
+

@@ -7,6 +7,7 @@ a gate message and a report.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 
@@ -33,6 +34,92 @@ def printable(text: str) -> str:
         'red \\x1b[31mtext\\x1b[0m\\x07'
     """
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# characters XML 1.0 cannot hold at all, even escaped: C0 controls but tab/LF/CR,
+# surrogates (a lone one from a "\ud800" escape in JSON) and the two non-characters
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def markdown_cell(text) -> str:
+    r"""``text`` as one GitHub-flavoured Markdown table cell, shown as it is and able to do nothing else.
+
+    Control characters show as ``\xNN``, line breaks as ``\n`` (a break would
+    end the row), ``|`` is escaped (it would start a cell), and ``&``, ``<``,
+    ``>`` become entities, so a label cannot inject HTML (a ``<script>``) into
+    a page or a ``$GITHUB_STEP_SUMMARY``.
+
+    Examples:
+        >>> markdown_cell("a|b\n<script>\x1b")
+        'a\\|b\\n&lt;script&gt;\\x1b'
+    """
+    return markdown_text(str(text).replace("\r", "\\r").replace("\n", "\\n")).replace("|", "\\|")
+
+
+def markdown_text(text) -> str:
+    r"""``text`` as Markdown prose (a note, a heading): control characters as ``\xNN``, HTML special characters as entities.
+
+    Examples:
+        >>> markdown_text("x < y & <b>z</b>")
+        'x &lt; y &amp; &lt;b&gt;z&lt;/b&gt;'
+    """
+    return html.escape(printable(str(text)), quote=False)
+
+
+def xml_text(text) -> str:
+    r"""``text`` with the characters XML 1.0 cannot hold (C0 controls, lone surrogates) shown as ``\xNN`` / ``\uNNNN``.
+
+    The XML writer still escapes ``&``, ``<``, ``>`` and quotes; this makes the
+    rest storable, so the document stays well-formed.
+
+    Examples:
+        >>> xml_text("bell\x07 esc\x1b ok\ttab")
+        'bell\\x07 esc\\x1b ok\ttab'
+    """
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", str(text))
+
+
+def plot_text(text: str) -> str:
+    r"""``text`` as matplotlib should draw it literally: control characters as ``\xNN``, ``$`` escaped.
+
+    A control character has no glyph (matplotlib warns, printing it raw to the
+    terminal) and is not allowed in an SVG; a ``$`` would start mathtext (a
+    single one is a parse error).
+
+    Examples:
+        >>> plot_text("cost $5\x1b[31m")
+        'cost \\$5\\x1b[31m'
+    """
+    return xml_text(printable(str(text))).replace("$", r"\$")
+
+
+def clean_figure_text(fig) -> None:
+    """Pass every text of a matplotlib Figure through :func:`plot_text`, just before it is drawn.
+
+    Labels reach a figure in many places (titles, legends, category ticks,
+    annotations); cleaning them at the one point where figures are rendered
+    covers all of them. Fixed tick labels are regenerated at draw time from the
+    axis formatter, so its strings are cleaned too.
+    """
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        raw = t.get_text()
+        if raw and not getattr(t, "_pctce_clean", False):
+            t.set_text(plot_text(raw))
+            t._pctce_clean = True
+    from matplotlib.ticker import FixedFormatter, FuncFormatter
+
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):
+            for f in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if getattr(f, "_pctce_clean", False):
+                    continue
+                if isinstance(f, FixedFormatter):
+                    f.seq = [plot_text(x) for x in f.seq]
+                elif isinstance(f, FuncFormatter):  # set_ticks(…, labels) wraps the labels in one
+                    f.func = lambda x, pos, func=f.func: plot_text(func(x, pos))
+                f._pctce_clean = True
 
 
 def number(v, digits: int = 4) -> str:

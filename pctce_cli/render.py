@@ -100,9 +100,9 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     columns = columns or (list(rows[0]) if rows else [])
     if not columns:
         return "_none_\n"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines = ["| " + " | ".join(fmt.markdown_cell(c) for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(fmt.number(r.get(c)).replace("|", "\\|") for c in columns) + " |")
+        lines.append("| " + " | ".join(fmt.markdown_cell(fmt.number(r.get(c))) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

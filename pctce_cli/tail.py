@@ -89,7 +89,7 @@ def decode_targets(
     lost = [d for d in need if d not in by_index]
     if lost:
         raise DataError(f"cannot decode '{name}': the data has no document {lost[0]}; it changed since scoring")
-    documents, _ = tokenize_records([by_index[d] for d in need], tok, prefix=read.prefix, tokenizer_name=str(tok_path))
+    documents, _ = tokenize_records([by_index[d] for d in need], tok, prefix=read.prefix, tokenizer_name=str(tok_path), special_tokens=read.special_tokens)
     docs = {d.index: d for d in documents}
     out = []
     for doc, pos, token in targets:

@@ -327,10 +327,19 @@ def test_prefix(request, fixture, prefix, expected):
 
 
 def test_prefix_not_repeated_when_text_starts_with_it(tok):
-    (doc,), _ = tokenize_records([Record(0, "s", text="<|bos|>The dog.")], tok)
+    """With special_tokens, a text written with its own BOS string starts with BOS: no second one is added."""
+    (doc,), _ = tokenize_records([Record(0, "s", text="<|bos|>The dog.")], tok, special_tokens=True)
     assert doc.input_ids.tolist() == encode(tok, "<|bos|>The dog.")
     assert doc.input_ids[0] == tok.bos_token_id and doc.offset == 0 and not doc.targets[0]
     assert doc.targets[1:].all()
+
+
+def test_a_special_token_string_is_text_by_default(tok):
+    """Raw text is text: the characters '<|bos|>' are scored as characters, after the real prefix token."""
+    (doc,), _ = tokenize_records([Record(0, "s", text="<|bos|>The dog.")], tok)
+    as_text = tok("<|bos|>The dog.", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert doc.input_ids.tolist() == [tok.bos_token_id, *as_text]
+    assert tok.bos_token_id not in as_text and doc.targets[1:].all() and len(as_text) > 4
 
 
 def test_prefix_bos_without_bos_is_an_error(tok_no_bos):

@@ -72,7 +72,7 @@ def test_matches_are_judged_against_the_completion(tiny_tokenizer, tmp_path, mon
         return out
 
     monkeypatch.setattr(gen, "greedy_batch", oracle)
-    acc = gen.task_accuracy(None, tiny_tokenizer, docs, records, margin=2, batch_size=2)
+    acc = gen.task_accuracy(None, tiny_tokenizer, docs, records, margin=2, batch_tokens=40)
     assert acc["exact_match"].tolist() == [False, True, True, True, True]
     assert acc["substring_match"].all()
     assert acc["generation"][0] == " and so on Quexville."

@@ -19,7 +19,7 @@ from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_score
 from pctce_cli.analysis.units import unit_rows
 from pctce_cli.analysis.summary_stream import streamed_row, streamed_subset_rows
 from pctce_cli.analysis.units_stream import streamed_unit_row
-from pctce_cli.catalog import Checkpoint, read_table
+from pctce_cli.catalog import Checkpoint, identical_notes, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
 from pctce_cli.stats.subsets import correct_ratio
@@ -294,7 +294,7 @@ def summary_report(
     else:
         report.add(unit_named(unit).title() + (f", subset {subsets.describe()}" if subsets.active else ""), rows)
     report.notes += unit_named(unit).empty_note(rows)
-    report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None}))
+    report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None})) + identical_notes(cks)
     if ci is not None:
         method = "/".join(methods)
         err = max(errors, default=0.0)

@@ -17,7 +17,8 @@ def score(
         list[Path],
         typer.Argument(
             help="Checkpoints: save_pretrained directories, run directories holding checkpoint-*/step_*/epoch-* "
-            "subdirectories, or PEFT adapter directories.",
+            "subdirectories, PEFT adapter directories, or Hugging Face Hub ids org/name[@revision] "
+            "(a revision glob org/name@step*[LO:HI:K] takes many; docs/hub.md).",
             show_default=False,
         ),
     ],
@@ -37,6 +38,7 @@ def score(
     messages_field: Annotated[str, typer.Option(help="Field holding chat messages (only assistant tokens are scored).")] = "messages",
     split_on: Annotated[SplitOn, typer.Option(help="For .txt files: one document per file, or split on blank lines.")] = SplitOn.none,
     prefix: Annotated[Prefix, typer.Option(help="Token placed before the first token so it can be scored (auto: BOS, else EOS).")] = Prefix.auto,
+    special_tokens: Annotated[bool, typer.Option("--special-tokens", help="Read special-token strings in the data (e.g. <|endoftext|>) as special tokens; default: text is text (docs/scoring.md).")] = False,
     max_length: Annotated[int | None, typer.Option(help="Window length in tokens (default: the model's context).", show_default=False)] = None,
     stride: Annotated[int | None, typer.Option(help="Sliding-window stride (default: half the window).", show_default=False)] = None,
     batch_tokens: Annotated[int | None, typer.Option(help="Token budget per forward pass (batch × padded length); default 2048 on CPU, 16384 on GPU.", show_default=False)] = None,
@@ -64,7 +66,8 @@ def score(
         results = score_checkpoints(paths, options, reporter)
     if not is_rank0:
         return
-    render.emit([(f"Scored into {out}", result_rows(results))], fmt.value)
+    notes = list(dict.fromkeys(n for r in results for n in r.notes))
+    render.emit([(f"Scored into {out}", result_rows(results))], fmt.value, notes=notes)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         render.error(r.message)
@@ -111,9 +114,10 @@ def verify(
 ):
     """Check every stored file against its checksum, row count and values; exit 1 when anything is damaged."""
     from pctce_cli import render
-    from pctce_cli.store import verify_store
+    from pctce_cli.store import identical_in_store, verify_store
 
     ok, problems, incomplete = verify_store(store, checkpoint or None)
+    identical = identical_in_store(store, ok)
     damaged = [p for p in problems if p.kind == "damaged"]
     foreign = [p for p in problems if p.kind == "foreign"]
     rows = (
@@ -126,6 +130,7 @@ def verify(
         notes[0] = notes[0][:-1] + f"; {len(foreign)} foreign {'file' if len(foreign) == 1 else 'files'}."
     if damaged:
         notes.append("Re-score each damaged checkpoint with 'pctce score … --force' (the same command with --force).")
+    notes += identical
     if fmt == Format.table and problems:
         # a table cell cuts a long path with '…' at 80 columns (CI logs): the files are named in full below it
         rows = [{**r, "problem": "see below" if r["problem"] and r["status"] != "incomplete" else r["problem"]} for r in rows]

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pctce_cli.errors import DataError
-from pctce_cli.data.records import Document
+from pctce_cli.data.records import Document, unreadable
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -30,9 +30,12 @@ def data_fingerprint(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> 
             raise DataError(f"data file not found: {path}")
         name = p.name.encode("utf-8")
         h.update(len(name).to_bytes(8, "little") + name + p.stat().st_size.to_bytes(8, "little"))
-        with open(p, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        try:
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        except OSError as e:
+            raise unreadable(path, e) from None
     return h.hexdigest()
 
 

@@ -17,6 +17,7 @@ FORMATS = (".txt", ".jsonl", ".json", ".parquet", ".csv")
 SPLIT_ON = ("none", "blank-lines")
 PREFIXES = ("auto", "bos", "eos", "none")
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only a JSON escape can put one in a str
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")  # a newline, then one or more whitespace-only lines
 
 
@@ -132,32 +133,46 @@ def read_records(
     records: list[Record] = []
     for path in paths:
         path = str(path)
-        suffix = _check_file(path)
         n_before = len(records)
-        if suffix == ".txt":
-            if fields.prompt is not None:
-                raise DataError(
-                    f"{path}: a .txt file holds plain text only; --prompt-field/--completion-field "
-                    "need .jsonl, .json, .parquet or .csv"
-                )
-            if fields.subsets:
-                raise DataError(
-                    f"{path}: a .txt file has no fields for --subset-field {fields.subsets[0]}; "
-                    "use .jsonl, .json, .parquet or .csv, or label documents by file with --subset-from-file"
-                )
-            for source, text in _read_txt(path, split_on):
-                records.append(Record(index=len(records), source=source, text=text))
-        else:
-            reader = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet, ".csv": _read_csv}
-            for source, row, keys in reader[suffix](path, fields):
-                rec = _make_record(len(records), source, row, keys, fields)
-                rec.labels = {name: _label(row, name, source, keys) for name in fields.subsets}
-                records.append(rec)
-        if len(records) == n_before:
-            raise DataError(f"data file is empty: {path}")
+        try:
+            _read_file(records, path, fields, split_on)
+        except OSError as e:  # permission denied, an I/O error: the file's, not a bug
+            raise unreadable(path, e) from None
         for rec in records[n_before:] if subset_from_file else ():
             rec.labels[FILE_LABEL] = file_labels[path]
     return records
+
+
+def unreadable(path, error: OSError) -> DataError:
+    """The error for a data file that exists but cannot be read (no permission, an I/O error)."""
+    return DataError(f"{path}: cannot read ({error.strerror or type(error).__name__})")
+
+
+def _read_file(records: list[Record], path: str, fields: _Fields, split_on: str) -> None:
+    """Append the records of one data file to ``records`` (indices continue)."""
+    suffix = _check_file(path)
+    n_before = len(records)
+    if suffix == ".txt":
+        if fields.prompt is not None:
+            raise DataError(
+                f"{path}: a .txt file holds plain text only; --prompt-field/--completion-field "
+                "need .jsonl, .json, .parquet or .csv"
+            )
+        if fields.subsets:
+            raise DataError(
+                f"{path}: a .txt file has no fields for --subset-field {fields.subsets[0]}; "
+                "use .jsonl, .json, .parquet or .csv, or label documents by file with --subset-from-file"
+            )
+        for source, text in _read_txt(path, split_on):
+            records.append(Record(index=len(records), source=source, text=text))
+    else:
+        reader = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet, ".csv": _read_csv}
+        for source, row, keys in reader[suffix](path, fields):
+            rec = _make_record(len(records), source, row, keys, fields)
+            rec.labels = {name: _label(row, name, source, keys) for name in fields.subsets}
+            records.append(rec)
+    if len(records) == n_before:
+        raise DataError(f"data file is empty: {path}")
 
 
 def check_subset_fields(names: Sequence[str], from_file: bool = False) -> tuple[str, ...]:
@@ -179,9 +194,29 @@ def check_subset_fields(names: Sequence[str], from_file: bool = False) -> tuple[
 
 
 def _file_labels(paths: list[str]) -> dict[str, str]:
-    """Each data file's label: its stem, or its whole name where two files share a stem."""
-    stems = [Path(p).stem for p in paths]
-    return {p: (s if stems.count(s) == 1 else Path(p).name) for p, s in zip(paths, stems)}
+    """Each data file's label: its stem; its whole name where two files share a stem; where two files
+    share the name too (``a/val.jsonl``, ``b/val.jsonl``), as many of its last path parts as tell them apart.
+
+    Examples:
+        >>> _file_labels(["x/code.jsonl", "x/prose.jsonl", "y/code.csv"])
+        {'x/code.jsonl': 'code.jsonl', 'x/prose.jsonl': 'prose', 'y/code.csv': 'code.csv'}
+        >>> _file_labels(["a/v/val.jsonl", "b/v/val.jsonl"])
+        {'a/v/val.jsonl': 'a/v/val.jsonl', 'b/v/val.jsonl': 'b/v/val.jsonl'}
+    """
+    files = list(dict.fromkeys(str(Path(p).resolve()) for p in paths))
+    stems = [Path(f).stem for f in files]
+    labels = {}
+    for f, stem in zip(files, stems):
+        if stems.count(stem) == 1:
+            labels[f] = stem
+            continue
+        parts = Path(f).parts
+        for n in range(1, len(parts) + 1):
+            tail = parts[-n:]
+            if sum(Path(g).parts[-n:] == tail for g in files) == 1:
+                labels[f] = "/".join(tail)
+                break
+    return {p: labels[str(Path(p).resolve())] for p in paths}
 
 
 def _label(row: dict, name: str, source: str, keys: list[str] | None) -> str:
@@ -199,7 +234,7 @@ def _label(row: dict, name: str, source: str, keys: list[str] | None) -> str:
         raise DataError(f"{source}: field '{name}' is {_kind(value)}, expected a scalar subset label (a string, number or boolean)")
     if not str(value).strip():
         raise DataError(f"{source}: field '{name}' is empty, expected a subset label")
-    return str(value)
+    return _check_text(str(value), f"field '{name}'", source)
 
 
 def _check_file(path: str) -> str:
@@ -352,6 +387,17 @@ def _string_field(row: dict, name: str, option: str, source: str, keys: list[str
     value = row[name]
     if not isinstance(value, str):
         raise DataError(f"{source}: field '{name}' is {_kind(value)}, expected a string")
+    return _check_text(value, f"field '{name}'", source)
+
+
+def _check_text(value: str, what: str, source: str) -> str:
+    """``value``, unless it holds a lone surrogate (JSON's ``"\\ud800"`` escape), which no tokenizer or file can take."""
+    bad = _SURROGATE.search(value)
+    if bad:
+        raise DataError(
+            f"{source}: {what} holds a lone surrogate \\u{ord(bad.group()):04x} (character {bad.start() + 1}), "
+            "which is not text; fix that \\u escape in the data"
+        )
     return value
 
 
@@ -365,6 +411,7 @@ def _check_messages(messages: list, field: str, source: str) -> list[dict]:
                 raise DataError(f"{where} has no '{key}' (found: {_names(message)})")
             if not isinstance(message[key], str):
                 raise DataError(f"{where}: '{key}' is {_kind(message[key])}, expected a string")
+            _check_text(message[key], f"'{key}' of message {n} of '{field}'", source)
     return messages
 
 

@@ -50,6 +50,7 @@ def tokenize_records(
     prefix: str = "auto",
     tokenizer_name: str = "tokenizer",
     units: bool = True,
+    special_tokens: bool = False,
 ) -> tuple[list[Document], int]:
     """Tokenize records and mark their scored tokens.
 
@@ -65,6 +66,11 @@ def tokenize_records(
         tokenizer_name: How errors name the tokenizer (e.g. its path).
         units: Compute byte spans and words when the tokenizer can (``False``:
             never; the benchmark of their cost turns them off).
+        special_tokens: Read special-token strings in texts, prompts and
+            completions (``<|endoftext|>``) as the special tokens. Off by
+            default: raw text is text, and a literal ``<|endoftext|>`` in a
+            document is scored as the characters it is. Chat templates always
+            give their own special tokens.
 
     Returns:
         ``(documents, n_skipped)``: documents with at least one target, in
@@ -82,8 +88,9 @@ def tokenize_records(
     spans = units and units_unavailable(tokenizer) is None
     # position → (ids, mask, bytes, words, per-token (nbytes, word) or None)
     encoded: dict[int, tuple[list[int], np.ndarray, int, int, tuple | None]] = {}
-    encoded.update(_encode_texts(records, [i for i, m in enumerate(modes) if m == "text"], tokenizer, spans))
-    encoded.update(_encode_pairs(records, [i for i, m in enumerate(modes) if m == "pair"], tokenizer, spans))
+    split = not special_tokens
+    encoded.update(_encode_texts(records, [i for i, m in enumerate(modes) if m == "text"], tokenizer, spans, split))
+    encoded.update(_encode_pairs(records, [i for i, m in enumerate(modes) if m == "pair"], tokenizer, spans, split))
     chats = [i for i, m in enumerate(modes) if m == "chat"]
     encoded.update(_encode_chats(records, chats, tokenizer, tokenizer_name, spans))
 
@@ -168,10 +175,12 @@ def units_status(documents: Sequence[Document], tokenizer: Any, tokenizer_name: 
     return {"available": False, "reason": f"{tokenizer_name}: {reason}", "tokenizer": type(tokenizer).__name__}
 
 
-def _encode(tokenizer: Any, texts: list[str], offsets: bool = False) -> tuple[list[list[int]], list | None]:
+def _encode(tokenizer: Any, texts: list[str], offsets: bool = False, split: bool = False) -> tuple[list[list[int]], list | None]:
     """Batched ``tokenizer(texts, add_special_tokens=False)``, without the too-long-sequence warning.
 
     Returns the ids of every text and, with ``offsets``, their character offsets.
+    With ``split``, special-token strings in the texts are tokenized as the text
+    they are (tokenizers' ``split_special_tokens``).
     """
     out: list[list[int]] = []
     spans: list | None = [] if offsets else None
@@ -182,6 +191,7 @@ def _encode(tokenizer: Any, texts: list[str], offsets: bool = False) -> tuple[li
             return_attention_mask=False,
             return_token_type_ids=False,
             return_offsets_mapping=offsets,
+            **({"split_special_tokens": True} if split else {}),
             verbose=False,  # long documents are fine: the engine windows them
         )
         out.extend(list(ids) for ids in enc["input_ids"])
@@ -190,9 +200,9 @@ def _encode(tokenizer: Any, texts: list[str], offsets: bool = False) -> tuple[li
     return out, spans
 
 
-def _encode_texts(records: list[Record], positions: list[int], tokenizer: Any, spans: bool) -> Iterator[tuple[int, tuple]]:
+def _encode_texts(records: list[Record], positions: list[int], tokenizer: Any, spans: bool, split: bool) -> Iterator[tuple[int, tuple]]:
     texts = [records[i].text for i in positions]
-    all_ids, all_offsets = _encode(tokenizer, texts, spans)
+    all_ids, all_offsets = _encode(tokenizer, texts, spans, split)
     for n, (i, ids) in enumerate(zip(positions, all_ids)):
         units = None
         if spans:
@@ -201,10 +211,10 @@ def _encode_texts(records: list[Record], positions: list[int], tokenizer: Any, s
         yield i, (ids, np.ones(len(ids), dtype=bool), *scored_text_size(texts[n]), units)
 
 
-def _encode_pairs(records: list[Record], positions: list[int], tokenizer: Any, spans: bool) -> Iterator[tuple[int, tuple]]:
+def _encode_pairs(records: list[Record], positions: list[int], tokenizer: Any, spans: bool, split: bool) -> Iterator[tuple[int, tuple]]:
     pairs = [move_trailing_whitespace(records[i].prompt or "", records[i].completion) for i in positions]
     n = len(pairs)
-    all_ids, all_offsets = _encode(tokenizer, [p + c for p, c in pairs] + [p for p, _ in pairs], spans)
+    all_ids, all_offsets = _encode(tokenizer, [p + c for p, c in pairs] + [p for p, _ in pairs], spans, split)
     for k, (i, (prompt, completion), whole, context) in enumerate(zip(positions, pairs, all_ids[:n], all_ids[n:])):
         # as lm-eval: the model reads context + continuation; an empty completion scores nothing
         # (not even the prompt's trailing whitespace moved onto it)

@@ -261,7 +261,7 @@ def run_gate(
         PolicyError: malformed policy or ``--rule``, or a rule's subset the store lacks.
         StoreError, MixedInputError, UsageError: bad stores or selection.
     """
-    from pctce_cli.catalog import resolve_checkpoints, settings_notes
+    from pctce_cli.catalog import identical_notes, resolve_checkpoints, settings_notes
     from pctce_cli.compare import load_pair
     from pctce_cli.gate.subsets import make_plan, resolve_field
 
@@ -274,7 +274,7 @@ def run_gate(
     sa = load_baseline(base, st)
     plan = make_plan(st.rules, fld, by, subset, sa.doc, sa.docs, base.id)
     plan.table = subsets_table(plan, sa, st.unit)
-    results, methods, notes = [], set(), list(plan.notes)
+    results, methods, notes = [], set(), list(plan.notes) + identical_notes([base, *chosen])
     for c in chosen:
         notes += settings_notes(base, c)
         xa, sb = load_pair(base, c, base.id, c.id, st.unit, base=sa, columns=st.columns)

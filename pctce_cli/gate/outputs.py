@@ -243,7 +243,7 @@ def markdown_report(result: GateResult) -> str:
     subsets = bool(result.subset_field)
     if result.subsets:
         ids = [c.id for c in result.candidates]
-        kept = f" (only documents of {result.subset_field} = {', '.join(result.keep)})" if result.keep else ""
+        kept = f" (only documents of {_md(result.subset_field)} = {', '.join(_md(k) for k in result.keep)})" if result.keep else ""
         lines += [
             "",
             f"### Subsets of `{result.subset_field}`{kept}",
@@ -265,16 +265,16 @@ def markdown_report(result: GateResult) -> str:
             status = icon(r.passed) + (" (not significant)" if r.passed and r.over_limit else "")
             where = f" {_md(r.subset) if r.subset is not None else '(all)'} |" if subsets else ""
             lines.append(
-                f"| {r.rule.label()} |{where} {fmt.spec(r.baseline, '.4f')} | {fmt.spec(r.candidate, '.4f')} | {fmt.spec(r.delta, '+.4f')} "
+                f"| {_md(r.rule.label())} |{where} {fmt.spec(r.baseline, '.4f')} | {fmt.spec(r.candidate, '.4f')} | {fmt.spec(r.delta, '+.4f')} "
                 f"| {_pct(r)} | [{fmt.spec(r.lo, '+.4f')}, {fmt.spec(r.hi, '+.4f')}] | {status} |"
             )
-    lines += [""] + [f"> {n}\n" for n in result.notes] + [_settings_line(result), ""]
+    lines += [""] + [f"> {fmt.markdown_text(n)}\n" for n in result.notes] + [_settings_line(result), ""]
     return "\n".join(lines)
 
 
 def _md(text) -> str:
-    """A subset value in a Markdown table cell (pipes and line breaks escaped)."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A subset value in a Markdown table cell (pipes, line breaks, control characters and HTML escaped)."""
+    return fmt.markdown_cell(text)
 
 
 def junit_xml(result: GateResult) -> str:
@@ -295,7 +295,7 @@ def junit_xml(result: GateResult) -> str:
         suite = ET.SubElement(
             root,
             "testsuite",
-            name=f"pctce gate: {c.id} vs {result.baseline}",
+            name=fmt.xml_text(f"pctce gate: {c.id} vs {result.baseline}"),
             tests=str(len(c.results)),
             failures=str(c.failed),
             errors="0",
@@ -303,13 +303,14 @@ def junit_xml(result: GateResult) -> str:
             time="0",
         )
         for r in c.results:
-            case = ET.SubElement(suite, "testcase", classname=f"pctce.gate.{c.id}", name=r.label, time="0")
+            # labels are data: fmt.xml_text keeps the document well-formed whatever they hold
+            case = ET.SubElement(suite, "testcase", classname=fmt.xml_text(f"pctce.gate.{c.id}"), name=fmt.xml_text(r.label), time="0")
             if not r.passed:
-                fail = ET.SubElement(case, "failure", message=r.explain(result.baseline), type="GateRuleFailed")
-                fail.text = r.explain(result.baseline) + f" [{r.rule.source}]"
+                fail = ET.SubElement(case, "failure", message=fmt.xml_text(r.explain(result.baseline)), type="GateRuleFailed")
+                fail.text = fmt.xml_text(r.explain(result.baseline) + f" [{r.rule.source}]")
             else:
                 out = ET.SubElement(case, "system-out")
-                out.text = r.explain(result.baseline) + (" (not significant)" if r.over_limit else "")
+                out.text = fmt.xml_text(r.explain(result.baseline) + (" (not significant)" if r.over_limit else ""))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from pctce_cli import atomic
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 from pctce_cli.errors import UsageError
+from pctce_cli.fmt import clean_figure_text
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
 from pctce_cli.plot.inputs import distributions, trajectory_rows
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
@@ -192,6 +193,7 @@ def figure_bytes(fig, fmt: str, dpi: int = 150) -> bytes:
     """
     buf = io.BytesIO()
     with style():
+        clean_figure_text(fig)  # labels are data: no control character, no mathtext (pctce_cli.fmt.plot_text)
         if fmt == "svg":
             fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
         elif fmt == "png":

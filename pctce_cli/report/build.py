@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pctce_cli import plot
+from pctce_cli.catalog import identical_notes
 from pctce_cli.errors import PctceError, UsageError
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
 from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, subset_section
@@ -325,7 +326,7 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         cks, options, unit, measured, table, resolve_task(table, options.task), summaries, agreement,
         _Plots(options.dpi), plot.checkpoint_colors(cks), plot.what_was_scored(cks),
     )
-    warnings = [f"{b.plots.missing}; the report has no plots"] if b.plots.missing else []
+    warnings = ([f"{b.plots.missing}; the report has no plots"] if b.plots.missing else []) + identical_notes(cks)
     sections = [scored_section(cks), summaries_section(b)]
     if fields:
         from pctce_cli.analysis.summary import merge_notes

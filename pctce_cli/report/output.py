@@ -97,8 +97,8 @@ def html_report(cks, options: ReportOptions | None = None) -> str:
 
 
 def _md_text(text: str) -> str:
-    """Plain text safe in Markdown: HTML special characters as entities."""
-    return html.escape(str(text), quote=False)
+    """Plain text safe in Markdown: control characters as ``\\xNN``, HTML special characters as entities."""
+    return fmt.markdown_text(text)
 
 
 def to_markdown(doc: ReportDoc, image_prefix: str) -> tuple[str, dict[str, bytes]]:
@@ -121,7 +121,7 @@ def to_markdown(doc: ReportDoc, image_prefix: str) -> tuple[str, dict[str, bytes
                 if b.lines:
                     lines += [f"- {_md_text(n)}" for n in b.lines] + [""]
             elif isinstance(b, Table):
-                rows = [{k: _md_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in records(b.rows)]
+                rows = records(b.rows)  # markdown_table escapes every cell
                 lines += [f"**{_md_text(b.title)}**", "", markdown_table(rows, _columns(rows)).rstrip("\n"), ""]
             elif isinstance(b, Image):
                 name = f"{image_prefix}-{b.name}.png"
@@ -140,6 +140,8 @@ def save_report(cks, out: str | Path, options: ReportOptions | None = None, mark
         The written paths (the report first) and warnings for the user.
     """
     out = Path(out)
+    if options is not None and options.tail_top < 0:  # it would leave out the tail section without a word
+        raise UsageError(f"--tail-top must be 0 or more (0: no tail examples), got {options.tail_top}")
     if not markdown and out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {out}: expected an .html file (or pass --markdown for Markdown)")
     doc = build_report(cks, options)

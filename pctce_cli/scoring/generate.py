@@ -18,6 +18,13 @@ import torch
 
 from pctce_cli.data import Document, Record
 
+# Generation is a loop of small forward passes whose cost on CPU is mostly per
+# step, not per token: batches far larger than 32 prompts are cheaper. The
+# budget bounds the key/value cache (batch × (prompt + new tokens)); MAX_BATCH
+# bounds the per-step work of a batch of very short prompts.
+GENERATE_BATCH_TOKENS = 16384
+MAX_BATCH = 512
+
 
 def _prompt_and_answer(doc: Document) -> tuple[np.ndarray, np.ndarray]:
     first = int(np.argmax(doc.targets))  # prompt/completion targets are one contiguous block at the end
@@ -68,6 +75,40 @@ def greedy_batch(model, prompts: Sequence[np.ndarray], max_new: Sequence[int], p
     return out
 
 
+def generation_batches(widths: Sequence[int], news: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Group prompts into generation batches that hold at most ``batch_tokens`` tokens each.
+
+    Prompts are sorted by length (then by tokens to generate), so a batch pads
+    little; a batch of ``B`` prompts costs ``B × (longest prompt + most new
+    tokens)`` positions, the size of its final key/value cache. A prompt that
+    alone exceeds the budget is a batch of its own.
+
+    Args:
+        widths: Length of each prompt in tokens.
+        news: Tokens to generate for each prompt.
+        batch_tokens: The budget, as ``--batch-tokens`` for scoring.
+
+    Returns:
+        Lists of prompt indices, in generation order.
+
+    Examples:
+        >>> generation_batches([3, 1, 2, 9], [2, 2, 2, 2], 15)
+        [[1, 2, 0], [3]]
+    """
+    order = sorted(range(len(widths)), key=lambda k: (widths[k], news[k], k))
+    batches: list[list[int]] = []
+    width = new = 0
+    for k in order:
+        w, n = max(width, widths[k]), max(new, news[k])
+        if batches and batches[-1] and len(batches[-1]) < MAX_BATCH and (len(batches[-1]) + 1) * (w + n) <= batch_tokens:
+            batches[-1].append(k)
+            width, new = w, n
+        else:
+            batches.append([k])
+            width, new = widths[k], news[k]
+    return batches
+
+
 def task_accuracy(
     model,
     tokenizer,
@@ -75,7 +116,7 @@ def task_accuracy(
     records: Sequence[Record],
     *,
     margin: int = 8,
-    batch_size: int = 32,
+    batch_tokens: int = GENERATE_BATCH_TOKENS,
 ) -> dict[str, np.ndarray]:
     """Exact and substring match of greedy generations against each completion.
 
@@ -85,7 +126,7 @@ def task_accuracy(
         documents: Prompt/completion documents (targets = completion tokens).
         records: All records, indexed by ``Document.index`` (for the completion text).
         margin: Extra tokens generated beyond the completion's length.
-        batch_size: Prompts decoded together (sorted by length to limit padding).
+        batch_tokens: Token budget of one generation batch (see :func:`generation_batches`).
 
     Returns:
         Per-document columns ``exact_match``, ``substring_match`` (bool) and
@@ -98,16 +139,9 @@ def task_accuracy(
     substring = np.zeros(n, dtype=bool)
     generation = np.empty(n, dtype=object)
     parts = [_prompt_and_answer(d) for d in documents]
-    order = sorted(range(n), key=lambda k: len(parts[k][0]))
-    for s in range(0, n, batch_size):
-        batch = order[s : s + batch_size]
-        gens = greedy_batch(
-            model,
-            [parts[k][0] for k in batch],
-            [len(parts[k][1]) + margin for k in batch],
-            pad_id,
-            eos_id,
-        )
+    news = [len(a) + margin for _, a in parts]
+    for batch in generation_batches([len(p) for p, _ in parts], news, batch_tokens):
+        gens = greedy_batch(model, [parts[k][0] for k in batch], [news[k] for k in batch], pad_id, eos_id)
         for k, gen in zip(batch, gens):
             answer = parts[k][1]
             exact[k] = len(gen) >= len(answer) and list(gen[: len(answer)]) == answer.tolist()

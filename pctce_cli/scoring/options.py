@@ -51,6 +51,7 @@ class ReadOptions:
     messages_field: str = "messages"
     split_on: str = "none"
     prefix: str = "auto"
+    special_tokens: bool = False  # special-token strings in the text are special tokens (data/tokenize.py)
 
     def record_kwargs(self) -> dict:
         """The keyword arguments of :func:`pctce_cli.data.read_records` (every field but ``prefix``)."""
@@ -64,14 +65,14 @@ class ReadOptions:
 
         Example:
             >>> ReadOptions.from_settings({"split_on": "blank-lines", "text_field": None})
-            ReadOptions(text_field='text', prompt_field=None, completion_field=None, messages_field='messages', split_on='blank-lines', prefix='auto')
+            ReadOptions(text_field='text', prompt_field=None, completion_field=None, messages_field='messages', split_on='blank-lines', prefix='auto', special_tokens=False)
         """
         values = {f.name: settings.get(f.name) for f in fields(cls)}
         return cls(**{f.name: values[f.name] if values[f.name] or f.default is None else f.default for f in fields(cls)})
 
 
 READ_FIELDS = tuple(f.name for f in fields(ReadOptions))
-RECORD_FIELDS = tuple(name for name in READ_FIELDS if name != "prefix")
+RECORD_FIELDS = tuple(name for name in READ_FIELDS if name not in ("prefix", "special_tokens"))
 
 
 def takes_read_options(fn):
@@ -158,6 +159,7 @@ SCORE_OPTIONS = {
     "messages_field": "--messages-field",
     "split_on": "--split-on",
     "prefix": "--prefix",
+    "special_tokens": "--special-tokens",
     "max_length": "--max-length",
     "stride": "--stride",
     "batch_tokens": "--batch-tokens",
@@ -310,6 +312,8 @@ def identity_settings(
         "task_accuracy": options.task_accuracy,
         "accuracy_margin": options.accuracy_margin if options.task_accuracy else None,
     }
+    if options.special_tokens:  # recorded only when on: every store scored without it keeps its identity
+        settings["special_tokens"] = True
     if units is not None:
         settings["units"] = units
     return settings

@@ -16,7 +16,8 @@ import platform
 from dataclasses import dataclass
 
 from pctce_cli import __version__
-from pctce_cli.store import Manifest, identity_difference, partition_state, start_partition
+from pctce_cli.errors import StoreError
+from pctce_cli.store import Manifest, identity_difference, partition_state, read_manifest, start_partition
 
 # how to get past a conflict, in the words of each caller
 CLI_REMEDY = "use --force to overwrite or choose another --out"
@@ -53,6 +54,30 @@ class Decision:
     kind: str
     manifest: Manifest | None
     done_shards: list
+    note: str | None = None
+
+
+def moved_note(out, spec) -> str | None:
+    """For a Hub revision whose stored partition was scored from another commit: the note that it is re-scored.
+
+    Args:
+        out: The store.
+        spec: The checkpoint (``spec.extra["hub"]`` for a Hub revision).
+
+    Returns:
+        ``"re-scored: REV moved from commit ABC to DEF"``, or None (a local
+        directory, nothing stored yet, or the same commit).
+    """
+    hub = spec.extra.get("hub")
+    if not hub:
+        return None
+    try:
+        stored = read_manifest(out, spec.id).hub
+    except StoreError:  # nothing complete stored (or damaged: open_partition reports that)
+        return None
+    if not stored or stored.get("commit") == hub["commit"]:
+        return None
+    return f"re-scored: {hub['revision']} moved from commit {str(stored.get('commit'))[:7]} to {hub['commit'][:7]}"
 
 
 def open_partition(out, checkpoint: str, identity: dict, *, force: bool, resume: bool) -> Decision:

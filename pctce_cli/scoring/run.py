@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,9 @@ from pctce_cli.scoring.loop import (
     pad_id_of,
     score_shards,
 )
-from pctce_cli.scoring.partition import CLI_REMEDY, add_labels, build_manifest, conflict_message, engine_info, open_partition
+from pctce_cli.scoring.partition import CLI_REMEDY, add_labels, build_manifest, conflict_message, engine_info, moved_note, open_partition
 from pctce_cli.scoring.partition import versions as _versions
-from pctce_cli.store import Manifest, StoreLock, finish_partition, partition_dir
+from pctce_cli.store import Manifest, StoreLock, finish_partition, partition_dir, weight_groups
 
 
 @dataclass
@@ -63,6 +63,7 @@ class CheckpointResult:
     p95: float = float("nan")
     seconds: float = 0.0
     manifest: Manifest | None = None
+    notes: list = field(default_factory=list)  # for the user beside the row: a moved branch, identical weights
 
 
 class Reporter:
@@ -148,7 +149,17 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
     finally:
         cache.release()
         lock.release()
+    _note_identical(results, specs, env.weights)
     return results
+
+
+def _note_identical(results: list[CheckpointResult], specs: Sequence[CheckpointSpec], weights: dict) -> None:
+    """Name, in the result of each checkpoint concerned, the checkpoints that share one weights fingerprint."""
+    commits = {s.id: (s.extra.get("hub") or {}).get("commit") for s in specs}
+    for names, note in weight_groups([(s.id, weights.get(s.id), commits[s.id]) for s in specs]):
+        for r in results:
+            if r.id in names:
+                r.notes.append(note)
 
 
 @dataclass
@@ -183,6 +194,7 @@ class Env:
     tokenized: dict  # tokenizer fingerprint -> (documents, skipped, documents_fp, units)
     group: ProcessGroup
     reporter: Reporter
+    weights: dict = field(default_factory=dict)  # checkpoint id -> weights fingerprint, for identical_weights
 
 
 def _score_one(spec: CheckpointSpec, env: Env) -> CheckpointResult:
@@ -207,6 +219,7 @@ def _score_one(spec: CheckpointSpec, env: Env) -> CheckpointResult:
         result.message = error
         return result
     result.status = "scored"
+    result.notes += [n for n in (decision.note and f"{spec.id}: {decision.note}", *spec.extra.get("notes", [])) if n]
     result.seconds = time.perf_counter() - t_start
     if env.group.rank == 0:
         _fill_numbers(result, env.options.out, spec.id)
@@ -226,11 +239,13 @@ def _prepare(spec: CheckpointSpec, env: Env) -> Prepared:
     tok_fp = hf.tokenizer_fingerprint(tokenizer)
     if tok_fp not in env.tokenized:
         name = str(hf.tokenizer_dir(spec, options.tokenizer))
-        documents, skipped = tokenize_records(env.records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units)
+        documents, skipped = tokenize_records(
+            env.records, tokenizer, prefix=options.prefix, tokenizer_name=name, units=options.units, special_tokens=options.special_tokens
+        )
         units = units_status(documents, tokenizer, name, options.units)
         env.tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents), units)
     documents, skipped, docs_fp, units = env.tokenized[tok_fp]
-    weights_fp = weights_fingerprint(spec)
+    weights_fp = env.weights[spec.id] = weights_fingerprint(spec)
     # The window must be known before loading (to skip finished checkpoints
     # without loading them), so the context length comes from config.json.
     max_length = options.max_length or _config_context(spec)
@@ -268,10 +283,16 @@ def _check_batch_budget(spec: CheckpointSpec, batch_tokens: int | None, document
 
 
 def _decide(prep: Prepared, env: Env):
-    """Rank 0 decides what to do with the partition (and starts it); every rank gets the same decision."""
+    """Rank 0 decides what to do with the partition (and starts it); every rank gets the same decision.
+
+    A Hub revision is keyed by its commit: when the branch has moved since it was
+    scored, the partition is scored again (with a note) rather than kept or refused.
+    """
     decision = None
     if env.group.rank == 0:
-        decision = open_partition(env.options.out, prep.spec.id, prep.identity, force=env.options.force, resume=True)
+        moved = moved_note(env.options.out, prep.spec)
+        decision = open_partition(env.options.out, prep.spec.id, prep.identity, force=env.options.force or moved is not None, resume=True)
+        decision.note = moved
     return env.group.broadcast(decision)
 
 
@@ -344,6 +365,7 @@ def _finish(prep: Prepared, scorer: ShardScorer | None, env: Env, t_start: float
         world_size=env.group.world,
         wall_seconds=round(time.perf_counter() - t_start, 3),
         units=prep.units,
+        **{k: spec.extra[k] for k in ("hub", "base_hub") if spec.extra.get(k)},
     )
     try:
         finish_partition(partition_dir(options.out, spec.id), manifest, len(prep.shards))

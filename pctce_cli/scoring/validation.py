@@ -179,7 +179,7 @@ def tokenize_data(tokenizer, records: list[Record], files: list[str], options: S
 
     prefix = options.prefix
     name = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
-    documents, skipped = tokenize_records(records, tokenizer, prefix=prefix, tokenizer_name=str(name), units=options.units)
+    documents, skipped = tokenize_records(records, tokenizer, prefix=prefix, tokenizer_name=str(name), units=options.units, special_tokens=options.special_tokens)
     fingerprints = {
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "data": data_fingerprint(files) if files else records_fingerprint(records),

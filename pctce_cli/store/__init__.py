@@ -44,7 +44,7 @@ from pctce_cli.store.read import (
     read_labels,
 )
 from pctce_cli.store.units import UnitScores, iter_unit_batches, load_units, require_units, units_unavailable
-from pctce_cli.store.verify import Problem, verify_partition, verify_store
+from pctce_cli.store.verify import Problem, identical_in_store, identical_weights, verify_partition, verify_store, weight_groups
 from pctce_cli.store.write import (
     completed_shards,
     finish_partition,
@@ -77,6 +77,8 @@ __all__ = [
     "label_fields",
     "list_checkpoints",
     "iter_token_batches",
+    "identical_in_store",
+    "identical_weights",
     "iter_unit_batches",
     "load_docs",
     "load_scores",
@@ -93,5 +95,6 @@ __all__ = [
     "verify_store",
     "write_json_atomic",
     "write_labels",
+    "weight_groups",
     "write_shard",
 ]

@@ -261,6 +261,17 @@ class Manifest(Mapping):
         """Whether the partition stores byte spans and words."""
         return isinstance(self.units, Mapping) and self.units.get("available") is True
 
+    @property
+    def hub(self) -> dict | None:
+        """Where a Hub checkpoint came from (``repo_id``, ``revision``, ``commit``); None for a local directory."""
+        hub = self.other.get("hub")
+        return dict(hub) if isinstance(hub, Mapping) else None
+
+    @property
+    def weights_fingerprint(self) -> str | None:
+        """The fingerprint of the weights the partition was scored with."""
+        return self.fingerprints.get("weights")
+
     def extra(self, key: str, default=None):
         """A key the manifest records beyond the typed ones (``source``, ``run``, ``engine`` …)."""
         return self.other.get(key, default)

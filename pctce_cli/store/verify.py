@@ -68,6 +68,12 @@ def verify_partition(root: str | Path, checkpoint_id: str) -> None:
     load_scores(root, checkpoint_id)
 
 
+def identical_in_store(root: str | Path, ids) -> list[str]:
+    """:func:`identical_weights` of the named complete partitions of a store (read from their manifests)."""
+    manifests = [read_manifest(root, ck) for ck in ids]
+    return identical_weights([(m.id, m.weights_fingerprint, (m.hub or {}).get("commit")) for m in manifests])
+
+
 def verify_store(root: str | Path, checkpoints=None) -> tuple[list[str], list[Problem], list[str]]:
     """Verify every partition of a store (or those named).
 
@@ -110,3 +116,46 @@ def verify_store(root: str | Path, checkpoints=None) -> tuple[list[str], list[Pr
         ok.append(ck)
         problems += [Problem(ck, f"{p}: {FOREIGN}", "foreign") for p in foreign_files(root, ck, manifest)]
     return ok, problems, incomplete
+
+
+def identical_weights(items) -> list[str]:
+    """Notes naming the checkpoints that share one weights fingerprint (:func:`weight_groups`'s sentences)."""
+    return [note for _, note in weight_groups(items)]
+
+
+def weight_groups(items) -> list[tuple[list[str], str]]:
+    """The groups of checkpoints that share one weights fingerprint, each with a sentence naming them.
+
+    Published runs sometimes serve the same weights under several revisions (or swap
+    shards); their numbers are then one model's twice, not two points of a trajectory.
+
+    Args:
+        items: ``(name, weights_fingerprint, commit_or_None)`` per checkpoint, in display order.
+
+    Returns:
+        ``(names, sentence)`` per group of two or more checkpoints with equal fingerprints,
+        in the order of each group's first member; empty when all differ.
+
+    Example:
+        >>> identical_weights([("a", "f1", None), ("b", "f2", None), ("c", "f1", None)])
+        ['a and c have identical weights (fingerprint f1)']
+        >>> weight_groups([("s1", "ff", "c" * 40), ("s2", "ff", "d" * 40), ("s3", "ff", "e" * 40)])
+        [(['s1', 's2', 's3'], 's1, s2 and s3 have identical weights (fingerprint ff; commits ccccccc, ddddddd and eeeeeee)')]
+    """
+    groups: dict[str, list[tuple[str, str | None]]] = {}
+    for name, fp, commit in items:
+        if fp:
+            groups.setdefault(fp, []).append((name, commit))
+    out = []
+    for fp, members in groups.items():
+        names = list(dict.fromkeys(n for n, _ in members))
+        if len(names) < 2:
+            continue
+        commits = [c[:7] for _, c in members if c]
+        how = f"fingerprint {fp[:8]}" + (f"; commits {_and(commits)}" if len(commits) == len(members) else "")
+        out.append((names, f"{_and(names)} have identical weights ({how})"))
+    return out
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
