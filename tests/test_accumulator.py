@@ -161,6 +161,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_gather_every_token_before_summarizing(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import load_scores, read_manifest
 
+from .cli import run, run_json
 from .conftest import TEXTS
+from .helpers import assert_close_tree
 
-runner = CliRunner()
 
 PAPER = """checkpoint,objective,mean,p50,p95,judge
 teacher,Token CE,1.442,0.609,5.57,2.01
@@ -26,16 +24,6 @@ top-40,Top-40 KL,1.520,0.620,5.88,1.97
 top-15,Top-15 KL,1.568,0.596,6.37,2.00
 top-5,Top-5 KL,1.708,0.525,7.82,2.06
 """
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(*args):
-    r = run(*args, "--format", "json")
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +60,6 @@ def test_summary_matches_numpy_and_lm_eval_definitions(stores):
     n_words = sum(len(__import__("re").split(r"\s+", t)) for t in text)
     assert r["bpb"] == pytest.approx(ce.sum() / n_bytes / math.log(2), rel=1e-9)
     assert r["word_ppl"] == pytest.approx(math.exp(ce.sum() / n_words), rel=1e-9)
-
-
-def assert_close_tree(a, b, rel: float, path: str = "") -> None:
-    """Equal JSON trees: same keys, lengths, strings and integers; floats within ``rel`` (NaN/null equal)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), path
-        for k in a:
-            assert_close_tree(a[k], b[k], rel, f"{path}/{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close_tree(x, y, rel, f"{path}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert b == pytest.approx(a, rel=rel, abs=1e-12), path
-    else:
-        assert a == b, path
 
 
 def test_results_do_not_depend_on_sharding(stores):

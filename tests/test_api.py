@@ -9,17 +9,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import pctce_cli
 from pctce_cli import api, stats
-from pctce_cli.cli import app
 from pctce_cli.data import Record
 from pctce_cli.errors import StoreError, UsageError
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import list_checkpoints, load_scores
 
+from .cli import run_json
 from .conftest import TEXTS
 
 
@@ -43,12 +42,6 @@ def scored_store(tiny_ckpt, long_data, tmp_path_factory):
     [res] = score_checkpoints([str(tiny_ckpt)], ScoreOptions(data=[str(long_data)], out=out, **OPTS))
     assert res.status == "scored", res.message
     return out
-
-
-def run_json(*args):
-    r = CliRunner().invoke(app, [str(a) for a in args] + ["--format", "json"])
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
 
 
 def test_score_model_equals_pctce_score_on_the_saved_checkpoint(model, tiny_tokenizer, long_data, scored_store):
@@ -285,6 +278,7 @@ def test_library_errors_name_the_parameter_and_the_cli_wording_is_one_mapping_aw
     assert option_message(e.value, SCORE_OPTIONS) == f"--out {out} exists and is not a directory"
 
 
+@pytest.mark.slow
 def test_the_callback_does_not_import_the_api_module():
     # callback -> scoring/ + distributed + stats; api -> callback only lazily (no import cycle)
     code = "import sys, pctce_cli.callback; assert 'pctce_cli.api' not in sys.modules, 'api imported'"

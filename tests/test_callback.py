@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 import torch
 from transformers import TrainerCallback
-from typer.testing import CliRunner
 
 from pctce_cli.callback import PercentileCECallback
-from pctce_cli.cli import app
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import list_checkpoints, load_scores
 
+from .cli import run_json
 from .conftest import TEXTS
 
 LOGGED = ["mean", "p50", "p90", "p95", "p99", "iqr", "z95", "top1"]
@@ -30,12 +29,6 @@ STEPS = [2, 4, 6]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_json(*args):
-    r = CliRunner().invoke(app, [str(a) for a in args] + ["--format", "json"])
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
 
 
 def make_trainer(base, tokenizer, out_dir, **kw):
@@ -108,6 +101,7 @@ def trained(tiny_ckpt, tiny_tokenizer, val, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_logged_values_equal_pctce_score_on_the_checkpoints_saved_at_the_same_steps(trained):
     entries = pctce_entries(trained.trainer)
     assert sorted(entries) == STEPS
@@ -128,6 +122,7 @@ def test_logged_values_equal_pctce_score_on_the_checkpoints_saved_at_the_same_st
             assert seen[step][f"eval_pctce/{name}"] == entries[step][f"eval_pctce/{name}"]
 
 
+@pytest.mark.slow
 def test_the_trainer_can_select_checkpoints_by_a_percentile(trained):
     entries = pctce_entries(trained.trainer)
     best = min(STEPS, key=lambda s: entries[s]["eval_pctce/p50"])
@@ -135,6 +130,7 @@ def test_the_trainer_can_select_checkpoints_by_a_percentile(trained):
     assert trained.trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best}")
 
 
+@pytest.mark.slow
 def test_every_evaluation_is_a_store_partition_that_concord_and_select_read(trained):
     manifests = list_checkpoints(trained.store)
     assert [(m["id"], m["step"]) for m in manifests] == [(f"run.step-{s}", s) for s in STEPS]
@@ -161,6 +157,7 @@ def test_every_evaluation_is_a_store_partition_that_concord_and_select_read(trai
     assert both["Concordance of S = {mean, p50, p95}"][0]["checkpoints"] == 6
 
 
+@pytest.mark.slow
 def test_resumed_training_adds_no_duplicate_partition(trained, tiny_ckpt, tiny_tokenizer, val, tmp_path, caplog):
     root = tmp_path / "resume"
     shutil.copytree(trained.root / "run", root / "run")
@@ -295,6 +292,7 @@ DDP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_ranks_split_the_scoring_and_rank_0_writes(tiny_ckpt, val, tmp_path):
     from pathlib import Path
 

@@ -7,17 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from pctce_cli import __version__
-from pctce_cli.cli import app
 from pctce_cli.store import StoreLock, list_checkpoints, load_scores
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from .cli import run
 
 
 def score_json(*args):

@@ -63,6 +63,15 @@ def raises(error, message):
     return pytest.raises(error, match="^" + re.escape(message) + "$")
 
 
+def json_error(text: str) -> json.JSONDecodeError:
+    """What ``json.loads`` says about ``text``, so tests assert our part of a message, not the interpreter's."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        return e
+    raise AssertionError(f"{text!r} is valid JSON")
+
+
 def encode(tok, text):
     return tok(text, add_special_tokens=False)["input_ids"]
 
@@ -526,7 +535,8 @@ def test_not_utf8(tmp_path, name, content, offset):
 def test_malformed_jsonl_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "ok"}\n{"text": "oops"\n', encoding="utf-8")
-    with raises(DataError, f"{path}:2: not valid JSON (Expecting ',' delimiter at column 16)"):
+    e = json_error('{"text": "oops"')  # the decoder's own words: they vary between Python versions
+    with raises(DataError, f"{path}:2: not valid JSON ({e.msg} at column {e.colno})"):
         read_records([path])
 
 
@@ -539,7 +549,9 @@ def test_jsonl_line_not_an_object(tmp_path):
 def test_malformed_json(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('[{"text": "ok"},\n {"text" "x"}]', encoding="utf-8")
-    with raises(DataError, f"{path}: not valid JSON (Expecting ':' delimiter at line 2 column 10)"):
+    e = json_error(path.read_text(encoding="utf-8"))
+    assert e.lineno == 2  # the line of the fault, whatever the decoder calls it
+    with raises(DataError, f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"):
         read_records([path])
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.demo import (
     CROSSTOK_TITLE,
     correct_part_from_rows,
@@ -22,9 +19,11 @@ from pctce_cli.demo import (
     subset_part_from_table,
 )
 
+from .cli import run
+from .helpers import assert_same_text_close_numbers
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +41,7 @@ def _section(part, k=0) -> pd.DataFrame:
     return pd.DataFrame(part.report.sections[k][1])
 
 
+@pytest.mark.slow
 def test_demo_scores_every_shipped_checkpoint(demo):
     meta = pd.read_csv(SAMPLE / "meta.csv")
     assert (demo.scored, demo.reused) == (len(meta), 0)
@@ -59,6 +59,7 @@ def test_demo_scores_every_shipped_checkpoint(demo):
     assert all(p.report.notes for p in demo.parts)
 
 
+@pytest.mark.slow
 def test_distillation_readings_follow_the_numbers(demo):
     final = _section(demo.parts[0])
     assert len(final) == 9 and final["mean"].is_monotonic_increasing  # one final checkpoint per run
@@ -80,6 +81,7 @@ def test_distillation_readings_follow_the_numbers(demo):
     assert picks.loc["best by p50", "checkpoint"] == by_p50
 
 
+@pytest.mark.slow
 def test_crosstok_readings_follow_the_numbers(demo):
     """Teacher vs the Unigram run: one refusal in tokens, equal words and bytes, readings that match the tables."""
     part = _part(demo, CROSSTOK_TITLE)
@@ -143,6 +145,7 @@ def test_crosstok_readings_change_with_the_numbers():
     assert "because its tokens are different units of text (200 vs 250)." in notes[4]  # fewer, longer tokens, yet cheaper
 
 
+@pytest.mark.slow
 def test_finetune_part_uses_the_stored_task_accuracy(demo):
     epochs = _section(_part(demo, "Fine-tuning miniature: summaries and accuracy"))
     assert epochs["epoch"].tolist() == list(range(1, 13))
@@ -155,6 +158,7 @@ def test_finetune_part_uses_the_stored_task_accuracy(demo):
         assert row["regret"] == pytest.approx(best_task - row["task"])
 
 
+@pytest.mark.slow
 def test_rerun_reuses_the_scores(demo):
     again = run_demo(SAMPLE, demo.out)
     assert (again.scored, again.reused) == (0, demo.scored)
@@ -162,16 +166,17 @@ def test_rerun_reuses_the_scores(demo):
         assert a.report.sections == b.report.sections and a.report.notes == b.report.notes
 
 
+@pytest.mark.slow
 def test_cli_demo_formats(demo):
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "json", "-q"])
+    res = run("demo", "--out", str(demo.out), "--format", "json", "-q")
     assert res.exit_code == 0, res.output
     obj = json.loads(res.stdout)
     assert obj["header"][0].startswith(f"Scored 0 sample checkpoints, reused {demo.scored}, into {demo.out}")
     assert list(obj["parts"])[: len(demo.parts)] == [p.title for p in demo.parts]
     assert obj["parts"]["Distillation miniature: summaries"]["notes"] == demo.parts[0].report.notes
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "markdown", "-q"])
+    res = run("demo", "--out", str(demo.out), "--format", "markdown", "-q")
     assert "## Fine-tuning miniature: concordance" in res.stdout and "| checkpoint | epoch |" in res.stdout
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "--format", "csv", "-q"])
+    res = run("demo", "--out", str(demo.out), "--format", "csv", "-q")
     import csv
     import io
 
@@ -179,9 +184,10 @@ def test_cli_demo_formats(demo):
     assert rows[0]["table"].startswith("Distillation miniature: summaries — Final checkpoints")
 
 
+@pytest.mark.slow
 def test_readme_shows_the_real_demo_output(demo):
     """The README's demo block is this command's output (apart from the timing and paths)."""
-    res = runner.invoke(app, ["demo", "--out", str(demo.out), "-q"], env={"COLUMNS": "100"})
+    res = run("demo", "--out", str(demo.out), "-q", env={"COLUMNS": "100"})
     assert res.exit_code == 0, res.output
     block = re.search(r"<!-- demo-output -->\n```text\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
     assert block, "README.md has no demo-output block"
@@ -193,63 +199,13 @@ def test_readme_shows_the_real_demo_output(demo):
     assert_same_text_close_numbers(body(block.group(1)), body(res.stdout))
 
 
-# A printed number: digits with optional thousands separators, decimals and exponent.
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[-+]\d+)?")
-
-
-def _last_digit_unit(token: str) -> float:
-    """The value of one unit in the last printed digit of ``token`` (``20.3954`` → 1e-4, ``3.967e-04`` → 1e-7)."""
-    mantissa, _, exponent = token.replace(",", "").partition("e")
-    decimals = len(mantissa.partition(".")[2])
-    return 10.0 ** (-decimals + (int(exponent) if exponent else 0))
-
-
-def assert_same_text_close_numbers(expected: list[str], actual: list[str]) -> None:
-    """Same lines, words and integers; each printed decimal within 2 units of its last printed digit.
-
-    The demo's numbers come from model forward passes, whose float32 round-off
-    differs between CPUs, thread counts and library builds (one float32 step
-    turned topk5's p99 20.3953 into 20.3954 on another machine). A rounding flip
-    can move the last printed digit by one, and a column can change width, so
-    numbers are parsed and compared within 2 units of their last digit and the
-    text around them is compared with runs of spaces and box rules collapsed.
-    """
-    assert len(expected) == len(actual), "\n".join(difflib.unified_diff(expected, actual, lineterm=""))
-    for e_line, a_line in zip(expected, actual):
-        e_nums, a_nums = _NUMBER.findall(e_line), _NUMBER.findall(a_line)
-
-        def skeleton(line: str) -> str:
-            return re.sub(r"[\s─━]+", " ", _NUMBER.sub("#", line)).strip()
-
-        assert skeleton(e_line) == skeleton(a_line) and len(e_nums) == len(a_nums), f"README: {e_line}\nrun:    {a_line}"
-        for e, a in zip(e_nums, a_nums):
-            if not any(c in e + a for c in ".e"):  # counts, steps and names are exact
-                assert e == a, f"{e} vs {a} in\nREADME: {e_line}\nrun:    {a_line}"
-                continue
-            tol = 2 * max(_last_digit_unit(e), _last_digit_unit(a))
-            assert abs(float(e.replace(",", "")) - float(a.replace(",", ""))) <= tol * (1 + 1e-9), (
-                f"{e} vs {a} (tolerance {tol:g}) in\nREADME: {e_line}\nrun:    {a_line}"
-            )
-
-
-def test_demo_comparison_tolerates_round_off_only():
-    """The README check's own rules: a last-digit flip passes; a real change, a new word or a lost line fails."""
-    line = "│ topk5.checkpoint-1200 │ distilled │ 6.3776 │ 3.967e-04 │ 20.3954 │"
-    assert_same_text_close_numbers([line], [line.replace("20.3954", "20.3953").replace("3.967e-04", "3.968e-04")])
-    for changed in (line.replace("20.3954", "20.3994"), line.replace("distilled", "controls"), line.replace("1200", "1201")):
-        with pytest.raises(AssertionError):
-            assert_same_text_close_numbers([line], [changed])
-    with pytest.raises(AssertionError):
-        assert_same_text_close_numbers([line, line], [line])
-
-
 def test_missing_sample_data_is_a_clear_error(tmp_path):
-    res = runner.invoke(app, ["demo", "--sample-data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    res = run("demo", "--sample-data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     assert res.output.strip() == f"Error: --sample-data {tmp_path / 'nope'}: no such directory"
     (tmp_path / "sd").mkdir()
     (tmp_path / "sd" / "meta.csv").write_text("checkpoint\n")
-    res = runner.invoke(app, ["demo", "--sample-data", str(tmp_path / "sd"), "--out", str(tmp_path / "o")])
+    res = run("demo", "--sample-data", str(tmp_path / "sd"), "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     assert " ".join(res.output.split()) == (
         f"Error: --sample-data {tmp_path / 'sd'}: missing distill/val.jsonl, finetune/test.jsonl, finetune/facts "
@@ -405,6 +361,7 @@ def test_finetune_readings_change_with_the_numbers():
     assert finetune_parts_from_table(better)[0].report.notes[3].startswith("Accuracy is highest at the last epoch")
 
 
+@pytest.mark.slow
 def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
     """The 'Explore further' commands, in the shell the demo ran in: the right program, exit 0, nothing written here."""
     import shlex
@@ -417,7 +374,7 @@ def test_suggested_commands_run_as_printed_and_write_beside_the_scores(demo):
         words = shlex.split(line)
         assert words[0] == program() or line.startswith(program() + " ")
         args = shlex.split(line[len(program()) :])
-        res = runner.invoke(app, args)
+        res = run(*args)
         assert res.exit_code == 0, (line, res.output)
     assert set(Path.cwd().iterdir()) == before
     assert (demo.out / "demo-distill.html").is_file()

@@ -7,12 +7,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from pctce_cli.store import load_scores
 
 from .conftest import TEXTS
 
 
+@pytest.mark.slow
 def test_two_ranks_score_disjoint_shards_that_equal_one_process(tiny_ckpt, tmp_path):
     data = tmp_path / "val.txt"
     data.write_text("\n\n".join(TEXTS * 2), encoding="utf-8")
@@ -35,6 +37,7 @@ def test_two_ranks_score_disjoint_shards_that_equal_one_process(tiny_ckpt, tmp_p
     assert ddp.manifest["identity"] == one.manifest["identity"]
 
 
+@pytest.mark.slow
 def test_bad_input_under_torchrun_is_the_one_line_error_on_every_rank(tiny_ckpt, tmp_path):
     # both ranks fail before scoring; each tears down the group it made, without
     # waiting at a barrier, and exits 2 with the message (no abort, no hang)

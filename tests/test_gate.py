@@ -10,20 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.errors import PolicyError
 from pctce_cli.gate import Rule, evaluate_rule, load_policy, parse_rule_option
-from tests.test_compare import docs_of, make_store
 
-runner = CliRunner()
+from .cli import run
+from .helpers import docs_of, make_store
+
 GOLDEN = Path(__file__).parent / "golden"
 STEP = 2.0**-10  # a regression "just above" the limit, exact in float32
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 def baseline_ce() -> np.ndarray:

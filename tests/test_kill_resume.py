@@ -51,6 +51,7 @@ def rows(out):
     return got
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [f"{p}:{n}" for p in FAULT_POINTS for n in (1, 2)])
 def test_a_killed_run_resumes_to_the_same_rows(tiny_run, reference, tmp_path, fault):
     data, ref = reference

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from pctce_cli import plot
 from pctce_cli.catalog import resolve_checkpoints
-from pctce_cli.cli import app
 from pctce_cli.errors import UsageError
 
-from .test_compare import make_store
+from .cli import run
+from .helpers import make_store
 
-runner = CliRunner()
 
 RUNS = {"teacher": (1.4, 0.9, 0.7), "student": (1.6, 1.2, 1.1)}
 STEPS = (100, 200, 300)
@@ -59,10 +57,6 @@ def synth(tmp_path_factory):
 def cks(synth):
     store, meta = synth
     return resolve_checkpoints([store], meta=meta)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def labels(ax) -> list[str]:
@@ -260,6 +254,7 @@ def test_html_output_is_a_self_contained_page_with_the_svg_inline(synth, tmp_pat
     assert "Standardized percentile profiles of 7 checkpoints on val.jsonl" in text
 
 
+@pytest.mark.slow
 def test_same_command_twice_gives_identical_bytes(synth, tmp_path):
     store, meta = synth
     for suffix in ("svg", "png"):

@@ -8,18 +8,13 @@ import shutil
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.report import SECTIONS, Notes, ReportDoc, Section, Table, Text, to_html, to_markdown
 
+from .cli import run
 from .conftest import TEXTS
+from .helpers import count_shard_reads
 from .test_plot import PNG_SIGNATURE, parse_html, resource_references, synthetic_store
-
-runner = CliRunner()
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +38,7 @@ def assert_self_contained(text: str) -> None:
     assert "http://" not in text and "https://" not in text  # not even a namespace
 
 
+@pytest.mark.slow
 def test_report_is_valid_self_contained_html_with_every_section(html_report):
     tags = parse_html(html_report)
     assert_self_contained(html_report)
@@ -69,6 +65,7 @@ def test_report_is_valid_self_contained_html_with_every_section(html_report):
     assert "is not shown, only token ids" in text  # the synthetic store's tokenizer does not exist
 
 
+@pytest.mark.slow
 def test_report_images_are_inline_pngs(html_report):
     srcs = re.findall(r'<img alt="[^"]*" src="([^"]+)"', html_report)
     figures = re.findall(r'<figure id="plot-([a-z]+)"', html_report)
@@ -94,6 +91,7 @@ def test_html_escapes_user_text():
     assert "<script>" not in md and images == {}
 
 
+@pytest.mark.slow
 def test_group_names_from_meta_are_escaped(synth, tmp_path):
     store, meta = synth
     evil = tmp_path / "meta.csv"
@@ -108,6 +106,7 @@ def test_group_names_from_meta_are_escaped(synth, tmp_path):
     assert "Tail examples were not requested (--tail-top 0)." in text
 
 
+@pytest.mark.slow
 def test_markdown_report_with_images_beside_it(synth, tmp_path):
     store, meta = synth
     out = tmp_path / "pr" / "report.md"
@@ -166,6 +165,7 @@ def real_store(tmp_path_factory, tiny_ckpt):
     return base / "scores", data
 
 
+@pytest.mark.slow
 def test_report_decodes_tail_examples_and_says_so_when_the_data_is_gone(real_store, tmp_path):
     store, data = real_store
     out = tmp_path / "r.html"
@@ -189,19 +189,11 @@ def test_report_decodes_tail_examples_and_says_so_when_the_data_is_gone(real_sto
     assert f"The text of tiny&#x27;s tail is not shown, only token ids: cannot decode &#x27;tiny&#x27;: data file {data} (recorded in the manifest) is gone." in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tail", [["--tail-top", "3"], ["--tail-top", "3", "--tail-checkpoint", "*"], ["--tail-top", "0"]])
 def test_report_reads_each_partition_once(synth, tmp_path, monkeypatch, tail):
     """Every section's numbers come from one read of each checkpoint (shards are counted as read)."""
-    from pctce_cli.store import read
-
-    reads: dict[str, int] = {}
-    real = read.read_shard
-
-    def counting(path, *args, **kw):
-        reads[str(path)] = reads.get(str(path), 0) + 1
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(read, "read_shard", counting)
+    reads = count_shard_reads(monkeypatch)
     store, meta = synth
     r = run("report", store, "--meta", meta, "--task", "acc", "--vs", "baseline", *tail, "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output

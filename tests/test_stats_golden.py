@@ -1,13 +1,19 @@
-"""Bootstrap numbers on fixed seeds, bit for bit as the code at tag ``pre-house`` computed them.
+"""Bootstrap numbers on fixed seeds against a reference loop written from the documented contract.
 
-The values below were printed by the pre-refactor code (``pctce_cli.compare``'s
-own ``paired_bpb``/``draw_counts``/``percentile_interval`` and
-``stats.bootstrap``) on the same inputs; moving the bootstrap into ``stats``
-must not change a single bit of them.
+These tests once compared 17-digit floats printed by the code at a tag that is
+not in the repository, which held only on the machine that printed them. They
+now recompute every replicate with a plain loop that follows the contract in
+:mod:`pctce_cli.stats.bootstrap` literally (documents numbered by sorted unique
+id; replicate ``b`` draws ``rng.integers(0, D, size=D)`` from
+``np.random.default_rng(seed)``; percentile intervals of the replicate values).
+Percentiles are order statistics and compare exactly up to the interpolation
+step; means and ratios differ only by float64 summation order, so every value
+is compared with a relative tolerance of 1e-9 (absolute 1e-12 near zero).
 """
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,10 +23,7 @@ import pytest
 from pctce_cli import compare as C
 from pctce_cli.stats import bootstrap as B
 
-BPB = {'delta': -0.018133277892452004, 'lo': -0.024514463135148906, 'hi': -0.010905344913744355, 'a': 0.45313472128248966, 'b': 0.43500144339003766}
-COMPARE = {'mean': {'delta': -0.06546370023678705, 'lo': -0.08610025965867973, 'hi': -0.040744028867522514, 'a': 1.6358804920352832, 'b': 1.5704167917984961}, 'p50': {'delta': -0.05592504143714905, 'lo': -0.09018518328666687, 'hi': 0.014652192592620843, 'a': 0.8594553768634796, 'b': 0.8035303354263306}, 'p90': {'delta': -0.20021688938140736, 'lo': -0.3462322473526001, 'hi': 0.10088407993316496, 'a': 3.8987257003784186, 'b': 3.6985088109970112}, 'iqr': {'delta': -0.08264698088169098, 'lo': -0.24391282461583616, 'hi': 0.023336058855056754, 'a': 1.7592439129948616, 'b': 1.6765969321131706}, 'bpb': {'delta': -0.018133277892452004, 'lo': -0.02448777605276516, 'hi': -0.011204080510594669, 'a': 0.45313472128248966, 'b': 0.43500144339003766}}
-PAIRED = {'mean': (-0.08265331888332308, -0.04803353042238008), 'ppl': (-0.45612133533067417, -0.2085669822590969), 'p50': (-0.0868160367012024, -0.0017586648464203015), 'p95': (-0.8016223454475417, 0.39639440298079287), 'iqr': (-0.20940572619438175, -0.01347278207540522), 'z90': (-0.10989937208992545, 0.18276963923938677)}
-CI = {'mean': (1.2281465576367117, 2.118308421615417), 'p50': (0.6627115607261658, 1.0623394578695298), 'p99': (7.631269936561536, 14.74264472103119)}
+REL, ABS = 1e-9, 1e-12
 
 
 def pair_data():
@@ -33,35 +36,111 @@ def pair_data():
     return a, b, doc, n_bytes
 
 
+def summary(name: str, x: np.ndarray) -> float:
+    """One summary of float64 values, written out (mean, ppl, pXX, iqr, zXX = (pXX − p50)/iqr)."""
+    if name == "mean":
+        return float(np.mean(x))
+    if name == "ppl":
+        return float(np.exp(np.mean(x)))
+    iqr = np.percentile(x, 75) - np.percentile(x, 25)
+    if name == "iqr":
+        return float(iqr)
+    q = float(name[1:])
+    if name[0] == "p":
+        return float(np.percentile(x, q))
+    return float((np.percentile(x, q) - np.percentile(x, 50)) / iqr) if iqr > 0 else math.nan
+
+
+def resamples(n_docs: int, n_boot: int, seed: int):
+    """The documents each replicate draws, as the contract states."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, n_docs, size=n_docs) for _ in range(n_boot)]
+
+
+def replicates(ce, doc, names, n_boot, seed):
+    """``{summary: replicate values}`` by concatenating the drawn documents' targets."""
+    ids = np.unique(doc)
+    rows_of = [np.flatnonzero(doc == d) for d in ids]
+    out = {n: [] for n in names}
+    for idx in resamples(ids.size, n_boot, seed):
+        x = np.asarray(ce, np.float64)[np.concatenate([rows_of[i] for i in idx])]
+        for n in names:
+            out[n].append(summary(n, x))
+    return {n: np.asarray(v) for n, v in out.items()}
+
+
+def interval(values, ci):
+    """Type-7 (1−ci)/2 and (1+ci)/2 percentiles of the non-NaN values."""
+    v = values[~np.isnan(values)]
+    tail = (1.0 - ci) / 2.0
+    return tuple(float(x) for x in np.percentile(v, [100 * tail, 100 * (1 - tail)]))
+
+
+def reference_bpb(a, b, doc, n_bytes, n_boot, ci, seed):
+    """Paired Δ bits-per-byte: per-document sums of the drawn documents, one replicate at a time."""
+    nll_a = np.bincount(doc, weights=a.astype(np.float64))
+    nll_b = np.bincount(doc, weights=b.astype(np.float64))
+    total = n_bytes.sum()
+    reps = np.array([(nll_b[i].sum() - nll_a[i].sum()) / n_bytes[i].sum() / math.log(2) for i in resamples(len(n_bytes), n_boot, seed)])
+    bpb_a, bpb_b = nll_a.sum() / total / math.log(2), nll_b.sum() / total / math.log(2)
+    lo, hi = interval(reps, ci)
+    return {"delta": bpb_b - bpb_a, "lo": lo, "hi": hi, "a": bpb_a, "b": bpb_b}
+
+
+def reference_paired(a, b, doc, names, n_boot, ci, seed):
+    ra, rb = replicates(a, doc, names, n_boot, seed), replicates(b, doc, names, n_boot, seed)
+    out = {}
+    for n in names:
+        pa, pb = summary(n, a.astype(np.float64)), summary(n, b.astype(np.float64))
+        lo, hi = interval(rb[n] - ra[n], ci)
+        out[n] = {"delta": pb - pa, "lo": lo, "hi": hi, "a": pa, "b": pb}
+    return out
+
+
+def approx(tree):
+    """``tree`` with every float wrapped in the stated tolerance."""
+    if isinstance(tree, dict):
+        return {k: approx(v) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(approx(v) for v in tree)
+    return pytest.approx(tree, rel=REL, abs=ABS)
+
+
 def test_compare_uses_the_stats_bootstrap():
     assert C.paired_bpb is B.paired_bpb  # one home for bootstrap code: compare has none of its own
 
 
-def test_paired_bpb_is_bit_identical_to_pre_house():
+def test_paired_bpb_equals_the_reference_loop():
     a, b, doc, n_bytes = pair_data()
     nll_a = np.bincount(doc, weights=a.astype(np.float64))
     nll_b = np.bincount(doc, weights=b.astype(np.float64))
     r = B.paired_bpb(nll_a, nll_b, n_bytes, 300, 0.9, 11)
-    assert {k: float(v) for k, v in r.items()} == BPB
+    assert {k: float(v) for k, v in r.items()} == approx(reference_bpb(a, b, doc, n_bytes, 300, 0.9, 11))
 
 
-def test_compare_intervals_are_bit_identical_to_pre_house():
+def test_compare_intervals_equal_the_reference_loop():
     a, b, doc, n_bytes = pair_data()
     docs = pd.DataFrame({"doc": np.arange(30), "n_bytes": n_bytes})
     sa, sb = SimpleNamespace(ce=a, doc=doc, docs=docs), SimpleNamespace(ce=b, doc=doc, docs=docs)
     c = C.compare_scores(sa, sb, "base", "cand", percentiles=[50, 90], ci=0.9, n_boot=200, seed=7)
     got = {n: {k: float(v[k]) for k in ("delta", "lo", "hi", "a", "b")} for n, v in c.stats.items()}
-    assert got == COMPARE
+    want = reference_paired(a, b, doc, ["mean", "p50", "p90", "iqr"], 200, 0.9, 7)
+    want["bpb"] = reference_bpb(a, b, doc, n_bytes, 200, 0.9, 7)
+    assert got == approx(want)
     assert c.method == "exact"
 
 
 @pytest.mark.parametrize("method", ["exact", "fast"])
-def test_summary_intervals_are_bit_identical_to_pre_house(method):
+def test_summary_intervals_equal_the_reference_loop(method):
     a, b, doc, _ = pair_data()
-    res = B.paired_bootstrap(a, b, doc, ["mean", "ppl", "p50", "p95", "iqr", "z90"], n_boot=150, ci=0.8, seed=3, method=method)
-    assert {n: (float(v["lo"]), float(v["hi"])) for n, v in res.items()} == PAIRED
-    res = B.bootstrap_ci(a, doc, ["mean", "p50", "p99"], n_boot=150, ci=0.95, seed=5, method=method)
-    assert {n: tuple(map(float, v)) for n, v in res.items()} == CI
+    names = ["mean", "ppl", "p50", "p95", "iqr", "z90"]
+    res = B.paired_bootstrap(a, b, doc, names, n_boot=150, ci=0.8, seed=3, method=method)
+    want = reference_paired(a, b, doc, names, 150, 0.8, 3)
+    assert {n: (float(v["lo"]), float(v["hi"])) for n, v in res.items()} == approx({n: (w["lo"], w["hi"]) for n, w in want.items()})
+    names = ["mean", "p50", "p99"]
+    res = B.bootstrap_ci(a, doc, names, n_boot=150, ci=0.95, seed=5, method=method)
+    reps = replicates(a, doc, names, 150, 5)
+    assert {n: tuple(map(float, v)) for n, v in res.items()} == approx({n: interval(reps[n], 0.95) for n in names})
 
 
 def test_draw_counts_is_one_integers_call_per_replicate():

@@ -221,6 +221,7 @@ def test_word_ce_equals_the_masked_computation_bit_for_bit(steps, swap, empty_do
     _same_as_masked(np.array([s[3] for s in steps], np.float32), doc, word)
 
 
+@pytest.mark.slow
 def test_word_ce_lean_path_on_long_words_and_runs_of_empty_tokens():
     rng = np.random.default_rng(5)
     n = 200_000

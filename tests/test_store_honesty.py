@@ -16,7 +16,7 @@ from pctce_cli.store.manifest import canonical_sha256
 from pctce_cli.testing import reseal
 from tests.test_store_integrity import advice, one_line, shard, write_checkpoint
 
-runner = CliRunner()
+from .cli import run
 
 
 @pytest.fixture()
@@ -47,11 +47,11 @@ def test_a_flipped_bit_in_the_manifest_is_caught_on_read_and_by_verify(store):
     path.write_text(text.replace('"step": 1200', '"step": 1208'))  # 0x30 -> 0x38: one bit
     fault = f"{path} does not match its checksum (its content was changed after it was written)"
     for args in (["summary", str(store)], ["gate", str(store), "--baseline", "base", "--rule", "mean:+0.01"]):
-        res = runner.invoke(app, args)
+        res = run(*args)
         assert res.exit_code == 2 and one_line(res.output) == f"Error: {fault}; {advice(store)}"
     ok, problems, _ = verify_store(store)
     assert ok == ["base"] and [(p.checkpoint, p.message) for p in problems] == [("cand", fault)]
-    res = runner.invoke(app, ["verify", str(store), "--format", "csv"])
+    res = run("verify", str(store), "--format", "csv")
     assert res.exit_code == 1 and f"cand,damaged,{fault}" in res.output
 
 
@@ -62,7 +62,7 @@ def test_every_single_bit_flip_in_the_manifest_is_caught(store, where):
     k = where % len(data)
     data[k] ^= 1 << (where % 7)
     path.write_bytes(bytes(data))
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and "Traceback" not in res.output and str(path) in one_line(res.output)
 
 
@@ -82,7 +82,7 @@ def test_a_version_2_manifest_without_its_checksum_is_damaged(store):
     obj = json.loads(path.read_text())
     del obj["checksum"]
     path.write_text(json.dumps(obj))
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and one_line(res.output) == f"Error: {path} has no checksum (schema_version 2 records one); {advice(store)}"
 
 
@@ -91,7 +91,7 @@ def test_an_unknown_schema_version_is_refused_by_name(store):
     obj = json.loads(path.read_text())
     obj["schema_version"] = 99
     path.write_text(json.dumps(obj))
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and one_line(res.output) == (
         f"Error: {path}: schema_version 99 is newer than this pctce reads (up to 2); upgrade pctce to read this store"
     )
@@ -103,7 +103,7 @@ def test_a_manifest_without_schema_version_is_not_read_as_version_1(store):
     obj = json.loads(path.read_text())
     del obj["schema_version"], obj["checksum"]
     path.write_text(json.dumps(obj))
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and one_line(res.output) == (
         f"Error: {path} has no schema_version (every pctce manifest records one); {advice(store)}"
     )
@@ -135,7 +135,7 @@ def test_changed_values_with_a_recomputed_sha256_fail_on_ce_sum(store):
     path, got, want = _lie_about_values(store, 1.001)
     fault = f"{path}: its CE values add up to {got!r}, the manifest records ce_sum {want!r}"
     for args in (["summary", str(store)], ["gate", str(store), "--baseline", "base", "--rule", "mean:+0.01"]):
-        res = runner.invoke(app, args)
+        res = run(*args)
         assert res.exit_code == 2 and one_line(res.output) == f"Error: {fault}; {advice(store)}"
     ok, problems, _ = verify_store(store)
     assert [(p.checkpoint, p.message) for p in problems] == [("cand", fault)]
@@ -144,7 +144,7 @@ def test_changed_values_with_a_recomputed_sha256_fail_on_ce_sum(store):
 def test_changed_values_fail_on_ce_sum_when_streamed(store, monkeypatch):
     monkeypatch.setenv("PCTCE_STREAM_ABOVE", "10")
     path, got, want = _lie_about_values(store, 0.5)
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and one_line(res.output) == f"Error: {path}: its CE values add up to {got!r}, the manifest records ce_sum {want!r}; {advice(store)}"
 
 
@@ -153,7 +153,7 @@ def test_a_wrong_documents_total_is_damage(store):
     obj = json.loads(path.read_text())
     obj["documents"] += 1
     Manifest.from_json(obj).write(path.parent)  # a valid checksum: only the sum is wrong
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and one_line(res.output) == (
         f"Error: {path}: 'documents' should be the sum of the shards' documents (40), found 41; {advice(store)}"
     )
@@ -191,7 +191,7 @@ def test_verify_lists_every_file_the_store_does_not_own(store):
         f"{stray}: a file the store does not own (not named by the manifest; a glob such as DIR/*/*.parquet would read it): "
         "move it out of the store"
     )
-    res = runner.invoke(app, ["verify", str(store), "--format", "csv"])
+    res = run("verify", str(store), "--format", "csv")
     assert res.exit_code == 1 and f"cand,foreign,{stray}: a file the store does not own" in res.output
     assert res.output.count(",foreign,") == 3
 
@@ -208,7 +208,7 @@ def test_an_orphan_labels_file_is_reported_and_by_says_the_store_is_inconsistent
     Manifest.from_json(obj).write(path.parent)  # the labels section removed, its file left behind
     ok, problems, _ = verify_store(root)
     assert ok == ["base"] and [(p.kind, p.message.split(": ")[0]) for p in problems] == [("foreign", str(labels_file))]
-    res = runner.invoke(app, ["summary", str(root), "--by", "domain"])
+    res = run("summary", str(root), "--by", "domain")
     assert res.exit_code == 2 and one_line(res.output) == (
         f"Error: --by domain: checkpoint 'base' in {root} has a labels file its manifest does not name ({labels_file}): "
         f"the store is inconsistent (an interrupted labelling, or an edited manifest); run 'pctce verify {root}', "
@@ -240,13 +240,13 @@ def test_summary_says_an_interrupted_checkpoint_is_incomplete(store):
     part = partition_dir(store, "cand")
     manifest_path(store).unlink()  # killed before its manifest: the run state is left, resumable
     (part / RUN_STATE).write_text(json.dumps({"identity": {}}))
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 0, res.output
     assert (
         f"Note: checkpoint 'cand' in {store} is incomplete (its scoring was interrupted, or is still running) and is left out; "
         "rerun the pctce score command that wrote it to finish it (finished shards are kept)."
     ) in one_line(res.output)
-    res = runner.invoke(app, ["summary", str(store), "-c", "cand"])
+    res = run("summary", str(store), "-c", "cand")
     assert res.exit_code == 2 and one_line(res.output) == (
         f"Error: --checkpoint 'cand' matches only 'cand' in {store}, which is incomplete (its scoring was interrupted, "
         "or is still running); rerun the pctce score command that wrote it to finish it"

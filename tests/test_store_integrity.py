@@ -15,9 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.errors import DamagedStoreError, StoreError
 from pctce_cli.store import (
     MANIFEST,
@@ -32,7 +30,8 @@ from pctce_cli.store import (
     write_shard,
 )
 
-runner = CliRunner()
+from .cli import run
+
 IDENTITY = {"weights": "w", "tokenizer": "t", "data": "d", "documents": "x", "settings": {"prefix": "bos"}}
 
 
@@ -86,7 +85,7 @@ def test_an_intact_store_reads_and_verifies(store):
     s = load_scores(store, "cand")
     assert s.ce.min() >= 0 and len(s.ce) == s.manifest["targets"]
     assert verify_store(store) == (["base", "cand"], [], [])
-    res = runner.invoke(app, ["verify", str(store), "--format", "json"])
+    res = run("verify", str(store), "--format", "json")
     assert res.exit_code == 0, res.output
     assert [r["status"] for r in json.loads(res.output)[f"Verified {store}"]] == ["ok", "ok"]
 
@@ -95,7 +94,7 @@ def test_twenty_random_bit_flips_are_all_detected(store):
     """Every single-bit flip anywhere in a shard: exit 2 naming the file, and gate never passes."""
     path = shard(store)
     original = path.read_bytes()
-    intact = runner.invoke(app, ["gate", str(store), "--baseline", "base", "--rule", "mean:+0.01"])
+    intact = run("gate", str(store), "--baseline", "base", "--rule", "mean:+0.01")
     assert intact.exit_code in (0, 1) and "Error" not in intact.output  # the gate itself works on this store
     rng = random.Random(20261201)
     for _ in range(20):
@@ -105,9 +104,9 @@ def test_twenty_random_bit_flips_are_all_detected(store):
         path.write_bytes(bytes(damaged))
         with pytest.raises(DamagedStoreError, match="does not match its checksum"):
             load_scores(store, "cand")
-        res = runner.invoke(app, ["summary", str(store), "--format", "json"])
+        res = run("summary", str(store), "--format", "json")
         assert res.exit_code == 2 and one_line(res.output) == f"Error: {path} does not match its checksum in the manifest; {advice(store)}"
-        res = runner.invoke(app, ["gate", str(store), "--baseline", "base", "--rule", "mean:+0.01"])
+        res = run("gate", str(store), "--baseline", "base", "--rule", "mean:+0.01")
         assert res.exit_code == 2 and one_line(res.output) == f"Error: {path} does not match its checksum in the manifest; {advice(store)}"
     path.write_bytes(original)
     assert len(load_scores(store, "cand").ce) > 0
@@ -116,11 +115,11 @@ def test_twenty_random_bit_flips_are_all_detected(store):
 def test_a_truncated_shard_is_named(store):
     path = shard(store, k=1)
     path.write_bytes(path.read_bytes()[:100])
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2 and one_line(res.output) == f"Error: {path} does not match its checksum in the manifest; {advice(store)}"
     ok, problems, incomplete = verify_store(store)
     assert ok == ["base"] and [p.checkpoint for p in problems] == ["cand"] and incomplete == []
-    res = runner.invoke(app, ["verify", str(store), "--format", "csv"])
+    res = run("verify", str(store), "--format", "csv")
     assert res.exit_code == 1 and f"cand,damaged,{path} does not match its checksum in the manifest" in res.output
 
 
@@ -137,7 +136,7 @@ def test_a_garbled_manifest_is_named(store, text, fault):
     man = partition_dir(store, "cand") / MANIFEST
     man.write_text(text)
     for args in (["summary", str(store)], ["gate", str(store), "--baseline", "base", "--rule", "mean:+0.01"]):
-        res = runner.invoke(app, args)
+        res = run(*args)
         assert res.exit_code == 2 and one_line(res.output) == f"Error: {man}{fault}; {advice(store)}"
 
 
@@ -153,7 +152,7 @@ def test_a_manifest_cannot_point_outside_its_partition(store):
 def test_a_deleted_manifest_is_an_error_not_an_absence(store):
     man = partition_dir(store, "cand") / MANIFEST
     man.unlink()
-    res = runner.invoke(app, ["summary", str(store)])
+    res = run("summary", str(store))
     assert res.exit_code == 2
     assert one_line(res.output) == f"Error: {man} is missing (the partition is neither complete nor being scored); {advice(store)}"
     # an interrupted run (its run state is there) is resumable, not damaged: skipped, and verify says so
@@ -189,9 +188,9 @@ def test_rescoring_never_calls_a_damaged_partition_done(store):
 
 
 def test_verify_names_unknown_checkpoints_and_non_stores(store, tmp_path):
-    res = runner.invoke(app, ["verify", str(store), "-c", "nope"])
+    res = run("verify", str(store), "-c", "nope")
     assert res.exit_code == 2 and one_line(res.output) == f"Error: no checkpoint 'nope' in {store}"
-    res = runner.invoke(app, ["verify", str(tmp_path / "none")])
+    res = run("verify", str(tmp_path / "none"))
     assert res.exit_code == 2 and one_line(res.output) == f"Error: score directory not found: {tmp_path / 'none'}"
     with pytest.raises(StoreError):
         verify_store(tmp_path)

@@ -7,30 +7,15 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.stats.bootstrap import paired_bootstrap
 from pctce_cli.store import write_labels
-from tests.test_compare import make_store
 
-runner = CliRunner()
+from .cli import as_json, run, section
+from .helpers import count_shard_reads, make_store
+
 N_DOCS, PER_DOC = 12, 10
 NAMES = ["mean", "p50", "p90", "p95", "p99", "iqr"]  # what compare computes at its default percentiles
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def as_json(r):
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def section(obj, prefix):
-    [key] = [k for k in obj if k.startswith(prefix)]
-    return obj[key]
 
 
 def labelled_store(root, ces: dict, doc, labels: dict, field="domain"):
@@ -121,6 +106,7 @@ def test_compare_subset_errors_are_one_line_exit_2(store, args, message):
     assert r.stderr.strip() == f"Error: {message}"
 
 
+@pytest.mark.slow
 def test_thousands_of_labels_give_a_note_and_a_capped_table(tmp_path):
     n = 1200
     doc = np.repeat(np.arange(n), 2)
@@ -256,16 +242,7 @@ def test_gate_junit_has_a_case_per_rule_and_subset_and_markdown_a_subset_table(s
 
 
 def test_gate_reads_each_partition_once_with_several_subset_rules(store, monkeypatch):
-    from pctce_cli.store import read
-
-    reads: dict[str, int] = {}
-    real = read.read_shard
-
-    def counting(path, *args, **kw):
-        reads[str(path)] = reads.get(str(path), 0) + 1
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(read, "read_shard", counting)
+    reads = count_shard_reads(monkeypatch)
     r = gate(store, "--rule", "p95@*:+0.1", "--rule", "mean@code:+0.1", "--rule", "p50@prose:+1", "--rule", "mean:+1")
     assert r.exit_code == 1
     tokens = [k for k in reads if "part-" in k and "_docs" not in k]
@@ -298,17 +275,9 @@ def gamma_store(tmp_path):
     return labelled_store(tmp_path / "g", ces, doc, domains())
 
 
+@pytest.mark.slow
 def test_report_has_a_subset_section_only_when_the_store_has_subsets(gamma_store, tmp_path, monkeypatch):
-    from pctce_cli.store import read
-
-    reads: dict[str, int] = {}
-    real = read.read_shard
-
-    def counting(path, *args, **kw):
-        reads[str(path)] = reads.get(str(path), 0) + 1
-        return real(path, *args, **kw)
-
-    monkeypatch.setattr(read, "read_shard", counting)
+    reads = count_shard_reads(monkeypatch)
     out = tmp_path / "r.html"
     r = run("report", gamma_store, "--tail-top", "0", "--out", out)
     assert r.exit_code == 0, r.output
@@ -327,6 +296,7 @@ def test_report_has_a_subset_section_only_when_the_store_has_subsets(gamma_store
     assert 'id="subsets"' not in (tmp_path / "p.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_report_subset_keeps_only_those_documents(gamma_store, tmp_path):
     out = tmp_path / "r.md"
     r = run("report", gamma_store, "--subset", "code", "--tail-top", "0", "--markdown", "--out", out)
@@ -354,6 +324,7 @@ def test_plot_by_draws_one_panel_per_subset(gamma_store, kind):
         assert [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")] == ["ck0", "ck1", "ck2"]
 
 
+@pytest.mark.slow
 def test_plot_by_and_subset_on_the_command_line(gamma_store, tmp_path):
     for kind in ("ecdf", "shape", "bands"):
         r = run("plot", kind, gamma_store, "--by", "domain", "--out", tmp_path / f"{kind}.png")
@@ -369,6 +340,7 @@ def test_plot_by_and_subset_on_the_command_line(gamma_store, tmp_path):
     assert r.stderr.strip().startswith("Error: --by lang: no checkpoint has a subset 'lang' (subsets: domain)")
 
 
+@pytest.mark.slow
 def test_plot_with_many_subsets_caps_the_panels_with_a_warning(tmp_path):
     n = 30
     doc = np.repeat(np.arange(n), 3 + np.arange(n) % 5)

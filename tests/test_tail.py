@@ -7,19 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.store import load_scores
 from pctce_cli.tail import visible
 from pctce_cli.testing import reseal
 from tests.conftest import TEXTS
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from .cli import run
 
 
 def tail_json(*args):

@@ -1,5 +1,4 @@
 """Byte spans and words at scoring time (SPEC §8): the partition, the words, the store, the checks of issue 13.
-
 Two tokenizers trained here on one corpus — the byte-level BPE of
 ``pctce_cli.testing`` (also with trimmed offsets) and a Unigram with a
 SentencePiece-style ``▁`` — must give the same words and the same bytes on
@@ -18,15 +17,15 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from pctce_cli.cli import app
 from pctce_cli.data import Record, move_trailing_whitespace, tokenize_records, units_status
 from pctce_cli.data import spans
 from pctce_cli.data.spans import char_to_byte, token_units
 from pctce_cli.errors import UsageError
 from pctce_cli.stats import summarize, word_ce
 from pctce_cli.testing import CHAT_TEMPLATE, CORPUS, reseal
+
+from .cli import run
 
 HARD = [
     "héllo wörld, naïve café façade",
@@ -351,7 +350,7 @@ def scored_store(tiny_ckpt, tmp_path_factory):
     texts = HARD + ["Once upon a time there was a little cat.", "She sells sea shells by the sea shore."]
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     out = base / "out"
-    r = CliRunner().invoke(app, ["score", str(tiny_ckpt), "--data", str(data), "--out", str(out), "--quiet", "--shard-targets", "60"])
+    r = run("score", str(tiny_ckpt), "--data", str(data), "--out", str(out), "--quiet", "--shard-targets", "60")
     assert r.exit_code == 0, r.output
     return out, texts
 
@@ -402,7 +401,7 @@ def test_chat_scored_end_to_end_counts_empty_spans(tiny_ckpt, tmp_path, one_thre
 
     data = tmp_path / "chat.jsonl"
     data.write_text(json.dumps({"messages": CHAT}) + "\n", encoding="utf-8")
-    r = CliRunner().invoke(app, ["score", str(tiny_ckpt), "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"])
+    r = run("score", str(tiny_ckpt), "--data", str(data), "--out", str(tmp_path / "o"), "--quiet")
     assert r.exit_code == 0, r.output
     u = load_units(tmp_path / "o", "tiny")
     assert read_manifest(tmp_path / "o", "tiny")["empty_span_targets"] == 2 == int(u.docs["n_empty"].sum())

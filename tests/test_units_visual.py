@@ -17,6 +17,7 @@ from pctce_cli.store import load_units
 from pctce_cli.testing import reseal
 
 from .cli import run, run_json
+from .helpers import count_shard_reads
 from .test_plot import labels
 from .test_units_analysis import brute_words
 
@@ -241,6 +242,7 @@ def fingerprint(store, ck):
 # ---------------------------------------------------------------- report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_report_tables_and_plots_are_the_units(store, meta, unit):
     from pctce_cli.report import Image, ReportOptions, Table, Text, build_report
@@ -277,6 +279,7 @@ def test_report_tables_and_plots_are_the_units(store, meta, unit):
         assert not any(isinstance(b, Table) for b in tail)
 
 
+@pytest.mark.slow
 def test_report_subset_keeps_its_words_in_every_table_and_the_tail(store):
     from pctce_cli.analysis.subsets import resolve_subsets
     from pctce_cli.report import ReportOptions, Table, build_report
@@ -290,6 +293,7 @@ def test_report_subset_keeps_its_words_in_every_table_and_the_tail(store):
     assert len(tail) == code_words and {r["doc"] for r in tail} == {1, 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_report_cli_across_tokenizers(store, meta, tmp_path, unit):
     out = tmp_path / "r.html"
@@ -314,20 +318,11 @@ def test_report_refuses_mixed_tokens_and_token_only_summaries(store, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_report_in_bytes_reads_each_partition_once(store, tmp_path, monkeypatch):
     from pctce_cli.store import read, units
 
-    reads: dict[str, int] = {}
-
-    def counting(real):
-        def f(path, *args, **kw):
-            reads[str(path)] = reads.get(str(path), 0) + 1
-            return real(path, *args, **kw)
-
-        return f
-
-    monkeypatch.setattr(read, "read_shard", counting(read.read_shard))
-    monkeypatch.setattr(units, "read_shard", counting(units.read_shard))
+    reads = count_shard_reads(monkeypatch, read, units)
     r = run("report", store, "--unit", "byte", "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
     assert sorted(reads) == sorted(str(p) for p in store.glob("checkpoint=*/**/*.parquet"))
