@@ -3,12 +3,12 @@
 ``update(logits, labels)`` turns a batch into per-token CE and rank, a chunk of
 positions at a time (:func:`pctce_cli.scoring.engine.ce_and_rank`, the engine's
 own function), and keeps them on the CPU (float32 CE, int32 rank: 8 bytes per
-token). ``compute()`` gathers every rank's tokens and returns the SPEC §2
+token). ``compute()`` gathers every rank's tokens and returns the docs/definitions.md#summaries-of-one-checkpoint
 summaries. Percentiles are not mergeable from partial summaries, so the values
 themselves are gathered, never per-rank summaries.
 
 Tokens only: ``PercentileCE`` sees logits and labels, never the text, so it has
-no byte spans and no words and cannot summarize per word or per byte (SPEC §8).
+no byte spans and no words and cannot summarize per word or per byte (docs/definitions.md#words-and-bytes).
 For those, score the text: :func:`pctce_cli.api.score_model` (then
 ``result.summary(unit="word")``), the callback, or ``pctce score``.
 
@@ -151,7 +151,7 @@ class PercentileCE:
         return ce, rank
 
     def compute(self) -> dict:
-        """The SPEC §2 summaries of every token seen (on every rank, when syncing).
+        """The docs/definitions.md#summaries-of-one-checkpoint summaries of every token seen (on every rank, when syncing).
 
         Returns:
             ``n``, ``mean``, ``ppl``, one ``pXX`` per level, ``iqr``, ``z95``,

@@ -20,7 +20,7 @@ Without one, the values still land in the metrics ``trainer.evaluate()``
 returns and in ``state.log_history``, but integrations do not see them.
 
 Units: the logged values are per token. The callback scores the text, so the
-partitions it stores carry byte spans and words (SPEC §8) when the tokenizer is
+partitions it stores carry byte spans and words (docs/definitions.md#words-and-bytes) when the tokenizer is
 a fast one (:func:`pctce_cli.store.load_units` reads them); the accumulator
 :class:`~pctce_cli.accumulator.PercentileCE` keeps tokens only (it sees logits
 and labels, never the text), so it has no word or byte units.
@@ -61,7 +61,7 @@ class PercentileCECallback(TrainerCallback):
             when set, else the name of ``args.output_dir``).
         percentiles: Percentile levels logged as ``pXX`` (default 50, 90, 95, 99).
         concordance_threshold: Warn when C(mean, p50) or C(mean, p50, p95) over
-            the evaluations so far drops below this (default 0.6, SPEC §3).
+            the evaluations so far drops below this (default 0.6, docs/definitions.md#concordance).
         metric_prefix: Prefix of the logged keys (default ``eval_pctce/``).
         overwrite: Replace a stored partition of the same name made with other
             weights, data or settings (default: keep it and warn).

@@ -106,7 +106,7 @@ def resolve_checkpoints(
         meta: ``--meta`` CSV/JSON: ``checkpoint`` plus ``group`` and task columns.
         allow_mixed: Accept checkpoints scored on different data or tokenizers.
         unit: The unit they will be compared in: with ``word`` or ``byte``,
-            different tokenizers on the same data are comparable (SPEC §8).
+            different tokenizers on the same data are comparable (docs/definitions.md#words-and-bytes).
 
     Raises:
         StoreError: a directory is not a store or a glob matches nothing.
@@ -291,7 +291,7 @@ def input_differences(a: Checkpoint, b: Checkpoint, unit: str = "token") -> list
     targets as ``prefix bos``, so the two compare; when the ``documents``
     fingerprints differ, the settings that differ are named as the cause.
 
-    In words and bytes (``unit`` ``word``/``byte``, SPEC §8) the tokenizers may
+    In words and bytes (``unit`` ``word``/``byte``, docs/definitions.md#words-and-bytes) the tokenizers may
     differ: the same data read the same way has the same words and bytes. The
     reading settings must then agree, except a prefix token (BOS or EOS, as
     each tokenizer has it), which only decides that the first token is scored.

@@ -4,10 +4,10 @@ Both checkpoints must hold the same targets (same data, tokenizer and target
 selection: the manifests' ``data``, ``tokenizer`` and ``documents`` fingerprints
 agree, and the stored doc/pos/token arrays are identical). Then every summary
 is compared as Δ = candidate − baseline with a paired document-level bootstrap
-interval (SPEC §2): each replicate resamples the same documents for both.
+interval (docs/definitions.md#summaries-of-one-checkpoint): each replicate resamples the same documents for both.
 
 With ``--by FIELD`` the comparison is made per subset of the validation data
-(SPEC §7): each subset's Δ and interval come from a paired bootstrap over that
+(docs/definitions.md#subsets): each subset's Δ and interval come from a paired bootstrap over that
 subset's documents only; ``--subset VALUE`` compares only those documents.
 
 Checkpoint arguments (``DIR``, ``DIR:ID`` or an id in ``--store DIR``) and the
@@ -136,7 +136,7 @@ class Comparison:
     seed: int
     method: str
     notes: list[str] = field(default_factory=list)
-    unit: str = "token"  # what a row is: a target, or a word or byte (SPEC §8)
+    unit: str = "token"  # what a row is: a target, or a word or byte (docs/definitions.md#words-and-bytes)
 
     @property
     def noun(self) -> str:
@@ -320,7 +320,7 @@ MOVED = {"better": "better", "worse": "worse", "reshaped": "reshaped (mean and m
 def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10, notes: Sequence[str] = ()) -> Report:
     """`pctce compare --by FIELD`: Δ of every summary per subset (one table with a ``subset`` column) and readings.
 
-    Each subset's intervals come from a paired bootstrap over that subset's documents (SPEC §7).
+    Each subset's intervals come from a paired bootstrap over that subset's documents (docs/definitions.md#subsets).
     """
     report = Report(notes=list(notes))
     c0 = comps[0][1]
@@ -383,9 +383,9 @@ def run_compare(
     """`pctce compare`: resolve both arguments, check they pair, compare, and build the report.
 
     Args:
-        by: ``--by FIELD``: one paired comparison per subset of FIELD (SPEC §7).
+        by: ``--by FIELD``: one paired comparison per subset of FIELD (docs/definitions.md#subsets).
         subset: ``--subset VALUE``: compare only the documents of these subsets.
-        unit: ``word``: pair words, not tokens (SPEC §8), so two tokenizers of
+        unit: ``word``: pair words, not tokens (docs/definitions.md#words-and-bytes), so two tokenizers of
             the same data compare word by word; ``byte``: pair bytes (each
             byte's value the CE of its token spread over the token's bytes).
     """
@@ -413,9 +413,9 @@ def run_compare(
 
 
 UNIT_NOTES = {
-    "word": ["Unit: words (SPEC §8). Each value is a word's CE, the sum of its tokens' CE; 'targets' counts words."],
+    "word": ["Unit: words (docs/definitions.md#words-and-bytes). Each value is a word's CE, the sum of its tokens' CE; 'targets' counts words."],
     "byte": [
-        "Unit: bytes (SPEC §8). Each byte's value is the CE of the token covering it divided by that token's bytes; bytes are "
+        "Unit: bytes (docs/definitions.md#words-and-bytes). Each byte's value is the CE of the token covering it divided by that token's bytes; bytes are "
         "paired across the two tokenizations (runs of bytes covered by one token of each, weighted by their length); "
         "'targets' counts bytes, and the document table's 'targets' too."
     ],

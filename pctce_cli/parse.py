@@ -52,7 +52,7 @@ def parse_summary_list(text: str | Sequence[str] | None, default: Sequence[str],
 
 
 def parse_edges(text: str | None) -> list[float]:
-    """Parse ``--edges 0,0.1,0.5,inf`` (strictly increasing; default SPEC §2's bands).
+    """Parse ``--edges 0,0.1,0.5,inf`` (strictly increasing; default docs/definitions.md#summaries-of-one-checkpoint: bands).
 
     Examples:
         >>> parse_edges("0,1,inf")

@@ -219,7 +219,7 @@ def run_tail(
         decode: Decode context and target (needs tokenizer and data); off: token ids only.
         scores: The checkpoint's arrays when the caller has loaded them (all columns;
             ``pctce report`` reads each partition once).
-        unit: ``word``: the highest-CE words (SPEC §8), each with its tokens under
+        unit: ``word``: the highest-CE words (docs/definitions.md#words-and-bytes), each with its tokens under
             this checkpoint's tokenizer and, with ``vs``, under the other's
             (:func:`word_tail`).
     """
@@ -349,7 +349,7 @@ def _word_tail(checkpoint, store, top, by, context, percentile, vs, tokenizer, d
 def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, decode: bool = True, only_docs=None) -> Report:
     """The highest-CE words of a checkpoint, each with its tokens (and, with ``vs``, the other checkpoint's).
 
-    Words are the same under every tokenizer of the same data (SPEC §8), so
+    Words are the same under every tokenizer of the same data (docs/definitions.md#words-and-bytes), so
     ``vs`` may be a checkpoint with another tokenizer: each row shows how both
     split the word and what it cost each. ``only_docs``: the words of these
     documents only (``pctce report --subset``).

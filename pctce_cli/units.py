@@ -1,4 +1,4 @@
-"""What a unit is (``--unit token|word|byte``, SPEC §8), asked by every command instead of comparing strings.
+"""What a unit is (``--unit token|word|byte``, docs/definitions.md#words-and-bytes), asked by every command instead of comparing strings.
 
 A :class:`Unit` knows how one checkpoint's values load in it (:meth:`Unit.load`,
 with weights where values are weighted: bytes), how two checkpoints' values
@@ -276,7 +276,7 @@ class TokenUnit(Unit):
 
 
 class WordUnit(Unit):
-    """A word: its value is the sum of its tokens' (SPEC §8); the same words under every tokenizer of the same text."""
+    """A word: its value is the sum of its tokens' (docs/definitions.md#words-and-bytes); the same words under every tokenizer of the same text."""
 
     name = "word"
     noun = "word"
@@ -337,7 +337,7 @@ class WordUnit(Unit):
 
 
 class ByteUnit(Unit):
-    """A byte: each token's CE spread evenly over its bytes (SPEC §8), weighted, never one row per byte."""
+    """A byte: each token's CE spread evenly over its bytes (docs/definitions.md#words-and-bytes), weighted, never one row per byte."""
 
     name = "byte"
     noun = "byte"

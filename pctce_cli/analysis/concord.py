@@ -83,7 +83,7 @@ OPPOSED_SHOWN = 20  # pair rows listed; the note gives the total
 def subset_concord_report(table, set_: Sequence[str], agree: float, disagree: float, field: str, notes: Sequence[str] = ()) -> Report:
     """`pctce concord --by FIELD`: C(mean, s) and C_S per subset (and group), and the pairs subsets rank oppositely.
 
-    Per-subset concordance is SPEC §3 on per-subset summaries (§7). A pair is
+    Per-subset concordance is docs/definitions.md#concordance on per-subset summaries (docs/definitions.md#subsets). A pair is
     opposed on a summary when one subset ranks it one way and another subset
     the other way.
     """

@@ -21,7 +21,7 @@ class Report:
 
 
 def reading(c: float, agree: float, disagree: float) -> str:
-    """Plain-language reading of a concordance value (SPEC §3).
+    """Plain-language reading of a concordance value (docs/definitions.md#concordance).
 
     Examples:
         >>> reading(0.9, 0.8, 0.6)

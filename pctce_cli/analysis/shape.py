@@ -1,4 +1,4 @@
-"""Cores of `pctce shape` (mass in CE bands, standardized profiles) and `pctce decompose` (SPEC §5)."""
+"""Cores of `pctce shape` (mass in CE bands, standardized profiles) and `pctce decompose` (docs/definitions.md#decomposition)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def shape_report(
 
 
 def decompose_report(cks: Sequence[Checkpoint]) -> Report:
-    """`pctce decompose`: error-entropy, self-alignment, confidence (SPEC §5) and the identity's residual."""
+    """`pctce decompose`: error-entropy, self-alignment, confidence (docs/definitions.md#decomposition) and the identity's residual."""
     from pctce_cli.stats.decompose import decompose
 
     rows = []

@@ -1,4 +1,4 @@
-"""Subsets of the validation data in analysis commands (SPEC §7): ``--by FIELD`` and ``--subset VALUE``.
+"""Subsets of the validation data in analysis commands (docs/definitions.md#subsets): ``--by FIELD`` and ``--subset VALUE``.
 
 A subset field labels documents: a data field given to ``pctce score
 --subset-field`` (or ``--subset-from-file``), or ``correct`` (the greedy answer

@@ -46,7 +46,7 @@ def checkpoint_row(
     ci_summaries: Sequence[str] | None = None,
     only: Sequence[str] | None = None,
 ) -> dict:
-    """All SPEC §2 summaries of one checkpoint from its loaded arrays.
+    """All docs/definitions.md#summaries-of-one-checkpoint summaries of one checkpoint from its loaded arrays.
 
     With ``only`` (summary names), summaries that need a column ``only`` does not
     need (see :func:`columns_for`) are left out, exactly as if it was not read.
@@ -107,11 +107,11 @@ def checkpoint_rows(
     """One checkpoint's summary rows: one row, or one per subset (``subset`` column) with ``subsets.split``.
 
     With ``unit`` ``word`` or ``byte`` the rows summarize that unit's
-    distribution (:func:`pctce_cli.analysis.units.unit_rows`, SPEC §8), streamed
+    distribution (:func:`pctce_cli.analysis.units.unit_rows`, docs/definitions.md#words-and-bytes), streamed
     above :func:`stream_above` targets (:func:`~pctce_cli.analysis.units_stream.streamed_unit_row`).
 
     The partition is read once; each subset's row is :func:`checkpoint_row` on
-    that subset's targets and documents (SPEC §7), so its bootstrap resamples
+    that subset's targets and documents (docs/definitions.md#subsets), so its bootstrap resamples
     only that subset's documents.
 
     Returns:
@@ -273,7 +273,7 @@ def summary_report(
         rows: The checkpoints' :func:`checkpoint_row` rows when the caller has
             already computed them (``pctce report`` reads each partition once).
         subsets: ``--by``: a row per checkpoint and subset, the pooled and
-            macro-averaged means (SPEC §7) and, by ``correct``, the mean CE of
+            macro-averaged means (docs/definitions.md#subsets) and, by ``correct``, the mean CE of
             correctly and incorrectly answered documents; ``--subset``: the
             summaries of the kept documents only.
     """
@@ -322,7 +322,7 @@ def summary_report(
 
 
 def macro_rows(rows: list[dict]) -> list[dict]:
-    """Per checkpoint: subsets, targets, pooled mean (over the subsets' targets) and ``macro_mean`` (SPEC §7).
+    """Per checkpoint: subsets, targets, pooled mean (over the subsets' targets) and ``macro_mean`` (docs/definitions.md#subsets).
 
     Example:
         >>> macro_rows([{"checkpoint": "a", "step": 1, "subset": "x", "targets": 3, "mean": 1.0},

@@ -3,7 +3,7 @@
 Above ``PCTCE_STREAM_ABOVE`` targets a checkpoint is read in two passes over
 its shards, one batch at a time:
 
-* subsets (SPEC §7): every target's subset is its document's label, looked up
+* subsets (docs/definitions.md#subsets): every target's subset is its document's label, looked up
   by document id; each subset has its own histogram
   (:class:`~pctce_cli.stats.streaming_subsets.SubsetSummaries`), so the
   percentiles are exact and equal to the in-memory ``--by`` rows;

@@ -1,4 +1,4 @@
-"""Tokenizer-independent units in analysis commands (SPEC §8): ``--unit token|word|byte``.
+"""Tokenizer-independent units in analysis commands (docs/definitions.md#words-and-bytes): ``--unit token|word|byte``.
 
 Token percentiles are not comparable across tokenizers; word and byte
 distributions are, because words and bytes depend only on the text. A word's
@@ -26,7 +26,7 @@ def unit_rows(
 
     Each row has ``targets`` (scored tokens), ``words`` or ``bytes`` (the
     values summarized), ``empty`` (targets with an empty span, in no word or
-    byte), the SPEC §2 summaries of the unit's distribution and the
+    byte), the docs/definitions.md#summaries-of-one-checkpoint summaries of the unit's distribution and the
     document-level ``bpb``/``byte_ppl``/``word_ppl``.
 
     With ``ci`` the intervals come from a document bootstrap of the unit's

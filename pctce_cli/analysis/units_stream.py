@@ -1,4 +1,4 @@
-"""Word and byte summaries (SPEC §8) of checkpoints too large for memory: two passes over the shards.
+"""Word and byte summaries (docs/definitions.md#words-and-bytes) of checkpoints too large for memory: two passes over the shards.
 
 The row is :func:`pctce_cli.analysis.units.unit_rows`' row, computed one batch
 at a time (:class:`pctce_cli.stats.streaming.StreamingSummary`):

@@ -104,7 +104,7 @@ SubsetOpt = Annotated[
 ]
 UnitOpt = Annotated[
     Unit,
-    typer.Option("--unit", help="Distribution unit: token, or word/byte (SPEC §8: comparable across tokenizers on the same data)."),
+    typer.Option("--unit", help="Distribution unit: token, or word/byte (docs/definitions.md#words-and-bytes: comparable across tokenizers on the same data)."),
 ]
 EdgesOpt = Annotated[str | None, typer.Option(help="CE band edges for bands, e.g. 0,0.1,0.5,1.5,5,10,inf.", show_default=False)]
 

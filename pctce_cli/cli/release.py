@@ -41,7 +41,7 @@ def compare(
     top: Annotated[int, typer.Option(help="Documents listed in each 'moved most' table (0: none).")] = 10,
     by: ByOpt = None,
     subset: SubsetOpt = None,
-    unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words or bytes (SPEC §8: two tokenizers of the same data compare word by word or byte by byte).")] = Unit.token,
+    unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words or bytes (docs/definitions.md#words-and-bytes: two tokenizers of the same data compare word by word or byte by byte).")] = Unit.token,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):

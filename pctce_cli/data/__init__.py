@@ -6,7 +6,7 @@ Two steps, both callable without the CLI:
    ``.parquet``, ``.csv``) into :class:`Record` objects, one per document, each
    in one of three modes: plain text, prompt/completion, or chat.
 2. :func:`tokenize_records` turns records into :class:`Document` objects:
-   token ids plus a boolean mask of the tokens that are scored (SPEC §1):
+   token ids plus a boolean mask of the tokens that are scored (docs/definitions.md#per-token-cross-entropy-and-rank):
    every token of a plain text, only the completion tokens of a
    prompt/completion pair (answer-only CE, tokenized like
    lm-evaluation-harness ``_encode_pair``), only the assistant turns of a chat

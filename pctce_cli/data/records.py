@@ -35,7 +35,7 @@ class Record:
     prompt: str | None = None
     completion: str | None = None
     messages: list[dict] | None = None
-    labels: dict[str, str] = field(default_factory=dict)  # subset field -> label (SPEC §7)
+    labels: dict[str, str] = field(default_factory=dict)  # subset field -> label (docs/definitions.md#subsets)
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Document:
     ``input_ids[:i]``; ``targets[0]`` is always False. ``offset`` is 1 when a
     prefix token was prepended, so a target's position in the document is
     ``i - offset``. ``nbytes`` and ``word`` hold, per target in position
-    order, its byte-span length and word index (SPEC §8; -1: no word), or
+    order, its byte-span length and word index (docs/definitions.md#words-and-bytes; -1: no word), or
     ``None`` when the tokenizer gives no offsets (:mod:`pctce_cli.data.spans`).
     """
 
@@ -102,7 +102,7 @@ def read_records(
         split_on: ``"none"`` (a .txt file is one document) or ``"blank-lines"``
             (a .txt file holds documents separated by blank lines). Ignored
             for other formats.
-        subset_fields: Fields whose value labels each document (SPEC §7): any
+        subset_fields: Fields whose value labels each document (docs/definitions.md#subsets): any
             scalar, kept as a string in ``Record.labels``; a record without
             the field is an error naming its file and line.
         subset_from_file: Label each document by its data file's name (the

@@ -1,4 +1,4 @@
-"""Byte spans and words of scored tokens (SPEC §8), from a fast tokenizer's character offsets.
+"""Byte spans and words of scored tokens (docs/definitions.md#words-and-bytes), from a fast tokenizer's character offsets.
 
 The rule (docs/scoring.md, "Byte spans and words"), for each scored span of a
 document (the whole text; a completion; each assistant message of a chat):

@@ -1,4 +1,4 @@
-"""Records → :class:`Document` objects: token ids and the mask of scored targets (SPEC §1)."""
+"""Records → :class:`Document` objects: token ids and the mask of scored targets (docs/definitions.md#per-token-cross-entropy-and-rank)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def tokenize_records(
     """Tokenize records and mark their scored tokens.
 
     With a fast tokenizer each document also gets the byte span and word of
-    every target (``Document.nbytes``, ``Document.word``; SPEC §8, the rule in
+    every target (``Document.nbytes``, ``Document.word``; docs/definitions.md#words-and-bytes, the rule in
     :mod:`pctce_cli.data.spans`). A slow tokenizer gives no offsets: documents
     then hold ``None`` there (:func:`units_unavailable` says why).
 

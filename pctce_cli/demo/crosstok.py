@@ -1,4 +1,4 @@
-"""The demo's cross-tokenizer part: the teacher and the same recipe with another tokenizer, in words and bytes (SPEC §8)."""
+"""The demo's cross-tokenizer part: the teacher and the same recipe with another tokenizer, in words and bytes (docs/definitions.md#words-and-bytes)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ Modules:
 
 * :mod:`~pctce_cli.gate.policy` — :class:`Rule`, :class:`Policy`, policy TOML
   files (errors name ``FILE:LINE``), ``--rule`` options, summary names;
-* :mod:`~pctce_cli.gate.subsets` — rules on subsets (SPEC §7): the subset
+* :mod:`~pctce_cli.gate.subsets` — rules on subsets (docs/definitions.md#subsets): the subset
   field, ``subset = "*"`` expanded to one check per subset, each subset's rows;
 * :mod:`~pctce_cli.gate.evaluate` — rule results, the ranking, baseline and
   candidate selection, :func:`run_gate`;

@@ -250,8 +250,8 @@ def run_gate(
         require: ``all`` (every candidate must pass) or ``any``.
         by: ``--by FIELD``: rules without a subset are checked on every subset of FIELD.
         subset: ``--subset VALUE``: gate only the documents of these subsets.
-        unit: ``word`` or ``byte``: pair words or bytes instead of tokens (SPEC
-            §8), so candidates with another tokenizer on the same data can be
+        unit: ``word`` or ``byte``: pair words or bytes instead of tokens (
+            docs/definitions.md#words-and-bytes), so candidates with another tokenizer on the same data can be
             gated (default: the policy's ``unit``, else ``token``).
 
     Returns:
@@ -293,8 +293,8 @@ def run_gate(
 
 
 UNIT_NOTES = {
-    "word": ["Unit: words (SPEC §8): every rule was checked on word CE (the sum of each word's tokens' CE), words paired across checkpoints."],
-    "byte": ["Unit: bytes (SPEC §8): every rule was checked on per-byte CE (each token's CE spread over its bytes), bytes paired across checkpoints."],
+    "word": ["Unit: words (docs/definitions.md#words-and-bytes): every rule was checked on word CE (the sum of each word's tokens' CE), words paired across checkpoints."],
+    "byte": ["Unit: bytes (docs/definitions.md#words-and-bytes): every rule was checked on per-byte CE (each token's CE spread over its bytes), bytes paired across checkpoints."],
 }
 
 

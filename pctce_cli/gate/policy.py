@@ -221,7 +221,7 @@ _SETTINGS = {
     "bootstrap": ("n_boot", lambda v: _count(v, 1), "a positive integer, e.g. bootstrap = 1000"),
     "seed": ("seed", lambda v: _count(v, 0), "a non-negative integer"),
     "require": ("require", lambda v: v in REQUIRE, '"all" or "any"'),
-    # what the gate pairs: tokens, or words or bytes across tokenizers (SPEC §8)
+    # what the gate pairs: tokens, or words or bytes across tokenizers (docs/definitions.md#words-and-bytes)
     "unit": ("unit", lambda v: v in UNITS, '"token", "word" or "byte" (words and bytes pair across tokenizers)'),
 }
 

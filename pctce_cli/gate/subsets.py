@@ -1,4 +1,4 @@
-"""Gate rules on subsets of the validation data (SPEC §7): which field, which subsets, which rows.
+"""Gate rules on subsets of the validation data (docs/definitions.md#subsets): which field, which subsets, which rows.
 
 A rule may carry ``subset``: a value of the subset field (``"code"``), the
 field and value (``"domain=code"``), or ``"*"`` (``"domain=*"``): one check

@@ -9,7 +9,7 @@ Kinds (:data:`KINDS`):
 * ``shape`` — standardized percentile profiles z_q;
 * ``bands`` — stacked mass in CE bands.
 
-``--unit word|byte`` (SPEC §8) draws every kind in that unit: the distribution
+``--unit word|byte`` (docs/definitions.md#words-and-bytes) draws every kind in that unit: the distribution
 of word CEs, or of bytes (each token's CE spread evenly over its bytes, a
 weighted distribution computed from (value, weight) pairs, never one row per
 byte); axes and titles name the unit.
@@ -33,7 +33,7 @@ Modules:
 * :mod:`~pctce_cli.plot.theme` — pinned style, Agg canvas, colors per name, titles and axis labels;
 * :mod:`~pctce_cli.plot.inputs` — :class:`Distribution` and the rows the figures are drawn from;
 * :mod:`~pctce_cli.plot.figures` — the figure builders, one per kind;
-* :mod:`~pctce_cli.plot.panels` — small multiples by subset (SPEC §7);
+* :mod:`~pctce_cli.plot.panels` — small multiples by subset (docs/definitions.md#subsets);
 * :mod:`~pctce_cli.plot.output` — :func:`plot_figure` dispatch, PNG/SVG bytes, HTML pages, writing files.
 """
 

@@ -47,7 +47,7 @@ class Distribution:
         low: 1st percentile of the positive CE values (where the log axis may start).
         profile: Standardized percentile profile z_5 … z_95 (NaN when IQR = 0).
         bands: Mass in each CE band of ``edges``.
-        unit: ``token``, ``word`` or ``byte`` (SPEC §8); bytes are weighted,
+        unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes); bytes are weighted,
             every statistic above is over the bytes, each token's CE spread evenly over its bytes.
     """
 
@@ -76,7 +76,7 @@ def distribution(ck_id: str, ce, edges: Sequence[float] | None = None, n_points:
     Args:
         ck_id: Checkpoint id (for the result and messages).
         ce: Per-target CE, or a unit's values (word CEs; per-byte values ``ce / nbytes``).
-        edges: CE band edges (default SPEC §2's).
+        edges: CE band edges (default docs/definitions.md#summaries-of-one-checkpoint:).
         n_points: Points of the downsampled ECDF.
         weights: Integer weight of each value (bytes: ``nbytes``): every
             statistic is that of the multiset in which value ``i`` occurs
@@ -169,8 +169,8 @@ def distributions(cks, edges: Sequence[float] | None = None, unit: str = "token"
 
     Args:
         cks: Checkpoints from :func:`pctce_cli.analysis.resolve_checkpoints`.
-        edges: CE band edges (default SPEC §2's).
-        unit: ``token`` (the ``ce`` column), ``word`` or ``byte`` (SPEC §8).
+        edges: CE band edges (default docs/definitions.md#summaries-of-one-checkpoint:).
+        unit: ``token`` (the ``ce`` column), ``word`` or ``byte`` (docs/definitions.md#words-and-bytes).
 
     Returns:
         One :class:`Distribution` per checkpoint, in order.
@@ -190,7 +190,7 @@ def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | 
         subsets: ``--subset``: summaries of the kept documents only
             (:class:`pctce_cli.analysis.subsets.Subsets`; default every document).
         notes: Where notes on the subsets go.
-        unit: Summaries of the ``token``, ``word`` or ``byte`` distribution (SPEC §8).
+        unit: Summaries of the ``token``, ``word`` or ``byte`` distribution (docs/definitions.md#words-and-bytes).
 
     Returns:
         One dict per checkpoint, for :func:`~pctce_cli.plot.figures.trajectory_figure`.

@@ -58,12 +58,12 @@ def plot_figure(
         vs: ``trajectory``: reference checkpoint id.
         task: ``agreement``: task-metric column (from ``--meta``).
         higher_is_better: Direction of the task metric.
-        edges: ``bands``: CE band edges (default SPEC §2's).
+        edges: ``bands``: CE band edges (default docs/definitions.md#summaries-of-one-checkpoint:).
         colors: Name → color (default :func:`checkpoint_colors` of ``cks``).
         subsets: ``--by``: small multiples, one panel per subset (:data:`BY_KINDS`);
             ``--subset``: only the kept documents, for every kind.
         notes: Where notes for the user go (subsets left out of the figure).
-        unit: ``token``, ``word`` or ``byte`` (SPEC §8): every kind draws that
+        unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes): every kind draws that
             unit's distribution or summaries (bytes weighted: each token's CE
             spread evenly over its bytes), and its axes and title say so.
 

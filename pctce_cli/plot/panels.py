@@ -1,4 +1,4 @@
-"""Small multiples by subset (SPEC §7): one panel per subset, every checkpoint on each panel.
+"""Small multiples by subset (docs/definitions.md#subsets): one panel per subset, every checkpoint on each panel.
 
 ``pctce plot ecdf|shape|bands --by FIELD`` and the report's subset section
 draw these. The inputs are read once per checkpoint (``doc`` and ``ce``) and
@@ -28,7 +28,7 @@ def subset_distributions(
     """Each checkpoint's :class:`Distribution` per subset (``--by``), or of the kept documents (``--subset``).
 
     Args:
-        unit: ``token``, ``word`` or ``byte`` (SPEC §8): a subset's words or bytes are those of its documents.
+        unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes): a subset's words or bytes are those of its documents.
 
     Returns:
         ``(panels, notes)``: ``[(subset label, one Distribution per checkpoint that has values there)]``

@@ -16,16 +16,16 @@ from pctce_cli.units import Unit, unit_named
 
 # ---------------------------------------------------------------- building
 
-# what the report's numbers are, per unit (SPEC §8), for its introduction
+# what the report's numbers are, per unit (docs/definitions.md#words-and-bytes), for its introduction
 UNIT_INTRO = {
     "token": "Per-token cross-entropy in nats; percentiles are type-7 (linear).",
     "word": (
-        "Per-word cross-entropy in nats per word (SPEC §8): a word is a maximal run of non-whitespace characters and "
+        "Per-word cross-entropy in nats per word (docs/definitions.md#words-and-bytes): a word is a maximal run of non-whitespace characters and "
         "its CE is the sum of its tokens' CE, so checkpoints with different tokenizers on the same data have the same "
         "words; percentiles are type-7 (linear) over the words."
     ),
     "byte": (
-        "Per-byte cross-entropy in nats per byte (SPEC §8): each token's CE is spread evenly over its UTF-8 bytes, so "
+        "Per-byte cross-entropy in nats per byte (docs/definitions.md#words-and-bytes): each token's CE is spread evenly over its UTF-8 bytes, so "
         "checkpoints with different tokenizers on the same data have the same bytes; percentiles are type-7 (linear) "
         "over the bytes, each token weighted by its byte count; bpb = mean / ln 2."
     ),

@@ -91,7 +91,7 @@ class ReportOptions:
         subsets: ``--by``/``--subset`` (:class:`pctce_cli.analysis.subsets.Subsets`):
             ``by`` picks the subset section's field (default every stored one),
             ``keep`` restricts the whole report to those documents.
-        unit: ``token``, ``word`` or ``byte`` (SPEC §8): every table and plot is
+        unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes): every table and plot is
             of that unit's distribution; the tail lists words with ``word`` and
             nothing with ``byte``.
     """

@@ -1,4 +1,4 @@
-"""The report's subset section (SPEC §7): a summary table and small-multiples ECDFs per subset field.
+"""The report's subset section (docs/definitions.md#subsets): a summary table and small-multiples ECDFs per subset field.
 
 Shown when the checkpoints have subset fields (every common one, at most
 :data:`MAX_FIELDS`) or ``--by FIELD`` names one; ``--subset VALUE`` keeps only
@@ -94,8 +94,8 @@ def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: s
     sec = Section(SUBSET_SECTION[0], SUBSET_SECTION[1] + unit_named(unit).per)
     sec.blocks.append(
         Text(
-            f"Every target belongs to its document's subset; a subset's summaries are SPEC §2's over its documents' {what}, "
-            f"and macro_mean is the unweighted mean over subsets of their mean {plot.unit_text(unit, 'ce')} (SPEC §7)."
+            f"Every target belongs to its document's subset; a subset's summaries are docs/definitions.md#summaries-of-one-checkpoint: over its documents' {what}, "
+            f"and macro_mean is the unweighted mean over subsets of their mean {plot.unit_text(unit, 'ce')} (docs/definitions.md#subsets)."
         )
     )
     if intro:

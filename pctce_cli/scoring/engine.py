@@ -70,12 +70,12 @@ class ScoredShard:
     rank: np.ndarray  # int32 (N,) logits strictly greater than the target's
     doc_table: dict  # column name -> array, one row per document
     seconds: float = 0.0
-    nbytes: np.ndarray | None = None  # int32 (N,) bytes of the target's span (SPEC §8); None: no offsets
+    nbytes: np.ndarray | None = None  # int32 (N,) bytes of the target's span (docs/definitions.md#words-and-bytes); None: no offsets
     word: np.ndarray | None = None  # int32 (N,) word index within its document, -1 for none
 
 
 def plan_windows(documents: Sequence[Document], max_length: int, stride: int) -> list[Window]:
-    """Cut every document into strided sliding windows (SPEC §1).
+    """Cut every document into strided sliding windows (docs/definitions.md#per-token-cross-entropy-and-rank).
 
     The first window is ``[0, min(L, T))``; each next one ends ``stride`` tokens
     later and starts ``L`` tokens before its end, scoring only the targets the

@@ -130,12 +130,12 @@ class ScoreOptions(ReadOptions):
     force: bool = False
     task_accuracy: bool = False
     accuracy_margin: int = DEFAULT_ACCURACY_MARGIN
-    # Subset labels (SPEC §7) describe the data, not the scores: they are not
+    # Subset labels (docs/definitions.md#subsets) describe the data, not the scores: they are not
     # reading settings, not part of a partition's identity, and adding one to a
     # scored store writes labels without re-scoring.
     subset_fields: tuple[str, ...] = ()
     subset_from_file: bool = False
-    # Record byte spans and words (SPEC §8) when the tokenizer gives offsets. Not a CLI option: an internal
+    # Record byte spans and words (docs/definitions.md#words-and-bytes) when the tokenizer gives offsets. Not a CLI option: an internal
     # switch, so benchmarks/bench_offsets.py can measure what they cost.
     units: bool = True
 

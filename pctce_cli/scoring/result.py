@@ -46,7 +46,7 @@ class ScoreResult:
             same identity holds the same numbers.
         info: Everything else a store manifest records (data, engine, timing,
             ``units``: whether byte spans and words were recorded, and why not).
-        nbytes, word: Per target, its byte-span length and word index (SPEC §8;
+        nbytes, word: Per target, its byte-span length and word index (docs/definitions.md#words-and-bytes;
             -1: in no word), or ``None`` when the tokenizer gives no offsets.
     """
 
@@ -76,7 +76,7 @@ class ScoreResult:
         ``ci`` also ``<summary>_lo``/``<summary>_hi`` document-level bootstrap
         bounds, as ``pctce summary --ci``.
 
-        With ``unit="word"`` or ``"byte"`` (SPEC §8): the summary of the word
+        With ``unit="word"`` or ``"byte"`` (docs/definitions.md#words-and-bytes): the summary of the word
         or byte distribution instead (:func:`pctce_cli.stats.summarize` with
         that unit: ``n`` words or bytes, ``mean``, ``ppl``, percentiles, ``iqr``,
         ``z95``), plus ``targets``, ``documents`` and ``empty_span_targets``.

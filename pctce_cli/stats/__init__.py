@@ -1,8 +1,9 @@
 """Pure statistics over per-token CE arrays: no torch, no file I/O.
 
-Summaries (§2), document-level bootstrap intervals (§2), concordance across
-checkpoints (§3), selection rules and task agreement (§4), distribution shape
-(§2), the error-entropy decomposition (§5) and word and byte units (§8) of the SPEC; the defaults in
+Summaries and document-level bootstrap intervals, concordance across
+checkpoints, selection rules and task agreement, distribution shape, the
+error-entropy decomposition and word and byte units, each as defined in
+docs/definitions.md (one section each); the defaults in
 :mod:`.defaults`, input checks in :mod:`.checks`, order statistics and type-7
 percentiles in :mod:`.order`. Every function takes numpy arrays or pandas
 DataFrames and returns plain values, dicts, DataFrames or small dataclasses;

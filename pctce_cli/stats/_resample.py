@@ -1,4 +1,4 @@
-"""The bootstrap's resampling engine: document resamples and their replicate values (SPEC §2).
+"""The bootstrap's resampling engine: document resamples and their replicate values (docs/definitions.md#summaries-of-one-checkpoint).
 
 :func:`draw_counts` draws the resamples, one ``rng.integers(0, D, size=D)``
 call per replicate, in chunks of at most ``_CHUNK_CELLS`` multiplicities;

@@ -1,4 +1,4 @@
-"""Document-level (cluster) bootstrap intervals for CE summaries (SPEC §2).
+"""Document-level (cluster) bootstrap intervals for CE summaries (docs/definitions.md#summaries-of-one-checkpoint).
 
 A replicate resamples the D documents with replacement and recomputes a
 summary over all targets of the resampled documents. Documents are numbered
@@ -152,7 +152,7 @@ def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
 def paired_bpb(nll_a: np.ndarray, nll_b: np.ndarray, n_bytes: np.ndarray, n_boot: int, ci: float, seed: int) -> dict:
     """Paired document-level bootstrap of Δ bits-per-byte (bpb_b − bpb_a).
 
-    bpb = Σ nll / Σ bytes / ln 2 over documents (SPEC §2), so a replicate is
+    bpb = Σ nll / Σ bytes / ln 2 over documents (docs/definitions.md#summaries-of-one-checkpoint), so a replicate is
     ``(w·nll_b − w·nll_a) / (w·bytes) / ln 2`` for document multiplicities
     ``w`` (:func:`draw_counts`: the same resamples as the other summaries
     for the same seed). Replicates with no bytes are NaN and left out.
@@ -277,7 +277,7 @@ def bootstrap_ci(
         method: "auto", "exact" or "fast" (module docstring).
         rank: 1-D int array, needed for ``top1``.
         weights: 1-D int array (each >= 1): value ``i`` counts ``weights[i]``
-            times, as in the byte distribution (SPEC §8: ``ce / n_bytes`` with
+            times, as in the byte distribution (docs/definitions.md#words-and-bytes: ``ce / n_bytes`` with
             weight ``n_bytes``). Replicates resample documents with their
             weighted values, without expanding them.
 
@@ -324,7 +324,7 @@ def paired_bootstrap(
     is larger than document-sampling noise.
 
     With ``weights`` (one per row, shared by both checkpoints) row ``i``
-    counts ``weights[i]`` times in both: paired bytes (SPEC §8), where a row
+    counts ``weights[i]`` times in both: paired bytes (docs/definitions.md#words-and-bytes), where a row
     is a run of bytes over which both checkpoints' per-byte values are constant.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Pairing two tokenizations of the same bytes (SPEC §8): runs of bytes on which both per-byte values are constant.
+"""Pairing two tokenizations of the same bytes (docs/definitions.md#words-and-bytes): runs of bytes on which both per-byte values are constant.
 
 Under the byte distribution a token gives each of its ``n_bytes`` bytes the
 value ``ce / n_bytes``. Two checkpoints scored on the same text cover the same

@@ -1,4 +1,4 @@
-"""Concordance of summaries across checkpoints (SPEC §3).
+"""Concordance of summaries across checkpoints (docs/definitions.md#concordance).
 
 All summaries are "lower is better". An unordered pair of checkpoints
 {a, b} is *concordant* on a set S of summaries when ``sign(s(a) − s(b))`` is

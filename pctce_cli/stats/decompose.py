@@ -1,4 +1,4 @@
-"""Error-entropy decomposition of mean CE (SPEC §5).
+"""Error-entropy decomposition of mean CE (docs/definitions.md#decomposition).
 
 Targets are grouped by their exact rank e (0 = the model's top choice):
 

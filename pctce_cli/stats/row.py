@@ -29,7 +29,7 @@ def summary_row(
     seed: int = 0,
     ci_summaries: Sequence[str] | None = None,
 ) -> dict:
-    """Every SPEC §2 summary of one checkpoint's targets, as one row.
+    """Every docs/definitions.md#summaries-of-one-checkpoint summary of one checkpoint's targets, as one row.
 
     Args:
         ce: per-target CE (nats).

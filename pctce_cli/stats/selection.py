@@ -1,4 +1,4 @@
-"""Selection rules and agreement with a task metric (SPEC §4).
+"""Selection rules and agreement with a task metric (docs/definitions.md#selection-rules-and-agreement).
 
 Tables have one row per checkpoint (named by a ``checkpoint`` column, else
 by the index) and one column per summary; the task metric is a column name

@@ -1,4 +1,4 @@
-"""Shape of a CE distribution: band masses, percentile profiles, ECDF (SPEC §2).
+"""Shape of a CE distribution: band masses, percentile profiles, ECDF (docs/definitions.md#summaries-of-one-checkpoint).
 
 * Band mass: fraction of targets with ce in each half-open band
   ``[e_k, e_{k+1})``. The denominator is all targets, so masses sum to 1

@@ -260,7 +260,7 @@ class DocSums:
 
 
 def stream_word_ce(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
-    """Word CEs (SPEC §8) of ``(ce, doc, word)`` chunks sorted by (doc, pos), as each chunk completes them.
+    """Word CEs (docs/definitions.md#words-and-bytes) of ``(ce, doc, word)`` chunks sorted by (doc, pos), as each chunk completes them.
 
     A word's targets are adjacent but may straddle chunks: the last word of a
     chunk is held back until the next chunk (or the end), and its sum is taken

@@ -1,4 +1,4 @@
-"""The document bootstrap (SPEC §2) of CE too large for memory: the in-memory replicates, exactly, from a window.
+"""The document bootstrap (docs/definitions.md#summaries-of-one-checkpoint) of CE too large for memory: the in-memory replicates, exactly, from a window.
 
 :mod:`.bootstrap`'s fast method needs every target sorted in memory. It does
 not need them all: a replicate's percentile is one of the few order

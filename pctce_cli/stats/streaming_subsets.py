@@ -1,4 +1,4 @@
-"""Exact summaries of many subsets of CE too large for memory (SPEC §7), in the same two passes as the pooled ones.
+"""Exact summaries of many subsets of CE too large for memory (docs/definitions.md#subsets), in the same two passes as the pooled ones.
 
 A subset labels documents and every target belongs to its document's subset,
 so a target's subset is a table lookup by its document id (``codes``, one

@@ -1,4 +1,4 @@
-"""Subsets of the validation data (SPEC §7): split targets by their document's label, pure numpy.
+"""Subsets of the validation data (docs/definitions.md#subsets): split targets by their document's label, pure numpy.
 
 A subset labels documents; every target belongs to its document's subset.
 Targets are stored sorted by document, so each document is one contiguous run

@@ -1,4 +1,4 @@
-"""Summaries of one checkpoint's per-token CE distribution (SPEC §2).
+"""Summaries of one checkpoint's per-token CE distribution (docs/definitions.md#summaries-of-one-checkpoint).
 
 Every function here takes plain arrays (``ce``: per-target cross-entropy in
 nats, ``rank``: rank of the target's logit, ``doc``: document index of each
@@ -206,7 +206,7 @@ def summary_values(names: Sequence[str] | str, ce, rank=None, weights=None) -> d
         ce: 1-D array of finite CE values.
         rank: 1-D int array of target ranks, needed only for ``top1``.
         weights: 1-D non-negative int array: ``ce[i]`` counts ``weights[i]``
-            times (the byte distribution, SPEC §8); ``top1`` is then undefined.
+            times (the byte distribution, docs/definitions.md#words-and-bytes); ``top1`` is then undefined.
 
     Returns:
         dict canonical name → float (NaN for empty ``ce``).
@@ -271,7 +271,7 @@ def summarize(
     word=None,
     nbytes=None,
 ) -> dict[str, float]:
-    """The standard summary of one checkpoint's CE distribution (SPEC §2), in tokens, words or bytes (§8).
+    """The standard summary of one checkpoint's CE distribution (docs/definitions.md#summaries-of-one-checkpoint), in tokens, words or bytes (docs/definitions.md#words-and-bytes).
 
     Args:
         ce: 1-D array of finite CE values (nats), float32 or float64, one per target.

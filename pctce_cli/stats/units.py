@@ -1,4 +1,4 @@
-"""Tokenizer-independent units (SPEC §8): word CE and byte-weighted distributions, from per-token arrays.
+"""Tokenizer-independent units (docs/definitions.md#words-and-bytes): word CE and byte-weighted distributions, from per-token arrays.
 
 A scored token covers ``n_bytes`` bytes of its document's text and belongs to
 one word (``word`` = the word's index within its document, or -1 for a token
@@ -22,7 +22,7 @@ from pctce_cli.errors import UsageError
 from pctce_cli.stats.checks import as_ce, as_int_array, check_qs
 from pctce_cli.stats.order import float32_order_key, type7_percentiles
 
-# The units a CE distribution can be summarized in (SPEC §8); the CLI's --unit choices.
+# The units a CE distribution can be summarized in (docs/definitions.md#words-and-bytes); the CLI's --unit choices.
 UNITS = ("token", "word", "byte")
 
 RADIX_BITS = 20
@@ -32,7 +32,7 @@ WORD_BLOCK = 1 << 16
 
 
 def word_ce(ce, doc, word) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """Per-word CE sums (SPEC §8) from per-token arrays sorted by (doc, pos).
+    """Per-word CE sums (docs/definitions.md#words-and-bytes) from per-token arrays sorted by (doc, pos).
 
     Args:
         ce: per-token CE (nats).
@@ -235,7 +235,7 @@ def _with_bytes(ce, n_bytes) -> tuple[np.ndarray, np.ndarray]:
 def byte_mean(ce, n_bytes) -> float:
     """Mean CE per byte: Σ ce / Σ n_bytes over tokens with a non-empty span (NaN without bytes).
 
-    For plain text scored from a prefix token this is ln(byte perplexity) (SPEC §8).
+    For plain text scored from a prefix token this is ln(byte perplexity) (docs/definitions.md#words-and-bytes).
 
     Example:
         >>> byte_mean([2.0, 1.0, 0.3], [4, 1, 0])

@@ -1,15 +1,15 @@
-"""The per-token store (SPEC §6): hive-partitioned Parquet, manifests, lock, readers, verification.
+"""The per-token store (docs/definitions.md#per-token-store): hive-partitioned Parquet, manifests, lock, readers, verification.
 
 Layout of a score directory ``DIR``::
 
     DIR/.pctce-lock                         held (flock) by the run writing DIR
     DIR/checkpoint=<id>/part-00000.parquet  one row per target: doc, pos, token, ce, rank
-                                            (+ nbytes, word: byte span and word, SPEC §8)
+                                            (+ nbytes, word: byte span and word, docs/definitions.md#words-and-bytes)
     DIR/checkpoint=<id>/_docs/part-00000.parquet   one row per document
     DIR/checkpoint=<id>/_shards/00000.json  completion record of a shard (checksums)
     DIR/checkpoint=<id>/_run.json           identity of the run in progress (for resume)
     DIR/checkpoint=<id>/_manifest.json      written last: the partition is complete (store.manifest)
-    DIR/checkpoint=<id>/_labels/labels-<hash>.parquet  subset labels of the documents (optional, SPEC §7)
+    DIR/checkpoint=<id>/_labels/labels-<hash>.parquet  subset labels of the documents (optional, docs/definitions.md#subsets)
 
 Names starting with ``_`` or ``.`` are skipped by pyarrow, DuckDB globs such as
 ``DIR/*/*.parquet`` and Spark, so readers of the dataset see only token rows.

@@ -1,4 +1,4 @@
-"""Subset labels of a partition's documents (SPEC §7): one small file beside the scores.
+"""Subset labels of a partition's documents (docs/definitions.md#subsets): one small file beside the scores.
 
 Labels describe the data, not the model: they never change a CE, so adding a
 subset field to a scored partition must not re-score it. They live in their

@@ -16,7 +16,7 @@ MANIFEST = "_manifest.json"
 RUN_STATE = "_run.json"
 LOCK = ".pctce-lock"
 TOKEN_COLUMNS = {"doc": "int64", "pos": "int32", "token": "int32", "ce": "float32", "rank": "int32"}
-# Token columns written when the tokenizer gives offsets (SPEC §8): a target's byte-span length and its
+# Token columns written when the tokenizer gives offsets (docs/definitions.md#words-and-bytes): a target's byte-span length and its
 # word's index within the document (-1: none). Stores written before them, or with a slow tokenizer, lack
 # them; the manifest's "units" says which (see pctce_cli.store.units).
 UNIT_COLUMNS = {"nbytes": "int32", "word": "int32"}

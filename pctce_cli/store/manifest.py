@@ -283,7 +283,7 @@ class Manifest(Mapping):
         other["documents"] = int(sum(r["documents"] for r in records))
         other["scoring_seconds"] = round(sum(r["seconds"] for r in records), 4)
         if self.units_available:
-            # targets with an empty byte span (template markers, end-of-turn tokens): in no word or byte (SPEC §8)
+            # targets with an empty byte span (template markers, end-of-turn tokens): in no word or byte (docs/definitions.md#words-and-bytes)
             other["empty_span_targets"] = int(sum(r.get("empty_span_targets", 0) for r in records))
         return replace(self, shards=tuple(records), other=other, schema_version=SCHEMA_VERSION)
 

@@ -24,7 +24,7 @@ class Scores:
     rank: np.ndarray
     docs: "object"  # pandas.DataFrame, one row per document
     manifest: Manifest
-    weight: np.ndarray | None = None  # per-row weight (paired byte runs, SPEC §8); None: each row counts once
+    weight: np.ndarray | None = None  # per-row weight (paired byte runs, docs/definitions.md#words-and-bytes); None: each row counts once
 
 
 def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list[Manifest]:
@@ -233,7 +233,7 @@ def _docs_table(root, part: Path, manifest: Manifest):
         raise damaged(root, f"{part / '_docs'}: the document tables do not fit together ({str(e)[:120]})") from None
     labels = read_labels(root, manifest, part)
     if labels is not None and docs is not None:
-        # subset labels are columns of the per-document table (SPEC §7), kept in their own file
+        # subset labels are columns of the per-document table (docs/definitions.md#subsets), kept in their own file
         docs = docs.merge(labels, on="doc", how="left", validate="one_to_one")
     return docs
 

@@ -1,4 +1,4 @@
-"""Reading the byte spans and words of a partition (SPEC §8): whether it holds them, and the arrays.
+"""Reading the byte spans and words of a partition (docs/definitions.md#words-and-bytes): whether it holds them, and the arrays.
 
 Partitions scored with a fast tokenizer hold two more token columns,
 ``nbytes`` and ``word`` (:data:`pctce_cli.store.layout.UNIT_COLUMNS`), and

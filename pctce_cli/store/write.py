@@ -207,7 +207,7 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
     tokens_file = f"part-{shard:05d}.parquet"
     docs_file = f"_docs/part-{shard:05d}.parquet"
     columns = {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank}
-    if getattr(scored, "nbytes", None) is not None:  # byte spans and words (SPEC §8), when the tokenizer has offsets
+    if getattr(scored, "nbytes", None) is not None:  # byte spans and words (docs/definitions.md#words-and-bytes), when the tokenizer has offsets
         columns.update(nbytes=scored.nbytes, word=scored.word)
     _write_parquet_atomic(part / tokens_file, columns)
     fault_point("shard-tokens-written")
