@@ -53,6 +53,7 @@ def score(
     accuracy_margin: Annotated[int, typer.Option(help="With --task-accuracy: tokens generated beyond the completion's length.")] = DEFAULT_ACCURACY_MARGIN,
     subset_field: Annotated[list[str] | None, typer.Option("--subset-field", help="Data field whose value labels each document's subset (repeatable); adding one to a scored store writes labels without re-scoring.", show_default=False)] = None,
     subset_from_file: Annotated[bool, typer.Option("--subset-from-file", help="With several --data files: label each document's subset by its file's name (subset field 'file').")] = False,
+    reference: Annotated[str | None, typer.Option("--reference", help="A reference model (directory or Hub id, same tokenizer): also store each target's KL(p_ref ‖ p_model), Δp and top-1 agreement (docs/kl.md).", show_default=False)] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Format of the final per-checkpoint table.")] = Format.table,
     quiet: QuietOpt = False,
 ):
@@ -82,7 +83,7 @@ def score_options(params: dict):
     from pctce_cli.scoring.options import ScoreOptions
 
     given = {**params, "data": [str(p) for p in params["data"]], "subset_fields": tuple(params["subset_field"] or ())}
-    for name in ("tokenizer", "base_model"):
+    for name in ("tokenizer", "base_model", "reference"):
         given[name] = str(given[name]) if given[name] else None
     return ScoreOptions(**{f.name: _plain(given[f.name]) for f in fields(ScoreOptions) if f.name in given})
 

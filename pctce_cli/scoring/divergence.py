@@ -15,6 +15,8 @@ a few chunk-sized buffers whatever the vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 
@@ -57,4 +59,37 @@ def divergence(ref_logits: torch.Tensor, cand_logits: torch.Tensor, targets: tor
     return kl.to(torch.float32), dp.to(torch.float32), same
 
 
-__all__ = ["divergence"]
+def paired_chunks(cand: Iterator[torch.Tensor], ref: Iterator[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The candidate's and the reference's logit chunks cut to the same rows: ``(cand (C, V), ref (C, V))`` pairs, in order.
+
+    Each adapter may yield views of one reused buffer, valid until its next
+    chunk is asked for (the engine's adapter contract), and the two may cut
+    their rows differently: a chunk is sliced until used up and only then is
+    its iterator advanced, so each pair is read before either buffer changes.
+
+    Raises:
+        ValueError: the two yield different numbers of rows.
+
+    Examples:
+        >>> a = iter([torch.zeros(3, 2), torch.ones(2, 2)])
+        >>> b = iter([torch.zeros(2, 2), torch.zeros(3, 2)])
+        >>> [(x.shape[0], float(x.sum())) for x, _ in paired_chunks(a, b)]
+        [(2, 0.0), (1, 0.0), (2, 4.0)]
+    """
+    x = y = None
+    i = j = 0
+    while True:
+        if x is None or i == x.shape[0]:
+            x, i = next(cand, None), 0
+        if y is None or j == y.shape[0]:
+            y, j = next(ref, None), 0
+        if x is None or y is None:
+            if x is not None or y is not None:
+                raise ValueError("the candidate and the reference gave different numbers of positions")
+            return
+        n = min(x.shape[0] - i, y.shape[0] - j)
+        yield x[i : i + n], y[j : j + n]
+        i, j = i + n, j + n
+
+
+__all__ = ["divergence", "paired_chunks"]

@@ -27,6 +27,7 @@ import torch
 
 from pctce_cli.data import Document
 from pctce_cli.errors import ScoringError, UsageError
+from pctce_cli.scoring.divergence import divergence, paired_chunks
 
 
 class ModelAdapter(Protocol):
@@ -72,6 +73,9 @@ class ScoredShard:
     seconds: float = 0.0
     nbytes: np.ndarray | None = None  # int32 (N,) bytes of the target's span (docs/definitions.md#words-and-bytes); None: no offsets
     word: np.ndarray | None = None  # int32 (N,) word index within its document, -1 for none
+    kl: np.ndarray | None = None  # float32 (N,) KL(p_ref ‖ p_cand), nats (docs/definitions.md, divergence); None: no reference
+    dp: np.ndarray | None = None  # float32 (N,) p_cand(target) − p_ref(target)
+    same_top1: np.ndarray | None = None  # int8 (N,) 1 where both argmaxes agree
 
 
 def plan_windows(documents: Sequence[Document], max_length: int, stride: int) -> list[Window]:
@@ -273,6 +277,7 @@ def score_documents(
     progress: Callable[[int], None] | None = None,
     label: str = "checkpoint",
     units: bool = True,
+    reference: ModelAdapter | None = None,
 ) -> ScoredShard:
     """Score every target of ``documents`` with ``adapter``.
 
@@ -287,6 +292,8 @@ def score_documents(
         label: Checkpoint name used in error messages.
         units: Carry the documents' byte spans and words to the rows (when
             every document has them; a run decides once for all its shards).
+        reference: A reference model on the same batches: adds ``kl``, ``dp``
+            and ``same_top1`` (:mod:`pctce_cli.scoring.divergence`).
 
     Returns:
         A :class:`ScoredShard` sorted by document then position.
@@ -300,15 +307,18 @@ def score_documents(
     doc_offsets = np.array([d.offset for d in documents], dtype=np.int64)
     parts = []
     for batch in plan_batches(windows, batch_tokens):
-        tgt_doc, tgt_pos, targets, ce, rank = _score_batch(adapter, batch, documents, pad_id, batch_tokens, label)
-        parts.append((tgt_doc, tgt_pos - doc_offsets[tgt_doc], targets, ce, rank))
+        tgt_doc, tgt_pos, targets, ce, rank, div = _score_batch(adapter, batch, documents, pad_id, batch_tokens, label, reference)
+        parts.append((tgt_doc, tgt_pos - doc_offsets[tgt_doc], targets, ce, rank, *div))
         if progress is not None:
             progress(len(ce))
     return _assemble(parts, documents, units, t0)
 
 
-def _score_batch(adapter: ModelAdapter, batch, documents: Sequence[Document], pad_id: int, batch_tokens: int, label: str):
-    """One forward pass: ``(target doc, target position, target token, CE, rank)`` of a batch of windows.
+def _score_batch(adapter: ModelAdapter, batch, documents: Sequence[Document], pad_id: int, batch_tokens: int, label: str, reference=None):
+    """One forward pass: ``(target doc, target position, target token, CE, rank, divergence)`` of a batch of windows.
+
+    ``divergence`` is ``(kl, dp, same_top1)`` against ``reference`` (its chunks
+    paired with the candidate's), ``()`` without one.
 
     Raises:
         ScoringError: out of memory, or a non-finite CE (named with its document).
@@ -320,14 +330,20 @@ def _score_batch(adapter: ModelAdapter, batch, documents: Sequence[Document], pa
     rows_t = torch.from_numpy(rows).to(dev)
     cols_t = torch.from_numpy(cols).to(dev)
     targets_t = torch.from_numpy(targets).to(dev)
-    ce_parts, rank_parts, done = [], [], 0
+    ce_parts, rank_parts, div_parts, done = [], [], [], 0
     try:
         with torch.inference_mode():
-            for logits in adapter.logits_chunks(ids_t, mask_t, rows_t, cols_t):  # (C, V)
+            chunks = adapter.logits_chunks(ids_t, mask_t, rows_t, cols_t)  # (C, V)
+            if reference is not None:
+                chunks = paired_chunks(chunks, reference.logits_chunks(ids_t, mask_t, rows_t, cols_t))
+            for logits in chunks:
+                logits, ref = logits if reference is not None else (logits, None)
                 c = logits.shape[0]
                 ce, rank = ce_and_rank(logits, targets_t[done : done + c])
                 ce_parts.append(ce.cpu())
                 rank_parts.append(rank.cpu())
+                if ref is not None:
+                    div_parts.append([x.cpu() for x in divergence(ref, logits, targets_t[done : done + c])])
                 done += c
     except torch.OutOfMemoryError:
         raise ScoringError(
@@ -346,16 +362,17 @@ def _score_batch(adapter: ModelAdapter, batch, documents: Sequence[Document], pa
         bad = int(np.flatnonzero(~np.isfinite(ce))[0])
         doc = documents[int(tgt_doc[bad])]
         raise ScoringError(f"{label}: non-finite CE at document {doc.index} ({doc.source}); {_non_finite_advice(adapter)}")
-    return tgt_doc, tgt_pos, targets, ce, torch.cat(rank_parts).numpy()
+    div = tuple(torch.cat(x).numpy() for x in zip(*div_parts)) if reference is not None else ()
+    return tgt_doc, tgt_pos, targets, ce, torch.cat(rank_parts).numpy(), div
 
 
 def _assemble(parts: list, documents: Sequence[Document], units: bool, t0: float) -> ScoredShard:
     """The batches' rows sorted by (document, position), with the per-document table (timed from ``t0``)."""
     if parts:
-        doc_k, pos, token, ce, rank = (np.concatenate(x) for x in zip(*parts))
+        doc_k, pos, token, ce, rank, *div = (np.concatenate(x) for x in zip(*parts))
     else:
         doc_k = pos = token = rank = np.zeros(0, np.int64)
-        ce = np.zeros(0, np.float32)
+        ce, div = np.zeros(0, np.float32), []
     order = np.lexsort((pos, doc_k))
     doc_index = np.array([d.index for d in documents], dtype=np.int64)
     doc_table = {
@@ -375,6 +392,7 @@ def _assemble(parts: list, documents: Sequence[Document], units: bool, t0: float
         seconds=time.perf_counter() - t0,
         nbytes=nbytes,
         word=word,
+        **({"kl": div[0][order], "dp": div[1][order], "same_top1": div[2][order].astype(np.int8)} if div else {}),
     )
 
 

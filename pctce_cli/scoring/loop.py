@@ -74,6 +74,7 @@ class ShardScorer:
     label: str = "model"
     progress: Callable[[int], None] | None = None
     units: bool = False  # byte spans and words to the shards (every document has them: data.units_status)
+    reference: Any = None  # the reference model's adapter: kl, dp and same_top1 beside ce (docs/definitions.md, divergence)
 
     def score(self, k: int, rank: int) -> ScoredPart:
         """Score shard ``k`` (and, with task accuracy, greedy-decode its prompts)."""
@@ -90,7 +91,12 @@ class ShardScorer:
             progress=self.progress,
             label=self.label,
             units=self.units,
+            reference=self.reference,
         )
+        if self.reference is not None and scored.kl is None:  # a shard without targets still has the columns
+            import numpy as np
+
+            scored.kl, scored.dp, scored.same_top1 = np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int8)
         extra = None
         if self.task_accuracy:
             from pctce_cli.scoring.generate import task_accuracy

@@ -138,6 +138,9 @@ class ScoreOptions(ReadOptions):
     # Record byte spans and words (docs/definitions.md#words-and-bytes) when the tokenizer gives offsets. Not a CLI option: an internal
     # switch, so benchmarks/bench_offsets.py can measure what they cost.
     units: bool = True
+    # A reference model (docs/definitions.md, divergence from a reference model): each target's kl, dp and
+    # same_top1 against it are stored beside ce; its weights fingerprint is part of each partition's identity.
+    reference: str | None = None
 
     @property
     def read(self) -> ReadOptions:
@@ -168,6 +171,7 @@ SCORE_OPTIONS = {
     "accuracy_margin": "--accuracy-margin",
     "subset_fields": "--subset-field",
     "subset_from_file": "--subset-from-file",
+    "reference": "--reference",
 }
 
 

@@ -44,6 +44,7 @@ from pctce_cli.scoring.loop import (
     pad_id_of,
     score_shards,
 )
+from pctce_cli.scoring.reference import Reference
 from pctce_cli.scoring.partition import CLI_REMEDY, add_labels, build_manifest, conflict_message, engine_info, moved_note, open_partition
 from pctce_cli.scoring.partition import versions as _versions
 from pctce_cli.store import Manifest, StoreLock, finish_partition, partition_dir, weight_groups
@@ -141,6 +142,8 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
         raise StoreError(lock_error)
 
     env = Env(options, records, data_fp, device, dtype_name, cache, {}, group, reporter)
+    if options.reference:  # loaded when first needed, then resident for every checkpoint
+        env.reference = Reference.open(options.reference, options.tokenizer, hf.ModelCache(device, dtype, options.trust_remote_code), options.trust_remote_code)
     results = []
     try:
         for spec in specs:
@@ -148,6 +151,8 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
             reporter.checkpoint_finished(results[-1])
     finally:
         cache.release()
+        if env.reference is not None:
+            env.reference.release()
         lock.release()
     _note_identical(results, specs, env.weights)
     return results
@@ -195,6 +200,7 @@ class Env:
     group: ProcessGroup
     reporter: Reporter
     weights: dict = field(default_factory=dict)  # checkpoint id -> weights fingerprint, for identical_weights
+    reference: Reference | None = None  # --reference: the model every candidate's divergence is taken from
 
 
 def _score_one(spec: CheckpointSpec, env: Env) -> CheckpointResult:
@@ -260,6 +266,8 @@ def _prepare(spec: CheckpointSpec, env: Env) -> Prepared:
         "documents": docs_fp,
         "settings": identity_settings(options, max_length, stride, env.dtype_name, units.get("rule")),
     }
+    if env.reference is not None:  # the reference's weights are part of the numbers (docs/definitions.md, divergence)
+        identity["reference"] = env.reference.check(spec, tok_fp)
     shards = plan_shards(documents, options.shard_targets)
     return Prepared(spec, tokenizer, documents, skipped, units, max_length, stride, identity, shards)
 
@@ -321,8 +329,9 @@ def _score_mine(prep: Prepared, done_shards: Sequence[int], env: Env) -> ShardSc
     ctx = hf.model_context_length(model)
     if ctx is not None and prep.max_length > ctx:
         raise UsageError(f"--max-length {prep.max_length} exceeds the context of {spec.id} ({ctx} tokens)")
+    adapter = hf.HFAdapter(model)
     scorer = ShardScorer(
-        hf.HFAdapter(model), model, prep.tokenizer, prep.documents, env.records, prep.shards, prep.max_length, prep.stride,
+        adapter, model, prep.tokenizer, prep.documents, env.records, prep.shards, prep.max_length, prep.stride,
         batch_tokens=resolve_batch_tokens(options.batch_tokens, env.device),
         pad_id=pad_id_of(model),
         task_accuracy=options.task_accuracy,
@@ -330,6 +339,7 @@ def _score_mine(prep: Prepared, done_shards: Sequence[int], env: Env) -> ShardSc
         label=spec.id,
         progress=env.reporter.advance,
         units=prep.units["available"],
+        reference=env.reference.adapter(spec, adapter) if env.reference is not None else None,
     )
     score_shards(scorer, mine, StoreSink(partition_dir(options.out, spec.id)), env.group.rank)
     return scorer
@@ -366,6 +376,7 @@ def _finish(prep: Prepared, scorer: ShardScorer | None, env: Env, t_start: float
         wall_seconds=round(time.perf_counter() - t_start, 3),
         units=prep.units,
         **{k: spec.extra[k] for k in ("hub", "base_hub") if spec.extra.get(k)},
+        **({"reference": env.reference.manifest()} if env.reference is not None else {}),
     )
     try:
         finish_partition(partition_dir(options.out, spec.id), manifest, len(prep.shards))

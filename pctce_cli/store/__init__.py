@@ -27,6 +27,7 @@ from pctce_cli.store.layout import (
     RUN_STATE,
     TOKEN_COLUMNS,
     UNIT_COLUMNS,
+    DIVERGENCE_COLUMNS,
     StoreLock,
     partition_dir,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TOKEN_COLUMNS",
     "UNIT_COLUMNS",
+    "DIVERGENCE_COLUMNS",
     "UnitScores",
     "Problem",
     "Scores",

@@ -268,6 +268,12 @@ class Manifest(Mapping):
         return dict(hub) if isinstance(hub, Mapping) else None
 
     @property
+    def reference(self) -> dict | None:
+        """The reference model of the divergence columns (``path``, ``fingerprint``, ``hub``); None: scored without one."""
+        ref = self.other.get("reference")
+        return dict(ref) if isinstance(ref, Mapping) else None
+
+    @property
     def weights_fingerprint(self) -> str | None:
         """The fingerprint of the weights the partition was scored with."""
         return self.fingerprints.get("weights")
@@ -375,6 +381,8 @@ def _check_shard_record(rec, k: int, path: Path, root) -> None:
             raise damaged(root, f"{path}: shards[{k}].{key} should be a count, found {_short(rec.get(key))}")
     if "ce_sum" in rec and (isinstance(rec["ce_sum"], bool) or not isinstance(rec["ce_sum"], (int, float))):
         raise damaged(root, f"{path}: shards[{k}].ce_sum should be a number, found {_short(rec['ce_sum'])}")
+    if "kl_sum" in rec and (isinstance(rec["kl_sum"], bool) or not isinstance(rec["kl_sum"], (int, float))):
+        raise damaged(root, f"{path}: shards[{k}].kl_sum should be a number, found {_short(rec['kl_sum'])}")
 
 
 def _count(v) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pctce_cli.store.layout import MANIFEST, RUN_STATE, damaged, lock_is_held, partition_dir, read_json, require_store
+from pctce_cli.store.layout import DIVERGENCE_COLUMNS, MANIFEST, RUN_STATE, damaged, lock_is_held, partition_dir, read_json, require_store
 from pctce_cli.store.manifest import Manifest, check_labels_record, check_manifest, read_manifest
 
 
@@ -25,6 +25,9 @@ class Scores:
     docs: "object"  # pandas.DataFrame, one row per document
     manifest: Manifest
     weight: np.ndarray | None = None  # per-row weight (paired byte runs, docs/definitions.md#words-and-bytes); None: each row counts once
+    kl: np.ndarray | None = None  # divergence from the reference model (store.layout.DIVERGENCE_COLUMNS), when read
+    dp: np.ndarray | None = None
+    same_top1: np.ndarray | None = None
 
 
 def list_checkpoints(root: str | Path, include_incomplete: bool = False) -> list[Manifest]:
@@ -196,6 +199,9 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
     if "ce" in columns:
         for path, rec, ce_k in zip(tok_paths, manifest.shards, np.split(ce, np.cumsum([r["rows"] for r in manifest.shards])[:-1])):
             check_ce_sum(path, rec, ce_k, root)
+    div = {name: col(name, np.dtype(dtype)) for name, dtype in DIVERGENCE_COLUMNS.items() if name in columns}
+    if div:
+        check_divergence(tok_paths, [r["rows"] for r in manifest.shards], root, div, manifest.shards)
     return Scores(
         checkpoint=checkpoint_id,
         doc=col("doc", np.int64),
@@ -205,7 +211,33 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
         rank=rank,
         docs=docs,
         manifest=manifest,
+        **div,
     )
+
+
+def check_divergence(paths: list[Path], rows: list[int], root, arrays: Mapping, records=None) -> None:
+    """Divergence columns must hold what the scorer writes: kl finite and ≥ 0, dp in [-1, 1], same_top1 0 or 1; kl adds up to each record's ``kl_sum``.
+
+    ``arrays`` maps some of ``kl``, ``dp``, ``same_top1`` to the shards' rows
+    concatenated (``paths``, ``rows`` name the shards, as in :func:`check_values`).
+    """
+    tests = {
+        "kl": (lambda x: np.isfinite(x) & (x >= 0), "a finite value >= 0"),
+        "dp": (lambda x: np.isfinite(x) & (np.abs(x) <= 1), "a value in [-1, 1]"),
+        "same_top1": (lambda x: (x == 0) | (x == 1), "0 or 1"),
+    }
+    for name, x in arrays.items():
+        ok = tests[name][0](x)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            k = int(np.searchsorted(np.cumsum(rows), i, side="right"))
+            raise damaged(root, f"{paths[k]}: row {i - sum(rows[:k])}: {name} = {x[i].item()!r}, expected {tests[name][1]}")
+    if "kl" in arrays and records is not None:
+        for path, rec, kl_k in zip(paths, records, np.split(arrays["kl"], np.cumsum(rows)[:-1])):
+            want = rec.get("kl_sum")
+            got = float(kl_k.astype(np.float64).sum())
+            if want is not None and not abs(got - want) <= 1e-12 * max(abs(want), 1.0):
+                raise damaged(root, f"{path}: its KL values add up to {got!r}, the manifest records kl_sum {want!r}")
 
 
 def check_ce_sum(path: Path, rec: Mapping, ce: np.ndarray, root) -> None:

@@ -63,9 +63,11 @@ def verify_partition(root: str | Path, checkpoint_id: str) -> None:
     Raises:
         StoreError: naming the first damaged file.
     """
+    from pctce_cli.store.layout import DIVERGENCE_COLUMNS, TOKEN_COLUMNS
     from pctce_cli.store.read import load_scores
 
-    load_scores(root, checkpoint_id)
+    divergence = tuple(DIVERGENCE_COLUMNS) if read_manifest(root, checkpoint_id).reference else ()  # scored with --reference
+    load_scores(root, checkpoint_id, columns=(*TOKEN_COLUMNS, *divergence))
 
 
 def identical_in_store(root: str | Path, ids) -> list[str]:

@@ -118,6 +118,8 @@ def same_scores(stored: dict | None, identity: dict) -> bool:
     """
     if stored is None:
         return False
+    if "reference" not in identity:  # scored against a reference: the same CE, and its divergence columns besides
+        stored = {k: v for k, v in stored.items() if k != "reference"}
     ours = _without_shard_size(identity)
     return _without_shard_size(stored) in (ours, _without_shard_size(without_units(identity)))
 
@@ -151,6 +153,8 @@ def identity_difference(old: dict, new: dict) -> str:
         'data, stride 8 → 4'
     """
     what = [k for k in ("weights", "tokenizer", "data", "documents") if old.get(k) != new.get(k)]
+    if old.get("reference") != new.get("reference"):  # --reference (docs/definitions.md, divergence)
+        what.append(f"reference model ({str(old.get('reference') or 'none')[:12]} → {str(new.get('reference') or 'none')[:12]})")
     old_s, new_s = old.get("settings", {}), new.get("settings", {})
     what += [f"{k} {old_s.get(k)!r} → {new_s.get(k)!r}" for k in sorted(new_s) if old_s.get(k) != new_s.get(k)]
     return ", ".join(what) or "settings"
@@ -209,6 +213,8 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
     columns = {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank}
     if getattr(scored, "nbytes", None) is not None:  # byte spans and words (docs/definitions.md#words-and-bytes), when the tokenizer has offsets
         columns.update(nbytes=scored.nbytes, word=scored.word)
+    if getattr(scored, "kl", None) is not None:  # divergence from a reference model (docs/definitions.md, divergence)
+        columns.update(kl=scored.kl, dp=scored.dp, same_top1=scored.same_top1)
     _write_parquet_atomic(part / tokens_file, columns)
     fault_point("shard-tokens-written")
     _write_parquet_atomic(part / docs_file, {**scored.doc_table, **(extra_doc_columns or {})})
@@ -224,6 +230,7 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
         "documents": int(len(scored.doc_table["doc"])),
         "ce_sum": float(ce64.sum()),
         **({} if getattr(scored, "nbytes", None) is None else {"empty_span_targets": int(np.count_nonzero(scored.nbytes == 0))}),
+        **({} if getattr(scored, "kl", None) is None else {"kl_sum": float(scored.kl.astype(np.float64).sum())}),
         "seconds": round(float(scored.seconds), 4),
     }
     write_json_atomic(part / "_shards" / f"{shard:05d}.json", rec)
