@@ -7,9 +7,9 @@ by the runs covered by one token of each tokenization), its nouns and labels,
 and which summaries it refuses. :class:`Values` is what loading and pairing
 return: one value per row, its document, its index and its weight.
 
-:data:`CE` is the one value kind today (the stored per-target CE); a new value
-kind (a per-token divergence from a reference model, say) is a new
-:class:`ValueKind` — its column, its names, how it sums into a word — and a new
+:data:`CE` (the stored per-target CE), :data:`KL` and :data:`DP` (the divergence
+from a reference model) are the value kinds, declared in :mod:`pctce_cli.values`; a new value
+kind is a new :class:`ValueKind` — its column, its names, how it sums into a word — and a new
 unit (a position bucket, say) a new :class:`Unit` subclass registered in
 :data:`UNIT_TYPES`.
 
@@ -25,28 +25,9 @@ import numpy as np
 
 from pctce_cli.errors import MixedInputError, UsageError
 from pctce_cli.stats.units import UNITS
+from pctce_cli.values import CE, DP, KL, VALUE_KINDS, ValueKind, value_named  # noqa: F401  (the value kinds, re-exported)
 
-__all__ = ["BYTE", "CE", "TOKEN", "UNIT_TYPES", "WORD", "Unit", "ValueKind", "Values", "as_values", "check_aligned", "unit_named"]
-
-
-@dataclass(frozen=True)
-class ValueKind:
-    """A per-target quantity the store holds and the analyses summarize.
-
-    Attributes:
-        column: The token column its values are read from.
-        label: How titles name it (``CE``).
-        measure: Its measurement unit (``nats``).
-        word_sum: Whether a word's value is the sum of its tokens' (CE: yes).
-    """
-
-    column: str
-    label: str
-    measure: str
-    word_sum: bool = True
-
-
-CE = ValueKind("ce", "CE", "nats")
+__all__ = ["BYTE", "CE", "DP", "KL", "TOKEN", "VALUE_KINDS", "value_named", "UNIT_TYPES", "WORD", "Unit", "ValueKind", "Values", "as_values", "check_aligned", "unit_named"]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pctce_cli.analysis.divergence import divergence_summary
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import unit_rows
@@ -266,6 +267,7 @@ def summary_report(
     rows: list[dict] | None = None,
     subsets: Subsets = NO_SUBSETS,
     unit: str = "token",
+    value: str = "ce",
 ) -> Report:
     """`pctce summary`: per-checkpoint summaries, optional bootstrap intervals and a reference.
 
@@ -277,6 +279,8 @@ def summary_report(
             correctly and incorrectly answered documents; ``--subset``: the
             summaries of the kept documents only.
     """
+    if value != "ce":  # --value kl|dp: the divergence from a reference model
+        return divergence_summary(cks, value, percentiles, unit, subsets, ci, n_boot, seed, vs)
     if ci is not None and not 0 < ci < 1:
         raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
     if vs is not None and subsets.split:

@@ -28,6 +28,10 @@ from pctce_cli.cli.common import (
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 from pctce_cli.units import unit_named
+from pctce_cli.cli.common import choices
+from pctce_cli.values import VALUE_KINDS
+
+Value = choices("Value", tuple(VALUE_KINDS))  # --value: ce, kl, dp
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, summary_columns
 
 SummariesFileOpt = Annotated[
@@ -49,16 +53,20 @@ def summary(
     by: ByOpt = None,
     subset: SubsetOpt = None,
     unit: UnitOpt = Unit.token,
+    value: Annotated[Value, typer.Option("--value", help="What to summarize: ce, or the divergence from the reference model of pctce score --reference: kl (KL(p_ref ‖ p_model)), dp (Δp of the target); docs/kl.md.")] = Value.ce,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
     """Per-checkpoint summaries: mean, ppl, percentiles, iqr, z95, top-1, bits-per-byte, word perplexity."""
+    from pctce_cli.analysis.divergence import DIVERGENCE_PERCENTILES
     from pctce_cli.analysis.summary import summary_report
+    from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     subsets = subsets_of(cks, by, subset)
-    report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets, unit=unit.value)
+    levels = parse_percentiles(percentiles, DEFAULT_PERCENTILES if value == Value.ce else DIVERGENCE_PERCENTILES)
+    report = summary_report(cks, levels, ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets, unit=unit.value, value=value.value)
     emit_report(report, fmt, output)
 
 

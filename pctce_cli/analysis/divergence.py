@@ -1,0 +1,125 @@
+"""`pctce summary --value kl|dp`: summaries of the divergence from a reference model (docs/definitions.md, divergence).
+
+The divergence columns that ``pctce score --reference`` stores are summarized
+the way llama.cpp's ``--kl-divergence`` report is read: mean, p50, p90, p95,
+p99, p99.9 and max of KL (or Δp), and ``same_top1``, the fraction of targets
+where both models pick the same top token; with ``--ci``, document-bootstrap
+intervals (docs/definitions.md#summaries-of-one-checkpoint), by ``--by`` subset
+when asked, in tokens or (KL only) words — a word's KL is the sum of its tokens'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
+from pctce_cli.catalog import Checkpoint, identical_notes
+from pctce_cli.errors import UsageError
+from pctce_cli.stats.summaries import percentile_name
+from pctce_cli.store import incomplete_notes, load_scores
+from pctce_cli.units import unit_named
+from pctce_cli.values import value_named
+
+# llama.cpp's KL divergence report: the median and the upper tail (max is reported beside them)
+DIVERGENCE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def divergence_row(values: np.ndarray, doc: np.ndarray, same: np.ndarray | None, percentiles: Sequence[float], ci: float | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Mean, the percentiles, max and ``same_top1`` (a mean; omitted without ``same``) of one distribution, with bootstrap bounds.
+
+    ``same_top1`` is the token summary ``top1`` of ranks ``1 - same`` (rank 0 where the argmaxes agree), so the
+    bootstrap resamples it with the values, by document.
+
+    Example:
+        >>> divergence_row(np.array([0.0, 0.1, 0.3, 2.0]), np.array([0, 0, 1, 1]), np.array([1, 1, 1, 0]), [50])
+        {'n': 4, 'mean': 0.6, 'p50': 0.2, 'max': 2.0, 'same_top1': 0.75}
+    """
+    from pctce_cli.stats.summaries import summary_values
+
+    names = ["mean", *(percentile_name(q) for q in percentiles), "p100"] + (["top1"] if same is not None else [])
+    rank = None if same is None else 1 - same.astype(np.int64)
+    rename = {"p100": "max", "top1": "same_top1"}
+    vals = summary_values(names, values, rank) if len(values) else {n: float("nan") for n in names}
+    row = {"n": int(len(values)), **{rename.get(k, k): v for k, v in vals.items()}}
+    if ci is not None and len(values):
+        from pctce_cli.stats.bootstrap import bootstrap_ci
+
+        res = bootstrap_ci(values, doc, names, n_boot=n_boot, ci=ci, seed=seed, rank=rank)
+        for name in names:
+            row[f"{rename.get(name, name)}_lo"], row[f"{rename.get(name, name)}_hi"] = res[name]
+    return row
+
+
+def divergence_rows(ck: Checkpoint, value: str, percentiles: Sequence[float], unit: str = "token", subsets: Subsets = NO_SUBSETS, ci: float | None = None, n_boot: int = 1000, seed: int = 0) -> tuple[list[dict], list[str]]:
+    """One checkpoint's rows (one, or one per subset) of ``--value kl|dp``; with the subsets' notes.
+
+    Raises:
+        UsageError: the checkpoint was scored without ``--reference``, or the unit has no form of the value.
+    """
+    kind, u = value_named(value), unit_named(unit)
+    kind.check(ck, u)
+    words = _words(ck) if u.spans else None  # raises for a partition without byte spans and words
+    s = load_scores(ck.root, ck.partition, columns=("doc", kind.column, "same_top1"))
+    parts, notes = split_scores(ck.id, s.doc, s.docs, subsets, stored_values(ck, subsets.field)) if subsets.active else ([None], [])
+    rows = []
+    for part in parts:
+        take = (lambda x: x) if part is None else part.take
+        values, doc, same = take(getattr(s, kind.column)), take(s.doc), take(s.same_top1)
+        if u.spans:  # a word's KL: the sum of its tokens' (docs/definitions.md, divergence)
+            from pctce_cli.stats.units import word_ce
+
+            values, doc = word_ce(values, doc, take(words))[:2]
+            same = None
+        r = divergence_row(values, doc, same, percentiles, ci, n_boot, seed)
+        row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group, **({"subset": part.label} if subsets.split else {})}
+        row[u.plural] = r.pop("n")
+        row["documents"] = int(len(part.docs)) if part is not None else int(len(s.docs)) if s.docs is not None else 0
+        rows.append({**row, **r})
+    return rows, [f"{ck.id}: {n}" for n in notes]
+
+
+def _words(ck: Checkpoint) -> np.ndarray:
+    """The stored word index of each target (the unit's own reader, verified)."""
+    from pctce_cli.store import load_units
+
+    return load_units(ck.root, ck.partition, "word").word
+
+
+def divergence_summary(cks: Sequence[Checkpoint], value: str, percentiles: Sequence[float] | None = None, unit: str = "token", subsets: Subsets = NO_SUBSETS, ci: float | None = None, n_boot: int = 1000, seed: int = 0, vs: str | None = None) -> Report:
+    """`pctce summary --value kl|dp`: one table of every checkpoint's divergence summaries (and notes).
+
+    Args:
+        percentiles: Levels reported (default :data:`DIVERGENCE_PERCENTILES`).
+        vs: Refused: the reference of a divergence is the model it was scored against.
+    """
+    if vs is not None:
+        raise UsageError(f"--vs with --value {value}: the divergence is already taken from the reference model it was scored against; drop --vs")
+    if ci is not None and not 0 < ci < 1:
+        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+    kind, u = value_named(value), unit_named(unit)
+    levels = [float(q) for q in (percentiles or DIVERGENCE_PERCENTILES)]
+    report = Report()
+    rows = []
+    for ck in cks:
+        r, notes = divergence_rows(ck, value, levels, unit, subsets, ci, n_boot, seed)
+        rows += r
+        report.notes += notes
+    title = u.title(subsets.field if subsets.split else None, kind)
+    report.add(title + (f", subset {subsets.describe()}" if subsets.active and not subsets.split else ""), rows)
+    refs = sorted({(ck.manifest.reference or {}).get("path", "") for ck in cks})
+    report.notes.append(
+        f"{kind.label} of each model from the reference {', '.join(refs)}: "
+        + ("KL(p_ref ‖ p_model) in nats" if kind.column == "kl" else "Δp = p_model(target) − p_ref(target)")
+        + ("; same_top1: the fraction of targets where both pick the same top token" if not u.spans else "; a word's KL is the sum of its tokens'")
+        + " (docs/definitions.md, divergence)."
+    )
+    if ci is not None:
+        report.notes.append(f"Intervals: {ci:.0%} document-level bootstrap, {n_boot} resamples, seed {seed}.")
+    report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None})) + identical_notes(cks)
+    return report
+
+
+__all__ = ["DIVERGENCE_PERCENTILES", "divergence_summary", "divergence_row", "divergence_rows"]
