@@ -43,7 +43,7 @@ class ValueKind:
         if self is CE:
             return
         if unit.name == "byte" or (unit.name == "word" and not self.word_sum):
-            how = "a word's value is the sum of its tokens' KL" if self.word_sum else f"{self.label} is a token quantity (it does not sum into words)"
+            how = "a divergence is taken per prediction and has no byte form" if unit.name == "byte" else f"{self.label} is a token quantity (it does not sum into words)"
             raise UsageError(f"--value {self.column} with --unit {unit.name}: {how}; use --unit token" + (" or word" if self.word_sum else ""))
         if getattr(ck.manifest, "reference", None) is None:
             raise UsageError(

@@ -24,8 +24,10 @@ SETTINGS = {
 }
 
 
-def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, step=None, fingerprints=None, settings=None, shards=1):
+def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, step=None, fingerprints=None, settings=None, shards=1, divergence=None):
     """Write a synthetic but complete pctce store partition from numpy arrays.
+
+    ``divergence``: ``{"kl": …, "dp": …, "same_top1": …}`` per target, as ``pctce score --reference`` stores them.
 
     ``doc`` must be sorted (the store's order); ``pos`` counts targets within each document.
     Returns the score directory.
@@ -48,6 +50,7 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
             doc=doc[sel], pos=pos[sel], token=token[sel], ce=ce[sel], rank=rank[sel],
             doc_table={"doc": ids[g], "n_targets": counts[g], "n_bytes": n_bytes[g], "n_words": counts[g]},
             seconds=0.0,
+            **{name: np.asarray(v, dtype=np.int8 if name == "same_top1" else np.float32)[sel] for name, v in (divergence or {}).items()},
         )
         write_shard(part, k, 0, scored)
     manifest = {
@@ -58,6 +61,7 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
         "fingerprints": fp,
         "settings": {**SETTINGS, **(settings or {})},
         "data": {"files": ["/data/val.jsonl"]},
+        **({"reference": {"path": "/checkpoints/reference", "fingerprint": "r" * 64}} if divergence else {}),
     }
     finish_partition(part, manifest, shards)
     return root

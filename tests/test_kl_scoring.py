@@ -17,7 +17,7 @@ from pctce_cli.scoring.divergence import paired_chunks
 from pctce_cli.scoring.engine import UniformAdapter, score_documents
 from pctce_cli.store import load_scores
 
-from .cli import run
+from .cli import run, run_json, section
 from .conftest import TEXTS
 
 DIV = ("ce", "kl", "dp", "same_top1")
@@ -131,7 +131,7 @@ def test_cli_model_against_itself_is_zero_and_other_reference_conflicts(two_mode
     out = tmp_path / "out"
     r = _score(base / "a", base / "b", "--data", text_jsonl, "--out", out, "--reference", base / "a")
     assert r.exit_code == 0, r.stdout
-    a, b = (load_scores(out, ck, columns=DIV) for ck in ("a", "b"))
+    a, b = (load_scores(out, ck, columns=("doc", *DIV)) for ck in ("a", "b"))
     assert a.kl.tolist() == [0.0] * len(a.kl) and a.dp.tolist() == [0.0] * len(a.kl) and a.same_top1.min() == 1
     assert b.kl.min() > 0 and 0 < b.same_top1.mean() < 1
     ref = b.manifest.reference
@@ -148,6 +148,13 @@ def test_cli_model_against_itself_is_zero_and_other_reference_conflicts(two_mode
     fa, fb = a.manifest.weights_fingerprint[:12], b.manifest.weights_fingerprint[:12]
     assert f"b: {out} already holds scores of it made with different reference model ({fa} → {fb}); use --force" in r.stderr
     assert run("verify", str(out)).exit_code == 0
+    # per word: the sum of its tokens' KL (docs/definitions.md, divergence)
+    from pctce_cli.stats.units import word_ce
+    from pctce_cli.store import load_units
+
+    words = word_ce(b.kl, b.doc, load_units(out, "b", "word").word)[0]
+    [row] = [r for r in section(run_json("summary", out, "-c", "b", "--value", "kl", "--unit", "word"), "Per-word KL") if r["checkpoint"] == "b"]
+    assert row["words"] == len(words) and row["mean"] == pytest.approx(words.astype(np.float64).mean(), rel=1e-6)
 
 
 @pytest.mark.slow
