@@ -72,7 +72,8 @@ def gate(
         list[str] | None,
         typer.Option(
             help="A rule SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant, "
-            "p95@code:+3% (one subset), p95@*:+3% (each subset) (repeatable; added to the policy's rules).",
+            "p95@code:+3% (one subset), p95@*:+3% (each subset); or a limit on the divergence from the reference of "
+            "pctce score --reference, e.g. 'p99 kl <= 0.05', 'same_top1 >= 0.98' (no baseline needed; docs/kl.md) (repeatable; added to the policy's rules).",
             show_default=False,
         ),
     ] = None,

@@ -80,6 +80,8 @@ class RuleResult:
             return f"{self.name} is undefined: the subset has no scored targets"
         if math.isnan(self.delta):
             return f"{self.name} is undefined (NaN) for the candidate or the baseline '{baseline_id}'"
+        if self.rule.absolute:  # a threshold on the divergence from the reference (gate/absolute.py)
+            return f"{self.rule.label().rsplit(' ', 2)[0]} = {self.candidate:.4f}, limit {self.rule.limit_text()}; interval [{self.lo + self.baseline:.4f}, {self.hi + self.baseline:.4f}]"
         # the word follows the change itself (a p50 that fell is "fell by 0.40", never "rose by -0.40")
         word = "rose" if self.delta > 0 else "fell" if self.delta < 0 else "did not move,"
         return (
@@ -268,6 +270,8 @@ def run_gate(
     pol = load_policy(policy) if policy is not None else Policy()
     st = merge_settings(pol, rules, baseline, ci, n_boot, seed, require, unit)
     cks = resolve_checkpoints(list(dirs), allow_mixed=True)
+    if not st.rules:  # thresholds on each candidate's divergence from its reference only (gate/absolute.py)
+        return _absolute_gate(cks, st, list(candidates) or pol.candidates, policy)
     base = _find_baseline(cks, st.baseline)
     chosen = _select_candidates(cks, base, list(candidates) or pol.candidates)
     fld = resolve_field([base, *chosen], st.rules, pol.subset_field, pol_where(pol), by, subset)
@@ -281,13 +285,13 @@ def run_gate(
         xplan = plan if xa is sa else make_plan(st.rules, fld, by, subset, xa.doc, xa.docs, base.id)  # bytes: rows depend on the candidate
         stats, sizes = paired_stats(xa, sb, xplan, st)
         methods |= {res.method for res in stats.values() if res is not None}
-        results.append(CandidateResult(c.id, check_rules(plan, stats, sizes)))
+        results.append(CandidateResult(c.id, check_rules(plan, stats, sizes) + _absolute_results(c, st)))
         del sb
     if plan.keep:
         notes.append(f"Only documents of subset {plan.field} = {', '.join(plan.keep)} were gated (--subset).")
     notes += UNIT_NOTES.get(st.unit.name, [])
     return GateResult(
-        base.id, st.rules, rank_candidates(results), st.ci, st.n_boot, st.seed, "/".join(sorted(methods)), st.require,
+        base.id, st.rules + st.absolute, rank_candidates(results), st.ci, st.n_boot, st.seed, "/".join(sorted(methods)), st.require,
         str(policy) if policy is not None else None, notes, plan.field, plan.table, plan.keep,
     )
 
@@ -309,6 +313,7 @@ class GateSettings:
     seed: int
     require: str
     unit: Unit
+    absolute: list = field(default_factory=list)  # thresholds on the divergence from a reference (gate/absolute.py)
 
     @property
     def summaries(self) -> list[str]:
@@ -343,8 +348,10 @@ def merge_settings(
     all_rules = list(pol.rules) + [parse_rule_option(s) for s in rules]
     if not all_rules:
         raise PolicyError("no gate rules: pass --rule (e.g. --rule p95:+3%) or a --policy file with rule tables")
-    base_id = baseline or pol.baseline
-    if not base_id:
+    absolute = [r for r in all_rules if r.absolute]
+    all_rules = [r for r in all_rules if not r.absolute]
+    base_id = baseline or pol.baseline or ("" if not all_rules else None)
+    if base_id is None:
         raise UsageError("no baseline: pass --baseline ID or set baseline = \"ID\" in the policy file")
     ci, n_boot, seed = _pick(ci, pol.ci, 0.95), _pick(n_boot, pol.n_boot, 1000), _pick(seed, pol.seed, 0)
     require = require or pol.require or "all"
@@ -354,7 +361,7 @@ def merge_settings(
         raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
     if require not in REQUIRE:
         raise UsageError(f"--require must be 'all' or 'any', got {require!r}")
-    st = GateSettings(all_rules, base_id, ci, n_boot, seed, require, unit_named(unit or pol.unit or "token"))
+    st = GateSettings(all_rules, base_id, ci, n_boot, seed, require, unit_named(unit or pol.unit or "token"), absolute)
     if st.needs_rank and st.unit.refuses:
         raise PolicyError("a top1 rule needs token ranks: gate it with unit = \"token\"")
     return st
@@ -417,6 +424,23 @@ def check_rules(plan, stats: dict, sizes: dict) -> list[RuleResult]:
         size = sizes[chk.subset] if plan.active else None
         checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None else None, chk.subset, size))
     return checked
+
+
+def _absolute_results(ck, st: GateSettings) -> list[RuleResult]:
+    """The absolute rules evaluated on one candidate (:func:`pctce_cli.gate.absolute.absolute_stats`)."""
+    from pctce_cli.gate.absolute import absolute_stats
+
+    return [evaluate_rule(r, stat) for r, stat in zip(st.absolute, absolute_stats(ck, st.absolute, st.ci, st.n_boot, st.seed))] if st.absolute else []
+
+
+def _absolute_gate(cks: list, st: GateSettings, patterns: Sequence[str], policy) -> GateResult:
+    """A gate of absolute rules only: each candidate (every checkpoint, or those matching ``patterns``) against the limits, no baseline."""
+    import fnmatch
+
+    if not (chosen := [c for c in cks if not patterns or any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]):
+        raise UsageError(f"no checkpoint matches --candidate {', '.join(patterns)}")
+    results = [CandidateResult(c.id, _absolute_results(c, st)) for c in chosen]
+    return GateResult(st.baseline or "its reference", st.absolute, rank_candidates(results), st.ci, st.n_boot, st.seed, "exact", st.require, str(policy) if policy is not None else None, [])
 
 
 def pol_where(pol: Policy) -> str:

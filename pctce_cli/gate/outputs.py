@@ -23,6 +23,8 @@ def _short_failure(r: RuleResult) -> str:
     """``p95 +0.1234 (+4.10%) > +3%``; for top1 ``top1 -0.0200 (-4.00%) < −1%``."""
     if math.isnan(r.delta):
         return f"{r.name} undefined" + (" (no targets)" if r.targets == 0 else "")
+    if r.rule.absolute:  # a threshold on the divergence from the reference (gate/absolute.py)
+        return f"{r.rule.label().rsplit(' ', 2)[0]} = {r.candidate:.4f}, limit {r.rule.limit_text()}"
     if r.rule.higher_is_better:
         return f"{r.name} {r.delta:+.4f} ({-100 * r.rel:+.2f}%) < {r.rule.limit_text()}"
     return f"{r.name} {r.delta:+.4f} ({100 * r.rel:+.2f}%) > {r.rule.limit_text()}"

@@ -18,6 +18,7 @@ from pctce_cli.stats.units import UNITS
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
 TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "unit", "rule")
 RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
+DIVERGENCE_RULE_KEYS = ("value", "at_most", "at_least")  # a limit on the divergence from a reference (parse_absolute_rule)
 RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
 REQUIRE = ("all", "any")
 
@@ -35,20 +36,33 @@ class Rule:
     significant: bool = False
     source: str = ""  # where it was written: "gate.toml:7" or "--rule p50:+0.01"
     subset: str | None = None  # as written: "code", "domain=code", "*" (every subset) or "domain=*"; None: every document
+    # an absolute rule on a candidate's divergence from its reference model (docs/kl.md): ``p99 kl <= 0.05``
+    value: str = field(default="ce", repr=False)
+    at_most: float | None = field(default=None, repr=False)
+    at_least: float | None = field(default=None, repr=False)
+
+    @property
+    def absolute(self) -> bool:
+        """A threshold on the candidate's own value (no baseline): ``p99 kl <= 0.05``, ``same_top1 >= 0.98``."""
+        return self.at_most is not None or self.at_least is not None
 
     @property
     def higher_is_better(self) -> bool:
-        return self.summary == "top1"
+        return self.summary == "top1" or self.at_least is not None
 
     def limit_text(self) -> str:
-        """``+0.01`` (nats) or ``+3%``; for top1 ``−0.01`` / ``−3%``."""
+        """``+0.01`` (nats) or ``+3%``; for top1 ``−0.01`` / ``−3%``; for an absolute rule ``≤ 0.05`` / ``≥ 0.98``."""
+        if self.absolute:
+            return f"≤ {self.at_most:g}" if self.at_most is not None else f"≥ {self.at_least:g}"
         sign = "−" if self.higher_is_better else "+"
         if self.max_increase is not None:
             return f"{sign}{self.max_increase:g}"
         return f"{sign}{100 * self.max_increase_rel:g}%"
 
     def label(self) -> str:
-        """E.g. ``p95 Δ ≤ +3% (if significant)``, ``top1 Δ ≥ −0.01``."""
+        """E.g. ``p95 Δ ≤ +3% (if significant)``, ``top1 Δ ≥ −0.01``, ``p99 kl ≤ 0.05``."""
+        if self.absolute:
+            return f"{self.summary}{'' if self.summary == 'same_top1' else ' ' + self.value} {self.limit_text()}"
         op = "≥" if self.higher_is_better else "≤"
         in_nats = self.summary in ("mean", "iqr") or self.summary.startswith("p") and self.summary != "ppl"
         unit = " nats" if self.max_increase is not None and in_nats else ""
@@ -278,8 +292,15 @@ def parse_policy(doc: dict, lines: dict, where: str) -> Policy:
 def _parse_rule(r: dict, k: int, at, where: str) -> Rule:
     n = k + 1
     for key in r:
-        if key not in RULE_KEYS:
+        if key not in RULE_KEYS + DIVERGENCE_RULE_KEYS:
             raise PolicyError(f"{at(('rule', k, key))}: rule {n}: unknown key '{key}' (expected {', '.join(RULE_KEYS)})")
+    if any(key in r for key in ("value", "at_most", "at_least")):  # a threshold on the divergence from a reference
+        line = at(("rule", k))
+        ops = [(key, r[key]) for key in ("at_most", "at_least") if key in r]
+        if len(ops) != 1 or not _is_number(ops[0][1]) or "summary" not in r or not isinstance(r["summary"], str) or r.get("value", "kl") not in ("kl", "dp"):
+            raise PolicyError(f"{line}: rule {n}: a divergence rule is summary = \"p99\", value = \"kl\" or \"dp\" and one of at_most or at_least (a number), e.g. at_most = 0.05")
+        op = "<=" if ops[0][0] == "at_most" else ">="
+        return parse_absolute_rule(f"{r['summary']} {r.get('value', 'kl')} {op} {ops[0][1]}", line if line != where else f"{where} rule {n}")
     if "summary" not in r:
         raise PolicyError(f"{at(('rule', k))}: rule {n}: missing key 'summary' (e.g. summary = \"p95\")")
     name = r["summary"]
@@ -347,6 +368,8 @@ def parse_rule_option(spec: str) -> Rule:
         >>> r.max_increase_rel, r.significant, r.subset
         (0.03, True, 'code')
     """
+    if _ABSOLUTE.match(spec):
+        return parse_absolute_rule(spec)
     parts = [s.strip() for s in spec.split(":")]
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise PolicyError(f"--rule '{spec}': expected {RULE_SYNTAX}")
@@ -376,3 +399,41 @@ def parse_rule_option(spec: str) -> Rule:
     if rel:
         return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None)
     return Rule(canon, value, None, sig, f"--rule {spec}", sub or None)
+
+
+ABSOLUTE_SYNTAX = "SUMMARY kl|dp <= LIMIT or same_top1 >= LIMIT (SUMMARY: mean, max or pXX), e.g. 'p99 kl <= 0.05'"
+_ABSOLUTE = re.compile(r"^\s*([A-Za-z0-9_.]+)(?:\s+(kl|dp))?\s*(<=|>=)\s*(\S+)\s*$")
+
+
+def parse_absolute_rule(spec: str, source: str | None = None) -> Rule:
+    """Parse a threshold on a candidate's divergence from its reference model: ``p99 kl <= 0.05``, ``same_top1 >= 0.98``.
+
+    The candidate must have been scored with ``pctce score --reference``; the
+    rule needs no baseline (docs/kl.md). A value exactly at the limit passes.
+
+    Raises:
+        PolicyError: the text does not follow :data:`ABSOLUTE_SYNTAX`.
+
+    Examples:
+        >>> r = parse_absolute_rule("p99 kl <= 0.05")
+        >>> r.label(), r.absolute, r.higher_is_better
+        ('p99 kl ≤ 0.05', True, False)
+        >>> parse_absolute_rule("same_top1 >= 0.98").label()
+        'same_top1 ≥ 0.98'
+    """
+    where = source or f"--rule '{spec}'"
+    m = _ABSOLUTE.match(spec)
+    if not m:
+        raise PolicyError(f"{where}: expected {ABSOLUTE_SYNTAX}")
+    name, value, op, limit = m.groups()
+    canon = name if name in ("max", "same_top1") else canonical_summary(name)
+    if canon is None or not (canon in ("mean", "max", "same_top1") or re.fullmatch(r"p[0-9.]+", canon)) or (canon == "same_top1") != (value is None):
+        raise PolicyError(f"{where}: expected {ABSOLUTE_SYNTAX}")
+    try:
+        number = float(limit)
+    except ValueError:
+        raise PolicyError(f"{where}: limit '{limit}' is not a number (expected {ABSOLUTE_SYNTAX})") from None
+    if not math.isfinite(number):
+        raise PolicyError(f"{where}: limit '{limit}' is not a finite number")
+    bound = {"at_most": number} if op == "<=" else {"at_least": number}
+    return Rule(canon, 0.0, None, False, source or f"--rule {spec}", None, value or "kl", **bound)
