@@ -53,7 +53,7 @@ class ValueKind:
 
 
 CE = ValueKind("ce", "CE", "nats")
-# divergence from a reference model (docs/definitions.md, divergence): stored by `pctce score --reference`
+# divergence from a reference model (docs/definitions.md#divergence-from-a-reference-model): stored by `pctce score --reference`
 KL = ValueKind("kl", "KL", "nats")
 DP = ValueKind("dp", "Δp", "probability", word_sum=False)
 VALUE_KINDS = {k.column: k for k in (CE, KL, DP)}

@@ -1,4 +1,4 @@
-"""`pctce summary --value kl|dp`: summaries of the divergence from a reference model (docs/definitions.md, divergence).
+"""`pctce summary --value kl|dp`: summaries of the divergence from a reference model (docs/definitions.md#divergence-from-a-reference-model).
 
 The divergence columns that ``pctce score --reference`` stores are summarized
 the way llama.cpp's ``--kl-divergence`` report is read: mean, p50, p90, p95,
@@ -68,7 +68,7 @@ def divergence_rows(ck: Checkpoint, value: str, percentiles: Sequence[float], un
     for part in parts:
         take = (lambda x: x) if part is None else part.take
         values, doc, same = take(getattr(s, kind.column)), take(s.doc), take(s.same_top1)
-        if u.spans:  # a word's KL: the sum of its tokens' (docs/definitions.md, divergence)
+        if u.spans:  # a word's KL: the sum of its tokens' (docs/definitions.md#divergence-from-a-reference-model)
             from pctce_cli.stats.units import word_ce
 
             values, doc = word_ce(values, doc, take(words))[:2]
@@ -114,7 +114,7 @@ def divergence_summary(cks: Sequence[Checkpoint], value: str, percentiles: Seque
         f"{kind.label} of each model from the reference {', '.join(refs)}: "
         + ("KL(p_ref ‖ p_model) in nats" if kind.column == "kl" else "Δp = p_model(target) − p_ref(target)")
         + ("; same_top1: the fraction of targets where both pick the same top token" if not u.spans else "; a word's KL is the sum of its tokens'")
-        + " (docs/definitions.md, divergence)."
+        + " (docs/definitions.md#divergence-from-a-reference-model)."
     )
     if ci is not None:
         report.notes.append(f"Intervals: {ci:.0%} document-level bootstrap, {n_boot} resamples, seed {seed}.")

@@ -2,7 +2,7 @@
 
 A release of a quantized or distilled model is judged by how far it moved
 from the model it replaces, which ``pctce score --reference`` stored with it
-(docs/definitions.md, divergence). Such a rule needs no baseline: each
+(docs/definitions.md#divergence-from-a-reference-model). Such a rule needs no baseline: each
 candidate's own summary is compared with the limit. Its "baseline" in the
 gate's tables is the limit, Δ the summary minus the limit, and the interval
 of Δ the candidate's document-bootstrap interval minus the limit. A value at

@@ -73,7 +73,7 @@ class ScoredShard:
     seconds: float = 0.0
     nbytes: np.ndarray | None = None  # int32 (N,) bytes of the target's span (docs/definitions.md#words-and-bytes); None: no offsets
     word: np.ndarray | None = None  # int32 (N,) word index within its document, -1 for none
-    kl: np.ndarray | None = None  # float32 (N,) KL(p_ref ‖ p_cand), nats (docs/definitions.md, divergence); None: no reference
+    kl: np.ndarray | None = None  # float32 (N,) KL(p_ref ‖ p_cand), nats (docs/definitions.md#divergence-from-a-reference-model); None: no reference
     dp: np.ndarray | None = None  # float32 (N,) p_cand(target) − p_ref(target)
     same_top1: np.ndarray | None = None  # int8 (N,) 1 where both argmaxes agree
 

@@ -74,7 +74,7 @@ class ShardScorer:
     label: str = "model"
     progress: Callable[[int], None] | None = None
     units: bool = False  # byte spans and words to the shards (every document has them: data.units_status)
-    reference: Any = None  # the reference model's adapter: kl, dp and same_top1 beside ce (docs/definitions.md, divergence)
+    reference: Any = None  # the reference model's adapter: kl, dp and same_top1 beside ce (docs/definitions.md#divergence-from-a-reference-model)
 
     def score(self, k: int, rank: int) -> ScoredPart:
         """Score shard ``k`` (and, with task accuracy, greedy-decode its prompts)."""

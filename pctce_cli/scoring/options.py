@@ -138,7 +138,7 @@ class ScoreOptions(ReadOptions):
     # Record byte spans and words (docs/definitions.md#words-and-bytes) when the tokenizer gives offsets. Not a CLI option: an internal
     # switch, so benchmarks/bench_offsets.py can measure what they cost.
     units: bool = True
-    # A reference model (docs/definitions.md, divergence from a reference model): each target's kl, dp and
+    # A reference model (docs/definitions.md#divergence-from-a-reference-model from a reference model): each target's kl, dp and
     # same_top1 against it are stored beside ce; its weights fingerprint is part of each partition's identity.
     reference: str | None = None
 

@@ -266,7 +266,7 @@ def _prepare(spec: CheckpointSpec, env: Env) -> Prepared:
         "documents": docs_fp,
         "settings": identity_settings(options, max_length, stride, env.dtype_name, units.get("rule")),
     }
-    if env.reference is not None:  # the reference's weights are part of the numbers (docs/definitions.md, divergence)
+    if env.reference is not None:  # the reference's weights are part of the numbers (docs/definitions.md#divergence-from-a-reference-model)
         identity["reference"] = env.reference.check(spec, tok_fp)
     shards = plan_shards(documents, options.shard_targets)
     return Prepared(spec, tokenizer, documents, skipped, units, max_length, stride, identity, shards)

@@ -20,7 +20,7 @@ TOKEN_COLUMNS = {"doc": "int64", "pos": "int32", "token": "int32", "ce": "float3
 # word's index within the document (-1: none). Stores written before them, or with a slow tokenizer, lack
 # them; the manifest's "units" says which (see pctce_cli.store.units).
 UNIT_COLUMNS = {"nbytes": "int32", "word": "int32"}
-# Token columns written when a run scores against a reference model (docs/definitions.md, divergence from a
+# Token columns written when a run scores against a reference model (docs/definitions.md#divergence-from-a-reference-model from a
 # reference model): KL(p_ref ‖ p_cand) in nats, the change in the target's probability, top-1 agreement (0/1).
 # Stores scored without --reference lack them; the manifest's "reference" names the model they were taken against.
 DIVERGENCE_COLUMNS = {"kl": "float32", "dp": "float32", "same_top1": "int8"}

@@ -153,7 +153,7 @@ def identity_difference(old: dict, new: dict) -> str:
         'data, stride 8 → 4'
     """
     what = [k for k in ("weights", "tokenizer", "data", "documents") if old.get(k) != new.get(k)]
-    if old.get("reference") != new.get("reference"):  # --reference (docs/definitions.md, divergence)
+    if old.get("reference") != new.get("reference"):  # --reference (docs/definitions.md#divergence-from-a-reference-model)
         what.append(f"reference model ({str(old.get('reference') or 'none')[:12]} → {str(new.get('reference') or 'none')[:12]})")
     old_s, new_s = old.get("settings", {}), new.get("settings", {})
     what += [f"{k} {old_s.get(k)!r} → {new_s.get(k)!r}" for k in sorted(new_s) if old_s.get(k) != new_s.get(k)]
@@ -213,7 +213,7 @@ def write_shard(part: Path, shard: int, rank: int, scored, extra_doc_columns: di
     columns = {"doc": scored.doc, "pos": scored.pos, "token": scored.token, "ce": scored.ce, "rank": scored.rank}
     if getattr(scored, "nbytes", None) is not None:  # byte spans and words (docs/definitions.md#words-and-bytes), when the tokenizer has offsets
         columns.update(nbytes=scored.nbytes, word=scored.word)
-    if getattr(scored, "kl", None) is not None:  # divergence from a reference model (docs/definitions.md, divergence)
+    if getattr(scored, "kl", None) is not None:  # divergence from a reference model (docs/definitions.md#divergence-from-a-reference-model)
         columns.update(kl=scored.kl, dp=scored.dp, same_top1=scored.same_top1)
     _write_parquet_atomic(part / tokens_file, columns)
     fault_point("shard-tokens-written")
