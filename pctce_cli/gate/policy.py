@@ -388,12 +388,7 @@ def parse_rule_option(spec: str) -> Rule:
         sig = True
     rel = limit.endswith("%")
     number = limit[:-1].strip() if rel else limit
-    try:
-        value = float(number)
-    except ValueError:
-        raise PolicyError(f"--rule '{spec}': limit '{limit}' is not a number (expected {RULE_SYNTAX})") from None
-    if not math.isfinite(value):
-        raise PolicyError(f"--rule '{spec}': limit '{limit}' is not a finite number")
+    value = _limit(number, limit, f"--rule '{spec}'", RULE_SYNTAX)
     if value < 0:
         raise PolicyError(f"--rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}")
     if rel:
@@ -429,11 +424,17 @@ def parse_absolute_rule(spec: str, source: str | None = None) -> Rule:
     canon = name if name in ("max", "same_top1") else canonical_summary(name)
     if canon is None or not (canon in ("mean", "max", "same_top1") or re.fullmatch(r"p[0-9.]+", canon)) or (canon == "same_top1") != (value is None):
         raise PolicyError(f"{where}: expected {ABSOLUTE_SYNTAX}")
-    try:
-        number = float(limit)
-    except ValueError:
-        raise PolicyError(f"{where}: limit '{limit}' is not a number (expected {ABSOLUTE_SYNTAX})") from None
-    if not math.isfinite(number):
-        raise PolicyError(f"{where}: limit '{limit}' is not a finite number")
+    number = _limit(limit, limit, where, ABSOLUTE_SYNTAX)
     bound = {"at_most": number} if op == "<=" else {"at_least": number}
     return Rule(canon, 0.0, None, False, source or f"--rule {spec}", None, value or "kl", **bound)
+
+
+def _limit(number: str, limit: str, where: str, syntax: str) -> float:
+    """The finite number ``number`` (the text of ``limit`` without its ``%``), or a :class:`PolicyError` naming ``where``."""
+    try:
+        value = float(number)
+    except ValueError:
+        raise PolicyError(f"{where}: limit '{limit}' is not a number (expected {syntax})") from None
+    if not math.isfinite(value):
+        raise PolicyError(f"{where}: limit '{limit}' is not a finite number")
+    return value

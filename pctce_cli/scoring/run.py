@@ -142,10 +142,10 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
         raise StoreError(lock_error)
 
     env = Env(options, records, data_fp, device, dtype_name, cache, {}, group, reporter)
-    if options.reference:  # loaded when first needed, then resident for every checkpoint
-        env.reference = Reference.open(options.reference, options.tokenizer, hf.ModelCache(device, dtype, options.trust_remote_code), options.trust_remote_code)
     results = []
     try:
+        if options.reference:  # loaded when first needed, then resident for every checkpoint
+            env.reference = Reference.open(options.reference, options.tokenizer, hf.ModelCache(device, dtype, options.trust_remote_code), options.trust_remote_code)
         for spec in specs:
             results.append(_score_one(spec, env))
             reporter.checkpoint_finished(results[-1])
