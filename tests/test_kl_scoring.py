@@ -225,3 +225,22 @@ def test_damaged_divergence_values_are_named(tmp_path):
         check_divergence([tmp_path / "p0", tmp_path / "p1"], [2, 2], tmp_path, {"kl": np.array([0, 1, 0, -0.5], np.float32)})
     with pytest.raises(StoreError, match=r"p0: row 0: same_top1 = 2, expected 0 or 1"):
         check_divergence([tmp_path / "p0"], [1], tmp_path, {"same_top1": np.array([2], np.int8)})
+
+
+@pytest.mark.slow
+def test_torchrun_with_a_reference_equals_one_process(two_models, tmp_path):
+    base, _, _ = two_models
+    data = tmp_path / "val.txt"
+    data.write_text("\n\n".join(TEXTS * 2), encoding="utf-8")
+    common = [str(base / "b"), "--data", str(data), "--split-on", "blank-lines", "--shard-targets", "40", "--quiet", "--reference", str(base / "a")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "pctce_cli", "score"]
+    r = subprocess.run(cmd + common + ["--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r1 = subprocess.run([sys.executable, "-m", "pctce_cli", "score"] + common + ["--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=600)
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    ddp, one = (load_scores(tmp_path / d, "b", columns=("doc", "pos", *DIV)) for d in ("ddp", "one"))
+    assert {s["rank"] for s in ddp.manifest["shards"]} == {0, 1} and ddp.manifest.reference == one.manifest.reference
+    np.testing.assert_array_equal(ddp.doc, one.doc)
+    np.testing.assert_allclose(ddp.kl, one.kl, atol=1e-6)
+    np.testing.assert_array_equal(ddp.same_top1, one.same_top1)
