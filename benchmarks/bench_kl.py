@@ -100,7 +100,9 @@ def main() -> None:
         f"`pctce score --reference` against `pctce score` alone: two random GPT-2s ({args.layers} layers, width {args.width}, "
         f"vocabulary {args.vocab:,}), {rows[0]['alone']['targets']:,} targets, windows of 256, CPU float32, "
         f"{args.rounds} rounds alternating the order, each run its own process ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, shared). Command: `{COMMAND}`.",
+        f"{os.cpu_count()} cores, shared). Command: `{' '.join(['python', 'benchmarks/bench_kl.py', *sys.argv[1:]])}`. "
+        "Wall time is the whole process (start, imports, tokenization, loading, scoring, writing), so the fixed part dilutes the ratio "
+        "of the scoring itself.",
         "",
         "| run | wall s (median) | peak RSS MiB (median) |",
         "|---|---:|---:|",
