@@ -197,6 +197,8 @@ def load_policy(path: str | Path) -> Policy:
 
     p = Path(path)
     where = str(path)
+    if p.is_dir():
+        raise PolicyError(f"policy {where} is a directory: expected a policy file (TOML)", param="policy")
     if not p.is_file():
         raise PolicyError(f"policy file not found: {where}")
     try:
