@@ -133,7 +133,7 @@ def resolve_checkpoints(
     if patterns:
         everything = list(cks)
         cks = select_by_globs(
-            cks, patterns, lambda p: StoreError(incomplete_match(p, dirs) or f"--checkpoint '{p}' matches no checkpoint (have: {listing(everything)})")
+            cks, patterns, lambda p: StoreError(incomplete_match(p, dirs) or f"patterns '{p}' matches no checkpoint (have: {listing(everything)})", param="patterns")
         )
     cks.sort(key=lambda c: (c.step is None, c.step or 0, c.id))
     apply_groups(cks, groups, meta)
@@ -200,7 +200,7 @@ def parse_groups(specs: Sequence[str]) -> list[tuple[str, str]]:
     for spec in specs or ():
         name, sep, pattern = spec.partition("=")
         if not sep or not name.strip() or not pattern.strip():
-            raise UsageError(f"--group '{spec}': expected NAME=GLOB, e.g. distill='*top*'")
+            raise UsageError(f"group '{spec}': expected NAME=GLOB, e.g. distill='*top*'", param="group")
         out.append((name.strip(), pattern.strip()))
     return out
 
@@ -210,12 +210,12 @@ def _group_of(name: str, specs: list[tuple[str, str]]) -> str | None:
 
 
 def read_table(path: str | Path, option: str):
-    """Read a CSV or JSON table (``--meta``, ``--summaries``) with a ``checkpoint`` column."""
+    """Read a CSV or JSON table (``meta``, ``summaries_file``; ``option`` names the parameter in errors) with a ``checkpoint`` column."""
     import pandas as pd
 
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"{option} file not found: {path}")
+        raise UsageError(f"{option} file not found: {path}", param=option)
     try:
         if p.suffix.lower() == ".json":
             obj = json.loads(p.read_text(encoding="utf-8"))
@@ -226,13 +226,13 @@ def read_table(path: str | Path, option: str):
         elif p.suffix.lower() in (".csv", ".tsv"):
             df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", dtype={"checkpoint": str})
         else:
-            raise UsageError(f"{path}: {option} must be .csv or .json, got '{p.suffix}'")
+            raise UsageError(f"{path}: {option} must be .csv or .json, got '{p.suffix}'", param=(f"{path}:", option))
     except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read {option} table ({str(e).splitlines()[0]})") from None
+        raise UsageError(f"{path}: cannot read {option} table ({str(e).splitlines()[0]})", param=(f"{path}:", option)) from None
     if "checkpoint" not in df.columns:
-        raise UsageError(f"{path}: {option} table has no 'checkpoint' column (columns: {', '.join(map(str, df.columns))})")
+        raise UsageError(f"{path}: {option} table has no 'checkpoint' column (columns: {', '.join(map(str, df.columns))})", param=(f"{path}:", option))
     if df.empty:
-        raise UsageError(f"{path}: {option} table has no rows")
+        raise UsageError(f"{path}: {option} table has no rows", param=(f"{path}:", option))
     dup = df["checkpoint"][df["checkpoint"].duplicated()].tolist()
     if dup:
         raise UsageError(f"{path}: checkpoint '{dup[0]}' appears twice in the {option} table")
@@ -246,7 +246,7 @@ def group_table(table, groups: Sequence[str], meta):
     if specs:
         table["group"] = [_group_of(c, specs) for c in table["checkpoint"]]
     if meta is not None:
-        df = read_table(meta, "--meta")
+        df = read_table(meta, "meta")
         table = table.merge(df, on="checkpoint", how="left", suffixes=("", "_meta"))
         if "group_meta" in table.columns:
             table["group"] = table["group"].where(table["group"].notna(), table["group_meta"])
@@ -261,7 +261,7 @@ def apply_groups(cks: list[Checkpoint], groups: Sequence[str], meta) -> None:
         c.group = _group_of(c.id, specs)
     if meta is None:
         return
-    df = read_table(meta, "--meta")
+    df = read_table(meta, "meta")
     rows = {r["checkpoint"]: r for r in df.to_dict(orient="records")}
     for c in cks:
         r = rows.get(c.id)

@@ -170,9 +170,9 @@ def compare_scores(
     from pctce_cli.stats.summaries import doc_sums
 
     if not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if n_boot < 1:
-        raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
+        raise UsageError(f"n_boot must be at least 1, got {n_boot}", param="n_boot")
     sa, sb = as_values(sa), as_values(sb)
     if len(sa.value) == 0:
         raise StoreError(f"'{baseline}' holds no targets")
@@ -293,7 +293,7 @@ def subset_pairs(sa: Values, sb: Values, a_name: str, b_name: str, subsets: Subs
         )
     parts, notes = split_scores(a_name, sa.doc, sa.docs, subsets)
     if not parts or all(p.runs is not None and not len(p.runs) for p in parts):
-        raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
+        raise UsageError(f"subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets", param="subset")
     return [(p.label, sa.take(p), sb.take(p)) for p in parts], notes
 
 
@@ -390,7 +390,7 @@ def run_compare(
             byte's value the CE of its token spread over the token's bytes).
     """
     if top < 0:
-        raise UsageError(f"--top must be >= 0, got {top}")
+        raise UsageError(f"top must be >= 0, got {top}", param="top")
     a = resolve_ref(baseline, store, "BASELINE")
     b = resolve_ref(candidate, store, "CANDIDATE")
     a_name, b_name = label_pair(a, b)

@@ -205,7 +205,7 @@ def _select_candidates(cks: list[Checkpoint], base: Checkpoint, patterns: Sequen
         out = select_by_globs(
             others,
             patterns,
-            lambda p: StoreError(f"--candidate '{p}' matches no checkpoint other than the baseline (have: {listing(others) or 'none'})"),
+            lambda p: StoreError(f"candidates '{p}' matches no checkpoint other than the baseline (have: {listing(others) or 'none'})", param="candidates"),
             partition=True,
         )
     if not out:
@@ -342,18 +342,18 @@ def merge_settings(
     """
     all_rules = list(pol.rules) + [parse_rule_option(s) for s in rules]
     if not all_rules:
-        raise PolicyError("no gate rules: pass --rule (e.g. --rule p95:+3%) or a --policy file with rule tables")
+        raise PolicyError("no gate rules: pass rules (e.g. rules p95:+3%) or a policy file with rule tables", param=("no gate rules", "rules", "rules", "policy"))
     base_id = baseline or pol.baseline
     if not base_id:
-        raise UsageError("no baseline: pass --baseline ID or set baseline = \"ID\" in the policy file")
+        raise UsageError("no baseline: pass baseline ID or set baseline = \"ID\" in the policy file", param=("no baseline", "baseline"))
     ci, n_boot, seed = _pick(ci, pol.ci, 0.95), _pick(n_boot, pol.n_boot, 1000), _pick(seed, pol.seed, 0)
     require = require or pol.require or "all"
     if not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if n_boot < 1:
-        raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
+        raise UsageError(f"n_boot must be at least 1, got {n_boot}", param="n_boot")
     if require not in REQUIRE:
-        raise UsageError(f"--require must be 'all' or 'any', got {require!r}")
+        raise UsageError(f"require must be 'all' or 'any', got {require!r}", param="require")
     st = GateSettings(all_rules, base_id, ci, n_boot, seed, require, unit_named(unit or pol.unit or "token"))
     if st.needs_rank and st.unit.refuses:
         raise PolicyError("a top1 rule needs token ranks: gate it with unit = \"token\"")

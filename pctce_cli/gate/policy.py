@@ -193,10 +193,12 @@ def load_policy(path: str | Path) -> Policy:
         try:
             import tomli as tomllib
         except ImportError:
-            raise PolicyError("reading a --policy file needs Python 3.11+ or the 'tomli' package (pip install tomli)") from None
+            raise PolicyError("reading a policy file needs Python 3.11+ or the 'tomli' package (pip install tomli)", param="policy") from None
 
     p = Path(path)
     where = str(path)
+    if p.is_dir():
+        raise PolicyError(f"policy {where} is a directory: expected a policy file (TOML)", param="policy")
     if not p.is_file():
         raise PolicyError(f"policy file not found: {where}")
     try:
@@ -349,30 +351,30 @@ def parse_rule_option(spec: str) -> Rule:
     """
     parts = [s.strip() for s in spec.split(":")]
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise PolicyError(f"--rule '{spec}': expected {RULE_SYNTAX}")
+        raise PolicyError(f"rule '{spec}': expected {RULE_SYNTAX}", param="rule")
     name, limit = parts[0], parts[1]
     name, at_sign, sub = name.partition("@")
     name, sub = name.strip(), sub.strip()
     if at_sign and (not sub or sub.endswith("=")):
-        raise PolicyError(f"--rule '{spec}': name the subset after '@', e.g. p95@code:+3% or p95@*:+3% (every subset)")
+        raise PolicyError(f"rule '{spec}': name the subset after '@', e.g. p95@code:+3% or p95@*:+3% (every subset)", param="rule")
     canon = canonical_summary(name)
     if canon is None:
-        raise PolicyError(f"--rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})")
+        raise PolicyError(f"rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})", param="rule")
     sig = False
     if len(parts) == 3:
         if parts[2] != "significant":
-            raise PolicyError(f"--rule '{spec}': unknown flag '{parts[2]}' (the only flag is 'significant')")
+            raise PolicyError(f"rule '{spec}': unknown flag '{parts[2]}' (the only flag is 'significant')", param="rule")
         sig = True
     rel = limit.endswith("%")
     number = limit[:-1].strip() if rel else limit
     try:
         value = float(number)
     except ValueError:
-        raise PolicyError(f"--rule '{spec}': limit '{limit}' is not a number (expected {RULE_SYNTAX})") from None
+        raise PolicyError(f"rule '{spec}': limit '{limit}' is not a number (expected {RULE_SYNTAX})", param="rule") from None
     if not math.isfinite(value):
-        raise PolicyError(f"--rule '{spec}': limit '{limit}' is not a finite number")
+        raise PolicyError(f"rule '{spec}': limit '{limit}' is not a finite number", param="rule")
     if value < 0:
-        raise PolicyError(f"--rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}")
+        raise PolicyError(f"rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}", param="rule")
     if rel:
         return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None)
     return Rule(canon, value, None, sig, f"--rule {spec}", sub or None)

@@ -92,10 +92,10 @@ def _trajectory_lines(rows, summaries, runs, vs) -> tuple[dict, list, Mapping | 
     """
     ids = [r["checkpoint"] for r in rows]
     if vs is not None and vs not in ids:
-        raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+        raise UsageError(f"vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})", param="vs")
     for s in summaries:
         if any(s not in r for r in rows):
-            raise UsageError(f"--summaries: no summary '{s}' for the selected checkpoints")
+            raise UsageError(f"summaries: no summary '{s}' for the selected checkpoints", param="summaries")
     by_run: dict[str, list[Mapping]] = {}
     flat = []
     for r in rows:

@@ -79,7 +79,7 @@ def plot_figure(
     if not cks:
         raise UsageError("no checkpoints selected")
     if subsets.split and kind not in BY_KINDS:
-        raise UsageError(f"plot {kind} --by: one panel per subset is drawn for {', '.join(BY_KINDS)}; plot one subset with --subset VALUE")
+        raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param="subset")
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
     p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored)
     if kind in BY_KINDS:
@@ -112,7 +112,7 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
     if p.subsets.active:
         panels, ns = subset_distributions(p.cks, p.subsets, p.edges, p.unit)
         if not panels:
-            raise UsageError(f"--subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets")
+            raise UsageError(f"subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets", param="subset")
         if p.subsets.split:
             panels, more = cap_panels(panels, p.subsets.field)
             p.notes += ns + more
@@ -136,8 +136,8 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
 
 
 def _trajectory_plot(p: _Inputs) -> object:
-    names = parse_summary_list(p.summaries, list(TRAJECTORY_SUMMARIES), "--summaries")
-    unit_named(p.unit).check_summaries(names, "--summaries")
+    names = parse_summary_list(p.summaries, list(TRAJECTORY_SUMMARIES), "summaries")
+    unit_named(p.unit).check_summaries(names, "summaries")
     runs = {c.id: run_of(c) for c in p.cks}
     rows = trajectory_rows(p.cks, names, p.subsets, p.notes, p.unit)
     return trajectory_figure(rows, names, runs, p.vs, p.colors, p.title("trajectory"), p.unit)
@@ -146,8 +146,8 @@ def _trajectory_plot(p: _Inputs) -> object:
 def _concord_plot(p: _Inputs) -> object:
     from pctce_cli.analysis.summary import summaries_table
 
-    names = parse_summary_list(p.summaries, list(DEFAULT_SUMMARIES), "--summaries")
-    unit_named(p.unit).check_summaries(names, "--summaries")
+    names = parse_summary_list(p.summaries, list(DEFAULT_SUMMARIES), "summaries")
+    unit_named(p.unit).check_summaries(names, "summaries")
     if len(p.cks) < 2:
         raise UsageError(f"concordance needs at least 2 checkpoints, got {len(p.cks)}")
     needed = list(dict.fromkeys([*names, *DEFAULT_CONCORDANCE_SET]))
@@ -161,7 +161,7 @@ def _agreement_plot(p: _Inputs) -> object:
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
     if p.task is None:
-        raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
+        raise UsageError("plot agreement needs task COL (a task-metric column of meta)", param=("task", "meta"))
     table = summaries_table(p.cks, None, summary_columns(AGREEMENT_PERCENTILES), subsets=p.subsets, notes=p.notes, unit=p.unit)
     col = resolve_task(table, p.task)
     return agreement_figure(table, col, p.higher_is_better, p.title("agreement", task=p.task), p.unit)
@@ -276,7 +276,7 @@ def check_output(out: str | Path) -> str:
     """
     suffix = Path(out).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"--out {out}: expected a .png, .svg or .html file, got '{suffix or 'no suffix'}'")
+        raise UsageError(f"out {out}: expected a .png, .svg or .html file, got '{suffix or 'no suffix'}'", param="out")
     return suffix[1:]
 
 
@@ -318,7 +318,7 @@ def save_plot(kind: str, cks, out: str | Path, dpi: int = 150, **options) -> Pat
     """
     check_output(out)
     if dpi < 10:
-        raise UsageError(f"--dpi must be at least 10, got {dpi}")
+        raise UsageError(f"dpi must be at least 10, got {dpi}", param="dpi")
     require_matplotlib()
     fig = plot_figure(kind, cks, **options)
     unit = options.get("unit", "token")

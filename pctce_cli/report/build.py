@@ -144,7 +144,7 @@ def _pick_tail(cks, patterns: Sequence[str]) -> list:
     """The checkpoints ``--tail-checkpoint`` names (none when it is not given)."""
     from pctce_cli.catalog import select_by_globs
 
-    return select_by_globs(list(cks), patterns, lambda p: UsageError(f"--tail-checkpoint '{p}' matches no selected checkpoint"))
+    return select_by_globs(list(cks), patterns, lambda p: UsageError(f"tail_checkpoint '{p}' matches no selected checkpoint", param="tail_checkpoint"))
 
 
 @dataclass
@@ -254,7 +254,7 @@ def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
             lost = None
         except PctceError as e:
             rep = tail(decode=False)
-            reason = str(e).split("; pass ")[0]  # the tail command's own options do not apply here
+            reason = e.message  # without the remedy: the tail command's own options do not apply here
             lost = f"The text of {c.id}'s tail is not shown, only token ids: {reason}."
         for title, rows in rep.sections:
             sec.blocks.append(Table(title.replace(c.partition, c.id), rows))
@@ -312,10 +312,10 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     if options.tail_top > 0 and options.tail_checkpoints:
         _pick_tail(cks, options.tail_checkpoints)  # a bad glob fails before any work
     unit = unit_named(options.unit)
-    unit.check_summaries(options.set_, "--set")
+    unit.check_summaries(options.set_, "set_")
     ids = [c.id for c in cks]
     if options.vs is not None and options.vs not in ids:
-        raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+        raise UsageError(f"vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})", param="vs")
     summaries = summary_columns(options.percentiles)
     agreement = summary_columns(AGREEMENT_PERCENTILES)
     needed = list(dict.fromkeys(summaries + list(options.set_) + list(TRAJECTORY_SUMMARIES) + (agreement if options.task else [])))

@@ -141,9 +141,9 @@ def save_report(cks, out: str | Path, options: ReportOptions | None = None, mark
     """
     out = Path(out)
     if options is not None and options.tail_top < 0:  # it would leave out the tail section without a word
-        raise UsageError(f"--tail-top must be 0 or more (0: no tail examples), got {options.tail_top}")
+        raise UsageError(f"tail_top must be 0 or more (0: no tail examples), got {options.tail_top}", param="tail_top")
     if not markdown and out.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--out {out}: expected an .html file (or pass --markdown for Markdown)")
+        raise UsageError(f"out {out}: expected an .html file (or pass markdown for Markdown)", param=("out", "markdown"))
     doc = build_report(cks, options)
     if not markdown:
         return [atomic.write_output(out, to_html(doc), "--out")], doc.warnings
