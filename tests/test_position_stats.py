@@ -131,3 +131,51 @@ def test_context_length_needs_plain_text_documents():
     with pytest.raises(UsageError, match="document 0 does not score every token"):
         context_lengths([0, 0, 0], [0, 1, 3], 16, 8)  # a gap
     assert context_lengths([], [], 16, 8).tolist() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prefix", ["auto", "none"])
+def test_context_length_of_a_scored_store_is_what_the_model_conditioned_on(tiny_tokenizer, tmp_path, prefix):
+    """A 16-token model on documents of 100+ tokens: ctx from the stored rows equals plan_windows', and re-scoring
+    each sampled target from exactly its last ctx tokens gives the stored CE."""
+    import json
+
+    import torch
+
+    from pctce_cli.data import read_records, tokenize_records
+    from pctce_cli.scoring.engine import plan_windows
+    from pctce_cli.store import load_scores, read_manifest
+    from pctce_cli.testing import make_gpt2
+
+    from .cli import run
+
+    model, tok = make_gpt2(tmp_path / "short", tokenizer=tiny_tokenizer, n_positions=16, n_embd=8, n_layer=1, n_head=1)
+    words = "the cat sat on a mat while seven dogs ran past the old mill and birds sang".split()
+    texts = [" ".join(words[(k + j) % len(words)] for j in range(n)) for k, n in enumerate([3, 20, 60, 90])]
+    data = tmp_path / "val.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    r = run("score", tmp_path / "short", "--data", data, "--out", tmp_path / "out", "--stride", "5", "--prefix", prefix, "--quiet")
+    assert r.exit_code == 0, r.output
+    m = read_manifest(tmp_path / "out", "short")
+    assert (m.settings["max_length"], m.settings["stride"]) == (16, 5)
+    s = load_scores(tmp_path / "out", "short")
+    ctx = context_lengths(s.doc, s.pos, 16, 5)
+
+    docs, _ = tokenize_records(read_records([data]), tok, prefix=prefix)
+    assert max(len(d.input_ids) for d in docs) > 100
+    want = {}
+    for w in plan_windows(docs, 16, 5):
+        d = docs[w.doc]
+        for i in range(w.score_from, w.end):
+            want[(d.index, i - d.offset)] = i - w.start
+    assert ctx.tolist() == [want[(int(a), int(b))] for a, b in zip(s.doc, s.pos)]
+    assert ctx.max() == 15
+    by_doc = {d.index: d for d in docs}
+    with torch.inference_mode():
+        for j in range(0, len(ctx), 7):
+            d = by_doc[int(s.doc[j])]
+            i = int(s.pos[j]) + d.offset
+            ids = torch.as_tensor(d.input_ids[i - ctx[j] : i + 1])[None]
+            logits = model(ids).logits[0, -2].double()  # predicts the target from the ctx tokens before it
+            ce = float(torch.logsumexp(logits, 0) - logits[ids[0, -1]])
+            assert ce == pytest.approx(float(s.ce[j]), abs=1e-4)
