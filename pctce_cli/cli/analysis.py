@@ -17,6 +17,7 @@ from pctce_cli.cli.common import (
     MetaOpt,
     OutputOpt,
     PercentilesOpt,
+    PositionEdgesOpt,
     SetOpt,
     SubsetOpt,
     Unit,
@@ -48,6 +49,7 @@ def summary(
     vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
     by: ByOpt = None,
     subset: SubsetOpt = None,
+    position_edges: PositionEdgesOpt = None,
     unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
@@ -56,7 +58,13 @@ def summary(
     """Per-checkpoint summaries: mean, ppl, percentiles, iqr, z95, top-1, bits-per-byte, word perplexity."""
     from pctce_cli.analysis.summary import summary_report
 
+    from pctce_cli.analysis.position import position_summary_report, resolve_positions
+
+    positions = resolve_positions(by, position_edges, unit.value)
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
+    if positions is not None:
+        report = position_summary_report(cks, parse_percentiles(percentiles), positions, subsets_of(cks, None, subset), ci=ci, n_boot=bootstrap, seed=seed, vs=vs)
+        return emit_report(report, fmt, output)
     subsets = subsets_of(cks, by, subset)
     report = summary_report(cks, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets, unit=unit.value)
     emit_report(report, fmt, output)

@@ -56,6 +56,11 @@ def position_buckets(largest: int, edges: Sequence[int] | None = None, option: s
     if not e:
         raise UsageError(f"{option}: give at least one edge, e.g. 1024,4096")
     for v in e:
+        try:
+            if not np.isfinite(float(v)):
+                raise ValueError(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"{option}: expected whole numbers separated by commas (e.g. 1024,4096), got '{v}'") from None
         if float(v) != int(float(v)):
             raise UsageError(f"{option}: edges must be whole numbers of tokens, got {v}")
         if float(v) < 0:
@@ -155,19 +160,47 @@ def context_lengths(doc, pos, max_length: int, stride: int) -> np.ndarray:
         >>> context_lengths([7] * 9, np.arange(9), 4, 2).tolist()  # a prefix token, then 9 text tokens
         [1, 2, 3, 2, 3, 2, 3, 2, 3]
     """
-    d = np.asarray(doc, dtype=np.int64)
     p = np.asarray(pos, dtype=np.int64)
     if not p.size:
         return np.zeros(0, np.int64)
+    ids, first, last, count = doc_extents(doc, p)
+    check_extents(ids, first, last, count)
+    return context_of(p, np.repeat(first, count), np.repeat(last, count), max_length, stride)
+
+
+def doc_extents(doc, pos) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(document, first pos, last pos, targets)`` of each run of rows of one document (rows sorted by document, then position).
+
+    Example:
+        >>> [a.tolist() for a in doc_extents([3, 3, 5], [0, 1, 1])]
+        [[3, 5], [0, 1], [1, 1], [2, 1]]
+    """
+    d = np.asarray(doc, dtype=np.int64)
+    p = np.asarray(pos, dtype=np.int64)
+    if not d.size:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
     starts = np.r_[0, np.flatnonzero(d[1:] != d[:-1]) + 1]
-    ends = np.r_[starts[1:], d.size]
-    first, last = p[starts], p[ends - 1]
-    bad = (first > 1) | (last - first + 1 != ends - starts)
+    count = np.diff(np.r_[starts, d.size])
+    return d[starts], p[starts], p[starts + count - 1], count
+
+
+def check_extents(ids, first, last, count) -> None:
+    """Raise unless every document scores every token after its first (the context length is recoverable).
+
+    Raises:
+        UsageError: naming the first document that does not.
+    """
+    bad = (np.asarray(first) > 1) | (np.asarray(last) - np.asarray(first) + 1 != np.asarray(count))
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise UsageError(
-            f"ctx: document {int(d[starts[j]])} does not score every token after its first (targets at positions "
-            f"{int(first[j])}–{int(last[j])}, {int(ends[j] - starts[j])} of them): the context length is recovered only for plain-text documents"
+            f"ctx: document {int(ids[j])} does not score every token after its first (targets at positions "
+            f"{int(first[j])}–{int(last[j])}, {int(count[j])} of them): the context length is recovered only for plain-text documents"
         )
-    offset = np.repeat(1 - first, ends - starts)  # the first target is input index 1
-    return document_context(p + offset, np.repeat(last + 1, ends - starts) + offset, max_length, stride)
+
+
+def context_of(pos, first, last, max_length: int, stride: int) -> np.ndarray:
+    """The context length of targets at ``pos`` whose documents' first and last positions are ``first`` and ``last`` (per target)."""
+    offset = 1 - np.asarray(first, dtype=np.int64)  # the first target is input index 1
+    return document_context(np.asarray(pos, dtype=np.int64) + offset, np.asarray(last, dtype=np.int64) + 1 + offset, max_length, stride)
