@@ -97,3 +97,24 @@ def test_ctx_is_refused_for_prompt_completion_stores(tmp_path):
         "Error: --by ctx: 'qa' was scored with --prompt-field/--completion-field; the context length is recovered only for "
         "plain-text documents (use --by position)"
     )
+
+
+@pytest.mark.parametrize("by", ["position", "ctx"])
+def test_compare_by_position_is_a_paired_bootstrap_per_bucket(tmp_path, by):
+    from pctce_cli.stats.bootstrap import paired_bootstrap
+
+    root, doc, pos, ce_a, _ = store(tmp_path, seed=0, ck="ck-a")
+    ce_b = store(tmp_path, seed=1, ck="ck-b")[3]
+    values = pos if by == "position" else context_lengths(doc, pos, 64, 32)
+    out = run_json("compare", f"{root}:ck-a", f"{root}:ck-b", "--by", by, "--position-edges", "32", "--bootstrap", "200", "--percentiles", "50", "--top", "0")
+    rows = section(out, f"ck-b − ck-a by {by}")
+    verdicts = section(out, f"Verdict by {by}")
+    assert [v["subset"] for v in verdicts] == ["0–31", "32+"]
+    for label, keep in [("0–31", values < 32), ("32+", values >= 32)]:
+        res = paired_bootstrap(ce_a[keep], ce_b[keep], doc[keep], ["mean", "p50", "iqr"], n_boot=200, ci=0.95, seed=0)
+        [p50] = [r for r in rows if r["subset"] == label and r["summary"] == "p50"]
+        assert p50["Δ"] == summarize(ce_b[keep], percentiles=[50])["p50"] - summarize(ce_a[keep], percentiles=[50])["p50"]
+        assert (p50["lo"], p50["hi"]) == (pytest.approx(res["p50"]["lo"], abs=1e-12), pytest.approx(res["p50"]["hi"], abs=1e-12))
+        [v] = [v for v in verdicts if v["subset"] == label]
+        assert (v["targets"], v["documents"]) == (keep.sum(), np.unique(doc[keep]).size)
+    assert not [r for r in rows if r["summary"] == "bpb"]  # bits per byte belong to whole documents

@@ -52,7 +52,7 @@ class Positions:
     def note(self) -> str:
         """What the buckets are, for the notes."""
         kind = f"edges {', '.join(map(str, self.edges))} (the last bucket open)" if self.edges else "powers of two ({0}, {1}, [2, 4), [4, 8), …)"
-        return f"Buckets of {WHAT[self.dim]} (docs/definitions.md#position-in-the-context): {kind}; 'from' and 'to' bound each bucket [from, to)."
+        return f"Buckets of {WHAT[self.dim]} (docs/definitions.md#position-in-the-context): {kind}."
 
 
 def resolve_positions(by: str | None, edges: str | Sequence[int] | None, unit: str = "token") -> Positions | None:
@@ -211,7 +211,7 @@ def position_summary_report(cks, percentiles: Sequence[float], positions: Positi
         r.pop("_ci_error", None)
     extra = f", subset {subsets.describe()}" if subsets is not None and subsets.active else ""
     report.add(TOKEN.title(positions.dim) + extra, rows)
-    report.notes += merge_notes(notes, len(cks)) + [positions.note()]
+    report.notes += merge_notes(notes, len(cks)) + [positions.note() + " 'from' and 'to' bound each bucket [from, to)."]
     report.notes += incomplete_notes(sorted({str(c.root) for c in cks if c.root is not None})) + identical_notes(cks)
     if ci is not None:
         report.notes.append(
@@ -219,3 +219,28 @@ def position_summary_report(cks, percentiles: Sequence[float], positions: Positi
             f"{n_boot} resamples, seed {seed}, method {'/'.join(methods)}."
         )
     return report
+
+
+def position_pairs(va, vb, positions: Positions, a_name: str) -> list[tuple[str, object, object]]:
+    """Two aligned checkpoints' values (:class:`pctce_cli.units.Values`, tokens) cut into the same buckets: ``[(label, baseline view, candidate view)]``.
+
+    The rows pair one to one, so the baseline's positions bucket both. A view
+    keeps its rows' documents, so a paired bootstrap on it resamples the
+    documents with targets in the bucket; it has no per-document table (bits
+    per byte belong to whole documents, not to a bucket).
+    """
+    from dataclasses import replace
+
+    values = target_values(positions, va.doc, va.index, va.manifest, a_name)
+    lo = positions.buckets(int(values.max()) if len(values) else 0)
+    k = bucket_index(values, lo)
+    out = []
+    for b in np.unique(k).tolist():
+        keep = k == b
+
+        def cut(v):
+            part = lambda x: x[keep] if x is not None and len(x) == len(keep) else x  # noqa: E731
+            return replace(v, doc=v.doc[keep], index=v.index[keep], value=v.value[keep], docs=None, weight=part(v.weight), token=part(v.token), rank=part(v.rank))
+
+        out.append((positions.label(lo, b)[0], cut(va), cut(vb)))
+    return out
