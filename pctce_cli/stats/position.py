@@ -204,3 +204,36 @@ def context_of(pos, first, last, max_length: int, stride: int) -> np.ndarray:
     """The context length of targets at ``pos`` whose documents' first and last positions are ``first`` and ``last`` (per target)."""
     offset = 1 - np.asarray(first, dtype=np.int64)  # the first target is input index 1
     return document_context(np.asarray(pos, dtype=np.int64) + offset, np.asarray(last, dtype=np.int64) + 1 + offset, max_length, stride)
+
+
+def position_range(text: str) -> tuple[int, int | None]:
+    """``(lo, hi)`` of a position range written ``>=A``, ``<B`` or ``>=A,<B`` (``hi`` None: no upper bound).
+
+    Raises:
+        ValueError: anything else (the caller words the message: it knows the rule).
+
+    Example:
+        >>> position_range(">=4096"), position_range("<64"), position_range(">=1024,<4096")
+        ((4096, None), (0, 64), (1024, 4096))
+    """
+    import re
+
+    m = re.fullmatch(r"\s*(?:>=\s*(\d+))?\s*,?\s*(?:<\s*(\d+))?\s*", text)
+    if not m or not (m.group(1) or m.group(2)):
+        raise ValueError(text)
+    lo, hi = int(m.group(1) or 0), int(m.group(2)) if m.group(2) else None
+    if hi is not None and hi <= lo:
+        raise ValueError(text)
+    return lo, hi
+
+
+def range_text(dim: str, lo: int, hi: int | None) -> str:
+    """How a gate check on a position range is named: ``pos ≥ 4096``, ``ctx < 64``, ``pos in [1024, 4096)``.
+
+    Example:
+        >>> range_text("pos", 4096, None), range_text("ctx", 0, 64), range_text("pos", 1024, 4096)
+        ('pos ≥ 4096', 'ctx < 64', 'pos in [1024, 4096)')
+    """
+    if hi is None:
+        return f"{dim} ≥ {lo}"
+    return f"{dim} < {hi}" if lo == 0 else f"{dim} in [{lo}, {hi})"
