@@ -9,6 +9,7 @@ import typer
 from pctce_cli.cli.common import (
     AllowMixedOpt,
     ByOpt,
+    ByPositionOpt,
     CheckpointOpt,
     DirsArg,
     Format,
@@ -47,7 +48,7 @@ def summary(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (with --ci).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (results are reproducible).")] = 0,
     vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
-    by: ByOpt = None,
+    by: ByPositionOpt = None,
     subset: SubsetOpt = None,
     position_edges: PositionEdgesOpt = None,
     unit: UnitOpt = Unit.token,

@@ -96,6 +96,10 @@ TaskOpt = Annotated[
 HigherOpt = Annotated[bool, typer.Option("--higher-is-better/--lower-is-better", help="Direction of the task metric.")]
 ByOpt = Annotated[
     str | None,
+    typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy).", show_default=False),
+]
+ByPositionOpt = Annotated[
+    str | None,
     typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy), or bucket targets by 'position' or 'ctx' (docs/definitions.md#position-in-the-context).", show_default=False),
 ]
 SubsetOpt = Annotated[
