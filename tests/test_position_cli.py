@@ -118,3 +118,15 @@ def test_compare_by_position_is_a_paired_bootstrap_per_bucket(tmp_path, by):
         [v] = [v for v in verdicts if v["subset"] == label]
         assert (v["targets"], v["documents"]) == (keep.sum(), np.unique(doc[keep]).size)
     assert not [r for r in rows if r["summary"] == "bpb"]  # bits per byte belong to whole documents
+
+
+def test_streamed_document_counts_hold_when_documents_span_batches():
+    from pctce_cli.analysis.position import _DocCounter
+
+    rng = np.random.default_rng(3)
+    doc = np.repeat(np.arange(40), rng.integers(1, 30, 40))
+    code = rng.integers(-1, 4, doc.size)
+    counter = _DocCounter(4)
+    for part in np.array_split(np.arange(doc.size), 9):  # cuts documents between batches
+        counter.update(code[part], doc[part])
+    assert counter.count.tolist() == [np.unique(doc[code == b]).size for b in range(4)]

@@ -151,22 +151,40 @@ def streamed_position_rows(ck, percentiles: Sequence[float], positions: Position
         keep[np.asarray(part.docs["doc"], dtype=np.int64)] = 1
     values_of = _stream_values(ck, positions, keep.size)
     summaries = SubsetSummaries(len(lo), percentiles)
-    count = np.zeros(len(lo), np.int64)
-    seen = np.zeros((len(lo), keep.size), bool)
+    docs_in = _DocCounter(len(lo))
     for batch in iter_token_batches(ck.root, ck.partition, ("doc", "pos", "ce", "rank")):
         code = np.where(lookup_codes(keep, batch["doc"]) > 0, bucket_index(values_of(batch), lo), -1)
         summaries.update(code, batch["ce"], batch["rank"])
-        inside = code >= 0
-        seen[code[inside], batch["doc"][inside]] = True
+        docs_in.update(code, batch["doc"])
     summaries.plan()
     for batch in iter_token_batches(ck.root, ck.partition, ("doc", "pos", "ce"), verify=False):  # verified by pass 1
         summaries.collect(np.where(lookup_codes(keep, batch["doc"]) > 0, bucket_index(values_of(batch), lo), -1), batch["ce"])
     rows = []
     for b, summ in enumerate(summaries.compute()):
         if summ["n"]:
-            count[b] = summ.pop("n")
-            rows.append(_head(ck, positions, lo, b) | {"targets": int(count[b]), "documents": int(seen[b].sum())} | summ)
+            rows.append(_head(ck, positions, lo, b) | {"targets": int(summ.pop("n")), "documents": int(docs_in.count[b])} | summ)
     return rows
+
+
+class _DocCounter:
+    """Documents with targets in each bucket, counted in one pass: a document's rows are one contiguous run of the
+    stored order, so within a bucket a new document starts wherever the document id changes (memory: two numbers a bucket)."""
+
+    def __init__(self, n: int):
+        self.count = np.zeros(n, np.int64)
+        self.last = np.full(n, -1, np.int64)  # the last document seen in each bucket, across batches
+
+    def update(self, code: np.ndarray, doc: np.ndarray) -> None:
+        inside = code >= 0
+        c, d = code[inside], np.asarray(doc, dtype=np.int64)[inside]
+        order = np.argsort(c, kind="stable")
+        c, d = c[order], d[order]
+        if not c.size:
+            return
+        first = np.r_[True, c[1:] != c[:-1]]
+        prev = np.where(first, self.last[c], np.r_[-1, d[:-1]])
+        np.add.at(self.count, c, (d != prev).astype(np.int64))
+        self.last[c[np.r_[c[1:] != c[:-1], True]]] = d[np.r_[c[1:] != c[:-1], True]]
 
 
 def _stream_values(ck, positions: Positions, n_ids: int):
