@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.position import position_pairs, resolve_positions
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
@@ -379,6 +380,7 @@ def run_compare(
     by: str | None = None,
     subset: Sequence[str] = (),
     unit: str = "token",
+    position_edges: str | Sequence[int] | None = None,
 ) -> Report:
     """`pctce compare`: resolve both arguments, check they pair, compare, and build the report.
 
@@ -396,11 +398,18 @@ def run_compare(
     a_name, b_name = label_pair(a, b)
     if a.root == b.root and a.partition == b.partition:
         raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
+    positions = resolve_positions(by, position_edges, unit)  # --by position|ctx: token buckets (docs/definitions.md#position-in-the-context)
+    if positions is not None:
+        by = None
     subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
     sa, sb = load_pair(a, b, a_name, b_name, unit, columns=("doc", "pos", "token", "ce"))
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
+    if positions is not None:
+        pairs, notes = position_pairs(pairs[0][1], pairs[0][2], positions, a_name), notes + [positions.note()]
     comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed, unit)) for label, va, vb in pairs]
-    if subsets.split:
+    if positions is not None:
+        report = subset_report(comps, positions.dim, top, notes)
+    elif subsets.split:
         report = subset_report(comps, subsets.field, top, notes)
     else:
         report = comparison_report(comps[0][1], top)

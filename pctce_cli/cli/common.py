@@ -148,9 +148,17 @@ ByOpt = Annotated[
     str | None,
     typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy).", show_default=False),
 ]
+ByPositionOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy), or bucket targets by 'position' or 'ctx' (docs/definitions.md#position-in-the-context).", show_default=False),
+]
 SubsetOpt = Annotated[
     list[str] | None,
     typer.Option("--subset", help="Keep only documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
+]
+PositionEdgesOpt = Annotated[
+    str | None,
+    typer.Option("--position-edges", help="With --by position or --by ctx: bucket edges in tokens, e.g. 1024,4096 (default powers of two: 0, 1, 2-3, 4-7, ...).", show_default=False),
 ]
 UnitOpt = Annotated[
     Unit,

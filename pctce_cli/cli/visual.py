@@ -41,7 +41,8 @@ def plot(
         Kind,
         typer.Argument(
             help="ecdf: CE distributions; trajectory: summaries against step; concord: concordance heatmap; "
-            "agreement: correlation with --task per percentile; shape: percentile profiles; bands: mass in CE bands.",
+            "agreement: correlation with --task per percentile; shape: percentile profiles; bands: mass in CE bands; "
+            "position: CE percentiles against position in the document.",
             show_default=False,
         ),
     ],

@@ -57,7 +57,7 @@ class RuleResult:
     @property
     def name(self) -> str:
         """The summary, and the subset it is checked on: ``p95`` or ``p95 on domain=code``."""
-        return self.rule.summary + (f" on {self.where}" if self.where else "")
+        return self.rule.summary + self.rule.where_text(" at ") + (f" on {self.where}" if self.where else "")
 
     @property
     def label(self) -> str:
@@ -263,6 +263,7 @@ def run_gate(
     """
     from pctce_cli.catalog import identical_notes, resolve_checkpoints, settings_notes
     from pctce_cli.compare import load_pair
+    from pctce_cli.gate.position import add_position_checks
     from pctce_cli.gate.subsets import make_plan, resolve_field
 
     pol = load_policy(policy) if policy is not None else Policy()
@@ -273,6 +274,7 @@ def run_gate(
     fld = resolve_field([base, *chosen], st.rules, pol.subset_field, pol_where(pol), by, subset)
     sa = load_baseline(base, st)
     plan = make_plan(st.rules, fld, by, subset, sa.doc, sa.docs, base.id)
+    add_position_checks(plan, sa, base.id, st.unit)  # rules on a position range (docs/definitions.md#position-in-the-context)
     plan.table = subsets_table(plan, sa, st.unit)
     results, methods, notes = [], set(), list(plan.notes) + identical_notes([base, *chosen])
     for c in chosen:
@@ -414,8 +416,9 @@ def check_rules(plan, stats: dict, sizes: dict) -> list[RuleResult]:
     for chk in plan.checks:
         res = stats[chk.subset]
         stat = res[chk.rule.summary] if res is not None else dict.fromkeys(("a", "b", "delta", "lo", "hi"), math.nan)
-        size = sizes[chk.subset] if plan.active else None
-        checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None else None, chk.subset, size))
+        ranged = chk.rule.position is not None  # its rows are a position range, named by the rule itself
+        size = sizes[chk.subset] if plan.active or ranged else None
+        checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None and not ranged else None, None if ranged else chk.subset, size))
     return checked
 
 

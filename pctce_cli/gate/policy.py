@@ -17,8 +17,9 @@ from pctce_cli.stats.units import UNITS
 
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
 TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "unit", "rule")
-RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
+RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset", "position", "ctx")
 RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
+RANGE_SYNTAX = '">=A", "<B" or ">=A,<B" (tokens), e.g. ">=4096"'  # a rule on a position range (docs/definitions.md#position-in-the-context)
 REQUIRE = ("all", "any")
 
 
@@ -35,6 +36,7 @@ class Rule:
     significant: bool = False
     source: str = ""  # where it was written: "gate.toml:7" or "--rule p50:+0.01"
     subset: str | None = None  # as written: "code", "domain=code", "*" (every subset) or "domain=*"; None: every document
+    position: tuple | None = field(default=None, repr=False)  # ("pos" or "ctx", lo, hi or None): only targets in [lo, hi)
 
     @property
     def higher_is_better(self) -> bool:
@@ -52,7 +54,13 @@ class Rule:
         op = "≥" if self.higher_is_better else "≤"
         in_nats = self.summary in ("mean", "iqr") or self.summary.startswith("p") and self.summary != "ppl"
         unit = " nats" if self.max_increase is not None and in_nats else ""
-        return f"{self.summary} Δ {op} {self.limit_text()}{unit}" + (" (if significant)" if self.significant else "")
+        return f"{self.summary} Δ {op} {self.limit_text()}{unit}" + (" (if significant)" if self.significant else "") + self.where_text(" at ")
+
+    def where_text(self, before: str = "") -> str:
+        """The position range a rule is checked on (``pos ≥ 4096``), after ``before``; empty without one."""
+        from pctce_cli.stats.position import range_text
+
+        return before + range_text(*self.position) if self.position else ""
 
 
 @dataclass
@@ -322,7 +330,25 @@ def _parse_rule(r: dict, k: int, at, where: str) -> Rule:
         )
     line = at(("rule", k))
     source = line if line != where else f"{where} rule {n}"
-    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, source, sub.strip() if sub else None)
+    rng = _rule_range(r, k, n, at, sub)
+    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, source, sub.strip() if sub else None, rng)
+
+
+def _rule_range(r: dict, k: int, n: int, at, sub) -> tuple | None:
+    """A rule's ``position``/``ctx`` key as ``(dim, lo, hi)`` (docs/definitions.md#position-in-the-context), checked."""
+    from pctce_cli.stats.position import position_range
+
+    keys = [key for key in ("position", "ctx") if key in r]
+    if not keys:
+        return None
+    if len(keys) == 2 or sub is not None:
+        raise PolicyError(f"{at(('rule', k, keys[-1]))}: rule {n}: a rule is checked on one position range or one subset: give one of position, ctx and subset")
+    v = r[keys[0]]
+    try:
+        lo, hi = position_range(v) if isinstance(v, str) else position_range("")
+    except ValueError:
+        raise PolicyError(f"{at(('rule', k, keys[0]))}: rule {n}: {keys[0]} must be {RANGE_SYNTAX} ({_got(v)})") from None
+    return ("pos" if keys[0] == "position" else "ctx", lo, hi)
 
 
 def parse_rule_option(spec: str) -> Rule:
@@ -360,6 +386,14 @@ def parse_rule_option(spec: str) -> Rule:
     canon = canonical_summary(name)
     if canon is None:
         raise PolicyError(f"rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})", param="rule")
+    rng = None
+    if sub[:3] in ("pos", "ctx") and sub[3:4] in (">", "<"):  # p50@pos>=4096: a position range, not a subset
+        from pctce_cli.stats.position import position_range
+
+        try:
+            rng, sub = (sub[:3], *position_range(sub[3:])), ""
+        except ValueError:
+            raise PolicyError(f"rule '{spec}': a position range is pos or ctx then >=A, <B or >=A,<B (tokens), e.g. p50@pos>=4096:+1%", param="rule") from None
     sig = False
     if len(parts) == 3:
         if parts[2] != "significant":
@@ -376,5 +410,5 @@ def parse_rule_option(spec: str) -> Rule:
     if value < 0:
         raise PolicyError(f"rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}", param="rule")
     if rel:
-        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None)
-    return Rule(canon, value, None, sig, f"--rule {spec}", sub or None)
+        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None, rng)
+    return Rule(canon, value, None, sig, f"--rule {spec}", sub or None, rng)

@@ -21,6 +21,7 @@ from pctce_cli.errors import UsageError
 from pctce_cli.fmt import clean_figure_text
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
 from pctce_cli.plot.inputs import distributions, trajectory_rows
+from pctce_cli.plot.position import position_plot
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
 from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, run_of, style, what_was_scored
 from pctce_cli.parse import parse_summary_list
@@ -28,7 +29,7 @@ from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET, DEFAULT_SUMMARIES,
 from pctce_cli.stats.summaries import summary_columns
 from pctce_cli.units import unit_named
 
-KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands")
+KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands", "position")
 OUTPUT_SUFFIXES = (".png", ".svg", ".html")
 BY_KINDS = ("ecdf", "shape", "bands")  # kinds drawn per subset with --by (small multiples; bands: a bar per checkpoint and subset)
 
@@ -168,7 +169,7 @@ def _agreement_plot(p: _Inputs) -> object:
 
 
 # the kinds drawn from summaries (the others, BY_KINDS, from each checkpoint's distribution)
-SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot}
+SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot, "position": position_plot}
 
 
 # ---------------------------------------------------------------- rendering and writing
