@@ -94,7 +94,7 @@ def test_ctx_is_refused_for_prompt_completion_stores(tmp_path):
     r = run("summary", tmp_path / "p", "--by", "ctx")
     assert r.exit_code == 2
     assert r.stderr.strip() == (
-        "Error: --by ctx: 'qa' was scored with --prompt-field/--completion-field; the context length is recovered only for "
+        "Error: --by ctx: 'qa' was scored with --prompt-field or --completion-field; the context length is recovered only for "
         "plain-text documents (use --by position)"
     )
 

@@ -60,8 +60,8 @@ def test_a_policy_file_rule_on_ctx_and_the_cli_exit_code(pair, tmp_path):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("p50@pos>=x:+1%", "--rule 'p50@pos>=x:+1%': a position range is pos or ctx then >=A, <B or >=A,<B (tokens), e.g. p50@pos>=4096:+1%"),
-        ("p50@pos>=8,<4:+1%", "--rule 'p50@pos>=8,<4:+1%': a position range is pos or ctx then >=A, <B or >=A,<B (tokens), e.g. p50@pos>=4096:+1%"),
+        ("p50@pos>=x:+1%", "rule 'p50@pos>=x:+1%': a position range is pos or ctx then >=A, <B or >=A,<B (tokens), e.g. p50@pos>=4096:+1%"),
+        ("p50@pos>=8,<4:+1%", "rule 'p50@pos>=8,<4:+1%': a position range is pos or ctx then >=A, <B or >=A,<B (tokens), e.g. p50@pos>=4096:+1%"),
     ],
 )
 def test_bad_ranges_are_refused(spec, message):

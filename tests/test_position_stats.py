@@ -42,12 +42,12 @@ def test_user_edges_add_a_first_and_an_open_last_bucket():
 @pytest.mark.parametrize(
     "edges, message",
     [
-        ([4, 2], "--position-edges: edges must be strictly increasing, got 4 then 2"),
-        ([4, 4], "--position-edges: edges must be strictly increasing, got 4 then 4"),
-        ([-1, 4], "--position-edges: edges must be >= 0, got -1"),
-        ([1.5], "--position-edges: edges must be whole numbers of tokens, got 1.5"),
-        ([], "--position-edges: give at least one edge, e.g. 1024,4096"),
-        (["4k"], "--position-edges: expected whole numbers separated by commas (e.g. 1024,4096), got '4k'"),
+        ([4, 2], "position_edges: edges must be strictly increasing, got 4 then 2"),
+        ([4, 4], "position_edges: edges must be strictly increasing, got 4 then 4"),
+        ([-1, 4], "position_edges: edges must be >= 0, got -1"),
+        ([1.5], "position_edges: edges must be whole numbers of tokens, got 1.5"),
+        ([], "position_edges: give at least one edge, e.g. 1024,4096"),
+        (["4k"], "position_edges: expected whole numbers separated by commas (e.g. 1024,4096), got '4k'"),
     ],
 )
 def test_bad_edges_are_refused(edges, message):

@@ -63,10 +63,10 @@ def resolve_positions(by: str | None, edges: str | Sequence[int] | None, unit: s
     """
     if by not in DIMENSIONS:
         if edges is not None:
-            raise UsageError("--position-edges needs --by position or --by ctx")
+            raise UsageError("position_edges needs by position or by ctx", param=("position_edges", "by", "by"))
         return None
     if unit != "token":
-        raise UsageError(f"--by {by} buckets targets: use it with --unit token (a word or byte has no single position)")
+        raise UsageError(f"by {by} buckets targets: use it with unit token (a word or byte has no single position)", param=("by", "unit"))
     if isinstance(edges, str):
         edges = [e.strip() for e in edges.split(",") if e.strip()]
     if edges is not None:
@@ -91,7 +91,7 @@ def window_settings(manifest, ck_id: str) -> tuple[int, int]:
     """``(max_length, stride)`` of a partition, refusing ``ctx`` where the stored rows do not determine it."""
     st = manifest.settings
     if st.get("prompt_field") or st.get("completion_field"):
-        raise UsageError(f"--by ctx: '{ck_id}' was scored with --prompt-field/--completion-field; the context length is recovered only for plain-text documents (use --by position)")
+        raise UsageError(f"by ctx: '{ck_id}' was scored with prompt_field or completion_field; the context length is recovered only for plain-text documents (use by position)", param=("by", "prompt_field", "completion_field", "by"))
     return int(st["max_length"]), int(st["stride"])
 
 
@@ -124,7 +124,7 @@ def position_rows(ck, percentiles: Sequence[float], positions: Positions, subset
 
     if ck.manifest.targets > stream_above():
         if ci is not None:
-            raise UsageError(f"--ci with --by {positions.dim}: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} summarized in memory; drop --ci (the summaries stay exact) or raise PCTCE_STREAM_ABOVE")
+            raise UsageError(f"ci with by {positions.dim}: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} summarized in memory; drop ci (the summaries stay exact) or raise PCTCE_STREAM_ABOVE", param=("ci", "by", "ci"))
         return streamed_position_rows(ck, percentiles, positions, subsets), []
     s = load_scores(ck.root, ck.partition, columns=("doc", "pos", "ce", "rank"))
     values = target_values(positions, s.doc, s.pos, s.manifest, ck.id)
@@ -215,9 +215,9 @@ def position_summary_report(cks, percentiles: Sequence[float], positions: Positi
     from pctce_cli.units import TOKEN
 
     if ci is not None and not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if vs is not None:
-        raise UsageError(f"--vs compares whole checkpoints: use it without --by {positions.dim}")
+        raise UsageError(f"vs compares whole checkpoints: use it without by {positions.dim}", param=("vs", "by"))
     report = Report()
     rows, notes = [], []
     for ck in cks:

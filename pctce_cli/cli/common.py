@@ -58,6 +58,7 @@ OPTIONS = {
     "percentile": "--percentile",
     "percentiles": "--percentiles",
     "policy": "--policy",
+    "position_edges": "--position-edges",
     "require": "--require",
     "rule": "--rule",
     "rules": "--rule",

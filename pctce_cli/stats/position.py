@@ -28,7 +28,7 @@ from pctce_cli.stats.summaries import summarize
 __all__ = ["bucket_index", "bucket_label", "bucket_summaries", "context_lengths", "document_context", "position_buckets"]
 
 
-def position_buckets(largest: int, edges: Sequence[int] | None = None, option: str = "--position-edges") -> np.ndarray:
+def position_buckets(largest: int, edges: Sequence[int] | None = None, option: str = "position_edges") -> np.ndarray:
     """The lower edges of the buckets, starting at 0: bucket ``k`` is ``[lo[k], lo[k+1])``, the last one open.
 
     Args:
@@ -54,21 +54,21 @@ def position_buckets(largest: int, edges: Sequence[int] | None = None, option: s
         return np.asarray(lo if top >= 1 else [0], dtype=np.int64)
     e = list(edges)
     if not e:
-        raise UsageError(f"{option}: give at least one edge, e.g. 1024,4096")
+        raise UsageError(f"{option}: give at least one edge, e.g. 1024,4096", param=option)
     for v in e:
         try:
             if not np.isfinite(float(v)):
                 raise ValueError(v)
         except (TypeError, ValueError):
-            raise UsageError(f"{option}: expected whole numbers separated by commas (e.g. 1024,4096), got '{v}'") from None
+            raise UsageError(f"{option}: expected whole numbers separated by commas (e.g. 1024,4096), got '{v}'", param=option) from None
         if float(v) != int(float(v)):
-            raise UsageError(f"{option}: edges must be whole numbers of tokens, got {v}")
+            raise UsageError(f"{option}: edges must be whole numbers of tokens, got {v}", param=option)
         if float(v) < 0:
-            raise UsageError(f"{option}: edges must be >= 0, got {int(float(v))}")
+            raise UsageError(f"{option}: edges must be >= 0, got {int(float(v))}", param=option)
     e = [int(float(v)) for v in e]
     for a, b in zip(e, e[1:]):
         if b <= a:
-            raise UsageError(f"{option}: edges must be strictly increasing, got {a} then {b}")
+            raise UsageError(f"{option}: edges must be strictly increasing, got {a} then {b}", param=option)
     return np.asarray(([0] if e[0] > 0 else []) + e, dtype=np.int64)
 
 
@@ -84,7 +84,7 @@ def bucket_index(values, lo: np.ndarray, option: str = "pos") -> np.ndarray:
     """
     v = np.asarray(values, dtype=np.int64)
     if v.size and v.min() < 0:
-        raise UsageError(f"{option} must be >= 0, got {int(v.min())}")
+        raise UsageError(f"{option} must be >= 0, got {int(v.min())}", param=option)
     return np.searchsorted(np.asarray(lo, dtype=np.int64), v, side="right") - 1
 
 
