@@ -35,3 +35,46 @@ def test_agree_outside_zero_one_is_named_alone(store):
 def test_a_policy_directory_is_not_a_policy_file(store, tmp_path):
     r = run("gate", store, "--policy", tmp_path, "--baseline", "a", "--candidate", "b")
     assert (r.exit_code, r.stderr.strip()) == (2, f"Error: --policy {tmp_path} is a directory: expected a policy file (TOML)")
+
+
+# Options that were silently ignored or wrongly refused (issue 23).
+
+
+def test_a_group_glob_that_matches_nothing_is_an_error_as_c_is(store):
+    r = run("summary", store, "-g", "x=zz*")
+    assert (r.exit_code, r.stderr.strip()) == (2, "Error: --group 'x=zz*' matches no checkpoint (have: a, b, c)")
+    # a glob that matches only checkpoints -c left out is fine: the selection narrowed it
+    r = run("summary", store, "-c", "a", "-g", "first=a", "-g", "rest=[bc]", "--format", "json")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_group_left_empty_by_an_earlier_overlapping_glob_is_named(store):
+    r = run("summary", store, "-g", "all=*", "-g", "bs=b")
+    assert (r.exit_code, r.stderr.strip()) == (
+        2,
+        "Error: --group 'bs=b' is empty: every checkpoint it matches (b) is in group 'all', whose glob comes first; "
+        "make the globs disjoint or give 'bs' first",
+    )
+    r = run("summary", store, "-g", "bs=b", "-g", "all=*", "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = next(iter(__import__("json").loads(r.stdout).values()))
+    assert {x["checkpoint"]: x["group"] for x in rows} == {"a": "all", "b": "bs", "c": "all"}
+
+
+def test_the_same_score_directory_given_twice_is_read_once(store):
+    import json
+
+    once = json.loads(run("summary", store, "--format", "json").stdout)
+    r = run("summary", store, store, f"{store}/", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == once
+
+
+def test_gate_refuses_an_unwritable_output_before_it_gates(store, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for opt in ("--json", "--markdown", "--junit"):
+        r = run("gate", store, "--baseline", "a", "--candidate", "b", "--rule", "mean:+50%", opt, tmp_path / "afile" / "out")
+        assert (r.exit_code, r.stderr.strip()) == (2, f"Error: {opt} {tmp_path / 'afile' / 'out'}: cannot write ({tmp_path / 'afile'} is a file, not a directory)")
+        assert r.stdout == ""  # refused before the verdict was printed
+    r = run("gate", store, "--baseline", "a", "--candidate", "b", "--rule", "mean:+50%", "--json", tmp_path)
+    assert (r.exit_code, r.stderr.strip()) == (2, f"Error: --json {tmp_path}: is a directory, expected a file path")

@@ -111,6 +111,7 @@ def gate(
     from pctce_cli import gate as core
     from pctce_cli.errors import GateFailed
 
+    core.check_outputs(json_file, markdown, junit)
     result = core.run_gate(
         dirs or [],
         policy=policy,
