@@ -250,7 +250,7 @@ def test_report_tables_and_plots_are_the_units(store, meta, unit):
     cks = cks_of(store, unit, meta)
     doc = build_report(cks, ReportOptions(unit=unit, vs="ref", task="acc", percentiles=[50, 95], tail_top=3))
     assert doc.title == f"pctce report: 4 checkpoints on val.jsonl, per {unit}"
-    assert doc.intro[1].startswith(f"Per-{unit} cross-entropy in nats per {unit} (SPEC §8)")
+    assert doc.intro[1].startswith(f"Per-{unit} cross-entropy in nats per {unit} (docs/definitions.md#words-and-bytes)")
     titles = {s.id: s.title for s in doc.sections}
     assert titles["summaries"] == f"Summaries (per {unit})" and titles["shape"] == f"Shape (per {unit})"
     blocks = {s.id: s.blocks for s in doc.sections}
