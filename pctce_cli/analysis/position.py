@@ -22,6 +22,7 @@ import numpy as np
 
 from pctce_cli.analysis.report import Report
 from pctce_cli.errors import UsageError
+from pctce_cli.units import TOKEN, unit_named
 from pctce_cli.stats.position import bucket_index, bucket_label, check_extents, context_lengths, context_of, doc_extents, position_buckets
 
 DIMENSIONS = ("position", "ctx")  # the --by values that bucket targets rather than split documents
@@ -65,7 +66,7 @@ def resolve_positions(by: str | None, edges: str | Sequence[int] | None, unit: s
         if edges is not None:
             raise UsageError("position_edges needs by position or by ctx", param=("position_edges", "by", "by"))
         return None
-    if unit != "token":
+    if unit_named(unit) is not TOKEN:
         raise UsageError(f"by {by} buckets targets: use it with unit token (a word or byte has no single position)", param=("by", "unit"))
     if isinstance(edges, str):
         edges = [e.strip() for e in edges.split(",") if e.strip()]
@@ -212,7 +213,6 @@ def position_summary_report(cks, percentiles: Sequence[float], positions: Positi
     from pctce_cli.analysis.summary import merge_notes
     from pctce_cli.catalog import identical_notes
     from pctce_cli.store import incomplete_notes
-    from pctce_cli.units import TOKEN
 
     if ci is not None and not 0 < ci < 1:
         raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from pctce_cli.errors import UsageError
+from pctce_cli.units import TOKEN, unit_named
 
 LEVELS = (10.0, 25.0, 50.0, 75.0, 90.0)
 
@@ -92,7 +93,7 @@ def position_figure(series: Mapping[str, Sequence[dict]], colors: Mapping[str, s
 
 def position_plot(p) -> object:
     """The ``position`` kind of :func:`pctce_cli.plot.plot_figure` (``p``: its inputs; tokens only)."""
-    if p.unit != "token":
-        raise UsageError(f"plot position draws targets by position: use it with --unit token, got --unit {p.unit}")
+    if unit_named(p.unit) is not TOKEN:
+        raise UsageError(f"plot position draws targets by position: use it with unit token, got unit {p.unit}", param=("unit", "unit"))
     series = position_series(p.cks, p.subsets, p.notes)
     return position_figure(series, p.colors, f"CE percentiles by position in the document of {p.scored}")
