@@ -367,7 +367,7 @@ def summaries_section(b: _Build) -> Section:
         b.plots.image(
             "trajectory",
             f"Trajectory of mean, p50 and p95{' of ' + ce if unit.titled else ''} over training" + (f" against {options.vs}" if options.vs else ""),
-            lambda: plot.trajectory_figure(b.measured.table, list(TRAJECTORY_SUMMARIES), {c.id: plot.run_of(c) for c in cks}, options.vs, b.colors, b.title("trajectory"), unit.name),
+            lambda: plot.trajectory_figure(b.measured.table, list(TRAJECTORY_SUMMARIES), plot.runs_of(cks), options.vs, b.colors, b.title("trajectory"), unit.name),
         ),
     )
     return sec
