@@ -64,6 +64,7 @@ from pctce_cli.plot.inputs import (
     unit_distribution,
 )
 from pctce_cli.analysis.report import table_groups
+from pctce_cli.plot.matrix import matrix_figure
 from pctce_cli.plot.training import FAN_PERCENTILES, MAX_RUN_PANELS, band_trajectory_figure, fan_figure
 from pctce_cli.plot.panels import MAX_PANELS, cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
 from pctce_cli.plot.output import (
@@ -109,6 +110,7 @@ __all__ = [
     "MAX_RUN_PANELS",
     "band_trajectory_figure",
     "fan_figure",
+    "matrix_figure",
     "BY_KINDS",
     "CE_FLOOR",
     "HIST_EDGES",
