@@ -327,7 +327,7 @@ def summaries_section(b: _Build) -> Section:
             ),
         )
     else:
-        sec.blocks.append(Text("No trajectory: none of the checkpoints has a training step."))
+        sec.blocks.append(Text("No trajectory plot: none of the checkpoints has a training step."))
     drawn, note = plot.overlaid(cks, "The ECDF")
     ids = {c.id for c in drawn}
     dists = [d for d in b.measured.dists if d.id in ids]

@@ -76,6 +76,14 @@ class Details:
     blocks: list = field(default_factory=list)
 
 
+def walk(blocks):
+    """Every block, those inside :class:`Details` too, in order."""
+    for b in blocks:
+        yield b
+        if isinstance(b, Details):
+            yield from walk(b.blocks)
+
+
 @dataclass
 class Section:
     """A report section: an anchor id, a title and its blocks in order."""
