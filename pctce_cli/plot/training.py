@@ -40,8 +40,12 @@ def _runs_with_steps(ids_steps: Sequence[tuple[str, int | None]], runs: Mapping[
     return out, len(by_run) - len(out)
 
 
+def _ncols(n: int) -> int:
+    return 2 if n == 4 else min(n, 3 if n <= 9 else 4)
+
+
 def _grid(n: int, sharey: bool = True):
-    ncols = min(n, 3 if n <= 9 else 4)
+    ncols = _ncols(n)
     nrows = math.ceil(n / ncols)
     fig = new_figure(3.9 * ncols + 0.6, 2.9 * nrows + 1.0)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharex=False, sharey=sharey)).ravel()
@@ -105,7 +109,7 @@ def fan_figure(
             ax.set_yscale("log")
             ax.set_xlabel("training step")
             _panel_title(ax, run, colors.get(run, "black"), len(ids))
-        for ax in axes[:: min(len(axes), 3 if len(axes) <= 9 else 4)]:
+        for ax in axes[:: _ncols(len(axes))]:
             ax.set_ylabel(ce_axis(unit, ", log scale"))
         handles = [Line2D([], [], color=shades[n], marker="o", ms=3, lw=2.2 if n == "p50" else 1.4, label=n) for n in reversed(names)]
         legend_inside(fig, handles, len(handles))
