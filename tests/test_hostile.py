@@ -66,7 +66,7 @@ def subset_table(text: str) -> list[list[str]]:
         assert all(len(row) == len(t[0]) for row in t), t
     hits = [t for t in markdown_tables(text) if any("a\\|b" in c for row in t for c in row)]
     assert hits, text
-    return hits[0]
+    return max(hits, key=len)  # the long table (one row per label), not the checkpoint × subset pivot
 
 
 def assert_shown_as_text(text: str) -> None:

@@ -37,11 +37,11 @@ def synthetic_store(root: Path) -> tuple[Path, Path]:
     base[::40] = 0.0  # exact zeros, drawn at the log axis' floor
     store = root / "scores"
     meta = ["checkpoint,group,acc"]
-    for run, scales in RUNS.items():
+    for run_name, scales in RUNS.items():
         for step, scale in zip(STEPS, scales):
-            ck = f"{run}-{step}"
+            ck = f"{run_name}-{step}"
             make_store(store, ck, base * scale, doc, step=step, rank=rng.integers(0, 3, size=len(doc)))
-            meta.append(f"{ck},{run},{0.9 - 0.3 * scale:.4f}")
+            meta.append(f"{ck},{run_name},{0.9 - 0.3 * scale:.4f}")
     make_store(store, "baseline", base * BASELINE_SCALE, doc)
     meta.append(f"baseline,,{0.9 - 0.3 * BASELINE_SCALE:.4f}")
     (root / "meta.csv").write_text("\n".join(meta) + "\n", encoding="utf-8")

@@ -20,16 +20,17 @@ from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 from pctce_cli.errors import UsageError
 from pctce_cli.fmt import clean_figure_text
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
-from pctce_cli.plot.inputs import distributions, trajectory_rows
+from pctce_cli.plot.inputs import distributions, overlaid, trajectory_rows
+from pctce_cli.plot.training import FAN_PERCENTILES, band_trajectory_figure, fan_figure
 from pctce_cli.plot.position import position_plot
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
-from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, run_of, style, what_was_scored
+from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, runs_of, style, what_was_scored
 from pctce_cli.parse import parse_summary_list
 from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET, DEFAULT_SUMMARIES, TRAJECTORY_SUMMARIES
 from pctce_cli.stats.summaries import summary_columns
 from pctce_cli.units import unit_named
 
-KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands", "position")
+KINDS = ("ecdf", "trajectory", "fan", "band-trajectory", "concord", "agreement", "shape", "bands", "position")
 OUTPUT_SUFFIXES = (".png", ".svg", ".html")
 BY_KINDS = ("ecdf", "shape", "bands")  # kinds drawn per subset with --by (small multiples; bands: a bar per checkpoint and subset)
 
@@ -109,15 +110,22 @@ class _Inputs:
 
 
 def _distribution_plot(kind: str, p: _Inputs) -> object:
-    """``ecdf``, ``shape`` or ``bands``: one figure of every checkpoint's distribution, or one panel per subset (``--by``)."""
+    """``ecdf``, ``shape`` or ``bands``: one figure of every checkpoint's distribution, or one panel per subset (``--by``).
+
+    ``ecdf`` and ``shape`` overlay at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID`
+    checkpoints: past it each run's last one (:func:`~pctce_cli.plot.inputs.overlaid`), said in the title and a note.
+    """
+    drawn, note = overlaid(p.cks, f"plot {kind}") if kind != "bands" else (p.cks, None)
+    more = f"\n(each run's last checkpoint: {len(drawn)} of {len(p.cks)})" if note else ""
+    p.notes += [note] if note else []
     if p.subsets.active:
-        panels, ns = subset_distributions(p.cks, p.subsets, p.edges, p.unit)
+        panels, ns = subset_distributions(drawn, p.subsets, p.edges, p.unit)
         if not panels:
             raise UsageError(f"subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets", param="subset")
         if p.subsets.split:
-            panels, more = cap_panels(panels, p.subsets.field)
-            p.notes += ns + more
-            title = p.title(kind, by=p.subsets.field)
+            panels, capped = cap_panels(panels, p.subsets.field)
+            p.notes += ns + capped
+            title = p.title(kind, by=p.subsets.field) + more
             if kind == "ecdf":
                 return subset_ecdf_figure(panels, p.subsets.field, p.colors, title)
             if kind == "shape":
@@ -127,8 +135,8 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
         p.notes += ns
         dists = panels[0][1]
     else:
-        dists = distributions(p.cks, p.edges, p.unit)
-    title = p.title(kind)
+        dists = distributions(drawn, p.edges, p.unit)
+    title = p.title(kind) + more
     if kind == "ecdf":
         return ecdf_figure(dists, p.colors, title)
     if kind == "shape":
@@ -139,7 +147,7 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
 def _trajectory_plot(p: _Inputs) -> object:
     names = parse_summary_list(p.summaries, list(TRAJECTORY_SUMMARIES), "summaries")
     unit_named(p.unit).check_summaries(names, "summaries")
-    runs = {c.id: run_of(c) for c in p.cks}
+    runs = runs_of(p.cks)
     rows = trajectory_rows(p.cks, names, p.subsets, p.notes, p.unit)
     return trajectory_figure(rows, names, runs, p.vs, p.colors, p.title("trajectory"), p.unit)
 
@@ -168,8 +176,27 @@ def _agreement_plot(p: _Inputs) -> object:
     return agreement_figure(table, col, p.higher_is_better, p.title("agreement", task=p.task), p.unit)
 
 
+def _fan_plot(p: _Inputs) -> object:
+    from pctce_cli.stats.summaries import percentile_name
+
+    names = [percentile_name(q) for q in FAN_PERCENTILES]
+    rows = trajectory_rows(p.cks, names, p.subsets, p.notes, p.unit)
+    return fan_figure(rows, runs_of(p.cks), p.colors, p.title("fan"), p.unit)
+
+
+def _band_trajectory_plot(p: _Inputs) -> object:
+    stepped = [c for c in p.cks if c.step is not None]
+    if p.subsets.active and stepped:
+        panels, ns = subset_distributions(stepped, p.subsets, p.edges, p.unit)
+        p.notes += ns
+        dists = panels[0][1] if panels else []
+    else:
+        dists = distributions(stepped, p.edges, p.unit)
+    return band_trajectory_figure(dists, {c.id: c.step for c in p.cks}, runs_of(p.cks), p.edges, p.colors, p.title("band-trajectory"))
+
+
 # the kinds drawn from summaries (the others, BY_KINDS, from each checkpoint's distribution)
-SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot, "position": position_plot}
+SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "fan": _fan_plot, "band-trajectory": _band_trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot, "position": position_plot}
 
 
 # ---------------------------------------------------------------- rendering and writing
