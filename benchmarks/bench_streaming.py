@@ -17,7 +17,7 @@ One run of this script, for each size given (targets in one checkpoint):
 
 Run from the repository root::
 
-    python benchmarks/bench_streaming.py --sizes 1e8,1e9 --out docs/benchmarks-streaming.md
+    python benchmarks/bench_streaming.py --sizes 1e8,1e9 --out docs/benchmarks.md
     python benchmarks/bench_streaming.py --sizes 2e6 --check          # smoke test
 """
 

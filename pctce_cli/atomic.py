@@ -127,6 +127,18 @@ def write_output(path: str | Path, data: bytes | str, option: str) -> Path:
         raise UsageError(f"{option} {path}: cannot write ({why})") from None
 
 
+def check_output(path: str | Path, option: str) -> None:
+    """Refuse, before any work is done, an output path :func:`write_output` would refuse.
+
+    Raises:
+        UsageError: ``path`` is empty, a directory, or below a regular file (as :func:`write_output` words it).
+    """
+    path = output_target(path, option)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"{option} {path}: cannot write ({blocker} is a file, not a directory)")
+
+
 def write_json(path: str | Path, obj, **dump_kw) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (``indent=2, sort_keys=True`` unless overridden)."""
     kw = {"indent": 2, "sort_keys": True, "default": str} | dump_kw

@@ -114,6 +114,8 @@ def resolve_checkpoints(
     """
     if not dirs:
         raise UsageError("give at least one score directory")
+    # the same directory named twice (or by two spellings) is read once
+    dirs = list({Path(d).resolve(): d for d in reversed(list(dirs))}.values())[::-1]
     cks: list[Checkpoint] = []
     for d in dirs:
         ms = list_checkpoints(d)
@@ -130,13 +132,13 @@ def resolve_checkpoints(
             c.id = f"{c.root.name}/{c.partition}"
     if len({c.id for c in cks}) < len(cks):
         raise StoreError("two score directories with the same name hold the same checkpoint id; rename one directory")
+    everything = list(cks)
     if patterns:
-        everything = list(cks)
         cks = select_by_globs(
-            cks, patterns, lambda p: StoreError(incomplete_match(p, dirs) or f"--checkpoint '{p}' matches no checkpoint (have: {listing(everything)})")
+            cks, patterns, lambda p: StoreError(incomplete_match(p, dirs) or f"patterns '{p}' matches no checkpoint (have: {listing(everything)})", param="patterns")
         )
     cks.sort(key=lambda c: (c.step is None, c.step or 0, c.id))
-    apply_groups(cks, groups, meta)
+    apply_groups(cks, groups, meta, everything=[c.id for c in everything] if patterns else None)
     if not allow_mixed:
         check_same_inputs(cks, unit)
     return cks
@@ -200,7 +202,7 @@ def parse_groups(specs: Sequence[str]) -> list[tuple[str, str]]:
     for spec in specs or ():
         name, sep, pattern = spec.partition("=")
         if not sep or not name.strip() or not pattern.strip():
-            raise UsageError(f"--group '{spec}': expected NAME=GLOB, e.g. distill='*top*'")
+            raise UsageError(f"group '{spec}': expected NAME=GLOB, e.g. distill='*top*'", param="group")
         out.append((name.strip(), pattern.strip()))
     return out
 
@@ -209,13 +211,49 @@ def _group_of(name: str, specs: list[tuple[str, str]]) -> str | None:
     return next((g for g, p in specs if fnmatch.fnmatchcase(name, p)), None)
 
 
+def assign_groups(names: Sequence[str], specs: list[tuple[str, str]], everything: Sequence[str] | None = None) -> list[str | None]:
+    """The group of each name (the first ``NAME=GLOB`` whose glob matches it), refusing a group left empty.
+
+    A glob that matches no checkpoint at all is an error, as ``-c`` is; so is a group
+    whose every match was already taken by an earlier group (overlapping globs would
+    otherwise leave it silently empty). A glob that matches only checkpoints
+    deselected by ``-c`` (``everything`` holds them) is fine.
+
+    Raises:
+        UsageError: naming the group, its glob and what it matched.
+
+    Examples:
+        >>> assign_groups(["top5", "top15", "scratch"], [("distilled", "top*"), ("controls", "scratch*")])
+        ['distilled', 'distilled', 'controls']
+        >>> assign_groups(["a1", "a2"], [("all", "a*"), ("ones", "a1")])
+        Traceback (most recent call last):
+        ...
+        pctce_cli.errors.UsageError: group 'ones=a1' is empty: every checkpoint it matches (a1) is in group 'all', whose glob comes first; make the globs disjoint or give 'ones' first
+    """
+    groups = [_group_of(n, specs) for n in names]
+    for name, pattern in specs:
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            if everything is None or not any(fnmatch.fnmatchcase(n, pattern) for n in everything):
+                raise UsageError(f"group '{name}={pattern}' matches no checkpoint (have: {', '.join(list(names)[:8])})", param="group")
+            continue
+        if name not in groups:
+            first = groups[list(names).index(matched[0])]
+            raise UsageError(
+                f"group '{name}={pattern}' is empty: every checkpoint it matches ({', '.join(matched[:4])}) is in group '{first}', "
+                f"whose glob comes first; make the globs disjoint or give '{name}' first",
+                param="group",
+            )
+    return groups
+
+
 def read_table(path: str | Path, option: str):
-    """Read a CSV or JSON table (``--meta``, ``--summaries``) with a ``checkpoint`` column."""
+    """Read a CSV or JSON table (``meta``, ``summaries_file``; ``option`` names the parameter in errors) with a ``checkpoint`` column."""
     import pandas as pd
 
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"{option} file not found: {path}")
+        raise UsageError(f"{option} file not found: {path}", param=option)
     try:
         if p.suffix.lower() == ".json":
             obj = json.loads(p.read_text(encoding="utf-8"))
@@ -226,13 +264,13 @@ def read_table(path: str | Path, option: str):
         elif p.suffix.lower() in (".csv", ".tsv"):
             df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", dtype={"checkpoint": str})
         else:
-            raise UsageError(f"{path}: {option} must be .csv or .json, got '{p.suffix}'")
+            raise UsageError(f"{path}: {option} must be .csv or .json, got '{p.suffix}'", param=(f"{path}:", option))
     except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read {option} table ({str(e).splitlines()[0]})") from None
+        raise UsageError(f"{path}: cannot read {option} table ({str(e).splitlines()[0]})", param=(f"{path}:", option)) from None
     if "checkpoint" not in df.columns:
-        raise UsageError(f"{path}: {option} table has no 'checkpoint' column (columns: {', '.join(map(str, df.columns))})")
+        raise UsageError(f"{path}: {option} table has no 'checkpoint' column (columns: {', '.join(map(str, df.columns))})", param=(f"{path}:", option))
     if df.empty:
-        raise UsageError(f"{path}: {option} table has no rows")
+        raise UsageError(f"{path}: {option} table has no rows", param=(f"{path}:", option))
     dup = df["checkpoint"][df["checkpoint"].duplicated()].tolist()
     if dup:
         raise UsageError(f"{path}: checkpoint '{dup[0]}' appears twice in the {option} table")
@@ -244,9 +282,9 @@ def group_table(table, groups: Sequence[str], meta):
     """Assign groups (``--group``/``--meta``) and meta columns to a table of summaries."""
     specs = parse_groups(groups)
     if specs:
-        table["group"] = [_group_of(c, specs) for c in table["checkpoint"]]
+        table["group"] = assign_groups(list(table["checkpoint"]), specs)
     if meta is not None:
-        df = read_table(meta, "--meta")
+        df = read_table(meta, "meta")
         table = table.merge(df, on="checkpoint", how="left", suffixes=("", "_meta"))
         if "group_meta" in table.columns:
             table["group"] = table["group"].where(table["group"].notna(), table["group_meta"])
@@ -254,14 +292,14 @@ def group_table(table, groups: Sequence[str], meta):
     return table
 
 
-def apply_groups(cks: list[Checkpoint], groups: Sequence[str], meta) -> None:
-    """Set each checkpoint's group (``--group`` first, then the ``--meta`` table) and meta columns."""
+def apply_groups(cks: list[Checkpoint], groups: Sequence[str], meta, everything: Sequence[str] | None = None) -> None:
+    """Set each checkpoint's group (``--group`` first, then the ``--meta`` table) and meta columns (:func:`assign_groups`)."""
     specs = parse_groups(groups)
-    for c in cks:
-        c.group = _group_of(c.id, specs)
+    for c, g in zip(cks, assign_groups([c.id for c in cks], specs, everything)):
+        c.group = g
     if meta is None:
         return
-    df = read_table(meta, "--meta")
+    df = read_table(meta, "meta")
     rows = {r["checkpoint"]: r for r in df.to_dict(orient="records")}
     for c in cks:
         r = rows.get(c.id)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.position import position_pairs, resolve_positions
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
@@ -170,9 +171,9 @@ def compare_scores(
     from pctce_cli.stats.summaries import doc_sums
 
     if not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if n_boot < 1:
-        raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
+        raise UsageError(f"n_boot must be at least 1, got {n_boot}", param="n_boot")
     sa, sb = as_values(sa), as_values(sb)
     if len(sa.value) == 0:
         raise StoreError(f"'{baseline}' holds no targets")
@@ -293,7 +294,7 @@ def subset_pairs(sa: Values, sb: Values, a_name: str, b_name: str, subsets: Subs
         )
     parts, notes = split_scores(a_name, sa.doc, sa.docs, subsets)
     if not parts or all(p.runs is not None and not len(p.runs) for p in parts):
-        raise UsageError(f"--subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets")
+        raise UsageError(f"subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets", param="subset")
     return [(p.label, sa.take(p), sb.take(p)) for p in parts], notes
 
 
@@ -379,6 +380,7 @@ def run_compare(
     by: str | None = None,
     subset: Sequence[str] = (),
     unit: str = "token",
+    position_edges: str | Sequence[int] | None = None,
 ) -> Report:
     """`pctce compare`: resolve both arguments, check they pair, compare, and build the report.
 
@@ -390,17 +392,24 @@ def run_compare(
             byte's value the CE of its token spread over the token's bytes).
     """
     if top < 0:
-        raise UsageError(f"--top must be >= 0, got {top}")
+        raise UsageError(f"top must be >= 0, got {top}", param="top")
     a = resolve_ref(baseline, store, "BASELINE")
     b = resolve_ref(candidate, store, "CANDIDATE")
     a_name, b_name = label_pair(a, b)
     if a.root == b.root and a.partition == b.partition:
         raise UsageError(f"BASELINE and CANDIDATE are the same checkpoint ('{a_name}')")
+    positions = resolve_positions(by, position_edges, unit)  # --by position|ctx: token buckets (docs/definitions.md#position-in-the-context)
+    if positions is not None:
+        by = None
     subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
     sa, sb = load_pair(a, b, a_name, b_name, unit, columns=("doc", "pos", "token", "ce"))
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
+    if positions is not None:
+        pairs, notes = position_pairs(pairs[0][1], pairs[0][2], positions, a_name), notes + [positions.note()]
     comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed, unit)) for label, va, vb in pairs]
-    if subsets.split:
+    if positions is not None:
+        report = subset_report(comps, positions.dim, top, notes)
+    elif subsets.split:
         report = subset_report(comps, subsets.field, top, notes)
     else:
         report = comparison_report(comps[0][1], top)

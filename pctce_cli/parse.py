@@ -25,9 +25,9 @@ def parse_percentiles(text: str | Sequence[float] | None, default=DEFAULT_PERCEN
         try:
             q = float(str(item).strip())
         except ValueError:
-            raise UsageError(f"--percentiles: '{str(item).strip()}' is not a number (expected e.g. 50,90,95,99)") from None
+            raise UsageError(f"percentiles: '{str(item).strip()}' is not a number (expected e.g. 50,90,95,99)", param="percentiles") from None
         if not 0 <= q <= 100:
-            raise UsageError(f"--percentiles: {item} is outside [0, 100]")
+            raise UsageError(f"percentiles: {item} is outside [0, 100]", param="percentiles")
         out.append(q)
     return out
 
@@ -47,7 +47,7 @@ def parse_summary_list(text: str | Sequence[str] | None, default: Sequence[str],
         try:
             out.append(parse_summary_name(s).name)
         except UsageError as e:
-            raise UsageError(f"{option}: {e}") from None
+            raise UsageError(f"{option}: {e}", param=option) from None
     return out
 
 
@@ -63,7 +63,7 @@ def parse_edges(text: str | None) -> list[float]:
     try:
         out = [float(x) for x in text.split(",")]
     except ValueError:
-        raise UsageError(f"--edges: expected numbers separated by commas (e.g. 0,0.5,5,inf), got '{text}'") from None
+        raise UsageError(f"edges: expected numbers separated by commas (e.g. 0,0.5,5,inf), got '{text}'", param="edges") from None
     if len(out) < 2 or any(b <= a for a, b in zip(out, out[1:])):
-        raise UsageError(f"--edges must be at least two strictly increasing numbers, got '{text}'")
+        raise UsageError(f"edges must be at least two strictly increasing numbers, got '{text}'", param="edges")
     return out

@@ -43,7 +43,7 @@ def _load_tokenizer(path: Path, name: str):
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as e:  # transformers raises many types for broken files
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"cannot decode '{name}': the tokenizer in {path} does not load ({first}); pass --tokenizer DIR or --no-decode") from None
+        raise CheckpointError(f"cannot decode '{name}': the tokenizer in {path} does not load ({first})", remedy="pass tokenizer DIR or decode=False", remedy_param=("tokenizer", "decode=False")) from None
     finally:
         hf_logging.set_verbosity(verbosity)
 
@@ -111,15 +111,12 @@ def _tokenizer_path(manifest: Manifest, name: str, tokenizer: str | Path | None)
     """The tokenizer directory to decode with: ``tokenizer``, else the one the manifest records (it must exist)."""
     recorded_tok = manifest.tokenizer_path
     if tokenizer is None and not recorded_tok:
-        raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path; pass --tokenizer DIR or --no-decode")
+        raise CheckpointError(f"cannot decode '{name}': its manifest records no tokenizer path", remedy="pass tokenizer DIR or decode=False", remedy_param=("tokenizer", "decode=False"))
     tok_path = Path(tokenizer) if tokenizer is not None else Path(recorded_tok)
     if not tok_path.exists():
         if tokenizer is not None:
-            raise CheckpointError(f"--tokenizer: directory not found: {tok_path}")
-        raise CheckpointError(
-            f"cannot decode '{name}': its tokenizer {tok_path} (recorded in the manifest) is gone; "
-            "pass --tokenizer DIR or --no-decode"
-        )
+            raise CheckpointError(f"tokenizer: directory not found: {tok_path}", param="tokenizer")
+        raise CheckpointError(f"cannot decode '{name}': its tokenizer {tok_path} (recorded in the manifest) is gone", remedy="pass tokenizer DIR or decode=False", remedy_param=("tokenizer", "decode=False"))
     return tok_path
 
 
@@ -129,20 +126,22 @@ def _data_files(manifest: Manifest, name: str, data: Sequence[str | Path] | None
 
     files = [str(f) for f in (data or manifest.data_files)]
     if not files:
-        raise DataError(f"cannot decode '{name}': its manifest names no data files; pass --data FILE or --no-decode")
+        raise DataError(f"cannot decode '{name}': its manifest names no data files", remedy="pass data FILE or decode=False", remedy_param=("data", "decode=False"))
     for f in files:
         if not Path(f).is_file():
             if data:
-                raise DataError(f"--data: file not found: {f}")
+                raise DataError(f"data: file not found: {f}", param="data")
             raise DataError(
-                f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone; "
-                "pass --data FILE (a copy of the scored data) or --no-decode"
+                f"cannot decode '{name}': data file {f} (recorded in the manifest) is gone",
+                remedy="pass data FILE (a copy of the scored data) or decode=False",
+                remedy_param=("data", "decode=False"),
             )
     recorded_fp = manifest.fingerprints.get("data")
     if recorded_fp and data_fingerprint(files) != recorded_fp:
         raise DataError(
-            f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on "
-            "(data fingerprint changed); pass the original files with --data, or --no-decode"
+            f"cannot decode '{name}': {', '.join(files)} differ from the data it was scored on (data fingerprint changed)",
+            remedy="pass the original files with data, or decode=False",
+            remedy_param=("data", "decode=False"),
         )
     return files
 
@@ -224,21 +223,21 @@ def run_tail(
             (:func:`word_tail`).
     """
     if by not in BY:
-        raise UsageError(f"--by must be 'token' or 'document', got {by!r}")
+        raise UsageError(f"by must be 'token' or 'document', got {by!r}", param="by")
     if top < 1:
-        raise UsageError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"top must be at least 1, got {top}", param="top")
     if context < 0:
-        raise UsageError(f"--context must be >= 0, got {context}")
+        raise UsageError(f"context must be >= 0, got {context}", param="context")
     lister = TAIL_UNITS.get(unit)
     if lister is None:
-        raise UsageError(f"--unit {unit}: tail lists tokens or words")
+        raise UsageError(f"unit {unit}: tail lists tokens or words", param="unit")
     return lister(checkpoint, store, top, by, context, percentile, vs, tokenizer, data, decode, scores)
 
 
 def _token_tail(checkpoint, store, top, by, context, percentile, vs, tokenizer, data, decode, scores) -> Report:
     """:func:`run_tail` in tokens: the highest-CE targets, or the documents carrying most of the tail."""
     if not 0 <= percentile <= 100:
-        raise UsageError(f"--percentile must be in [0, 100], got {percentile}")
+        raise UsageError(f"percentile must be in [0, 100], got {percentile}", param="percentile")
     ck, s, other, name, o_name = _tail_values(checkpoint, store, vs, scores)
     if len(s.value) == 0:
         raise DataError(f"'{name}' holds no targets")
@@ -268,7 +267,7 @@ def _tail_values(checkpoint, store, vs, scores) -> tuple:
     o = resolve_ref(vs, store if store is not None else ck.root, "--vs")
     name, o_name = label_pair(ck, o)
     if o.root == ck.root and o.partition == ck.partition:
-        raise UsageError(f"--vs names the checkpoint itself ('{name}')")
+        raise UsageError(f"vs names the checkpoint itself ('{name}')", param="vs")
     s, other = load_pair(ck, o, name, o_name)
     return ck, s, other, name, o_name
 
@@ -342,7 +341,7 @@ def _document_rows(s, other, name: str, top: int, percentile: float, texts_of, t
 def _word_tail(checkpoint, store, top, by, context, percentile, vs, tokenizer, data, decode, scores) -> Report:
     """:func:`run_tail` in words (:func:`word_tail`)."""
     if by != "token":
-        raise UsageError("--unit word lists the highest-CE words: use it without --by document")
+        raise UsageError("unit word lists the highest-CE words: use it without by document", param=("unit", "by"))
     return word_tail(checkpoint, store, top, vs, tokenizer, decode)
 
 
@@ -368,7 +367,7 @@ def word_tail(checkpoint: str, store, top: int, vs: str | None, tokenizer=None, 
         o = resolve_ref(vs, store if store is not None else ck.root, "--vs")
         name, o_name = label_pair(ck, o)
         if o.root == ck.root and o.partition == ck.partition:
-            raise UsageError(f"--vs names the checkpoint itself ('{name}')")
+            raise UsageError(f"vs names the checkpoint itself ('{name}')", param="vs")
         sides.append(o)
         words = list(load_pair(ck, o, name, o_name, WORD))
     else:
@@ -408,7 +407,7 @@ def _word_pieces(ck, docs: np.ndarray, words: np.ndarray, tokenizer, decode: boo
     if decode:
         path = Path(tokenizer) if tokenizer is not None else Path(ck.manifest.tokenizer_path or "")
         if not path.exists():
-            raise CheckpointError(f"cannot decode '{ck.id}': its tokenizer {path} is gone; pass --tokenizer DIR or --no-decode")
+            raise CheckpointError(f"cannot decode '{ck.id}': its tokenizer {path} is gone", remedy="pass tokenizer DIR or decode=False", remedy_param=("tokenizer", "decode=False"))
         tok = _load_tokenizer(path, ck.id)
     out = []
     for d, wi in zip(docs.tolist(), words.tolist()):

@@ -138,17 +138,17 @@ class Unit:
         return f"Per-{self.name} {kind.label} summaries{split} ({kind.measure} per {self.name})"
 
     def check_summaries(self, names: Sequence[str], option: str) -> None:
-        """Refuse the summaries this unit has no form for (:attr:`refuses`), naming ``option`` and ``--unit``.
+        """Refuse the summaries this unit has no form for (:attr:`refuses`), naming the parameters ``option`` and ``unit``.
 
         Example:
-            >>> WORD.check_summaries(["mean", "top1"], "--summaries")
+            >>> WORD.check_summaries(["mean", "top1"], "summaries")
             Traceback (most recent call last):
             ...
-            pctce_cli.errors.UsageError: --summaries top1 with --unit word: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use --unit token
+            pctce_cli.errors.UsageError: summaries top1 with unit word: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use unit token
         """
         bad = [n for n in names if n in self.refuses]
         if bad:
-            raise UsageError(f"{option} {bad[0]} with --unit {self.name}: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use --unit token")
+            raise UsageError(f"{option} {bad[0]} with unit {self.name}: top-1 accuracy is a token summary (a word or byte has no rank); drop it or use unit token", param=(option, "unit", "unit"))
 
     def empty_note(self, rows: list[dict]) -> list[str]:
         """A note when targets with an empty span (special tokens) were left out of the words or bytes."""
@@ -399,12 +399,12 @@ def unit_named(name: "str | Unit", allowed: Sequence[str] = UNITS) -> Unit:
         >>> unit_named("line")
         Traceback (most recent call last):
         ...
-        pctce_cli.errors.UsageError: --unit must be one of token, word, byte, got 'line'
+        pctce_cli.errors.UsageError: unit must be one of token, word, byte, got 'line'
     """
     if isinstance(name, Unit):
         name = name.name
     if name not in allowed:
-        raise UsageError(f"--unit must be one of {', '.join(allowed)}, got '{name}'")
+        raise UsageError(f"unit must be one of {', '.join(allowed)}, got '{name}'", param="unit")
     return UNIT_TYPES[name]
 
 

@@ -15,7 +15,7 @@ the two studies of the median-CE paper, in miniature, on a CPU.
    teacher is trained on the train pairs (loss on the answer tokens) for 12 epochs at a
    constant learning rate, one adapter per epoch, with greedy substring accuracy on the
    held-out pairs measured after every epoch.
-4. Cross-tokenizer run (SPEC §8; ``scripts/sample_crosstok.py``): the teacher's recipe
+4. Cross-tokenizer run (docs/definitions.md#words-and-bytes; ``scripts/sample_crosstok.py``): the teacher's recipe
    (shape, steps, batches, learning rate, seed) with a 512-piece Unigram tokenizer
    trained on the same documents instead of the 1,024-token byte-level BPE, so that
    ``pctce summary --unit word|byte`` has two tokenizers to compare.

@@ -1,7 +1,7 @@
 """The cross-tokenizer run of pctce's sample data: the teacher's recipe with another tokenizer.
 
 pctce compares checkpoints with different tokenizers in words and bytes, never in
-tokens (SPEC §8, docs/units.md). The distillation study's checkpoints all share one
+tokens (docs/definitions.md#words-and-bytes, docs/units.md). The distillation study's checkpoints all share one
 1,024-token byte-level BPE, so this module adds a run that does not
 (``make_sample_data.py`` calls it from its ``crosstok`` stage):
 

@@ -147,3 +147,19 @@ def assert_same_text_close_numbers(expected: list[str], actual: list[str]) -> No
             assert abs(float(e.replace(",", "")) - float(a.replace(",", ""))) <= tol * (1 + 1e-9), (
                 f"{e} vs {a} (tolerance {tol:g}) in\nREADME: {e_line}\nrun:    {a_line}"
             )
+
+
+def assert_same_summaries(loaded: dict, streamed: dict) -> None:
+    """Two ``summary --format json`` outputs with the same tables, rows and columns: counts, order statistics and
+    interval bounds of percentiles equal exactly, sums taken in another order (means, ppl, bpb) to 1e-12 relative."""
+    assert list(streamed) == list(loaded)
+    for title in loaded:
+        if title == "notes":
+            continue
+        assert [list(r) for r in streamed[title]] == [list(r) for r in loaded[title]], title
+        for a, b in zip(loaded[title], streamed[title]):
+            for k, v in a.items():
+                if isinstance(v, float) and k.split("_")[0] in ("mean", "ppl", "bpb", "byte", "word"):
+                    assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
+                else:
+                    assert b[k] == v, (title, k)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import assert_same_summaries
+
 from pctce_cli.scoring.options import ScoreOptions
 from pctce_cli.scoring.run import score_checkpoints
 from pctce_cli.store import load_scores, read_manifest
@@ -252,14 +254,4 @@ def test_streamed_intervals_equal_the_loaded_ones(stores, monkeypatch, name):
     loaded = run_json("summary", stores[name], *args)
     monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
     streamed = run_json("summary", stores[name], *args)
-    assert list(streamed) == list(loaded)
-    for title in loaded:
-        if title == "notes":
-            continue
-        assert [list(r) for r in streamed[title]] == [list(r) for r in loaded[title]], title
-        for a, b in zip(loaded[title], streamed[title]):
-            for k, v in a.items():
-                if isinstance(v, float) and k.split("_")[0] in ("mean", "ppl", "bpb", "byte", "word"):
-                    assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
-                else:
-                    assert b[k] == v, (title, k)
+    assert_same_summaries(loaded, streamed)

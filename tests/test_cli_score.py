@@ -272,6 +272,7 @@ def test_a_batch_budget_below_one_window_is_refused(tiny_ckpt, text_jsonl, tmp_p
     )
 
 
+@pytest.mark.slow
 def test_unwritable_outputs_are_one_line_errors(tiny_ckpt, text_jsonl, tmp_path):
     """--out/--output under a regular file: exit 2 naming the path, no traceback."""
     blocker = tmp_path / "file"

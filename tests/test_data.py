@@ -343,12 +343,12 @@ def test_a_special_token_string_is_text_by_default(tok):
 
 
 def test_prefix_bos_without_bos_is_an_error(tok_no_bos):
-    with raises(UsageError, "--prefix bos: ckpt/tok has no BOS token; use --prefix eos, none or auto"):
+    with raises(UsageError, "prefix bos: ckpt/tok has no BOS token; use prefix eos, none or auto"):
         tokenize_records([Record(0, "s", text="x")], tok_no_bos, prefix="bos", tokenizer_name="ckpt/tok")
 
 
 def test_prefix_eos_without_eos_is_an_error(tok_no_special):
-    with raises(UsageError, "--prefix eos: ckpt/tok has no EOS token; use --prefix bos, none or auto"):
+    with raises(UsageError, "prefix eos: ckpt/tok has no EOS token; use prefix bos, none or auto"):
         tokenize_records([Record(0, "s", text="x")], tok_no_special, prefix="eos", tokenizer_name="ckpt/tok")
 
 
@@ -358,7 +358,7 @@ def test_record_without_mode_is_an_error(tok):
 
 
 def test_unknown_prefix_is_an_error(tok):
-    with raises(UsageError, "--prefix must be one of auto, bos, eos, none; got 'first'"):
+    with raises(UsageError, "prefix must be one of auto, bos, eos, none; got 'first'"):
         tokenize_records([Record(0, "s", text="x")], tok, prefix="first")
 
 
@@ -675,13 +675,14 @@ def test_directory_is_not_a_data_file(tmp_path):
 
 def test_usage_errors(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": "x"}])
-    with raises(UsageError, "--split-on must be 'none' or 'blank-lines', got 'paragraphs'"):
+    # the Python API names parameters (the CLI's options: tests/test_messages.py)
+    with raises(UsageError, "split_on must be 'none' or 'blank-lines', got 'paragraphs'"):
         read_records([path], split_on="paragraphs")
-    with raises(UsageError, "--prompt-field needs --completion-field too: pass both for answer-only CE, or neither"):
+    with raises(UsageError, "prompt_field needs completion_field too: pass both for answer-only CE, or neither"):
         read_records([path], prompt_field="q")
-    with raises(UsageError, "--completion-field needs --prompt-field too: pass both for answer-only CE, or neither"):
+    with raises(UsageError, "completion_field needs prompt_field too: pass both for answer-only CE, or neither"):
         read_records([path], completion_field="a")
-    with raises(UsageError, "no data file given; pass --data"):
+    with raises(UsageError, "no data file given; pass data"):
         read_records([])
 
 

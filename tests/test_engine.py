@@ -85,11 +85,11 @@ def test_ties_do_not_raise_the_rank():
 
 
 def test_option_errors():
-    with pytest.raises(UsageError, match="--stride must be between 1 and --max-length"):
+    with pytest.raises(UsageError, match="stride must be between 1 and max_length"):
         plan_windows([_doc(0, 5)], 4, 5)
-    with pytest.raises(UsageError, match="--max-length must be at least 2"):
+    with pytest.raises(UsageError, match="max_length must be at least 2"):
         plan_windows([_doc(0, 5)], 1, 1)
-    with pytest.raises(UsageError, match="--batch-tokens must be positive"):
+    with pytest.raises(UsageError, match="batch_tokens must be positive"):
         plan_batches([], 0)
 
 

@@ -169,7 +169,7 @@ POLICY_ERRORS = [
     ),
     (
         'baseline = "base"\n[[rule]]\nsummary = "p50"\nmax_incr = 0.01\n',
-        "{p}:4: rule 1: unknown key 'max_incr' (expected summary, max_increase, max_increase_rel, significant, subset)",
+        "{p}:4: rule 1: unknown key 'max_incr' (expected summary, max_increase, max_increase_rel, significant, subset, position, ctx)",
     ),
     (
         'baseline = "base"\nbaseine = "x"\n',

@@ -37,11 +37,11 @@ def synthetic_store(root: Path) -> tuple[Path, Path]:
     base[::40] = 0.0  # exact zeros, drawn at the log axis' floor
     store = root / "scores"
     meta = ["checkpoint,group,acc"]
-    for run, scales in RUNS.items():
+    for run_name, scales in RUNS.items():
         for step, scale in zip(STEPS, scales):
-            ck = f"{run}-{step}"
+            ck = f"{run_name}-{step}"
             make_store(store, ck, base * scale, doc, step=step, rank=rng.integers(0, 3, size=len(doc)))
-            meta.append(f"{ck},{run},{0.9 - 0.3 * scale:.4f}")
+            meta.append(f"{ck},{run_name},{0.9 - 0.3 * scale:.4f}")
     make_store(store, "baseline", base * BASELINE_SCALE, doc)
     meta.append(f"baseline,,{0.9 - 0.3 * BASELINE_SCALE:.4f}")
     (root / "meta.csv").write_text("\n".join(meta) + "\n", encoding="utf-8")
@@ -113,7 +113,7 @@ def test_trajectory_has_a_line_per_run_the_reference_and_the_crossing(cks):
 def test_trajectory_without_a_reference_and_errors(cks, synth):
     fig = plot.plot_figure("trajectory", cks, summaries="p90")
     assert sorted(labels(fig.axes[0])) == ["baseline", "student", "teacher"]  # a step-less checkpoint: dotted line
-    with pytest.raises(UsageError, match=r"--vs 'nope' is not among the selected checkpoints"):
+    with pytest.raises(UsageError, match=r"vs 'nope' is not among the selected checkpoints"):
         plot.plot_figure("trajectory", cks, vs="nope")
     only_baseline = resolve_checkpoints([synth[0]], ["baseline"])
     with pytest.raises(UsageError, match="trajectory needs checkpoints with a training step"):
@@ -143,7 +143,7 @@ def test_agreement_has_percentile_curves_and_mean_reference_lines_per_group(cks)
     for ax in panels:
         for line in ax.get_lines()[:4]:
             assert np.allclose(line.get_ydata(), -1.0)
-    with pytest.raises(UsageError, match=r"plot agreement needs --task COL"):
+    with pytest.raises(UsageError, match=r"plot agreement needs task COL"):
         plot.plot_figure("agreement", cks)
 
 

@@ -68,9 +68,10 @@ def test_report_is_valid_self_contained_html_with_every_section(html_report):
 @pytest.mark.slow
 def test_report_images_are_inline_pngs(html_report):
     srcs = re.findall(r'<img alt="[^"]*" src="([^"]+)"', html_report)
-    figures = re.findall(r'<figure id="plot-([a-z]+)"', html_report)
-    assert figures == ["ecdf", "trajectory", "concord", "agreement", "shape", "bands"]
-    assert len(srcs) == 6
+    figures = re.findall(r'<figure id="plot-([a-z-]+)"', html_report)
+    # figures first in each section: trajectories, then distributions; the profile distances as a heatmap
+    assert figures == ["trajectory", "fan", "ecdf", "concord", "agreement", "band-trajectory", "bands", "shape", "profile-distances"]
+    assert len(srcs) == 9
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_SIGNATURE)
@@ -112,12 +113,13 @@ def test_markdown_report_with_images_beside_it(synth, tmp_path):
     out = tmp_path / "pr" / "report.md"
     r = run("report", store, "-c", "teacher-*", "--out", out, "--markdown", "--tail-top", "3")
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == f"Wrote {out} and 5 image(s) beside it"
+    assert r.stdout.strip() == f"Wrote {out} and 8 image(s) beside it"
     md = out.read_text(encoding="utf-8")
     for _, title in SECTIONS:
         assert f"\n## {title}\n" in md
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert refs == ["report-ecdf.png", "report-trajectory.png", "report-concord.png", "report-shape.png", "report-bands.png"]
+    assert refs == [f"report-{n}.png" for n in ("trajectory", "fan", "ecdf", "concord", "band-trajectory", "bands", "shape", "profile-distances")]
+    assert md.index("## Findings") < md.index("## Summaries") < md.index("## What was scored")  # findings first, inventory last
     for ref in refs:
         assert (out.parent / ref).read_bytes().startswith(PNG_SIGNATURE)
     assert "| checkpoint | step |" in md

@@ -90,6 +90,7 @@ def test_an_intact_store_reads_and_verifies(store):
     assert [r["status"] for r in json.loads(res.output)[f"Verified {store}"]] == ["ok", "ok"]
 
 
+@pytest.mark.slow
 def test_twenty_random_bit_flips_are_all_detected(store):
     """Every single-bit flip anywhere in a shard: exit 2 naming the file, and gate never passes."""
     path = shard(store)

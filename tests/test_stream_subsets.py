@@ -199,5 +199,5 @@ def test_a_subset_value_without_documents_is_the_in_memory_error(store):
     from pctce_cli.analysis.subsets import resolve_subsets
     from pctce_cli.analysis.summary_stream import streamed_subset_rows
 
-    with pytest.raises(UsageError, match=r"^--subset nope: no document of ck-a has domain = nope \(values: d0, d1, d2, d3\)$"):
+    with pytest.raises(UsageError, match=r"^subset nope: no document of ck-a has domain = nope \(values: d0, d1, d2, d3\)$"):
         streamed_subset_rows(store[0], [50], resolve_subsets(store, None, ["domain=nope"]))

@@ -236,7 +236,7 @@ def test_every_format_gives_string_labels(tmp_path, fmt):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"text": "x"}', "d.jsonl:2: no field 'domain' for --subset-field (found: text)"),
+        ('{"text": "x"}', "d.jsonl:2: no field 'domain' for subset_fields (found: text)"),  # the Python API's words
         ('{"text": "x", "domain": ["a", "b"]}', "d.jsonl:2: field 'domain' is a list, expected a scalar subset label (a string, number or boolean)"),
         ('{"text": "x", "domain": {"a": 1}}', "d.jsonl:2: field 'domain' is an object, expected a scalar subset label (a string, number or boolean)"),
         ('{"text": "x", "domain": null}', "d.jsonl:2: field 'domain' is null, expected a scalar subset label (a string, number or boolean)"),
@@ -258,7 +258,7 @@ def test_subset_field_names_that_clash_or_do_not_exist_in_text_files(tmp_path):
     p.write_text("plain text\n", encoding="utf-8")
     with pytest.raises(DataError, match="a .txt file has no fields for --subset-field domain"):
         read_records(p, subset_fields=["domain"])
-    with pytest.raises(UsageError, match="--subset-field n_bytes: 'n_bytes' is a per-document column's name"):
+    with pytest.raises(UsageError, match="subset_fields n_bytes: 'n_bytes' is a per-document column's name"):
         read_records(p, subset_fields=["n_bytes"])
 
 

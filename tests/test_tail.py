@@ -163,6 +163,7 @@ def test_bad_options(scored):
     assert r.exit_code == 2 and r.stderr.strip() == f"Error: no checkpoint 'nope' in {out}"
 
 
+@pytest.mark.slow
 def test_control_characters_in_the_data_never_reach_the_terminal(tmp_path, tiny_ckpt):
     """ESC/OSC/BEL sequences in the text (colours, window title) are shown escaped in every human format."""
     hostile = "Plain words \x1b[31mred\x1b[0m then \x1b]0;owned\x07 and \x9b2J end."

@@ -20,7 +20,7 @@ def test_one_class_per_unit_in_stats_order():
     assert tuple(UNIT_TYPES) == UNITS
     assert all(unit_named(name) is u for name, u in UNIT_TYPES.items())
     assert unit_named(WORD) is WORD
-    with pytest.raises(UsageError, match=r"^--unit must be one of token, word, byte, got 'line'$"):
+    with pytest.raises(UsageError, match=r"^unit must be one of token, word, byte, got 'line'$"):
         unit_named("line")
 
 
@@ -37,8 +37,8 @@ def test_nouns_and_titles():
 def test_only_tokens_have_top1():
     TOKEN.check_summaries(["mean", "top1"], "--summaries")
     for u in (WORD, BYTE):
-        with pytest.raises(UsageError, match=rf"^--set top1 with --unit {u.name}: top-1 accuracy is a token summary"):
-            u.check_summaries(["p50", "top1"], "--set")
+        with pytest.raises(UsageError, match=rf"^set_ top1 with unit {u.name}: top-1 accuracy is a token summary"):
+            u.check_summaries(["p50", "top1"], "set_")
 
 
 def test_distributions_against_brute_force():

@@ -245,16 +245,16 @@ def fingerprint(store, ck):
 @pytest.mark.slow
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_report_tables_and_plots_are_the_units(store, meta, unit):
-    from pctce_cli.report import Image, ReportOptions, Table, Text, build_report
+    from pctce_cli.report import Image, ReportOptions, Table, Text, build_report, walk
 
     cks = cks_of(store, unit, meta)
     doc = build_report(cks, ReportOptions(unit=unit, vs="ref", task="acc", percentiles=[50, 95], tail_top=3))
     assert doc.title == f"pctce report: 4 checkpoints on val.jsonl, per {unit}"
-    assert doc.intro[1].startswith(f"Per-{unit} cross-entropy in nats per {unit} (SPEC §8)")
+    assert f"Per-{unit} cross-entropy in nats per {unit} (docs/definitions.md#words-and-bytes)" in doc.intro[0]
     titles = {s.id: s.title for s in doc.sections}
     assert titles["summaries"] == f"Summaries (per {unit})" and titles["shape"] == f"Shape (per {unit})"
-    blocks = {s.id: s.blocks for s in doc.sections}
-    tables = {b.title: b.rows for s in doc.sections for b in s.blocks if isinstance(b, Table)}
+    blocks = {s.id: list(walk(s.blocks)) for s in doc.sections}
+    tables = {b.title: b.rows for s in doc.sections for b in walk(s.blocks) if isinstance(b, Table)}
     title = f"Per-{unit} CE summaries (nats per {unit})"
     want = {r["checkpoint"]: r for r in run_json("summary", store, "--unit", unit, "--percentiles", "50,95")[title]}
     got = {r["checkpoint"]: r for r in tables[title]}
@@ -267,7 +267,7 @@ def test_report_tables_and_plots_are_the_units(store, meta, unit):
         u = load_units(store, c.partition)
         values = brute_words(u) if unit == "word" else byte_pairs(u)[2]
         assert bands[c.id]["[10, inf)"] == pytest.approx(float((values >= 10).mean()), rel=1e-12)
-    images = [b.name for s in doc.sections for b in s.blocks if isinstance(b, Image)]
+    images = [b.name for s in doc.sections for b in walk(s.blocks) if isinstance(b, Image)]
     assert {"ecdf", "trajectory", "concord", "agreement", "shape", "bands", "subsets-domain"} <= set(images)
     tail = blocks["tail"]
     if unit == "word":
@@ -282,11 +282,11 @@ def test_report_tables_and_plots_are_the_units(store, meta, unit):
 @pytest.mark.slow
 def test_report_subset_keeps_its_words_in_every_table_and_the_tail(store):
     from pctce_cli.analysis.subsets import resolve_subsets
-    from pctce_cli.report import ReportOptions, Table, build_report
+    from pctce_cli.report import ReportOptions, Table, build_report, walk
 
     cks = cks_of(store, "word")
     doc = build_report(cks, ReportOptions(unit="word", subsets=resolve_subsets(cks, None, ["code"]), tail_top=50))
-    tables = {b.title: b.rows for s in doc.sections for b in s.blocks if isinstance(b, Table)}
+    tables = {b.title: b.rows for s in doc.sections for b in walk(s.blocks) if isinstance(b, Table)}
     code_words = sum(len(TEXTS[k].split()) for k in (1, 3))
     assert {r["words"] for r in tables["Per-word CE summaries (nats per word)"]} == {code_words}
     (tail,) = [rows for title, rows in tables.items() if title.startswith("Highest-CE words of ")]

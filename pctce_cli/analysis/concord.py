@@ -11,6 +11,15 @@ from pctce_cli.errors import UsageError
 from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 
 
+def check_levels(agree: float, disagree: float) -> None:
+    """Refuse agreement levels outside [0, 1] (each named alone) or a ``disagree`` above ``agree``."""
+    for name, level in (("agree", agree), ("disagree", disagree)):
+        if not 0 <= level <= 1:
+            raise UsageError(f"{name} must be in [0, 1], got {level}", param=name)
+    if disagree > agree:
+        raise UsageError(f"disagree ({disagree}) must be ≤ agree ({agree}), both in [0, 1]", param=("disagree", "agree"))
+
+
 def concord_report(
     table,
     summaries: Sequence[str],
@@ -28,6 +37,7 @@ def concord_report(
             subset (a ``subset`` column) and the report is :func:`subset_concord_report`.
         notes: Notes of reading the table (subsets left out), put first.
     """
+    check_levels(agree, disagree)
     if subsets.split:
         return subset_concord_report(table, set_, agree, disagree, subsets.field, notes)
     from pctce_cli.stats.concordance import (
@@ -38,8 +48,6 @@ def concord_report(
         tied_pairs_matrix,
     )
 
-    if not 0 <= disagree <= agree <= 1:
-        raise UsageError(f"--disagree ({disagree}) must be ≤ --agree ({agree}), both in [0, 1]")
     report = Report(notes=list(notes))
     if subsets.active:
         report.notes.append(f"Only documents of subset {subsets.describe()}.")

@@ -21,15 +21,15 @@ def resolve_task(table, task: str | None) -> str | None:
     col = task if task in table.columns else TASK_ALIASES.get(task)
     if col is None or col not in table.columns:
         have = [c for c in table.columns if c not in ("checkpoint", "group", "step")]
-        raise UsageError(f"--task '{task}': no such column (have: {', '.join(map(str, have))}); add it with --meta")
+        raise UsageError(f"task '{task}': no such column (have: {', '.join(map(str, have))})", param="task", remedy="add it with meta", remedy_param="meta")
     if not pd.api.types.is_numeric_dtype(table[col]):
         try:
             table[col] = pd.to_numeric(table[col])
         except (ValueError, TypeError):
-            raise UsageError(f"--task '{task}': column is not numeric") from None
+            raise UsageError(f"task '{task}': column is not numeric", param="task") from None
     if table[col].isna().any():
         missing = table.loc[table[col].isna(), "checkpoint"].tolist()
-        raise UsageError(f"--task '{task}': no value for {', '.join(missing[:5])}")
+        raise UsageError(f"task '{task}': no value for {', '.join(missing[:5])}", param="task")
     return col
 
 

@@ -80,12 +80,12 @@ def resolve_subsets(cks: Sequence, by: str | None = None, keep: Sequence[str] = 
     common = sorted(set.intersection(*have)) if have else []
     named = {v.split("=", 1)[0] for v in keep if "=" in v and v.split("=", 1)[0] in set.union(*have, set())}
     if len(named) > 1 or (by is not None and named and named != {by}):
-        raise UsageError(f"--subset: values name different fields ({', '.join(sorted(named | ({by} if by else set())))}); use one field")
+        raise UsageError(f"subset: values name different fields ({', '.join(sorted(named | ({by} if by else set())))}); use one field", param="subset")
     field = by or (named.pop() if named else None)
     if field is None:
         if len(common) != 1:
             listed = f"the checkpoints have subsets {', '.join(common)}" if common else "the checkpoints have no subsets"
-            raise UsageError(f"--subset {keep[0]}: name the subset field with --by FIELD or --subset FIELD=VALUE ({listed})")
+            raise UsageError(f"subset {keep[0]}: name the subset field with by FIELD or subset FIELD=VALUE ({listed})", param=("subset", "by", "subset"))
         field = common[0]
     values = tuple(dict.fromkeys(v.split("=", 1)[1] if v.startswith(f"{field}=") else v for v in keep))
     option = "--by" if by is not None else "--subset"
@@ -126,7 +126,7 @@ def doc_labels(docs, field: str) -> np.ndarray:
     """One label per row of the per-document table (``correct`` from the stored substring match)."""
     if field == CORRECT:
         if CORRECT_COLUMN not in docs:
-            raise UsageError("--by correct: the store has no per-document correctness; score with --task-accuracy")
+            raise UsageError("by correct: the store has no per-document correctness; score with --task-accuracy", param="by")  # the remedy is an option of pctce score
         ok = np.asarray(docs[CORRECT_COLUMN], dtype=bool)
         return np.where(ok, "correct", "incorrect").astype(object)
     return np.asarray(docs[field], dtype=object)
@@ -168,7 +168,7 @@ def split_scores(ck_id: str, doc: np.ndarray, docs, subsets: Subsets, known: Seq
     for v in subsets.keep:
         if v not in set(names.tolist()):
             shown = ", ".join(names[:12].tolist()) + (" …" if names.size > 12 else "")
-            raise UsageError(f"--subset {v}: no document of {ck_id} has {subsets.field} = {v} (values: {shown})")
+            raise UsageError(f"subset {v}: no document of {ck_id} has {subsets.field} = {v} (values: {shown})", param="subset")
     wanted = list(subsets.keep) if subsets.keep else sorted(names.tolist())
     if subsets.split and len(wanted) > MAX_SUBSETS:
         order = sorted(range(names.size), key=lambda k: (-counts[k], names[k]))
@@ -184,7 +184,7 @@ def split_scores(ck_id: str, doc: np.ndarray, docs, subsets: Subsets, known: Seq
         notes.append(f"subset{'s' if len(empty) > 1 else ''} {', '.join(empty[:8])} of '{subsets.field}' {'have' if len(empty) > 1 else 'has'} no scored targets: left out")
     wanted = [w for w in wanted if w in runs]
     if not subsets.split and not wanted:
-        raise UsageError(f"--subset {', '.join(subsets.keep)}: no scored targets in {ck_id} (its documents have none left after masking)")
+        raise UsageError(f"subset {', '.join(subsets.keep)}: no scored targets in {ck_id} (its documents have none left after masking)", param="subset")
     mask_of = {w: labels.astype(str) == w for w in wanted}
     if subsets.split:
         parts = [Part(w, runs[w], docs[mask_of[w]].reset_index(drop=True)) for w in wanted]

@@ -282,9 +282,9 @@ def summary_report(
     if value != "ce":  # --value kl|dp: the divergence from a reference model
         return divergence_summary(cks, value, percentiles, unit, subsets, ci, n_boot, seed, vs)
     if ci is not None and not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if vs is not None and subsets.split:
-        raise UsageError("--vs compares whole checkpoints: use it without --by (or with --subset)")
+        raise UsageError("vs compares whole checkpoints: use it without by (or with subset)", param=("vs", "by", "subset"))
     report = Report()
     if rows is None:
         rows = summary_rows(cks, percentiles, ci=ci, n_boot=n_boot, seed=seed, subsets=subsets, notes=report.notes, unit=unit)
@@ -310,7 +310,7 @@ def summary_report(
     if vs is not None:
         ids = [r["checkpoint"] for r in rows]
         if vs not in ids:
-            raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+            raise UsageError(f"vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})", param="vs")
         ref = rows[ids.index(vs)]
         names = summary_columns(percentiles, "iqr", "bpb")
         delta_rows = []
@@ -408,8 +408,8 @@ def summaries_table(
 
     if summaries_file is not None:
         if subsets.active or unit_named(unit).spans:
-            raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
-        df = read_table(summaries_file, "--summaries")
+            raise UsageError("by, subset and unit need score directories: summaries_file holds one row per checkpoint", param=("by", "subset", "unit", "summaries_file"))
+        df = read_table(summaries_file, "summaries_file")
         missing = [s for s in needed if s not in df.columns]
         if missing:
             raise UsageError(

@@ -90,7 +90,7 @@ def streamed_subset_rows(
     if empty and subsets.split:
         notes.append(f"subset{'s' if len(empty) > 1 else ''} {', '.join(empty[:8])} of '{subsets.field}' {'have' if len(empty) > 1 else 'has'} no scored targets: left out")
     elif empty:
-        raise UsageError(f"--subset {', '.join(subsets.keep)}: no scored targets in {ck.id} (its documents have none left after masking)")
+        raise UsageError(f"subset {', '.join(subsets.keep)}: no scored targets in {ck.id} (its documents have none left after masking)", param="subset")
     doc_ids, nll = sums.compute() if want_doc else (None, None)
     rows = []
     for i, (part, summ) in enumerate(zip(parts, results)):
@@ -159,7 +159,7 @@ def _pass_two(ck, codes: np.ndarray, summaries, boot) -> list[dict] | None:
             if widen == WIDEN[-1]:
                 from pctce_cli.errors import UsageError
 
-                raise UsageError(f"--ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e}); drop --ci or raise PCTCE_STREAM_ABOVE") from None
+                raise UsageError(f"ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e})", param="ci", remedy="drop ci or raise PCTCE_STREAM_ABOVE", remedy_param="ci") from None
     return None
 
 def streamed_row(ck, percentiles: Sequence[float], cols: Sequence[str] = ("doc", "ce", "rank")) -> dict:

@@ -9,6 +9,7 @@ import typer
 from pctce_cli.cli.common import (
     AllowMixedOpt,
     ByOpt,
+    ByPositionOpt,
     CheckpointOpt,
     DirsArg,
     Format,
@@ -17,6 +18,7 @@ from pctce_cli.cli.common import (
     MetaOpt,
     OutputOpt,
     PercentilesOpt,
+    PositionEdgesOpt,
     SetOpt,
     SubsetOpt,
     Unit,
@@ -50,8 +52,9 @@ def summary(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (with --ci).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (results are reproducible).")] = 0,
     vs: Annotated[str | None, typer.Option(help="Reference checkpoint: add differences and the step at which each run crosses below it.", show_default=False)] = None,
-    by: ByOpt = None,
+    by: ByPositionOpt = None,
     subset: SubsetOpt = None,
+    position_edges: PositionEdgesOpt = None,
     unit: UnitOpt = Unit.token,
     value: Annotated[Value, typer.Option("--value", help="What to summarize: ce, or the divergence from the reference model of pctce score --reference: kl (KL(p_ref ‖ p_model)), dp (Δp of the target); docs/kl.md.")] = Value.ce,
     allow_mixed: AllowMixedOpt = False,
@@ -63,7 +66,13 @@ def summary(
     from pctce_cli.analysis.summary import summary_report
     from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 
+    from pctce_cli.analysis.position import position_summary_report, resolve_positions
+
+    positions = resolve_positions(by, position_edges, unit.value)
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
+    if positions is not None:
+        report = position_summary_report(cks, parse_percentiles(percentiles), positions, subsets_of(cks, None, subset), ci=ci, n_boot=bootstrap, seed=seed, vs=vs)
+        return emit_report(report, fmt, output)
     subsets = subsets_of(cks, by, subset)
     levels = parse_percentiles(percentiles, DEFAULT_PERCENTILES if value == Value.ce else DIVERGENCE_PERCENTILES)
     report = summary_report(cks, levels, ci=ci, n_boot=bootstrap, seed=seed, vs=vs, subsets=subsets, unit=unit.value, value=value.value)

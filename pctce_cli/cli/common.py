@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from pctce_cli.errors import PctceError
+from pctce_cli.errors import PctceError, option_message
 from pctce_cli.render import FORMATS
-from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES, PREFIXES, SPLIT_ON
+from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES, PREFIXES, SCORE_OPTIONS, SPLIT_ON
 from pctce_cli.stats.units import UNITS
 
 
@@ -32,8 +32,59 @@ DType = choices("DType", DTYPE_NAMES)
 Unit = choices("Unit", UNITS)
 
 
+# parameter (as the core names it in an error) -> option of the commands: how the CLI words a core's error.
+# One table for every command (a parameter has the same option wherever it appears); pctce score's own
+# settings come from scoring.options.SCORE_OPTIONS.
+OPTIONS = {
+    **SCORE_OPTIONS,
+    "agree": "--agree",
+    "baseline": "--baseline",
+    "by": "--by",
+    "candidates": "--candidate",
+    "ci": "--ci",
+    "context": "--context",
+    "decode=False": "--no-decode",
+    "device": "--device",
+    "disagree": "--disagree",
+    "dpi": "--dpi",
+    "dtype": "--dtype",
+    "edges": "--edges",
+    "group": "--group",
+    "groups": "--group",
+    "markdown": "--markdown",
+    "meta": "--meta",
+    "n_boot": "--bootstrap",
+    "patterns": "--checkpoint",
+    "percentile": "--percentile",
+    "percentiles": "--percentiles",
+    "policy": "--policy",
+    "position_edges": "--position-edges",
+    "require": "--require",
+    "rule": "--rule",
+    "rules": "--rule",
+    "sample_data": "--sample-data",
+    "set_": "--set",
+    "subset": "--subset",
+    "summaries": "--summaries",
+    "summaries_file": "--summaries",
+    "tail_checkpoint": "--tail-checkpoint",
+    "tail_checkpoints": "--tail-checkpoint",
+    "tail_top": "--tail-top",
+    "task": "--task",
+    "tokenizer": "--tokenizer",
+    "top": "--top",
+    "unit": "--unit",
+    "vs": "--vs",
+}
+
+
+def cli_message(error: BaseException) -> str:
+    """The text of a core's error in the words of the command line (its parameters as options, :data:`OPTIONS`)."""
+    return option_message(error, OPTIONS)
+
+
 def handles_errors(fn):
-    """Turn the core's PctceError into ``Error: <message>`` and its exit code."""
+    """Turn the core's PctceError into ``Error: <message>`` (parameters worded as options) and its exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -42,7 +93,7 @@ def handles_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PctceError as e:
-            render.error(str(e))
+            render.error(cli_message(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             render.error("interrupted; finished shards are kept and the same command resumes")
@@ -98,9 +149,17 @@ ByOpt = Annotated[
     str | None,
     typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy).", show_default=False),
 ]
+ByPositionOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Split by a subset field (pctce score --subset-field, 'file', or 'correct' after --task-accuracy), or bucket targets by 'position' or 'ctx' (docs/definitions.md#position-in-the-context).", show_default=False),
+]
 SubsetOpt = Annotated[
     list[str] | None,
     typer.Option("--subset", help="Keep only documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
+]
+PositionEdgesOpt = Annotated[
+    str | None,
+    typer.Option("--position-edges", help="With --by position or --by ctx: bucket edges in tokens, e.g. 1024,4096 (default powers of two: 0, 1, 2-3, 4-7, ...).", show_default=False),
 ]
 UnitOpt = Annotated[
     Unit,

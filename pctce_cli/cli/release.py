@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pctce_cli.cli.common import ByOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, StoreOpt, SubsetOpt, Unit, choices, emit_report
+from pctce_cli.cli.common import ByPositionOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, PositionEdgesOpt, StoreOpt, SubsetOpt, Unit, choices, emit_report
 from pctce_cli.parse import parse_percentiles
 from pctce_cli.gate import REQUIRE
 from pctce_cli.tail import BY
@@ -39,8 +39,9 @@ def compare(
     bootstrap: BootOpt = 1000,
     seed: SeedOpt = 0,
     top: Annotated[int, typer.Option(help="Documents listed in each 'moved most' table (0: none).")] = 10,
-    by: ByOpt = None,
+    by: ByPositionOpt = None,
     subset: SubsetOpt = None,
+    position_edges: PositionEdgesOpt = None,
     unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words or bytes (docs/definitions.md#words-and-bytes: two tokenizers of the same data compare word by word or byte by byte).")] = Unit.token,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -49,7 +50,7 @@ def compare(
     from pctce_cli.compare import run_compare
 
     report = run_compare(
-        baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or (), unit=unit.value
+        baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or (), unit=unit.value, position_edges=position_edges
     )
     emit_report(report, fmt, output)
 
@@ -111,6 +112,7 @@ def gate(
     from pctce_cli import gate as core
     from pctce_cli.errors import GateFailed
 
+    core.check_outputs(json_file, markdown, junit)
     result = core.run_gate(
         dirs or [],
         policy=policy,

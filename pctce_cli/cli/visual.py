@@ -40,8 +40,10 @@ def plot(
     kind: Annotated[
         Kind,
         typer.Argument(
-            help="ecdf: CE distributions; trajectory: summaries against step; concord: concordance heatmap; "
-            "agreement: correlation with --task per percentile; shape: percentile profiles; bands: mass in CE bands.",
+            help="ecdf: CE distributions; trajectory: summaries against step; fan: p10…p99 against step, a panel per run; "
+            "band-trajectory: mass in CE bands against step; concord: concordance heatmap; "
+            "agreement: correlation with --task per percentile; shape: percentile profiles; bands: mass in CE bands; "
+            "position: CE percentiles against position in the document.",
             show_default=False,
         ),
     ],

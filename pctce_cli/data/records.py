@@ -119,13 +119,13 @@ def read_records(
             ``prompt_field``/``completion_field`` is given.
     """
     if split_on not in SPLIT_ON:
-        raise UsageError(f"--split-on must be 'none' or 'blank-lines', got {split_on!r}")
+        raise UsageError(f"split_on must be 'none' or 'blank-lines', got {split_on!r}", param="split_on")
     if (prompt_field is None) != (completion_field is None):
-        given, missing = ("--prompt-field", "--completion-field")[:: 1 if prompt_field else -1]
-        raise UsageError(f"{given} needs {missing} too: pass both for answer-only CE, or neither")
+        given, missing = ("prompt_field", "completion_field")[:: 1 if prompt_field else -1]
+        raise UsageError(f"{given} needs {missing} too: pass both for answer-only CE, or neither", param=(given, missing))
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
-        raise UsageError("no data file given; pass --data")
+        raise UsageError("no data file given", remedy="pass data", remedy_param="data")
     subset_fields = check_subset_fields(subset_fields, subset_from_file)
     fields = _Fields(text_field, prompt_field, completion_field, messages_field, subset_fields)
     file_labels = _file_labels([str(p) for p in paths]) if subset_from_file else {}
@@ -184,12 +184,12 @@ def check_subset_fields(names: Sequence[str], from_file: bool = False) -> tuple[
     names = tuple(names or ())
     for name in names:
         if not name or not name.strip():
-            raise UsageError("--subset-field needs a field name, got an empty one")
+            raise UsageError("subset_fields needs a field name, got an empty one", param="subset_fields")
         if name in RESERVED_LABELS or (from_file and name == FILE_LABEL):
             taken = "--subset-from-file's" if name == FILE_LABEL else "a per-document column's"
-            raise UsageError(f"--subset-field {name}: '{name}' is {taken} name; rename the field in the data")
+            raise UsageError(f"subset_fields {name}: '{name}' is {taken} name; rename the field in the data", param="subset_fields")
     if len(set(names)) != len(names):
-        raise UsageError(f"--subset-field given twice: {', '.join(names)}")
+        raise UsageError(f"subset_fields given twice: {', '.join(names)}", param="subset_fields")
     return names
 
 
@@ -222,7 +222,7 @@ def _file_labels(paths: list[str]) -> dict[str, str]:
 def _label(row: dict, name: str, source: str, keys: list[str] | None) -> str:
     """A subset label: a scalar field's value as a string (JSON's spelling for booleans)."""
     if name not in row:
-        raise DataError(f"{source}: no field '{name}' for --subset-field (found: {_names(list(row) if keys is None else keys)})")
+        raise DataError(f"{source}: no field '{name}' for subset_fields (found: {_names(list(row) if keys is None else keys)})", param=(f"field '{name}'", "subset_fields"))
     value = row[name]
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"

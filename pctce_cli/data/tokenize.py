@@ -119,17 +119,17 @@ def _mode(record: Record) -> str:
 
 def _prefix_token_id(tokenizer: Any, prefix: str, tokenizer_name: str) -> int | None:
     if prefix not in PREFIXES:
-        raise UsageError(f"--prefix must be one of auto, bos, eos, none; got {prefix!r}")
+        raise UsageError(f"prefix must be one of auto, bos, eos, none; got {prefix!r}", param="prefix")
     bos, eos = getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "eos_token_id", None)
     if prefix == "auto":
         return bos if bos is not None else eos
     if prefix == "bos":
         if bos is None:
-            raise UsageError(f"--prefix bos: {tokenizer_name} has no BOS token; use --prefix eos, none or auto")
+            raise UsageError(f"prefix bos: {tokenizer_name} has no BOS token", param="prefix", remedy="use prefix eos, none or auto", remedy_param="prefix")
         return bos
     if prefix == "eos":
         if eos is None:
-            raise UsageError(f"--prefix eos: {tokenizer_name} has no EOS token; use --prefix bos, none or auto")
+            raise UsageError(f"prefix eos: {tokenizer_name} has no EOS token", param="prefix", remedy="use prefix bos, none or auto", remedy_param="prefix")
         return eos
     return None
 

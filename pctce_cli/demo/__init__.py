@@ -65,7 +65,7 @@ def find_sample_data(path: str | Path | None = None) -> Path:
             )
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"--sample-data {path}: no such directory")
+        raise DataError(f"sample_data {path}: no such directory", param="sample_data")
     missing = [r for r in REQUIRED if not (path / r).exists()]
     if missing:
         raise DataError(

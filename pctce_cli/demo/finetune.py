@@ -73,7 +73,15 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
     move over training, and each selection rule's regret in accuracy.
     """
     t = t.sort_values("step").reset_index(drop=True)
+    return [
+        DemoPart("Fine-tuning miniature: summaries and accuracy", _summary_part(t)),
+        DemoPart("Fine-tuning miniature: concordance", _concord_part(t)),
+        DemoPart("Fine-tuning miniature: selection by task accuracy", _select_part(t)),
+    ]
 
+
+def _summary_part(t) -> Report:
+    """The summaries and accuracy per epoch, with what the best epochs of each say."""
     summary = Report()
     summary.add("Held-out answers: per-token CE (nats) and greedy accuracy per epoch", _rows(t.rename(columns={"step": "epoch"}), ["checkpoint", "epoch", "mean", "p50", "p95", "p99", "accuracy"]))
     first, last = t.iloc[0], t.iloc[-1]
@@ -106,7 +114,11 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
         summary.notes.append(
             f"Accuracy peaks at {by_acc['checkpoint']} ({short(by_acc['accuracy'])}) and is {short(last['accuracy'])} at {last['checkpoint']}."
         )
+    return summary
 
+
+def _concord_part(t) -> Report:
+    """The concordance of the summaries across epochs."""
     concord = Report()
     rows = concordance_rows([("fine-tuning epochs", t)])
     concord.add("Concordance across epochs", rows)
@@ -114,7 +126,11 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
         f"C(mean, p50) = {short(rows[0]['C(mean,p50)'])}, C(mean, p95) = {short(rows[0]['C(mean,p95)'])}, "
         f"C_S = {short(rows[0]['C_S'])} — {reading(rows[0]['C_S'], CONCORDANCE_AGREE, CONCORDANCE_DISAGREE)}."
     )
+    return concord
 
+
+def _select_part(t) -> Report:
+    """The epoch each selection rule picks and its regret in accuracy."""
     select = select_report(t, SUMMARIES, task="accuracy")
     picks = select.sections[0][1]
     select.sections = [("Fine-tuning: the epoch each rule picks, and its regret in accuracy", [{k: p.get(k) for k in ("rule", "checkpoint", "mean", "p50", "p95", "task", "regret")} for p in picks])]
@@ -146,8 +162,4 @@ def finetune_parts_from_table(t) -> list[DemoPart]:
             + (f"{', '.join(zero)} pick{'s' if len(zero) == 1 else ''} a most accurate epoch (regret 0)." if zero
                else f"the best is {best['rule']} (regret {short(best['regret'])}).")
         )
-    return [
-        DemoPart("Fine-tuning miniature: summaries and accuracy", summary),
-        DemoPart("Fine-tuning miniature: concordance", concord),
-        DemoPart("Fine-tuning miniature: selection by task accuracy", select),
-    ]
+    return select

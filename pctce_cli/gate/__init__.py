@@ -37,6 +37,7 @@ from pctce_cli.gate.outputs import (
     write_json,
     write_junit,
     write_markdown,
+    check_outputs,
     write_outputs,
 )
 from pctce_cli.gate.policy import (
@@ -83,5 +84,6 @@ __all__ = [
     "write_json",
     "write_junit",
     "write_markdown",
+    "check_outputs",
     "write_outputs",
 ]

@@ -57,7 +57,7 @@ class RuleResult:
     @property
     def name(self) -> str:
         """The summary, and the subset it is checked on: ``p95`` or ``p95 on domain=code``."""
-        return self.rule.summary + (f" on {self.where}" if self.where else "")
+        return self.rule.summary + self.rule.where_text(" at ") + (f" on {self.where}" if self.where else "")
 
     @property
     def label(self) -> str:
@@ -207,7 +207,7 @@ def _select_candidates(cks: list[Checkpoint], base: Checkpoint, patterns: Sequen
         out = select_by_globs(
             others,
             patterns,
-            lambda p: StoreError(f"--candidate '{p}' matches no checkpoint other than the baseline (have: {listing(others) or 'none'})"),
+            lambda p: StoreError(f"candidates '{p}' matches no checkpoint other than the baseline (have: {listing(others) or 'none'})", param="candidates"),
             partition=True,
         )
     if not out:
@@ -265,6 +265,7 @@ def run_gate(
     """
     from pctce_cli.catalog import identical_notes, resolve_checkpoints, settings_notes
     from pctce_cli.compare import load_pair
+    from pctce_cli.gate.position import add_position_checks
     from pctce_cli.gate.subsets import make_plan, resolve_field
 
     pol = load_policy(policy) if policy is not None else Policy()
@@ -277,6 +278,7 @@ def run_gate(
     fld = resolve_field([base, *chosen], st.rules, pol.subset_field, pol_where(pol), by, subset)
     sa = load_baseline(base, st)
     plan = make_plan(st.rules, fld, by, subset, sa.doc, sa.docs, base.id)
+    add_position_checks(plan, sa, base.id, st.unit)  # rules on a position range (docs/definitions.md#position-in-the-context)
     plan.table = subsets_table(plan, sa, st.unit)
     results, methods, notes = [], set(), list(plan.notes) + identical_notes([base, *chosen])
     for c in chosen:
@@ -347,20 +349,19 @@ def merge_settings(
     """
     all_rules = list(pol.rules) + [parse_rule_option(s) for s in rules]
     if not all_rules:
-        raise PolicyError("no gate rules: pass --rule (e.g. --rule p95:+3%) or a --policy file with rule tables")
-    absolute = [r for r in all_rules if r.absolute]
-    all_rules = [r for r in all_rules if not r.absolute]
+        raise PolicyError("no gate rules: pass rules (e.g. rules p95:+3%) or a policy file with rule tables", param=("no gate rules", "rules", "rules", "policy"))
+    absolute, all_rules = [r for r in all_rules if r.absolute], [r for r in all_rules if not r.absolute]  # limits (gate/absolute.py): no baseline
     base_id = baseline or pol.baseline or ("" if not all_rules else None)
     if base_id is None:
-        raise UsageError("no baseline: pass --baseline ID or set baseline = \"ID\" in the policy file")
+        raise UsageError("no baseline: pass baseline ID or set baseline = \"ID\" in the policy file", param=("no baseline", "baseline"))
     ci, n_boot, seed = _pick(ci, pol.ci, 0.95), _pick(n_boot, pol.n_boot, 1000), _pick(seed, pol.seed, 0)
     require = require or pol.require or "all"
     if not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if n_boot < 1:
-        raise UsageError(f"--bootstrap must be at least 1, got {n_boot}")
+        raise UsageError(f"n_boot must be at least 1, got {n_boot}", param="n_boot")
     if require not in REQUIRE:
-        raise UsageError(f"--require must be 'all' or 'any', got {require!r}")
+        raise UsageError(f"require must be 'all' or 'any', got {require!r}", param="require")
     st = GateSettings(all_rules, base_id, ci, n_boot, seed, require, unit_named(unit or pol.unit or "token"), absolute)
     if st.needs_rank and st.unit.refuses:
         raise PolicyError("a top1 rule needs token ranks: gate it with unit = \"token\"")
@@ -421,8 +422,9 @@ def check_rules(plan, stats: dict, sizes: dict) -> list[RuleResult]:
     for chk in plan.checks:
         res = stats[chk.subset]
         stat = res[chk.rule.summary] if res is not None else dict.fromkeys(("a", "b", "delta", "lo", "hi"), math.nan)
-        size = sizes[chk.subset] if plan.active else None
-        checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None else None, chk.subset, size))
+        ranged = chk.rule.position is not None  # its rows are a position range, named by the rule itself
+        size = sizes[chk.subset] if plan.active or ranged else None
+        checked.append(evaluate_rule(chk.rule, stat, plan.field if chk.subset is not None and not ranged else None, None if ranged else chk.subset, size))
     return checked
 
 

@@ -353,6 +353,19 @@ def append_step_summary(result: GateResult, path: str | Path) -> None:
         raise UsageError(f"GITHUB_STEP_SUMMARY {path}: cannot append ({e.strerror})") from None
 
 
+def check_outputs(json_path=None, markdown_path=None, junit_path=None) -> None:
+    """Refuse unwritable ``--json``/``--markdown``/``--junit`` paths before the gate runs (not after its verdict).
+
+    Raises:
+        UsageError: naming the option and the path.
+    """
+    from pctce_cli.atomic import check_output
+
+    for path, option in ((json_path, "--json"), (markdown_path, "--markdown"), (junit_path, "--junit")):
+        if path is not None:
+            check_output(path, option)
+
+
 def write_outputs(
     result: GateResult,
     json_path: str | Path | None = None,

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pctce_cli.errors import PolicyError, UsageError
+from pctce_cli.gate.limits import ABSOLUTE, limit_number, parse_limit
 from pctce_cli.stats.units import UNITS
 
 EXPECTED_SUMMARIES = "mean, ppl, iqr, top1, pXX or zXX"
 TOP_KEYS = ("baseline", "candidate", "ci", "bootstrap", "seed", "require", "subset_field", "unit", "rule")
-RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset")
+RULE_KEYS = ("summary", "max_increase", "max_increase_rel", "significant", "subset", "position", "ctx")
 DIVERGENCE_RULE_KEYS = ("value", "at_most", "at_least")  # a limit on the divergence from a reference (parse_absolute_rule)
 RULE_SYNTAX = "SUMMARY[@SUBSET]:+LIMIT[%][:significant], e.g. p50:+0.01, p95:+3%:significant or p95@code:+3%"
+RANGE_SYNTAX = '">=A", "<B" or ">=A,<B" (tokens), e.g. ">=4096"'  # a rule on a position range (docs/definitions.md#position-in-the-context)
 REQUIRE = ("all", "any")
 
 
@@ -36,6 +38,7 @@ class Rule:
     significant: bool = False
     source: str = ""  # where it was written: "gate.toml:7" or "--rule p50:+0.01"
     subset: str | None = None  # as written: "code", "domain=code", "*" (every subset) or "domain=*"; None: every document
+    position: tuple | None = field(default=None, repr=False)  # ("pos" or "ctx", lo, hi or None): only targets in [lo, hi)
     # an absolute rule on a candidate's divergence from its reference model (docs/kl.md): ``p99 kl <= 0.05``
     value: str = field(default="ce", repr=False)
     at_most: float | None = field(default=None, repr=False)
@@ -66,7 +69,13 @@ class Rule:
         op = "≥" if self.higher_is_better else "≤"
         in_nats = self.summary in ("mean", "iqr") or self.summary.startswith("p") and self.summary != "ppl"
         unit = " nats" if self.max_increase is not None and in_nats else ""
-        return f"{self.summary} Δ {op} {self.limit_text()}{unit}" + (" (if significant)" if self.significant else "")
+        return f"{self.summary} Δ {op} {self.limit_text()}{unit}" + (" (if significant)" if self.significant else "") + self.where_text(" at ")
+
+    def where_text(self, before: str = "") -> str:
+        """The position range a rule is checked on (``pos ≥ 4096``), after ``before``; empty without one."""
+        from pctce_cli.stats.position import range_text
+
+        return before + range_text(*self.position) if self.position else ""
 
 
 @dataclass
@@ -207,10 +216,12 @@ def load_policy(path: str | Path) -> Policy:
         try:
             import tomli as tomllib
         except ImportError:
-            raise PolicyError("reading a --policy file needs Python 3.11+ or the 'tomli' package (pip install tomli)") from None
+            raise PolicyError("reading a policy file needs Python 3.11+ or the 'tomli' package (pip install tomli)", param="policy") from None
 
     p = Path(path)
     where = str(path)
+    if p.is_dir():
+        raise PolicyError(f"policy {where} is a directory: expected a policy file (TOML)", param="policy")
     if not p.is_file():
         raise PolicyError(f"policy file not found: {where}")
     try:
@@ -300,7 +311,7 @@ def _parse_rule(r: dict, k: int, at, where: str) -> Rule:
         if len(ops) != 1 or not _is_number(ops[0][1]) or "summary" not in r or not isinstance(r["summary"], str) or r.get("value", "kl") not in ("kl", "dp"):
             raise PolicyError(f"{line}: rule {n}: a divergence rule is summary = \"p99\", value = \"kl\" or \"dp\" and one of at_most or at_least (a number), e.g. at_most = 0.05")
         op = "<=" if ops[0][0] == "at_most" else ">="
-        return parse_absolute_rule(f"{r['summary']} {r.get('value', 'kl')} {op} {ops[0][1]}", line if line != where else f"{where} rule {n}")
+        return Rule(**parse_limit(f"{r['summary']} {r.get('value', 'kl')} {op} {ops[0][1]}", line if line != where else f"{where} rule {n}"))
     if "summary" not in r:
         raise PolicyError(f"{at(('rule', k))}: rule {n}: missing key 'summary' (e.g. summary = \"p95\")")
     name = r["summary"]
@@ -341,7 +352,25 @@ def _parse_rule(r: dict, k: int, at, where: str) -> Rule:
         )
     line = at(("rule", k))
     source = line if line != where else f"{where} rule {n}"
-    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, source, sub.strip() if sub else None)
+    rng = _rule_range(r, k, n, at, sub)
+    return Rule(canon, limits.get("max_increase"), limits.get("max_increase_rel"), sig, source, sub.strip() if sub else None, rng)
+
+
+def _rule_range(r: dict, k: int, n: int, at, sub) -> tuple | None:
+    """A rule's ``position``/``ctx`` key as ``(dim, lo, hi)`` (docs/definitions.md#position-in-the-context), checked."""
+    from pctce_cli.stats.position import position_range
+
+    keys = [key for key in ("position", "ctx") if key in r]
+    if not keys:
+        return None
+    if len(keys) == 2 or sub is not None:
+        raise PolicyError(f"{at(('rule', k, keys[-1]))}: rule {n}: a rule is checked on one position range or one subset: give one of position, ctx and subset")
+    v = r[keys[0]]
+    try:
+        lo, hi = position_range(v) if isinstance(v, str) else position_range("")
+    except ValueError:
+        raise PolicyError(f"{at(('rule', k, keys[0]))}: rule {n}: {keys[0]} must be {RANGE_SYNTAX} ({_got(v)})") from None
+    return ("pos" if keys[0] == "position" else "ctx", lo, hi)
 
 
 def parse_rule_option(spec: str) -> Rule:
@@ -368,73 +397,38 @@ def parse_rule_option(spec: str) -> Rule:
         >>> r.max_increase_rel, r.significant, r.subset
         (0.03, True, 'code')
     """
-    if _ABSOLUTE.match(spec):
-        return parse_absolute_rule(spec)
+    if ABSOLUTE.match(spec):  # a limit on the divergence from a reference: p99 kl <= 0.05
+        return Rule(**parse_limit(spec))
     parts = [s.strip() for s in spec.split(":")]
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise PolicyError(f"--rule '{spec}': expected {RULE_SYNTAX}")
+        raise PolicyError(f"rule '{spec}': expected {RULE_SYNTAX}", param="rule")
     name, limit = parts[0], parts[1]
     name, at_sign, sub = name.partition("@")
     name, sub = name.strip(), sub.strip()
     if at_sign and (not sub or sub.endswith("=")):
-        raise PolicyError(f"--rule '{spec}': name the subset after '@', e.g. p95@code:+3% or p95@*:+3% (every subset)")
+        raise PolicyError(f"rule '{spec}': name the subset after '@', e.g. p95@code:+3% or p95@*:+3% (every subset)", param="rule")
     canon = canonical_summary(name)
     if canon is None:
-        raise PolicyError(f"--rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})")
+        raise PolicyError(f"rule '{spec}': unknown summary '{name}' (expected {EXPECTED_SUMMARIES})", param="rule")
+    rng = None
+    if sub[:3] in ("pos", "ctx") and sub[3:4] in (">", "<"):  # p50@pos>=4096: a position range, not a subset
+        from pctce_cli.stats.position import position_range
+
+        try:
+            rng, sub = (sub[:3], *position_range(sub[3:])), ""
+        except ValueError:
+            raise PolicyError(f"rule '{spec}': a position range is pos or ctx then >=A, <B or >=A,<B (tokens), e.g. p50@pos>=4096:+1%", param="rule") from None
     sig = False
     if len(parts) == 3:
         if parts[2] != "significant":
-            raise PolicyError(f"--rule '{spec}': unknown flag '{parts[2]}' (the only flag is 'significant')")
+            raise PolicyError(f"rule '{spec}': unknown flag '{parts[2]}' (the only flag is 'significant')", param="rule")
         sig = True
     rel = limit.endswith("%")
     number = limit[:-1].strip() if rel else limit
-    value = _limit(number, limit, f"--rule '{spec}'", RULE_SYNTAX)
+    value = limit_number(number, limit, f"rule '{spec}'", RULE_SYNTAX)
     if value < 0:
-        raise PolicyError(f"--rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}")
+        raise PolicyError(f"rule '{spec}': the limit must be >= 0 (the largest allowed regression), got {limit}", param="rule")
     if rel:
-        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None)
-    return Rule(canon, value, None, sig, f"--rule {spec}", sub or None)
+        return Rule(canon, None, value / 100.0, sig, f"--rule {spec}", sub or None, rng)
+    return Rule(canon, value, None, sig, f"--rule {spec}", sub or None, rng)
 
-
-ABSOLUTE_SYNTAX = "SUMMARY kl|dp <= LIMIT or same_top1 >= LIMIT (SUMMARY: mean, max or pXX), e.g. 'p99 kl <= 0.05'"
-_ABSOLUTE = re.compile(r"^\s*([A-Za-z0-9_.]+)(?:\s+(kl|dp))?\s*(<=|>=)\s*(\S+)\s*$")
-
-
-def parse_absolute_rule(spec: str, source: str | None = None) -> Rule:
-    """Parse a threshold on a candidate's divergence from its reference model: ``p99 kl <= 0.05``, ``same_top1 >= 0.98``.
-
-    The candidate must have been scored with ``pctce score --reference``; the
-    rule needs no baseline (docs/kl.md). A value exactly at the limit passes.
-
-    Raises:
-        PolicyError: the text does not follow :data:`ABSOLUTE_SYNTAX`.
-
-    Examples:
-        >>> r = parse_absolute_rule("p99 kl <= 0.05")
-        >>> r.label(), r.absolute, r.higher_is_better
-        ('p99 kl ≤ 0.05', True, False)
-        >>> parse_absolute_rule("same_top1 >= 0.98").label()
-        'same_top1 ≥ 0.98'
-    """
-    where = source or f"--rule '{spec}'"
-    m = _ABSOLUTE.match(spec)
-    if not m:
-        raise PolicyError(f"{where}: expected {ABSOLUTE_SYNTAX}")
-    name, value, op, limit = m.groups()
-    canon = name if name in ("max", "same_top1") else canonical_summary(name)
-    if canon is None or not (canon in ("mean", "max", "same_top1") or re.fullmatch(r"p[0-9.]+", canon)) or (canon == "same_top1") != (value is None):
-        raise PolicyError(f"{where}: expected {ABSOLUTE_SYNTAX}")
-    number = _limit(limit, limit, where, ABSOLUTE_SYNTAX)
-    bound = {"at_most": number} if op == "<=" else {"at_least": number}
-    return Rule(canon, 0.0, None, False, source or f"--rule {spec}", None, value or "kl", **bound)
-
-
-def _limit(number: str, limit: str, where: str, syntax: str) -> float:
-    """The finite number ``number`` (the text of ``limit`` without its ``%``), or a :class:`PolicyError` naming ``where``."""
-    try:
-        value = float(number)
-    except ValueError:
-        raise PolicyError(f"{where}: limit '{limit}' is not a number (expected {syntax})") from None
-    if not math.isfinite(value):
-        raise PolicyError(f"{where}: limit '{limit}' is not a finite number")
-    return value

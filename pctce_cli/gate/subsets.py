@@ -108,7 +108,7 @@ def resolve_field(cks: Sequence, rules: Sequence[Rule], policy_field: str | None
         return next(iter(common))
     listed = f"the store has subsets {', '.join(sorted(common))}" if common else f"the store has no subsets; {_add_hint('FIELD')}"
     if not wants:
-        raise UsageError(f"--subset {keep[0]}: name the subset field with --subset FIELD=VALUE or --by FIELD ({listed})")
+        raise UsageError(f"subset {keep[0]}: name the subset field with subset FIELD=VALUE or by FIELD ({listed})", param=("subset", "subset", "by"))
     r = wants[0]
     raise PolicyError(f"{r.source}: subset '{r.subset}': name its field, subset = \"FIELD={r.subset}\" or subset_field = \"FIELD\" ({listed})")
 
@@ -133,7 +133,7 @@ def make_plan(rules: Sequence[Rule], fld: str | None, by: str | None, keep: Sequ
     keep = tuple(dict.fromkeys(_value_of(v, fld) for v in keep))
     for v in keep:
         if v not in n_docs:
-            raise UsageError(f"--subset {v}: no document of '{base_id}' has {fld} = {v} (values: {values()})")
+            raise UsageError(f"subset {v}: no document of '{base_id}' has {fld} = {v} (values: {values()})", param="subset")
     kept = list(keep) or names.tolist()
     plan = Plan(fld, keep, [], {})
     if keep:
@@ -162,7 +162,7 @@ def make_plan(rules: Sequence[Rule], fld: str | None, by: str | None, keep: Sequ
         if value not in n_docs:
             raise PolicyError(f"{r.source}: subset '{sub}': no document of '{base_id}' has {fld} = {value} (values: {values()})")
         if keep and value not in keep:
-            raise UsageError(f"{r.source}: subset '{sub}' is left out by --subset {', '.join(keep)}")
+            raise UsageError(f"{r.source}: subset '{sub}' is left out by subset {', '.join(keep)}", param=(f"subset '{sub}'", "subset"))
         plan.checks.append(Check(r, value))
     for c in plan.checks:
         if c.subset is not None and c.subset not in plan.runs:

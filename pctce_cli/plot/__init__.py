@@ -4,6 +4,8 @@ Kinds (:data:`KINDS`):
 
 * ``ecdf`` — overlaid ECDFs and histograms of CE (log CE axis), mean and median marked;
 * ``trajectory`` — summaries against training step per run, a reference line, crossings marked;
+* ``fan`` — p10 … p99 against training step, one panel per run (the bulk saturates, the tail moves);
+* ``band-trajectory`` — mass in CE bands against training step, stacked, one panel per run;
 * ``concord`` — concordance matrix C(s, s') as a heatmap, one panel per group;
 * ``agreement`` — correlation of each percentile with a task metric, mean as a reference line;
 * ``shape`` — standardized percentile profiles z_q;
@@ -33,6 +35,7 @@ Modules:
 * :mod:`~pctce_cli.plot.theme` — pinned style, Agg canvas, colors per name, titles and axis labels;
 * :mod:`~pctce_cli.plot.inputs` — :class:`Distribution` and the rows the figures are drawn from;
 * :mod:`~pctce_cli.plot.figures` — the figure builders, one per kind;
+* :mod:`~pctce_cli.plot.training` — the fan and the band trajectory, one panel per run;
 * :mod:`~pctce_cli.plot.panels` — small multiples by subset (docs/definitions.md#subsets);
 * :mod:`~pctce_cli.plot.output` — :func:`plot_figure` dispatch, PNG/SVG bytes, HTML pages, writing files.
 """
@@ -54,11 +57,15 @@ from pctce_cli.plot.inputs import (
     distribution,
     distributions,
     hist_edges,
+    MAX_OVERLAID,
     load_unit_scores,
+    overlaid,
     trajectory_rows,
     unit_distribution,
 )
 from pctce_cli.analysis.report import table_groups
+from pctce_cli.plot.matrix import matrix_figure
+from pctce_cli.plot.training import FAN_PERCENTILES, MAX_RUN_PANELS, band_trajectory_figure, fan_figure
 from pctce_cli.plot.panels import MAX_PANELS, cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
 from pctce_cli.plot.output import (
     BY_KINDS,
@@ -86,7 +93,11 @@ from pctce_cli.plot.theme import (
     new_figure,
     plot_title,
     require_matplotlib,
+    lighter,
+    legend_inside,
+    run_colors,
     run_of,
+    runs_of,
     style,
     summary_label,
     unit_text,
@@ -95,11 +106,17 @@ from pctce_cli.plot.theme import (
 
 __all__ = [
     "BINS_PER_DECADE",
+    "FAN_PERCENTILES",
+    "MAX_RUN_PANELS",
+    "band_trajectory_figure",
+    "fan_figure",
+    "matrix_figure",
     "BY_KINDS",
     "CE_FLOOR",
     "HIST_EDGES",
     "INSTALL_HINT",
     "KINDS",
+    "MAX_OVERLAID",
     "MAX_PANELS",
     "OUTPUT_SUFFIXES",
     "PAGE_STYLE",
@@ -127,11 +144,16 @@ __all__ = [
     "inline_svg",
     "load_unit_scores",
     "new_figure",
+    "overlaid",
     "plot_figure",
     "plot_title",
     "png_data_uri",
     "require_matplotlib",
+    "legend_inside",
+    "lighter",
+    "run_colors",
     "run_of",
+    "runs_of",
     "save_figure",
     "save_plot",
     "shape_figure",

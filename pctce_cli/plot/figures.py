@@ -14,12 +14,11 @@ import numpy as np
 from pctce_cli.errors import UsageError
 from pctce_cli.analysis.report import table_groups
 from pctce_cli.plot.inputs import BINS_PER_DECADE, CE_FLOOR, Distribution
-from pctce_cli.plot.theme import PALETTE, REFERENCE_COLOR, ce_axis, color_map, new_figure, style, summary_label, unit_text
+from pctce_cli.plot.theme import PALETTE, REFERENCE_COLOR, ce_axis, color_map, legend_inside, new_figure, run_colors, style, summary_label, unit_text
 
 
 def _legend_below(fig, handles, ncols: int | None = None) -> None:
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=ncols or min(len(handles), 4))
+    legend_inside(fig, handles, ncols or 4)
 
 
 def ecdf_figure(dists: Sequence[Distribution], colors: Mapping[str, str] | None = None, title: str = "") -> object:
@@ -92,10 +91,10 @@ def _trajectory_lines(rows, summaries, runs, vs) -> tuple[dict, list, Mapping | 
     """
     ids = [r["checkpoint"] for r in rows]
     if vs is not None and vs not in ids:
-        raise UsageError(f"--vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+        raise UsageError(f"vs '{vs}' is not among the selected checkpoints ({', '.join(ids[:8])})", param="vs")
     for s in summaries:
         if any(s not in r for r in rows):
-            raise UsageError(f"--summaries: no summary '{s}' for the selected checkpoints")
+            raise UsageError(f"summaries: no summary '{s}' for the selected checkpoints", param="summaries")
     by_run: dict[str, list[Mapping]] = {}
     flat = []
     for r in rows:
@@ -163,7 +162,7 @@ def trajectory_figure(
     from matplotlib.lines import Line2D
 
     by_run, flat, ref = _trajectory_lines(rows, summaries, runs, vs)
-    colors = colors or color_map(list(by_run) + [r["checkpoint"] for r in flat])
+    colors = colors or run_colors(list(by_run) + [r["checkpoint"] for r in flat])
     n = len(summaries)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -386,6 +385,12 @@ def bands_figure(dists: Sequence[Distribution], edges: Sequence[float] | None = 
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"fraction of {unit_text(unit, 'noun')}s")
         ax.grid(False)
-        fig.legend(title=f"CE band ({unit_text(unit, 'nats')})", loc="outside right upper")
+        legend_inside(fig, [_band_handle(c) for c in ax.containers], 1, "outside right upper", f"CE band ({unit_text(unit, 'nats')})")
         fig.suptitle(title or "Mass in CE bands")
     return fig
+
+
+def _band_handle(container):
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=container.patches[0].get_facecolor(), edgecolor="white", label=container.get_label())

@@ -181,6 +181,42 @@ def distributions(cks, edges: Sequence[float] | None = None, unit: str = "token"
     return [unit_distribution(c.id, load_unit_scores(c, unit), edges, unit) for c in cks]
 
 
+MAX_OVERLAID = 12  # distributions overlaid in one figure; past it, each run's last checkpoint
+
+
+def overlaid(cks, kind: str = "the figure") -> tuple[list, str | None]:
+    """The checkpoints a distribution figure overlays: all up to :data:`MAX_OVERLAID`, else each run's last one.
+
+    More than about a dozen ECDFs, histograms or profiles on one axes are
+    unreadable; the last checkpoint of each run (:func:`~pctce_cli.plot.theme.runs_of`;
+    a checkpoint outside any run is its own) is what a reader compares first.
+
+    Args:
+        cks: The selected checkpoints.
+        kind: What is drawn, for the note (``ecdf``).
+
+    Returns:
+        ``(checkpoints drawn, in selection order; a note saying what was left out and how to choose others, or None)``.
+    """
+    from pctce_cli.plot.theme import runs_of
+
+    if len(cks) <= MAX_OVERLAID:
+        return list(cks), None
+    runs = runs_of(cks)
+    last: dict[str, object] = {}
+    for c in cks:
+        key = runs[c.id] or c.id
+        if key not in last or (c.step if c.step is not None else -1) >= (last[key].step if last[key].step is not None else -1):
+            last[key] = c
+    keep = {c.id for c in last.values()}
+    drawn = [c for c in cks if c.id in keep]
+    note = (
+        f"{kind}: {len(cks)} checkpoints are too many to overlay; it shows each run's last checkpoint "
+        f"({len(drawn)} of {len(cks)}); choose others with --checkpoint GLOB"
+    )
+    return drawn, note
+
+
 def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | None = None, unit: str = "token") -> list[dict]:
     """Per-checkpoint rows (``checkpoint``, ``step`` and every summary in ``names``).
 

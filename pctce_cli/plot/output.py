@@ -20,15 +20,17 @@ from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
 from pctce_cli.errors import UsageError
 from pctce_cli.fmt import clean_figure_text
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
-from pctce_cli.plot.inputs import distributions, trajectory_rows
+from pctce_cli.plot.inputs import distributions, overlaid, trajectory_rows
+from pctce_cli.plot.training import FAN_PERCENTILES, band_trajectory_figure, fan_figure
+from pctce_cli.plot.position import position_plot
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
-from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, run_of, style, what_was_scored
+from pctce_cli.plot.theme import checkpoint_colors, plot_title, require_matplotlib, runs_of, style, what_was_scored
 from pctce_cli.parse import parse_summary_list
 from pctce_cli.stats.defaults import DEFAULT_CONCORDANCE_SET, DEFAULT_SUMMARIES, TRAJECTORY_SUMMARIES
 from pctce_cli.stats.summaries import summary_columns
 from pctce_cli.units import unit_named
 
-KINDS = ("ecdf", "trajectory", "concord", "agreement", "shape", "bands")
+KINDS = ("ecdf", "trajectory", "fan", "band-trajectory", "concord", "agreement", "shape", "bands", "position")
 OUTPUT_SUFFIXES = (".png", ".svg", ".html")
 BY_KINDS = ("ecdf", "shape", "bands")  # kinds drawn per subset with --by (small multiples; bands: a bar per checkpoint and subset)
 
@@ -79,7 +81,7 @@ def plot_figure(
     if not cks:
         raise UsageError("no checkpoints selected")
     if subsets.split and kind not in BY_KINDS:
-        raise UsageError(f"plot {kind} --by: one panel per subset is drawn for {', '.join(BY_KINDS)}; plot one subset with --subset VALUE")
+        raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param="subset")
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
     p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored)
     if kind in BY_KINDS:
@@ -108,15 +110,22 @@ class _Inputs:
 
 
 def _distribution_plot(kind: str, p: _Inputs) -> object:
-    """``ecdf``, ``shape`` or ``bands``: one figure of every checkpoint's distribution, or one panel per subset (``--by``)."""
+    """``ecdf``, ``shape`` or ``bands``: one figure of every checkpoint's distribution, or one panel per subset (``--by``).
+
+    ``ecdf`` and ``shape`` overlay at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID`
+    checkpoints: past it each run's last one (:func:`~pctce_cli.plot.inputs.overlaid`), said in the title and a note.
+    """
+    drawn, note = overlaid(p.cks, f"plot {kind}") if kind != "bands" else (p.cks, None)
+    more = f"\n(each run's last checkpoint: {len(drawn)} of {len(p.cks)})" if note else ""
+    p.notes += [note] if note else []
     if p.subsets.active:
-        panels, ns = subset_distributions(p.cks, p.subsets, p.edges, p.unit)
+        panels, ns = subset_distributions(drawn, p.subsets, p.edges, p.unit)
         if not panels:
-            raise UsageError(f"--subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets")
+            raise UsageError(f"subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets", param="subset")
         if p.subsets.split:
-            panels, more = cap_panels(panels, p.subsets.field)
-            p.notes += ns + more
-            title = p.title(kind, by=p.subsets.field)
+            panels, capped = cap_panels(panels, p.subsets.field)
+            p.notes += ns + capped
+            title = p.title(kind, by=p.subsets.field) + more
             if kind == "ecdf":
                 return subset_ecdf_figure(panels, p.subsets.field, p.colors, title)
             if kind == "shape":
@@ -126,8 +135,8 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
         p.notes += ns
         dists = panels[0][1]
     else:
-        dists = distributions(p.cks, p.edges, p.unit)
-    title = p.title(kind)
+        dists = distributions(drawn, p.edges, p.unit)
+    title = p.title(kind) + more
     if kind == "ecdf":
         return ecdf_figure(dists, p.colors, title)
     if kind == "shape":
@@ -136,9 +145,9 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
 
 
 def _trajectory_plot(p: _Inputs) -> object:
-    names = parse_summary_list(p.summaries, list(TRAJECTORY_SUMMARIES), "--summaries")
-    unit_named(p.unit).check_summaries(names, "--summaries")
-    runs = {c.id: run_of(c) for c in p.cks}
+    names = parse_summary_list(p.summaries, list(TRAJECTORY_SUMMARIES), "summaries")
+    unit_named(p.unit).check_summaries(names, "summaries")
+    runs = runs_of(p.cks)
     rows = trajectory_rows(p.cks, names, p.subsets, p.notes, p.unit)
     return trajectory_figure(rows, names, runs, p.vs, p.colors, p.title("trajectory"), p.unit)
 
@@ -146,8 +155,8 @@ def _trajectory_plot(p: _Inputs) -> object:
 def _concord_plot(p: _Inputs) -> object:
     from pctce_cli.analysis.summary import summaries_table
 
-    names = parse_summary_list(p.summaries, list(DEFAULT_SUMMARIES), "--summaries")
-    unit_named(p.unit).check_summaries(names, "--summaries")
+    names = parse_summary_list(p.summaries, list(DEFAULT_SUMMARIES), "summaries")
+    unit_named(p.unit).check_summaries(names, "summaries")
     if len(p.cks) < 2:
         raise UsageError(f"concordance needs at least 2 checkpoints, got {len(p.cks)}")
     needed = list(dict.fromkeys([*names, *DEFAULT_CONCORDANCE_SET]))
@@ -161,14 +170,33 @@ def _agreement_plot(p: _Inputs) -> object:
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
     if p.task is None:
-        raise UsageError("plot agreement needs --task COL (a task-metric column of --meta)")
+        raise UsageError("plot agreement needs task COL (a task-metric column of meta)", param=("task", "meta"))
     table = summaries_table(p.cks, None, summary_columns(AGREEMENT_PERCENTILES), subsets=p.subsets, notes=p.notes, unit=p.unit)
     col = resolve_task(table, p.task)
     return agreement_figure(table, col, p.higher_is_better, p.title("agreement", task=p.task), p.unit)
 
 
+def _fan_plot(p: _Inputs) -> object:
+    from pctce_cli.stats.summaries import percentile_name
+
+    names = [percentile_name(q) for q in FAN_PERCENTILES]
+    rows = trajectory_rows(p.cks, names, p.subsets, p.notes, p.unit)
+    return fan_figure(rows, runs_of(p.cks), p.colors, p.title("fan"), p.unit)
+
+
+def _band_trajectory_plot(p: _Inputs) -> object:
+    stepped = [c for c in p.cks if c.step is not None]
+    if p.subsets.active and stepped:
+        panels, ns = subset_distributions(stepped, p.subsets, p.edges, p.unit)
+        p.notes += ns
+        dists = panels[0][1] if panels else []
+    else:
+        dists = distributions(stepped, p.edges, p.unit)
+    return band_trajectory_figure(dists, {c.id: c.step for c in p.cks}, runs_of(p.cks), p.edges, p.colors, p.title("band-trajectory"))
+
+
 # the kinds drawn from summaries (the others, BY_KINDS, from each checkpoint's distribution)
-SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot}
+SUMMARY_PLOTS = {"trajectory": _trajectory_plot, "fan": _fan_plot, "band-trajectory": _band_trajectory_plot, "concord": _concord_plot, "agreement": _agreement_plot, "position": position_plot}
 
 
 # ---------------------------------------------------------------- rendering and writing
@@ -276,7 +304,7 @@ def check_output(out: str | Path) -> str:
     """
     suffix = Path(out).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"--out {out}: expected a .png, .svg or .html file, got '{suffix or 'no suffix'}'")
+        raise UsageError(f"out {out}: expected a .png, .svg or .html file, got '{suffix or 'no suffix'}'", param="out")
     return suffix[1:]
 
 
@@ -318,7 +346,7 @@ def save_plot(kind: str, cks, out: str | Path, dpi: int = 150, **options) -> Pat
     """
     check_output(out)
     if dpi < 10:
-        raise UsageError(f"--dpi must be at least 10, got {dpi}")
+        raise UsageError(f"dpi must be at least 10, got {dpi}", param="dpi")
     require_matplotlib()
     fig = plot_figure(kind, cks, **options)
     unit = options.get("unit", "token")

@@ -17,7 +17,7 @@ import numpy as np
 from pctce_cli.analysis.subsets import Subsets, split_scores
 from pctce_cli.errors import DataError
 from pctce_cli.plot.inputs import CE_FLOOR, Distribution, load_unit_scores, unit_distribution
-from pctce_cli.plot.theme import ce_axis, color_map, new_figure, style, unit_text
+from pctce_cli.plot.theme import ce_axis, color_map, legend_inside, new_figure, style, unit_text
 
 MAX_PANELS = 12  # a grid of more is unreadable: the largest subsets are drawn, a note names the rest
 
@@ -80,8 +80,7 @@ def _legend(fig, ids: Sequence[str], colors: Mapping[str, str], extra=()) -> Non
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=colors[i], lw=2, label=i) for i in ids] + list(extra)
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
+    legend_inside(fig, handles)
 
 
 def subset_ecdf_figure(panels: Sequence[tuple[str, Sequence[Distribution]]], field: str, colors: Mapping[str, str] | None = None, title: str = "") -> object:

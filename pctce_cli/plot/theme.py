@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pctce_cli.errors import UsageError
@@ -138,21 +138,158 @@ def color_map(names: Sequence[str]) -> dict[str, str]:
 
 
 def checkpoint_colors(cks) -> dict[str, str]:
-    """One color map over every checkpoint id and run/group name of a selection.
+    """One color per run and per checkpoint of a selection: no two runs share a color.
+
+    Runs (:func:`runs_of`; a checkpoint outside any run is its own run) get
+    :func:`run_colors`. A run's checkpoints get its color, lighter the earlier
+    their step (the last one the run's own color), so overlaid distributions of
+    one run are told apart and still read as one run.
 
     Args:
         cks: Checkpoints from :func:`pctce_cli.analysis.resolve_checkpoints`.
 
     Returns:
-        Name → color, from :func:`color_map`.
+        Run name and checkpoint id → color.
     """
-    names = [c.id for c in cks] + [r for r in (run_of(c) for c in cks) if r is not None]
-    return color_map(names)
+    runs = runs_of(cks)
+    members: dict[str, list] = {}
+    for c in cks:
+        members.setdefault(runs[c.id] or c.id, []).append(c)
+    groups = {name: cs[0].group for name, cs in members.items()}
+    out = run_colors(list(members), groups)
+    for name, cs in members.items():
+        cs = sorted(cs, key=lambda c: (c.step is None, c.step or 0))
+        for k, c in enumerate(cs):
+            out.setdefault(c.id, lighter(out[name], 0.6 * (len(cs) - 1 - k) / max(len(cs) - 1, 1)))
+    return out
+
+
+# up to this many runs every run gets its own palette entry; beyond it, hue by group and lightness by run
+DISTINCT_RUNS = 12
+
+
+def run_colors(names: Sequence[str], groups: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """A color per run, never the same for two runs of one figure.
+
+    Up to :data:`DISTINCT_RUNS` runs: :func:`color_map` (a fixed palette entry
+    per name). Beyond: the runs of one group share a hue (one :func:`color_map`
+    entry per group) and differ in lightness; without groups the hues of a
+    continuous colormap, evenly spaced.
+
+    Examples:
+        >>> len(set(run_colors([f"r{i}" for i in range(15)]).values()))
+        15
+        >>> len(set(run_colors([f"r{i}" for i in range(30)], {f"r{i}": f"g{i % 3}" for i in range(30)}).values()))
+        30
+    """
+    names = list(dict.fromkeys(map(str, names)))
+    if len(names) <= DISTINCT_RUNS:
+        return color_map(names)
+    groups = groups or {}
+    by_group: dict[str, list[str]] = {}
+    for n in sorted(names):
+        by_group.setdefault(str(groups.get(n) or ""), []).append(n)
+    if len(by_group) < 2 or len(by_group) > 10:
+        import matplotlib as mpl
+        from matplotlib.colors import to_hex
+
+        cmap = mpl.colormaps["turbo"]
+        ordered = sorted(names)
+        return {n: to_hex(cmap(0.05 + 0.9 * k / (len(ordered) - 1))) for k, n in enumerate(ordered)}
+    hues = color_map(list(by_group))
+    out = {}
+    for g, ns in by_group.items():
+        for k, n in enumerate(ns):
+            # from the group's own color to 60 % of the way to white, evenly
+            out[n] = lighter(hues[g], 0.6 * k / max(len(ns) - 1, 1))
+    return out
+
+
+def lighter(color: str, amount: float) -> str:
+    """``color`` mixed with white: 0 keeps it, 1 is white.
+
+    Examples:
+        >>> lighter("#000000", 0.5), lighter("#1f77b4", 0)
+        ('#808080', '#1f77b4')
+    """
+    from matplotlib.colors import to_hex, to_rgb
+
+    return to_hex(tuple(c + (1 - c) * amount for c in to_rgb(color)))
 
 
 def run_of(ck) -> str | None:
-    """The run (trajectory) a checkpoint belongs to: its group, else its run directory."""
-    return ck.group or ck.run
+    """The run (trajectory) a checkpoint belongs to: ``--meta``'s ``run`` column, else its run directory; never its group.
+
+    A group (``--group``, ``--meta``'s ``group``) gathers several runs; drawing it
+    as one line zigzags through their steps.
+    """
+    r = (ck.meta or {}).get("run")
+    if r is not None and not (isinstance(r, float) and r != r):
+        return str(r)
+    return ck.run
+
+
+def runs_of(cks) -> dict[str, str | None]:
+    """Checkpoint id → run name (:func:`run_of`; None for a checkpoint without a step).
+
+    When two checkpoints of one run directory have the same step (stores that do
+    not record their runs apart), the run is split by group: the group names
+    the run.
+    """
+    runs = {c.id: run_of(c) if c.step is not None else None for c in cks}
+    steps: dict[str, list] = {}
+    for c in cks:
+        if runs[c.id] is not None:
+            steps.setdefault(runs[c.id], []).append(c.step)
+    shared = {r for r, s in steps.items() if len(s) != len(set(s))}
+    for c in cks:
+        if runs[c.id] in shared and c.group is not None:
+            runs[c.id] = c.group
+    return runs
+
+
+LEGEND_LABEL = 48  # characters of a legend label; longer ones are cut with "…" so one entry never outgrows the figure
+
+
+def legend_inside(fig, handles, ncols: int = 6, loc: str = "outside lower center", title: str | None = None):
+    """A figure legend that lies inside the figure: fewer columns until it fits the width, the figure taller by its height.
+
+    Constrained layout makes room for an ``outside`` legend by shrinking the
+    axes, but a legend wider than the figure runs off both edges, and a tall one
+    squeezes the axes to nothing; here the columns drop until the legend fits
+    the width, and the figure grows by the legend's height so the axes keep theirs.
+
+    Args:
+        fig: The Figure (constrained layout).
+        handles: Legend handles (labels longer than :data:`LEGEND_LABEL` are shortened).
+        ncols: Most columns.
+        loc: ``outside lower center`` (below the axes) or ``outside right upper``.
+        title: Legend title.
+
+    Returns:
+        The legend, or None without handles.
+    """
+    if not handles:
+        return None
+    for h in handles:
+        label = h.get_label()
+        if len(label) > LEGEND_LABEL:
+            h.set_label(label[: LEGEND_LABEL - 1] + "…")
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.get_size_inches()
+    ncols = max(1, min(ncols, len(handles)))
+    while True:
+        leg = fig.legend(handles=handles, loc=loc, ncols=ncols, title=title)
+        box = leg.get_window_extent(renderer)
+        if ncols == 1 or box.width <= 0.96 * fig.bbox.width:
+            break
+        leg.remove()
+        ncols -= 1
+    if loc.endswith("center"):
+        fig.set_size_inches(width, height + box.height / fig.dpi)
+    elif box.height > 0.9 * fig.bbox.height:
+        fig.set_size_inches(width, box.height / fig.dpi + 0.6)
+    return leg
 
 
 def data_names(cks) -> str:
@@ -218,6 +355,8 @@ def plot_title(kind: str, unit: str, scored: str, by: str | None = None, task: s
     titles = {
         "ecdf": f"{big} distribution{of}",
         "trajectory": (f"{big} summaries" if titled else "Summaries") + f" over training of {scored}",
+        "fan": f"Percentiles of {ce} over training of {scored}",
+        "band-trajectory": f"Mass in {ce} bands over training of {scored}",
         "concord": f"Concordance of {which}summaries across {scored}",
         "agreement": f"Agreement of {ce} summaries with {task} across {scored}",
         "shape": f"Standardized {which}percentile profiles{of}",

@@ -15,11 +15,14 @@ No torch import here (transformers is imported only to decode tail examples).
 """
 
 from pctce_cli.report.build import build_report
-from pctce_cli.report.doc import SECTIONS, Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
+from pctce_cli.report.doc import SECTIONS, Details, Finding, Findings, Image, Notes, ReportDoc, ReportOptions, Section, Table, Text, walk
 from pctce_cli.report.output import html_report, save_report, to_html, to_markdown
 
 __all__ = [
     "SECTIONS",
+    "Details",
+    "Finding",
+    "Findings",
     "Image",
     "Notes",
     "ReportDoc",
@@ -32,4 +35,5 @@ __all__ = [
     "save_report",
     "to_html",
     "to_markdown",
+    "walk",
 ]

@@ -10,6 +10,7 @@ from pctce_cli import plot
 from pctce_cli.catalog import identical_notes
 from pctce_cli.errors import PctceError, UsageError
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
+from pctce_cli.report.story import findings_section, header, is_square, matrix_blocks, on_demand, scored_section
 from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, subset_section
 from pctce_cli.stats.defaults import TRAJECTORY_SUMMARIES
 from pctce_cli.units import Unit, unit_named
@@ -30,79 +31,6 @@ UNIT_INTRO = {
         "over the bytes, each token weighted by its byte count; bpb = mean / ln 2."
     ),
 }
-
-
-def _short(fp) -> str | None:
-    return str(fp)[:12] if fp else None
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif isinstance(v, (list, tuple)):
-            out[f"{prefix}{k}"] = ", ".join(map(str, v))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def scored_section(cks) -> Section:
-    """Checkpoints, data and tokenizer, scoring settings and versions, from the manifests."""
-    sec = Section("scored", "What was scored")
-    sec.blocks.append(Text(f"{plot.what_was_scored(cks)}; settings as recorded in each checkpoint's manifest."))
-    rows = []
-    for c in cks:
-        m = c.manifest
-        rows.append(
-            {
-                "checkpoint": c.id,
-                "step": c.step,
-                "group": c.group,
-                "run": c.run,
-                "kind": m.kind,
-                "targets": m.targets,
-                "documents": m.documents,
-                "path": m.path,
-                "weights": _short(m.fingerprints.get("weights")),
-                "scored": m.created,
-            }
-        )
-    sec.blocks.append(Table("Checkpoints", rows))
-    inputs: dict[tuple, dict] = {}
-    for c in cks:
-        m = c.manifest
-        fp = m.fingerprints
-        data = m.data
-        files = ", ".join(map(str, data.get("files") or [])) or None
-        key = (files, fp.get("data"), fp.get("tokenizer"), m.tokenizer_path)
-        row = inputs.setdefault(
-            key,
-            {
-                "data files": files,
-                "records": data.get("records"),
-                "documents": data.get("documents"),
-                "skipped documents": data.get("skipped_documents"),
-                "data fingerprint": _short(fp.get("data")),
-                "tokenizer": m.tokenizer_path,
-                "tokenizer fingerprint": _short(fp.get("tokenizer")),
-                "checkpoints": 0,
-            },
-        )
-        row["checkpoints"] += 1
-    sec.blocks.append(Table("Data and tokenizer", list(inputs.values())))
-    flat = [(c.id, {**_flat(c.manifest.settings), **_flat(c.manifest.versions, "version of ")}) for c in cks]
-    keys = list(dict.fromkeys(k for _, f in flat for k in f))
-    settings = []
-    for k in keys:
-        values = [f.get(k) for _, f in flat]
-        if all(v == values[0] for v in values):
-            settings.append({"setting": k, "value": values[0]})
-        else:
-            settings.append({"setting": k, "value": "; ".join(f"{cid}: {v}" for (cid, _), v in zip(flat, values))})
-    sec.blocks.append(Table("Scoring settings and software versions", settings))
-    return sec
 
 
 def _report_blocks(report) -> list:
@@ -144,7 +72,7 @@ def _pick_tail(cks, patterns: Sequence[str]) -> list:
     """The checkpoints ``--tail-checkpoint`` names (none when it is not given)."""
     from pctce_cli.catalog import select_by_globs
 
-    return select_by_globs(list(cks), patterns, lambda p: UsageError(f"--tail-checkpoint '{p}' matches no selected checkpoint"))
+    return select_by_globs(list(cks), patterns, lambda p: UsageError(f"tail_checkpoint '{p}' matches no selected checkpoint", param="tail_checkpoint"))
 
 
 @dataclass
@@ -217,6 +145,7 @@ def _lower(mean: float, best: float | None) -> bool:
 
 def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
     """Highest-CE targets of the chosen checkpoints, decoded when tokenizer and data are still there."""
+    from pctce_cli.report.findings import diverse_rows, tail_finding
     from pctce_cli.tail import TAIL_UNITS, run_tail, word_tail
 
     unit = unit_named(options.unit)
@@ -247,18 +176,23 @@ def tail_section(cks, measured: Measured, options: ReportOptions) -> Section:
         else:
 
             def tail(decode: bool = True, c=c):
-                return run_tail(c.partition, store=c.root, top=options.tail_top, context=options.context, scores=measured.tail[c.id], decode=decode)
+                # many more than shown, so that at most two per document and each token once still leave tail_top
+                return run_tail(c.partition, store=c.root, top=min(20 * options.tail_top, 400), context=options.context, scores=measured.tail[c.id], decode=decode)
 
         try:
             rep = tail()
             lost = None
         except PctceError as e:
             rep = tail(decode=False)
-            reason = str(e).split("; pass ")[0]  # the tail command's own options do not apply here
+            reason = e.message  # without the remedy: the tail command's own options do not apply here
             lost = f"The text of {c.id}'s tail is not shown, only token ids: {reason}."
         for title, rows in rep.sections:
+            if not unit.spans:
+                rows = diverse_rows(rows, options.tail_top)
+                title += " (at most 2 per document, each token once)"
             sec.blocks.append(Table(title.replace(c.partition, c.id), rows))
-        sec.blocks.append(Notes(([lost] if lost else []) + list(rep.notes)))
+        said = [] if unit.spans or measured.tail.get(c.id) is None else [tail_finding(c.id, measured.tail[c.id].ce, measured.tail[c.id].doc).text]
+        sec.blocks.append(Notes(([lost] if lost else []) + said + [n for n in rep.notes if "highest-CE of" not in n]))
     return sec
 
 
@@ -277,6 +211,7 @@ class _Build:
     plots: "_Plots"
     colors: dict
     scored: str
+    runs: dict
 
     def title(self, kind: str, **kw) -> str:
         return plot.plot_title(kind, self.unit.name, self.scored, **kw)
@@ -312,39 +247,53 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     if options.tail_top > 0 and options.tail_checkpoints:
         _pick_tail(cks, options.tail_checkpoints)  # a bad glob fails before any work
     unit = unit_named(options.unit)
-    unit.check_summaries(options.set_, "--set")
+    unit.check_summaries(options.set_, "set_")
     ids = [c.id for c in cks]
     if options.vs is not None and options.vs not in ids:
-        raise UsageError(f"--vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})")
+        raise UsageError(f"vs '{options.vs}' is not among the selected checkpoints ({', '.join(ids[:8])})", param="vs")
     summaries = summary_columns(options.percentiles)
     agreement = summary_columns(AGREEMENT_PERCENTILES)
-    needed = list(dict.fromkeys(summaries + list(options.set_) + list(TRAJECTORY_SUMMARIES) + (agreement if options.task else [])))
+    fan = summary_columns(plot.FAN_PERCENTILES)
+    needed = list(dict.fromkeys(summaries + list(options.set_) + list(TRAJECTORY_SUMMARIES) + fan + (agreement if options.task else [])))
     fields, field_notes = report_fields(cks, options.subsets.field if options.subsets is not None and options.subsets.split else None)
     measured = measure(cks, options, needed, fields)
     table = rows_table(cks, measured.table)
     b = _Build(
         cks, options, unit, measured, table, resolve_task(table, options.task), summaries, agreement,
-        _Plots(options.dpi), plot.checkpoint_colors(cks), plot.what_was_scored(cks),
+        _Plots(options.dpi), plot.checkpoint_colors(cks), plot.what_was_scored(cks), plot.runs_of(cks),
     )
     warnings = ([f"{b.plots.missing}; the report has no plots"] if b.plots.missing else []) + identical_notes(cks)
-    sections = [scored_section(cks), summaries_section(b)]
+    sections = [findings_section(report_findings(b, fields)), summaries_section(b)]
     if fields:
         from pctce_cli.analysis.summary import merge_notes
 
         kept = merge_notes(measured.notes, len(cks))
         sections.append(subset_section(cks, measured.subsets, options.percentiles, b.plots, b.colors, b.scored, field_notes + kept))
-    sections += [concordance_section(b), selection_section(b), shape_section(b), tail_section(cks, measured, options)]
+    sections += [concordance_section(b), selection_section(b), shape_section(b), tail_section(cks, measured, options), scored_section(cks)]
     return ReportDoc(f"pctce report: {b.scored}" + unit.per_comma, _intro(b), sections, warnings)
+
+
+def report_findings(b: _Build, fields) -> list:
+    """Every reading of :mod:`pctce_cli.report.findings` that applies to these checkpoints, in the order a reader asks."""
+    from pctce_cli.report import findings as f
+
+    t = b.table
+    out = [f.mean_median_finding(t, plot.unit_text(b.unit.name, "ce"))]
+    out += f.crossing_findings(b.measured.table, b.options.vs, b.runs)
+    out += f.mover_findings(t, b.runs)
+    out += f.concordance_findings(t, list(b.options.set_), b.options.agree, b.options.disagree)
+    out += f.selection_findings(t, b.summaries, b.task_col, b.options.higher_is_better)
+    out += f.subset_findings(b.measured.subsets.rows, fields)
+    for ck, s in b.measured.tail.items():
+        if not b.unit.spans and s is not None and len(s.ce):
+            out.append(f.tail_finding(ck, s.ce, s.doc))
+    return [x for x in out if x is not None]
 
 
 def _intro(b: _Build) -> list[str]:
     from pctce_cli import __version__
 
-    ids = [c.id for c in b.cks]
-    intro = [
-        f"{len(b.cks)} checkpoint(s) scored on {plot.data_names(b.cks)}: {', '.join(ids[:12])}{' …' if len(ids) > 12 else ''}.",
-        UNIT_INTRO[b.unit.name] + f" Made by pctce {__version__}.",
-    ]
+    intro = [header(b.cks, b.runs) + " " + UNIT_INTRO[b.unit.name] + f" Made by pctce {__version__}."]
     if b.plots.missing:
         intro.append(f"No plots: {b.plots.missing}.")
     if b.options.subsets is not None and b.options.subsets.keep:
@@ -353,23 +302,41 @@ def _intro(b: _Build) -> list[str]:
 
 
 def summaries_section(b: _Build) -> Section:
-    """The summary table, the distributions (ECDF and histogram) and the trajectories of mean, p50 and p95."""
+    """Trajectories (mean, p50, p95; the percentile fan), the distributions (ECDF and histogram), then the summary table on demand."""
     from pctce_cli.analysis.summary import summary_report
 
     unit, options, cks = b.unit, b.options, b.cks
     ce, big = plot.unit_text(unit.name, "ce"), plot.unit_text(unit.name, "CE")
     sec = Section("summaries", "Summaries" + unit.per)
-    sec.blocks += _report_blocks(summary_report(cks, options.percentiles, vs=options.vs, rows=b.measured.rows, unit=unit.name))
-    dists = b.measured.dists
+    rep = summary_report(cks, options.percentiles, vs=options.vs, rows=b.measured.rows, unit=unit.name)
+    if any(c.step is not None for c in cks):
+        b.add(
+            sec,
+            b.plots.image(
+                "trajectory",
+                f"Trajectory of mean, p50 and p95{' of ' + ce if unit.titled else ''} over training, one line per run" + (f" against {options.vs}" if options.vs else ""),
+                lambda: plot.trajectory_figure(b.measured.table, list(TRAJECTORY_SUMMARIES), b.runs, options.vs, b.colors, b.title("trajectory"), unit.name),
+            ),
+        )
+        b.add(
+            sec,
+            b.plots.image(
+                "fan",
+                f"Percentiles p10 … p99 of {ce} over training, one panel per run: the bulk and the tail",
+                lambda: plot.fan_figure(b.measured.table, b.runs, b.colors, b.title("fan"), unit.name),
+            ),
+        )
+    else:
+        sec.blocks.append(Text("No trajectory plot: none of the checkpoints has a training step."))
+    drawn, note = plot.overlaid(cks, "The ECDF")
+    ids = {c.id for c in drawn}
+    dists = [d for d in b.measured.dists if d.id in ids]
     b.add(sec, b.plots.image("ecdf", f"{big} distributions (ECDF and histogram, log CE axis; ◆/dashed = mean, ●/dotted = median)", lambda: plot.ecdf_figure(dists, b.colors, b.title("ecdf"))))
-    b.add(
-        sec,
-        b.plots.image(
-            "trajectory",
-            f"Trajectory of mean, p50 and p95{' of ' + ce if unit.titled else ''} over training" + (f" against {options.vs}" if options.vs else ""),
-            lambda: plot.trajectory_figure(b.measured.table, list(TRAJECTORY_SUMMARIES), {c.id: plot.run_of(c) for c in cks}, options.vs, b.colors, b.title("trajectory"), unit.name),
-        ),
-    )
+    if note:
+        sec.blocks.append(Text(note.replace("--checkpoint GLOB", "pctce plot ecdf DIR --checkpoint GLOB") + "."))
+    if rep.notes:
+        sec.blocks.append(Notes(list(rep.notes)))
+    b.add(sec, on_demand("Summary table", [Table(title, rows) for title, rows in rep.sections]))
     return sec
 
 
@@ -391,8 +358,10 @@ def concordance_section(b: _Build) -> Section:
     )
     # tied-pair tables that hold only zeros say nothing; C_S's table counts ties anyway
     rep.sections = [(t, rows) for t, rows in rep.sections if not (t.startswith("Tied pairs") and _all_zero(rows))]
-    sec.blocks += _report_blocks(rep)
     b.add(sec, b.plots.image("concord", "Concordance matrix C(s, s') per group", lambda: plot.concord_figure(b.table, b.summaries, list(options.set_), b.title("concord"))))
+    if rep.notes:
+        sec.blocks.append(Notes(list(rep.notes)))
+    b.add(sec, on_demand("Concordance tables", [Table(t, rows) for t, rows in rep.sections]))
     return sec
 
 
@@ -402,10 +371,14 @@ def selection_section(b: _Build) -> Section:
 
     options = b.options
     sec = Section("selection", "Selection rules" + b.unit.per)
-    sec.blocks += _report_blocks(select_report(b.table, b.summaries, options.task, options.higher_is_better, b.agreement if b.task_col else None))
+    rep = select_report(b.table, b.summaries, options.task, options.higher_is_better, b.agreement if b.task_col else None)
+    tables = [Table(title, rows) for title, rows in rep.sections]
     if b.task_col is None:
+        sec.blocks += tables[:1] + tables[1:] + ([Notes(list(rep.notes))] if rep.notes else [])
         sec.blocks.append(Text("No task metric given: pass --meta FILE --task COLUMN to add regret and the agreement of each summary with the task."))
         return sec
+    sec.blocks += tables[:1] + ([Notes(list(rep.notes))] if rep.notes else [])
+    b.add(sec, on_demand("Agreement tables", tables[1:]))
     b.add(
         sec,
         b.plots.image(
@@ -425,7 +398,20 @@ def shape_section(b: _Build) -> Section:
     dists, per = b.measured.dists, b.unit.per
     sec = Section("shape", "Shape" + per)
     edges = b.options.edges or DEFAULT_EDGES
-    sec.blocks += _report_blocks(shape_tables(b.cks, [d.bands for d in dists], [d.profile for d in dists], edges, b.unit.name))
-    b.add(sec, b.plots.image("shape", "Standardized percentile profiles" + per, lambda: plot.shape_figure(dists, b.colors, b.title("shape"))))
-    b.add(sec, b.plots.image("bands", f"Mass in {plot.unit_text(b.unit.name, 'ce')} bands", lambda: plot.bands_figure(dists, b.options.edges, b.colors, b.title("bands"))))
+    ce = plot.unit_text(b.unit.name, "ce")
+    if any(c.step is not None for c in b.cks):
+        steps = {c.id: c.step for c in b.cks}
+        b.add(sec, b.plots.image("band-trajectory", f"Mass in {ce} bands over training, one panel per run", lambda: plot.band_trajectory_figure(dists, steps, b.runs, b.options.edges, b.colors, b.title("band-trajectory"))))
+    b.add(sec, b.plots.image("bands", f"Mass in {ce} bands", lambda: plot.bands_figure(dists, b.options.edges, b.colors, b.title("bands"))))
+    drawn, note = plot.overlaid(b.cks, "The profile plot")
+    ids = {c.id for c in drawn}
+    shown = [d for d in dists if d.id in ids]
+    b.add(sec, b.plots.image("shape", "Standardized percentile profiles" + per, lambda: plot.shape_figure(shown, b.colors, b.title("shape"))))
+    if note:
+        sec.blocks.append(Text(note.replace("--checkpoint GLOB", "pctce plot shape DIR --checkpoint GLOB") + "."))
+    rep = shape_tables(b.cks, [d.bands for d in dists], [d.profile for d in dists], edges, b.unit.name)
+    tables = [Table(title, rows) for title, rows in rep.sections]
+    for t in [t for t in tables if is_square(t)]:
+        sec.blocks += matrix_blocks(t, b.plots, "profile-distances")
+    b.add(sec, on_demand("Band masses and profiles", [t for t in tables if not is_square(t)] + ([Notes(list(rep.notes))] if rep.notes else [])))
     return sec

@@ -9,12 +9,13 @@ from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, DEFAULT_PERCENTILES
 
 SECTIONS = (
-    ("scored", "What was scored"),
+    ("findings", "Findings"),
     ("summaries", "Summaries"),
     ("concordance", "Concordance"),
     ("selection", "Selection rules"),
     ("shape", "Shape"),
     ("tail", "Tail examples"),
+    ("scored", "What was scored"),
 )
 
 
@@ -50,6 +51,37 @@ class Image:
     name: str
     caption: str
     png: bytes
+
+
+@dataclass
+class Finding:
+    """One reading of the report's numbers: a sentence with its number, and the figure that shows it (an :class:`Image` name, or None)."""
+
+    text: str
+    figure: str | None = None
+
+
+@dataclass
+class Findings:
+    """The findings, first thing in the report."""
+
+    items: list[Finding]
+
+
+@dataclass
+class Details:
+    """Blocks shown on demand (HTML ``<details>``): tables behind the figure they back."""
+
+    summary: str
+    blocks: list = field(default_factory=list)
+
+
+def walk(blocks):
+    """Every block, those inside :class:`Details` too, in order."""
+    for b in blocks:
+        yield b
+        if isinstance(b, Details):
+            yield from walk(b.blocks)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from pctce_cli import atomic, fmt, plot
 from pctce_cli.errors import UsageError
 from pctce_cli.report.build import build_report
-from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Table, Text
+from pctce_cli.report.doc import Details, Findings, Image, Notes, ReportDoc, ReportOptions, Table, Text
 
 # ---------------------------------------------------------------- HTML
 
@@ -25,6 +25,12 @@ REPORT_STYLE = (
     "td.text{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;max-width:40em}"
     "figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}"
     ".notes li{margin:.2em 0}.intro{color:#444}"
+    "body{max-width:1200px}section{max-width:100%}"
+    ".findings{padding-left:1.2em}.findings li{margin:.45em 0;font-size:1.02em}.findings a{font-size:.85em;margin-left:.3em}"
+    "details{margin:.8em 0;border:1px solid #e5e5e5;border-radius:4px;padding:.3em .8em}"
+    "summary{cursor:pointer;color:#335;font-weight:600}"
+    ".table{max-width:100%}td.text{word-break:break-word}"
+    "nav{margin:.6em 0}h1+p.intro{margin-top:.2em}"
 )
 
 _TEXT_COLUMNS = ("context", "target", "path", "data files", "tokenizer", "value")
@@ -60,14 +66,20 @@ def table_html(t: Table) -> str:
     return "".join(out)
 
 
-def block_html(b) -> str:
-    """One block of a section as HTML."""
+def block_html(b, figures: frozenset = frozenset()) -> str:
+    """One block of a section as HTML (``figures``: the names of the report's images, the findings' links)."""
     if isinstance(b, Text):
         return f"<p>{html.escape(b.text)}</p>"
     if isinstance(b, Notes):
         return '<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in b.lines) + "</ul>" if b.lines else ""
     if isinstance(b, Table):
         return table_html(b)
+    if isinstance(b, Findings):
+        return '<ol class="findings">' + "".join(
+            f"<li>{html.escape(f.text)}" + (f' <a href="#plot-{html.escape(f.figure)}">figure</a>' if f.figure in figures else "") + "</li>" for f in b.items
+        ) + "</ol>"
+    if isinstance(b, Details):
+        return f"<details><summary>{html.escape(b.summary)}</summary>\n" + "\n".join(block_html(x, figures) for x in b.blocks) + "\n</details>"
     if isinstance(b, Image):
         return (
             f'<figure id="plot-{html.escape(b.name)}"><img alt="{html.escape(b.caption)}" src="{plot.png_data_uri(b.png)}">'
@@ -81,11 +93,25 @@ def to_html(doc: ReportDoc) -> str:
     body = [f"<h1>{html.escape(doc.title)}</h1>"]
     body += [f'<p class="intro">{html.escape(p)}</p>' for p in doc.intro]
     body.append("<nav><ul>" + "".join(f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in doc.sections) + "</ul></nav>")
+    figures = frozenset(_images(doc))
     for s in doc.sections:
         body.append(f'<section id="{s.id}">\n<h2>{html.escape(s.title)}</h2>')
-        body += [block_html(b) for b in s.blocks]
+        body += [block_html(b, figures) for b in s.blocks]
         body.append("</section>")
     return plot.html_page(doc.title, "\n".join(body), REPORT_STYLE)
+
+
+def _images(doc: ReportDoc) -> list[str]:
+    """The names of every image of the report, in details too."""
+
+    def walk(blocks):
+        for b in blocks:
+            if isinstance(b, Image):
+                yield b.name
+            elif isinstance(b, Details):
+                yield from walk(b.blocks)
+
+    return [n for s in doc.sections for n in walk(s.blocks)]
 
 
 def html_report(cks, options: ReportOptions | None = None) -> str:
@@ -107,27 +133,39 @@ def to_markdown(doc: ReportDoc, image_prefix: str) -> tuple[str, dict[str, bytes
     Images are referenced by relative file names ``<image_prefix>-<plot>.png``,
     to be written beside the Markdown file.
     """
-    from pctce_cli.render import markdown_table, records
-
     lines = [f"# {_md_text(doc.title)}", ""]
     lines += [p for x in doc.intro for p in (_md_text(x), "")]
     images: dict[str, bytes] = {}
+    figures = set(_images(doc))
     for s in doc.sections:
         lines += [f"## {_md_text(s.title)}", ""]
-        for b in s.blocks:
-            if isinstance(b, Text):
-                lines += [_md_text(b.text), ""]
-            elif isinstance(b, Notes):
-                if b.lines:
-                    lines += [f"- {_md_text(n)}" for n in b.lines] + [""]
-            elif isinstance(b, Table):
-                rows = records(b.rows)  # markdown_table escapes every cell
-                lines += [f"**{_md_text(b.title)}**", "", markdown_table(rows, _columns(rows)).rstrip("\n"), ""]
-            elif isinstance(b, Image):
-                name = f"{image_prefix}-{b.name}.png"
-                images[name] = b.png
-                lines += [f"![{_md_text(b.caption)}]({name})", ""]
+        lines += _md_blocks(s.blocks, image_prefix, images, figures)
     return "\n".join(lines), images
+
+
+def _md_blocks(blocks, image_prefix: str, images: dict[str, bytes], figures: set[str]) -> list[str]:
+    """Markdown lines of blocks; images are added to ``images``; details become ``<details>`` (GitHub renders them)."""
+    from pctce_cli.render import markdown_table, records
+
+    lines: list[str] = []
+    for b in blocks:
+        if isinstance(b, Text):
+            lines += [_md_text(b.text), ""]
+        elif isinstance(b, Notes):
+            if b.lines:
+                lines += [f"- {_md_text(n)}" for n in b.lines] + [""]
+        elif isinstance(b, Findings):
+            lines += [f"{k}. {_md_text(f.text)}" + (f" (figure: {image_prefix}-{f.figure}.png)" if f.figure in figures else "") for k, f in enumerate(b.items, 1)] + [""]
+        elif isinstance(b, Details):
+            lines += ["<details>", f"<summary>{_md_text(b.summary)}</summary>", ""] + _md_blocks(b.blocks, image_prefix, images, figures) + ["</details>", ""]
+        elif isinstance(b, Table):
+            rows = records(b.rows)  # markdown_table escapes every cell
+            lines += [f"**{_md_text(b.title)}**", "", markdown_table(rows, _columns(rows)).rstrip("\n"), ""]
+        elif isinstance(b, Image):
+            name = f"{image_prefix}-{b.name}.png"
+            images[name] = b.png
+            lines += [f"![{_md_text(b.caption)}]({name})", ""]
+    return lines
 
 
 # ---------------------------------------------------------------- writing
@@ -141,9 +179,9 @@ def save_report(cks, out: str | Path, options: ReportOptions | None = None, mark
     """
     out = Path(out)
     if options is not None and options.tail_top < 0:  # it would leave out the tail section without a word
-        raise UsageError(f"--tail-top must be 0 or more (0: no tail examples), got {options.tail_top}")
+        raise UsageError(f"tail_top must be 0 or more (0: no tail examples), got {options.tail_top}", param="tail_top")
     if not markdown and out.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--out {out}: expected an .html file (or pass --markdown for Markdown)")
+        raise UsageError(f"out {out}: expected an .html file (or pass markdown for Markdown)", param=("out", "markdown"))
     doc = build_report(cks, options)
     if not markdown:
         return [atomic.write_output(out, to_html(doc), "--out")], doc.warnings

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from pctce_cli.analysis.subsets import Subsets, split_scores, subset_fields
-from pctce_cli.report.doc import Notes, Section, Table, Text
+from pctce_cli.report.doc import Details, Notes, Section, Table, Text
+from pctce_cli.report.story import pivot
 from pctce_cli.units import unit_named
 
 MAX_FIELDS = 4  # subset fields shown by default; --by FIELD picks one
@@ -102,12 +103,11 @@ def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: s
         sec.blocks.append(Notes(list(intro)))
     for f in m.fields:
         rep = summary_report(cks, percentiles, rows=m.rows[f], subsets=Subsets(f, split=True), unit=unit)
-        sec.blocks += [Table(title, rows) for title, rows in rep.sections]
         panels = sorted(m.panels[f].items(), key=lambda kv: str(kv[0]))
         panels, more = plot.cap_panels(panels, f)
         notes = merge_notes(m.notes[f], len(cks)) + rep.notes + more
-        if notes:
-            sec.blocks.append(Notes(notes))
+        drawn = {c.id for c in plot.overlaid(cks)[0]}
+        panels = [(label, [d for d in ds if d.id in drawn]) for label, ds in panels]
         if panels:
             img = plots.image(
                 f"subsets-{_safe(f)}",
@@ -116,5 +116,10 @@ def subset_section(cks, m: SubsetMeasures, percentiles, plots, colors, scored: s
             )
             if img is not None:
                 sec.blocks.append(img)
+        if notes:
+            sec.blocks.append(Notes(notes))
+        # checkpoint × subset, one table per summary, fits a screen; the long table is on demand
+        sec.blocks += [pivot(m.rows[f], s, f"{s} of {plot.unit_text(unit, 'ce')} by {f} (rows: checkpoints, columns: subsets)") for s in ("mean", "p50", "p95") if any(s in r for r in m.rows[f])][:1]
+        sec.blocks.append(Details(f"Every summary by {f}, and the other summaries pivoted", [pivot(m.rows[f], s, f"{s} by {f}") for s in ("p50", "p95") if any(s in r for r in m.rows[f])] + [Table(title, rows) for title, rows in rep.sections]))
     return sec
 

@@ -103,9 +103,9 @@ def plan_windows(documents: Sequence[Document], max_length: int, stride: int) ->
         [(0, 4, 1), (2, 6, 4), (4, 8, 6), (6, 10, 8)]
     """
     if max_length < 2:
-        raise UsageError(f"--max-length must be at least 2, got {max_length}")
+        raise UsageError(f"max_length must be at least 2, got {max_length}", param="max_length")
     if not 1 <= stride <= max_length:
-        raise UsageError(f"--stride must be between 1 and --max-length ({max_length}), got {stride}")
+        raise UsageError(f"stride must be between 1 and max_length ({max_length}), got {stride}", param=("stride", "max_length"))
     step = min(stride, max_length - 1)  # the first token of a window is context only
     windows = []
     for k, d in enumerate(documents):
@@ -136,7 +136,7 @@ def plan_batches(windows: Sequence[Window], batch_tokens: int) -> list[list[Wind
         [[8, 8], [5, 3]]
     """
     if batch_tokens < 1:
-        raise UsageError(f"--batch-tokens must be positive, got {batch_tokens}")
+        raise UsageError(f"batch_tokens must be positive, got {batch_tokens}", param="batch_tokens")
     order = sorted(windows, key=lambda w: (-w.length, w.doc, w.start))
     batches: list[list[Window]] = []
     current: list[Window] = []

@@ -47,11 +47,11 @@ def resolve_device(device: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        raise UsageError("device cuda: no CUDA device is available (use device cpu or auto)", param=("device", "CUDA device", "device"))
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: MPS is not available on this machine (use --device cpu or auto)")
+        raise UsageError("device mps: MPS is not available on this machine (use device cpu or auto)", param=("device", "device"))
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise UsageError(f"--device must be auto, cpu, cuda or mps, got '{device}'")
+        raise UsageError(f"device must be auto, cpu, cuda or mps, got '{device}'", param="device")
     return torch.device(device)
 
 
@@ -62,9 +62,9 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     if dtype not in DTYPES:
-        raise UsageError(f"--dtype must be auto, float32, bfloat16 or float16, got '{dtype}'")
+        raise UsageError(f"dtype must be auto, float32, bfloat16 or float16, got '{dtype}'", param="dtype")
     if device.type == "cpu" and dtype == "float16":
-        raise UsageError("--dtype float16 is not supported on CPU; use float32 or bfloat16")
+        raise UsageError("dtype float16 is not supported on CPU; use float32 or bfloat16", param="dtype")
     return DTYPES[dtype]
 
 

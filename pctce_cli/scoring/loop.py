@@ -117,17 +117,18 @@ def score_shards(scorer: ShardScorer, todo: Sequence[int], sink, rank: int = 0) 
         sink.put(scorer.score(k, rank))
 
 
-def collect(group: ProcessGroup, work: Callable[[], Any], catch: tuple = ()) -> tuple[Any, str | None]:
+def collect(group: ProcessGroup, work: Callable[[], Any], catch: tuple = (), words: Callable[[PctceError], str] = str) -> tuple[Any, str | None]:
     """Run ``work`` on this rank: its value here, and the first rank's error message, the same on every rank (a collective).
 
-    A :class:`PctceError` is reported by its message; exceptions of the types in
+    A :class:`PctceError` is reported by its message (``words``: worded for the caller,
+    e.g. with its parameters as a command's options); exceptions of the types in
     ``catch`` as ``rank <r>: <Type>: <message>``; anything else propagates.
     """
     value, error = None, None
     try:
         value = work()
     except PctceError as e:
-        error = str(e)
+        error = words(e)
     except catch as e:
         error = f"rank {group.rank}: {type(e).__name__}: {e}"
     errors = [e for e in group.gather(error) if e]

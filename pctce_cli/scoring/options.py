@@ -171,6 +171,9 @@ SCORE_OPTIONS = {
     "accuracy_margin": "--accuracy-margin",
     "subset_fields": "--subset-field",
     "subset_from_file": "--subset-from-file",
+    "tokenizer": "--tokenizer",
+    "device": "--device",
+    "dtype": "--dtype",
     "reference": "--reference",
 }
 

@@ -25,8 +25,9 @@ import numpy as np
 from pctce_cli.checkpoints import CheckpointSpec, discover, read_config, weights_fingerprint
 from pctce_cli.data import data_fingerprint, documents_fingerprint, read_records, tokenize_records, units_status
 from pctce_cli.distributed import ProcessGroup
-from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError
+from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError, option_message
 from pctce_cli.scoring.options import (
+    SCORE_OPTIONS,
     ScoreOptions,
     identity_settings,
     plan_shards,
@@ -210,7 +211,7 @@ def _score_one(spec: CheckpointSpec, env: Env) -> CheckpointResult:
     try:
         prep = _prepare(spec, env)
     except PctceError as e:
-        result.message = str(e)
+        result.message = _cli_words(e)
         return result
     decision = _decide(prep, env)
     if decision.kind == "conflict":
@@ -218,7 +219,7 @@ def _score_one(spec: CheckpointSpec, env: Env) -> CheckpointResult:
         return result
     if decision.kind == "done":
         return _skipped(result, prep, decision, env)
-    scorer, error = collect(env.group, lambda: _score_mine(prep, decision.done_shards, env))
+    scorer, error = collect(env.group, lambda: _score_mine(prep, decision.done_shards, env), words=_cli_words)
     if error is None:
         error = env.group.broadcast(_finish(prep, scorer, env, t_start) if env.group.rank == 0 else None)
     if error:
@@ -256,7 +257,7 @@ def _prepare(spec: CheckpointSpec, env: Env) -> Prepared:
     # without loading them), so the context length comes from config.json.
     max_length = options.max_length or _config_context(spec)
     if max_length is None:
-        raise UsageError(f"{spec.path}: config.json states no context length; pass --max-length")
+        raise UsageError(f"{spec.path}: config.json states no context length", remedy="pass max_length", remedy_param="max_length")
     _check_batch_budget(spec, options.batch_tokens, documents, max_length)
     stride = options.stride or max(1, max_length // 2)
     identity = {
@@ -316,6 +317,11 @@ def _skipped(result: CheckpointResult, prep: Prepared, decision, env: Env) -> Ch
     return result
 
 
+def _cli_words(error: PctceError) -> str:
+    """An error of a checkpoint in the words of `pctce score` (its parameters as options)."""
+    return option_message(error, SCORE_OPTIONS)
+
+
 def _score_mine(prep: Prepared, done_shards: Sequence[int], env: Env) -> ShardScorer | None:
     """Score this rank's shards into the partition; the scorer (``None`` when this rank has none)."""
     from pctce_cli.scoring import hf
@@ -328,7 +334,7 @@ def _score_mine(prep: Prepared, done_shards: Sequence[int], env: Env) -> ShardSc
         return None
     ctx = hf.model_context_length(model)
     if ctx is not None and prep.max_length > ctx:
-        raise UsageError(f"--max-length {prep.max_length} exceeds the context of {spec.id} ({ctx} tokens)")
+        raise UsageError(f"max_length {prep.max_length} exceeds the context of {spec.id} ({ctx} tokens)", param="max_length")
     adapter = hf.HFAdapter(model)
     scorer = ShardScorer(
         adapter, model, prep.tokenizer, prep.documents, env.records, prep.shards, prep.max_length, prep.stride,
@@ -382,7 +388,7 @@ def _finish(prep: Prepared, scorer: ShardScorer | None, env: Env, t_start: float
         finish_partition(partition_dir(options.out, spec.id), manifest, len(prep.shards))
         add_labels(options.out, spec.id, env.records)
     except PctceError as e:
-        return str(e)
+        return _cli_words(e)
     return None
 
 

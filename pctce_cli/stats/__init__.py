@@ -52,6 +52,7 @@ from pctce_cli.stats.shape import (
     profile_distances,
 )
 from pctce_cli.stats.order import percentiles
+from pctce_cli.stats.position import bucket_summaries, context_lengths, position_buckets
 from pctce_cli.stats.units import UNITS, byte_distribution, byte_mean, byte_values, weighted_percentiles, word_ce, word_sums
 from pctce_cli.stats.summaries import (
     SummaryName,
@@ -86,8 +87,10 @@ __all__ = [
     "byte_values",
     "bootstrap_ci",
     "bootstrap_replicates",
+    "bucket_summaries",
     "concordance",
     "concordance_matrix",
+    "context_lengths",
     "decompose",
     "discordant_pairs",
     "doc_normalized",
@@ -101,6 +104,7 @@ __all__ = [
     "parse_summary_name",
     "percentile_name",
     "percentiles",
+    "position_buckets",
     "profile",
     "profile_distance",
     "profile_distances",

@@ -101,7 +101,7 @@ class PairedBootstrap(dict):
 
 def _check_settings(n_boot, ci, method) -> None:
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise UsageError(f"n_boot must be a positive integer, got {n_boot!r}")
+        raise UsageError(f"n_boot must be a positive integer, got {n_boot!r}", param="n_boot")
     if not isinstance(ci, (int, float, np.floating)) or not (0.0 < ci < 1.0):
         raise UsageError(f"ci must be a confidence level strictly between 0 and 1, got {ci!r}")
     if method not in METHODS:

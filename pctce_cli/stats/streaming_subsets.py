@@ -13,7 +13,7 @@ Memory: the histograms use :data:`SUBSET_BITS` bits (2**16 counters, 512 KiB
 a subset; the analysis shows at most 50 subsets, 25 MiB) instead of the pooled
 summary's 2**20 (8 MiB). The price is wider buckets (~2**-11 relative, about
 0.1% of the value): pass 2 keeps the targets of the wanted buckets, about 16×
-more than at 2**20, still a small fraction (measured in docs/benchmarks-streaming.md).
+more than at 2**20, still a small fraction (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
