@@ -44,11 +44,12 @@ class ValueKind:
             return
         if unit.name == "byte" or (unit.name == "word" and not self.word_sum):
             how = "a divergence is taken per prediction and has no byte form" if unit.name == "byte" else f"{self.label} is a token quantity (it does not sum into words)"
-            raise UsageError(f"--value {self.column} with --unit {unit.name}: {how}; use --unit token" + (" or word" if self.word_sum else ""))
+            raise UsageError(f"value {self.column} with unit {unit.name}: {how}; use unit token" + (" or word" if self.word_sum else ""), param=("value", "unit", "unit"))
         if getattr(ck.manifest, "reference", None) is None:
             raise UsageError(
-                f"--value {self.column}: '{ck.id}' in {ck.root} was scored without a reference model; "
-                f"score it with 'pctce score CHECKPOINT --reference REF --force' to store its divergence (docs/kl.md)"
+                f"value {self.column}: '{ck.id}' in {ck.root} was scored without a reference model; "
+                f"score it with 'pctce score CHECKPOINT --reference REF --force' to store its divergence (docs/kl.md)",
+                param="value",
             )
 
 
@@ -68,10 +69,10 @@ def value_named(name: "str | ValueKind") -> ValueKind:
         >>> value_named("nll")
         Traceback (most recent call last):
         ...
-        pctce_cli.errors.UsageError: --value must be one of ce, kl, dp, got 'nll'
+        pctce_cli.errors.UsageError: value must be one of ce, kl, dp, got 'nll'
     """
     if isinstance(name, ValueKind):
         return name
     if name not in VALUE_KINDS:
-        raise UsageError(f"--value must be one of {', '.join(VALUE_KINDS)}, got '{name}'")
+        raise UsageError(f"value must be one of {', '.join(VALUE_KINDS)}, got '{name}'", param="value")
     return VALUE_KINDS[name]

@@ -96,9 +96,9 @@ def divergence_summary(cks: Sequence[Checkpoint], value: str, percentiles: Seque
         vs: Refused: the reference of a divergence is the model it was scored against.
     """
     if vs is not None:
-        raise UsageError(f"--vs with --value {value}: the divergence is already taken from the reference model it was scored against; drop --vs")
+        raise UsageError(f"vs with value {value}: the divergence is already taken from the reference model it was scored against; drop vs", param=("vs", "value", "vs"))
     if ci is not None and not 0 < ci < 1:
-        raise UsageError(f"--ci must be between 0 and 1 (e.g. 0.95), got {ci}")
+        raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     kind, u = value_named(value), unit_named(unit)
     levels = [float(q) for q in (percentiles or DIVERGENCE_PERCENTILES)]
     report = Report()

@@ -74,6 +74,7 @@ OPTIONS = {
     "tokenizer": "--tokenizer",
     "top": "--top",
     "unit": "--unit",
+    "value": "--value",
     "vs": "--vs",
 }
 
