@@ -167,7 +167,8 @@ def run_once(tree: Path, ck: Path, data: Path, work: Path, threads: int | None) 
     code = f"import bench_phases, sys; bench_phases.worker({args!r}, {str(res)!r})"
     t = time.perf_counter()
     r0 = os.times()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
+    # -P and cwd: the working directory must not put another pctce_cli before the tree's on the path
+    subprocess.run([sys.executable, "-P", "-c", code], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
     r1 = os.times()
     got = json.loads(res.read_text())
