@@ -37,6 +37,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_score import loadavg, log  # noqa: E402  (torch-free helpers shared by the benchmarks)
 SECTION = "## Phases of a `pctce score` run (bench_phases.py)"
 
 # (label, module, attribute): the functions whose main-thread wall time is a phase, in run order
@@ -61,17 +63,6 @@ PHASES = [
 ]
 NESTED = ("output-layer check", "forward, CE and rank")  # the first runs inside the second
 BACKGROUND = ("pctce_cli.checkpoints", "weights_fingerprint")  # the hashing itself, on whatever thread
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(open("/proc/loadavg").read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 # ----------------------------------------------------------------------------- worker
