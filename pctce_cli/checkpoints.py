@@ -321,10 +321,65 @@ def weight_files(path: Path) -> list[Path]:
 
 def weights_fingerprint(spec: CheckpointSpec) -> str:
     """Fingerprint of a checkpoint's weights (an adapter's includes its base's)."""
-    files = weight_files(spec.path)
-    fp = fingerprint_files(files)
+    fp = fingerprint_files(weight_files(spec.path))
     if spec.kind == "adapter" and spec.base_model is not None:
-        base = fingerprint_files(weight_files(spec.base_model))
-        fp = hashlib.sha256(f"{fp}:{base}".encode()).hexdigest()
+        fp = _with_base(fp, fingerprint_files(weight_files(spec.base_model)))
     return fp
 
+
+def _with_base(adapter_fp: str, base_fp: str) -> str:
+    """An adapter's fingerprint: its own files' and its base model's, combined."""
+    return hashlib.sha256(f"{adapter_fp}:{base_fp}".encode()).hexdigest()
+
+
+
+class Fingerprints:
+    """Weight fingerprints of a run's checkpoints, hashed in one background thread a checkpoint ahead.
+
+    Why: a checkpoint's fingerprint must be known before its store partition is
+    opened (skip, resume or conflict depend on it), but hashing the weights is
+    file reading and sha256, which release the GIL. So the first checkpoint's
+    hash runs while the data is read and tokenized, and each next checkpoint's
+    while the current one is scored. The values are those of
+    :func:`weights_fingerprint`; a base model shared by adapters is hashed once.
+    An error (an unreadable file) is raised by :meth:`get`, as the sequential
+    call would raise it.
+    """
+
+    def __init__(self, specs, ahead: int = 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._specs = list(specs)
+        self._index = {id(s): i for i, s in enumerate(self._specs)}
+        self._ahead = ahead
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pctce-fingerprint")
+        self._futures: dict[int, object] = {}
+        self._bases: dict[Path, str] = {}  # only touched by the pool's one thread
+
+    def start(self, spec: CheckpointSpec) -> None:
+        """Queue ``spec``'s fingerprint and the next ``ahead`` checkpoints' (no-op for those queued already)."""
+        i = self._index.get(id(spec))
+        if i is None:
+            return
+        for k in range(i, min(i + 1 + self._ahead, len(self._specs))):
+            if k not in self._futures:
+                self._futures[k] = self._pool.submit(self._compute, self._specs[k])
+
+    def get(self, spec: CheckpointSpec) -> str:
+        """``spec``'s fingerprint (waits for the background hash; computed here for a spec not in the run)."""
+        if id(spec) not in self._index:
+            return weights_fingerprint(spec)
+        self.start(spec)
+        return self._futures[self._index[id(spec)]].result()
+
+    def close(self) -> None:
+        """Stop: drop queued hashes, wait for the one running."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _compute(self, spec: CheckpointSpec) -> str:
+        if spec.kind != "adapter" or spec.base_model is None:
+            return weights_fingerprint(spec)
+        base = Path(spec.base_model).resolve()
+        if base not in self._bases:
+            self._bases[base] = fingerprint_files(weight_files(spec.base_model))
+        return _with_base(fingerprint_files(weight_files(spec.path)), self._bases[base])

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -253,9 +254,13 @@ class RichReporter:
             console=self.console,
             disable=not enabled,
         )
-        self.task = None
-        self._t0 = None
-        self._done0 = 0
+        # the bar being drawn, its start time and resumed count: one set per thread, because the demo
+        # relays each of its worker processes' events on a thread of its own (pctce_cli/demo/jobs.py)
+        self._local = threading.local()
+
+    task = property(lambda self: getattr(self._local, "task", None), lambda self, v: setattr(self._local, "task", v))
+    _t0 = property(lambda self: getattr(self._local, "t0", None), lambda self, v: setattr(self._local, "t0", v))
+    _done0 = property(lambda self: getattr(self._local, "done0", 0), lambda self, v: setattr(self._local, "done0", v))
 
     def __enter__(self):
         self.progress.start()

@@ -24,7 +24,9 @@ from pctce_cli.demo.crosstok import TITLE as CROSSTOK_TITLE
 from pctce_cli.demo.crosstok import crosstok_part, crosstok_part_from_rows
 from pctce_cli.demo.distill import distillation_parts, distillation_parts_from_table, subset_part_from_table
 from pctce_cli.demo.finetune import correct_part_from_rows, finetune_parts, finetune_parts_from_table
+from pctce_cli.demo.jobs import run_jobs
 from pctce_cli.errors import DataError, ScoringError
+from pctce_cli.threads import usable_cpus
 
 __all__ = [
     "CROSSTOK_TITLE",
@@ -92,7 +94,6 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
         ScoringError: a sample checkpoint failed to score.
     """
     from pctce_cli.scoring.options import ScoreOptions
-    from pctce_cli.scoring.run import score_checkpoints
 
     t0 = time.perf_counter()
     sample = find_sample_data(sample_data)
@@ -118,8 +119,8 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     if crosstok_runs:  # the same data and options as the distillation study: word and byte units compare them
         jobs.append((crosstok_runs, replace(val, out=out / "crosstok")))
     failed = []
-    for paths, options in jobs:
-        for r in score_checkpoints(paths, options, reporter):
+    for job_results in run_jobs(jobs, reporter, workers=usable_cpus()):
+        for r in job_results:
             if r.status == "failed":
                 failed.append(r.message)
             elif r.status == "skipped":

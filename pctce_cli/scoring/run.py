@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pctce_cli.checkpoints import CheckpointSpec, discover, read_config, weights_fingerprint
+from pctce_cli.checkpoints import CheckpointSpec, Fingerprints, discover, read_config, weights_fingerprint
 from pctce_cli.data import data_fingerprint, documents_fingerprint, read_records, tokenize_records, units_status
 from pctce_cli.distributed import ProcessGroup
 from pctce_cli.errors import PctceError, ScoringError, StoreError, UsageError, option_message
@@ -121,6 +121,9 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
     from pctce_cli.scoring import hf
 
     specs = discover(paths, base_model=options.base_model)
+    fingerprints = Fingerprints(specs)  # hashed in the background from now on, a checkpoint ahead
+    if specs:
+        fingerprints.start(specs[0])
     labels = {"subset_fields": options.subset_fields, "subset_from_file": options.subset_from_file}
     records = read_records(options.data, **options.read.record_kwargs(), **labels)
     data_fp = data_fingerprint(options.data)
@@ -142,7 +145,7 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
     if lock_error:
         raise StoreError(lock_error)
 
-    env = Env(options, records, data_fp, device, dtype_name, cache, {}, group, reporter)
+    env = Env(options, records, data_fp, device, dtype_name, cache, {}, group, reporter, fingerprints=fingerprints)
     results = []
     try:
         if options.reference:  # loaded when first needed, then resident for every checkpoint
@@ -151,6 +154,7 @@ def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessG
             results.append(_score_one(spec, env))
             reporter.checkpoint_finished(results[-1])
     finally:
+        fingerprints.close()
         cache.release()
         if env.reference is not None:
             env.reference.release()
@@ -202,6 +206,7 @@ class Env:
     reporter: Reporter
     weights: dict = field(default_factory=dict)  # checkpoint id -> weights fingerprint, for identical_weights
     reference: Reference | None = None  # --reference: the model every candidate's divergence is taken from
+    fingerprints: Fingerprints | None = None  # background hashing (None: hash when needed)
 
 
 def _score_one(spec: CheckpointSpec, env: Env) -> CheckpointResult:
@@ -252,7 +257,7 @@ def _prepare(spec: CheckpointSpec, env: Env) -> Prepared:
         units = units_status(documents, tokenizer, name, options.units)
         env.tokenized[tok_fp] = (documents, skipped, documents_fingerprint(documents), units)
     documents, skipped, docs_fp, units = env.tokenized[tok_fp]
-    weights_fp = env.weights[spec.id] = weights_fingerprint(spec)
+    weights_fp = env.weights[spec.id] = env.fingerprints.get(spec) if env.fingerprints else weights_fingerprint(spec)
     # The window must be known before loading (to skip finished checkpoints
     # without loading them), so the context length comes from config.json.
     max_length = options.max_length or _config_context(spec)

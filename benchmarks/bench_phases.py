@@ -1,0 +1,298 @@
+"""Where the time of one ``pctce score`` run goes: start-up, load, fingerprint, tokenization, forward, write.
+
+The run is the whole command-line process (``pctce score CK --data D --out
+FRESH -q``) on a random-init GPT-2 made here (default 12 layers, 512 dims,
+vocabulary 32,000: about 58M parameters, a 230 MB safetensors file, which is
+hashed in full) and about 12,000 targets of generated text (the size of the
+SmolLM2-135M run in issue 23). Nothing is downloaded.
+
+How: a worker process imports pctce (timed), then the scoring stack (torch,
+transformers: timed), wraps the functions of each phase with a timer (wall
+time on the main thread; nothing else changes) and calls the CLI's ``main``
+as ``pctce score`` would. The parent times the whole process; what the phases
+do not cover is interpreter start-up (parent's wall minus the worker's) and
+"other" (option parsing, progress bars, the result table). Weight hashing in a
+background thread is reported twice: the time the main thread waited for it
+(a phase) and the hashing itself (overlapped, not added). Each round runs
+every tree given (``--tree``: a ``pctce_cli`` source tree, e.g. an earlier
+revision from ``git archive``) in a fresh process, in an order rotated from
+round to round; the table gives the median per phase.
+
+    python benchmarks/bench_phases.py                                   # this tree, prints Markdown
+    git archive main | tar -x -C /tmp/base
+    python benchmarks/bench_phases.py --tree /tmp/base --rounds 3 --out docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_score import loadavg, log  # noqa: E402  (torch-free helpers shared by the benchmarks)
+SECTION = "## Phases of a `pctce score` run (bench_phases.py)"
+
+# (label, module, attribute): the functions whose main-thread wall time is a phase, in run order
+PHASES = [
+    ("checkpoint discovery", "pctce_cli.scoring.run", "discover"),
+    ("read data", "pctce_cli.scoring.run", "read_records"),
+    ("data fingerprint", "pctce_cli.scoring.run", "data_fingerprint"),
+    ("tokenizer load", "pctce_cli.scoring.hf", "load_tokenizer"),
+    ("tokenizer fingerprint", "pctce_cli.scoring.hf", "tokenizer_fingerprint"),
+    ("tokenization and byte spans", "pctce_cli.scoring.run", "tokenize_records"),
+    ("tokenization and byte spans", "pctce_cli.scoring.run", "units_status"),
+    ("tokenization and byte spans", "pctce_cli.scoring.run", "documents_fingerprint"),
+    ("weights fingerprint (main thread)", "pctce_cli.scoring.run", "weights_fingerprint"),
+    ("weights fingerprint (main thread)", "pctce_cli.checkpoints", "Fingerprints.get"),
+    ("decide (open the partition)", "pctce_cli.scoring.run", "_decide"),
+    ("model load", "pctce_cli.scoring.hf", "ModelCache.load"),
+    ("output-layer check", "pctce_cli.scoring.hf", "HFAdapter._check_fast_path"),
+    ("forward, CE and rank", "pctce_cli.scoring.engine", "score_documents"),
+    ("write shards", "pctce_cli.scoring.loop", "StoreSink.put"),
+    ("manifest, verify, labels", "pctce_cli.scoring.run", "_finish"),
+    ("read back the summary", "pctce_cli.scoring.run", "_fill_numbers"),
+]
+NESTED = ("output-layer check", "forward, CE and rank")  # the first runs inside the second
+BACKGROUND = ("pctce_cli.checkpoints", "weights_fingerprint")  # the hashing itself, on whatever thread
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def _wrap(owner, name: str, label: str, acc: dict, cpu: dict, main_only: bool = True) -> None:
+    import threading
+
+    fn = getattr(owner, name)
+
+    def timed(*a, **k):
+        if main_only and threading.current_thread() is not threading.main_thread():
+            return fn(*a, **k)
+        t, c = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[label] = acc.get(label, 0.0) + time.perf_counter() - t
+            cpu[label] = cpu.get(label, 0.0) + time.thread_time() - c
+
+    setattr(owner, name, timed)
+
+
+def _resolve(module: str, attr: str):
+    import importlib
+
+    obj = importlib.import_module(module)
+    *owners, name = attr.split(".")
+    for o in owners:
+        obj = getattr(obj, o, None)
+        if obj is None:
+            return None, name
+    return (obj, name) if hasattr(obj, name) else (None, name)
+
+
+def worker(argv: list[str], out_json: str) -> None:
+    """Inside the timed process: import, wrap, run ``pctce score``, write the phases."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    from pctce_cli.threads import configure_threads
+
+    configure_threads()
+    import pctce_cli.cli as cli
+
+    t1, c1 = time.perf_counter(), time.thread_time()
+    import pctce_cli.scoring.hf  # noqa: F401  torch and transformers, which pctce score imports when it starts scoring
+    import pctce_cli.scoring.run  # noqa: F401
+
+    t2, c2 = time.perf_counter(), time.thread_time()
+    acc: dict[str, float] = {"import pctce and its CLI": t1 - t0, "import torch, transformers": t2 - t1}
+    cpu: dict[str, float] = {"import pctce and its CLI": c1 - c0, "import torch, transformers": c2 - c1}
+    background: dict[str, float] = {}
+    for label, module, attr in PHASES:
+        owner, name = _resolve(module, attr)
+        if owner is not None:
+            _wrap(owner, name, label, acc, cpu)
+    owner, name = _resolve(*BACKGROUND)
+    _wrap(owner, name, "hashing", background, {}, main_only=False)
+    sys.argv = ["pctce", *argv]
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = e.code or 0
+    total = time.perf_counter() - t0
+    Path(out_json).write_text(json.dumps({"phases": acc, "thread_cpu": cpu, "background": background, "worker_total": total, "code": code}))
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+def make_inputs(work: Path, layers: int, dims: int, vocab: int, targets: int) -> tuple[Path, Path, int]:
+    sys.path.insert(0, str(HERE))
+    from bench_score import make_checkpoint, make_documents, write_jsonl
+
+    ck = work / "gpt2" / "checkpoint-1"
+    data = work / "val.jsonl"
+    meta = work / "inputs.json"
+    key = {"layers": layers, "dims": dims, "vocab": vocab, "targets": targets}
+    if meta.exists() and json.loads(meta.read_text()).get("key") == key:
+        return ck, data, json.loads(meta.read_text())["params"]
+    params = make_checkpoint(ck, vocab=vocab, n_positions=1024, n_embd=dims, n_layer=layers, n_head=8, seed=0)
+    write_jsonl(data, make_documents(targets, vocab, 50, 600, seed=1))
+    meta.write_text(json.dumps({"key": key, "params": params}))
+    return ck, data, params
+
+
+def run_once(tree: Path, ck: Path, data: Path, work: Path, threads: int | None) -> dict:
+    out = Path(tempfile.mkdtemp(dir=work, prefix="store-"))
+    res = work / "phases.json"
+    env = dict(os.environ, PYTHONPATH=f"{tree}{os.pathsep}{HERE}")
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    args = ["score", str(ck), "--data", str(data), "--out", str(out), "-q"]
+    code = f"import bench_phases, sys; bench_phases.worker({args!r}, {str(res)!r})"
+    t = time.perf_counter()
+    r0 = os.times()
+    # -P and cwd: the working directory must not put another pctce_cli before the tree's on the path
+    subprocess.run([sys.executable, "-P", "-c", code], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    r1 = os.times()
+    got = json.loads(res.read_text())
+    got.update(wall=wall, cpu=(r1.children_user - r0.children_user) + (r1.children_system - r0.children_system), load=loadavg())
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    if got["code"]:
+        raise SystemExit(f"pctce score exited {got['code']} ({tree})")
+    return got
+
+
+def _f(x: float, nd: int = 2) -> str:
+    return f"{x:,.{nd}f}"
+
+
+def _medians(rows: list[dict], labels: list[str]) -> tuple[dict, dict]:
+    """Median wall and main-thread CPU seconds per phase over the rounds of one tree."""
+    wall = {lab: [] for lab in labels}
+    cpu = {lab: [] for lab in labels}
+    for r in rows:
+        ph, c = dict(r["phases"]), dict(r.get("thread_cpu", {}))
+        for d in (ph, c):  # the output-layer check runs inside the first batch: count it once, as itself
+            if NESTED[0] in d and NESTED[1] in d:
+                d[NESTED[1]] -= d[NESTED[0]]
+        ph[START] = r["wall"] - r["worker_total"]
+        ph[OTHER] = r["worker_total"] - sum(v for k, v in r["phases"].items() if k != NESTED[0])
+        for lab in labels:
+            wall[lab].append(ph.get(lab, 0.0))
+            cpu[lab].append(c.get(lab, float("nan")))
+    med = {lab: statistics.median(v) for lab, v in wall.items()}
+    med_cpu = {lab: statistics.median(v) for lab, v in cpu.items()}
+    med[WHOLE] = statistics.median(r["wall"] for r in rows)
+    med_cpu[WHOLE] = statistics.median(r["cpu"] for r in rows)
+    med[HASH] = statistics.median(r["background"].get("hashing", 0.0) for r in rows)
+    return med, med_cpu
+
+
+START, OTHER, WHOLE, HASH = "interpreter start-up", "other (options, progress, table)", "whole process", "hashing (any thread; overlapped when in the background)"
+
+
+def render(raw: dict) -> str:
+    names = list(raw["runs"])
+    labels = [START] + list(dict.fromkeys(["import pctce and its CLI", "import torch, transformers"] + [p[0] for p in PHASES])) + [OTHER]
+    stats = {n: _medians(raw["runs"][n], labels) for n in names}
+    lines = [SECTION, "", "```bash", raw["command"], "```", ""]
+    lines.append(
+        f"**Run.** `pctce score CK --data D --out FRESH -q` as a whole process: a random-init GPT-2 made locally "
+        f"({raw['layers']} layers, {raw['dims']} dims, vocabulary {raw['vocab']:,}: {raw['params'] / 1e6:.1f}M parameters, "
+        f"a {raw['weights_mb']:.0f} MB safetensors file, hashed in full), {raw['targets']:,} targets of generated text "
+        f"(documents of 50–600 words). {raw['machine']}. {raw['rounds']} rounds, each tree in a fresh process, the order "
+        f"rotated per round; medians. Load average (1 min) during the rounds: {raw['loads']}. *s*: wall seconds on the "
+        "main thread; *%*: of the whole process's wall time; *CPU s*: the main thread's CPU time in the phase "
+        "(`time.thread_time`; the whole process's row: user + system of the process and its threads)."
+    )
+    lines.append("")
+    lines += ["| phase | " + " | ".join(f"{n} s | % | CPU s" for n in names) + " |", "|---|" + "---:|---:|---:|" * len(names)]
+    for lab in labels + [WHOLE, HASH]:
+        cells = []
+        for n in names:
+            med, cpu = stats[n]
+            pct = f"{100 * med[lab] / med[WHOLE]:.1f}" if lab in labels else ""
+            c = cpu.get(lab, float("nan"))
+            cells.append(f"{_f(med[lab])} | {pct} | {'' if c != c else _f(c)}")
+        lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for n in names:
+        med, cpu = stats[n]
+        fwd = med["forward, CE and rank"]
+        lines.append(f"- **{n}**: outside the forward pass (everything but \"forward, CE and rank\"): "
+                     f"{_f(med[WHOLE] - fwd)} s of {_f(med[WHOLE])} s wall, {100 * (1 - fwd / med[WHOLE]):.1f} % of the run; "
+                     f"main-thread CPU outside it {_f(sum(v for k, v in cpu.items() if k not in (WHOLE, 'forward, CE and rank') and v == v))} s "
+                     f"(the forward's {_f(cpu['forward, CE and rank'])} s on the main thread; its OpenMP threads add most of the rest of the process's {_f(cpu[WHOLE])} s).")
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    sys.path.insert(0, str(HERE))
+    import bench_score
+
+    bench_score.SECTION = SECTION
+    bench_score.write_section(path, section)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", action="append", default=[], help="another pctce source tree to time (repeatable); NAME=DIR names it")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--dims", type=int, default=512)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--targets", type=int, default=12000)
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the runs (default: pctce's policy)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pctce-bench-phases")
+    ap.add_argument("--out", type=Path, help="write the section into this Markdown file (else print it)")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    ck, data, params = make_inputs(args.work, args.layers, args.dims, args.vocab, args.targets)
+    trees = {"this tree": ROOT}
+    for t in args.tree:
+        name, _, d = t.rpartition("=")
+        trees[name or Path(d).name] = Path(d).resolve()
+    runs: dict[str, list] = {n: [] for n in trees}
+    loads = []
+    names = list(trees)
+    for r in range(args.rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            got = run_once(trees[n], ck, data, args.work, args.threads)
+            runs[n].append(got)
+            loads.append(got["load"].split()[0])
+            log(f"round {r + 1} {n}: {got['wall']:.2f} s (cpu {got['cpu']:.2f} s, load {got['load']})")
+    sys.path.insert(0, str(HERE))
+    from _machine import cpu_name
+
+    import torch
+
+    raw = {
+        "command": "python benchmarks/bench_phases.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "layers": args.layers, "dims": args.dims, "vocab": args.vocab, "targets": args.targets, "params": params,
+        "weights_mb": (ck / "model.safetensors").stat().st_size / 1e6, "rounds": args.rounds,
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores visible, Python {sys.version.split()[0]}, torch {torch.__version__}, CPU, float32",
+        "loads": f"{min(loads)}–{max(loads)}", "runs": runs,
+    }
+    text = render(raw)
+    (args.work / "raw.json").write_text(json.dumps(raw, indent=1))
+    if args.out:
+        write_section(args.out, text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
