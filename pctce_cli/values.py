@@ -33,7 +33,7 @@ class ValueKind:
     word_sum: bool = True
 
 
-    def check(self, ck, unit: "Unit") -> None:
+    def check(self, ck, unit) -> None:  # unit: a pctce_cli.units.Unit (a layer above; not imported)
         """Refuse a checkpoint that does not store this value, or a unit it has no form in (named, with what to do).
 
         Raises:
