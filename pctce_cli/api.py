@@ -58,6 +58,8 @@ def score_model(
 ) -> ScoreResult:
     """Score an in-memory causal LM with the engine of ``pctce score``.
 
+    (Long by its documented arguments; the body is a few lines.)
+
     The model is scored where it lives (its device and dtype), in eval mode
     (its training mode is restored afterwards), under ``torch.inference_mode``.
     Options mean what the options of ``pctce score`` of the same name mean;

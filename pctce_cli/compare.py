@@ -158,6 +158,8 @@ def compare_scores(
 ) -> Comparison:
     """Paired comparison of two aligned checkpoints (``sa`` baseline, ``sb`` candidate).
 
+    (Long the comparison's statistics computed in the order the result lists them.)
+
     Summaries: mean, the percentiles (p50 always included, for the verdict),
     iqr and bits-per-byte, each as Δ = candidate − baseline with a paired
     document-level bootstrap interval.

@@ -32,6 +32,8 @@ def concord_report(
 ) -> Report:
     """`pctce concord`: concordance matrix, Kendall τ and C_S, over all and per group.
 
+    (Long one table per grouping (all, groups, subsets) built from the same rows.)
+
     Args:
         subsets: With ``split`` (``--by``), ``table`` has a row per checkpoint and
             subset (a ``subset`` column) and the report is :func:`subset_concord_report`.

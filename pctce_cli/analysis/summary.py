@@ -107,6 +107,8 @@ def checkpoint_rows(
 ) -> tuple[list[dict], list[str]]:
     """One checkpoint's summary rows: one row, or one per subset (``subset`` column) with ``subsets.split``.
 
+    (Long the streamed, unit and subset paths of one checkpoint side by side, so that one read serves each.)
+
     With ``unit`` ``word`` or ``byte`` the rows summarize that unit's
     distribution (:func:`pctce_cli.analysis.units.unit_rows`, docs/definitions.md#words-and-bytes), streamed
     above :func:`stream_above` targets (:func:`~pctce_cli.analysis.units_stream.streamed_unit_row`).
@@ -270,6 +272,8 @@ def summary_report(
     value: str = "ce",
 ) -> Report:
     """`pctce summary`: per-checkpoint summaries, optional bootstrap intervals and a reference.
+
+    (Long one branch per table the command can show (plain, --vs, --by, correct/incorrect), each a few lines.)
 
     Args:
         rows: The checkpoints' :func:`checkpoint_row` rows when the caller has

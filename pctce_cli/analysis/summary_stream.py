@@ -42,6 +42,8 @@ def streamed_subset_rows(
 ) -> tuple[list[dict], list[str]]:
     """One checkpoint's summary rows (one, or one per subset with ``subsets.split``) in bounded memory.
 
+    (Long two passes over the shards with their set-up between them, kept in one place so the order of the passes stays visible.)
+
     Args:
         ck: The checkpoint (catalog entry).
         percentiles: Levels reported as ``pXX``.

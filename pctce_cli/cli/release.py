@@ -55,6 +55,7 @@ def compare(
     emit_report(report, fmt, output)
 
 
+# Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.
 def gate(
     dirs: DirsArg = None,
     policy: Annotated[

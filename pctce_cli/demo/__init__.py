@@ -80,6 +80,8 @@ def find_sample_data(path: str | Path | None = None) -> Path:
 def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=None, force: bool = False) -> DemoResult:
     """Score the sample checkpoints (reusing earlier scores) and build the demo's reports.
 
+    (Long the demo's script, read top to bottom in the order it prints.)
+
     Args:
         sample_data: The ``sample_data/`` directory (None: :func:`find_sample_data`).
         out: Score directory (None: :func:`default_out`); the distillation study

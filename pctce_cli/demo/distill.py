@@ -65,7 +65,10 @@ def subset_part_from_table(t, by) -> DemoPart:
 
 
 def distillation_parts_from_table(t) -> list[DemoPart]:
-    """:func:`distillation_parts` on a table of summaries (``checkpoint, run, group, step`` + SUMMARIES)."""
+    """:func:`distillation_parts` on a table of summaries (``checkpoint, run, group, step`` + SUMMARIES).
+
+    (Long the miniature's parts in the order the demo prints them, each a few lines of text from the table.)
+    """
     family = t[(t["group"] == "distilled") | (t["run"] == "teacher")].reset_index(drop=True)
     controls = t[t["group"] == "controls"].reset_index(drop=True)
     last = t["step"] == t.groupby("run")["step"].transform("max")

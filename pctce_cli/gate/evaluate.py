@@ -231,9 +231,8 @@ def run_gate(
 ) -> GateResult:
     """`pctce gate`: evaluate every candidate against the baseline under the policy.
 
-    (Long only by this docstring: the body is the stages :func:`merge_settings`,
-    :func:`load_baseline`, pairing each candidate, :func:`paired_stats` and :func:`check_rules`.)
-
+    (Long by this docstring: the body is the stages :func:`merge_settings`, :func:`load_baseline`,
+    pairing each candidate, :func:`paired_stats` and :func:`check_rules`.)
     Options override the policy file's settings; ``--rule`` options are added
     to the file's rules. Defaults: ci 0.95, 1000 resamples, seed 0, require all.
     A rule with a ``subset`` is checked on that subset's targets only (``*``:
@@ -252,9 +251,8 @@ def run_gate(
         require: ``all`` (every candidate must pass) or ``any``.
         by: ``--by FIELD``: rules without a subset are checked on every subset of FIELD.
         subset: ``--subset VALUE``: gate only the documents of these subsets.
-        unit: ``word`` or ``byte``: pair words or bytes instead of tokens (
-            docs/definitions.md#words-and-bytes), so candidates with another tokenizer on the same data can be
-            gated (default: the policy's ``unit``, else ``token``).
+        unit: ``word`` or ``byte``: pair words or bytes (docs/definitions.md#words-and-bytes), so candidates with
+            another tokenizer can be gated (default: the policy's ``unit``, else ``token``).
 
     Returns:
         The :class:`GateResult`, candidates ranked.

