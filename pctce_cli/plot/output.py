@@ -81,7 +81,7 @@ def plot_figure(
     if not cks:
         raise UsageError("no checkpoints selected")
     if subsets.split and kind not in BY_KINDS:
-        raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param="subset")
+        raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param=("one subset", "subset"))
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
     p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored)
     if kind in BY_KINDS:
