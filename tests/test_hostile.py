@@ -144,6 +144,7 @@ def test_gate_markdown_junit_and_step_summary(store, tmp_path, monkeypatch):
     assert labels == set(HOSTILE)  # JSON keeps the labels exactly
 
 
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 @pytest.mark.parametrize("kind", ["ecdf", "shape", "bands"])
 def test_plot_svg_is_well_formed_and_silent(store, tmp_path, kind):
     with warnings.catch_warnings(record=True) as caught:
@@ -156,6 +157,7 @@ def test_plot_svg_is_well_formed_and_silent(store, tmp_path, kind):
     assert not RAW.search(svg)
 
 
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 def test_plot_html_page_parses_without_injected_markup(store, tmp_path):
     r = run("plot", "ecdf", store, "--by", "domain", "--out", tmp_path / "p.html")
     assert r.exit_code == 0, r.output

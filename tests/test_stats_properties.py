@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -65,6 +66,7 @@ def test_self_concordance_is_one_without_ties(values):
         )
     )
 )
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 def test_decomposition_identity(data):
     ce, rank = data
     d = decompose(ce, rank)

@@ -206,6 +206,7 @@ def _same_as_masked(ce, doc, word):
     swap=st.one_of(st.none(), st.tuples(st.integers(0, 39), st.integers(1, 3))),
     empty_doc=st.integers(-1, 9),
 )
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 def test_word_ce_equals_the_masked_computation_bit_for_bit(steps, swap, empty_doc):
     doc = np.cumsum([s[0] for s in steps], dtype=np.int64)
     word = np.zeros(len(steps), np.int32)

@@ -48,6 +48,7 @@ def two_tokenizations(draw):
     return out
 
 
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 @settings(max_examples=200, deadline=None)
 @given(two_tokenizations())
 def test_pieces_reproduce_both_tokenizations_byte_by_byte(tok):

@@ -187,6 +187,7 @@ def test_byte_level_pieces_of_one_character_get_one_byte_each(tokenizers):
     assert doc.word.tolist() == [0] * 6
 
 
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 def test_python_whitespace_and_regex_whitespace_agree():
     # words use str.split() (SPEC §8), the lm-eval count re.split(r"\s+") (§2): one whitespace set
     points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]

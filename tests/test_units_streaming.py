@@ -77,6 +77,7 @@ def check_weighted(values, weights, sizes):
     pairs=st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 2.5]) | st.floats(0, 40, width=32), st.integers(0, 6)), min_size=1, max_size=200),
     sizes=st.lists(st.integers(1, 40), max_size=8),
 )
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 @example(pairs=[(1.5, 3)], sizes=[])  # one value
 @example(pairs=[(1.5, 0), (2.0, 0)], sizes=[1])  # no weight at all
 @example(pairs=[(0.0, 2), (0.0, 0), (3.0, 1)], sizes=[1, 1])  # zeros, a dropped value
@@ -150,6 +151,7 @@ def targets(draw):
     return np.array(ce, np.float32), np.array(doc, np.int64), np.array(word, np.int32)
 
 
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 @settings(max_examples=100, deadline=None)
 @given(t=targets(), sizes=st.lists(st.integers(1, 12), max_size=30))
 def test_streamed_word_ce_is_word_ce_bit_for_bit(t, sizes):

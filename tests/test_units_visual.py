@@ -96,6 +96,7 @@ def test_weighted_ecdf_points_equal_the_expanded_ecdf():
     st.lists(st.tuples(st.sampled_from([0.0, 1e-7, 0.01, 0.25, 0.5, 1.0, 1.5, 3.0, 7.5, 12.0, 150.0]) | st.floats(0, 200), st.integers(0, 6)), min_size=1, max_size=40),
     st.integers(2, 60),
 )
+@pytest.mark.slow  # over half a second: kept out of the fast lane
 def test_weighted_distribution_equals_the_np_repeat_expansion(pairs, n_points):
     """Every array a distribution plot draws, from (value, weight) pairs, equals the same of the expanded values exactly."""
     v = np.array([p[0] for p in pairs], dtype=np.float64)
