@@ -156,3 +156,17 @@ def test_the_band_trajectory_stacks_every_band_per_run():
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2
     assert len(axes[0].collections) == len(dists[0].bands)  # one stacked area per band
+
+
+def test_runs_without_run_directories_come_from_ids_never_one_zigzag():
+    """A store that records no run directories (all paths in one folder): RUN.checkpoint-N ids name the runs."""
+    from types import SimpleNamespace
+
+    from pctce_cli.plot.theme import runs_of
+
+    cks = [SimpleNamespace(id=f"run{r}.checkpoint-{s}", step=s, run="checkpoints", group=None, meta={}) for r in range(3) for s in (100, 200)]
+    assert runs_of(cks) == {c.id: c.id.split(".")[0] for c in cks}
+    odd = [SimpleNamespace(id=f"m{r}", step=100, run="checkpoints", group=None, meta={}) for r in range(2)]
+    assert runs_of(odd) == {"m0": "m0", "m1": "m1"}  # same step twice, no name to go by: each alone
+    none = [SimpleNamespace(id=f"r.checkpoint-{s}", step=s, run=None, group=None, meta={}) for s in (1, 2)]
+    assert set(runs_of(none).values()) == {"r"}

@@ -226,7 +226,23 @@ def run_of(ck) -> str | None:
     r = (ck.meta or {}).get("run")
     if r is not None and not (isinstance(r, float) and r != r):
         return str(r)
-    return ck.run
+    return ck.run or _id_run(ck.id)
+
+
+def _id_run(ck_id: str) -> str | None:
+    """The run named by a checkpoint id of pctce's form ``RUN.checkpoint-500`` (None for other ids).
+
+    Stores that record no run directory (written from Python, or by other tools) still
+    name their checkpoints this way; without it all their checkpoints would be one line.
+
+    Examples:
+        >>> _id_run("teacher.checkpoint-1200"), _id_run("final")
+        ('teacher', None)
+    """
+    from pctce_cli.checkpoints import parse_step
+
+    head, dot, tail = ck_id.rpartition(".")
+    return head if dot and head and parse_step(tail) is not None else None
 
 
 def runs_of(cks) -> dict[str, str | None]:
@@ -234,7 +250,8 @@ def runs_of(cks) -> dict[str, str | None]:
 
     When two checkpoints of one run directory have the same step (stores that do
     not record their runs apart), the run is split by group: the group names
-    the run.
+    the run; without a group, the run its id names (``RUN.checkpoint-500``); else each such
+    checkpoint is drawn alone, never as a zigzag.
     """
     runs = {c.id: run_of(c) if c.step is not None else None for c in cks}
     steps: dict[str, list] = {}
@@ -243,8 +260,11 @@ def runs_of(cks) -> dict[str, str | None]:
             steps.setdefault(runs[c.id], []).append(c.step)
     shared = {r for r, s in steps.items() if len(s) != len(set(s))}
     for c in cks:
-        if runs[c.id] in shared and c.group is not None:
-            runs[c.id] = c.group
+        if runs[c.id] in shared:
+            # a run whose steps repeat is several runs: split it by group, else by the run its id names
+            # (RUN.checkpoint-500), else draw each checkpoint alone — never a zigzag through the steps
+            by_id = _id_run(c.id)
+            runs[c.id] = c.group if c.group is not None else by_id if by_id not in (None, runs[c.id]) else c.id
     return runs
 
 
