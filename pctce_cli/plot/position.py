@@ -1,7 +1,7 @@
 """`pctce plot position`: CE percentiles against position in the document, one line per checkpoint (docs/definitions.md#position-in-the-context).
 
-Each checkpoint's targets are bucketed by ``pos`` (powers of two: {0}, {1},
-[2, 4), …) and summarized per bucket (:func:`pctce_cli.analysis.position.position_rows`,
+Each checkpoint's targets are bucketed by ``pos``, or by ``ctx`` with ``--by ctx``
+(powers of two: {0}, {1}, [2, 4), …, or ``--position-edges``) and summarized per bucket (:func:`pctce_cli.analysis.position.position_rows`,
 streamed above ``PCTCE_STREAM_ABOVE``). A bucket is drawn at the geometric
 middle of its 1-based positions on a log axis, ticked with its label: the
 median as a line, p10–p90 and p25–p75 as shaded bands, the mean dashed.
@@ -18,13 +18,13 @@ from pctce_cli.units import TOKEN, unit_named
 LEVELS = (10.0, 25.0, 50.0, 75.0, 90.0)
 
 
-def position_series(cks, subsets=None, notes: list[str] | None = None) -> dict[str, list[dict]]:
-    """Checkpoint id → its per-bucket rows (p10 … p90 and mean), from the stored ``pos``."""
+def position_series(cks, subsets=None, notes: list[str] | None = None, positions=None) -> dict[str, list[dict]]:
+    """Checkpoint id → its per-bucket rows (p10 … p90 and mean), bucketed by ``positions`` (default: the stored ``pos``)."""
     from pctce_cli.analysis.position import Positions, position_rows
 
     out = {}
     for ck in cks:
-        rows, ns = position_rows(ck, LEVELS, Positions("position"), subsets)
+        rows, ns = position_rows(ck, LEVELS, positions or Positions("position"), subsets)
         out[ck.id] = rows
         if notes is not None:
             notes += ns
@@ -95,5 +95,7 @@ def position_plot(p) -> object:
     """The ``position`` kind of :func:`pctce_cli.plot.plot_figure` (``p``: its inputs; tokens only)."""
     if unit_named(p.unit) is not TOKEN:
         raise UsageError(f"plot position draws targets by position: use it with unit token, got unit {p.unit}", param=("unit", "unit"))
-    series = position_series(p.cks, p.subsets, p.notes)
-    return position_figure(series, p.colors, f"CE percentiles by position in the document of {p.scored}")
+    dim = p.positions.dim if p.positions is not None else "position"
+    series = position_series(p.cks, p.subsets, p.notes, p.positions)
+    what = "position in the document" if dim == "position" else "context length (the tokens the model conditioned on)"
+    return position_figure(series, p.colors, f"CE percentiles by {what} of {p.scored}", dim)
