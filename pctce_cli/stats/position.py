@@ -28,7 +28,7 @@ from pctce_cli.stats.summaries import summarize
 # how a store scored before the per-document n_input and prefix_offset gets ctx for prompts and chats
 RESCORE = "re-score the checkpoint with 'pctce score … --force' to record each document's input tokens, which ctx needs"
 
-__all__ = ["bucket_index", "bucket_label", "bucket_summaries", "context_lengths", "document_context", "position_buckets", "recorded_context"]
+__all__ = ["bucket_index", "bucket_label", "bucket_summaries", "context_lengths", "document_context", "position_buckets", "recorded_context", "where_it_stops_falling"]
 
 
 def position_buckets(largest: int, edges: Sequence[int] | None = None, option: str = "position_edges") -> np.ndarray:
@@ -275,3 +275,29 @@ def range_text(dim: str, lo: int, hi: int | None) -> str:
     if hi is None:
         return f"{dim} ≥ {lo}"
     return f"{dim} < {hi}" if lo == 0 else f"{dim} in [{lo}, {hi})"
+
+
+def where_it_stops_falling(values, share: float = 0.1) -> tuple[int, int]:
+    """``(lowest, stop)`` of a curve over buckets (e.g. median CE by position): the index of its lowest value, and the
+    first index after which it falls by less than ``share`` of its whole fall (``values[0] − lowest value``) more.
+
+    ``stop <= lowest`` always; ``stop == 0`` when the curve never falls below its start; ``stop`` the last index when
+    it is still falling there.
+
+    Example:
+        >>> where_it_stops_falling([5.0, 4.0, 3.0, 2.05, 2.0, 2.1])  # after index 3 it falls 0.05 more, < 0.3
+        (4, 3)
+        >>> where_it_stops_falling([1.0, 2.0, 3.0]), where_it_stops_falling([3.0, 2.0, 1.0])
+        ((0, 0), (2, 2))
+    """
+    y = np.asarray(values, dtype=np.float64)
+    if not y.size:
+        raise ValueError("no values")
+    lowest = int(np.argmin(y))
+    fall = y[0] - y[lowest]
+    if not fall > 0:
+        return lowest, 0
+    later_min = np.minimum.accumulate(y[::-1])[::-1]  # later_min[k]: the lowest value from k on
+    ahead = np.r_[later_min[1:], np.inf]  # the lowest value after k
+    stop = int(np.flatnonzero(ahead >= y - share * fall)[0])
+    return lowest, stop
