@@ -103,6 +103,11 @@ def banded_figure(series: Mapping[str, Sequence[dict]]) -> bool:
     return sum(1 for rows in series.values() if rows) <= MAX_BANDED
 
 
+def figure_what(series: Mapping[str, Sequence[dict]]) -> str:
+    """What :func:`position_figure` draws, for its title: ``CE percentiles``, or ``Median CE`` past :data:`MAX_BANDED` checkpoints."""
+    return "CE percentiles" if banded_figure(series) else "Median CE"
+
+
 def position_plot(p) -> object:
     """The ``position`` kind of :func:`pctce_cli.plot.plot_figure` (``p``: its inputs; tokens only)."""
     if unit_named(p.unit) is not TOKEN:
@@ -114,4 +119,4 @@ def position_plot(p) -> object:
     p.notes += [note] if note else []
     series = position_series(drawn, p.subsets, p.notes, p.positions)
     what = "position in the document" if dim == "position" else "context length (the tokens the model conditioned on)"
-    return position_figure(series, p.colors, f"CE percentiles by {what} of {p.scored}", dim)
+    return position_figure(series, p.colors, f"{figure_what(series)} by {what} of {p.scored}", dim)

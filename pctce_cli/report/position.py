@@ -59,7 +59,7 @@ class PositionMeasures:
 def position_section(cks, m: PositionMeasures, plots, colors, scored: str) -> Section:
     """The section: the reason it is shown (or not), the figure, the window's note, the per-bucket table on demand."""
     from pctce_cli import plot
-    from pctce_cli.plot.position import position_figure
+    from pctce_cli.plot.position import MAX_BANDED, banded_figure, figure_what, position_figure
 
     sec = Section(*POSITION_SECTION)
     rule = f"the section is shown when some checkpoint has at least {MIN_LONG_TARGETS:,} targets at positions ≥ {LONG_FROM} (docs/position.md)"
@@ -79,8 +79,9 @@ def position_section(cks, m: PositionMeasures, plots, colors, scored: str) -> Se
     )
     drawn, note = plot.overlaid(cks, "The position figure")
     series = {c.id: m.rows.get(c.id, []) for c in drawn}
-    title = f"CE percentiles by position in the document of {scored}"
-    img = plots.image(FIGURE, "Median CE (line), p25–p75 and p10–p90 (bands) and mean (dashed) by position in the document, log position axis", lambda: position_figure(series, colors, title))
+    title = f"{figure_what(series)} by position in the document of {scored}"
+    drawn_what = "Median CE (line), p25–p75 and p10–p90 (bands) and mean (dashed)" if banded_figure(series) else f"Median CE of each checkpoint (bands and means are drawn for {MAX_BANDED} checkpoints at most)"
+    img = plots.image(FIGURE, f"{drawn_what} by position in the document, log position axis", lambda: position_figure(series, colors, title))
     if img is not None:
         sec.blocks.append(img)
     notes = [note.replace("--checkpoint GLOB", "pctce plot position DIR --checkpoint GLOB") + "."] if note else []

@@ -380,8 +380,7 @@ def _assemble(parts: list, documents: Sequence[Document], units: bool, t0: float
         "n_targets": np.array([int(d.targets.sum()) for d in documents], dtype=np.int64),
         "n_bytes": np.array([d.n_bytes for d in documents], dtype=np.int64),
         "n_words": np.array([d.n_words for d in documents], dtype=np.int64),
-        # what the context length of a target needs beyond its pos (docs/definitions.md#position-in-the-context): the
-        # tokens the model reads (prompt, earlier turns and a prefix token included) and the prefix token's offset
+        # ctx needs them beside pos (docs/definitions.md#position-in-the-context): input tokens (prompt, turns, prefix) and the prefix's offset
         "n_input": np.array([len(d.input_ids) for d in documents], dtype=np.int64),
         "prefix_offset": np.array([d.offset for d in documents], dtype=np.int64),
     }
