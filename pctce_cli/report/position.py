@@ -126,7 +126,6 @@ def position_findings(m: PositionMeasures, rows: Sequence[dict]) -> list:
     if not means:
         return []
     ck = min(means, key=lambda x: x[0])[1]  # the first of equal means
-    f = position_finding(ck, m.rows[ck], MIN_BUCKET_TARGETS, FIGURE)
-    if f is not None and len(m.rows) > 1:
-        f.text = f.text[:-1] + " (the checkpoint with the lowest mean CE; every checkpoint is in the figure)."
+    who = f"{ck} (the lowest mean CE; the figure has the others)" if len(m.rows) > 1 else ck
+    f = position_finding(who, m.rows[ck], MIN_BUCKET_TARGETS, FIGURE)
     return [f] if f is not None else []
