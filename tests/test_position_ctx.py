@@ -144,3 +144,17 @@ def test_a_subset_field_may_not_be_named_like_a_token_dimension(tmp_path, name):
     assert option_message(e.value, {**OPTIONS, **SCORE_OPTIONS}) == (
         f"--subset-field {name}: '{name}' is a value of --by (--by {name} buckets targets), so a field so named could not be chosen; rename the field in the data"
     )
+
+
+def test_verify_checks_the_recorded_geometry_against_the_rows(tmp_path):
+    """A document table whose n_input is too small for its rows is damage; a store without the columns verifies as before."""
+    make_store(tmp_path / "ok", "old", np.ones(4), [0, 0, 1, 1])
+    assert run("verify", tmp_path / "ok").exit_code == 0
+    make_store(tmp_path / "bad", "qa", np.ones(4), [0, 0, 1, 1], pos=[3, 4, 3, 9], doc_columns={"n_input": [5, 9], "prefix_offset": [0, 0]})
+    from pctce_cli.store.verify import verify_store
+
+    ok, problems, _ = verify_store(tmp_path / "bad")
+    assert ok == [] and [(p.checkpoint, p.message) for p in problems] == [
+        ("qa", f"{tmp_path / 'bad' / 'checkpoint=qa' / '_docs'}: document 1 records 9 input tokens, but has a target at position 9")
+    ]
+    assert run("verify", tmp_path / "bad").exit_code == 1
