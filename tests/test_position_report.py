@@ -19,7 +19,7 @@ class _NoPlots:
         return None
 
 
-def _measures(tmp_path, lengths, seed=0, unit="token"):
+def _measures(tmp_path, lengths, seed=0, unit="token", positions=None, settings=None, doc_columns=None):
     from pctce_cli.catalog import resolve_checkpoints
     from pctce_cli.store import load_scores
 
@@ -27,9 +27,9 @@ def _measures(tmp_path, lengths, seed=0, unit="token"):
     doc = np.repeat(np.arange(len(lengths)), lengths)
     pos = np.concatenate([np.arange(n) for n in lengths])
     ce = (rng.lognormal(0.0, 0.5, doc.size) * (1 + 4 / (1 + pos / 8))).astype(np.float32)
-    make_store(tmp_path / "s", "ck", ce, doc, settings={"max_length": 256, "stride": 128})
+    make_store(tmp_path / "s", "ck", ce, doc, settings={"max_length": 256, "stride": 128, **(settings or {})}, doc_columns=doc_columns)
     [c] = resolve_checkpoints([tmp_path / "s"], [])
-    m = PositionMeasures(unit)
+    m = PositionMeasures(unit, positions)
     m.add(c, load_scores(c.root, c.partition), [50, 95])
     return [c], m, pos, ce
 
@@ -74,7 +74,7 @@ def test_short_documents_and_words_say_why_the_section_is_absent(tmp_path):
     [text] = position_section(cks, m, _NoPlots(), {"ck": "C0"}, "ck").blocks
     assert text.text == (
         "Not shown: the documents are too short for it (0 targets at positions ≥ 64, the last at position 39); "
-        "the section is shown when some checkpoint has at least 1,000 targets at positions ≥ 64 (docs/position.md)."
+        "the section is shown when some checkpoint has at least 1,000 targets at positions ≥ 64, or with --by position|ctx (docs/position.md)."
     )
     [text] = position_section(cks, PositionMeasures("word"), _NoPlots(), {}, "ck").blocks
     assert text.text == "Not shown: position in the context is a token dimension, and a word has no single position; the report with --unit token shows it."
@@ -93,3 +93,44 @@ def test_the_report_has_the_position_figure_and_its_finding(tmp_path):
     assert img.name == "position" and img.png.startswith(b"\x89PNG")
     findings = [f for s in doc.sections for b in s.blocks if isinstance(b, Findings) for f in b.items]
     assert [f.figure for f in findings if "median CE falls" in f.text] == ["position"]
+
+
+def test_by_ctx_shows_the_section_by_context_length_even_for_short_documents(tmp_path):
+    from pctce_cli.analysis.position import resolve_positions
+    from pctce_cli.stats.position import context_lengths
+
+    cks, m, pos, ce = _measures(tmp_path, [40] * 30, positions=resolve_positions("ctx", "8,16"), settings={"max_length": 16, "stride": 8})
+    assert m.shown()
+    sec = position_section(cks, m, _NoPlots(), {"ck": "C0"}, "ck")
+    assert sec.blocks[0].text.startswith("Shown because --by ctx asks for it. Buckets of ctx, the tokens the model conditioned on for the target")
+    [details] = [b for b in sec.blocks if isinstance(b, Details)]
+    ctx = context_lengths(np.repeat(np.arange(30), 40), pos, 16, 8)
+    assert [(r["ctx"], r["targets"]) for r in details.blocks[0].rows] == [("0–7", int((ctx < 8).sum())), ("8–15", int((ctx >= 8).sum()))]
+    [f] = position_findings(m, [{"checkpoint": "ck", "mean": 1.0}])
+    assert "at context lengths 0–7" in f.text
+
+
+def test_by_ctx_of_an_older_prompt_store_says_why_in_the_section(tmp_path):
+    from pctce_cli.analysis.position import resolve_positions
+
+    cks, m, _, _ = _measures(tmp_path, [40] * 3, positions=resolve_positions("ctx", None), settings={"prompt_field": "q", "completion_field": "a"})
+    blocks = position_section(cks, m, _NoPlots(), {"ck": "C0"}, "ck").blocks
+    assert blocks[0].text == "Not shown: no checkpoint has a context length (the tokens the model conditioned on) to bucket."
+    assert blocks[1].lines == [
+        "ck: by ctx: 'ck' was scored with prompt_field or completion_field in an older pctce, so its context lengths are unknown (use by position); "
+        "re-score the checkpoint with 'pctce score … --force' to record each document's input tokens, which ctx needs"
+    ]
+
+
+@pytest.mark.slow
+def test_report_by_ctx_from_the_command_line(tmp_path):
+    from .cli import run
+
+    pytest.importorskip("matplotlib")
+    _measures(tmp_path, [40] * 30)
+    r = run("report", tmp_path / "s", "--by", "ctx", "--position-edges", "64", "--tail-top", "0", "--markdown", "--out", tmp_path / "r.md")
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "Shown because --by ctx asks for it." in text and (tmp_path / "r-position.png").is_file()
+    r = run("report", tmp_path / "s", "--position-edges", "64", "--out", tmp_path / "x.html")
+    assert r.exit_code == 2 and r.stderr.strip() == "Error: --position-edges needs --by position or --by ctx"

@@ -154,7 +154,7 @@ def subset_findings(rows_by_field: Mapping[str, list[dict]], fields: Sequence[st
     return out
 
 
-def position_finding(ck_id: str, rows: Sequence[dict], min_targets: int, figure: str | None = None, share: float = 0.1) -> Finding | None:
+def position_finding(ck_id: str, rows: Sequence[dict], min_targets: int, figure: str | None = None, share: float = 0.1, dim: str = "position") -> Finding | None:
     """How ``ck_id``'s median CE falls with position, read from its rows by position bucket with at least ``min_targets``
     targets: from the first bucket to its lowest, where it stops falling (later buckets lower it by less than ``share`` of
     that fall: :func:`pctce_cli.stats.position.where_it_stops_falling`), and whether it rises again by the last bucket.
@@ -174,14 +174,15 @@ def position_finding(ck_id: str, rows: Sequence[dict], min_targets: int, figure:
     kept = [r for r in rows if r.get("targets", 0) >= min_targets and r.get("p50") is not None and not math.isnan(r["p50"])]
     if len(kept) < 2:
         return None
-    where = lambda r: ("position " if "–" not in r["position"] and "+" not in r["position"] else "positions ") + r["position"]  # noqa: E731
+    one, many = ("position", "positions") if dim == "position" else ("context length", "context lengths")
+    where = lambda r: (f"{one} " if "–" not in r[dim] and "+" not in r[dim] else f"{many} ") + r[dim]  # noqa: E731
     lowest, stop = where_it_stops_falling([r["p50"] for r in kept], share)
     first, low, last = kept[0], kept[lowest], kept[-1]
     of = f" (buckets of at least {min_targets:,} targets)."
     if 0 < stop < lowest:
         of = f" ('stops falling': later buckets lower it by less than a tenth of that fall; buckets of at least {min_targets:,} targets)."
     if lowest == 0:
-        return Finding(f"{ck_id}: median CE does not fall with position: {short(first['p50'])} at {where(first)}, {short(last['p50'])} at {where(last)}" + of, figure)
+        return Finding(f"{ck_id}: median CE does not fall with {one}: {short(first['p50'])} at {where(first)}, {short(last['p50'])} at {where(last)}" + of, figure)
     text = f"{ck_id}: median CE falls from {short(first['p50'])} at {where(first)} to {short(low['p50'])} at {where(low)}"
     if stop == len(kept) - 1:
         return Finding(text + " and is still falling at the last bucket: longer documents may lower it further" + of, figure)

@@ -26,34 +26,52 @@ FIGURE = "position"
 
 
 class PositionMeasures:
-    """Per checkpoint: its rows by position bucket (p10 … p90, the report's percentiles, mean) and its window."""
+    """Per checkpoint: its rows by position bucket (p10 … p90, the report's percentiles, mean) and its window.
 
-    def __init__(self, unit: str = "token"):
+    ``positions`` (``--by position|ctx``, :class:`pctce_cli.analysis.position.Positions`) buckets by that
+    dimension and edges and shows the section whatever the documents' length; None: by ``pos``, powers of two,
+    shown by the rule of the module docstring.
+    """
+
+    def __init__(self, unit: str = "token", positions=None):
+        from pctce_cli.analysis.position import Positions
+
         self.unit = unit
+        self.forced = positions is not None
+        self.positions = positions or Positions("position")
         self.rows: dict[str, list[dict]] = {}
         self.long: dict[str, int] = {}  # checkpoint → targets at positions >= LONG_FROM
         self.last: dict[str, int] = {}  # checkpoint → its largest position
         self.window: dict[str, tuple[int, int]] = {}  # checkpoint → (max_length, stride)
+        self.refused: dict[str, str] = {}  # checkpoint → why it has no ctx (an older store of prompts or chats)
 
     def add(self, c, s, percentiles: Sequence[float]) -> None:
-        """Bucket one checkpoint's loaded token arrays by position (nothing in words or bytes)."""
-        from pctce_cli.analysis.position import Positions, bucket_rows
+        """Bucket one checkpoint's loaded token arrays by position or ctx (nothing in words or bytes)."""
+        from pctce_cli.analysis.position import bucket_rows, target_values
+        from pctce_cli.errors import UsageError
         from pctce_cli.plot.position import LEVELS
 
         if self.unit != "token" or getattr(s, "pos", None) is None:
             return
         pos = np.asarray(s.pos, dtype=np.int64)
-        qs = sorted(set(LEVELS) | set(percentiles))
-        self.rows[c.id] = bucket_rows(c, s.ce, s.doc, pos, s.rank, qs, Positions("position")) if pos.size else []
         self.long[c.id] = int(np.count_nonzero(pos >= LONG_FROM))
         self.last[c.id] = int(pos.max()) if pos.size else -1
+        try:
+            values = target_values(self.positions, s.doc, pos, c.manifest, c.id, s.docs)
+        except UsageError as e:
+            self.refused[c.id] = str(e)  # with its remedy (a re-score)
+            return
+        qs = sorted(set(LEVELS) | set(percentiles))
+        self.rows[c.id] = bucket_rows(c, s.ce, s.doc, values, s.rank, qs, self.positions) if pos.size else []
         st = c.manifest.settings
         if "max_length" in st and "stride" in st:
             self.window[c.id] = (int(st["max_length"]), int(st["stride"]))
 
     def shown(self) -> bool:
-        """Whether documents are long enough to matter (the rule of the module docstring)."""
-        return bool(self.long) and max(self.long.values()) >= MIN_LONG_TARGETS
+        """Whether the section shows its figure: asked for (``--by``), or documents long enough to matter."""
+        if not any(self.rows.values()):
+            return False
+        return self.forced or max(self.long.values()) >= MIN_LONG_TARGETS
 
 
 def position_section(cks, m: PositionMeasures, plots, colors, scored: str) -> Section:
@@ -62,34 +80,39 @@ def position_section(cks, m: PositionMeasures, plots, colors, scored: str) -> Se
     from pctce_cli.plot.position import MAX_BANDED, banded_figure, figure_what, position_figure
 
     sec = Section(*POSITION_SECTION)
-    rule = f"the section is shown when some checkpoint has at least {MIN_LONG_TARGETS:,} targets at positions ≥ {LONG_FROM} (docs/position.md)"
+    rule = f"the section is shown when some checkpoint has at least {MIN_LONG_TARGETS:,} targets at positions ≥ {LONG_FROM}, or with --by position|ctx (docs/position.md)"
+    dim = m.positions.dim
+    what = "position in the document" if dim == "position" else "context length (the tokens the model conditioned on)"
     if m.unit != "token":
         sec.blocks.append(Text(f"Not shown: position in the context is a token dimension, and a {m.unit} has no single position; the report with --unit token shows it."))
         return sec
+    refused = [Notes([f"{ck}: {why}" for ck, why in m.refused.items()])] if m.refused else []
     most = max(m.long, key=lambda k: m.long[k]) if m.long else None
     if not m.shown():
-        last = max(m.last.values(), default=-1)
-        sec.blocks.append(Text(f"Not shown: the documents are too short for it ({m.long.get(most, 0) if most else 0:,} targets at positions ≥ {LONG_FROM}, the last at position {last:,}); {rule}."))
+        if not m.forced:
+            last = max(m.last.values(), default=-1)
+            sec.blocks.append(Text(f"Not shown: the documents are too short for it ({m.long.get(most, 0) if most else 0:,} targets at positions ≥ {LONG_FROM}, the last at position {last:,}); {rule}."))
+        else:
+            sec.blocks.append(Text(f"Not shown: no checkpoint has a {what} to bucket."))
+        sec.blocks += refused
         return sec
-    sec.blocks.append(
-        Text(
-            f"Shown because {most} has {m.long[most]:,} targets at positions ≥ {LONG_FROM}; {rule}. Each target is in the bucket of its "
-            "position in its document (powers of two: 0, 1, 2–3, 4–7, …); a bucket's summaries are over its targets."
-        )
-    )
+    why = f"--by {dim} asks for it" if m.forced else f"{most} has {m.long[most]:,} targets at positions ≥ {LONG_FROM}; {rule}"
+    sec.blocks.append(Text(f"Shown because {why}. {m.positions.note()} A bucket's summaries are over its targets."))
     drawn, note = plot.overlaid(cks, "The position figure")
     series = {c.id: m.rows.get(c.id, []) for c in drawn}
-    title = f"{figure_what(series)} by position in the document of {scored}"
+    title = f"{figure_what(series)} by {what.split(' (')[0]} of {scored}"
     drawn_what = "Median CE (line), p25–p75 and p10–p90 (bands) and mean (dashed)" if banded_figure(series) else f"Median CE of each checkpoint (bands and means are drawn for {MAX_BANDED} checkpoints at most)"
-    img = plots.image(FIGURE, f"{drawn_what} by position in the document, log position axis", lambda: position_figure(series, colors, title))
+    img = plots.image(FIGURE, f"{drawn_what} by {what.split(' (')[0]}, log axis", lambda: position_figure(series, colors, title, dim))
     if img is not None:
         sec.blocks.append(img)
     notes = [note.replace("--checkpoint GLOB", "pctce plot position DIR --checkpoint GLOB") + "."] if note else []
-    notes += window_notes(m)
+    notes += window_notes(m) if dim == "position" else []
     if notes:
         sec.blocks.append(Notes(notes))
+    sec.blocks += refused
     rows = [{k: v for k, v in r.items() if not k.startswith("_")} for c in cks for r in m.rows.get(c.id, [])]
-    sec.blocks.append(Details("Summaries by position bucket ('from' and 'to' bound each bucket [from, to))", [Table("Per-token CE summaries by position", rows)]))
+    title = "position" if dim == "position" else "context length"
+    sec.blocks.append(Details(f"Summaries by {title} bucket ('from' and 'to' bound each bucket [from, to))", [Table(f"Per-token CE summaries by {title}", rows)]))
     return sec
 
 
@@ -127,5 +150,5 @@ def position_findings(m: PositionMeasures, rows: Sequence[dict]) -> list:
         return []
     ck = min(means, key=lambda x: x[0])[1]  # the first of equal means
     who = f"{ck} (the lowest mean CE; the figure has the others)" if len(m.rows) > 1 else ck
-    f = position_finding(who, m.rows[ck], MIN_BUCKET_TARGETS, FIGURE)
+    f = position_finding(who, m.rows[ck], MIN_BUCKET_TARGETS, FIGURE, dim=m.positions.dim)
     return [f] if f is not None else []
