@@ -118,5 +118,5 @@ def position_plot(p) -> object:
     drawn, note = overlaid(p.cks, "plot position")
     p.notes += [note] if note else []
     series = position_series(drawn, p.subsets, p.notes, p.positions)
-    what = "position in the document" if dim == "position" else "context length (the tokens the model conditioned on)"
+    what = "position in the document" if dim == "position" else "context length"
     return position_figure(series, p.colors, f"{figure_what(series)} by {what} of {p.scored}", dim)
