@@ -18,6 +18,7 @@ from pctce_cli.analysis.divergence import divergence_summary
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import unit_rows
+from pctce_cli.analysis.stream_bound import STREAM_ABOVE, stream_above  # noqa: F401 (re-exported: position.py, tests)
 from pctce_cli.analysis.summary_stream import streamed_row, streamed_subset_rows
 from pctce_cli.analysis.units_stream import streamed_unit_rows
 from pctce_cli.catalog import Checkpoint, identical_notes, read_table
@@ -68,23 +69,6 @@ def checkpoint_row(
         )
     )
     return row
-
-
-# Above this many targets a checkpoint is summarized by streaming its shards twice
-# (stats.streaming: exact percentiles, memory bounded by one shard) instead of
-# loading its columns (~16 bytes a target): 50M targets is about 0.8 GB loaded.
-STREAM_ABOVE = 50_000_000
-
-
-def stream_above() -> int:
-    """Targets above which summaries stream: ``$PCTCE_STREAM_ABOVE``, else :data:`STREAM_ABOVE`."""
-    env = os.environ.get("PCTCE_STREAM_ABOVE")
-    if not env:
-        return STREAM_ABOVE
-    try:
-        return max(0, int(env))
-    except ValueError:
-        raise UsageError(f"PCTCE_STREAM_ABOVE must be a whole number of targets, got '{env}'") from None
 
 
 def checkpoint_summary(ck: Checkpoint, percentiles: Sequence[float], ci: float | None = None, only: Sequence[str] | None = None, **kw) -> dict:

@@ -178,7 +178,7 @@ def second_pass(ck, summaries, boot, batches: Callable[[], Iterator], codes: np.
 
 def refuse_streamed_byte_ci(ck) -> None:
     """Raise :class:`UsageError` for ``--ci`` in bytes above the streaming bound: the bounded-memory bootstrap has no weighted form."""
-    from pctce_cli.analysis.summary import stream_above
+    from pctce_cli.analysis.stream_bound import stream_above
 
     raise UsageError(
         f"ci with unit byte: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} that are summarized "

@@ -1,0 +1,109 @@
+"""`pctce summary --value kl|dp` above PCTCE_STREAM_ABOVE: the streamed rows equal the in-memory rows (docs/kl.md).
+
+The in-memory path is the reference (tests/test_kl_analysis.py checks it
+against numpy): counts, percentiles (p99.9 too), the maximum, same_top1 and
+interval bounds of percentiles exactly; means to float64 round-off (summed per
+batch). Batches of a few targets, so that documents and words straddle them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import pctce_cli.analysis.divergence_stream as divergence_stream
+from pctce_cli.store import write_labels
+from pctce_cli.testing import reseal
+
+from .cli import run, run_json
+from .helpers import assert_same_summaries, make_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    root = tmp_path_factory.mktemp("klstream") / "out"
+    doc = np.repeat(np.arange(40), rng.integers(5, 60, 40))
+    kl = rng.lognormal(-4, 2, doc.size)
+    kl[rng.random(doc.size) < 0.05] = 0.0  # ties at zero, as a model against itself
+    dp = rng.normal(0, 0.05, doc.size).clip(-1, 1)
+    dp[::7] = -dp[::7] * 3  # negative and positive tails
+    same = (rng.random(doc.size) < 0.9).astype(np.int8)
+    make_store(root, "student", rng.gamma(2, 1, doc.size), doc, divergence={"kl": kl, "dp": dp, "same_top1": same}, shards=3)
+    make_store(root, "other", rng.gamma(2, 1, doc.size), doc, divergence={"kl": kl[::-1].copy(), "dp": dp, "same_top1": same[::-1].copy()})
+    labels = {"half": ["a" if d < 15 else "b" if d < 35 else "c" for d in range(40)]}
+    for ck in ("student", "other"):
+        write_labels(root, ck, labels, list(range(40)))
+    return root
+
+
+def streamed_and_loaded(root, monkeypatch, *args):
+    loaded = run_json("summary", root, *args)
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    monkeypatch.setattr(divergence_stream, "BATCH_ROWS", 7)
+    return loaded, run_json("summary", root, *args)
+
+
+@pytest.mark.parametrize("value", ["kl", "dp"])
+@pytest.mark.parametrize("args", [(), ("--by", "half"), ("--subset", "b"), ("--percentiles", "0,10,50,99.9,100")])
+def test_streamed_divergence_equals_loaded(store, monkeypatch, value, args):
+    loaded, streamed = streamed_and_loaded(store, monkeypatch, "--value", value, *args)
+    assert_same_summaries(loaded, streamed)
+    assert streamed["notes"] == loaded["notes"]
+    rows = [r for t, rs in streamed.items() if t != "notes" for r in rs]
+    assert rows and all("max" in r and "same_top1" in r for r in rows)
+
+
+@pytest.mark.parametrize("args", [(), ("--by", "half")])
+def test_streamed_kl_intervals_equal_loaded(store, monkeypatch, args):
+    """The bounded-memory bootstrap and the maximum from each document's maximum: the in-memory replicates."""
+    ci = ("--ci", "0.9", "--bootstrap", "300", "--seed", "5")
+    loaded, streamed = streamed_and_loaded(store, monkeypatch, "--value", "kl", *ci, *args)
+    assert_same_summaries(loaded, streamed)
+    rows = [r for t, rs in streamed.items() if t != "notes" for r in rs]
+    for r in rows:
+        for name in ("mean", "p50", "p99.9", "max", "same_top1"):
+            assert r[f"{name}_lo"] <= r[name] <= r[f"{name}_hi"], name
+
+
+def test_streamed_dp_intervals_are_refused(store, monkeypatch):
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    n = json.loads(next(store.glob("checkpoint=student*/_manifest.json")).read_text())["targets"]
+    r = run("summary", store, "-c", "student", "--value", "dp", "--ci", "0.9")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert " ".join(r.stderr.split()) == (
+        f"Error: --ci with --value dp: 'student' holds {n:,} targets, above the 0 that are summarized in memory, and Δp "
+        "intervals are not streamed (Δp is negative as often as positive; the bounded-memory bootstrap orders values >= 0): "
+        "drop --ci (the Δp summaries stay exact), use --value kl, or raise PCTCE_STREAM_ABOVE on a machine with about 24 "
+        "bytes of memory per target"
+    )
+
+
+def test_a_damaged_kl_value_is_named_with_its_shard_row(store, tmp_path, monkeypatch):
+    """The streamed path checks the divergence columns as the loaded one does (ranges per batch, kl_sum per shard)."""
+    import hashlib
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "s"
+    shutil.copytree(store, root)
+    part = next(root.glob("checkpoint=student*"))
+    man = json.loads((part / "_manifest.json").read_text())
+    rec = man["shards"][1]
+    table = pq.read_table(part / rec["tokens_file"])
+    kl = table.column("kl").to_numpy().copy()
+    kl[9] = -0.5
+    table = table.set_column(table.column_names.index("kl"), "kl", pa.array(kl, type=pa.float32()))
+    pq.write_table(table, part / rec["tokens_file"])
+    rec["tokens_sha256"] = hashlib.sha256((part / rec["tokens_file"]).read_bytes()).hexdigest()
+    (part / "_manifest.json").write_text(json.dumps(man))
+    reseal(part)
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    monkeypatch.setattr(divergence_stream, "BATCH_ROWS", 4)
+    r = run("summary", root, "-c", "student", "--value", "kl")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"{part / rec['tokens_file']}: row 9: kl = -0.5, expected a finite value >= 0" in " ".join(r.stderr.split())
