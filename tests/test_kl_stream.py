@@ -46,8 +46,11 @@ def streamed_and_loaded(root, monkeypatch, *args):
     return loaded, run_json("summary", root, *args)
 
 
+SLOW = pytest.mark.slow  # over a second on a shared machine: the fast lane keeps the pooled case of each value
+
+
 @pytest.mark.parametrize("value", ["kl", "dp"])
-@pytest.mark.parametrize("args", [(), ("--by", "half"), ("--subset", "b"), ("--percentiles", "0,10,50,99.9,100")])
+@pytest.mark.parametrize("args", [(), pytest.param(("--by", "half"), marks=SLOW), pytest.param(("--subset", "b"), marks=SLOW), pytest.param(("--percentiles", "0,10,50,99.9,100"), marks=SLOW)])
 def test_streamed_divergence_equals_loaded(store, monkeypatch, value, args):
     loaded, streamed = streamed_and_loaded(store, monkeypatch, "--value", value, *args)
     assert_same_summaries(loaded, streamed)
@@ -56,7 +59,7 @@ def test_streamed_divergence_equals_loaded(store, monkeypatch, value, args):
     assert rows and all("max" in r and "same_top1" in r for r in rows)
 
 
-@pytest.mark.parametrize("args", [(), ("--by", "half")])
+@pytest.mark.parametrize("args", [(), pytest.param(("--by", "half"), marks=SLOW)])
 def test_streamed_kl_intervals_equal_loaded(store, monkeypatch, args):
     """The bounded-memory bootstrap and the maximum from each document's maximum: the in-memory replicates."""
     ci = ("--ci", "0.9", "--bootstrap", "300", "--seed", "5")
@@ -107,3 +110,33 @@ def test_a_damaged_kl_value_is_named_with_its_shard_row(store, tmp_path, monkeyp
     r = run("summary", root, "-c", "student", "--value", "kl")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert f"{part / rec['tokens_file']}: row 9: kl = -0.5, expected a finite value >= 0" in " ".join(r.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, tiny_tokenizer, one_thread):
+    """Two tiny GPT-2s scored with byte spans and words, one against the other (--reference), labelled by half."""
+    from pctce_cli.scoring.options import ScoreOptions
+    from pctce_cli.scoring.run import score_checkpoints
+    from pctce_cli.testing import make_gpt2
+
+    from .conftest import TEXTS
+
+    base = tmp_path_factory.mktemp("klwords")
+    for name, seed in (("a", 0), ("b", 7)):
+        make_gpt2(base / name, tokenizer=tiny_tokenizer, seed=seed)
+    data = base / "val.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "half": "x" if k % 2 else "y"}) + "\n" for k, t in enumerate(TEXTS)), encoding="utf-8")
+    opts = ScoreOptions(data=[str(data)], out=base / "out", subset_fields=("half",), reference=str(base / "a"))
+    res = score_checkpoints([str(base / "b")], opts)
+    assert all(r.status == "scored" for r in res), [r.message for r in res]
+    return base / "out"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [(), ("--by", "half"), ("--ci", "0.9", "--bootstrap", "200", "--by", "half")])
+def test_streamed_word_kl_equals_loaded(scored, monkeypatch, args):
+    """KL per word (the sum of its tokens') streamed: words straddle batches of 7 targets; the loaded numbers, intervals too."""
+    loaded, streamed = streamed_and_loaded(scored, monkeypatch, "--value", "kl", "--unit", "word", *args)
+    assert_same_summaries(loaded, streamed)
+    rows = [r for t, rs in streamed.items() if t != "notes" for r in rs]
+    assert rows and all(r["words"] > 0 and "same_top1" not in r for r in rows)
