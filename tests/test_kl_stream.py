@@ -140,3 +140,55 @@ def test_streamed_word_kl_equals_loaded(scored, monkeypatch, args):
     assert_same_summaries(loaded, streamed)
     rows = [r for t, rs in streamed.items() if t != "notes" for r in rs]
     assert rows and all(r["words"] > 0 and "same_top1" not in r for r in rows)
+
+
+# --------------------------------------------------------------------------- the statistics, against independent references
+
+
+def _chunks(n, rng):
+    cuts = np.sort(rng.choice(np.arange(1, n), size=min(n - 1, 6), replace=False)) if n > 1 else []
+    return np.split(np.arange(n), cuts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_part_summaries_of_signed_and_weighted_values_equal_numpy(seed):
+    """Δp (signed) and bytes (weighted), per part, in chunks: np.percentile of each part's values (expanded by weight) exactly."""
+    from pctce_cli.stats.streaming_parts import PartSummaries
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    values = rng.normal(0, 0.05, n).astype(np.float32)
+    values[rng.random(n) < 0.2] = 0.0  # ties at zero, and -0.0 beside them
+    values[::11] = -0.0
+    weights = rng.integers(0, 5, n)
+    code = rng.integers(-1, 3, n)
+    levels = [0, 1, 50, 99.9, 100]
+    for w in (None, weights):
+        s = PartSummaries(3, levels, bits=12, signed=True)
+        for c in _chunks(n, rng):
+            s.update(code[c], values[c], None if w is None else w[c])
+        s.plan()
+        for c in _chunks(n, rng):
+            s.collect(code[c], values[c], None if w is None else w[c])
+        for p, got in enumerate(s.compute()):
+            mine = code == p
+            expanded = values[mine].astype(np.float64) if w is None else np.repeat(values[mine], w[mine]).astype(np.float64)
+            assert got["n"] == expanded.size
+            assert [got[f"p{q:g}"] for q in levels] == np.percentile(expanded, levels).tolist()
+            assert got["mean"] == pytest.approx(expanded.mean(), rel=1e-9, abs=1e-12)
+
+
+def test_max_replicates_are_the_in_memory_bootstrap_max():
+    """The max of each replicate from the documents' maxima alone: bootstrap_replicates' p100, replicate for replicate."""
+    from pctce_cli.stats.bootstrap import bootstrap_replicates
+    from pctce_cli.stats.streaming_parts import DocMax, max_replicates
+
+    rng = np.random.default_rng(3)
+    doc = np.sort(rng.choice([2, 5, 6, 9, 14, 30], 400))
+    values = rng.lognormal(-3, 2, doc.size).astype(np.float32)
+    want = bootstrap_replicates({"a": values}, doc, ["p100"], n_boot=300, seed=11)["a"]["p100"]
+    m = DocMax(31)
+    for c in _chunks(doc.size, rng):
+        m.update(doc[c], values[c])
+    ids = np.unique(doc)
+    assert np.array_equal(max_replicates(m.max[ids], 300, seed=11, chunk_cells=50), want)
