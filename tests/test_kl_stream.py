@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-import pctce_cli.analysis.divergence_stream as divergence_stream
+from pctce_cli.analysis import divergence_stream
 from pctce_cli.store import write_labels
 from pctce_cli.testing import reseal
 

@@ -14,8 +14,6 @@ import math
 
 import numpy as np
 import pytest
-
-from tests.helpers import assert_same_summaries
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +23,7 @@ from pctce_cli.stats.streaming import StreamingSummary, stream_word_ce
 from pctce_cli.stats.summaries import DEFAULT_EDGES
 from pctce_cli.stats.units import weighted_percentiles, word_ce
 from pctce_cli.testing import reseal
+from tests.helpers import assert_same_summaries
 
 from .cli import run, run_json
 from .units_fixtures import two_tokenizers, write_jsonl
@@ -290,7 +289,7 @@ def test_shard_invariance(stores):
 @pytest.mark.parametrize("name", ["many", "chat"])
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_cli_streamed_equals_loaded(stores, monkeypatch, name, unit):
-    import pctce_cli.analysis.units_stream as units_stream
+    from pctce_cli.analysis import units_stream
 
     title = f"Per-{unit} CE summaries (nats per {unit})"
     loaded = run_json("summary", stores[name], "--unit", unit, "--percentiles", "5,50,90,99.9")
@@ -310,7 +309,7 @@ UNIT_ARGS = [("--by", "domain"), ("--subset", "code"), ("--subset", "prose", "-c
 @pytest.mark.parametrize("args", UNIT_ARGS)
 def test_unit_subsets_above_the_threshold_are_streamed_with_the_loaded_numbers(stores, monkeypatch, unit, args):
     """--by/--subset in words and bytes above PCTCE_STREAM_ABOVE: per-subset histograms, the loaded rows (words straddle batches)."""
-    import pctce_cli.analysis.units_stream as units_stream
+    from pctce_cli.analysis import units_stream
 
     loaded = run_json("summary", stores["many"], "--unit", unit, *args)
     monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
@@ -323,7 +322,7 @@ def test_unit_subsets_above_the_threshold_are_streamed_with_the_loaded_numbers(s
 @pytest.mark.parametrize("args", [(), ("--by", "domain"), ("--subset", "prose", "-c", "small")])
 def test_word_intervals_above_the_threshold_are_the_loaded_intervals(stores, monkeypatch, args):
     """--ci in words, streamed: the bounded-memory bootstrap over words draws the in-memory replicates (bounds of percentiles exact)."""
-    import pctce_cli.analysis.units_stream as units_stream
+    from pctce_cli.analysis import units_stream
 
     ci = ("--ci", "0.9", "--bootstrap", "200", "--seed", "3", "--percentiles", "10,50,90,99.9")
     loaded = run_json("summary", stores["many"], "--unit", "word", *ci, *args)

@@ -86,7 +86,7 @@ def streamed_divergence_rows(
         summ = summaries.parts[i].compute()
         row = {"checkpoint": ck.id, "step": ck.step, "group": ck.group, **({"subset": part.label} if subsets.split else {})}
         row[unit.plural] = int(summ["n"])
-        row["documents"] = int(len(part.docs)) if part.docs is not None else 0
+        row["documents"] = len(part.docs) if part.docs is not None else 0
         row.update({RENAME.get(n, n): summ[n] for n in shown})
         if boot is not None and summ["n"]:
             ids = np.flatnonzero((codes == i) & (boot.n > 0))
