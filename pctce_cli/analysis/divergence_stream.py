@@ -70,7 +70,8 @@ def streamed_divergence_rows(
 
         names = [n for n in shown if n != "p100"]  # the maximum: from each document's maximum
         boot, doc_max = StreamingBootstrap(codes, names, n_boot=n_boot, ci=ci, seed=seed), DocMax(codes.size)
-    summaries = PartSummaries(k, levels, bits=BITS if k == 1 and boot is None else SUBSET_BITS, signed=signed)
+    # the bootstrap plans its windows on these histograms: they share its bits (one subset alone: the finer pooled ones)
+    summaries = PartSummaries(k, levels, bits=boot.bits if boot is not None else BITS if k == 1 else SUBSET_BITS, signed=signed)
     targets = np.zeros(k, np.int64)
     for values, rank, doc, n_targets in _values(ck, kind, words, first=True):
         code = lookup_codes(codes, doc)

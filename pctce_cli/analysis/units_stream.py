@@ -86,7 +86,8 @@ def streamed_unit_rows(
         from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap
 
         boot = StreamingBootstrap(codes, summary_columns(percentiles), n_boot=n_boot, ci=ci, seed=seed)
-    summaries = PartSummaries(k, percentiles, bits=BITS if k == 1 and boot is None else SUBSET_BITS)
+    # the bootstrap plans its windows on these histograms: they share its bits (one subset alone: the finer pooled ones)
+    summaries = PartSummaries(k, percentiles, bits=boot.bits if boot is not None else BITS if k == 1 else SUBSET_BITS)
     sums = DocSums(codes.size if docs is not None else 0)
     targets, empty = np.zeros(k, np.int64), np.zeros(k, np.int64)
 
