@@ -6,6 +6,8 @@ p99, p99.9 and max of KL (or Δp), and ``same_top1``, the fraction of targets
 where both models pick the same top token; with ``--ci``, document-bootstrap
 intervals (docs/definitions.md#summaries-of-one-checkpoint), by ``--by`` subset
 when asked, in tokens or (KL only) words — a word's KL is the sum of its tokens'.
+Checkpoints above ``PCTCE_STREAM_ABOVE`` targets are streamed
+(:mod:`pctce_cli.analysis.divergence_stream`): the same rows in bounded memory.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pctce_cli.analysis.divergence_stream import streamed_divergence_rows
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.stream_bound import stream_above
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.catalog import Checkpoint, identical_notes
 from pctce_cli.errors import UsageError
@@ -61,6 +65,8 @@ def divergence_rows(ck: Checkpoint, value: str, percentiles: Sequence[float], un
     """
     kind, u = value_named(value), unit_named(unit)
     kind.check(ck, u)
+    if ck.manifest.targets > stream_above():  # two passes over the shards, in bounded memory (docs/kl.md)
+        return streamed_divergence_rows(ck, kind, percentiles, u, subsets, ci, n_boot, seed)
     words = _words(ck) if u.spans else None  # raises for a partition without byte spans and words
     s = load_scores(ck.root, ck.partition, columns=("doc", kind.column, "same_top1"))
     parts, notes = split_scores(ck.id, s.doc, s.docs, subsets, stored_values(ck, subsets.field)) if subsets.active else ([None], [])

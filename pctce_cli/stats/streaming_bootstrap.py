@@ -216,7 +216,7 @@ class StreamingBootstrap:
 def _window_prep(ce: np.ndarray, docnum: np.ndarray, n_docs: int, k1: int) -> _Prepared:
     """The fast method's sorted targets and per-document coarse counts, of one window's targets."""
     n = ce.size
-    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float32), docnum.astype(np.int64), n_docs)
+    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float64 if ce.dtype == np.float64 else np.float32), docnum.astype(np.int64), n_docs)  # word sums stay float64
     k1 = int(max(1, min(256, n, k1)))
     block = max(1, -(-n // k1))
     k1 = max(1, -(-n // block))
