@@ -9,6 +9,7 @@ import pytest
 
 from pctce_cli import api
 from pctce_cli.errors import UsageError
+from pctce_cli.stats.units import word_ce
 from pctce_cli.store import load_scores
 
 from .cli import run, run_json, section
@@ -77,6 +78,14 @@ def test_api_kl_equals_the_cli_store_and_to_store_keeps_it(models, tiny_tokenize
     want = res.summary(value="kl")
     for name in ("targets", "documents", "mean", "p50", "p99.9", "max", "same_top1"):
         assert row[name] == pytest.approx(want[name], rel=1e-12), name
+    # compare per word: a word's KL is the sum of its tokens', paired word by word against the same reference
+    same = api.score_model(ma, tiny_tokenizer, str(data), reference=ma)
+    assert same.to_store(tmp_path / "api", "a-api") == "written"
+    got = run_json("compare", tmp_path / "api:a-api", tmp_path / "api:b-api", "--value", "kl", "--unit", "word", "--bootstrap", "20", "--top", "0")
+    [mean] = [r for r in section(got, "b-api − a-api") if r["summary"] == "mean"]
+    words = word_ce(res.kl, res.doc, res.word)[0]
+    assert mean["baseline"] == 0.0 and mean["candidate"] == pytest.approx(words.mean(), rel=1e-9) and mean["Δ"] == pytest.approx(words.mean(), rel=1e-9)
+    assert res.summary(value="kl", unit="word")["words"] == len(words)
 
 
 def test_a_reference_with_another_vocabulary_is_refused(tmp_path, models, tiny_tokenizer):
