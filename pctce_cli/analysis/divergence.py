@@ -18,7 +18,7 @@ from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.catalog import Checkpoint, identical_notes
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.divergence import DIVERGENCE_PERCENTILES, divergence_row  # noqa: F401  (moved to stats: ScoreResult summarizes with it too)
+from pctce_cli.stats.divergence import DIVERGENCE_PERCENTILES, divergence_row  # re-exported (moved to stats: ScoreResult summarizes with it too)
 from pctce_cli.store import incomplete_notes, load_scores
 from pctce_cli.units import unit_named
 from pctce_cli.values import value_named

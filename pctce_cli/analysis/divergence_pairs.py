@@ -125,7 +125,7 @@ def divergence_table(cks: Sequence[Checkpoint], value: str, needed: Sequence[str
     return rows_table(cks, rows, meta_columns)
 
 
-def table_note(cks: Sequence[Checkpoint], kind: ValueKind) -> str:
+def table_note(cks: Sequence[Checkpoint]) -> str:
     """The note `concord` and `select` print on a KL table: what is ranked, from which reference, which way."""
     refs = sorted({reference_of(c).get("path", "?") for c in cks})
     return (
@@ -223,8 +223,10 @@ def notes_of(a: Checkpoint, kind: ValueKind, unit: str) -> list[str]:
     ref = reference_of(a)
     what = "KL(p_ref ‖ p_model), nats" if kind is KL else "Δp = p_model(target) − p_ref(target)"
     out = [
-        f"Both scored against the reference {ref.get('path', '?')} (fingerprint {str(ref.get('fingerprint', '?'))[:12]}); "
-        f"each value is {what}; Δ = candidate − baseline, target by target; same_top1: top-1 agreement with the reference ({DEFINITION})."
+        (
+            f"Both scored against the reference {ref.get('path', '?')} (fingerprint {str(ref.get('fingerprint', '?'))[:12]}); "
+            f"each value is {what}; Δ = candidate − baseline, target by target; same_top1: top-1 agreement with the reference ({DEFINITION})."
+        )
     ]
     if unit_named(unit).spans:
         out.append("Unit: words (docs/definitions.md#words-and-bytes). Each value is a word's KL, the sum of its tokens' KL; 'targets' counts words.")

@@ -99,7 +99,7 @@ def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, neede
     subsets, notes = subsets_of(cks, by, subset), []
     if value != Value.ce:  # the divergence from a reference model (docs/kl.md)
         table = divergence_table(cks, value.value, needed, command, "set_" if command == "concord" else "percentiles", subsets=subsets, notes=notes, unit=unit.value)
-        return table, subsets, [*notes, table_note(cks, value.value)]
+        return table, subsets, [*notes, table_note(cks)]
     table = summaries_table(cks, summaries_file, needed, subsets=subsets, notes=notes, unit=unit.value)
     if summaries_file is not None and (group or meta):
         table = group_table(table, group or [], meta)

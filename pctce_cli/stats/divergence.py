@@ -33,7 +33,7 @@ def divergence_row(values: np.ndarray, doc: np.ndarray, same: np.ndarray | None,
     rank = None if same is None else 1 - same.astype(np.int64)
     rename = {"p100": "max", "top1": "same_top1"}
     vals = summary_values(names, values, rank) if len(values) else {n: float("nan") for n in names}
-    row = {"n": int(len(values)), **{rename.get(k, k): v for k, v in vals.items()}}
+    row = {"n": len(values), **{rename.get(k, k): v for k, v in vals.items()}}
     if ci is not None and len(values):
         from pctce_cli.stats.bootstrap import bootstrap_ci
 
