@@ -24,10 +24,11 @@ SETTINGS = {
 }
 
 
-def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, step=None, fingerprints=None, settings=None, shards=1, divergence=None, pos=None, doc_columns=None):
+def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, step=None, fingerprints=None, settings=None, shards=1, divergence=None, reference=None, pos=None, doc_columns=None):
     """Write a synthetic but complete pctce store partition from numpy arrays.
 
     ``divergence``: ``{"kl": …, "dp": …, "same_top1": …}`` per target, as ``pctce score --reference`` stores them.
+    ``reference``: the manifest's ``reference`` of those (default: one reference every such store shares).
 
     ``doc`` must be sorted (the store's order); ``pos`` counts targets within each document unless given.
     ``doc_columns``: more per-document columns (name → one value per document, in id order), e.g. ``n_input``.
@@ -62,7 +63,7 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
         "fingerprints": fp,
         "settings": {**SETTINGS, **(settings or {})},
         "data": {"files": ["/data/val.jsonl"]},
-        **({"reference": {"path": "/checkpoints/reference", "fingerprint": "r" * 64}} if divergence else {}),
+        **({"reference": reference or {"path": "/checkpoints/reference", "fingerprint": "r" * 64}} if divergence else {}),
     }
     finish_partition(part, manifest, shards)
     return root
