@@ -108,11 +108,13 @@ def worker(argv: list[str], out_json: str) -> None:
 
     t1, c1 = time.perf_counter(), time.thread_time()
     try:  # torch and transformers, imported as the tree's pctce score imports them when it starts scoring
-        from pctce_cli.scoring.startup import import_scoring_stack
+        from pctce_cli.scoring.startup import paused_gc
     except ImportError:  # a tree from before startup.py
+        import contextlib
+
+        paused_gc = contextlib.nullcontext
+    with paused_gc():
         import pctce_cli.scoring.hf  # noqa: F401
-    else:
-        import_scoring_stack()
     import pctce_cli.scoring.run  # noqa: F401
 
     t2, c2 = time.perf_counter(), time.thread_time()

@@ -64,11 +64,11 @@ def test_scores_are_the_same_with_the_collector_paused_or_not(tiny_ckpt, text_js
     """The collector frees nothing the scores depend on: a run with the pause made a no-op writes the same CE and ranks."""
     import contextlib
 
-    from pctce_cli.scoring import hf, startup
+    from pctce_cli.scoring import hf, run as run_module
 
     assert run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "paused", "-q").exit_code == 0
     monkeypatch.setattr(hf, "paused_gc", contextlib.nullcontext)
-    monkeypatch.setattr(startup, "paused_gc", contextlib.nullcontext)
+    monkeypatch.setattr(run_module, "paused_gc", contextlib.nullcontext)
     assert run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "plain", "-q").exit_code == 0
     a, b = load_scores(tmp_path / "paused", "tiny"), load_scores(tmp_path / "plain", "tiny")
     assert np.array_equal(a.ce, b.ce) and np.array_equal(a.rank, b.rank) and np.array_equal(a.doc, b.doc)

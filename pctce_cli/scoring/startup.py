@@ -34,10 +34,3 @@ def paused_gc() -> Iterator[None]:
         if was:
             gc.enable()
 
-
-def import_scoring_stack():
-    """Import torch and the Transformers side of scoring (:mod:`pctce_cli.scoring.hf`), collector paused; the module."""
-    with paused_gc():
-        from pctce_cli.scoring import hf
-
-    return hf
