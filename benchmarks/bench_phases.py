@@ -4,13 +4,15 @@ The run is the whole command-line process (``pctce score CK --data D --out
 FRESH -q``) on a random-init GPT-2 made here (default 12 layers, 512 dims,
 vocabulary 32,000: about 58M parameters, a 230 MB safetensors file, which is
 hashed in full) and about 12,000 targets of generated text (the size of the
-SmolLM2-135M run in issue 23). Nothing is downloaded.
+SmolLM2-135M run in issue 23); ``--arch llama`` makes a random-init Llama of
+SmolLM2-135M's shape instead (134.5M parameters with ``--vocab 49152``, a 538 MB
+file). Nothing is downloaded.
 
 How: a worker process imports pctce (timed), then the scoring stack (torch,
 transformers: timed), wraps the functions of each phase with a timer (wall
 time on the main thread; nothing else changes) and calls the CLI's ``main``
 as ``pctce score`` would. The parent times the whole process; what the phases
-do not cover is interpreter start-up (parent's wall minus the worker's) and
+do not cover is interpreter start-up and exit (parent's wall minus the worker's) and
 "other" (option parsing, progress bars, the result table). Weight hashing in a
 background thread is reported twice: the time the main thread waited for it
 (a phase) and the hashing itself (overlapped, not added). Each round runs
@@ -21,6 +23,7 @@ round to round; the table gives the median per phase.
     python benchmarks/bench_phases.py                                   # this tree, prints Markdown
     git archive main | tar -x -C /tmp/base
     python benchmarks/bench_phases.py --tree /tmp/base --rounds 3 --out docs/benchmarks.md
+    python benchmarks/bench_phases.py --arch llama --vocab 49152 --targets 11579 --tree main=/tmp/base --rounds 2
 """
 
 from __future__ import annotations
@@ -235,15 +238,15 @@ def _medians(rows: list[dict], labels: list[str]) -> tuple[dict, dict]:
     return med, med_cpu
 
 
-START, OTHER, WHOLE, HASH = "interpreter start-up", "other (options, progress, table)", "whole process", "hashing (any thread; overlapped when in the background)"
+START, OTHER, WHOLE, HASH = "interpreter start-up and exit", "other (options, progress, table)", "whole process", "hashing (any thread; overlapped when in the background)"
 
 
 def _model_words(raw: dict) -> str:
     if raw.get("arch") == "llama":
         c = SMOLLM2_135M
         return (f"a random-init Llama of SmolLM2-135M's shape made locally ({c['num_hidden_layers']} layers, hidden {c['hidden_size']}, "
-                f"{c['num_attention_heads']} heads, {c['num_key_value_heads']} kv heads, intermediate {c['intermediate_size']}, tied embeddings)")
-    return f"a random-init GPT-2 made locally ({raw['layers']} layers, {raw['dims']} dims)"
+                f"{c['num_attention_heads']} heads, {c['num_key_value_heads']} kv heads, intermediate {c['intermediate_size']}, tied embeddings")
+    return f"a random-init GPT-2 made locally ({raw['layers']} layers, {raw['dims']} dims"
 
 
 def render(raw: dict) -> str:
@@ -252,9 +255,9 @@ def render(raw: dict) -> str:
     stats = {n: _medians(raw["runs"][n], labels) for n in names}
     lines = [SECTION, "", "```bash", raw["command"], "```", ""]
     lines.append(
-        f"**Run.** `pctce score CK --data D --out FRESH -q` as a whole process: {_model_words(raw)} "
-        f"(vocabulary {raw['vocab']:,}: {raw['params'] / 1e6:.1f}M parameters, "
-        f"a {raw['weights_mb']:.0f} MB safetensors file, hashed in full), {raw['targets']:,} targets of generated text "
+        f"**Run.** `pctce score CK --data D --out FRESH -q` as a whole process: {_model_words(raw)}, "
+        f"vocabulary {raw['vocab']:,}: {raw['params'] / 1e6:.1f}M parameters, "
+        f"a {raw['weights_mb']:.0f} MB safetensors file, {'hashed by 64 sampled 1 MiB blocks' if raw['weights_mb'] > 268 else 'hashed in full'}), {raw['targets']:,} targets of generated text "
         f"(documents of 50–600 words). {raw['machine']}. {raw['rounds']} rounds, each tree in a fresh process, the order "
         f"rotated per round; medians. Load average (1 min) during the rounds: {raw['loads']}. *s*: wall seconds on the "
         "main thread; *%*: of the whole process's wall time; *CPU s*: the main thread's CPU time in the phase "
