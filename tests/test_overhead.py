@@ -79,8 +79,11 @@ def test_the_cli_process_freezes_its_objects_before_it_exits(monkeypatch):
     """``main`` ends with ``gc.freeze()`` (the interpreter's teardown then skips torch's objects), also on an error exit."""
     from pctce_cli import cli
 
+    from pctce_cli import threads
+
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(threads, "configure_threads", lambda: {})  # main's OpenMP settings would outlive this test
     monkeypatch.setattr(sys, "argv", ["pctce", "--version"])
     with pytest.raises(SystemExit) as e:
         cli.main()
