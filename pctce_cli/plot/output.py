@@ -48,6 +48,7 @@ def plot_figure(
     subsets: Subsets = NO_SUBSETS,
     notes: list[str] | None = None,
     unit: str = "token",
+    value: str = "ce",
 ) -> object:
     """The Figure of one plot ``kind`` for the selected checkpoints.
 
@@ -68,6 +69,8 @@ def plot_figure(
         unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes): every kind draws that
             unit's distribution or summaries (bytes weighted: each token's CE
             spread evenly over its bytes), and its axes and title say so.
+        value: ``ce``, or ``kl`` (``ecdf`` and ``trajectory`` of the divergence stored by ``pctce score --reference``,
+            :mod:`~pctce_cli.plot.divergence`).
 
     Raises:
         UsageError: unknown kind or unit, a missing option, too few checkpoints,
@@ -82,11 +85,22 @@ def plot_figure(
         raise UsageError("no checkpoints selected")
     if subsets.split and kind not in BY_KINDS:
         raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param=("one subset", "subset"))
+    if value != "ce":
+        return _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, unit)
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
     p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored)
     if kind in BY_KINDS:
         return _distribution_plot(kind, p)
     return SUMMARY_PLOTS[kind](p)
+
+
+def _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, unit) -> object:
+    """``plot ecdf|trajectory --value kl``, checked (no ``by`` or ``subset``; token unit; every store scored with a reference)."""
+    from pctce_cli.plot.divergence import check_divergence_plot, divergence_plot, divergence_title
+
+    check_divergence_plot(kind, value, cks, unit, subsets.active)
+    title = divergence_title(kind, cks, what_was_scored(cks))
+    return divergence_plot(kind, value, cks, summaries=summaries, vs=vs, colors=colors or checkpoint_colors(cks), runs=runs_of(cks), title=title, notes=notes)
 
 
 @dataclass
