@@ -60,8 +60,9 @@ def test_kl_distribution_counts_zeros_and_reads_the_tail_down_to_one_target():
     assert d.tail[-1] == pytest.approx(0.01) and d.x[-1] == 1.0
     assert d.cdf[-1] == 1.0 and d.tail[0] == 1.0
     lo, hi, note = kl_axis([d])
-    assert (lo, hi) == (0.01, 1.0)  # the decade of the 1st percentile of positive KL; nothing above 1
-    assert note == "KL < 0.01 (exact zeros too)\ndrawn at 0.01: up to 15.0%"
+    assert (lo, hi) == (KL_FLOOR, 1.0)  # the 1st percentile of positive KL is 1e-9: the floor; nothing above 1
+    assert note == "KL < 1e-06 (exact zeros too)\ndrawn at 1e-06: up to 15.0%"
+    assert kl_axis([kl_distribution("b", kl[10:] + 0.005)])[:2] == (0.001, 10.0)  # the decade below p1 of positive KL
 
 
 def test_a_model_against_itself_is_drawn_at_the_floor():

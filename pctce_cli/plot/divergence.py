@@ -72,7 +72,7 @@ def kl_distribution(ck_id: str, kl) -> KLDistribution:
 
     Example:
         >>> d = kl_distribution("a", np.array([0.0, 0.0, 0.1, 0.2, 4.0]))
-        >>> d.n, round(d.mean, 2), d.p50, d.x[-1], d.tail[-1], d.below(1e-6)
+        >>> d.n, round(d.mean, 2), d.p50, float(d.x[-1]), float(d.tail[-1]), d.below(1e-6)
         (5, 0.86, 0.1, 4.0, 0.2, 0.4)
     """
     from pctce_cli.stats.summaries import percentiles
