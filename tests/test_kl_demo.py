@@ -17,7 +17,7 @@ def test_tail_reading_names_the_heavier_tails():
         {"checkpoint": "topk40.c", "mean": 0.1, "p50": 0.1, "p99.9": 0.3},
         {"checkpoint": "topk5.c", "mean": 0.2, "p50": 0.1, "p99.9": 0.9},
     ]
-    assert tail_reading(rows)[-1] == "1 of 2 top-K students has a heavier KL tail (p99.9 / p50) than the full-KL student (×4.000): topk5.c (×9.000)."
+    assert tail_reading(rows)[-1] == "1 of 2 top-K students has a heavier KL tail (p99.9 / p50) than the full-KL student (×4.0): topk5.c (×9.0)."
 
 
 @pytest.mark.slow
