@@ -71,6 +71,7 @@ def test_a_model_against_itself_is_drawn_at_the_floor():
     kl_ecdf_figure([d])  # draws, nothing to take a log of
 
 
+@pytest.mark.slow
 def test_plot_value_kl_writes_a_png(tmp_path):
     kl_stores(tmp_path / "s", 3, 1)
     out = tmp_path / "kl.png"

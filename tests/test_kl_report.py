@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pctce_cli.catalog import resolve_checkpoints
-from pctce_cli.report import Details, Image, Section, build_report, walk
-from pctce_cli.report.divergence import SECTION
+from pctce_cli.report import Details, Image, ReportOptions, Section, build_report, walk
+from pctce_cli.report.divergence import SECTION, divergence_findings, divergence_sections, measure_divergence
 from pctce_cli.report.findings import kl_finding
 from tests.helpers import make_store
 from tests.test_kl_plots import kl_stores
@@ -36,14 +36,21 @@ def test_a_store_with_divergence_has_a_kl_section_figures_first_and_a_finding(tm
     assert finding.text.startswith(f"Closest to the reference /checkpoints/reference by mean KL: {best} (") and finding.figure == "kl-ecdf"
 
 
+@pytest.mark.slow
 def test_a_ce_only_store_has_no_kl_section_and_no_kl_finding(tmp_path):
     rng = np.random.default_rng(1)
     doc = np.repeat(np.arange(4), 25)
     for k in range(2):
         make_store(tmp_path / "s", f"ck{k}", rng.gamma(2, 1, doc.size), doc)
-    rep = build_report(resolve_checkpoints([tmp_path / "s"]), )
+    rep = build_report(resolve_checkpoints([tmp_path / "s"]))
     assert SECTION[0] not in [s.id for s in rep.sections]
     assert not any("KL" in f.text for f in rep.sections[0].blocks[0].items)
+
+
+def test_without_divergence_nothing_is_measured_said_or_drawn(tmp_path):
+    make_store(tmp_path / "s", "plain", np.ones(10), np.zeros(10, np.int64))
+    kl = measure_divergence(resolve_checkpoints([tmp_path / "s"]))
+    assert kl is None and divergence_findings(kl) == [] and divergence_sections(kl, None, {}, {}, "") == []
 
 
 def test_the_kl_finding_names_the_closest_the_farthest_and_the_heaviest_tail():
@@ -56,3 +63,15 @@ def test_the_kl_finding_names_the_closest_the_farthest_and_the_heaviest_tail():
         "same top token on 99.0% of targets). Farthest: topk (mean KL 0.500 nats). Heaviest KL tail relative to its median: full (p99.9 / p50 ×20.0)."
     )
     assert kl_finding([{**rows[0], "mean": float("nan")}], "t") is None
+
+
+@pytest.mark.slow
+def test_checkpoints_scored_without_a_reference_are_named_and_left_out(tmp_path):
+    rng = np.random.default_rng(2)
+    doc = np.repeat(np.arange(4), 25)
+    make_store(tmp_path / "s", "plain", rng.gamma(2, 1, doc.size), doc)
+    make_store(tmp_path / "s", "student", rng.gamma(2, 1, doc.size), doc, divergence={"kl": rng.gamma(1, 0.1, doc.size), "dp": np.zeros(doc.size), "same_top1": np.ones(doc.size)})
+    sec = _section(build_report(resolve_checkpoints([tmp_path / "s"]), ReportOptions(tail_top=0)), SECTION[0])
+    [details] = [b for b in sec.blocks if isinstance(b, Details)]
+    assert [r["checkpoint"] for r in details.blocks[0].rows] == ["student"]
+    assert details.blocks[1].lines[0] == "Not scored with a reference, so not in this section: plain (pctce score CHECKPOINT --reference REF --force)."

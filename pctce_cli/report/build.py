@@ -266,7 +266,7 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
     warnings = ([f"{b.plots.missing}; the report has no plots"] if b.plots.missing else []) + identical_notes(cks)
     kl = measure_divergence(cks)  # None for a store scored without --reference: no KL finding, no KL section
     sections = [findings_section(report_findings(b, fields) + divergence_findings(kl)), summaries_section(b)]
-    sections += divergence_sections(kl, b.plots, b.colors, b.runs, b.scored)
+    sections += divergence_sections(kl, b.plots, b.colors, b.runs, b.scored, options.subsets.describe() if options.subsets is not None else "")
     if fields:
         from pctce_cli.analysis.summary import merge_notes
 

@@ -68,7 +68,7 @@ def divergence_findings(kl: KLMeasured | None) -> list[Finding]:
     return [found] if found is not None else []
 
 
-def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str) -> list[Section]:
+def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str, subset: str = "") -> list[Section]:
     """The KL section (none without divergence): the trajectory of KL percentiles, the ECDF and its tail, the table on demand.
 
     Args:
@@ -76,6 +76,7 @@ def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str)
         plots: The report's renderer (``image(name, caption, make)``).
         colors, runs: Checkpoint and run colors, checkpoint → run.
         scored: What was scored, for titles.
+        subset: The report's ``--subset`` (described), which this section does not apply: it says so.
     """
     from pctce_cli.plot.divergence import KL_TRAJECTORY, divergence_title, kl_ecdf_figure, kl_label
 
@@ -87,6 +88,7 @@ def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str)
             f"How far each checkpoint's predictions are from the reference model {kl.reference}: per-target KL(p_ref ‖ p_model) over the "
             "full vocabulary in nats, 0 where the two agree (docs/definitions.md#divergence-from-a-reference-model; docs/kl.md). "
             "The tail is what a distilled or quantized model is judged by: how often a target moves far from the reference."
+            + (f" Every document, not only subset {subset}: for the subset's KL, pctce summary DIR --value kl --subset VALUE." if subset else "")
         )
     )
     scored_kl = plot.what_was_scored(kl.cks) if kl.left_out else scored
