@@ -213,11 +213,16 @@ def kl_label(name: str) -> str:
     return "same top token (fraction of targets)" if name == "same_top1" else f"{name} of per-token KL (nats)"
 
 
-def divergence_title(kind: str, cks, scored: str) -> str:
-    """``KL from the reference (teacher/checkpoint-1200) of 4 checkpoints on val.jsonl`` and the trajectory's like it."""
+def reference_names(cks) -> list[str]:
+    """The references the checkpoints were scored against, each by the last two parts of its path (``teacher/checkpoint-1200``)."""
     from pathlib import PurePath
 
-    refs = sorted({"/".join(PurePath(str((c.manifest.reference or {}).get("path", "?"))).parts[-2:]) for c in cks})
+    return sorted({"/".join(PurePath(str((getattr(c.manifest, "reference", None) or {}).get("path", "?"))).parts[-2:]) for c in cks})
+
+
+def divergence_title(kind: str, cks, scored: str) -> str:
+    """``KL distribution of 4 checkpoints on val.jsonl`` and, below, the reference (``teacher/checkpoint-1200``)."""
+    refs = reference_names(cks)
     ref = refs[0] if len(refs) == 1 else f"{len(refs)} references"
     what = "KL percentiles over training" if kind == "trajectory" else "KL distribution"
     return f"{what} of {scored}\nKL(p_ref ‖ p_model) from the reference {ref}"
@@ -272,6 +277,7 @@ __all__ = [
     "check_divergence_plot",
     "divergence_plot",
     "divergence_title",
+    "reference_names",
     "kl_axis",
     "kl_distribution",
     "kl_distributions",

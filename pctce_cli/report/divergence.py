@@ -29,7 +29,8 @@ class KLMeasured:
         cks: The checkpoints that hold divergence columns.
         rows: Their KL summary rows (mean, p50 … p99.9, max, same_top1), as ``pctce summary --value kl``.
         dists: Their :class:`~pctce_cli.plot.divergence.KLDistribution` (for the ECDF).
-        reference: The reference model's path(s), for sentences.
+        reference: The reference model's path(s), for the section's introduction.
+        short: The same by the last two parts of each path (``teacher/checkpoint-1200``), for the finding.
         left_out: Ids of the selected checkpoints scored without a reference.
     """
 
@@ -37,19 +38,20 @@ class KLMeasured:
     rows: list[dict] = field(default_factory=list)
     dists: list = field(default_factory=list)
     reference: str = ""
+    short: str = ""
     left_out: list[str] = field(default_factory=list)
 
 
 def measure_divergence(cks) -> KLMeasured | None:
     """The KL of every selected checkpoint that was scored with a reference (None when none was)."""
-    from pctce_cli.plot.divergence import kl_distribution
+    from pctce_cli.plot.divergence import kl_distribution, reference_names
     from pctce_cli.store import load_scores
 
     with_ref = [c for c in cks if getattr(c.manifest, "reference", None) is not None]
     if not with_ref:
         return None
     refs = sorted({str((c.manifest.reference or {}).get("path", "?")) for c in with_ref})
-    m = KLMeasured(with_ref, reference=", ".join(refs), left_out=[c.id for c in cks if c not in with_ref])
+    m = KLMeasured(with_ref, reference=", ".join(refs), short=", ".join(reference_names(with_ref)), left_out=[c.id for c in cks if c not in with_ref])
     for c in with_ref:
         s = load_scores(c.root, c.partition, columns=("doc", "kl", "same_top1"))
         r = divergence_row(s.kl, s.doc, s.same_top1, DIVERGENCE_PERCENTILES)
@@ -64,7 +66,7 @@ def divergence_findings(kl: KLMeasured | None) -> list[Finding]:
     """The KL reading (:func:`pctce_cli.report.findings.kl_finding`), or nothing without divergence."""
     from pctce_cli.report.findings import kl_finding
 
-    found = kl_finding(kl.rows, kl.reference) if kl is not None else None
+    found = kl_finding(kl.rows, kl.short) if kl is not None else None
     return [found] if found is not None else []
 
 
@@ -92,10 +94,13 @@ def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str,
         )
     )
     scored_kl = plot.what_was_scored(kl.cks) if kl.left_out else scored
-    if any(c.step is not None for c in kl.cks):
+    stepped = [runs.get(c.id) or c.id for c in kl.cks if c.step is not None]
+    if any(stepped.count(r) > 1 for r in stepped):  # a line needs two steps of one run
         title = divergence_title("trajectory", kl.cks, scored_kl)
         make = lambda: plot.trajectory_figure(kl.rows, list(KL_TRAJECTORY), runs, None, colors, title, labels=kl_label, ncols=2)  # noqa: E731
         _add(sec, plots.image("kl-trajectory", "KL percentiles p50, p90, p99 and p99.9 over training, one line per run", make))
+    else:
+        sec.blocks.append(Text("No KL trajectory: no run has two checkpoints with a training step."))
     drawn, note = plot.overlaid(kl.cks, "The KL ECDF")
     ids = {c.id for c in drawn}
     dists = [d for d in kl.dists if d.id in ids]
