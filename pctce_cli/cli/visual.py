@@ -33,8 +33,10 @@ from pctce_cli.cli.common import (
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.plot import KINDS
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET
+from pctce_cli.values import VALUE_KINDS
 
 Kind = choices("Kind", KINDS)
+Value = choices("Value", tuple(VALUE_KINDS))  # --value: ce, kl (dp is summarized, not drawn)
 
 
 # Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.
@@ -87,6 +89,7 @@ def plot(
     subset: SubsetOpt = None,
     unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
+    value: Annotated[Value, typer.Option("--value", help="ce, or kl: ecdf and trajectory of the KL from the reference model of pctce score --reference (docs/kl.md).")] = Value.ce,
 ):
     """Draw CE distributions, trajectories, concordance, task agreement, shape or CE bands to an image."""
     from pctce_cli import render
@@ -113,6 +116,7 @@ def plot(
         notes=notes,
         unit=unit.value,
         positions=positions,
+        value=value.value,
     )
     for n in notes:
         render.warn(n)

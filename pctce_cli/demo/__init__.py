@@ -25,6 +25,7 @@ from pctce_cli.demo.crosstok import crosstok_part, crosstok_part_from_rows
 from pctce_cli.demo.distill import distillation_parts, distillation_parts_from_table, subset_part_from_table
 from pctce_cli.demo.finetune import correct_part_from_rows, finetune_parts, finetune_parts_from_table
 from pctce_cli.demo.jobs import run_jobs
+from pctce_cli.demo.kl import kl_job, kl_part
 from pctce_cli.errors import DataError, ScoringError
 from pctce_cli.threads import usable_cpus
 
@@ -120,6 +121,7 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     ]
     if crosstok_runs:  # the same data and options as the distillation study: word and byte units compare them
         jobs.append((crosstok_runs, replace(val, out=out / "crosstok")))
+    jobs.append(kl_job(sample, out / "kl", force))  # the students against the teacher (--reference): their own store
     failed = []
     for job_results in run_jobs(jobs, reporter, workers=usable_cpus()):
         for r in job_results:
@@ -137,8 +139,10 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
     if crosstok_runs:
         result.parts.append(crosstok_part(out / "distill", out / "crosstok", meta))
         pair = [r["checkpoint"] for r in result.parts[-1].report.sections[0][1][:2]]  # the teacher, then the other tokenizer
+    result.parts.append(kl_part(out / "kl"))
     result.parts += finetune_parts(out / "finetune", meta)
     d, f, c, meta = _shown(out / "distill"), _shown(out / "finetune"), _shown(out / "crosstok"), _shown(meta)
+    k, kl_report = _shown(out / "kl"), _shown(out / "demo-kl.html")
     pctce, report = program(), _shown(out / "demo-distill.html")  # the report goes beside the scores, not into a checkout
     result.next_commands = [
         f"{pctce} concord {d} --meta {meta} --pairs",
@@ -146,6 +150,9 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
         f"{pctce} compare --store {d} teacher.checkpoint-1200 topk15.checkpoint-1200",
         f"{pctce} report {d} --meta {meta} --out {report}",
         *([f"{pctce} compare {d}:{pair[0]} {c}:{pair[1]} --unit word"] if pair else []),
+        f"{pctce} summary {k} --value kl --ci 0.95",
+        f"{pctce} plot ecdf {k} --value kl --out {_shown(out / 'demo-kl.png')}",
+        f"{pctce} report {k} --out {kl_report}",
         f"{pctce} select {f} --task substring_match",  # the accuracy the demo shows (`accuracy` is exact match)
     ]
     result.seconds = time.perf_counter() - t0

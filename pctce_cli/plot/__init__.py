@@ -37,7 +37,8 @@ Modules:
 * :mod:`~pctce_cli.plot.figures` — the figure builders, one per kind;
 * :mod:`~pctce_cli.plot.training` — the fan and the band trajectory, one panel per run;
 * :mod:`~pctce_cli.plot.panels` — small multiples by subset (docs/definitions.md#subsets);
-* :mod:`~pctce_cli.plot.output` — :func:`plot_figure` dispatch, PNG/SVG bytes, HTML pages, writing files.
+* :mod:`~pctce_cli.plot.output` — :func:`plot_figure` dispatch, PNG/SVG bytes, HTML pages, writing files;
+* :mod:`~pctce_cli.plot.divergence` — ``ecdf`` and ``trajectory`` of the KL from a reference model (``--value kl``).
 """
 
 from pctce_cli.plot.figures import (

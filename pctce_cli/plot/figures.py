@@ -138,6 +138,8 @@ def trajectory_figure(
     colors: Mapping[str, str] | None = None,
     title: str = "",
     unit: str = "token",
+    labels=None,
+    ncols: int | None = None,
 ) -> object:
     """Summaries against training step, one line per run and one panel per summary.
 
@@ -153,6 +155,8 @@ def trajectory_figure(
         colors: Run/checkpoint name → color.
         title: Figure title.
         unit: The distribution the summaries are of (``token``, ``word``, ``byte``; the y labels say it).
+        labels: Summary name → y label (default :func:`~pctce_cli.plot.theme.summary_label` in ``unit``; KL has its own).
+        ncols: Panels per row (default up to 3).
 
     Returns:
         A Figure with one Axes per summary; on each, one labeled line per run,
@@ -166,8 +170,9 @@ def trajectory_figure(
     by_run, flat, ref = _trajectory_lines(rows, summaries, runs, vs)
     colors = colors or run_colors(list(by_run) + [r["checkpoint"] for r in flat])
     n = len(summaries)
-    ncols = min(n, 3)
+    ncols = min(n, ncols or 3)
     nrows = math.ceil(n / ncols)
+    label = labels or (lambda s: summary_label(s, unit))
     with style():
         fig = new_figure(4.2 * ncols + 0.6, 3.4 * nrows + 0.8)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
@@ -181,7 +186,7 @@ def trajectory_figure(
                 ax.axhline(ref[s], color=REFERENCE_COLOR, ls="--", lw=1.2, label=f"{vs} (reference)")
             ax.set_title(s)
             ax.set_xlabel("training step")
-            ax.set_ylabel(summary_label(s, unit))
+            ax.set_ylabel(label(s))
         for ax in axes[n:]:
             ax.set_visible(False)
         handles = [Line2D([], [], color=colors[run], marker="o", ms=4, lw=1.6, label=run) for run in by_run]

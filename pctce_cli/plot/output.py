@@ -49,6 +49,7 @@ def plot_figure(
     notes: list[str] | None = None,
     unit: str = "token",
     positions=None,
+    value: str = "ce",
 ) -> object:
     """The Figure of one plot ``kind`` for the selected checkpoints.
 
@@ -70,6 +71,8 @@ def plot_figure(
             unit's distribution or summaries (bytes weighted: each token's CE
             spread evenly over its bytes), and its axes and title say so.
         positions: ``position``: ``--by position|ctx`` and its edges (:class:`pctce_cli.analysis.position.Positions`; None: by position).
+        value: ``ce``, or ``kl`` (``ecdf`` and ``trajectory`` of the divergence stored by ``pctce score --reference``,
+            :mod:`~pctce_cli.plot.divergence`).
 
     Raises:
         UsageError: unknown kind or unit, a missing option, too few checkpoints,
@@ -86,11 +89,22 @@ def plot_figure(
         raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param=("one subset", "subset"))
     if positions is not None and kind != "position":
         raise UsageError(f"plot {kind} by {positions.dim}: only plot position buckets targets (use plot position)", param="by")
+    if value != "ce":
+        return _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, unit)
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
     p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored, positions)
     if kind in BY_KINDS:
         return _distribution_plot(kind, p)
     return SUMMARY_PLOTS[kind](p)
+
+
+def _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, unit) -> object:
+    """``plot ecdf|trajectory --value kl``, checked (no ``by`` or ``subset``; token unit; every store scored with a reference)."""
+    from pctce_cli.plot.divergence import check_divergence_plot, divergence_plot, divergence_title
+
+    check_divergence_plot(kind, value, cks, unit, subsets.active)
+    title = divergence_title(kind, cks, what_was_scored(cks))
+    return divergence_plot(kind, value, cks, summaries=summaries, vs=vs, colors=colors or checkpoint_colors(cks), runs=runs_of(cks), title=title, notes=notes)
 
 
 @dataclass

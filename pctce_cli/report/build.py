@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pctce_cli import plot
 from pctce_cli.catalog import identical_notes
 from pctce_cli.errors import PctceError, UsageError
+from pctce_cli.report.divergence import divergence_findings, divergence_sections, measure_divergence
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
 from pctce_cli.report.story import findings_section, header, is_square, matrix_blocks, on_demand, scored_section
 from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, subset_section
@@ -266,7 +267,9 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
         _Plots(options.dpi), plot.checkpoint_colors(cks), plot.what_was_scored(cks), plot.runs_of(cks),
     )
     warnings = ([f"{b.plots.missing}; the report has no plots"] if b.plots.missing else []) + identical_notes(cks)
-    sections = [findings_section(report_findings(b, fields)), summaries_section(b)]
+    kl = measure_divergence(cks)  # None for a store scored without --reference: no KL finding, no KL section
+    sections = [findings_section(report_findings(b, fields) + divergence_findings(kl)), summaries_section(b)]
+    sections += divergence_sections(kl, b.plots, b.colors, b.runs, b.scored, options.subsets.describe() if options.subsets is not None else "")
     if fields:
         from pctce_cli.analysis.summary import merge_notes
 

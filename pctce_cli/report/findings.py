@@ -225,6 +225,35 @@ def tail_finding(ck_id: str, ce, doc) -> Finding:
     )
 
 
+def kl_finding(rows: Sequence[Mapping], reference: str) -> Finding | None:
+    """Which checkpoint is closest to the reference by mean KL, and how heavy its KL tail is (p99.9 / p50).
+
+    With two checkpoints or more it names the farthest too, and the one whose tail is heaviest relative to its median.
+
+    Example:
+        >>> rows = [{"checkpoint": "a", "mean": 0.2, "p50": 0.1, "p99.9": 3.0, "same_top1": 0.9}, {"checkpoint": "b", "mean": 0.1, "p50": 0.05, "p99.9": 0.5, "same_top1": 0.95}]
+        >>> print(kl_finding(rows, "t").text)
+        Closest to the reference t by mean KL: b (0.100 nats; p50 0.050, p99.9 0.500 = ×10.0 its median; same top token on 95.0% of targets). Farthest: a (mean KL 0.200 nats). Heaviest KL tail relative to its median: a (p99.9 / p50 ×30.0).
+    """
+    ok = [r for r in rows if not math.isnan(r["mean"])]
+    if not ok:
+        return None
+
+    def ratio(r) -> float:
+        return r["p99.9"] / r["p50"] if r["p50"] > 0 else math.inf
+
+    best = min(ok, key=lambda r: r["mean"])
+    text = (
+        f"Closest to the reference {reference} by mean KL: {best['checkpoint']} ({short(best['mean'])} nats; p50 {short(best['p50'])}, "
+        f"p99.9 {short(best['p99.9'])} = ×{ratio(best):.1f} its median; same top token on {best['same_top1']:.1%} of targets)."
+    )
+    if len(ok) > 1:
+        worst = max(ok, key=lambda r: r["mean"])
+        heavy = max(ok, key=ratio)
+        text += f" Farthest: {worst['checkpoint']} (mean KL {short(worst['mean'])} nats). Heaviest KL tail relative to its median: {heavy['checkpoint']} (p99.9 / p50 ×{ratio(heavy):.1f})."
+    return Finding(text, "kl-ecdf")
+
+
 def diverse_rows(rows: list[dict], top: int, per_doc: int = 2) -> list[dict]:
     """The first ``top`` tail rows with at most ``per_doc`` per document and each target token once, renumbered.
 

@@ -1,0 +1,105 @@
+"""`pctce plot ecdf|trajectory --value kl`: the KL pictures (legend inside, one line per run, distinct colors) and their refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from pctce_cli import plot  # noqa: E402
+from pctce_cli.catalog import resolve_checkpoints  # noqa: E402
+from pctce_cli.plot.divergence import KL_FLOOR, kl_axis, kl_distribution, kl_ecdf_figure  # noqa: E402
+from tests.cli import run  # noqa: E402
+from tests.helpers import make_store  # noqa: E402
+from tests.test_plot_figures import assert_legends_inside, labeled_lines  # noqa: E402
+
+
+def kl_values(rng, n: int, scale: float, zeros: float = 0.05) -> dict:
+    """Per-target KL, Δp and same_top1 like a student's: lognormal around ``scale`` nats, a share of exact zeros."""
+    kl = (scale * rng.lognormal(0, 1.5, n)).astype(np.float32)
+    kl[rng.random(n) < zeros] = 0
+    return {"kl": kl, "dp": (-0.1 * kl).astype(np.float32), "same_top1": (kl < 2 * scale).astype(np.int8)}
+
+
+def kl_stores(root, n: int, runs: int, targets: int = 2000) -> list:
+    """``n`` checkpoints ``run<r>.checkpoint-<step>`` over ``runs`` runs in one store, each scored against a reference; KL falls with the step."""
+    rng = np.random.default_rng(0)
+    doc = np.repeat(np.arange(targets // 50), 50)
+    for k in range(n):
+        r, step = k % runs, 100 * (k // runs + 1)
+        make_store(root, f"run{r}.checkpoint-{step}", rng.gamma(2, 1, doc.size), doc, step=step, divergence=kl_values(rng, doc.size, 0.05 * (1 + r) * 300 / (step + 200)))
+    return resolve_checkpoints([root])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,runs", [(1, 1), (12, 4), (60, 15)])
+def test_kl_ecdf_and_trajectory_keep_their_legend_inside_one_line_per_run_and_distinct_colors(tmp_path, n, runs):
+    cks = kl_stores(tmp_path / "s", n, runs)
+    fig = plot.plot_figure("ecdf", cks, value="kl")
+    assert_legends_inside(fig)
+    drawn = min(n, plot.MAX_OVERLAID) if n <= plot.MAX_OVERLAID else runs
+    for ax in fig.axes:
+        lines = labeled_lines(ax)
+        assert len(lines) == drawn
+        assert len({line.get_color() for line in lines}) == drawn
+    fig = plot.plot_figure("trajectory", cks, value="kl")
+    assert_legends_inside(fig)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["p50", "p90", "p99", "p99.9"]
+    for ax in fig.axes:
+        lines = labeled_lines(ax)
+        assert len(lines) == runs and len({line.get_color() for line in lines}) == runs
+        if runs > 1:  # a single checkpoint's line is named as the CE trajectory names it
+            assert sorted(line.get_label() for line in lines) == sorted(f"run{r}" for r in range(runs))
+
+
+def test_kl_distribution_counts_zeros_and_reads_the_tail_down_to_one_target():
+    kl = np.array([0.0] * 10 + [1e-9] * 5 + list(np.linspace(0.01, 1, 85)))
+    d = kl_distribution("a", kl)
+    assert d.n == 100 and d.below(KL_FLOOR) == pytest.approx(0.15)
+    assert d.tail[-1] == pytest.approx(0.01) and d.x[-1] == 1.0
+    assert d.cdf[-1] == 1.0 and d.tail[0] == 1.0
+    lo, hi, note = kl_axis([d])
+    assert (lo, hi) == (KL_FLOOR, 1.0)  # the 1st percentile of positive KL is 1e-9: the floor; nothing above 1
+    assert note == "KL < 1e-06 (exact zeros too)\ndrawn at 1e-06: up to 15.0%"
+    assert kl_axis([kl_distribution("b", kl[10:] + 0.005)])[:2] == (0.001, 10.0)  # the decade below p1 of positive KL
+
+
+def test_a_model_against_itself_is_drawn_at_the_floor():
+    d = kl_distribution("self", np.zeros(50))
+    assert kl_axis([d]) == (KL_FLOOR, KL_FLOOR * 10, f"KL < {KL_FLOOR:g} (exact zeros too)\ndrawn at {KL_FLOOR:g}: up to 100.0%")
+    kl_ecdf_figure([d])  # draws, nothing to take a log of
+
+
+@pytest.mark.slow
+def test_plot_value_kl_writes_a_png(tmp_path):
+    kl_stores(tmp_path / "s", 3, 1)
+    out = tmp_path / "kl.png"
+    r = run("plot", "ecdf", tmp_path / "s", "--value", "kl", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["fan", "--value", "kl"], "Error: plot fan with --value kl: KL is drawn as ecdf and trajectory"),
+        (["ecdf", "--value", "dp"], "Error: plot --value dp: only ce and kl are drawn; summarize dp with pctce summary --value dp"),
+        (["ecdf", "--value", "kl", "--unit", "word"], "Error: plot --value kl with --unit word: KL is drawn per token; use --unit token"),
+    ],
+)
+def test_plot_value_kl_refuses_what_has_no_kl_form(tmp_path, args, message):
+    kl_stores(tmp_path / "s", 2, 1)
+    r = run("plot", args[0], tmp_path / "s", *args[1:], "--out", tmp_path / "x.png")
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == message
+
+
+def test_plot_value_kl_refuses_a_store_without_divergence(tmp_path):
+    make_store(tmp_path / "s", "plain", np.ones(10), np.zeros(10, np.int64))
+    r = run("plot", "ecdf", tmp_path / "s", "--value", "kl", "--out", tmp_path / "x.png")
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: --value kl: 'plain' in {tmp_path / 's'} was scored without a reference model; "
+        "score it with 'pctce score CHECKPOINT --reference REF --force' to store its divergence (docs/kl.md)"
+    )
