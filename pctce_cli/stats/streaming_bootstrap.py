@@ -52,7 +52,7 @@ Z = 6.0  # window half-width in standard deviations of a replicate's rank shift
 WINDOW_CAP = 40_000_000  # targets kept in windows, all subsets and levels (12 bytes each)
 COARSE_CELLS = 16_000_000  # documents × coarse blocks of all levels' window indexes together
 CHUNK_CELLS = 4_000_000  # replicates drawn at once × documents
-FINE = 8  # the probe's histograms split each bucket of the windows into 2**FINE (bits + FINE bits of the float32)
+FINE = 8  # the probe's histograms split each bucket of the windows into up to 2**FINE (bits + FINE bits of the float32)
 PROBE_CELLS = 4_000_000  # counters of all the probe's histograms together; beyond, no probe (the bound's windows)
 
 
@@ -172,11 +172,13 @@ class StreamingBootstrap:
 
         Returns:
             False when the probe's histograms would exceed :data:`PROBE_CELLS`
-            counters (few, long documents: wide windows); keep the bound's windows.
+            counters even at the buckets' own resolution; keep the bound's windows.
         """
-        widths = (self.window[..., 1] - self.window[..., 0]) << FINE  # (k, L)
-        if not self.levels or int(widths.sum()) > PROBE_CELLS:
+        widths = self.window[..., 1] - self.window[..., 0]  # (k, L) buckets
+        fine = next((f for f in range(FINE, -1, -1) if int(widths.sum()) << f <= PROBE_CELLS), None)
+        if not self.levels or fine is None:
             return False
+        widths = widths << fine  # as fine as the counters allow (wide windows: few documents, small data)
         center = np.zeros(widths.shape, np.int64)
         for p, hist in enumerate(self._counts):
             ends = np.cumsum(hist)
@@ -184,36 +186,37 @@ class StreamingBootstrap:
             for j, q in enumerate(self.levels):
                 center[p, j] = np.searchsorted(ends, math.floor(q / 100.0 * max(n - 1, 0)), side="right") if n else 0
         off = np.r_[0, np.cumsum(widths.ravel())[:-1]].reshape(widths.shape)
-        self._probe = {"off": off, "hist": np.zeros(int(widths.sum()), np.int64), "center": center,
+        self._probe = {"fine": fine, "off": off, "hist": np.zeros(int(widths.sum()), np.int64), "center": center,
                        "c": np.zeros((len(self.levels), 2, self.codes.size), np.int32)}  # fmt: skip
         return True
 
     def probe(self, doc: np.ndarray, ce: np.ndarray) -> None:
-        """The probe pass: per window a histogram of ``bits + FINE`` bits; per document its targets below and up to the percentile's bucket."""
+        """The probe pass: per window a histogram of ``bits + fine`` bits; per document its targets below and up to the percentile's bucket."""
         doc = np.asarray(doc, dtype=np.int64)
         code = lookup_codes(self.codes, doc)
         inside = code >= 0
         doc, ce, code = doc[inside], np.asarray(ce)[inside], code[inside]
-        fine = bucket_of(ce, self.bits + FINE)
-        coarse = fine >> FINE
-        starts, ids = doc_runs(doc)
         pr = self._probe
+        fine = bucket_of(ce, self.bits + pr["fine"])
+        coarse = fine >> pr["fine"]
+        starts, ids = doc_runs(doc)
         for j in range(len(self.levels)):
             lo, hi = self.window[:, j, 0][code], self.window[:, j, 1][code]
             sel = (coarse >= lo) & (coarse < hi)
-            key = pr["off"][code[sel], j] + fine[sel] - (lo[sel] << FINE)
+            key = pr["off"][code[sel], j] + fine[sel] - (lo[sel] << pr["fine"])
             pr["hist"] += np.bincount(key, minlength=pr["hist"].size)
             center = pr["center"][code, j]
             add_by_run(pr["c"][j, 0], starts, ids, (coarse < center).astype(np.int32))
             add_by_run(pr["c"][j, 1], starts, ids, (coarse <= center).astype(np.int32))
 
     def refine(self, widen: float = 1.0) -> int:
-        """After the probe pass: windows of ``bits + FINE`` bits, :data:`Z` × ``widen`` measured standard deviations each side.
+        """After the probe pass: windows of ``bits + fine`` bits, :data:`Z` × ``widen`` measured standard deviations each side.
 
         Returns:
             Targets the windows will keep (collect them with :meth:`collect`).
         """
         pr, k = self._probe, len(self._counts)
+        e = pr["fine"]
         valid = (self.codes >= 0) & (self.n > 0)
         cd, nd = self.codes[valid], self.n[valid].astype(np.float64)
         n_part = np.maximum(np.bincount(cd, weights=nd, minlength=k), 1.0)
@@ -226,17 +229,17 @@ class StreamingBootstrap:
                 sd = np.maximum(sd, np.sqrt(np.bincount(cd, weights=dev * dev, minlength=k)))
             for p, hist in enumerate(self._counts):
                 a, b = (int(x) for x in self.window[p, j])
-                h = pr["hist"][pr["off"][p, j] : pr["off"][p, j] + ((b - a) << FINE)]
+                h = pr["hist"][pr["off"][p, j] : pr["off"][p, j] + ((b - a) << e)]
                 n = int(hist.sum())
                 ends = int(hist[:a].sum()) + np.cumsum(h)
                 margin = math.ceil(Z * widen * sd[p]) + 2
                 at = q / 100.0 * max(n - 1, 0)
                 lo = min(int(np.searchsorted(ends, max(0, math.floor(at) - margin), side="right")), h.size - 1)
                 hi = min(int(np.searchsorted(ends, min(max(n - 1, 0), math.ceil(at) + margin), side="right")), h.size - 1)
-                new[p, j] = (a << FINE) + lo, (a << FINE) + hi + 1
+                new[p, j] = (a << e) + lo, (a << e) + hi + 1
                 kept += int(ends[hi] - (ends[lo] - h[lo])) if n else 0
         _check_cap(kept)
-        self.window, self.wbits, self._probe, self._kept, self.below[:] = new, self.bits + FINE, None, [], 0
+        self.window, self.wbits, self._probe, self._kept, self.below[:] = new, self.bits + e, None, [], 0
         return kept
 
     @property
