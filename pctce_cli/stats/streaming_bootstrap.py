@@ -154,8 +154,12 @@ class StreamingBootstrap:
         bucket = bucket_of(ce, self.wbits)
         starts, ids = doc_runs(doc)
         keep = np.zeros(ce.size, bool)
+        lengths, run_code = np.diff(np.r_[starts, ce.size]), code[starts]  # a document's targets share its subset
         for j in range(len(self.levels)):  # one level at a time: a chunk × levels table would be the peak
-            lo, hi = self.window[:, j, 0][code], self.window[:, j, 1][code]
+            if self.window.shape[0] == 1:
+                lo, hi = self.window[0, j]
+            else:
+                lo, hi = (np.repeat(self.window[run_code, j, e], lengths) for e in (0, 1))
             add_by_run(self.below[j], starts, ids, (bucket < lo).astype(np.int32))
             keep |= (bucket >= lo) & (bucket < hi)
         self._kept.append((np.asarray(ce, np.float32)[keep], doc[keep].astype(self._doc_dtype)))
@@ -187,7 +191,7 @@ class StreamingBootstrap:
                 center[p, j] = np.searchsorted(ends, math.floor(q / 100.0 * max(n - 1, 0)), side="right") if n else 0
         off = np.r_[0, np.cumsum(widths.ravel())[:-1]].reshape(widths.shape)
         self._probe = {"fine": fine, "off": off, "hist": np.zeros(int(widths.sum()), np.int64), "center": center,
-                       "c": np.zeros((len(self.levels), 2, self.codes.size), np.int32)}  # fmt: skip
+                       "c": np.zeros((len(self.levels), self.codes.size, 2), np.int32), "table": _probe_table(self.window, center, self.bits)}  # fmt: skip
         return True
 
     def probe(self, doc: np.ndarray, ce: np.ndarray) -> None:
@@ -198,16 +202,18 @@ class StreamingBootstrap:
         doc, ce, code = doc[inside], np.asarray(ce)[inside], code[inside]
         pr = self._probe
         fine = bucket_of(ce, self.bits + pr["fine"])
-        coarse = fine >> pr["fine"]
+        flat = code * (1 << self.bits) + (fine >> pr["fine"])  # (subset, bucket): one gather per level below
         starts, ids = doc_runs(doc)
+        below = np.empty((ce.size, 2), np.int32)
         for j in range(len(self.levels)):
-            lo, hi = self.window[:, j, 0][code], self.window[:, j, 1][code]
-            sel = (coarse >= lo) & (coarse < hi)
-            key = pr["off"][code[sel], j] + fine[sel] - (lo[sel] << pr["fine"])
+            t = pr["table"][j][flat]
+            sel = t >= 4
+            cs = code[sel]
+            key = pr["off"][cs, j] + fine[sel] - (self.window[cs, j, 0] << pr["fine"])
             pr["hist"] += np.bincount(key, minlength=pr["hist"].size)
-            center = pr["center"][code, j]
-            add_by_run(pr["c"][j, 0], starts, ids, (coarse < center).astype(np.int32))
-            add_by_run(pr["c"][j, 1], starts, ids, (coarse <= center).astype(np.int32))
+            np.bitwise_and(t, 1, out=below[:, 0], casting="unsafe")
+            np.bitwise_and(t >> 1, 1, out=below[:, 1], casting="unsafe")
+            add_by_run(pr["c"][j], starts, ids, below)
 
     def refine(self, widen: float = 1.0) -> int:
         """After the probe pass: windows of ``bits + fine`` bits, :data:`Z` × ``widen`` measured standard deviations each side.
@@ -224,7 +230,7 @@ class StreamingBootstrap:
         for j, q in enumerate(self.levels):
             sd = np.zeros(k)
             for col in (0, 1):  # below the percentile's bucket, and up to its end: the larger spread
-                c = pr["c"][j, col][valid].astype(np.float64)
+                c = pr["c"][j, :, col][valid].astype(np.float64)
                 dev = c - (np.bincount(cd, weights=c, minlength=k) / n_part)[cd] * nd
                 sd = np.maximum(sd, np.sqrt(np.bincount(cd, weights=dev * dev, minlength=k)))
             for p, hist in enumerate(self._counts):
@@ -298,6 +304,18 @@ class StreamingBootstrap:
                     pct[q] = lerp(vals[:, 0], vals[:, 1], gamma[:, j])
             pieces.append({s.name: np.asarray(finish_summary(s, mean, pct, top1), dtype=np.float64) for s in self.parsed})
         return {s.name: np.concatenate([piece[s.name] for piece in pieces]) for s in self.parsed}
+
+
+def _probe_table(window: np.ndarray, center: np.ndarray, bits: int) -> np.ndarray:
+    """Per level, per (subset, bucket): bit 0 below the percentile's bucket, bit 1 up to it, bit 2 inside the window."""
+    k, n_levels = center.shape
+    bucket = np.arange(1 << bits)
+    table = np.zeros((n_levels, k, 1 << bits), np.uint8)
+    for p in range(k):
+        for j in range(n_levels):
+            a, b = window[p, j]
+            table[j, p] = (bucket < center[p, j]) | ((bucket <= center[p, j]) << 1) | (((bucket >= a) & (bucket < b)) << 2)
+    return table.reshape(n_levels, -1)
 
 
 def _check_cap(kept: int) -> None:
