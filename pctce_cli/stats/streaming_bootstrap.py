@@ -15,6 +15,15 @@ statistics near the full data's percentile. This module keeps only those.
   targets); with ``w_d`` of variance ~1 its standard deviation is at most about
   ``sqrt(q (1 − q) Σ_d n_d²)`` when the documents' fractions below v average
   q. The window is :data:`Z` of those each side.
+* the probe pass (:meth:`~StreamingBootstrap.start_probe`,
+  :meth:`~StreamingBootstrap.probe`, :meth:`~StreamingBootstrap.refine`):
+  documents mix low and high CE, so the actual standard deviation
+  ``sqrt(Σ_d (c_d(v) − q n_d)²)`` is several times below that bound (4–12× on
+  the benchmark's data); the probe counts ``c_d`` at the percentile's bucket
+  and a histogram 2**:data:`FINE` times finer inside each bound's window, and
+  :meth:`refine` narrows every window to :data:`Z` measured standard
+  deviations at the finer resolution (about 5× fewer targets kept). It costs
+  one more pass over the shards.
 * pass 2 (:meth:`~StreamingBootstrap.collect`): per document and level, its
   targets below the window; and every target inside a window, with its document.
 * :meth:`~StreamingBootstrap.compute`: the replicates are drawn as
@@ -23,14 +32,16 @@ statistics near the full data's percentile. This module keeps only those.
   :func:`~._resample._order_stats` at its rank less the replicate's count below
   the window. Every replicate is checked to fall inside its window; when one
   does not, :class:`WindowMissed` asks the caller for pass 2 again with wider
-  windows (:meth:`plan` with a larger ``widen``), so the result is never wrong.
+  windows (the bound's, :meth:`plan` with a larger ``widen``), so the result
+  is never wrong, only later.
 
 So the replicates and intervals equal :func:`~.bootstrap.bootstrap_ci`'s
 (percentiles exactly; means and top-1 to float64 round-off: documents' sums
-are added in stored order, not sorted order). Memory: 8 bytes × 3 + 8 × levels
-per document id, plus 12 bytes per target in a window; :data:`WINDOW_CAP`
-bounds the windows (about 0.5 GB), beyond which the bootstrap is refused with
-the reason rather than run out of memory.
+are added in stored order, not sorted order). Memory: 8 bytes × 4 + 12 × levels
+per document id, plus 8 bytes per target in a window (float32 CE, int32
+document) and about as much again while the replicates are computed;
+:data:`WINDOW_CAP` bounds the windows, beyond which the bootstrap is refused
+with the reason rather than run out of memory.
 """
 
 from __future__ import annotations
@@ -49,7 +60,7 @@ from pctce_cli.stats.streaming_subsets import lookup_codes
 from pctce_cli.stats.summaries import finish_summary, parse_summary_names
 
 Z = 6.0  # window half-width in standard deviations of a replicate's rank shift
-WINDOW_CAP = 40_000_000  # targets kept in windows, all subsets and levels (12 bytes each)
+WINDOW_CAP = 40_000_000  # targets kept in windows, all subsets and levels (8 bytes each, ~16 while computing)
 COARSE_CELLS = 16_000_000  # documents × coarse blocks of all levels' window indexes together
 CHUNK_CELLS = 4_000_000  # replicates drawn at once × documents
 FINE = 8  # the probe's histograms split each bucket of the windows into up to 2**FINE (bits + FINE bits of the float32)
