@@ -158,10 +158,7 @@ class StreamingBootstrap:
 
     def collect(self, doc: np.ndarray, ce: np.ndarray) -> None:
         """Pass 2: per document its targets below each window, and the targets inside a window."""
-        doc = np.asarray(doc, dtype=np.int64)
-        code = lookup_codes(self.codes, doc)
-        inside = code >= 0
-        doc, ce, code = doc[inside], np.asarray(ce)[inside], code[inside]
+        doc, ce, code = self._in_subsets(doc, ce)
         bucket = bucket_of(ce, self.wbits)
         starts, ids = doc_runs(doc)
         keep = np.zeros(ce.size, bool)
@@ -207,10 +204,7 @@ class StreamingBootstrap:
 
     def probe(self, doc: np.ndarray, ce: np.ndarray) -> None:
         """The probe pass: per window a histogram of ``bits + fine`` bits; per document its targets below and up to the percentile's bucket."""
-        doc = np.asarray(doc, dtype=np.int64)
-        code = lookup_codes(self.codes, doc)
-        inside = code >= 0
-        doc, ce, code = doc[inside], np.asarray(ce)[inside], code[inside]
+        doc, ce, code = self._in_subsets(doc, ce)
         pr = self._probe
         fine = bucket_of(ce, self.bits + pr["fine"])
         flat = code * (1 << self.bits) + (fine >> pr["fine"])  # (subset, bucket): one gather per level below
@@ -258,6 +252,13 @@ class StreamingBootstrap:
         _check_cap(kept)
         self.window, self.wbits, self._probe, self._kept, self.below[:] = new, self.bits + e, None, [], 0
         return kept
+
+    def _in_subsets(self, doc: np.ndarray, ce: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A chunk's targets whose document is in a subset: ``(doc, ce, subset code)``."""
+        doc = np.asarray(doc, dtype=np.int64)
+        code = lookup_codes(self.codes, doc)
+        inside = code >= 0
+        return doc[inside], np.asarray(ce)[inside], code[inside]
 
     @property
     def _doc_dtype(self):
