@@ -8,6 +8,8 @@ wrong number) and the streamed rows fall back to the bound's windows.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -95,7 +97,7 @@ def test_the_probe_keeps_a_fraction_of_the_bounds_targets():
 
 
 def test_a_probe_too_narrow_is_detected_not_wrong():
-    doc, ce, rank, labels = clustered(2, 400, 50)
+    doc, ce, _, labels = clustered(2, 400, 50)
     with pytest.raises(WindowMissed):
         probed(ce, doc, labels, ["p50"], 50, 0, 10_000, widen=1e-3)
 
@@ -144,3 +146,26 @@ def test_streamed_rows_equal_the_in_memory_rows_whatever_the_windows(store, monk
         for k in ("p50_lo", "p50_hi", "p95_lo", "p95_hi"):
             assert a[k] == b[k], (k, a[k], b[k])
         np.testing.assert_allclose([b["mean_lo"], b["mean_hi"]], [a["mean_lo"], a["mean_hi"]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("by", [[], ["--by", "domain"]])
+def test_the_cli_streamed_equals_the_cli_in_memory(store, by):
+    from .cli import as_json, run
+
+    args = ["summary", store[0].root, *by, "--ci", "0.9", "--bootstrap", "60", "--percentiles", "50,95", "--format", "json"]
+    mem = as_json(run(*args))
+    got = as_json(run(*args, env={"PCTCE_STREAM_ABOVE": "0"}))
+    method = re.compile(r"method (streamed|fast|exact)")  # the in-memory methods (fast, exact) give the same replicates
+    assert [method.sub("method …", n) for n in got.pop("notes")] == [method.sub("method …", n) for n in mem.pop("notes")]
+    assert "method streamed" in " ".join(as_json(run(*args, env={"PCTCE_STREAM_ABOVE": "0"}))["notes"])
+    assert got.keys() == mem.keys()
+    for title in mem:
+        for a, b in zip(mem[title], got[title], strict=True):
+            assert a.keys() == b.keys()
+            for k, v in a.items():
+                if isinstance(v, float) and (k.startswith("p") and k != "ppl"):
+                    assert b[k] == v, (title, k)
+                elif isinstance(v, float):
+                    assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
+                else:
+                    assert b[k] == v, (title, k)
