@@ -20,22 +20,14 @@ from pctce_cli.stats.bootstrap import bootstrap_ci
 from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap, WindowMissed
 from pctce_cli.stats.streaming_subsets import SubsetSummaries
 
+from .test_stream_subsets import chunks, pass_one
+
 NAMES = ["mean", "p50", "p90", "p99", "iqr", "top1"]
-
-
-def chunks(n: int, size: int) -> list[slice]:
-    return [slice(i, i + size) for i in range(0, n, size)] or [slice(0, 0)]
 
 
 def probed(ce, doc, labels, names, n_boot, seed, size, rank=None, widen=1.0):
     """Pass 1, the probe, the refined windows' collection; ``(bootstrap, kept by the bound, kept after the probe, replicates)``."""
-    n_sub = int(labels.max()) + 1
-    s = SubsetSummaries(n_sub, [50])
-    b = StreamingBootstrap(labels, names, n_boot=n_boot, ci=0.9, seed=seed)
-    code = labels[doc]
-    for c in chunks(ce.size, size):
-        s.update(code[c], ce[c], None if rank is None else rank[c])
-        b.update(doc[c], ce[c], None if rank is None else rank[c])
+    s, b, n_sub = pass_one(ce, doc, labels, names, n_boot, seed, size, rank)
     counts = [p.counts for p in s.parts]
     bound = b.plan(counts, check=False)
     assert b.start_probe(counts)
