@@ -4,13 +4,15 @@ The run is the whole command-line process (``pctce score CK --data D --out
 FRESH -q``) on a random-init GPT-2 made here (default 12 layers, 512 dims,
 vocabulary 32,000: about 58M parameters, a 230 MB safetensors file, which is
 hashed in full) and about 12,000 targets of generated text (the size of the
-SmolLM2-135M run in issue 23). Nothing is downloaded.
+SmolLM2-135M run in issue 23); ``--arch llama`` makes a random-init Llama of
+SmolLM2-135M's shape instead (134.5M parameters with ``--vocab 49152``, a 538 MB
+file). Nothing is downloaded.
 
 How: a worker process imports pctce (timed), then the scoring stack (torch,
 transformers: timed), wraps the functions of each phase with a timer (wall
 time on the main thread; nothing else changes) and calls the CLI's ``main``
 as ``pctce score`` would. The parent times the whole process; what the phases
-do not cover is interpreter start-up (parent's wall minus the worker's) and
+do not cover is interpreter start-up and exit (parent's wall minus the worker's) and
 "other" (option parsing, progress bars, the result table). Weight hashing in a
 background thread is reported twice: the time the main thread waited for it
 (a phase) and the hashing itself (overlapped, not added). Each round runs
@@ -21,6 +23,7 @@ round to round; the table gives the median per phase.
     python benchmarks/bench_phases.py                                   # this tree, prints Markdown
     git archive main | tar -x -C /tmp/base
     python benchmarks/bench_phases.py --tree /tmp/base --rounds 3 --out docs/benchmarks.md
+    python benchmarks/bench_phases.py --arch llama --vocab 49152 --targets 11579 --tree main=/tmp/base --rounds 2
 """
 
 from __future__ import annotations
@@ -107,7 +110,14 @@ def worker(argv: list[str], out_json: str) -> None:
     import pctce_cli.cli as cli
 
     t1, c1 = time.perf_counter(), time.thread_time()
-    import pctce_cli.scoring.hf  # noqa: F401  torch and transformers, which pctce score imports when it starts scoring
+    try:  # torch and transformers, imported as the tree's pctce score imports them when it starts scoring
+        from pctce_cli.scoring.startup import paused_gc
+    except ImportError:  # a tree from before startup.py
+        import contextlib
+
+        paused_gc = contextlib.nullcontext
+    with paused_gc():
+        import pctce_cli.scoring.hf  # noqa: F401
     import pctce_cli.scoring.run  # noqa: F401
 
     t2, c2 = time.perf_counter(), time.thread_time()
@@ -133,17 +143,46 @@ def worker(argv: list[str], out_json: str) -> None:
 # ----------------------------------------------------------------------------- parent
 
 
-def make_inputs(work: Path, layers: int, dims: int, vocab: int, targets: int) -> tuple[Path, Path, int]:
+# SmolLM2-135M's shape (its config.json): a Llama, tied embeddings, 8,192 positions
+SMOLLM2_135M = dict(
+    hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, intermediate_size=1536,
+    max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
+)
+
+
+def make_llama(path: Path, *, vocab: int, seed: int) -> int:
+    """A random-init Llama of SmolLM2-135M's shape with the word-level tokenizer of ``make_checkpoint``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from bench_score import make_checkpoint
+
+    tok_dir = path.parent / "tokenizer"
+    make_checkpoint(tok_dir, vocab=vocab, n_positions=64, n_embd=8, n_layer=1, n_head=1, seed=seed)  # its tokenizer only
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tok), bos_token_id=0, eos_token_id=1, pad_token_id=2, **SMOLLM2_135M)
+    model = LlamaForCausalLM(config).eval()
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return sum(p.numel() for p in model.parameters())
+
+
+def make_inputs(work: Path, arch: str, layers: int, dims: int, vocab: int, targets: int) -> tuple[Path, Path, int]:
     sys.path.insert(0, str(HERE))
     from bench_score import make_checkpoint, make_documents, write_jsonl
 
-    ck = work / "gpt2" / "checkpoint-1"
+    ck = work / arch / "checkpoint-1"
     data = work / "val.jsonl"
     meta = work / "inputs.json"
-    key = {"layers": layers, "dims": dims, "vocab": vocab, "targets": targets}
+    key = {"arch": arch, "layers": layers, "dims": dims, "vocab": vocab, "targets": targets}
     if meta.exists() and json.loads(meta.read_text()).get("key") == key:
         return ck, data, json.loads(meta.read_text())["params"]
-    params = make_checkpoint(ck, vocab=vocab, n_positions=1024, n_embd=dims, n_layer=layers, n_head=8, seed=0)
+    if arch == "llama":
+        params = make_llama(ck, vocab=vocab, seed=0)
+    else:
+        params = make_checkpoint(ck, vocab=vocab, n_positions=1024, n_embd=dims, n_layer=layers, n_head=8, seed=0)
     write_jsonl(data, make_documents(targets, vocab, 50, 600, seed=1))
     meta.write_text(json.dumps({"key": key, "params": params}))
     return ck, data, params
@@ -199,7 +238,15 @@ def _medians(rows: list[dict], labels: list[str]) -> tuple[dict, dict]:
     return med, med_cpu
 
 
-START, OTHER, WHOLE, HASH = "interpreter start-up", "other (options, progress, table)", "whole process", "hashing (any thread; overlapped when in the background)"
+START, OTHER, WHOLE, HASH = "interpreter start-up and exit", "other (options, progress, table)", "whole process", "hashing (any thread; overlapped when in the background)"
+
+
+def _model_words(raw: dict) -> str:
+    if raw.get("arch") == "llama":
+        c = SMOLLM2_135M
+        return (f"a random-init Llama of SmolLM2-135M's shape made locally ({c['num_hidden_layers']} layers, hidden {c['hidden_size']}, "
+                f"{c['num_attention_heads']} heads, {c['num_key_value_heads']} kv heads, intermediate {c['intermediate_size']}, tied embeddings")
+    return f"a random-init GPT-2 made locally ({raw['layers']} layers, {raw['dims']} dims"
 
 
 def render(raw: dict) -> str:
@@ -208,9 +255,9 @@ def render(raw: dict) -> str:
     stats = {n: _medians(raw["runs"][n], labels) for n in names}
     lines = [SECTION, "", "```bash", raw["command"], "```", ""]
     lines.append(
-        f"**Run.** `pctce score CK --data D --out FRESH -q` as a whole process: a random-init GPT-2 made locally "
-        f"({raw['layers']} layers, {raw['dims']} dims, vocabulary {raw['vocab']:,}: {raw['params'] / 1e6:.1f}M parameters, "
-        f"a {raw['weights_mb']:.0f} MB safetensors file, hashed in full), {raw['targets']:,} targets of generated text "
+        f"**Run.** `pctce score CK --data D --out FRESH -q` as a whole process: {_model_words(raw)}, "
+        f"vocabulary {raw['vocab']:,}: {raw['params'] / 1e6:.1f}M parameters, "
+        f"a {raw['weights_mb']:.0f} MB safetensors file, {'hashed by 64 sampled 1 MiB blocks' if raw['weights_mb'] > 268 else 'hashed in full'}), {raw['targets']:,} targets of generated text "
         f"(documents of 50–600 words). {raw['machine']}. {raw['rounds']} rounds, each tree in a fresh process, the order "
         f"rotated per round; medians. Load average (1 min) during the rounds: {raw['loads']}. *s*: wall seconds on the "
         "main thread; *%*: of the whole process's wall time; *CPU s*: the main thread's CPU time in the phase "
@@ -250,6 +297,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", action="append", default=[], help="another pctce source tree to time (repeatable); NAME=DIR names it")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--arch", choices=("gpt2", "llama"), default="gpt2", help="llama: SmolLM2-135M's shape (--layers/--dims ignored)")
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--dims", type=int, default=512)
     ap.add_argument("--vocab", type=int, default=32000)
@@ -259,7 +307,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="write the section into this Markdown file (else print it)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    ck, data, params = make_inputs(args.work, args.layers, args.dims, args.vocab, args.targets)
+    ck, data, params = make_inputs(args.work, args.arch, args.layers, args.dims, args.vocab, args.targets)
     trees = {"this tree": ROOT}
     for t in args.tree:
         name, _, d = t.rpartition("=")
@@ -280,7 +328,7 @@ def main(argv=None) -> int:
 
     raw = {
         "command": "python benchmarks/bench_phases.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "layers": args.layers, "dims": args.dims, "vocab": args.vocab, "targets": args.targets, "params": params,
+        "arch": args.arch, "layers": args.layers, "dims": args.dims, "vocab": args.vocab, "targets": args.targets, "params": params,
         "weights_mb": (ck / "model.safetensors").stat().st_size / 1e6, "rounds": args.rounds,
         "machine": f"{cpu_name()}, {os.cpu_count()} cores visible, Python {sys.version.split()[0]}, torch {torch.__version__}, CPU, float32",
         "loads": f"{min(loads)}–{max(loads)}", "runs": runs,

@@ -55,6 +55,8 @@ def score_model(
     distributed: bool = False,
     weights_fingerprint: str | None = None,
     progress: Callable[[int], None] | None = None,
+    reference=None,
+    reference_fingerprint: str | None = None,
 ) -> ScoreResult:
     """Score an in-memory causal LM with the engine of ``pctce score``.
 
@@ -92,6 +94,11 @@ def score_model(
         weights_fingerprint: Identity of the weights recorded in the result
             (default: :func:`model_fingerprint`).
         progress: Called with the number of targets scored after each batch.
+        reference: A reference model in memory (``pctce score --reference``): on the same batches,
+            each target also gets ``kl`` = KL(p_ref ‖ p_model), ``dp`` and ``same_top1``
+            (docs/definitions.md#divergence-from-a-reference-model). It must read ``tokenizer``'s ids,
+            have the model's vocabulary and live on the model's device; it is scored in eval mode.
+        reference_fingerprint: Identity of the reference's weights (default: :func:`model_fingerprint`).
 
     Returns:
         A :class:`ScoreResult`.
@@ -107,7 +114,8 @@ def score_model(
     scoring = dict(max_length=max_length, stride=stride, batch_tokens=batch_tokens, shard_targets=shard_targets)
     return score_in_memory(
         model, tokenizer, vd, distributed=distributed, weights_fingerprint=weights_fingerprint, progress=progress,
-        started=started, task_accuracy=task_accuracy, accuracy_margin=accuracy_margin, **scoring,
+        started=started, task_accuracy=task_accuracy, accuracy_margin=accuracy_margin, reference=reference,
+        reference_fingerprint=reference_fingerprint, **scoring,
     )
 
 

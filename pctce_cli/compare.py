@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pctce_cli.analysis.divergence_pairs import RENAMED, WORDINGS, compare_names, load_divergence_pair, notes_of
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.position import position_pairs, resolve_positions
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
@@ -35,6 +36,7 @@ from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 from pctce_cli.stats.summaries import summary_columns
 from pctce_cli.store import Scores
 from pctce_cli.units import TOKEN, Unit, Values, as_values, unit_named
+from pctce_cli.values import CE, value_named
 
 
 # ---------------------------------------------------------------- pairing
@@ -68,11 +70,11 @@ def _interval_text(lo: float, hi: float) -> str:
     return f"[{signed(lo)}, {signed(hi)}]"
 
 
-def verdict(stats: dict, ci: float) -> list[str]:
+def verdict(stats: dict, ci: float, words: tuple[str, str] = ("worse", "better")) -> list[str]:
     """Plain-language reading of a paired comparison, from mean and median (p50) and their intervals.
 
     Returns the verdict line, then (when some other summary changed
-    significantly) a line naming those changes.
+    significantly) a line naming those changes. ``words``: how a positive and a negative Δ read.
 
     Examples:
         >>> s = {"mean": {"delta": 0.05, "lo": 0.03, "hi": 0.07}, "p50": {"delta": -0.03, "lo": -0.04, "hi": -0.02}}
@@ -82,7 +84,7 @@ def verdict(stats: dict, ci: float) -> list[str]:
     m, p = stats["mean"], stats.get("p50")
     level = f"{ci:.0%}"
     sm = significant(m["lo"], m["hi"])
-    word = lambda d: "worse" if d > 0 else "better"  # noqa: E731
+    word = lambda d: words[0] if d > 0 else words[1]  # noqa: E731
     if p is None:
         if sm:
             line = f"candidate {word(m['delta'])}: mean {signed(m['delta'])} {_interval_text(m['lo'], m['hi'])}"
@@ -138,6 +140,7 @@ class Comparison:
     method: str
     notes: list[str] = field(default_factory=list)
     unit: str = "token"  # what a row is: a target, or a word or byte (docs/definitions.md#words-and-bytes)
+    value: str = "ce"  # what a row's value is: CE, or the divergence from a reference model (kl, dp)
 
     @property
     def noun(self) -> str:
@@ -155,6 +158,7 @@ def compare_scores(
     n_boot: int = 1000,
     seed: int = 0,
     unit: str = "token",
+    value: str = "ce",
 ) -> Comparison:
     """Paired comparison of two aligned checkpoints (``sa`` baseline, ``sb`` candidate).
 
@@ -167,7 +171,7 @@ def compare_scores(
     With ``sa.weight`` (paired byte runs, :meth:`pctce_cli.units.ByteUnit.align`)
     row ``i`` counts ``weight[i]`` times in every summary and fraction, and
     the per-document table counts bytes. :class:`pctce_cli.store.Scores` are
-    read as token values.
+    read as token values. ``value`` ``kl``/``dp``: mean, percentiles, max and same_top1 (``rank`` = 1 − same_top1) of it.
     """
     from pctce_cli.stats.bootstrap import paired_bootstrap
     from pctce_cli.stats.summaries import doc_sums
@@ -179,11 +183,13 @@ def compare_scores(
     sa, sb = as_values(sa), as_values(sb)
     if len(sa.value) == 0:
         raise StoreError(f"'{baseline}' holds no targets")
+    kind = value_named(value)
     qs = sorted(set(float(q) for q in percentiles) | {50.0})
-    names = summary_columns(qs, "iqr")
     w = sa.weight  # paired byte runs; other rows count once
-    res = paired_bootstrap(sa.value, sb.value, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=w)
-    stats = {n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
+    ranks = {} if kind is CE or sa.rank is None else {"rank_a": sa.rank, "rank_b": sb.rank}  # same_top1 (tokens)
+    names = summary_columns(qs, "iqr") if kind is CE else [n for n in compare_names(kind, qs) if n != "top1" or ranks]
+    res = paired_bootstrap(sa.value, sb.value, sa.doc, names, n_boot=n_boot, ci=ci, seed=seed, weights=w, **ranks)
+    stats = {RENAMED.get(n, n) if kind is not CE else n: {k: float(res[n][k]) for k in ("delta", "lo", "hi", "a", "b")} for n in names}
 
     def mass(ce):  # what a row adds to its document's summed CE
         return ce if w is None else ce.astype(np.float64) * w
@@ -192,7 +198,7 @@ def compare_scores(
     _, nll_b, _ = doc_sums(mass(sb.value), sb.doc)
     if w is not None:
         count = np.rint(doc_sums(w.astype(np.float64), sa.doc)[1]).astype(np.int64)
-    if sa.docs is not None and "n_bytes" in sa.docs.columns:
+    if kind is CE and sa.docs is not None and "n_bytes" in sa.docs.columns:
         n_bytes = sa.docs.drop_duplicates("doc").set_index("doc")["n_bytes"].reindex(ids).to_numpy(dtype=np.float64)
         if not np.isnan(n_bytes).any():
             stats["bpb"] = paired_bpb(nll_a, nll_b, n_bytes, n_boot, ci, seed)
@@ -207,8 +213,8 @@ def compare_scores(
         "unchanged": float(wt[d == 0].sum() / n),
     }
     docs = _doc_rows_of(ids, count, nll_a, nll_b)
-    cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method, unit=unit)
-    cmp.notes = verdict(stats, ci)
+    cmp = Comparison(baseline, candidate, stats, targets, docs, ci, n_boot, seed, res.method, unit=unit, value=kind.column)
+    cmp.notes = verdict(stats, ci, (WORDINGS[kind.column].up, WORDINGS[kind.column].down))
     return cmp
 
 
@@ -227,11 +233,12 @@ def _doc_rows_of(ids, count, nll_a, nll_b) -> list[dict]:
     ]
 
 
-def _doc_rows(rows: list[dict], noun: str) -> list[dict]:
-    """Document rows with their count column named by what was counted (``targets``, ``words``, ``bytes``)."""
-    if noun == "target":
+def _doc_rows(rows: list[dict], noun: str, summed: str = "Δ nll") -> list[dict]:
+    """Document rows with their count column named by what was counted (``targets``, ``words``, ``bytes``) and the Δ sum by ``summed``."""
+    if noun == "target" and summed == "Δ nll":
         return rows
-    return [{(f"{noun}s" if k == "targets" else k): v for k, v in r.items()} for r in rows]
+    names = {"targets": f"{noun}s", "Δ nll": summed}
+    return [{names.get(k, k): v for k, v in r.items()} for r in rows]
 
 
 def top_documents(docs: list[dict], key: str, top: int) -> list[dict]:
@@ -257,15 +264,16 @@ def comparison_report(c: Comparison, top: int = 10) -> Report:
                 "significant": significant(v["lo"], v["hi"]),
             }
         )
-    report.add(f"{c.candidate} − {c.baseline} (nats; bpb in bits/byte; negative = lower CE for the candidate)", rows)
+    w = WORDINGS[c.value]
+    report.add(f"{c.candidate} − {c.baseline} {w.head}", rows)
     t, noun = c.targets, c.noun
     report.add(
-        f"{noun.capitalize()}s whose CE went down / up / stayed (fractions)",
+        f"{noun.capitalize()}s whose {w.label} went down / up / stayed (fractions)",
         [{f"{noun}s": t["targets"], "down": t["down"], "up": t["up"], "unchanged": t["unchanged"]}],
     )
     if top > 0:
-        report.add("Documents that moved most by Δ summed nll (nats)", _doc_rows(top_documents(c.docs, "Δ nll", top), noun))
-        report.add(f"Documents that moved most by Δ mean CE per {noun} (nats)", _doc_rows(top_documents(c.docs, "Δ mean", top), noun))
+        report.add(f"Documents that moved most by {w.sum_title}", _doc_rows(top_documents(c.docs, "Δ nll", top), noun, w.sum_key))
+        report.add(f"Documents that moved most by {w.mean_title.format(noun=noun)}", _doc_rows(top_documents(c.docs, "Δ mean", top), noun, w.sum_key))
     report.notes += c.notes
     report.notes.append(
         f"Intervals: {c.ci:.0%} paired document-level bootstrap of Δ, {c.n_boot} resamples, seed {c.seed}, "
@@ -317,7 +325,7 @@ def direction(stats: dict) -> str:
     return "worse" if sig[0] > 0 else "better"
 
 
-MOVED = {"better": "better", "worse": "worse", "reshaped": "reshaped (mean and median move in opposite directions)"}
+MOVED = WORDINGS["ce"].moved
 
 
 def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10, notes: Sequence[str] = ()) -> Report:
@@ -327,6 +335,7 @@ def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10
     """
     report = Report(notes=list(notes))
     c0 = comps[0][1]
+    w = WORDINGS[c0.value]
     rows, verdicts, docs = [], [], []
     for label, c in comps:
         for row in comparison_report(c, top=0).sections[0][1]:
@@ -343,22 +352,22 @@ def subset_report(comps: list[tuple[str, Comparison]], field: str, top: int = 10
                 "Δ p50": p["delta"],
                 "p50 lo": p["lo"],
                 "p50 hi": p["hi"],
-                "candidate": direction(c.stats),
+                "candidate": w.moved.get(direction(c.stats), direction(c.stats)).split(" (")[0],
             }
         )
         docs += [{"subset": label, **d} for d in c.docs]
-    report.add(f"{c0.candidate} − {c0.baseline} by {field} (nats; bpb in bits/byte; negative = lower CE for the candidate)", rows)
+    report.add(f"{c0.candidate} − {c0.baseline} by {field} {w.head}", rows)
     report.add(f"Verdict by {field} (mean and median, {c0.ci:.0%} paired intervals)", verdicts)
     if top > 0:
         noun = c0.noun
-        report.add(f"Documents that moved most by Δ summed nll (nats), with their {field}", _doc_rows(top_documents(docs, "Δ nll", top), noun))
-        report.add(f"Documents that moved most by Δ mean CE per {noun} (nats), with their {field}", _doc_rows(top_documents(docs, "Δ mean", top), noun))
+        report.add(f"Documents that moved most by {w.sum_title}, with their {field}", _doc_rows(top_documents(docs, "Δ nll", top), noun, w.sum_key))
+        report.add(f"Documents that moved most by {w.mean_title.format(noun=noun)}, with their {field}", _doc_rows(top_documents(docs, "Δ mean", top), noun, w.sum_key))
     by_word: dict[str, list[str]] = {}
     for v in verdicts:
         by_word.setdefault(v["candidate"], []).append(v["subset"])
     for word in ("worse", "better", "reshaped"):
         if word in by_word:
-            report.notes.append(f"{c0.candidate} is {MOVED[word]} than {c0.baseline} on {field} = {', '.join(by_word[word])}.")
+            report.notes.append(f"{c0.candidate} is {w.moved[word]} than {c0.baseline} on {field} = {', '.join(by_word[word])}.")
     if "no significant change" in by_word:
         report.notes.append(f"No significant change on {field} = {', '.join(by_word['no significant change'])}.")
     for label, c in comps:
@@ -383,6 +392,7 @@ def run_compare(
     subset: Sequence[str] = (),
     unit: str = "token",
     position_edges: str | Sequence[int] | None = None,
+    value: str = "ce",
 ) -> Report:
     """`pctce compare`: resolve both arguments, check they pair, compare, and build the report.
 
@@ -392,6 +402,8 @@ def run_compare(
         unit: ``word``: pair words, not tokens (docs/definitions.md#words-and-bytes), so two tokenizers of
             the same data compare word by word; ``byte``: pair bytes (each
             byte's value the CE of its token spread over the token's bytes).
+        value: ``kl`` or ``dp``: pair the two checkpoints' divergence from the reference model both were scored
+            against (refused when their references differ; docs/definitions.md#divergence-from-a-reference-model).
     """
     if top < 0:
         raise UsageError(f"top must be >= 0, got {top}", param="top")
@@ -404,11 +416,15 @@ def run_compare(
     if positions is not None:
         by = None
     subsets = resolve_subsets([a, b], by, subset) if (by or subset) else NO_SUBSETS
-    sa, sb = load_pair(a, b, a_name, b_name, unit, columns=("doc", "pos", "token", "ce"))
+    kind = value_named(value)
+    if kind is CE:
+        sa, sb = load_pair(a, b, a_name, b_name, unit, columns=("doc", "pos", "token", "ce"))
+    else:
+        sa, sb = load_divergence_pair(a, b, a_name, b_name, kind, unit)
     pairs, notes = subset_pairs(sa, sb, a_name, b_name, subsets)
     if positions is not None:
         pairs, notes = position_pairs(pairs[0][1], pairs[0][2], positions, a_name), notes + [positions.note()]
-    comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed, unit)) for label, va, vb in pairs]
+    comps = [(label, compare_scores(va, vb, a_name, b_name, percentiles, ci, n_boot, seed, unit, kind.column)) for label, va, vb in pairs]
     if positions is not None:
         report = subset_report(comps, positions.dim, top, notes)
     elif subsets.split:
@@ -419,7 +435,7 @@ def run_compare(
             report.sections[0] = (report.sections[0][0] + f", subset {subsets.describe()}", report.sections[0][1])
             report.notes = notes + report.notes + [f"Only documents of subset {subsets.describe()} ({len(pairs[0][1].docs)} documents)."]
     report.notes += settings_notes(a, b, a_name, b_name)
-    report.notes += UNIT_NOTES.get(unit, [])
+    report.notes += UNIT_NOTES.get(unit, []) if kind is CE else notes_of(a, kind, unit)
     return report
 
 

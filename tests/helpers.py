@@ -24,19 +24,21 @@ SETTINGS = {
 }
 
 
-def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, step=None, fingerprints=None, settings=None, shards=1, divergence=None):
+def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, step=None, fingerprints=None, settings=None, shards=1, divergence=None, reference=None, pos=None, doc_columns=None):
     """Write a synthetic but complete pctce store partition from numpy arrays.
 
     ``divergence``: ``{"kl": …, "dp": …, "same_top1": …}`` per target, as ``pctce score --reference`` stores them.
+    ``reference``: the manifest's ``reference`` of those (default: one reference every such store shares).
 
-    ``doc`` must be sorted (the store's order); ``pos`` counts targets within each document.
+    ``doc`` must be sorted (the store's order); ``pos`` counts targets within each document unless given.
+    ``doc_columns``: more per-document columns (name → one value per document, in id order), e.g. ``n_input``.
     Returns the score directory.
     """
     root = Path(root)
     ce = np.asarray(ce, dtype=np.float32)
     doc = np.asarray(doc, dtype=np.int64)
     ids, starts, counts = np.unique(doc, return_index=True, return_counts=True)
-    pos = (np.arange(len(doc)) - np.repeat(starts, counts)).astype(np.int32)
+    pos = np.asarray(pos if pos is not None else np.arange(len(doc)) - np.repeat(starts, counts), dtype=np.int32)
     token = np.asarray(token if token is not None else (doc * 7 + pos) % 300, dtype=np.int32)
     rank = np.asarray(rank if rank is not None else np.zeros(len(ce)), dtype=np.int32)
     n_bytes = np.asarray(n_bytes if n_bytes is not None else 4 * counts, dtype=np.int64)
@@ -48,7 +50,7 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
         sel = np.isin(doc, ids[g])
         scored = SimpleNamespace(
             doc=doc[sel], pos=pos[sel], token=token[sel], ce=ce[sel], rank=rank[sel],
-            doc_table={"doc": ids[g], "n_targets": counts[g], "n_bytes": n_bytes[g], "n_words": counts[g]},
+            doc_table={"doc": ids[g], "n_targets": counts[g], "n_bytes": n_bytes[g], "n_words": counts[g], **{k: np.asarray(v, dtype=np.int64)[g] for k, v in (doc_columns or {}).items()}},
             seconds=0.0,
             **{name: np.asarray(v, dtype=np.int8 if name == "same_top1" else np.float32)[sel] for name, v in (divergence or {}).items()},
         )
@@ -61,7 +63,7 @@ def make_store(root, ck_id, ce, doc, *, token=None, rank=None, n_bytes=None, ste
         "fingerprints": fp,
         "settings": {**SETTINGS, **(settings or {})},
         "data": {"files": ["/data/val.jsonl"]},
-        **({"reference": {"path": "/checkpoints/reference", "fingerprint": "r" * 64}} if divergence else {}),
+        **({"reference": reference or {"path": "/checkpoints/reference", "fingerprint": "r" * 64}} if divergence else {}),
     }
     finish_partition(part, manifest, shards)
     return root

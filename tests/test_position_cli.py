@@ -94,8 +94,9 @@ def test_ctx_is_refused_for_prompt_completion_stores(tmp_path):
     r = run("summary", tmp_path / "p", "--by", "ctx")
     assert r.exit_code == 2
     assert r.stderr.strip() == (
-        "Error: --by ctx: 'qa' was scored with --prompt-field or --completion-field; the context length is recovered only for "
-        "plain-text documents (use --by position)"
+        "Error: --by ctx: 'qa' was scored with --prompt-field or --completion-field in an older pctce, so its context lengths "
+        "are unknown (use --by position); re-score the checkpoint with 'pctce score … --force' to record each document's input "
+        "tokens, which ctx needs"
     )
 
 

@@ -127,7 +127,8 @@ def test_context_length_needs_plain_text_documents():
         context_lengths([0, 0, 3, 3], [0, 1, 5, 6], 16, 8)
     assert str(e.value) == (
         "ctx: document 3 does not score every token after its first (targets at positions 5–6, 2 of them): "
-        "the context length is recovered only for plain-text documents"
+        "the context length is recovered only for plain-text documents; "
+        "re-score the checkpoint with 'pctce score … --force' to record each document's input tokens, which ctx needs"
     )
     with pytest.raises(UsageError, match="document 0 does not score every token"):
         context_lengths([0, 0, 0], [0, 1, 3], 16, 8)  # a gap

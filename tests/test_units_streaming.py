@@ -14,8 +14,6 @@ import math
 
 import numpy as np
 import pytest
-
-from tests.helpers import assert_same_summaries
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +23,7 @@ from pctce_cli.stats.streaming import StreamingSummary, stream_word_ce
 from pctce_cli.stats.summaries import DEFAULT_EDGES
 from pctce_cli.stats.units import weighted_percentiles, word_ce
 from pctce_cli.testing import reseal
+from tests.helpers import assert_same_summaries
 
 from .cli import run, run_json
 from .units_fixtures import two_tokenizers, write_jsonl
@@ -290,7 +289,7 @@ def test_shard_invariance(stores):
 @pytest.mark.parametrize("name", ["many", "chat"])
 @pytest.mark.parametrize("unit", ["word", "byte"])
 def test_cli_streamed_equals_loaded(stores, monkeypatch, name, unit):
-    import pctce_cli.analysis.units_stream as units_stream
+    from pctce_cli.analysis import units_stream
 
     title = f"Per-{unit} CE summaries (nats per {unit})"
     loaded = run_json("summary", stores[name], "--unit", unit, "--percentiles", "5,50,90,99.9")
@@ -303,25 +302,68 @@ def test_cli_streamed_equals_loaded(stores, monkeypatch, name, unit):
         assert_same_row(got, want)
 
 
+UNIT_ARGS = [("--by", "domain"), ("--subset", "code"), ("--subset", "prose", "-c", "large"), ("--by", "domain", "--percentiles", "0,5,50,99.9,100")]
+
+
 @pytest.mark.parametrize("unit", ["word", "byte"])
-def test_intervals_and_subsets_above_the_threshold_are_refused(stores, monkeypatch, unit):
+@pytest.mark.parametrize("args", UNIT_ARGS)
+def test_unit_subsets_above_the_threshold_are_streamed_with_the_loaded_numbers(stores, monkeypatch, unit, args):
+    """--by/--subset in words and bytes above PCTCE_STREAM_ABOVE: per-subset histograms, the loaded rows (words straddle batches)."""
+    from pctce_cli.analysis import units_stream
+
+    loaded = run_json("summary", stores["many"], "--unit", unit, *args)
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    monkeypatch.setattr(units_stream, "BATCH_ROWS", 5)
+    streamed = run_json("summary", stores["many"], "--unit", unit, *args)
+    assert_same_summaries(loaded, streamed)
+    assert streamed.get("notes") == loaded.get("notes")
+
+
+@pytest.mark.parametrize("args", [(), ("--by", "domain"), ("--subset", "prose", "-c", "small")])
+def test_word_intervals_above_the_threshold_are_the_loaded_intervals(stores, monkeypatch, args):
+    """--ci in words, streamed: the bounded-memory bootstrap over words draws the in-memory replicates (bounds of percentiles exact)."""
+    from pctce_cli.analysis import units_stream
+
+    ci = ("--ci", "0.9", "--bootstrap", "200", "--seed", "3", "--percentiles", "10,50,90,99.9")
+    loaded = run_json("summary", stores["many"], "--unit", "word", *ci, *args)
+    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
+    monkeypatch.setattr(units_stream, "BATCH_ROWS", 5)
+    streamed = run_json("summary", stores["many"], "--unit", "word", *ci, *args)
+    assert_same_summaries(loaded, streamed)
+    rows = [r for t, rs in streamed.items() if t != "notes" for r in rs if "p50_lo" in r]
+    assert rows and all(r["p50_lo"] <= r["p50"] <= r["p50_hi"] for r in rows)
+    assert any("method streamed" in n for n in streamed["notes"])
+
+
+def test_byte_intervals_above_the_threshold_are_refused(stores, monkeypatch):
+    """Bytes are weighted; the bounded-memory bootstrap is not: --ci in bytes above the bound is refused, naming what to do."""
     monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
     ck = checkpoints(stores["one"])[0]
     n = ck.manifest["targets"]
-    r = run("summary", stores["one"], "--unit", unit, "--ci", "0.9")
-    assert r.exit_code == 2 and "Traceback" not in r.output
-    assert (
-        f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory (about 0 GiB), and checkpoints "
-        "above 0 targets are summarized in bounded memory instead: drop --ci (the summaries stay exact), or raise "
-        "PCTCE_STREAM_ABOVE on a machine with that memory"
-    ) in " ".join(r.stderr.split())
-    for args in (("--by", "domain"), ("--subset", "code")):
-        r = run("summary", stores["one"], "--unit", unit, *args)
+    for args in ((), ("--by", "domain")):
+        r = run("summary", stores["one"], "--unit", "byte", "--ci", "0.9", *args)
         assert r.exit_code == 2 and "Traceback" not in r.output
         assert (
-            f"--by/--subset: '{ck.id}' holds {n:,} targets, above the 0 that are summarized in memory, and subsets in {unit}s "
-            "are not streamed yet; raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
+            f"--ci with --unit byte: '{ck.id}' holds {n:,} targets, above the 0 that are summarized in memory, and byte "
+            "intervals are not streamed (the bounded-memory bootstrap has no weighted form): drop --ci (the byte summaries "
+            "stay exact), use --unit word or token, or raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
         ) in " ".join(r.stderr.split())
+
+
+def test_streamed_unit_subset_rows_equal_unit_rows(stores):
+    """The core function, without the CLI: every subset's row as unit_rows gives it, batches of 3 targets."""
+    from pctce_cli.analysis.subsets import Subsets
+    from pctce_cli.analysis.units import unit_rows
+    from pctce_cli.analysis.units_stream import streamed_unit_rows
+
+    by = Subsets(field="domain", split=True)
+    for unit in ("word", "byte"):
+        for ck in checkpoints(stores["many"]):
+            want, want_notes = unit_rows(ck, LEVELS, unit, by)
+            got, notes = streamed_unit_rows(ck, LEVELS, unit, by, batch_rows=3)
+            assert notes == want_notes and len(got) == len(want) == 2
+            for g, w in zip(got, want):
+                assert_same_row(g, w)
 
 
 @pytest.mark.parametrize("args", [("--by", "domain"), ("--subset", "code"), ("--by", "domain", "--ci", "0.9", "--bootstrap", "100")])

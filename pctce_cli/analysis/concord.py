@@ -29,6 +29,7 @@ def concord_report(
     pairs: bool = False,
     subsets: Subsets = NO_SUBSETS,
     notes: Sequence[str] = (),
+    value: str = "ce",
 ) -> Report:
     """`pctce concord`: concordance matrix, Kendall τ and C_S, over all and per group.
 
@@ -38,7 +39,10 @@ def concord_report(
         subsets: With ``split`` (``--by``), ``table`` has a row per checkpoint and
             subset (a ``subset`` column) and the report is :func:`subset_concord_report`.
         notes: Notes of reading the table (subsets left out), put first.
+        value: What the table's summaries are of (``ce``, or ``kl``: :func:`pctce_cli.analysis.divergence_pairs.divergence_table`), as the reading names it.
     """
+    from pctce_cli.values import value_named
+
     check_levels(agree, disagree)
     if subsets.split:
         return subset_concord_report(table, set_, agree, disagree, subsets.field, notes)
@@ -82,7 +86,7 @@ def concord_report(
     for r in set_rows:
         report.notes.append(
             f"{r['group']}: C_S = {fmt.short(r['C_S'])} over {r['pairs']} pairs ({r['tied']} tied) — "
-            f"{reading(r['C_S'], agree, disagree)}."
+            f"{reading(r['C_S'], agree, disagree, value_named(value).label)}."
         )
     return report
 

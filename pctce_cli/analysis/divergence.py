@@ -6,6 +6,8 @@ p99, p99.9 and max of KL (or Δp), and ``same_top1``, the fraction of targets
 where both models pick the same top token; with ``--ci``, document-bootstrap
 intervals (docs/definitions.md#summaries-of-one-checkpoint), by ``--by`` subset
 when asked, in tokens or (KL only) words — a word's KL is the sum of its tokens'.
+Checkpoints above ``PCTCE_STREAM_ABOVE`` targets are streamed
+(:mod:`pctce_cli.analysis.divergence_stream`): the same rows in bounded memory.
 """
 
 from __future__ import annotations
@@ -14,43 +16,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pctce_cli.analysis.divergence_stream import streamed_divergence_rows
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.stream_bound import stream_above
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.catalog import Checkpoint, identical_notes
 from pctce_cli.errors import UsageError
-from pctce_cli.stats.summaries import percentile_name
+from pctce_cli.stats.divergence import DIVERGENCE_PERCENTILES, divergence_row  # re-exported (moved to stats: ScoreResult summarizes with it too)
 from pctce_cli.store import incomplete_notes, load_scores
 from pctce_cli.units import unit_named
 from pctce_cli.values import value_named
-
-# llama.cpp's KL divergence report: the median and the upper tail (max is reported beside them)
-DIVERGENCE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
-
-
-def divergence_row(values: np.ndarray, doc: np.ndarray, same: np.ndarray | None, percentiles: Sequence[float], ci: float | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Mean, the percentiles, max and ``same_top1`` (a mean; omitted without ``same``) of one distribution, with bootstrap bounds.
-
-    ``same_top1`` is the token summary ``top1`` of ranks ``1 - same`` (rank 0 where the argmaxes agree), so the
-    bootstrap resamples it with the values, by document.
-
-    Example:
-        >>> divergence_row(np.array([0.0, 0.1, 0.3, 2.0]), np.array([0, 0, 1, 1]), np.array([1, 1, 1, 0]), [50])
-        {'n': 4, 'mean': 0.6, 'p50': 0.2, 'max': 2.0, 'same_top1': 0.75}
-    """
-    from pctce_cli.stats.summaries import summary_values
-
-    names = ["mean", *(percentile_name(q) for q in percentiles), "p100"] + (["top1"] if same is not None else [])
-    rank = None if same is None else 1 - same.astype(np.int64)
-    rename = {"p100": "max", "top1": "same_top1"}
-    vals = summary_values(names, values, rank) if len(values) else {n: float("nan") for n in names}
-    row = {"n": int(len(values)), **{rename.get(k, k): v for k, v in vals.items()}}
-    if ci is not None and len(values):
-        from pctce_cli.stats.bootstrap import bootstrap_ci
-
-        res = bootstrap_ci(values, doc, names, n_boot=n_boot, ci=ci, seed=seed, rank=rank)
-        for name in names:
-            row[f"{rename.get(name, name)}_lo"], row[f"{rename.get(name, name)}_hi"] = res[name]
-    return row
 
 
 def divergence_rows(ck: Checkpoint, value: str, percentiles: Sequence[float], unit: str = "token", subsets: Subsets = NO_SUBSETS, ci: float | None = None, n_boot: int = 1000, seed: int = 0) -> tuple[list[dict], list[str]]:
@@ -61,6 +36,8 @@ def divergence_rows(ck: Checkpoint, value: str, percentiles: Sequence[float], un
     """
     kind, u = value_named(value), unit_named(unit)
     kind.check(ck, u)
+    if ck.manifest.targets > stream_above():  # two passes over the shards, in bounded memory (docs/kl.md)
+        return streamed_divergence_rows(ck, kind, percentiles, u, subsets, ci, n_boot, seed)
     words = _words(ck) if u.spans else None  # raises for a partition without byte spans and words
     s = load_scores(ck.root, ck.partition, columns=("doc", kind.column, "same_top1"))
     parts, notes = split_scores(ck.id, s.doc, s.docs, subsets, stored_values(ck, subsets.field)) if subsets.active else ([None], [])

@@ -3,9 +3,11 @@
 A token-level dimension beside the document-level subsets: a target's bucket
 is fixed by its own ``pos`` (its index in its document) or ``ctx`` (the tokens
 the model conditioned on, which the sliding window caps at ``max_length − 1``),
-not by its document. ``ctx`` is derived from the stored ``pos`` and the
-partition's ``max_length`` and ``stride`` (:func:`pctce_cli.stats.position.context_lengths`),
-so stores need no new column. Buckets are powers of two by default, or
+not by its document. ``ctx`` is derived from the stored ``pos``, the
+partition's ``max_length`` and ``stride``, and each document's ``n_input`` and
+``prefix_offset`` (:func:`pctce_cli.stats.position.recorded_context`; stores
+scored before those columns: recovered from the rows of plain-text documents,
+:func:`pctce_cli.stats.position.context_lengths`). Buckets are powers of two by default, or
 ``--position-edges``. Each bucket's row is the summary of its targets; its
 bootstrap intervals resample the documents with targets in the bucket.
 Checkpoints above ``PCTCE_STREAM_ABOVE`` targets are streamed in two passes
@@ -23,10 +25,11 @@ import numpy as np
 from pctce_cli.analysis.report import Report
 from pctce_cli.errors import UsageError
 from pctce_cli.units import TOKEN, unit_named
-from pctce_cli.stats.position import bucket_index, bucket_label, check_extents, context_lengths, context_of, doc_extents, position_buckets
+from pctce_cli.stats.position import RESCORE, bucket_index, bucket_label, check_extents, context_lengths, context_of, doc_extents, position_buckets, recorded_context
 
 DIMENSIONS = ("position", "ctx")  # the --by values that bucket targets rather than split documents
 WHAT = {"position": "pos, the target's index in its document", "ctx": "ctx, the tokens the model conditioned on for the target"}
+GEOMETRY = ("n_input", "prefix_offset")  # the per-document columns ctx reads (recorded at scoring since issue 27)
 STREAM_TOP = 2**31 - 1  # streamed default buckets reach the largest stored position (int32)
 
 
@@ -76,23 +79,56 @@ def resolve_positions(by: str | None, edges: str | Sequence[int] | None, unit: s
     return Positions(by, edges)
 
 
-def target_values(positions: Positions, doc, pos, manifest, ck_id: str) -> np.ndarray:
-    """Each target's ``pos``, or its ``ctx`` from ``pos`` and the partition's window settings.
+def target_values(positions: Positions, doc, pos, manifest, ck_id: str, docs=None) -> np.ndarray:
+    """Each target's ``pos``, or its ``ctx`` from ``pos``, the partition's window settings and ``docs`` (its per-document table).
 
     Raises:
-        UsageError: ``ctx`` of a partition scored with prompts, or of documents whose targets do not cover them.
+        UsageError: ``ctx`` of a store whose documents' geometry was not recorded and cannot be recovered (prompts, chats).
     """
     if positions.dim == "position":
         return np.asarray(pos, dtype=np.int64)
-    max_length, stride = window_settings(manifest, ck_id)
-    return context_lengths(doc, pos, max_length, stride)
+    return contexts(doc, pos, manifest, ck_id, docs)
 
 
-def window_settings(manifest, ck_id: str) -> tuple[int, int]:
-    """``(max_length, stride)`` of a partition, refusing ``ctx`` where the stored rows do not determine it."""
+def contexts(doc, pos, manifest, ck_id: str, docs=None) -> np.ndarray:
+    """Each target's ``ctx``: from its document's recorded ``n_input`` and ``prefix_offset`` when the store has them,
+    else recovered from the rows of plain-text documents (:func:`pctce_cli.stats.position.context_lengths`).
+
+    Raises:
+        UsageError: an older store scored with prompts or chats (it needs a re-score).
+    """
+    max_length, stride = window_settings(manifest, ck_id, docs)
+    lookup = geometry(docs)
+    if lookup is None:
+        return context_lengths(doc, pos, max_length, stride)
+    n_input, offset = lookup
+    d = np.asarray(doc, dtype=np.int64)
+    return recorded_context(pos, n_input[d], offset[d], max_length, stride, d)
+
+
+def geometry(docs) -> tuple[np.ndarray, np.ndarray] | None:
+    """Document id → ``(n_input, prefix_offset)`` as two dense arrays, or None when the table does not record them
+    for every document (stores scored before them, or a partition resumed across the change)."""
+    if docs is None or not {GEOMETRY[0], GEOMETRY[1]} <= set(docs.columns) or not len(docs):
+        return None
+    cols = docs[list(GEOMETRY)]
+    if cols.isna().any().any():
+        return None
+    ids = np.asarray(docs["doc"], dtype=np.int64)
+    n_input, offset = np.zeros(int(ids.max()) + 1, np.int64), np.zeros(int(ids.max()) + 1, np.int64)
+    n_input[ids] = np.asarray(cols[GEOMETRY[0]], dtype=np.int64)
+    offset[ids] = np.asarray(cols[GEOMETRY[1]], dtype=np.int64)
+    return n_input, offset
+
+
+def window_settings(manifest, ck_id: str, docs=None) -> tuple[int, int]:
+    """``(max_length, stride)`` of a partition, refusing ``ctx`` where neither the document table nor the stored rows determine it."""
     st = manifest.settings
-    if st.get("prompt_field") or st.get("completion_field"):
-        raise UsageError(f"by ctx: '{ck_id}' was scored with prompt_field or completion_field; the context length is recovered only for plain-text documents (use by position)", param=("by", "prompt_field", "completion_field", "by"))
+    if (st.get("prompt_field") or st.get("completion_field")) and geometry(docs) is None:
+        raise UsageError(
+            f"by ctx: '{ck_id}' was scored with prompt_field or completion_field in an older pctce, so its context lengths are unknown (use by position)",
+            param=("by", "prompt_field", "completion_field", "by"), remedy=RESCORE,
+        )
     return int(st["max_length"]), int(st["stride"])
 
 
@@ -128,7 +164,7 @@ def position_rows(ck, percentiles: Sequence[float], positions: Positions, subset
             raise UsageError(f"ci with by {positions.dim}: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} summarized in memory; drop ci (the summaries stay exact) or raise PCTCE_STREAM_ABOVE", param=("ci", "by", "ci"))
         return streamed_position_rows(ck, percentiles, positions, subsets), []
     s = load_scores(ck.root, ck.partition, columns=("doc", "pos", "ce", "rank"))
-    values = target_values(positions, s.doc, s.pos, s.manifest, ck.id)
+    values = target_values(positions, s.doc, s.pos, s.manifest, ck.id, s.docs)
     ce, doc, rank, notes = s.ce, s.doc, s.rank, []
     if subsets is not None and subsets.active:
         [part], notes = split_scores(ck.id, s.doc, s.docs, subsets, stored_values(ck, subsets.field))
@@ -150,7 +186,7 @@ def streamed_position_rows(ck, percentiles: Sequence[float], positions: Position
         [part], _ = split_scores(ck.id, ids, docs, subsets, stored_values(ck, subsets.field))
         keep[:] = -1
         keep[np.asarray(part.docs["doc"], dtype=np.int64)] = 1
-    values_of = _stream_values(ck, positions, keep.size)
+    values_of = _stream_values(ck, positions, keep.size, docs)
     summaries = SubsetSummaries(len(lo), percentiles)
     docs_in = _DocCounter(len(lo))
     for batch in iter_token_batches(ck.root, ck.partition, ("doc", "pos", "ce", "rank")):
@@ -188,13 +224,18 @@ class _DocCounter:
         self.last[c[np.r_[c[1:] != c[:-1], True]]] = d[np.r_[c[1:] != c[:-1], True]]
 
 
-def _stream_values(ck, positions: Positions, n_ids: int):
-    """A function of a batch giving its targets' ``pos`` or ``ctx`` (for ctx, a first pass over ``doc`` and ``pos`` finds each document's extent)."""
+def _stream_values(ck, positions: Positions, n_ids: int, docs):
+    """A function of a batch giving its targets' ``pos`` or ``ctx`` (for ctx without a recorded geometry, a first pass
+    over ``doc`` and ``pos`` finds each plain-text document's extent)."""
     from pctce_cli.store import iter_token_batches
 
     if positions.dim == "position":
         return lambda batch: batch["pos"].astype(np.int64)
-    max_length, stride = window_settings(ck.manifest, ck.id)
+    max_length, stride = window_settings(ck.manifest, ck.id, docs)
+    lookup = geometry(docs)
+    if lookup is not None:
+        n_input, offset = lookup
+        return lambda batch: recorded_context(batch["pos"], n_input[batch["doc"]], offset[batch["doc"]], max_length, stride, batch["doc"])
     first = np.full(n_ids, np.iinfo(np.int64).max, np.int64)
     last = np.full(n_ids, -1, np.int64)
     count = np.zeros(n_ids, np.int64)
@@ -249,7 +290,7 @@ def position_pairs(va, vb, positions: Positions, a_name: str) -> list[tuple[str,
     """
     from dataclasses import replace
 
-    values = target_values(positions, va.doc, va.index, va.manifest, a_name)
+    values = target_values(positions, va.doc, va.index, va.manifest, a_name, va.docs)
     lo = positions.buckets(int(values.max()) if len(values) else 0)
     k = bucket_index(values, lo)
     out = []

@@ -20,8 +20,8 @@ class Report:
         self.sections.append((title, list(rows)))
 
 
-def reading(c: float, agree: float, disagree: float) -> str:
-    """Plain-language reading of a concordance value (docs/definitions.md#concordance).
+def reading(c: float, agree: float, disagree: float, label: str = "CE") -> str:
+    """Plain-language reading of a concordance value (docs/definitions.md#concordance); ``label``: the value ranked (CE, KL).
 
     Examples:
         >>> reading(0.9, 0.8, 0.6)
@@ -30,7 +30,7 @@ def reading(c: float, agree: float, disagree: float) -> str:
     if math.isnan(c):
         return "undefined (fewer than 2 checkpoints)"
     if c >= agree:
-        return "summaries agree: they tell one story, mean CE is a safe selector"
+        return f"summaries agree: they tell one story, mean {label} is a safe selector"
     if c <= disagree:
         return "summaries disagree: the distribution is being reshaped, the choice of summary changes which checkpoint wins"
     return "summaries partly agree: check which summary your task depends on"

@@ -18,8 +18,9 @@ from pctce_cli.analysis.divergence import divergence_summary
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import unit_rows
+from pctce_cli.analysis.stream_bound import STREAM_ABOVE, stream_above  # noqa: F401 (re-exported: position.py, tests)
 from pctce_cli.analysis.summary_stream import streamed_row, streamed_subset_rows
-from pctce_cli.analysis.units_stream import streamed_unit_row
+from pctce_cli.analysis.units_stream import streamed_unit_rows
 from pctce_cli.catalog import Checkpoint, identical_notes, read_table
 from pctce_cli.errors import UsageError
 from pctce_cli.stats.row import DOC_SUMMARIES, assemble_row, summary_row
@@ -70,23 +71,6 @@ def checkpoint_row(
     return row
 
 
-# Above this many targets a checkpoint is summarized by streaming its shards twice
-# (stats.streaming: exact percentiles, memory bounded by one shard) instead of
-# loading its columns (~16 bytes a target): 50M targets is about 0.8 GB loaded.
-STREAM_ABOVE = 50_000_000
-
-
-def stream_above() -> int:
-    """Targets above which summaries stream: ``$PCTCE_STREAM_ABOVE``, else :data:`STREAM_ABOVE`."""
-    env = os.environ.get("PCTCE_STREAM_ABOVE")
-    if not env:
-        return STREAM_ABOVE
-    try:
-        return max(0, int(env))
-    except ValueError:
-        raise UsageError(f"PCTCE_STREAM_ABOVE must be a whole number of targets, got '{env}'") from None
-
-
 def checkpoint_summary(ck: Checkpoint, percentiles: Sequence[float], ci: float | None = None, only: Sequence[str] | None = None, **kw) -> dict:
     """:func:`checkpoint_row` of one checkpoint, reading only the columns its summaries need.
 
@@ -111,7 +95,7 @@ def checkpoint_rows(
 
     With ``unit`` ``word`` or ``byte`` the rows summarize that unit's
     distribution (:func:`pctce_cli.analysis.units.unit_rows`, docs/definitions.md#words-and-bytes), streamed
-    above :func:`stream_above` targets (:func:`~pctce_cli.analysis.units_stream.streamed_unit_row`).
+    above :func:`stream_above` targets (:func:`~pctce_cli.analysis.units_stream.streamed_unit_rows`, subsets and intervals too).
 
     The partition is read once; each subset's row is :func:`checkpoint_row` on
     that subset's targets and documents (docs/definitions.md#subsets), so its bootstrap resamples
@@ -123,16 +107,9 @@ def checkpoint_rows(
     if ck.manifest.targets > stream_above():
         if not unit_named(unit).spans and (subsets.active or ci is not None):
             return streamed_subset_rows(ck, percentiles, subsets, columns_for(only, ci), ci=ci, **kw)
-        if subsets.active:
-            raise UsageError(
-                f"--by/--subset: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} "
-                f"that are summarized in memory, and subsets in {unit_named(unit).plural} are not streamed yet; raise "
-                "PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
-            )
         if not unit_named(unit).spans:
             return [streamed_row(ck, percentiles, columns_for(only))], []
-        refuse_streamed_ci(ck, ci)
-        return [streamed_unit_row(ck, percentiles, unit)], []
+        return streamed_unit_rows(ck, percentiles, unit, subsets, ci=ci, **kw)
     if unit_named(unit).spans:
         return unit_rows(ck, percentiles, unit, subsets, ci=ci, **kw)
     cols = columns_for(only, ci)
@@ -163,18 +140,6 @@ def checkpoint_rows(
         rows.append(row)
     return rows, [f"{ck.id}: {n}" for n in notes]
 
-
-
-def refuse_streamed_ci(ck: Checkpoint, ci: float | None) -> None:
-    """Raise :class:`UsageError` for ``--ci`` on a streamed checkpoint: the bootstrap needs every target in memory."""
-    if ci is None:
-        return
-    n = ck.manifest.targets
-    raise UsageError(
-        f"--ci: '{ck.id}' holds {n:,} targets; the document bootstrap needs them all in memory "
-        f"(about {n * 24 / 2**30:.0f} GiB), and checkpoints above {stream_above():,} targets are summarized "
-        "in bounded memory instead: drop --ci (the summaries stay exact), or raise PCTCE_STREAM_ABOVE on a machine with that memory"
-    )
 
 
 def analysis_workers() -> int:

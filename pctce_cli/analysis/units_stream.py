@@ -1,81 +1,218 @@
 """Word and byte summaries (docs/definitions.md#words-and-bytes) of checkpoints too large for memory: two passes over the shards.
 
-The row is :func:`pctce_cli.analysis.units.unit_rows`' row, computed one batch
-at a time (:class:`pctce_cli.stats.streaming.StreamingSummary`):
+The rows are :func:`pctce_cli.analysis.units.unit_rows`' rows, computed one batch
+at a time, one :class:`~pctce_cli.stats.streaming.StreamingSummary` per subset
+(:class:`~pctce_cli.stats.streaming_parts.PartSummaries`; a value's subset is its document's label):
 
-* words: each batch's complete word CEs (:func:`~pctce_cli.stats.streaming.stream_word_ce`
-  holds back a word that straddles two batches), the same float64 sums as in memory;
+* words: each batch's complete word CEs and their documents
+  (:func:`~pctce_cli.stats.streaming.stream_word_ce` holds back a word that
+  straddles two batches), the same float64 sums as in memory;
 * bytes: each batch's ``(ce / nbytes, nbytes)`` pairs, weighted in the histogram,
   with Σ CE / Σ bytes as the mean.
 
-Counts and percentiles equal the in-memory row exactly; the mean and the
+Counts and percentiles equal the in-memory rows exactly; the mean and the
 per-document bpb, byte_ppl and word_ppl are summed per batch in float64 (equal
-to round-off). Memory holds a few shards, the histogram and the kept values.
+to round-off). Intervals (``--ci``) in words come from the bounded-memory
+document bootstrap (:class:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap`,
+words in place of targets): the in-memory replicates, the same resampled documents.
+Byte intervals are not streamed (that bootstrap has no weighted form): refused, named.
+Memory holds a few shards, the histograms and the kept values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from pctce_cli.analysis.subsets import NO_SUBSETS, Part, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import unit_row
+from pctce_cli.errors import UsageError
 from pctce_cli.units import Unit, unit_named
 
 BATCH_ROWS = 1 << 20  # targets decoded at a time (a module constant: tests make it tiny so words straddle batches)
 
 
 def streamed_unit_row(ck, percentiles: Sequence[float], unit: str | Unit, batch_rows: int | None = None) -> dict:
-    """One checkpoint's summary row in words or bytes, in bounded memory (``unit_rows``' columns and numbers).
+    """One checkpoint's pooled summary row in words or bytes, in bounded memory (:func:`streamed_unit_rows`' one row)."""
+    return streamed_unit_rows(ck, percentiles, unit, batch_rows=batch_rows)[0][0]
+
+
+def streamed_unit_rows(
+    ck,
+    percentiles: Sequence[float],
+    unit: str | Unit,
+    subsets: Subsets = NO_SUBSETS,
+    ci: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_rows: int | None = None,
+    **_,
+) -> tuple[list[dict], list[str]]:
+    """One checkpoint's rows in words or bytes (one, or one per subset with ``subsets.split``), in bounded memory.
+
+    (Long two passes over the shards with their set-up between them, kept in one place so the order of the passes stays visible.)
 
     Args:
-        ck: the checkpoint (catalog entry).
-        percentiles: levels reported as ``pXX``.
+        ck: The checkpoint (catalog entry).
+        percentiles: Levels reported as ``pXX``.
         unit: ``word`` or ``byte``.
-        batch_rows: targets decoded at a time (default :data:`BATCH_ROWS`).
+        subsets: ``--by``/``--subset``.
+        ci, n_boot, seed: The document bootstrap, as :func:`~pctce_cli.analysis.units.unit_rows`.
+        batch_rows: Targets decoded at a time (default :data:`BATCH_ROWS`).
+
+    Returns:
+        ``(rows, notes)`` as ``unit_rows``; notes say which subsets were left out.
 
     Raises:
-        UsageError: the partition holds no byte spans and words.
+        UsageError: the partition holds no byte spans and words; ``ci`` with bytes;
+            a ``--subset`` value with no scored targets.
         StoreError: a missing or damaged shard (named).
     """
-    from pctce_cli.stats.streaming import DocSums, StreamingSummary
+    from pctce_cli.stats.streaming import BITS, DocSums
+    from pctce_cli.stats.streaming_parts import PartSummaries
+    from pctce_cli.stats.streaming_subsets import SUBSET_BITS, lookup_codes
+    from pctce_cli.stats.summaries import summary_columns
     from pctce_cli.store import load_docs
 
     unit = unit_named(unit)
-    batch_rows = batch_rows or BATCH_ROWS
+    if ci is not None and unit.weighted:
+        refuse_streamed_byte_ci(ck)
     docs = load_docs(ck.root, ck.partition)
-    sums = DocSums(int(np.max(docs["doc"])) + 1 if docs is not None and len(docs) else 0)
-    tally = {"targets": 0, "empty": 0}
+    parts, notes, codes = stream_parts(ck, docs, subsets)
+    k = len(parts)
+    boot = None
+    if ci is not None:
+        from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap
 
-    def count(batch: dict) -> None:  # pass 1 only: targets, empty spans, per-document sums
-        tally["targets"] += int(batch["ce"].size)
-        tally["empty"] += int(np.count_nonzero(unit.empty(batch.get("word"), batch.get("nbytes"))))
+        boot = StreamingBootstrap(codes, summary_columns(percentiles), n_boot=n_boot, ci=ci, seed=seed)
+    # the bootstrap plans its windows on these histograms: they share its bits (one subset alone: the finer pooled ones)
+    summaries = PartSummaries(k, percentiles, bits=boot.bits if boot is not None else BITS if k == 1 else SUBSET_BITS)
+    sums = DocSums(codes.size if docs is not None else 0)
+    targets, empty = np.zeros(k, np.int64), np.zeros(k, np.int64)
+
+    def count(batch: dict) -> None:  # pass 1 only: targets and empty spans per subset, per-document sums
+        code = lookup_codes(codes, batch["doc"])
+        inside = code >= 0
+        targets[:] += np.bincount(code[inside], minlength=k)
+        targets_empty = unit.empty(batch.get("word"), batch.get("nbytes"))[inside]
+        empty[:] += np.bincount(code[inside][targets_empty], minlength=k)
         if docs is not None:
             sums.update(batch["doc"], batch["ce"])
 
-    summary = StreamingSummary(percentiles)
-    for values, weights, total in _unit_values(ck, unit, batch_rows, count):
-        summary.update(values, weights=weights, total=total)
-    summary.plan()
-    for values, weights, _ in _unit_values(ck, unit, batch_rows):
-        summary.collect(values, weights=weights)
-    has_sums = docs is not None and tally["targets"] > 0  # as in memory: no bpb columns without targets
-    return unit_row(ck, unit, summary.compute(), tally["targets"], tally["empty"], docs, sums.compute() if has_sums else None)
+    for values, weights, numerator, doc in _unit_values(ck, unit, batch_rows, count):
+        summaries.update(lookup_codes(codes, doc), values, weights, numerator)
+        if boot is not None:
+            boot.update(doc, values)
+    summaries.plan()
+    reps = second_pass(ck, summaries, boot, lambda: _unit_values(ck, unit, batch_rows, docs_needed=subsets.active or boot is not None), codes)
+    parts = drop_empty(ck, parts, targets, subsets, notes)
+    has_sums = docs is not None and targets.sum() > 0  # as in memory: no bpb columns without targets
+    doc_ids, nll = sums.compute() if has_sums else (None, None)
+    rows = []
+    for i, part in parts:
+        part_sums = None
+        if has_sums:
+            keep = np.isin(doc_ids, np.asarray(part.docs["doc"]))
+            part_sums = (doc_ids[keep], nll[keep])
+        summ = summaries.parts[i].compute()
+        row = unit_row(ck, unit, summ, int(targets[i]), int(empty[i]), part.docs, part_sums, {"subset": part.label} if subsets.split else {})
+        if boot is not None:
+            for name, (lo, hi) in boot.intervals(reps[i]).items():
+                row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
+            row["_ci_method"], row["_ci_error"] = "streamed", 0.0
+        rows.append(row)
+    return rows, [f"{ck.id}: {n}" for n in notes]
 
 
-def _unit_values(ck, unit: Unit, batch_rows: int, count=None) -> Iterator[tuple[np.ndarray, np.ndarray | None, float | None]]:
-    """``(values, weights, mean numerator)`` of the unit's distribution, a batch at a time.
+def stream_parts(ck, docs, subsets: Subsets) -> tuple[list[Part], list[str], np.ndarray]:
+    """The parts ``subsets`` asks for (from the per-document table: no target read), their notes, and document id → part code."""
+    from pctce_cli.stats.streaming_subsets import codes_by_document
+
+    ids = np.asarray(docs["doc"], dtype=np.int64) if docs is not None else np.zeros(0, np.int64)
+    if subsets.active:
+        parts, notes = split_scores(ck.id, ids, docs, subsets, stored_values(ck, subsets.field))
+    else:
+        parts, notes = [Part(None, None, docs)], []
+    codes = codes_by_document(ids, np.full(ids.size, -1), int(ids.max()) + 1 if ids.size else 0)
+    for i, part in enumerate(parts):
+        codes[np.asarray(part.docs["doc"], dtype=np.int64)] = i
+    return parts, notes, codes
+
+
+def drop_empty(ck, parts: list[Part], targets: np.ndarray, subsets: Subsets, notes: list[str]) -> list[tuple[int, Part]]:
+    """``(code, part)`` of the parts with scored targets; the others are noted (``--by``) or refused (``--subset``)."""
+    empty = [p.label for p, n in zip(parts, targets) if not n]
+    if empty and subsets.split:
+        notes.append(f"subset{'s' if len(empty) > 1 else ''} {', '.join(empty[:8])} of '{subsets.field}' {'have' if len(empty) > 1 else 'has'} no scored targets: left out")
+    elif empty and subsets.active:
+        raise UsageError(f"subset {', '.join(subsets.keep)}: no scored targets in {ck.id} (its documents have none left after masking)", param="subset")
+    return [(i, p) for i, (p, n) in enumerate(zip(parts, targets)) if n or not subsets.active]
+
+
+def second_pass(ck, summaries, boot, batches: Callable[[], Iterator], codes: np.ndarray) -> list[dict] | None:
+    """Pass 2: the values near each percentile; then the bootstrap's replicates, widening its windows when one falls outside.
+
+    ``batches()`` yields ``(values, weights, numerator, doc)`` anew at each call.
+    """
+    from pctce_cli.analysis.summary_stream import WIDEN
+    from pctce_cli.stats.streaming_bootstrap import WindowMissed
+    from pctce_cli.stats.streaming_subsets import lookup_codes
+
+    for attempt, widen in enumerate(WIDEN):
+        if boot is not None:
+            boot.plan(summaries.counts, widen)
+        for values, weights, _, doc in batches():
+            if attempt == 0:
+                summaries.collect(np.zeros(np.shape(values), np.int32) if doc is None else lookup_codes(codes, doc), values, weights)
+            if boot is not None:
+                boot.collect(doc, values)
+        if boot is None:
+            return None
+        try:
+            return boot.compute(len(summaries.parts))
+        except WindowMissed as e:
+            if widen == WIDEN[-1]:
+                raise UsageError(f"ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e})", param="ci", remedy="drop ci or raise PCTCE_STREAM_ABOVE", remedy_param="ci") from None
+    return None
+
+
+def refuse_streamed_byte_ci(ck) -> None:
+    """Raise :class:`UsageError` for ``--ci`` in bytes above the streaming bound: the bounded-memory bootstrap has no weighted form."""
+    from pctce_cli.analysis.stream_bound import stream_above
+
+    raise UsageError(
+        f"ci with unit byte: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} that are summarized "
+        "in memory, and byte intervals are not streamed (the bounded-memory bootstrap has no weighted form): drop ci "
+        "(the byte summaries stay exact), use unit word or token, or raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target",
+        param=("ci", "unit", "ci", "unit"),
+    )
+
+
+def _unit_values(ck, unit: Unit, batch_rows: int | None, count=None, docs_needed: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]]:
+    """``(values, weights, mean numerator, document)`` of the unit's distribution, a batch at a time.
 
     With ``count`` (the first pass) every shard is verified and each batch is
-    passed to it; without (the second pass) only the columns the values need are read.
+    passed to it; without (the second pass) only the columns the values need are read
+    (no document ids unless ``docs_needed``: then ``document`` is None).
     """
+    from pctce_cli.stats.streaming import stream_word_ce
+    from pctce_cli.stats.units import byte_values
     from pctce_cli.store import iter_unit_batches
 
-    columns = unit.stream_columns(first_pass=count is not None)
-    batches = iter_unit_batches(ck.root, ck.partition, unit.name, columns, batch_rows, verify=count is not None)
-    if count is not None:
+    first = count is not None
+    columns = ("doc", "ce", "word") if unit.name == "word" else ("doc", "ce", "nbytes") if first or docs_needed else ("ce", "nbytes")
+    batches = iter_unit_batches(ck.root, ck.partition, unit.name, columns, batch_rows or BATCH_ROWS, verify=first)
+    if first:
         batches = _tee(batches, count)
-    yield from unit.stream_values(batches)
+    if unit.name == "word":
+        for values, doc in stream_word_ce(((b["ce"], b["doc"], b["word"]) for b in batches), with_doc=True):
+            yield values, None, None, doc
+        return
+    for b in batches:
+        keep = b["nbytes"] > 0
+        values, weights = byte_values(b["ce"], b["nbytes"])
+        yield values, weights, b["ce"][keep], b["doc"][keep] if "doc" in b else None  # mean: Σ CE / Σ bytes
 
 
 def _tee(batches, count):

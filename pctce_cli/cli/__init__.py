@@ -77,4 +77,11 @@ def main() -> None:
     except PctceError as e:
         render.error(str(e))
         raise SystemExit(e.exit_code) from None
-    app()
+    try:
+        app()
+    finally:
+        # The process ends here: the interpreter's teardown runs full collections over every object
+        # left (torch and transformers: millions, ~1 s of CPU); frozen ones are not walked (docs/benchmarks.md)
+        import gc
+
+        gc.freeze()

@@ -79,8 +79,12 @@ def summary(
     emit_report(report, fmt, output)
 
 
-def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by=None, subset=None, unit=Unit.token):
+RankValueOpt = Annotated[Value, typer.Option("--value", help="What to rank by: ce, or kl, the divergence from the reference model of pctce score --reference (KL(p_ref ‖ p_model), lower = closer; dp is signed and refused); docs/kl.md.")]
+
+
+def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by=None, subset=None, unit=Unit.token, value=Value.ce, command="concord"):
     """The summaries table concord and select read, its subsets, and the notes of reading it."""
+    from pctce_cli.analysis.divergence_pairs import divergence_table, table_note
     from pctce_cli.analysis.summary import summaries_table
     from pctce_cli.catalog import group_table
     from pctce_cli.errors import UsageError
@@ -89,8 +93,13 @@ def _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, neede
         raise UsageError("give score directories or --summaries FILE, not both")
     if summaries_file is not None and (by or subset or unit_named(unit.value).spans):
         raise UsageError("--by, --subset and --unit need score directories: --summaries holds one row per checkpoint")
+    if summaries_file is not None and value != Value.ce:
+        raise UsageError(f"--value {value.value} needs score directories: --summaries holds precomputed CE summaries")
     cks = None if summaries_file is not None else select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     subsets, notes = subsets_of(cks, by, subset), []
+    if value != Value.ce:  # the divergence from a reference model (docs/kl.md)
+        table = divergence_table(cks, value.value, needed, command, "set_" if command == "concord" else "percentiles", subsets=subsets, notes=notes, unit=unit.value)
+        return table, subsets, [*notes, table_note(cks)]
     table = summaries_table(cks, summaries_file, needed, subsets=subsets, notes=notes, unit=unit.value)
     if summaries_file is not None and (group or meta):
         table = group_table(table, group or [], meta)
@@ -111,18 +120,21 @@ def concord(
     by: ByOpt = None,
     subset: SubsetOpt = None,
     unit: UnitOpt = Unit.token,
+    value: RankValueOpt = Value.ce,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
     """Concordance of summaries across checkpoints: C(s, s'), Kendall τ, C_S per group, and a reading."""
     from pctce_cli.analysis.concord import concord_report
+    from pctce_cli.analysis.divergence import DIVERGENCE_PERCENTILES
+    from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 
-    summaries = summary_columns(parse_percentiles(percentiles))
+    summaries = summary_columns(parse_percentiles(percentiles, DEFAULT_PERCENTILES if value == Value.ce else DIVERGENCE_PERCENTILES))
     set_names = parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set")
     needed = list(dict.fromkeys(summaries + set_names))
-    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
-    emit_report(concord_report(table, summaries, set_names, agree, disagree, pairs, subsets=subsets, notes=notes), fmt, output)
+    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit, value, "concord")
+    emit_report(concord_report(table, summaries, set_names, agree, disagree, pairs, subsets=subsets, notes=notes, value=value.value), fmt, output)
 
 
 def select(
@@ -137,18 +149,21 @@ def select(
     by: ByOpt = None,
     subset: SubsetOpt = None,
     unit: UnitOpt = Unit.token,
+    value: RankValueOpt = Value.ce,
     allow_mixed: AllowMixedOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
     """Selection rules: the checkpoint each summary picks, its regret on a task, and summary–task agreement."""
+    from pctce_cli.analysis.divergence import DIVERGENCE_PERCENTILES
     from pctce_cli.analysis.select import select_report
+    from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
     from pctce_cli.stats.selection import AGREEMENT_PERCENTILES
 
-    summaries = summary_columns(parse_percentiles(percentiles))
+    summaries = summary_columns(parse_percentiles(percentiles, DEFAULT_PERCENTILES if value == Value.ce else DIVERGENCE_PERCENTILES))
     agreement = summary_columns(AGREEMENT_PERCENTILES)
     needed = summaries if summaries_file is not None else list(dict.fromkeys(summaries + agreement))
-    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit)
+    table, subsets, notes = _table_for(dirs, summaries_file, checkpoint, group, meta, allow_mixed, needed, by, subset, unit, value, "select")
     emit_report(select_report(table, summaries, task, higher_is_better, agreement, subsets=subsets, notes=notes), fmt, output)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from pctce_cli.cli.analysis import Value
 from pctce_cli.cli.common import ByPositionOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, PositionEdgesOpt, StoreOpt, SubsetOpt, Unit, choices, emit_report
 from pctce_cli.parse import parse_percentiles
 from pctce_cli.gate import REQUIRE
@@ -43,14 +44,18 @@ def compare(
     subset: SubsetOpt = None,
     position_edges: PositionEdgesOpt = None,
     unit: Annotated[Unit, typer.Option("--unit", help="Pair tokens, or words or bytes (docs/definitions.md#words-and-bytes: two tokenizers of the same data compare word by word or byte by byte).")] = Unit.token,
+    value: Annotated[Value, typer.Option("--value", help="What to compare: ce, or the divergence from the reference model of pctce score --reference (both scored against the same one): kl (KL(p_ref ‖ p_model)), dp (Δp of the target); docs/kl.md.")] = Value.ce,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ):
     """Paired comparison of two checkpoints on the same targets: Δ of every summary with intervals, and a verdict."""
+    from pctce_cli.analysis.divergence import DIVERGENCE_PERCENTILES
     from pctce_cli.compare import run_compare
+    from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 
+    levels = parse_percentiles(percentiles, DEFAULT_PERCENTILES if value == Value.ce else DIVERGENCE_PERCENTILES)
     report = run_compare(
-        baseline, candidate, store, parse_percentiles(percentiles), ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or (), unit=unit.value, position_edges=position_edges
+        baseline, candidate, store, levels, ci=ci, n_boot=bootstrap, seed=seed, top=top, by=by, subset=subset or (), unit=unit.value, position_edges=position_edges, value=value.value
     )
     emit_report(report, fmt, output)
 

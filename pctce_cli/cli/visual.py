@@ -20,6 +20,7 @@ from pctce_cli.cli.common import (
     HigherOpt,
     MetaOpt,
     PercentilesOpt,
+    PositionEdgesOpt,
     SetOpt,
     SubsetOpt,
     TaskOpt,
@@ -75,20 +76,28 @@ def plot(
     dpi: Annotated[int, typer.Option(help="Resolution of .png output.")] = 150,
     by: Annotated[
         str | None,
-        typer.Option("--by", help="ecdf, shape, bands: one panel (bands: one bar per checkpoint) per subset of this field.", show_default=False),
+        typer.Option(
+            "--by",
+            help="ecdf, shape, bands: one panel (bands: one bar per checkpoint) per subset of this field; "
+            "position: bucket targets by 'position' (the default) or 'ctx' (docs/definitions.md#position-in-the-context).",
+            show_default=False,
+        ),
     ] = None,
+    position_edges: PositionEdgesOpt = None,
     subset: SubsetOpt = None,
     unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
 ):
     """Draw CE distributions, trajectories, concordance, task agreement, shape or CE bands to an image."""
     from pctce_cli import render
+    from pctce_cli.analysis.position import resolve_positions
     from pctce_cli.errors import UsageError
     from pctce_cli.plot import save_plot
 
     if out is None:
         raise UsageError("give the image to write with --out FILE (.png, .svg or .html)")
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
+    positions = resolve_positions(by, position_edges, unit.value)
     notes: list[str] = []
     path = save_plot(
         kind.value,
@@ -100,9 +109,10 @@ def plot(
         task=task,
         higher_is_better=higher_is_better,
         edges=parse_edges(edges) if edges else None,
-        subsets=subsets_of(cks, by, subset),
+        subsets=subsets_of(cks, None if positions else by, subset),
         notes=notes,
         unit=unit.value,
+        positions=positions,
     )
     for n in notes:
         render.warn(n)
@@ -139,8 +149,14 @@ def report(
     context: Annotated[int, typer.Option(help="Decoded tokens of context before each tail target.")] = 20,
     by: Annotated[
         str | None,
-        typer.Option("--by", help="The subset field of the Subsets section (default: every stored subset field).", show_default=False),
+        typer.Option(
+            "--by",
+            help="The subset field of the Subsets section (default: every stored subset field); 'position' or 'ctx': "
+            "the position section always shown, by that dimension (docs/position.md).",
+            show_default=False,
+        ),
     ] = None,
+    position_edges: PositionEdgesOpt = None,
     subset: Annotated[
         list[str] | None,
         typer.Option("--subset", help="Report only on the documents of this subset value (repeatable; FIELD=VALUE names the field).", show_default=False),
@@ -151,11 +167,13 @@ def report(
     """One self-contained HTML (or Markdown) report: inputs, summaries, concordance, selection, plots, tail."""
     from pctce_cli import render
     from pctce_cli.errors import UsageError
+    from pctce_cli.analysis.position import resolve_positions
     from pctce_cli.report import ReportOptions, save_report
 
     if out is None:
         raise UsageError("give the report file to write with --out FILE (e.g. report.html)")
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
+    positions = resolve_positions(by, position_edges, unit.value)
     options = ReportOptions(
         percentiles=parse_percentiles(percentiles),
         set_=parse_summary_list(set_, DEFAULT_CONCORDANCE_SET, "--set"),
@@ -166,8 +184,9 @@ def report(
         tail_top=tail_top,
         tail_checkpoints=tail_checkpoint or [],
         context=context,
-        subsets=subsets_of(cks, by, subset),
+        subsets=subsets_of(cks, None if positions else by, subset),
         unit=unit.value,
+        positions=positions,
     )
     written, warnings = save_report(cks, out, options, markdown=markdown)
     for w in warnings:

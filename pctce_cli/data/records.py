@@ -73,8 +73,11 @@ class _Fields:
     subsets: tuple[str, ...] = ()
 
 
-# Per-document columns the store already has: a subset field may not take one of these names.
-RESERVED_LABELS = frozenset({"doc", "n_targets", "n_bytes", "n_words", "n_empty", "exact_match", "substring_match", "generation", "correct", "checkpoint"})
+# Per-document columns the store already has, and the token dimensions of --by (position, ctx): a subset field may
+# not take one of these names.
+RESERVED_LABELS = frozenset(
+    {"doc", "n_targets", "n_bytes", "n_words", "n_empty", "n_input", "prefix_offset", "exact_match", "substring_match", "generation", "correct", "checkpoint", "position", "ctx"}
+)
 FILE_LABEL = "file"  # the subset field of --subset-from-file
 
 
@@ -188,6 +191,8 @@ def check_subset_fields(names: Sequence[str], from_file: bool = False) -> tuple[
         if not name or not name.strip():
             raise UsageError("subset_fields needs a field name, got an empty one", param="subset_fields")
         if name in RESERVED_LABELS or (from_file and name == FILE_LABEL):
+            if name in ("position", "ctx"):  # by position|ctx buckets targets: a field so named could never be split by
+                raise UsageError(f"subset_fields {name}: '{name}' is a value of by (by {name} buckets targets), so a field so named could not be chosen; rename the field in the data", param=("subset_fields", "by", "by"))
             taken = "--subset-from-file's" if name == FILE_LABEL else "a per-document column's"
             raise UsageError(f"subset_fields {name}: '{name}' is {taken} name; rename the field in the data", param="subset_fields")
     if len(set(names)) != len(names):

@@ -13,7 +13,7 @@ import numpy as np
 
 from pctce_cli.errors import PolicyError
 from pctce_cli.gate.subsets import Check, Plan
-from pctce_cli.stats.position import context_lengths, range_text
+from pctce_cli.stats.position import range_text
 
 
 def add_position_checks(plan: Plan, sa, base_id: str, unit) -> None:
@@ -39,10 +39,10 @@ def add_position_checks(plan: Plan, sa, base_id: str, unit) -> None:
     for r in dict.fromkeys(rules):
         dim, lo, hi = r.position
         if dim == "ctx" and ctx is None:
-            from pctce_cli.analysis.position import window_settings
+            from pctce_cli.analysis.position import contexts
 
             try:
-                ctx = context_lengths(sa.doc, sa.index, *window_settings(sa.manifest, base_id))
+                ctx = contexts(sa.doc, sa.index, sa.manifest, base_id, sa.docs)
             except Exception as e:  # a usage error of the store's data: worded for the rule
                 raise PolicyError(f"{r.source}: {e}") from None
         values = sa.index if dim == "pos" else ctx

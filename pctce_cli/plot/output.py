@@ -48,6 +48,7 @@ def plot_figure(
     subsets: Subsets = NO_SUBSETS,
     notes: list[str] | None = None,
     unit: str = "token",
+    positions=None,
 ) -> object:
     """The Figure of one plot ``kind`` for the selected checkpoints.
 
@@ -68,6 +69,7 @@ def plot_figure(
         unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes): every kind draws that
             unit's distribution or summaries (bytes weighted: each token's CE
             spread evenly over its bytes), and its axes and title say so.
+        positions: ``position``: ``--by position|ctx`` and its edges (:class:`pctce_cli.analysis.position.Positions`; None: by position).
 
     Raises:
         UsageError: unknown kind or unit, a missing option, too few checkpoints,
@@ -82,8 +84,10 @@ def plot_figure(
         raise UsageError("no checkpoints selected")
     if subsets.split and kind not in BY_KINDS:
         raise UsageError(f"plot {kind} by: one panel per subset is drawn for {', '.join(BY_KINDS)}", param="by", remedy="plot one subset with subset VALUE", remedy_param=("one subset", "subset"))
+    if positions is not None and kind != "position":
+        raise UsageError(f"plot {kind} by {positions.dim}: only plot position buckets targets (use plot position)", param="by")
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
-    p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored)
+    p = _Inputs(cks, summaries, vs, task, higher_is_better, edges, colors or checkpoint_colors(cks), subsets, notes if notes is not None else [], unit, scored, positions)
     if kind in BY_KINDS:
         return _distribution_plot(kind, p)
     return SUMMARY_PLOTS[kind](p)
@@ -104,6 +108,7 @@ class _Inputs:
     notes: list[str]
     unit: str
     scored: str
+    positions: object = None  # plot position: --by position|ctx (None: position)
 
     def title(self, kind: str, **kw) -> str:
         return plot_title(kind, self.unit, self.scored, **kw)

@@ -12,6 +12,7 @@ from pctce_cli.errors import PctceError, UsageError
 from pctce_cli.report.doc import Image, Notes, ReportDoc, ReportOptions, Section, Table, Text
 from pctce_cli.report.story import findings_section, header, is_square, matrix_blocks, on_demand, scored_section
 from pctce_cli.report.subsets import SubsetMeasures, keep_view, report_fields, subset_section
+from pctce_cli.report.position import PositionMeasures, position_findings, position_section
 from pctce_cli.stats.defaults import TRAJECTORY_SUMMARIES
 from pctce_cli.units import Unit, unit_named
 
@@ -94,6 +95,7 @@ class Measured:
     tail: dict
     subsets: SubsetMeasures | None = None
     notes: list | None = None
+    positions: PositionMeasures | None = None  # the position section's rows (docs/definitions.md#position-in-the-context)
 
 
 def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence[str] = ()) -> Measured:
@@ -113,7 +115,7 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence
     unit = unit_named(options.unit)
     wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
     table_qs = table_percentiles(needed)
-    m = Measured([], [], [], {}, SubsetMeasures(fields, unit.name), [])
+    m = Measured([], [], [], {}, SubsetMeasures(fields, unit.name), [], PositionMeasures(unit.name, options.positions))
     keep = options.subsets if options.subsets is not None and options.subsets.keep else NO_SUBSETS
     keep = Subsets(keep.field, split=False, keep=keep.keep) if keep.active else keep
     best = None
@@ -121,6 +123,7 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence
         s, notes = keep_view(c, unit.load_arrays(c, columns=None), keep)
         m.notes += notes
         m.subsets.add(c, s, options.percentiles, options.edges)
+        m.positions.add(c, s, options.percentiles)
         if unit.spans:
             m.rows += unit_rows(c, options.percentiles, unit, scores=s)[0]
             m.table += unit_rows(c, table_qs, unit, scores=s)[0]
@@ -269,6 +272,7 @@ def build_report(cks, options: ReportOptions | None = None) -> ReportDoc:
 
         kept = merge_notes(measured.notes, len(cks))
         sections.append(subset_section(cks, measured.subsets, options.percentiles, b.plots, b.colors, b.scored, field_notes + kept))
+    sections.append(position_section(cks, measured.positions, b.plots, b.colors, b.scored))
     sections += [concordance_section(b), selection_section(b), shape_section(b), tail_section(cks, measured, options), scored_section(cks)]
     return ReportDoc(f"pctce report: {b.scored}" + unit.per_comma, _intro(b), sections, warnings)
 
@@ -284,6 +288,7 @@ def report_findings(b: _Build, fields) -> list:
     out += f.concordance_findings(t, list(b.options.set_), b.options.agree, b.options.disagree)
     out += f.selection_findings(t, b.summaries, b.task_col, b.options.higher_is_better)
     out += f.subset_findings(b.measured.subsets.rows, fields)
+    out += position_findings(b.measured.positions, b.measured.rows)
     for ck, s in b.measured.tail.items():
         if not b.unit.spans and s is not None and len(s.ce):
             out.append(f.tail_finding(ck, s.ce, s.doc))

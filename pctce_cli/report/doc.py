@@ -126,6 +126,8 @@ class ReportOptions:
         unit: ``token``, ``word`` or ``byte`` (docs/definitions.md#words-and-bytes): every table and plot is
             of that unit's distribution; the tail lists words with ``word`` and
             nothing with ``byte``.
+        positions: ``--by position|ctx`` (:class:`pctce_cli.analysis.position.Positions`): the position
+            section is shown whatever the documents' length, bucketed by that dimension and edges.
     """
 
     percentiles: Sequence[float] = DEFAULT_PERCENTILES
@@ -142,5 +144,6 @@ class ReportOptions:
     dpi: int = 110
     subsets: object = None  # Subsets, or None: the stored subset fields, every document
     unit: str = "token"
+    positions: object = None  # --by position|ctx (analysis.position.Positions): the position section always, by that dimension
 
 

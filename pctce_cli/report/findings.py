@@ -154,6 +154,47 @@ def subset_findings(rows_by_field: Mapping[str, list[dict]], fields: Sequence[st
     return out
 
 
+def position_finding(ck_id: str, rows: Sequence[dict], min_targets: int, figure: str | None = None, share: float = 0.1, dim: str = "position") -> Finding | None:
+    """How ``ck_id``'s median CE falls with position, read from its rows by position bucket with at least ``min_targets``
+    targets: from the first bucket to its lowest, where it stops falling (later buckets lower it by less than ``share`` of
+    that fall: :func:`pctce_cli.stats.position.where_it_stops_falling`), and whether it rises again by the last bucket.
+
+    Examples:
+        >>> def rows(*p50):
+        ...     return [{"position": lab, "targets": 500, "p50": v} for lab, v in zip(["0", "1", "2–3", "4–7", "8–15"], p50)]
+        >>> print(position_finding("a", rows(4.0, 3.0, 2.1, 2.0, 2.05), 100).text)
+        a: median CE falls from 4.000 at position 0 to 2.000 at positions 4–7 and stops falling after positions 2–3; it stays there up to positions 8–15 ('stops falling': later buckets lower it by less than a tenth of that fall; buckets of at least 100 targets).
+        >>> print(position_finding("a", rows(4.0, 3.0, 2.0, 3.0, 3.5), 100).text)
+        a: median CE falls from 4.000 at position 0 to 2.000 at positions 2–3; it rises again to 3.500 at positions 8–15 (buckets of at least 100 targets).
+        >>> print(position_finding("a", rows(4.0, 3.0, 2.7, 2.4, 2.0), 100).text)
+        a: median CE falls from 4.000 at position 0 to 2.000 at positions 8–15 and is still falling at the last bucket: longer documents may lower it further (buckets of at least 100 targets).
+    """
+    from pctce_cli.stats.position import where_it_stops_falling
+
+    kept = [r for r in rows if r.get("targets", 0) >= min_targets and r.get("p50") is not None and not math.isnan(r["p50"])]
+    if len(kept) < 2:
+        return None
+    one, many = ("position", "positions") if dim == "position" else ("context length", "context lengths")
+    where = lambda r: (f"{one} " if "–" not in r[dim] and "+" not in r[dim] else f"{many} ") + r[dim]  # noqa: E731
+    lowest, stop = where_it_stops_falling([r["p50"] for r in kept], share)
+    first, low, last = kept[0], kept[lowest], kept[-1]
+    of = f" (buckets of at least {min_targets:,} targets)."
+    if 0 < stop < lowest:
+        of = f" ('stops falling': later buckets lower it by less than a tenth of that fall; buckets of at least {min_targets:,} targets)."
+    if lowest == 0:
+        return Finding(f"{ck_id}: median CE does not fall with {one}: {short(first['p50'])} at {where(first)}, {short(last['p50'])} at {where(last)}" + of, figure)
+    text = f"{ck_id}: median CE falls from {short(first['p50'])} at {where(first)} to {short(low['p50'])} at {where(low)}"
+    if stop == len(kept) - 1:
+        return Finding(text + " and is still falling at the last bucket: longer documents may lower it further" + of, figure)
+    text += f" and stops falling after {where(kept[stop])}" if stop < lowest else ""
+    fall = first["p50"] - low["p50"]
+    if last["p50"] - low["p50"] > share * fall:
+        return Finding(text + f"; it rises again to {short(last['p50'])} at {where(last)}" + of, figure)
+    if lowest < len(kept) - 1:
+        text += f"; it stays there up to {where(last)}"
+    return Finding(text + of, figure)
+
+
 def tail_concentration(ce: np.ndarray, doc: np.ndarray, share: float = 0.01) -> dict:
     """How concentrated the tail is: the top ``share`` of targets by CE, their part of the total CE and how many documents hold them.
 

@@ -380,6 +380,9 @@ def _assemble(parts: list, documents: Sequence[Document], units: bool, t0: float
         "n_targets": np.array([int(d.targets.sum()) for d in documents], dtype=np.int64),
         "n_bytes": np.array([d.n_bytes for d in documents], dtype=np.int64),
         "n_words": np.array([d.n_words for d in documents], dtype=np.int64),
+        # ctx needs them beside pos (docs/definitions.md#position-in-the-context): input tokens (prompt, turns, prefix) and the prefix's offset
+        "n_input": np.array([len(d.input_ids) for d in documents], dtype=np.int64),
+        "prefix_offset": np.array([d.offset for d in documents], dtype=np.int64),
     }
     nbytes, word = _units(documents, doc_table, len(order)) if units else (None, None)
     return ScoredShard(

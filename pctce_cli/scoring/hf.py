@@ -16,6 +16,7 @@ import torch
 from pctce_cli.checkpoints import TOKENIZER_FILES, CheckpointSpec, read_config
 from pctce_cli.errors import CheckpointError, UsageError
 from pctce_cli.scoring.engine import chunk_rows
+from pctce_cli.scoring.startup import paused_gc
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # One logit chunk holds about this many floats (64 MiB in float32), so the memory
@@ -101,7 +102,7 @@ def load_tokenizer(spec: CheckpointSpec, override: str | Path | None = None, tru
         )
     read_config(path)  # a damaged config.json is the config's fault, not the tokenizer's
     try:
-        with quiet_transformers():
+        with quiet_transformers(), paused_gc():  # the first load imports the model type's modules
             return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     except Exception as e:  # transformers raises many types for broken files
         raise CheckpointError(f"{path}: cannot load the tokenizer ({_short(e)})") from None
@@ -112,7 +113,7 @@ def _load_causal_lm(path: Path, dtype: torch.dtype, device: torch.device, trust_
 
     read_config(path)
     try:
-        with quiet_transformers():
+        with quiet_transformers(), paused_gc():  # the first load imports the model's modules
             model = AutoModelForCausalLM.from_pretrained(
                 path,
                 dtype=dtype,

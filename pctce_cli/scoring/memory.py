@@ -98,6 +98,8 @@ def score_in_memory(
     weights_fingerprint: str | None = None,
     progress: Callable[[int], None] | None = None,
     started: float | None = None,
+    reference=None,
+    reference_fingerprint: str | None = None,
     **scoring,
 ) -> ScoreResult:
     """:func:`pctce_cli.api.score_model` on prepared data (see it for the arguments).
@@ -106,8 +108,8 @@ def score_in_memory(
     (default: now; ``score_model`` passes its start, so reading the data counts).
 
     Raises:
-        UsageError: a bad setting. ScoringError: under a process group, any
-            rank's failure (the same message on every rank).
+        UsageError: a bad setting, or a reference with another vocabulary. ScoringError: under a process
+            group, any rank's failure (the same message on every rank).
     """
     from pctce_cli.scoring import hf
 
@@ -118,6 +120,7 @@ def score_in_memory(
     group = ProcessGroup.current(distributed)
     shards = plan_shards(vd.documents, options.shard_targets)
     adapter = hf.HFAdapter(model)
+    ref = None if reference is None else _reference_adapter(unwrap(reference), adapter)
     batch_tokens = resolve_batch_tokens(options.batch_tokens, adapter.device)
     scorer = ShardScorer(
         adapter, model, tokenizer, vd.documents, vd.records, shards, max_length, stride,
@@ -128,23 +131,48 @@ def score_in_memory(
         label="model",
         progress=progress,
         units=vd.units["available"],
+        reference=ref,
     )
-    parts = _score_parts(scorer, model, group)
+    parts = _score_parts(scorer, model, group, None if ref is None else unwrap(reference))
     weights = weights_fingerprint if weights_fingerprint is not None else model_fingerprint(model)
     identity = {"weights": weights, **vd.fingerprints, "settings": settings}
-    return assemble(parts, identity, _info(model, tokenizer, vd, adapter, batch_tokens, group, t_start))
+    info = _info(model, tokenizer, vd, adapter, batch_tokens, group, t_start)
+    if ref is not None:  # the reference's weights are part of the numbers, as for pctce score --reference
+        ref_model = unwrap(reference)
+        identity["reference"] = reference_fingerprint if reference_fingerprint is not None else model_fingerprint(ref_model)
+        name = getattr(ref_model, "name_or_path", None) or getattr(getattr(ref_model, "config", None), "_name_or_path", None)
+        info["reference"] = {"id": name or "reference", "path": name or "(in memory)", "fingerprint": identity["reference"], "kind": "model"}
+    return assemble(parts, identity, info)
 
 
-def _score_parts(scorer: ShardScorer, model, group: ProcessGroup) -> list:
-    """Score this rank's shards in eval mode (the model's mode restored after); every rank's parts.
+def _reference_adapter(reference, adapter):
+    """The reference model's engine adapter, checked against the model's (same vocabulary, same device).
+
+    Raises:
+        UsageError: the two output layers differ in size, or the models live on different devices.
+    """
+    from pctce_cli.scoring import hf
+
+    ref = hf.HFAdapter(reference)
+    if ref.vocab_size != adapter.vocab_size:
+        raise UsageError(f"reference: its output layer has {ref.vocab_size} entries, the model's {adapter.vocab_size}; KL needs the same vocabulary", param="reference")
+    if ref.device != adapter.device:
+        raise UsageError(f"reference: it is on {ref.device}, the model on {adapter.device}; put both on one device", param="reference")
+    return ref
+
+
+def _score_parts(scorer: ShardScorer, model, group: ProcessGroup, reference=None) -> list:
+    """Score this rank's shards in eval mode (the model's and the reference's modes restored after); every rank's parts.
 
     Raises:
         ScoringError: under a process group, any rank's failure (the same message on every rank).
     """
     sink = MemorySink()
     mine = my_shards(len(scorer.shards), group)
-    was_training = model.training
+    was_training, ref_training = model.training, reference is not None and reference.training
     model.eval()
+    if reference is not None:
+        reference.eval()
     try:
         if not group.active:
             score_shards(scorer, mine, sink, group.rank)  # alone, errors propagate as they are
@@ -154,6 +182,8 @@ def _score_parts(scorer: ShardScorer, model, group: ProcessGroup) -> list:
                 raise ScoringError(error)
     finally:
         model.train(was_training)
+        if reference is not None:
+            reference.train(ref_training)
     return [p for ps in group.gather(sink.parts) for p in ps]
 
 

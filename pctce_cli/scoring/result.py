@@ -23,7 +23,8 @@ from pctce_cli.scoring.partition import build_manifest, conflict_message, open_p
 from pctce_cli.scoring.loop import ScoredPart, StoreSink
 from pctce_cli.stats.row import summary_row
 from pctce_cli.stats.units import UNITS
-from pctce_cli.store.layout import TOKEN_COLUMNS, UNIT_COLUMNS
+from pctce_cli.stats.divergence import DIVERGENCE_PERCENTILES, divergence_row
+from pctce_cli.store.layout import DIVERGENCE_COLUMNS, TOKEN_COLUMNS, UNIT_COLUMNS
 from pctce_cli.stats.summaries import DEFAULT_PERCENTILES
 from pctce_cli.units import UNIT_TYPES
 
@@ -48,6 +49,8 @@ class ScoreResult:
             ``units``: whether byte spans and words were recorded, and why not).
         nbytes, word: Per target, its byte-span length and word index (docs/definitions.md#words-and-bytes;
             -1: in no word), or ``None`` when the tokenizer gives no offsets.
+        kl, dp, same_top1: Per target, the divergence from the reference model
+            (``score_model(reference=…)``; docs/definitions.md#divergence-from-a-reference-model), else ``None``.
     """
 
     doc: np.ndarray
@@ -61,13 +64,16 @@ class ScoreResult:
     parts: list[ScoredPart] = field(default_factory=list, repr=False)
     nbytes: np.ndarray | None = None
     word: np.ndarray | None = None
+    kl: np.ndarray | None = None
+    dp: np.ndarray | None = None
+    same_top1: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.ce))
 
-    def summary(self, percentiles: Sequence[float] = DEFAULT_PERCENTILES, ci: float | None = None,
+    def summary(self, percentiles: Sequence[float] | None = None, ci: float | None = None,
                 n_boot: int = 1000, seed: int = 0, ci_summaries: Sequence[str] | None = None,
-                unit: str = "token") -> dict:
+                unit: str = "token", value: str = "ce") -> dict:
         """The row ``pctce summary`` prints for this checkpoint.
 
         ``targets``, ``documents``, ``mean``, ``ppl``, one ``pXX`` per level,
@@ -81,10 +87,17 @@ class ScoreResult:
         that unit: ``n`` words or bytes, ``mean``, ``ppl``, percentiles, ``iqr``,
         ``z95``), plus ``targets``, ``documents`` and ``empty_span_targets``.
 
+        With ``value="kl"`` or ``"dp"`` (scores of ``score_model(reference=…)``): the row of
+        ``pctce summary --value kl|dp`` (:meth:`divergence_summary`). ``percentiles`` default:
+        50, 90, 95, 99 for CE; 50, 90, 95, 99, 99.9 for a divergence.
+
         Raises:
             UsageError: a word or byte unit for scores without byte spans (a
                 slow tokenizer: the message names it), or ``ci`` with them.
         """
+        if value != "ce":
+            return self.divergence_summary(value, percentiles, ci, n_boot, seed, unit)
+        percentiles = DEFAULT_PERCENTILES if percentiles is None else percentiles
         if unit not in UNITS:
             raise UsageError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}", param="unit")
         if UNIT_TYPES[unit].spans:
@@ -96,6 +109,32 @@ class ScoreResult:
         for key in _CI_BOOKKEEPING:
             row.pop(key, None)
         return row
+
+    def divergence_summary(self, value: str = "kl", percentiles: Sequence[float] | None = None, ci: float | None = None,
+                           n_boot: int = 1000, seed: int = 0, unit: str = "token") -> dict:
+        """The row ``pctce summary --value kl|dp`` prints: ``targets`` (or ``words``), ``documents``, ``mean``,
+        the percentiles, ``max`` and ``same_top1`` (tokens), with ``ci`` document-bootstrap bounds.
+
+        Raises:
+            UsageError: scores without a reference model, an unknown value, or a unit the value has no form in.
+        """
+        from pctce_cli.values import value_named
+
+        kind = value_named(value)
+        if self.kl is None:
+            raise UsageError(f"value {kind.column}: these scores were made without a reference model; pass reference to score_model", param=("value", "reference"))
+        if unit not in ("token", "word") or (unit == "word" and not kind.word_sum):
+            raise UsageError(f"value {kind.column} with unit {unit}: {kind.label} has no {unit} form; use unit token" + (" or word" if kind.word_sum else ""), param=("value", "unit", "unit"))
+        values, doc, same = getattr(self, kind.column), self.doc, self.same_top1
+        if unit == "word":  # a word's KL: the sum of its tokens' (docs/definitions.md#divergence-from-a-reference-model)
+            from pctce_cli.stats.units import word_ce
+
+            if self.word is None:
+                raise UsageError("unit 'word' needs byte spans and words, which were not recorded", param="unit")
+            values, doc = word_ce(values, doc, self.word)[:2]
+            same = None
+        row = divergence_row(values, doc, same, DIVERGENCE_PERCENTILES if percentiles is None else percentiles, ci, n_boot, seed)
+        return {("words" if unit == "word" else "targets"): row.pop("n"), "documents": int(len(self.docs)), **row}
 
     def _unit_summary(self, unit: str, percentiles: Sequence[float], ci: float | None) -> dict:
         from pctce_cli.stats import summarize
@@ -129,6 +168,7 @@ class ScoreResult:
             world_size=self.info["world_size"],
             wall_seconds=self.info["wall_seconds"],
             units=self.info.get("units"),
+            **({"reference": self.info["reference"]} if "reference" in self.info else {}),
             **{"source": "pctce_cli.api.score_model", **extra},  # a caller may name itself the source
         )
 
@@ -213,6 +253,9 @@ def assemble(parts: list[ScoredPart], identity: dict, info: dict) -> ScoreResult
     # byte spans and words when every part has them (a run records them for all its shards or none)
     if parts and all(getattr(p.scored, "nbytes", None) is not None for p in parts):
         columns.update({name: cat(name, np.dtype(dtype)) for name, dtype in UNIT_COLUMNS.items()})
+    # the divergence from a reference model when the parts were scored against one
+    if parts and all(getattr(p.scored, "kl", None) is not None for p in parts):
+        columns.update({name: cat(name, np.dtype(dtype)) for name, dtype in DIVERGENCE_COLUMNS.items()})
 
     tables = [pd.DataFrame({**p.scored.doc_table, **(p.extra or {})}) for p in parts]
     docs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(

@@ -46,6 +46,7 @@ from pctce_cli.scoring.loop import (
     score_shards,
 )
 from pctce_cli.scoring.reference import Reference
+from pctce_cli.scoring.startup import paused_gc
 from pctce_cli.scoring.partition import CLI_REMEDY, add_labels, build_manifest, conflict_message, engine_info, moved_note, open_partition
 from pctce_cli.scoring.partition import versions as _versions
 from pctce_cli.store import Manifest, StoreLock, finish_partition, partition_dir, weight_groups
@@ -116,9 +117,10 @@ def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = 
 
 def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessGroup) -> list[CheckpointResult]:
     """:func:`score_checkpoints` inside its process group."""
-    import torch
+    with paused_gc():  # torch and transformers: imported once, alive until the process ends
+        import torch
 
-    from pctce_cli.scoring import hf
+        from pctce_cli.scoring import hf
 
     specs = discover(paths, base_model=options.base_model)
     fingerprints = Fingerprints(specs)  # hashed in the background from now on, a checkpoint ahead

@@ -25,7 +25,10 @@ from pctce_cli.errors import UsageError
 from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 from pctce_cli.stats.summaries import summarize
 
-__all__ = ["bucket_index", "bucket_label", "bucket_summaries", "context_lengths", "document_context", "position_buckets"]
+# how a store scored before the per-document n_input and prefix_offset gets ctx for prompts and chats
+RESCORE = "re-score the checkpoint with 'pctce score … --force' to record each document's input tokens, which ctx needs"
+
+__all__ = ["bucket_index", "bucket_label", "bucket_summaries", "context_lengths", "document_context", "position_buckets", "recorded_context", "where_it_stops_falling"]
 
 
 def position_buckets(largest: int, edges: Sequence[int] | None = None, option: str = "position_edges") -> np.ndarray:
@@ -143,10 +146,44 @@ def document_context(index, n, max_length: int, stride: int) -> np.ndarray:
     return i - np.maximum(end - L, 0)
 
 
-def context_lengths(doc, pos, max_length: int, stride: int) -> np.ndarray:
-    """Each target's context length ``ctx`` from the stored ``doc`` and ``pos`` (sorted by document, then position).
+def recorded_context(pos, n_input, prefix_offset, max_length: int, stride: int, doc=None) -> np.ndarray:
+    """Each target's context length from its ``pos`` and its document's recorded geometry (one value per target).
 
-    A document's tokens are recovered from its rows when every input token after
+    Any document: a prompt, earlier chat turns and a prefix token are input the
+    model reads without scoring it. The target is input index ``pos +
+    prefix_offset`` of ``n_input`` tokens, and :func:`document_context` places
+    its window.
+
+    Args:
+        pos: The targets' positions.
+        n_input: Per target, its document's input tokens (the ``n_input`` column).
+        prefix_offset: Per target, 1 when its document has a prefix token, else 0 (``prefix_offset``).
+        max_length, stride: The partition's window settings.
+        doc: The targets' documents, to name one in an error (optional).
+
+    Raises:
+        UsageError: a target outside its document's input (the recorded counts do not fit the rows).
+
+    Example:
+        >>> recorded_context(np.arange(5, 9), 9, 0, 4, 2).tolist()  # a 5-token prompt, a 4-token completion
+        [3, 2, 3, 3]
+    """
+    p = np.asarray(pos, dtype=np.int64)
+    i = p + np.asarray(prefix_offset, dtype=np.int64)
+    n = np.broadcast_to(np.asarray(n_input, dtype=np.int64), i.shape)
+    bad = (i < 1) | (i >= n)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        which = "" if doc is None else f" of document {int(np.asarray(doc)[j])}"
+        raise UsageError(f"ctx: the target at position {int(p[j])}{which} lies outside its {int(n[j])} recorded input tokens: the document table does not fit the rows")
+    return document_context(i, n, max_length, stride)
+
+
+def context_lengths(doc, pos, max_length: int, stride: int) -> np.ndarray:
+    """Each target's context length ``ctx`` from the stored ``doc`` and ``pos`` alone (sorted by document, then position).
+
+    For stores written before each document's ``n_input`` and ``prefix_offset``
+    were recorded (:func:`recorded_context` reads them). A document's tokens are recovered from its rows when every input token after
     the first is a target (plain text: no prompt, no chat turns): its first
     target is at input index 1, so its positions start at 0 when a prefix
     token was prepended (``offset`` 1) and at 1 otherwise, and it has
@@ -196,7 +233,8 @@ def check_extents(ids, first, last, count) -> None:
         j = int(np.flatnonzero(bad)[0])
         raise UsageError(
             f"ctx: document {int(ids[j])} does not score every token after its first (targets at positions "
-            f"{int(first[j])}–{int(last[j])}, {int(count[j])} of them): the context length is recovered only for plain-text documents"
+            f"{int(first[j])}–{int(last[j])}, {int(count[j])} of them): the context length is recovered only for plain-text documents",
+            remedy=RESCORE,
         )
 
 
@@ -237,3 +275,29 @@ def range_text(dim: str, lo: int, hi: int | None) -> str:
     if hi is None:
         return f"{dim} ≥ {lo}"
     return f"{dim} < {hi}" if lo == 0 else f"{dim} in [{lo}, {hi})"
+
+
+def where_it_stops_falling(values, share: float = 0.1) -> tuple[int, int]:
+    """``(lowest, stop)`` of a curve over buckets (e.g. median CE by position): the index of its lowest value, and the
+    first index after which it falls by less than ``share`` of its whole fall (``values[0] − lowest value``) more.
+
+    ``stop <= lowest`` always; ``stop == 0`` when the curve never falls below its start; ``stop`` the last index when
+    it is still falling there.
+
+    Example:
+        >>> where_it_stops_falling([5.0, 4.0, 3.0, 2.05, 2.0, 2.1])  # after index 3 it falls 0.05 more, < 0.3
+        (4, 3)
+        >>> where_it_stops_falling([1.0, 2.0, 3.0]), where_it_stops_falling([3.0, 2.0, 1.0])
+        ((0, 0), (2, 2))
+    """
+    y = np.asarray(values, dtype=np.float64)
+    if not y.size:
+        raise ValueError("no values")
+    lowest = int(np.argmin(y))
+    fall = y[0] - y[lowest]
+    if not fall > 0:
+        return lowest, 0
+    later_min = np.minimum.accumulate(y[::-1])[::-1]  # later_min[k]: the lowest value from k on
+    ahead = np.r_[later_min[1:], np.inf]  # the lowest value after k
+    stop = int(np.flatnonzero(ahead >= y - share * fall)[0])
+    return lowest, stop

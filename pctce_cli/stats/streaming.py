@@ -259,14 +259,15 @@ class DocSums:
         return ids, self.nll[ids]
 
 
-def stream_word_ce(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+def stream_word_ce(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], with_doc: bool = False) -> Iterator:
     """Word CEs (docs/definitions.md#words-and-bytes) of ``(ce, doc, word)`` chunks sorted by (doc, pos), as each chunk completes them.
 
     A word's targets are adjacent but may straddle chunks: the last word of a
     chunk is held back until the next chunk (or the end), and its sum is taken
     over all its targets at once, so every value is bit for bit
     :func:`pctce_cli.stats.units.word_ce`'s in memory (float64 sums, in the same order).
-    Memory holds one chunk and the targets of one word.
+    Memory holds one chunk and the targets of one word. With ``with_doc`` each
+    item is ``(word CEs, their documents)`` (per-subset summaries).
 
     Raises:
         UsageError: targets not sorted by (doc, word), also across chunks.
@@ -288,10 +289,11 @@ def stream_word_ce(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
         if values.size:
             last = (d == word_doc[-1]) & (w == word_index[-1])  # the tail: targets are sorted (checked above)
             held = (c[last], d[last], w[last])
-            values = values[:-1]
-        yield values
+            values, word_doc = values[:-1], word_doc[:-1]
+        yield (values, word_doc) if with_doc else values
     if held[0].size:
-        yield word_ce(*held)[0]
+        last = word_ce(*held)
+        yield (last[0], last[1]) if with_doc else last[0]
 
 def streaming_summarize(
     chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray | None]]],

@@ -170,7 +170,8 @@ class StreamingBootstrap:
                 lo, hi = (np.repeat(self.window[run_code, j, e], lengths) for e in (0, 1))
             add_by_run(self.below[j], starts, ids, (bucket < lo).astype(np.int32))
             keep |= (bucket >= lo) & (bucket < hi)
-        self._kept.append((np.asarray(ce, np.float32)[keep], doc[keep].astype(self._doc_dtype)))
+        ce = np.asarray(ce, dtype=np.float64 if np.asarray(ce).dtype == np.float64 else np.float32)  # word sums stay float64
+        self._kept.append((ce[keep], doc[keep].astype(self._doc_dtype)))
 
     def start_probe(self, counts: Sequence[np.ndarray]) -> bool:
         """After :meth:`plan` at ``widen`` 1: set up a probe pass that narrows the windows (:meth:`probe`, :meth:`refine`).
@@ -341,7 +342,7 @@ def _check_cap(kept: int) -> None:
 def _window_prep(ce: np.ndarray, docnum: np.ndarray, n_docs: int, k1: int) -> _Prepared:
     """The fast method's sorted targets and per-document coarse counts, of one window's targets."""
     n = ce.size
-    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float32), docnum, n_docs)
+    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float64 if ce.dtype == np.float64 else np.float32), docnum, n_docs)  # word sums stay float64
     k1 = int(max(1, min(256, n, k1)))
     block = max(1, -(-n // k1))
     k1 = max(1, -(-n // block))

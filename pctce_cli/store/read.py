@@ -215,11 +215,12 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
     )
 
 
-def check_divergence(paths: list[Path], rows: list[int], root, arrays: Mapping, records=None) -> None:
+def check_divergence(paths: list[Path], rows: list[int], root, arrays: Mapping, records=None, first_row: int = 0) -> None:
     """Divergence columns must hold what the scorer writes: kl finite and ≥ 0, dp in [-1, 1], same_top1 0 or 1; kl adds up to each record's ``kl_sum``.
 
     ``arrays`` maps some of ``kl``, ``dp``, ``same_top1`` to the shards' rows
-    concatenated (``paths``, ``rows`` name the shards, as in :func:`check_values`).
+    concatenated (``paths``, ``rows`` name the shards, as in :func:`check_values`; ``first_row``: the
+    row of the first value within its shard, for a batch of a streamed shard).
     """
     tests = {
         "kl": (lambda x: np.isfinite(x) & (x >= 0), "a finite value >= 0"),
@@ -231,7 +232,7 @@ def check_divergence(paths: list[Path], rows: list[int], root, arrays: Mapping, 
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             k = int(np.searchsorted(np.cumsum(rows), i, side="right"))
-            raise damaged(root, f"{paths[k]}: row {i - sum(rows[:k])}: {name} = {x[i].item()!r}, expected {tests[name][1]}")
+            raise damaged(root, f"{paths[k]}: row {first_row + i - sum(rows[:k])}: {name} = {x[i].item()!r}, expected {tests[name][1]}")
     if "kl" in arrays and records is not None:
         for path, rec, kl_k in zip(paths, records, np.split(arrays["kl"], np.cumsum(rows)[:-1])):
             want = rec.get("kl_sum")

@@ -113,8 +113,10 @@ def load_units(root: str | Path, checkpoint_id: str, unit: str = "word") -> Unit
     return UnitScores(checkpoint_id, col("doc", np.int64), ce, nbytes, word, load_docs(root, checkpoint_id), manifest)
 
 
-def iter_unit_batches(root: str | Path, checkpoint_id: str, unit: str, columns=("doc", "ce", "nbytes", "word"), batch_rows: int = 1 << 20, verify: bool = True):
+def iter_unit_batches(root: str | Path, checkpoint_id: str, unit: str, columns=("doc", "ce", "nbytes", "word"), batch_rows: int = 1 << 20, verify: bool = True, check_more=None):
     """Stream one checkpoint's unit columns a batch at a time (:func:`~pctce_cli.store.read.iter_token_batches`), verified as :func:`load_units` does.
+
+    ``check_more(path, arrays, first_row)``, when given, checks each batch's other columns too.
 
     Raises:
         UsageError: the partition holds no byte spans (:func:`require_units`), at once.
@@ -130,6 +132,8 @@ def iter_unit_batches(root: str | Path, checkpoint_id: str, unit: str, columns=(
             if arr is not None and arr.size and arr.min() < low:
                 i = int(np.flatnonzero(arr < low)[0])
                 raise damaged(root, f"{path}: row {first_row + i}: {name} = {int(arr[i])}, expected >= {low}")
+        if check_more is not None:  # the caller's checks of its other columns (the divergence's)
+            check_more(path, arrays, first_row)
 
     return iter_token_batches(root, checkpoint_id, columns, batch_rows, verify, check=check)
 

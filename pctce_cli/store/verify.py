@@ -67,7 +67,33 @@ def verify_partition(root: str | Path, checkpoint_id: str) -> None:
     from pctce_cli.store.read import load_scores
 
     divergence = tuple(DIVERGENCE_COLUMNS) if read_manifest(root, checkpoint_id).reference else ()  # scored with --reference
-    load_scores(root, checkpoint_id, columns=(*TOKEN_COLUMNS, *divergence))
+    s = load_scores(root, checkpoint_id, columns=(*TOKEN_COLUMNS, *divergence))
+    check_geometry(root, checkpoint_id, s.doc, s.pos, s.docs)
+
+
+def check_geometry(root, checkpoint_id: str, doc, pos, docs) -> None:
+    """Every target must lie inside its document's recorded input (``1 <= pos + prefix_offset < n_input``), where
+    the document table records them (docs/definitions.md#position-in-the-context; older stores do not: nothing to check).
+
+    Raises:
+        StoreError: naming the document tables and the first document that does not fit its rows.
+    """
+    import numpy as np
+
+    from pctce_cli.store.layout import damaged, partition_dir
+
+    if docs is None or not {"n_input", "prefix_offset"} <= set(docs.columns) or docs[["n_input", "prefix_offset"]].isna().any().any() or not len(doc):
+        return
+    ids = np.asarray(docs["doc"], dtype=np.int64)
+    n_input = np.full(int(max(ids.max(), np.max(doc))) + 1, -1, np.int64)
+    offset = np.zeros_like(n_input)
+    n_input[ids] = docs["n_input"].to_numpy(np.int64)
+    offset[ids] = docs["prefix_offset"].to_numpy(np.int64)
+    i = np.asarray(pos, np.int64) + offset[doc]
+    bad = (i < 1) | (i >= n_input[doc])
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise damaged(root, f"{partition_dir(root, checkpoint_id) / '_docs'}: document {int(doc[j])} records {int(n_input[doc[j]])} input tokens, but has a target at position {int(pos[j])}")
 
 
 def identical_in_store(root: str | Path, ids) -> list[str]:
