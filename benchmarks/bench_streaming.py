@@ -10,7 +10,9 @@ One run of this script, for each size given (targets in one checkpoint):
 1. times the core of ``pctce summary DIR --by domain`` and of
    ``pctce summary DIR --ci 0.95 --bootstrap N`` streamed
    (``analysis.summary_stream.streamed_subset_rows``, a fresh process each,
-   imports counted), with peak RSS from ``/usr/bin/time``;
+   imports counted), with peak RSS from ``/usr/bin/time`` (its ``%M``, the
+   "Maximum resident set size" of ``time -v``) and the targets the bootstrap's
+   windows keep (the bound's, and after the probe pass);
 2. with ``--check``, on the smallest size, runs ``--by``, ``--by --ci`` and
    ``--ci`` in memory (``analysis.summary.checkpoint_rows``) and streamed, and
    reports the largest difference of every number.
@@ -92,6 +94,14 @@ def build(root: Path, n_targets: int, seed: int = 0) -> float:
 
 CORE = """
 import json, sys
+import pctce_cli.stats.streaming_bootstrap as sb
+kept = {}
+for name in ("plan", "refine"):
+    def wrap(self, *a, _f=getattr(sb.StreamingBootstrap, name), _n=name, **k):
+        r = _f(self, *a, **k)
+        kept.setdefault(_n, r)  # the first (widen 1) of each
+        return r
+    setattr(sb.StreamingBootstrap, name, wrap)
 from pctce_cli.analysis.subsets import resolve_subsets
 from pctce_cli.analysis.summary import checkpoint_rows, columns_for
 from pctce_cli.analysis.summary_stream import streamed_subset_rows
@@ -104,7 +114,7 @@ if spec["streamed"]:
     rows, notes = streamed_subset_rows(cks[0], [50, 90, 95, 99], sub, columns_for(None, spec["ci"]), ci=spec["ci"], **kw)
 else:
     rows, notes = checkpoint_rows(cks[0], [50, 90, 95, 99], subsets=sub, ci=spec["ci"], **kw)
-print(json.dumps({"rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}))
+print(json.dumps({"rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], "kept": kept}))
 """
 
 
@@ -112,8 +122,8 @@ def run(root: Path, by: bool, ci: float | None, n_boot: int, streamed: bool = Tr
     """The core of ``pctce summary ROOT [--by domain] [--ci CI]`` in a fresh process, timed (streamed or in memory).
 
     The core is called directly (``summary_stream.streamed_subset_rows``, or
-    ``summary.checkpoint_rows`` in memory): until ``analysis/summary.py`` calls
-    the streamed module, the CLI refuses these options above PCTCE_STREAM_ABOVE.
+    ``summary.checkpoint_rows`` in memory), as ``pctce summary`` calls it above
+    PCTCE_STREAM_ABOVE, without the CLI's rendering.
     """
     spec = {"root": str(root), "by": "domain" if by else None, "ci": ci, "n_boot": n_boot, "streamed": streamed}
     r = ba.timed([sys.executable, "-c", CORE, json.dumps(spec)])
@@ -155,7 +165,9 @@ def main(argv=None) -> int:
         by = run(root, True, None, args.bootstrap)
         ci = run(root, False, 0.95, args.bootstrap)
         size_gib = ba.dir_size(root) / 2**30
-        lines.append(f"| {n:,} | {size_gib:.1f} | {gen:.0f} | {by['wall']:.0f} | {by['rss_mib']:,.0f} | {ci['wall']:.0f} | {ci['rss_mib']:,.0f} |")
+        k = ci["out"].get("kept", {})
+        lines.append(f"| {n:,} | {size_gib:.1f} | {gen:.0f} | {by['wall']:.0f} | {by['rss_mib']:,.0f} | {ci['wall']:.0f} | {ci['rss_mib']:,.0f} "
+                     f"| {k.get('plan', 0):,} | {k.get('refine', 0):,} | {by['load1']:.1f}, {ci['load1']:.1f} |")
         ba.log(lines[-1])
         if args.check and check is None:
             diffs = []
@@ -170,8 +182,8 @@ def main(argv=None) -> int:
         f"One checkpoint, documents of ~{DOC_TARGETS:,} targets, {N_SUBSETS} `domain` subsets, shards of {SHARD_TARGETS:,} targets; "
         f"`--ci` with {args.bootstrap} resamples (mean, p50, p90, p95, p99). Wall seconds and peak RSS (MiB) of the whole process "
         "(Python, imports, the core's call; no rendering).", "",
-        "| targets | store (GiB) | build (s) | `--by domain` (s) | RSS (MiB) | `--ci` (s) | RSS (MiB) |",
-        "|---|---|---|---|---|---|---|",
+        "| targets | store (GiB) | build (s) | `--by domain` (s) | RSS (MiB) | `--ci` (s) | RSS (MiB) | bound's window (targets) | kept after the probe | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *lines, "",
     ]  # fmt: skip
     if check is not None:

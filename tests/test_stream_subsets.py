@@ -68,8 +68,8 @@ def test_codes_by_document_and_lookup():
     assert lookup_codes(table, np.array([3, 0, 9, 4])).tolist() == [0, 1, -1, -1]
 
 
-def streamed_replicates(ce, doc, labels, names, n_boot, seed, size, rank=None):
-    """The streamed bootstrap of each label's documents, fed in chunks of ``size`` targets."""
+def pass_one(ce, doc, labels, names, n_boot, seed, size, rank=None):
+    """Pass 1 of each label's histogram and of the streamed bootstrap, in chunks of ``size`` targets: ``(summaries, bootstrap, n_sub)``."""
     n_sub = int(labels.max()) + 1
     s = SubsetSummaries(n_sub, [50])
     b = StreamingBootstrap(labels, names, n_boot=n_boot, ci=0.9, seed=seed)
@@ -77,6 +77,12 @@ def streamed_replicates(ce, doc, labels, names, n_boot, seed, size, rank=None):
     for c in chunks(ce.size, size):
         s.update(code[c], ce[c], None if rank is None else rank[c])
         b.update(doc[c], ce[c], None if rank is None else rank[c])
+    return s, b, n_sub
+
+
+def streamed_replicates(ce, doc, labels, names, n_boot, seed, size, rank=None):
+    """The streamed bootstrap of each label's documents, fed in chunks of ``size`` targets."""
+    s, b, n_sub = pass_one(ce, doc, labels, names, n_boot, seed, size, rank)
     for widen in (1.0, 4.0, 16.0):
         b.plan([p.counts for p in s.parts], widen)
         for c in chunks(ce.size, size):

@@ -145,14 +145,34 @@ def _pass_two(ck, codes: np.ndarray, summaries, boot) -> list[dict] | None:
     from pctce_cli.store import iter_token_batches
 
     counts = [p.counts for p in summaries.parts]
-    for attempt, widen in enumerate(WIDEN):
+
+    def batches():
+        return iter_token_batches(ck.root, ck.partition, ("doc", "ce"), verify=False)  # verified by pass 1
+
+    collected = False
+    if boot is not None:
+        boot.plan(counts, check=False)  # the bound's windows: where the probe looks
+    if boot is not None and boot.start_probe(counts):
+        for batch in batches():  # the probe: narrower windows than the bound's (stats.streaming_bootstrap)
+            summaries.collect(lookup_codes(codes, batch["doc"]), batch["ce"])
+            boot.probe(batch["doc"], batch["ce"])
+        collected = True
+        boot.refine()
+        for batch in batches():
+            boot.collect(batch["doc"], batch["ce"])
+        try:
+            return boot.compute(len(summaries.parts))
+        except WindowMissed:
+            pass  # the bound's windows, widened in turn
+    for widen in WIDEN:
         if boot is not None:
             boot.plan(counts, widen)
-        for batch in iter_token_batches(ck.root, ck.partition, ("doc", "ce"), verify=False):  # verified by pass 1
-            if attempt == 0:
+        for batch in batches():
+            if not collected:
                 summaries.collect(lookup_codes(codes, batch["doc"]), batch["ce"])
             if boot is not None:
                 boot.collect(batch["doc"], batch["ce"])
+        collected = True
         if boot is None:
             return None
         try:

@@ -15,6 +15,15 @@ statistics near the full data's percentile. This module keeps only those.
   targets); with ``w_d`` of variance ~1 its standard deviation is at most about
   ``sqrt(q (1 − q) Σ_d n_d²)`` when the documents' fractions below v average
   q. The window is :data:`Z` of those each side.
+* the probe pass (:meth:`~StreamingBootstrap.start_probe`,
+  :meth:`~StreamingBootstrap.probe`, :meth:`~StreamingBootstrap.refine`):
+  documents mix low and high CE, so the actual standard deviation
+  ``sqrt(Σ_d (c_d(v) − q n_d)²)`` is several times below that bound (4–12× on
+  the benchmark's data); the probe counts ``c_d`` at the percentile's bucket
+  and a histogram 2**:data:`FINE` times finer inside each bound's window, and
+  :meth:`refine` narrows every window to :data:`Z` measured standard
+  deviations at the finer resolution (about 5× fewer targets kept). It costs
+  one more pass over the shards.
 * pass 2 (:meth:`~StreamingBootstrap.collect`): per document and level, its
   targets below the window; and every target inside a window, with its document.
 * :meth:`~StreamingBootstrap.compute`: the replicates are drawn as
@@ -23,14 +32,16 @@ statistics near the full data's percentile. This module keeps only those.
   :func:`~._resample._order_stats` at its rank less the replicate's count below
   the window. Every replicate is checked to fall inside its window; when one
   does not, :class:`WindowMissed` asks the caller for pass 2 again with wider
-  windows (:meth:`plan` with a larger ``widen``), so the result is never wrong.
+  windows (the bound's, :meth:`plan` with a larger ``widen``), so the result
+  is never wrong, only later.
 
 So the replicates and intervals equal :func:`~.bootstrap.bootstrap_ci`'s
 (percentiles exactly; means and top-1 to float64 round-off: documents' sums
-are added in stored order, not sorted order). Memory: 8 bytes × 3 + 8 × levels
-per document id, plus 12 bytes per target in a window; :data:`WINDOW_CAP`
-bounds the windows (about 0.5 GB), beyond which the bootstrap is refused with
-the reason rather than run out of memory.
+are added in stored order, not sorted order). Memory: 8 bytes × 4 + 12 × levels
+per document id, plus 8 bytes per target in a window (float32 CE, int32
+document) and about as much again while the replicates are computed;
+:data:`WINDOW_CAP` bounds the windows, beyond which the bootstrap is refused
+with the reason rather than run out of memory.
 """
 
 from __future__ import annotations
@@ -49,9 +60,11 @@ from pctce_cli.stats.streaming_subsets import lookup_codes
 from pctce_cli.stats.summaries import finish_summary, parse_summary_names
 
 Z = 6.0  # window half-width in standard deviations of a replicate's rank shift
-WINDOW_CAP = 40_000_000  # targets kept in windows, all subsets and levels (12 bytes each)
+WINDOW_CAP = 40_000_000  # targets kept in windows, all subsets and levels (8 bytes each, ~16 while computing)
 COARSE_CELLS = 16_000_000  # documents × coarse blocks of all levels' window indexes together
 CHUNK_CELLS = 4_000_000  # replicates drawn at once × documents
+FINE = 8  # the probe's histograms split each bucket of the windows into up to 2**FINE (bits + FINE bits of the float32)
+PROBE_CELLS = 4_000_000  # counters of all the probe's histograms together; beyond, no probe (the bound's windows)
 
 
 class WindowMissed(Exception):
@@ -98,8 +111,10 @@ class StreamingBootstrap:
         self.sum = np.zeros(n_ids)
         self.top1 = np.zeros(n_ids, np.int64)
         self.has_rank = True
-        self.below = np.zeros((n_ids, len(self.levels)), np.int64)
+        self.below = np.zeros((len(self.levels), n_ids), np.int32)  # per level, per document: targets below the window
+        self.wbits = bits  # the windows' resolution in bits of the float32 (bits, or bits + FINE after a probe)
         self._kept: list[tuple[np.ndarray, np.ndarray]] = []
+        self._probe: dict | None = None
 
     def update(self, doc: np.ndarray, ce: np.ndarray, rank: np.ndarray | None = None) -> None:
         """Pass 1: a chunk of targets (sorted by document, as stored) with their CE and, for top-1, ranks."""
@@ -111,7 +126,7 @@ class StreamingBootstrap:
         else:
             add_by_run(self.top1, starts, ids, (np.asarray(rank) == 0).astype(np.int64))
 
-    def plan(self, counts: Sequence[np.ndarray], widen: float = 1.0) -> int:
+    def plan(self, counts: Sequence[np.ndarray], widen: float = 1.0, check: bool = True) -> int:
         """Between the passes: each subset's and level's window of buckets, from its histogram ``counts[code]``.
 
         Returns:
@@ -120,7 +135,7 @@ class StreamingBootstrap:
         Raises:
             UsageError: the windows would keep more than :data:`WINDOW_CAP` targets.
         """
-        self._kept, self.below[:] = [], 0
+        self._kept, self.below[:], self.wbits, self._probe = [], 0, self.bits, None
         k = len(counts)
         s2 = np.bincount(self.codes[self.codes >= 0], weights=self.n[self.codes >= 0].astype(np.float64) ** 2, minlength=k)
         self.window = np.zeros((k, len(self.levels), 2), np.int64)  # [first bucket, last bucket + 1)
@@ -136,29 +151,119 @@ class StreamingBootstrap:
                 hi = np.searchsorted(ends, min(max(n - 1, 0), math.ceil(at) + margin), side="right")
                 self.window[p, j] = lo, hi + 1
                 kept += int(ends[min(hi, ends.size - 1)] - (ends[lo] - hist[lo])) if n else 0
-        if kept > WINDOW_CAP:
-            raise UsageError(
-                f"the bounded-memory bootstrap would keep {kept:,} targets (more than {WINDOW_CAP:,}): the documents are few "
-                "and long, so replicates move the percentiles far; summarize without intervals, or in memory"
-            )
-        self._wanted = np.zeros((k, 1 << self.bits), bool)
-        for p in range(k):
-            for a, b in self.window[p].tolist():
-                self._wanted[p, a:b] = True
+        if check:  # (not before a probe: it narrows the windows, then checks)
+            _check_cap(kept)
+        self._counts = [np.asarray(c) for c in counts]
         return kept
 
     def collect(self, doc: np.ndarray, ce: np.ndarray) -> None:
         """Pass 2: per document its targets below each window, and the targets inside a window."""
+        doc, ce, code = self._in_subsets(doc, ce)
+        bucket = bucket_of(ce, self.wbits)
+        starts, ids = doc_runs(doc)
+        keep = np.zeros(ce.size, bool)
+        lengths, run_code = np.diff(np.r_[starts, ce.size]), code[starts]  # a document's targets share its subset
+        for j in range(len(self.levels)):  # one level at a time: a chunk × levels table would be the peak
+            if self.window.shape[0] == 1:
+                lo, hi = self.window[0, j]
+            else:
+                lo, hi = (np.repeat(self.window[run_code, j, e], lengths) for e in (0, 1))
+            add_by_run(self.below[j], starts, ids, (bucket < lo).astype(np.int32))
+            keep |= (bucket >= lo) & (bucket < hi)
+        ce = np.asarray(ce, dtype=np.float64 if np.asarray(ce).dtype == np.float64 else np.float32)  # word sums stay float64
+        self._kept.append((ce[keep], doc[keep].astype(self._doc_dtype)))
+
+    def start_probe(self, counts: Sequence[np.ndarray]) -> bool:
+        """After :meth:`plan` at ``widen`` 1: set up a probe pass that narrows the windows (:meth:`probe`, :meth:`refine`).
+
+        The bound of the module docstring assumes every document's targets lie
+        all below or all above a percentile; real documents mix, and the rank
+        shift's actual standard deviation ``sqrt(Σ_d (c_d(v) − q n_d)²)`` is
+        several times smaller (4–12× on the benchmark's data). The probe
+        measures it, and a finer histogram inside each window, so that the
+        collected windows are a fraction of the bound's.
+
+        Returns:
+            False when the probe's histograms would exceed :data:`PROBE_CELLS`
+            counters even at the buckets' own resolution; keep the bound's windows.
+        """
+        widths = self.window[..., 1] - self.window[..., 0]  # (k, L) buckets
+        fine = next((f for f in range(FINE, -1, -1) if int(widths.sum()) << f <= PROBE_CELLS), None)
+        if not self.levels or fine is None:
+            return False
+        widths = widths << fine  # as fine as the counters allow (wide windows: few documents, small data)
+        center = np.zeros(widths.shape, np.int64)
+        for p, hist in enumerate(self._counts):
+            ends = np.cumsum(hist)
+            n = int(ends[-1]) if ends.size else 0
+            for j, q in enumerate(self.levels):
+                center[p, j] = np.searchsorted(ends, math.floor(q / 100.0 * max(n - 1, 0)), side="right") if n else 0
+        off = np.r_[0, np.cumsum(widths.ravel())[:-1]].reshape(widths.shape)
+        self._probe = {"fine": fine, "off": off, "hist": np.zeros(int(widths.sum()), np.int64), "center": center,
+                       "c": np.zeros((len(self.levels), self.codes.size, 2), np.int32), "table": _probe_table(self.window, center, self.bits)}  # fmt: skip
+        return True
+
+    def probe(self, doc: np.ndarray, ce: np.ndarray) -> None:
+        """The probe pass: per window a histogram of ``bits + fine`` bits; per document its targets below and up to the percentile's bucket."""
+        doc, ce, code = self._in_subsets(doc, ce)
+        pr = self._probe
+        fine = bucket_of(ce, self.bits + pr["fine"])
+        flat = code * (1 << self.bits) + (fine >> pr["fine"])  # (subset, bucket): one gather per level below
+        starts, ids = doc_runs(doc)
+        below = np.empty((ce.size, 2), np.int32)
+        for j in range(len(self.levels)):
+            t = pr["table"][j][flat]
+            sel = t >= 4
+            cs = code[sel]
+            key = pr["off"][cs, j] + fine[sel] - (self.window[cs, j, 0] << pr["fine"])
+            pr["hist"] += np.bincount(key, minlength=pr["hist"].size)
+            np.bitwise_and(t, 1, out=below[:, 0], casting="unsafe")
+            np.bitwise_and(t >> 1, 1, out=below[:, 1], casting="unsafe")
+            add_by_run(pr["c"][j], starts, ids, below)
+
+    def refine(self, widen: float = 1.0) -> int:
+        """After the probe pass: windows of ``bits + fine`` bits, :data:`Z` × ``widen`` measured standard deviations each side.
+
+        Returns:
+            Targets the windows will keep (collect them with :meth:`collect`).
+        """
+        pr, k = self._probe, len(self._counts)
+        e = pr["fine"]
+        valid = (self.codes >= 0) & (self.n > 0)
+        cd, nd = self.codes[valid], self.n[valid].astype(np.float64)
+        n_part = np.maximum(np.bincount(cd, weights=nd, minlength=k), 1.0)
+        new, kept = np.zeros_like(self.window), 0
+        for j, q in enumerate(self.levels):
+            sd = np.zeros(k)
+            for col in (0, 1):  # below the percentile's bucket, and up to its end: the larger spread
+                c = pr["c"][j, :, col][valid].astype(np.float64)
+                dev = c - (np.bincount(cd, weights=c, minlength=k) / n_part)[cd] * nd
+                sd = np.maximum(sd, np.sqrt(np.bincount(cd, weights=dev * dev, minlength=k)))
+            for p, hist in enumerate(self._counts):
+                a, b = (int(x) for x in self.window[p, j])
+                h = pr["hist"][pr["off"][p, j] : pr["off"][p, j] + ((b - a) << e)]
+                n = int(hist.sum())
+                ends = int(hist[:a].sum()) + np.cumsum(h)
+                margin = math.ceil(Z * widen * sd[p]) + 2
+                at = q / 100.0 * max(n - 1, 0)
+                lo = min(int(np.searchsorted(ends, max(0, math.floor(at) - margin), side="right")), h.size - 1)
+                hi = min(int(np.searchsorted(ends, min(max(n - 1, 0), math.ceil(at) + margin), side="right")), h.size - 1)
+                new[p, j] = (a << e) + lo, (a << e) + hi + 1
+                kept += int(ends[hi] - (ends[lo] - h[lo])) if n else 0
+        _check_cap(kept)
+        self.window, self.wbits, self._probe, self._kept, self.below[:] = new, self.bits + e, None, [], 0
+        return kept
+
+    def _in_subsets(self, doc: np.ndarray, ce: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A chunk's targets whose document is in a subset: ``(doc, ce, subset code)``."""
         doc = np.asarray(doc, dtype=np.int64)
         code = lookup_codes(self.codes, doc)
         inside = code >= 0
-        doc, ce, code = doc[inside], np.asarray(ce)[inside], code[inside]
-        bucket = bucket_of(ce, self.bits)
-        below = (bucket[:, None] < self.window[code, :, 0]).astype(np.int64)  # (n, levels)
-        starts, ids = doc_runs(doc)
-        add_by_run(self.below, starts, ids, below)
-        keep = self._wanted[code, bucket]
-        self._kept.append((ce[keep], doc[keep]))
+        return doc[inside], np.asarray(ce)[inside], code[inside]
+
+    @property
+    def _doc_dtype(self):
+        return np.int32 if self.codes.size < 2**31 else np.int64
 
     def compute(self, n_subsets: int) -> list[dict[str, np.ndarray]]:
         """Each subset's replicate values, ``{summary: (n_boot,) float64}``.
@@ -167,7 +272,8 @@ class StreamingBootstrap:
             WindowMissed: a replicate fell outside a window (widen and collect again).
         """
         ce = np.concatenate([k[0] for k in self._kept]) if self._kept else np.zeros(0, np.float32)
-        doc = np.concatenate([k[1] for k in self._kept]) if self._kept else np.zeros(0, np.int64)
+        doc = np.concatenate([k[1] for k in self._kept]) if self._kept else np.zeros(0, self._doc_dtype)
+        self._kept = [(ce, doc)]  # one copy, not chunks and their concatenation
         code = lookup_codes(self.codes, doc)
         return [self._replicates(p, ce[code == p], doc[code == p]) for p in range(n_subsets)]
 
@@ -182,14 +288,14 @@ class StreamingBootstrap:
             raise UsageError("ce is empty: there are no documents to resample")
         n_docs = ids.size
         n_d = self.n[ids].astype(np.float64)
-        docnum = np.searchsorted(ids, doc)
-        bucket = bucket_of(ce, self.bits)
+        docnum = np.searchsorted(ids, doc).astype(self._doc_dtype)
+        bucket = bucket_of(ce, self.wbits)
         preps, below, inside = [], [], []
         for j in range(len(self.levels)):
             a, b = self.window[p, j]
             sel = (bucket >= a) & (bucket < b)
             preps.append(_window_prep(ce[sel], docnum[sel], n_docs, max(1, COARSE_CELLS // (n_docs * max(1, len(self.levels))))))
-            below.append(self.below[ids, j].astype(np.float64))
+            below.append(self.below[j, ids].astype(np.float64))
             inside.append(np.bincount(docnum[sel], minlength=n_docs).astype(np.float64))
         rng = np.random.default_rng(self.seed)
         size = max(1, min(self.n_boot, CHUNK_CELLS // n_docs))
@@ -213,14 +319,34 @@ class StreamingBootstrap:
         return {s.name: np.concatenate([piece[s.name] for piece in pieces]) for s in self.parsed}
 
 
+def _probe_table(window: np.ndarray, center: np.ndarray, bits: int) -> np.ndarray:
+    """Per level, per (subset, bucket): bit 0 below the percentile's bucket, bit 1 up to it, bit 2 inside the window."""
+    k, n_levels = center.shape
+    bucket = np.arange(1 << bits)
+    table = np.zeros((n_levels, k, 1 << bits), np.uint8)
+    for p in range(k):
+        for j in range(n_levels):
+            a, b = window[p, j]
+            table[j, p] = (bucket < center[p, j]) | ((bucket <= center[p, j]) << 1) | (((bucket >= a) & (bucket < b)) << 2)
+    return table.reshape(n_levels, -1)
+
+
+def _check_cap(kept: int) -> None:
+    if kept > WINDOW_CAP:
+        raise UsageError(
+            f"the bounded-memory bootstrap would keep {kept:,} targets (more than {WINDOW_CAP:,}): the documents are few "
+            "and long, so replicates move the percentiles far; summarize without intervals, or in memory"
+        )
+
+
 def _window_prep(ce: np.ndarray, docnum: np.ndarray, n_docs: int, k1: int) -> _Prepared:
     """The fast method's sorted targets and per-document coarse counts, of one window's targets."""
     n = ce.size
-    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float64 if ce.dtype == np.float64 else np.float32), docnum.astype(np.int64), n_docs)  # word sums stay float64
+    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float64 if ce.dtype == np.float64 else np.float32), docnum, n_docs)  # word sums stay float64
     k1 = int(max(1, min(256, n, k1)))
     block = max(1, -(-n // k1))
     k1 = max(1, -(-n // block))
-    cells = sorted_doc * k1 + np.arange(n, dtype=np.int64) // block
+    cells = sorted_doc.astype(np.int64) * k1 + np.arange(n, dtype=np.int64) // block
     coarse = np.bincount(cells, minlength=n_docs * k1).reshape(n_docs, k1)
     coarse = coarse.astype(np.float32 if coarse.max(initial=0) < 2**24 else np.float64)
     return _Prepared(sorted_ce, sorted_doc, None, np.zeros(0), None, coarse, block)

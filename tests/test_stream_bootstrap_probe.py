@@ -1,0 +1,163 @@
+"""The streamed bootstrap's probe pass (stats/streaming_bootstrap.py): narrower windows, the same replicates.
+
+Against the in-memory :func:`~pctce_cli.stats.bootstrap.bootstrap_ci` (same seed):
+percentiles bit for bit, means to round-off; hypothesis over document lengths,
+ties, subsets and chunking. A probe that narrows too far is detected (never a
+wrong number) and the streamed rows fall back to the bound's windows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pctce_cli.stats.streaming_bootstrap as sb
+from pctce_cli.stats.bootstrap import bootstrap_ci
+from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap, WindowMissed
+from pctce_cli.stats.streaming_subsets import SubsetSummaries
+
+from .test_stream_subsets import chunks, pass_one
+
+NAMES = ["mean", "p50", "p90", "p99", "iqr", "top1"]
+
+
+def probed(ce, doc, labels, names, n_boot, seed, size, rank=None, widen=1.0):
+    """Pass 1, the probe, the refined windows' collection; ``(bootstrap, kept by the bound, kept after the probe, replicates)``."""
+    s, b, n_sub = pass_one(ce, doc, labels, names, n_boot, seed, size, rank)
+    counts = [p.counts for p in s.parts]
+    bound = b.plan(counts, check=False)
+    assert b.start_probe(counts)
+    for c in chunks(ce.size, size):
+        b.probe(doc[c], ce[c])
+    kept = b.refine(widen)
+    for c in chunks(ce.size, size):
+        b.collect(doc[c], ce[c])
+    return b, bound, kept, b.compute(n_sub)
+
+
+def clustered(seed: int, n_docs: int, mean_len: int, tied: bool = False, n_labels: int = 1):
+    rng = np.random.default_rng(seed)
+    counts = 1 + rng.poisson(mean_len * rng.lognormal(0, 0.8, n_docs))
+    doc = np.repeat(np.arange(n_docs), counts)
+    ce = rng.lognormal(0, 1, doc.size) * rng.lognormal(0, 0.3, n_docs)[doc]
+    ce = (np.round(ce, 1) if tied else ce).astype(np.float32)
+    return doc, ce, rng.integers(0, 4, doc.size), rng.integers(0, n_labels, n_docs)
+
+
+def assert_equal_to_memory(reps, ce, doc, labels, rank, names, n_boot, seed):
+    for p in range(int(labels.max()) + 1):
+        m = labels[doc] == p
+        ref = bootstrap_ci(ce[m], doc[m], names, n_boot=n_boot, ci=0.9, seed=seed, method="fast", rank=rank[m])
+        for name in names:
+            if name.startswith("p") or name == "iqr":
+                assert np.array_equal(reps[p][name], ref.replicates[name]), (p, name)
+            else:
+                np.testing.assert_allclose(reps[p][name], ref.replicates[name], rtol=1e-12)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_docs=st.integers(150, 400),
+    mean_len=st.integers(5, 60),
+    tied=st.booleans(),
+    n_labels=st.integers(1, 3),
+    size=st.integers(50, 5000),
+)
+def test_probed_windows_give_the_in_memory_replicates(seed, n_docs, mean_len, tied, n_labels, size):
+    doc, ce, rank, labels = clustered(seed, n_docs, mean_len, tied, n_labels)
+    labels[: n_labels] = np.arange(n_labels)  # every label has a document
+    try:
+        _, bound, kept, reps = probed(ce, doc, labels, NAMES, 40, seed, size, rank)
+    except WindowMissed:
+        return  # detected (the caller then collects the bound's windows); never a wrong number
+    assert kept <= bound
+    assert_equal_to_memory(reps, ce, doc, labels, rank, NAMES, 40, seed)
+
+
+@pytest.mark.slow
+def test_the_probe_keeps_a_fraction_of_the_bounds_targets():
+    doc, ce, rank, labels = clustered(1, 3000, 200)
+    _, bound, kept, reps = probed(ce, doc, labels, NAMES, 30, 4, 100_000, rank)
+    assert kept * 3 < bound  # documents mix low and high CE: the measured spread is far below the bound
+    assert_equal_to_memory(reps, ce, doc, labels, rank, NAMES, 30, 4)
+
+
+def test_a_probe_too_narrow_is_detected_not_wrong():
+    doc, ce, _, labels = clustered(2, 400, 50)
+    with pytest.raises(WindowMissed):
+        probed(ce, doc, labels, ["p50"], 50, 0, 10_000, widen=1e-3)
+
+
+def test_no_probe_when_its_histograms_would_be_too_large(monkeypatch):
+    monkeypatch.setattr(sb, "PROBE_CELLS", 0)
+    doc, ce, _, labels = clustered(3, 50, 20)
+    s = SubsetSummaries(1, [50])
+    s.update(labels[doc], ce)
+    b = StreamingBootstrap(labels, ["p50"])
+    b.update(doc, ce)
+    b.plan([s.parts[0].counts], check=False)
+    assert not b.start_probe([s.parts[0].counts])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from pctce_cli.catalog import resolve_checkpoints
+
+    from .stream_fixtures import write_store
+
+    root = tmp_path_factory.mktemp("probe") / "scores"
+    write_store(root, 30_000, 400, n_shards=3)
+    return resolve_checkpoints([root])
+
+
+@pytest.mark.parametrize("how", ["probe", "missed", "no-probe"])
+@pytest.mark.parametrize("by", [None, "domain"])
+def test_streamed_rows_equal_the_in_memory_rows_whatever_the_windows(store, monkeypatch, how, by):
+    from pctce_cli.analysis.subsets import resolve_subsets
+    from pctce_cli.analysis.summary import checkpoint_rows, columns_for
+    from pctce_cli.analysis.summary_stream import streamed_subset_rows
+
+    calls = []
+    refine = StreamingBootstrap.refine
+    if how == "missed":  # the probe's windows miss: the bound's windows are collected instead
+        monkeypatch.setattr(StreamingBootstrap, "refine", lambda self, widen=1.0: calls.append(1) or refine(self, 1e-4))
+    elif how == "no-probe":
+        monkeypatch.setattr(sb, "PROBE_CELLS", 0)
+    subsets = resolve_subsets(store, by)
+    kw = {"n_boot": 60, "seed": 5, "ci": 0.9}
+    mem, _ = checkpoint_rows(store[0], [50, 95], subsets=subsets, **kw)
+    got, _ = streamed_subset_rows(store[0], [50, 95], subsets, columns_for(None, 0.9), **kw)
+    assert calls == ([1] if how == "missed" else [])
+    for a, b in zip(mem, got, strict=True):
+        for k in ("p50_lo", "p50_hi", "p95_lo", "p95_hi"):
+            assert a[k] == b[k], (k, a[k], b[k])
+        np.testing.assert_allclose([b["mean_lo"], b["mean_hi"]], [a["mean_lo"], a["mean_hi"]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("by", [[], ["--by", "domain"]])
+def test_the_cli_streamed_equals_the_cli_in_memory(store, by):
+    from .cli import as_json, run
+
+    args = ["summary", store[0].root, *by, "--ci", "0.9", "--bootstrap", "60", "--percentiles", "50,95", "--format", "json"]
+    mem = as_json(run(*args))
+    got = as_json(run(*args, env={"PCTCE_STREAM_ABOVE": "0"}))
+    method = re.compile(r"method (streamed|fast|exact)")  # the in-memory methods (fast, exact) give the same replicates
+    assert [method.sub("method …", n) for n in got.pop("notes")] == [method.sub("method …", n) for n in mem.pop("notes")]
+    assert "method streamed" in " ".join(as_json(run(*args, env={"PCTCE_STREAM_ABOVE": "0"}))["notes"])
+    assert got.keys() == mem.keys()
+    for title in mem:
+        for a, b in zip(mem[title], got[title], strict=True):
+            assert a.keys() == b.keys()
+            for k, v in a.items():
+                if isinstance(v, float) and (k.startswith("p") and k != "ppl"):
+                    assert b[k] == v, (title, k)
+                elif isinstance(v, float):
+                    assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
+                else:
+                    assert b[k] == v, (title, k)
