@@ -108,21 +108,26 @@ def streamed_unit_rows(
     reps = second_pass(ck, summaries, boot, lambda: _unit_values(ck, unit, batch_rows, docs_needed=subsets.active or boot is not None), codes)
     parts = drop_empty(ck, parts, targets, subsets, notes)
     has_sums = docs is not None and targets.sum() > 0  # as in memory: no bpb columns without targets
-    doc_ids, nll = sums.compute() if has_sums else (None, None)
+    rows = _assemble_rows(ck, unit, parts, summaries, sums.compute() if has_sums else None, targets, empty, boot, reps, subsets.split)
+    return rows, [f"{ck.id}: {n}" for n in notes]
+
+
+def _assemble_rows(ck, unit: Unit, parts, summaries, doc_sums, targets, empty, boot, reps, split: bool) -> list[dict]:
+    """The rows of :func:`streamed_unit_rows` from its two passes: one per kept subset, with its intervals."""
     rows = []
     for i, part in parts:
         part_sums = None
-        if has_sums:
-            keep = np.isin(doc_ids, np.asarray(part.docs["doc"]))
-            part_sums = (doc_ids[keep], nll[keep])
+        if doc_sums is not None:
+            keep = np.isin(doc_sums[0], np.asarray(part.docs["doc"]))
+            part_sums = (doc_sums[0][keep], doc_sums[1][keep])
         summ = summaries.parts[i].compute()
-        row = unit_row(ck, unit, summ, int(targets[i]), int(empty[i]), part.docs, part_sums, {"subset": part.label} if subsets.split else {})
+        row = unit_row(ck, unit, summ, int(targets[i]), int(empty[i]), part.docs, part_sums, {"subset": part.label} if split else {})
         if boot is not None:
             for name, (lo, hi) in boot.intervals(reps[i]).items():
                 row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
             row["_ci_method"], row["_ci_error"] = "streamed", 0.0
         rows.append(row)
-    return rows, [f"{ck.id}: {n}" for n in notes]
+    return rows
 
 
 def stream_parts(ck, docs, subsets: Subsets) -> tuple[list[Part], list[str], np.ndarray]:

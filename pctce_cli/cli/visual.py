@@ -39,6 +39,18 @@ Kind = choices("Kind", KINDS)
 Value = choices("Value", tuple(VALUE_KINDS))  # --value: ce, kl (dp is summarized, not drawn)
 
 
+PlotByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="ecdf, shape, bands: one panel (bands: one bar per checkpoint) per subset of this field; "
+        "position: bucket targets by 'position' (the default) or 'ctx' (docs/definitions.md#position-in-the-context).",
+        show_default=False,
+    ),
+]
+PlotValueOpt = Annotated[Value, typer.Option("--value", help="ce, or kl: ecdf and trajectory of the KL from the reference model of pctce score --reference (docs/kl.md).")]
+
+
 # Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.
 def plot(
     kind: Annotated[
@@ -76,20 +88,12 @@ def plot(
     higher_is_better: HigherOpt = True,
     edges: EdgesOpt = None,
     dpi: Annotated[int, typer.Option(help="Resolution of .png output.")] = 150,
-    by: Annotated[
-        str | None,
-        typer.Option(
-            "--by",
-            help="ecdf, shape, bands: one panel (bands: one bar per checkpoint) per subset of this field; "
-            "position: bucket targets by 'position' (the default) or 'ctx' (docs/definitions.md#position-in-the-context).",
-            show_default=False,
-        ),
-    ] = None,
+    by: PlotByOpt = None,
     position_edges: PositionEdgesOpt = None,
     subset: SubsetOpt = None,
     unit: UnitOpt = Unit.token,
     allow_mixed: AllowMixedOpt = False,
-    value: Annotated[Value, typer.Option("--value", help="ce, or kl: ecdf and trajectory of the KL from the reference model of pctce score --reference (docs/kl.md).")] = Value.ce,
+    value: PlotValueOpt = Value.ce,
 ):
     """Draw CE distributions, trajectories, concordance, task agreement, shape or CE bands to an image."""
     from pctce_cli import render
