@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from pctce_cli.cli.common import (
+    Value,
     AllowMixedOpt,
     ByOpt,
     ByPositionOpt,
@@ -30,10 +31,7 @@ from pctce_cli.cli.common import (
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
 from pctce_cli.units import unit_named
-from pctce_cli.cli.common import choices
-from pctce_cli.values import VALUE_KINDS
 
-Value = choices("Value", tuple(VALUE_KINDS))  # --value: ce, kl, dp
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET, summary_columns
 
 SummariesFileOpt = Annotated[

@@ -17,6 +17,7 @@ from pctce_cli.errors import PctceError, option_message
 from pctce_cli.render import FORMATS
 from pctce_cli.scoring.options import DEVICES, DTYPE_NAMES, PREFIXES, SCORE_OPTIONS, SPLIT_ON
 from pctce_cli.stats.units import UNITS
+from pctce_cli.values import VALUE_KINDS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -30,6 +31,7 @@ SplitOn = choices("SplitOn", SPLIT_ON)
 Device = choices("Device", DEVICES)
 DType = choices("DType", DTYPE_NAMES)
 Unit = choices("Unit", UNITS)
+Value = choices("Value", tuple(VALUE_KINDS))  # --value: ce, kl, dp (docs/kl.md)
 
 
 # parameter (as the core names it in an error) -> option of the commands: how the CLI words a core's error.

@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pctce_cli.cli.analysis import Value
-from pctce_cli.cli.common import ByPositionOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, PositionEdgesOpt, StoreOpt, SubsetOpt, Unit, choices, emit_report
+from pctce_cli.cli.common import ByPositionOpt, DirsArg, Format, FormatOpt, OutputOpt, PercentilesOpt, PositionEdgesOpt, StoreOpt, SubsetOpt, Unit, Value, choices, emit_report
 from pctce_cli.parse import parse_percentiles
 from pctce_cli.gate import REQUIRE
 from pctce_cli.tail import BY

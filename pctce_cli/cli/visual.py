@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from pctce_cli.cli.common import (
+    Value,
     AllowMixedOpt,
     CheckpointOpt,
     DirsArg,
@@ -33,10 +34,8 @@ from pctce_cli.cli.common import (
 from pctce_cli.parse import parse_edges, parse_percentiles, parse_summary_list
 from pctce_cli.plot import KINDS
 from pctce_cli.stats.summaries import DEFAULT_CONCORDANCE_SET
-from pctce_cli.values import VALUE_KINDS
 
 Kind = choices("Kind", KINDS)
-Value = choices("Value", tuple(VALUE_KINDS))  # --value: ce, kl (dp is summarized, not drawn)
 
 
 PlotByOpt = Annotated[
