@@ -116,6 +116,40 @@ def test_summary_vs_reference_and_crossings(stores):
     assert any(n.startswith("mean of run teacher") for n in out["notes"])
 
 
+def _two_runs_and_a_reference(root):
+    """Runs a and b (steps 1, 2) and a reference: a's mean drops below the reference at step 2, b's never does."""
+    from tests.helpers import make_store
+
+    doc = np.repeat(np.arange(4), 5)
+    for ck, step, level in (("ref", None, 2.0), ("a.checkpoint-1", 1, 3.0), ("a.checkpoint-2", 2, 1.0), ("b.checkpoint-1", 1, 3.0), ("b.checkpoint-2", 2, 3.0)):
+        make_store(root, ck, np.full(doc.size, level), doc, step=step)
+    return root
+
+
+def test_summary_vs_crossings_follow_runs_not_groups(tmp_path):
+    """A group gathers runs a and b; its steps interleave, so crossings are taken per run (a crosses at 2, b never)."""
+    out = run_json("summary", _two_runs_and_a_reference(tmp_path), "--vs", "ref", "-g", "g=a.*", "-g", "g=b.*", "--percentiles", "50")
+    assert [n for n in out["notes"] if "crosses" in n] == [
+        "mean of run a crosses below ref at step 2",
+        "p50 of run a crosses below ref at step 2",
+        "mean of run b never crosses below ref",
+        "p50 of run b never crosses below ref",
+    ]
+
+
+def test_report_crossing_finding_lists_runs_that_cross_first():
+    from pctce_cli.report.findings import crossing_findings
+
+    rows = [{"checkpoint": "ref", "mean": 2.0, "p50": 2.0, "p95": 2.0}]
+    rows += [{"checkpoint": f"{r}.checkpoint-{s}", "step": s, "mean": m, "p50": m, "p95": 9.0} for r, s, m in (("b", 1, 3.0), ("b", 2, 3.0), ("a", 1, 3.0), ("a", 2, 1.0))]
+    runs = {"ref": None, **{r["checkpoint"]: r["checkpoint"].split(".")[0] for r in rows[1:]}}
+    [f] = crossing_findings(rows, "ref", runs)
+    assert f.text == "mean of run a crosses below ref at step 2; p50 of run a crosses below ref at step 2; no other run crosses below it in these summaries."
+    [none] = crossing_findings([rows[0], *rows[1:3]], "ref", runs)
+    assert none.text == "No run crosses below ref in mean, p50 or p95."
+    assert crossing_findings(rows, None, runs) == []
+
+
 def test_paper_table_select_picks_teacher_by_mean_and_top5_by_median_and_judge(tmp_path):
     p = tmp_path / "paper.csv"
     p.write_text(PAPER)

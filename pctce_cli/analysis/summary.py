@@ -16,6 +16,7 @@ import numpy as np
 
 from pctce_cli.analysis.divergence import divergence_summary
 from pctce_cli.analysis.report import Report
+from pctce_cli.analysis.runs import runs_of
 from pctce_cli.analysis.subsets import CORRECT, NO_SUBSETS, Subsets, split_scores, stored_values
 from pctce_cli.analysis.units import unit_rows
 from pctce_cli.analysis.stream_bound import STREAM_ABOVE, stream_above  # noqa: F401 (re-exported: position.py, tests)
@@ -193,8 +194,10 @@ def merge_notes(notes: list[str], n_checkpoints: int) -> list[str]:
     return [t if len(cks) == n_checkpoints else f"{', '.join(cks[:5])}: {t}" for t, cks in texts.items()]
 
 
-def crossings(rows: list[dict], reference: str, summaries: Sequence[str], runs: dict[str, str | None]) -> list[str]:
+def crossings(rows: list[dict], reference: str, summaries: Sequence[str], runs: dict[str, str | None], crossed_only: bool = False) -> list[str]:
     """For each run ordered by step, the first step at which a summary drops below the reference.
+
+    With ``crossed_only`` the runs that never drop below it are left out.
 
     Examples:
         >>> rows = [{"checkpoint": "t", "p50": 1.0}, {"checkpoint": "s.1", "step": 1, "p50": 1.5},
@@ -216,7 +219,8 @@ def crossings(rows: list[dict], reference: str, summaries: Sequence[str], runs: 
         for s in summaries:
             below = [r for r in items if r.get(s) is not None and r[s] < ref[s]]
             if not below:
-                lines.append(f"{s} of run {run} never crosses below {reference}")
+                if not crossed_only:
+                    lines.append(f"{s} of run {run} never crosses below {reference}")
             elif below[0] is items[0]:
                 lines.append(f"{s} of run {run} is below {reference} from its first step ({items[0]['step']})")
             else:
@@ -289,8 +293,8 @@ def summary_report(
                 d[f"Δ{n}"] = r[n] - ref[n] if r.get(n) is not None and ref.get(n) is not None else math.nan
             delta_rows.append(d)
         report.add(f"Difference to {vs} (negative = lower CE than the reference)", delta_rows)
-        runs = {c.id: (c.group or c.run) for c in cks}
-        report.notes += crossings(rows, vs, summary_columns(percentiles), runs)
+        # a run, not a group: a group's runs interleave their steps (docs/plots.md)
+        report.notes += crossings(rows, vs, summary_columns(percentiles), runs_of(cks))
     return report
 
 

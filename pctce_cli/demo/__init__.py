@@ -148,7 +148,7 @@ def run_demo(sample_data: str | Path | None, out: str | Path | None, reporter=No
         f"{pctce} concord {d} --meta {meta} --pairs",
         f"{pctce} summary {d} -c 'teacher.*' -c 'topk15.*' --ci 0.95 --vs teacher.checkpoint-1200",
         f"{pctce} compare --store {d} teacher.checkpoint-1200 topk15.checkpoint-1200",
-        f"{pctce} report {d} --meta {meta} --out {report}",
+        f"{pctce} report {d} --meta {meta} --vs teacher.checkpoint-1200 --out {report}",
         *([f"{pctce} compare {d}:{pair[0]} {c}:{pair[1]} --unit word"] if pair else []),
         f"{pctce} summary {k} --value kl --ci 0.95",
         f"{pctce} plot ecdf {k} --value kl --out {_shown(out / 'demo-kl.png')}",

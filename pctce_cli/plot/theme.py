@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pctce_cli.errors import UsageError
 from pctce_cli.units import unit_named
+from pctce_cli.analysis.runs import run_of, runs_of  # noqa: F401 (re-exported: the plots' runs are the analyses' runs)
 
 INSTALL_HINT = "plotting needs matplotlib: pip install 'pctce[plot]'"
 
@@ -215,57 +216,6 @@ def lighter(color: str, amount: float) -> str:
     from matplotlib.colors import to_hex, to_rgb
 
     return to_hex(tuple(c + (1 - c) * amount for c in to_rgb(color)))
-
-
-def run_of(ck) -> str | None:
-    """The run (trajectory) a checkpoint belongs to: ``--meta``'s ``run`` column, else its run directory; never its group.
-
-    A group (``--group``, ``--meta``'s ``group``) gathers several runs; drawing it
-    as one line zigzags through their steps.
-    """
-    r = (ck.meta or {}).get("run")
-    if r is not None and not (isinstance(r, float) and r != r):
-        return str(r)
-    return ck.run or _id_run(ck.id)
-
-
-def _id_run(ck_id: str) -> str | None:
-    """The run named by a checkpoint id of pctce's form ``RUN.checkpoint-500`` (None for other ids).
-
-    Stores that record no run directory (written from Python, or by other tools) still
-    name their checkpoints this way; without it all their checkpoints would be one line.
-
-    Examples:
-        >>> _id_run("teacher.checkpoint-1200"), _id_run("final")
-        ('teacher', None)
-    """
-    from pctce_cli.checkpoints import parse_step
-
-    head, dot, tail = ck_id.rpartition(".")
-    return head if dot and head and parse_step(tail) is not None else None
-
-
-def runs_of(cks) -> dict[str, str | None]:
-    """Checkpoint id → run name (:func:`run_of`; None for a checkpoint without a step).
-
-    When two checkpoints of one run directory have the same step (stores that do
-    not record their runs apart), the run is split by group: the group names
-    the run; without a group, the run its id names (``RUN.checkpoint-500``); else each such
-    checkpoint is drawn alone, never as a zigzag.
-    """
-    runs = {c.id: run_of(c) if c.step is not None else None for c in cks}
-    steps: dict[str, list] = {}
-    for c in cks:
-        if runs[c.id] is not None:
-            steps.setdefault(runs[c.id], []).append(c.step)
-    shared = {r for r, s in steps.items() if len(s) != len(set(s))}
-    for c in cks:
-        if runs[c.id] in shared:
-            # a run whose steps repeat is several runs: split it by group, else by the run its id names
-            # (RUN.checkpoint-500), else draw each checkpoint alone — never a zigzag through the steps
-            by_id = _id_run(c.id)
-            runs[c.id] = c.group if c.group is not None else by_id if by_id not in (None, runs[c.id]) else c.id
-    return runs
 
 
 LEGEND_LABEL = 48  # characters of a legend label; longer ones are cut with "…" so one entry never outgrows the figure

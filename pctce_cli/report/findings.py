@@ -109,10 +109,12 @@ def crossing_findings(rows: list[dict], vs: str | None, runs: Mapping[str, str |
 
     if vs is None:
         return []
-    lines = crossings(rows, vs, ["mean", "p50", "p95"], dict(runs))
-    if not lines:
+    summaries = ["mean", "p50", "p95"]
+    # one summary at a time, so that the runs that do cross (the news) are listed before those that never do
+    crossed = [line for s in summaries for line in crossings(rows, vs, [s], dict(runs), crossed_only=True)]
+    if not crossed:
         return [Finding(f"No run crosses below {vs} in mean, p50 or p95.", "trajectory")]
-    return [Finding("; ".join(lines[:6]) + (f" (and {len(lines) - 6} more)" if len(lines) > 6 else "") + ".", "trajectory")]
+    return [Finding("; ".join(crossed[:6]) + (f" (and {len(crossed) - 6} more)" if len(crossed) > 6 else "") + "; no other run crosses below it in these summaries.", "trajectory")]
 
 
 def selection_findings(table, summaries: Sequence[str], task: str | None, higher_is_better: bool) -> list[Finding]:
