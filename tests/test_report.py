@@ -202,3 +202,21 @@ def test_report_reads_each_partition_once(synth, tmp_path, monkeypatch, tail):
     shards = sorted(str(p) for p in store.glob("checkpoint=*/**/*.parquet"))  # CE shards and the _docs table
     assert shards and sorted(reads) == shards
     assert set(reads.values()) == {1}
+
+
+@pytest.mark.slow
+def test_runs_of_one_step_get_no_trajectory_or_fan(tmp_path):
+    """Four runs with one checkpoint each (a distillation's final students): dots are no trajectory, so none is drawn."""
+    import numpy as np
+
+    from .helpers import make_store
+
+    doc = np.repeat(np.arange(4), 5)
+    for i, run_name in enumerate(("a", "b", "c", "d")):
+        make_store(tmp_path / "s", f"{run_name}.checkpoint-1200", np.linspace(1, 3, doc.size) + i, doc, step=1200)
+    out = tmp_path / "r.html"
+    r = run("report", tmp_path / "s", "--tail-top", "0", "--out", out)
+    assert r.exit_code == 0, r.output
+    text = out.read_text(encoding="utf-8")
+    assert "No trajectory plot: no run has two checkpoints with a training step" in text
+    assert 'id="plot-trajectory"' not in text and 'id="plot-fan"' not in text and 'id="plot-ecdf"' in text

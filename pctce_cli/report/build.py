@@ -317,7 +317,8 @@ def summaries_section(b: _Build) -> Section:
     ce, big = plot.unit_text(unit.name, "ce"), plot.unit_text(unit.name, "CE")
     sec = Section("summaries", "Summaries" + unit.per)
     rep = summary_report(cks, options.percentiles, vs=options.vs, rows=b.measured.rows, unit=unit.name)
-    if any(c.step is not None for c in cks):
+    stepped = [b.runs.get(c.id) or c.id for c in cks if c.step is not None]
+    if any(stepped.count(r) > 1 for r in stepped):  # a line needs two steps of one run; dots alone are no trajectory
         b.add(
             sec,
             b.plots.image(
@@ -335,7 +336,7 @@ def summaries_section(b: _Build) -> Section:
             ),
         )
     else:
-        sec.blocks.append(Text("No trajectory plot: none of the checkpoints has a training step."))
+        sec.blocks.append(Text("No trajectory plot: " + ("none of the checkpoints has a training step." if not stepped else "no run has two checkpoints with a training step (a run: --meta's run column, else the run directory).")))
     drawn, note = plot.overlaid(cks, "The ECDF")
     ids = {c.id for c in drawn}
     dists = [d for d in b.measured.dists if d.id in ids]
