@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import pctce_cli.stats.streaming_bootstrap as sb
 from pctce_cli.stats.bootstrap import bootstrap_ci
 from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap, WindowMissed
+from pctce_cli.stats.streaming_parts import PartSummaries
 from pctce_cli.stats.streaming_subsets import SubsetSummaries
 
 from .test_stream_subsets import chunks, pass_one
@@ -103,6 +104,62 @@ def test_no_probe_when_its_histograms_would_be_too_large(monkeypatch):
     b.update(doc, ce)
     b.plan([s.parts[0].counts], check=False)
     assert not b.start_probe([s.parts[0].counts])
+
+
+def streamed_parts(values, doc, labels, names, n_boot, seed, size, weights=None, signed=False):
+    """Each label's streamed replicates over :class:`PartSummaries`' histograms (``signed``, ``weights``): probe, then the bound's windows widened."""
+    n_sub = int(labels.max()) + 1
+    b = StreamingBootstrap(labels, names, n_boot=n_boot, ci=0.9, seed=seed, signed=signed)
+    s = PartSummaries(n_sub, [50], bits=b.bits, signed=signed)
+    parts = [(c, None if weights is None else weights[c]) for c in chunks(values.size, size)]
+    for c, w in parts:
+        s.update(labels[doc[c]], values[c], w)
+        b.update(doc[c], values[c], **({} if w is None else {"weights": w}))
+    b.plan(s.counts, check=False)
+    if b.start_probe(s.counts):
+        for c, w in parts:
+            b.probe(doc[c], values[c], **({} if w is None else {"weights": w}))
+        b.refine()
+        try:
+            for c, w in parts:
+                b.collect(doc[c], values[c], **({} if w is None else {"weights": w}))
+            return b.compute(n_sub)
+        except WindowMissed:
+            pass
+    for widen in (1.0, 4.0, 16.0):
+        b.plan(s.counts, widen)
+        for c, w in parts:
+            b.collect(doc[c], values[c], **({} if w is None else {"weights": w}))
+        try:
+            return b.compute(n_sub)
+        except WindowMissed:
+            continue
+    raise AssertionError("every window missed")
+
+
+def assert_parts_equal_memory(reps, values, doc, labels, names, n_boot, seed, weights=None):
+    for p in range(int(labels.max()) + 1):
+        m = labels[doc] == p
+        ref = bootstrap_ci(values[m], doc[m], names, n_boot=n_boot, ci=0.9, seed=seed, method="fast", weights=None if weights is None else weights[m])
+        for name in names:
+            if name.startswith("p") or name == "iqr":
+                assert np.array_equal(reps[p][name], ref.replicates[name]), (p, name)
+            else:
+                np.testing.assert_allclose(reps[p][name], ref.replicates[name], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, pytest.param(2, marks=pytest.mark.slow)])
+def test_signed_values_give_the_in_memory_replicates(seed):
+    """Δp: negative as often as positive, ties at zero; the windows in signed buckets."""
+    doc, ce, _, labels = clustered(seed, 300, 30, n_labels=2)
+    labels[:2] = [0, 1]
+    rng = np.random.default_rng(seed)
+    dp = (ce - np.median(ce)).astype(np.float32) * np.where(rng.random(ce.size) < 0.5, 1, -0.5).astype(np.float32)
+    dp[rng.random(dp.size) < 0.05] = 0.0
+    names = ["mean", "p1", "p10", "p50", "p90", "p99", "iqr"]
+    reps = streamed_parts(dp, doc, labels, names, 40, seed, 3000, signed=True)
+    assert_parts_equal_memory(reps, dp, doc, labels, names, 40, seed)
+    assert min(reps[0]["p10"]) < 0 < max(reps[0]["p90"])
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,10 @@ statistics near the full data's percentile. This module keeps only those.
   windows (the bound's, :meth:`plan` with a larger ``widen``), so the result
   is never wrong, only later.
 
+Values of any sign (Δp, ``signed``) are bucketed by
+:func:`~.streaming_parts.signed_bucket_of`, an order key of their float32 bits,
+instead of the bits themselves; everything else is unchanged.
+
 So the replicates and intervals equal :func:`~.bootstrap.bootstrap_ci`'s
 (percentiles exactly; means and top-1 to float64 round-off: documents' sums
 are added in stored order, not sorted order). Memory: 8 bytes × 4 + 12 × levels
@@ -56,6 +60,7 @@ from pctce_cli.stats._resample import _order_stats, _Prepared, _sort_by_ce, draw
 from pctce_cli.stats.bootstrap import percentile_interval
 from pctce_cli.stats.order import lerp, type7_index
 from pctce_cli.stats.streaming import bucket_of
+from pctce_cli.stats.streaming_parts import signed_bucket_of
 from pctce_cli.stats.streaming_subsets import lookup_codes
 from pctce_cli.stats.summaries import finish_summary, parse_summary_names
 
@@ -99,13 +104,17 @@ class StreamingBootstrap:
             :func:`~.streaming_subsets.codes_by_document` builds it.
         summaries: Summary names (``mean``, ``ppl``, ``pXX``, ``iqr``, ``zXX``, ``top1``).
         n_boot, ci, seed: As :func:`~.bootstrap.bootstrap_ci`.
+        signed: Values may be negative (Δp): histogram buckets of an order key
+            that orders them too (:func:`~.streaming_parts.signed_bucket_of`;
+            the histograms given to :meth:`plan` must use the same buckets).
     """
 
-    def __init__(self, codes: np.ndarray, summaries: Sequence[str], n_boot: int = 1000, ci: float = 0.95, seed: int = 0, bits: int = 16):
+    def __init__(self, codes: np.ndarray, summaries: Sequence[str], n_boot: int = 1000, ci: float = 0.95, seed: int = 0, bits: int = 16, signed: bool = False):
         self.codes = np.asarray(codes)
         self.parsed = parse_summary_names(summaries)
         self.levels = sorted({q for p in self.parsed for q in p.levels()})
         self.n_boot, self.ci, self.seed, self.bits = n_boot, ci, seed, bits
+        self._bucket = signed_bucket_of if signed else bucket_of
         n_ids = self.codes.size
         self.n = np.zeros(n_ids, np.int64)
         self.sum = np.zeros(n_ids)
@@ -159,7 +168,7 @@ class StreamingBootstrap:
     def collect(self, doc: np.ndarray, ce: np.ndarray) -> None:
         """Pass 2: per document its targets below each window, and the targets inside a window."""
         doc, ce, code = self._in_subsets(doc, ce)
-        bucket = bucket_of(ce, self.wbits)
+        bucket = self._bucket(ce, self.wbits)
         starts, ids = doc_runs(doc)
         keep = np.zeros(ce.size, bool)
         lengths, run_code = np.diff(np.r_[starts, ce.size]), code[starts]  # a document's targets share its subset
@@ -207,7 +216,7 @@ class StreamingBootstrap:
         """The probe pass: per window a histogram of ``bits + fine`` bits; per document its targets below and up to the percentile's bucket."""
         doc, ce, code = self._in_subsets(doc, ce)
         pr = self._probe
-        fine = bucket_of(ce, self.bits + pr["fine"])
+        fine = self._bucket(ce, self.bits + pr["fine"])
         flat = code * (1 << self.bits) + (fine >> pr["fine"])  # (subset, bucket): one gather per level below
         starts, ids = doc_runs(doc)
         below = np.empty((ce.size, 2), np.int32)
@@ -289,7 +298,7 @@ class StreamingBootstrap:
         n_docs = ids.size
         n_d = self.n[ids].astype(np.float64)
         docnum = np.searchsorted(ids, doc).astype(self._doc_dtype)
-        bucket = bucket_of(ce, self.wbits)
+        bucket = self._bucket(ce, self.wbits)
         preps, below, inside = [], [], []
         for j in range(len(self.levels)):
             a, b = self.window[p, j]
