@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pctce_cli.stats.streaming_bootstrap as sb
+from pctce_cli.errors import UsageError
 from pctce_cli.stats.bootstrap import bootstrap_ci
 from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap, WindowMissed
 from pctce_cli.stats.streaming_parts import PartSummaries
@@ -114,22 +115,22 @@ def streamed_parts(values, doc, labels, names, n_boot, seed, size, weights=None,
     parts = [(c, None if weights is None else weights[c]) for c in chunks(values.size, size)]
     for c, w in parts:
         s.update(labels[doc[c]], values[c], w)
-        b.update(doc[c], values[c], **({} if w is None else {"weights": w}))
+        b.update(doc[c], values[c], weights=w)
     b.plan(s.counts, check=False)
     if b.start_probe(s.counts):
         for c, w in parts:
-            b.probe(doc[c], values[c], **({} if w is None else {"weights": w}))
+            b.probe(doc[c], values[c], weights=w)
         b.refine()
         try:
             for c, w in parts:
-                b.collect(doc[c], values[c], **({} if w is None else {"weights": w}))
+                b.collect(doc[c], values[c], weights=w)
             return b.compute(n_sub)
         except WindowMissed:
             pass
     for widen in (1.0, 4.0, 16.0):
         b.plan(s.counts, widen)
         for c, w in parts:
-            b.collect(doc[c], values[c], **({} if w is None else {"weights": w}))
+            b.collect(doc[c], values[c], weights=w)
         try:
             return b.compute(n_sub)
         except WindowMissed:
@@ -160,6 +161,30 @@ def test_signed_values_give_the_in_memory_replicates(seed):
     reps = streamed_parts(dp, doc, labels, names, 40, seed, 3000, signed=True)
     assert_parts_equal_memory(reps, dp, doc, labels, names, 40, seed)
     assert min(reps[0]["p10"]) < 0 < max(reps[0]["p90"])
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_weighted_values_give_the_in_memory_replicates(seed, signed):
+    """Bytes: each token's ce / nbytes with weight nbytes (1 to 12, a few very heavy); the ranks of the expanded multiset."""
+    doc, ce, _, labels = clustered(seed, 300, 30, tied=True, n_labels=2)
+    labels[:2] = [0, 1]
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(1, 13, ce.size).astype(np.int32)
+    weights[rng.random(ce.size) < 0.01] = 400
+    values = np.divide(ce - (np.float32(1.5) if signed else 0), weights, dtype=np.float32)
+    names = ["mean", "ppl", "p1", "p10", "p50", "p90", "p99", "iqr"]
+    reps = streamed_parts(values, doc, labels, names, 40, seed, 3000, weights, signed)
+    assert_parts_equal_memory(reps, values, doc, labels, names, 40, seed, weights)
+
+
+def test_weights_are_given_with_every_chunk_or_none():
+    b = StreamingBootstrap(np.zeros(2, np.int64), ["p50"])
+    b.update(np.array([0, 1]), np.array([1.0, 2.0], np.float32), weights=np.array([1, 2]))
+    with pytest.raises(UsageError, match="weights must be given with every chunk or with none"):
+        b.update(np.array([1]), np.array([1.0], np.float32))
+    with pytest.raises(UsageError, match="weights must be non-negative integers, one per value"):
+        b.update(np.array([1]), np.array([1.0], np.float32), weights=np.array([-1]))
 
 
 @pytest.fixture(scope="module")
