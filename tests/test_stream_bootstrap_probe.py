@@ -187,6 +187,23 @@ def test_weights_are_given_with_every_chunk_or_none():
         b.update(np.array([1]), np.array([1.0], np.float32), weights=np.array([-1]))
 
 
+def test_the_window_cap_counts_weighted_values_not_their_weight(monkeypatch):
+    """Windows are sized in weight (bytes); memory holds values: the cap is checked at the values' mean weight (4 here)."""
+    doc, ce, _, labels = clustered(4, 200, 30)
+    labels[:] = 0
+    b = StreamingBootstrap(labels, ["p50"])
+    s = PartSummaries(1, [50], bits=b.bits)
+    weights = np.full(ce.size, 4, np.int32)
+    s.update(labels[doc], ce, weights)
+    b.update(doc, ce, weights=weights)
+    kept = b.plan(s.counts, check=False)
+    monkeypatch.setattr(sb, "WINDOW_CAP", kept // 2)
+    b.plan(s.counts)  # about kept / 4 values: within the cap
+    monkeypatch.setattr(sb, "WINDOW_CAP", kept // 8)
+    with pytest.raises(UsageError, match="the bounded-memory bootstrap would keep"):
+        b.plan(s.counts)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     from pctce_cli.catalog import resolve_checkpoints

@@ -43,8 +43,9 @@ as :func:`~.bootstrap.bootstrap_ci`'s) count by their weight everywhere a
 target counts 1: a document's size, sum (Σ w v), counts below and inside
 the windows, the histograms (weighted ones, from
 :class:`~.streaming_parts.PartSummaries`) and the ranks inside a window
-(the fast method's weighted order statistics). The windows' sizes, and
-:data:`WINDOW_CAP`, are then in weight (bytes), an upper bound of the targets kept.
+(the fast method's weighted order statistics). The windows' sizes are then
+weight (bytes); :data:`WINDOW_CAP` is checked against them divided by the
+values' mean weight (an estimate of the values kept: the cap bounds memory).
 
 So the replicates and intervals equal :func:`~.bootstrap.bootstrap_ci`'s
 (percentiles exactly; means and top-1 to float64 round-off: documents' sums
@@ -123,7 +124,8 @@ class StreamingBootstrap:
         self.n_boot, self.ci, self.seed, self.bits = n_boot, ci, seed, bits
         self._bucket = signed_bucket_of if signed else bucket_of
         n_ids = self.codes.size
-        self.n = np.zeros(n_ids, np.int64)
+        self.n = np.zeros(n_ids, np.int64)  # per document: its targets (with weights: their weight)
+        self.n_values = 0  # targets in all (with weights: values, not their weight)
         self.sum = np.zeros(n_ids)
         self.top1 = np.zeros(n_ids, np.int64)
         self.has_rank = True
@@ -146,6 +148,7 @@ class StreamingBootstrap:
             if w is not None:  # a document's bytes may pass 2**31
                 self.below = self.below.astype(np.int64)
         starts, ids = doc_runs(doc)
+        self.n_values += int(np.size(ce))
         add_by_run(self.n, starts, ids, np.ones(np.size(ce), np.int64) if w is None else w)
         add_by_run(self.sum, starts, ids, np.asarray(ce, dtype=np.float64) * (1 if w is None else w))
         if rank is None:
@@ -179,7 +182,7 @@ class StreamingBootstrap:
                 self.window[p, j] = lo, hi + 1
                 kept += int(ends[min(hi, ends.size - 1)] - (ends[lo] - hist[lo])) if n else 0
         if check:  # (not before a probe: it narrows the windows, then checks)
-            _check_cap(kept)
+            _check_cap(self._targets(kept))
         self._counts = [np.asarray(c) for c in counts]
         return kept
 
@@ -278,7 +281,7 @@ class StreamingBootstrap:
                 hi = min(int(np.searchsorted(ends, min(max(n - 1, 0), math.ceil(at) + margin), side="right")), h.size - 1)
                 new[p, j] = (a << e) + lo, (a << e) + hi + 1
                 kept += int(ends[hi] - (ends[lo] - h[lo])) if n else 0
-        _check_cap(kept)
+        _check_cap(self._targets(kept))
         self.window, self.wbits, self._probe, self._kept, self.below[:] = new, self.bits + e, None, [], 0
         return kept
 
@@ -299,6 +302,11 @@ class StreamingBootstrap:
         if w.shape != np.shape(ce) or w.dtype.kind not in "iu" or (w.size and w.min() < 0):
             raise UsageError("weights must be non-negative integers, one per value")
         return w.astype(np.int64, copy=False)
+
+    def _targets(self, kept: int) -> int:
+        """Targets in windows of ``kept`` weight: with weights, at the values' mean weight (what :data:`WINDOW_CAP` bounds is memory)."""
+        total = int(self.n.sum())
+        return kept if not self.weighted or not total else math.ceil(kept * self.n_values / total)
 
     @property
     def _doc_dtype(self):
