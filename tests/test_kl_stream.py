@@ -59,29 +59,20 @@ def test_streamed_divergence_equals_loaded(store, monkeypatch, value, args):
     assert rows and all("max" in r and "same_top1" in r for r in rows)
 
 
+@pytest.mark.parametrize("value", ["kl", "dp"])
 @pytest.mark.parametrize("args", [(), pytest.param(("--by", "half"), marks=SLOW)])
-def test_streamed_kl_intervals_equal_loaded(store, monkeypatch, args):
-    """The bounded-memory bootstrap and the maximum from each document's maximum: the in-memory replicates."""
+def test_streamed_divergence_intervals_equal_loaded(store, monkeypatch, value, args):
+    """The bounded-memory bootstrap (Δp: signed buckets) and the maximum from each document's maximum: the in-memory replicates."""
     ci = ("--ci", "0.9", "--bootstrap", "300", "--seed", "5")
-    loaded, streamed = streamed_and_loaded(store, monkeypatch, "--value", "kl", *ci, *args)
+    levels = ("--percentiles", "0.5,5,50,99.9") if value == "dp" else ()  # Δp: windows in the negative tail too
+    loaded, streamed = streamed_and_loaded(store, monkeypatch, "--value", value, *ci, *levels, *args)
     assert_same_summaries(loaded, streamed)
     rows = [r for t, rs in streamed.items() if t != "notes" for r in rs]
     for r in rows:
         for name in ("mean", "p50", "p99.9", "max", "same_top1"):
             assert r[f"{name}_lo"] <= r[name] <= r[f"{name}_hi"], name
-
-
-def test_streamed_dp_intervals_are_refused(store, monkeypatch):
-    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
-    n = json.loads(next(store.glob("checkpoint=student*/_manifest.json")).read_text())["targets"]
-    r = run("summary", store, "-c", "student", "--value", "dp", "--ci", "0.9")
-    assert r.exit_code == 2 and "Traceback" not in r.output
-    assert " ".join(r.stderr.split()) == (
-        f"Error: --ci with --value dp: 'student' holds {n:,} targets, above the 0 that are summarized in memory, and Δp "
-        "intervals are not streamed (Δp is negative as often as positive; the bounded-memory bootstrap orders values >= 0): "
-        "drop --ci (the Δp summaries stay exact), use --value kl, or raise PCTCE_STREAM_ABOVE on a machine with about 24 "
-        "bytes of memory per target"
-    )
+    if value == "dp":
+        assert all(r["p5_hi"] < 0 for r in rows) and any(r["p50_lo"] < 0 < r["p50_hi"] for r in rows)
 
 
 def test_a_damaged_kl_value_is_named_with_its_shard_row(store, tmp_path, monkeypatch):

@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pctce_cli.stats.streaming_bootstrap as sb
+from pctce_cli.errors import UsageError
 from pctce_cli.stats.bootstrap import bootstrap_ci
 from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap, WindowMissed
+from pctce_cli.stats.streaming_parts import PartSummaries
 from pctce_cli.stats.streaming_subsets import SubsetSummaries
 
 from .test_stream_subsets import chunks, pass_one
@@ -103,6 +105,103 @@ def test_no_probe_when_its_histograms_would_be_too_large(monkeypatch):
     b.update(doc, ce)
     b.plan([s.parts[0].counts], check=False)
     assert not b.start_probe([s.parts[0].counts])
+
+
+def streamed_parts(values, doc, labels, names, n_boot, seed, size, weights=None, signed=False):
+    """Each label's streamed replicates over :class:`PartSummaries`' histograms (``signed``, ``weights``): probe, then the bound's windows widened."""
+    n_sub = int(labels.max()) + 1
+    b = StreamingBootstrap(labels, names, n_boot=n_boot, ci=0.9, seed=seed, signed=signed)
+    s = PartSummaries(n_sub, [50], bits=b.bits, signed=signed)
+    parts = [(c, None if weights is None else weights[c]) for c in chunks(values.size, size)]
+    for c, w in parts:
+        s.update(labels[doc[c]], values[c], w)
+        b.update(doc[c], values[c], weights=w)
+    b.plan(s.counts, check=False)
+    if b.start_probe(s.counts):
+        for c, w in parts:
+            b.probe(doc[c], values[c], weights=w)
+        b.refine()
+        try:
+            for c, w in parts:
+                b.collect(doc[c], values[c], weights=w)
+            return b.compute(n_sub)
+        except WindowMissed:
+            pass
+    for widen in (1.0, 4.0, 16.0):
+        b.plan(s.counts, widen)
+        for c, w in parts:
+            b.collect(doc[c], values[c], weights=w)
+        try:
+            return b.compute(n_sub)
+        except WindowMissed:
+            continue
+    raise AssertionError("every window missed")
+
+
+def assert_parts_equal_memory(reps, values, doc, labels, names, n_boot, seed, weights=None):
+    for p in range(int(labels.max()) + 1):
+        m = labels[doc] == p
+        ref = bootstrap_ci(values[m], doc[m], names, n_boot=n_boot, ci=0.9, seed=seed, method="fast", weights=None if weights is None else weights[m])
+        for name in names:
+            if name.startswith("p") or name == "iqr":
+                assert np.array_equal(reps[p][name], ref.replicates[name]), (p, name)
+            else:
+                np.testing.assert_allclose(reps[p][name], ref.replicates[name], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, pytest.param(2, marks=pytest.mark.slow)])
+def test_signed_values_give_the_in_memory_replicates(seed):
+    """Δp: negative as often as positive, ties at zero; the windows in signed buckets."""
+    doc, ce, _, labels = clustered(seed, 300, 30, n_labels=2)
+    labels[:2] = [0, 1]
+    rng = np.random.default_rng(seed)
+    dp = (ce - np.median(ce)).astype(np.float32) * np.where(rng.random(ce.size) < 0.5, 1, -0.5).astype(np.float32)
+    dp[rng.random(dp.size) < 0.05] = 0.0
+    names = ["mean", "p1", "p10", "p50", "p90", "p99", "iqr"]
+    reps = streamed_parts(dp, doc, labels, names, 40, seed, 3000, signed=True)
+    assert_parts_equal_memory(reps, dp, doc, labels, names, 40, seed)
+    assert min(reps[0]["p10"]) < 0 < max(reps[0]["p90"])
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_weighted_values_give_the_in_memory_replicates(seed, signed):
+    """Bytes: each token's ce / nbytes with weight nbytes (1 to 12, a few very heavy); the ranks of the expanded multiset."""
+    doc, ce, _, labels = clustered(seed, 300, 30, tied=True, n_labels=2)
+    labels[:2] = [0, 1]
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(1, 13, ce.size).astype(np.int32)
+    weights[rng.random(ce.size) < 0.01] = 400
+    values = np.divide(ce - (np.float32(1.5) if signed else 0), weights, dtype=np.float32)
+    names = ["mean", "ppl", "p1", "p10", "p50", "p90", "p99", "iqr"]
+    reps = streamed_parts(values, doc, labels, names, 40, seed, 3000, weights, signed)
+    assert_parts_equal_memory(reps, values, doc, labels, names, 40, seed, weights)
+
+
+def test_weights_are_given_with_every_chunk_or_none():
+    b = StreamingBootstrap(np.zeros(2, np.int64), ["p50"])
+    b.update(np.array([0, 1]), np.array([1.0, 2.0], np.float32), weights=np.array([1, 2]))
+    with pytest.raises(UsageError, match="weights must be given with every chunk or with none"):
+        b.update(np.array([1]), np.array([1.0], np.float32))
+    with pytest.raises(UsageError, match="weights must be non-negative integers, one per value"):
+        b.update(np.array([1]), np.array([1.0], np.float32), weights=np.array([-1]))
+
+
+def test_the_window_cap_counts_weighted_values_not_their_weight(monkeypatch):
+    """Windows are sized in weight (bytes); memory holds values: the cap is checked at the values' mean weight (4 here)."""
+    doc, ce, _, labels = clustered(4, 200, 30)
+    labels[:] = 0
+    b = StreamingBootstrap(labels, ["p50"])
+    s = PartSummaries(1, [50], bits=b.bits)
+    weights = np.full(ce.size, 4, np.int32)
+    s.update(labels[doc], ce, weights)
+    b.update(doc, ce, weights=weights)
+    kept = b.plan(s.counts, check=False)
+    monkeypatch.setattr(sb, "WINDOW_CAP", kept // 2)
+    b.plan(s.counts)  # about kept / 4 values: within the cap
+    monkeypatch.setattr(sb, "WINDOW_CAP", kept // 8)
+    with pytest.raises(UsageError, match="the bounded-memory bootstrap would keep"):
+        b.plan(s.counts)
 
 
 @pytest.fixture(scope="module")

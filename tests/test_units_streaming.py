@@ -319,35 +319,22 @@ def test_unit_subsets_above_the_threshold_are_streamed_with_the_loaded_numbers(s
     assert streamed.get("notes") == loaded.get("notes")
 
 
+@pytest.mark.parametrize("unit", ["word", "byte"])
 @pytest.mark.parametrize("args", [(), ("--by", "domain"), ("--subset", "prose", "-c", "small")])
-def test_word_intervals_above_the_threshold_are_the_loaded_intervals(stores, monkeypatch, args):
-    """--ci in words, streamed: the bounded-memory bootstrap over words draws the in-memory replicates (bounds of percentiles exact)."""
+def test_unit_intervals_above_the_threshold_are_the_loaded_intervals(stores, monkeypatch, unit, args):
+    """--ci in words or bytes, streamed: the bounded-memory bootstrap over words, or over byte values with their
+    weights, draws the in-memory replicates (bounds of percentiles exact)."""
     from pctce_cli.analysis import units_stream
 
     ci = ("--ci", "0.9", "--bootstrap", "200", "--seed", "3", "--percentiles", "10,50,90,99.9")
-    loaded = run_json("summary", stores["many"], "--unit", "word", *ci, *args)
+    loaded = run_json("summary", stores["many"], "--unit", unit, *ci, *args)
     monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
     monkeypatch.setattr(units_stream, "BATCH_ROWS", 5)
-    streamed = run_json("summary", stores["many"], "--unit", "word", *ci, *args)
+    streamed = run_json("summary", stores["many"], "--unit", unit, *ci, *args)
     assert_same_summaries(loaded, streamed)
     rows = [r for t, rs in streamed.items() if t != "notes" for r in rs if "p50_lo" in r]
     assert rows and all(r["p50_lo"] <= r["p50"] <= r["p50_hi"] for r in rows)
     assert any("method streamed" in n for n in streamed["notes"])
-
-
-def test_byte_intervals_above_the_threshold_are_refused(stores, monkeypatch):
-    """Bytes are weighted; the bounded-memory bootstrap is not: --ci in bytes above the bound is refused, naming what to do."""
-    monkeypatch.setenv("PCTCE_STREAM_ABOVE", "0")
-    ck = checkpoints(stores["one"])[0]
-    n = ck.manifest["targets"]
-    for args in ((), ("--by", "domain")):
-        r = run("summary", stores["one"], "--unit", "byte", "--ci", "0.9", *args)
-        assert r.exit_code == 2 and "Traceback" not in r.output
-        assert (
-            f"--ci with --unit byte: '{ck.id}' holds {n:,} targets, above the 0 that are summarized in memory, and byte "
-            "intervals are not streamed (the bounded-memory bootstrap has no weighted form): drop --ci (the byte summaries "
-            "stay exact), use --unit word or token, or raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target"
-        ) in " ".join(r.stderr.split())
 
 
 def test_streamed_unit_subset_rows_equal_unit_rows(stores):

@@ -8,13 +8,13 @@ for negative values): the mean, the percentiles (p99.9 too), the maximum (the
 equal the in-memory numbers exactly (the mean to float64 round-off). In
 words a word's KL is the sum of its tokens' (the same float64 sums as in memory).
 
-With ``--ci`` (KL; in tokens or words) the intervals come from the
+With ``--ci`` (KL in tokens or words, Δp) the intervals come from the
 bounded-memory document bootstrap
 (:class:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap`: mean,
-percentiles, same_top1) and, for the maximum, from each document's maximum
+percentiles, same_top1; Δp with the signed order key) and, for the maximum,
+from each document's maximum
 (:func:`~pctce_cli.stats.streaming_parts.max_replicates`): the in-memory
-replicates, the same resampled documents. Δp intervals are not streamed (that
-bootstrap orders non-negative values only): refused, named.
+replicates, the same resampled documents.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def streamed_divergence_rows(
         subsets, ci, n_boot, seed: As ``divergence_rows``.
 
     Raises:
-        UsageError: ``ci`` with Δp; a ``--subset`` value with no scored targets.
+        UsageError: a ``--subset`` value with no scored targets.
         StoreError: a missing or damaged shard, or divergence values out of range (named).
     """
     from pctce_cli.stats.streaming import BITS
@@ -56,8 +56,6 @@ def streamed_divergence_rows(
     from pctce_cli.store import load_docs
 
     signed, words = kind.column == "dp", unit.spans
-    if ci is not None and signed:
-        refuse_streamed_dp_ci(ck)
     docs = load_docs(ck.root, ck.partition)
     parts, notes, codes = stream_parts(ck, docs, subsets)
     k = len(parts)
@@ -69,7 +67,7 @@ def streamed_divergence_rows(
         from pctce_cli.stats.streaming_bootstrap import StreamingBootstrap
 
         names = [n for n in shown if n != "p100"]  # the maximum: from each document's maximum
-        boot, doc_max = StreamingBootstrap(codes, names, n_boot=n_boot, ci=ci, seed=seed), DocMax(codes.size)
+        boot, doc_max = StreamingBootstrap(codes, names, n_boot=n_boot, ci=ci, seed=seed, signed=signed), DocMax(codes.size)
     # the bootstrap plans its windows on these histograms: they share its bits (one subset alone: the finer pooled ones)
     summaries = PartSummaries(k, levels, bits=boot.bits if boot is not None else BITS if k == 1 else SUBSET_BITS, signed=signed)
     targets = np.zeros(k, np.int64)
@@ -96,19 +94,6 @@ def streamed_divergence_rows(
                 row[f"{RENAME.get(name, name)}_lo"], row[f"{RENAME.get(name, name)}_hi"] = lo, hi
         rows.append(row)
     return rows, [f"{ck.id}: {n}" for n in notes]
-
-
-def refuse_streamed_dp_ci(ck) -> None:
-    """Raise :class:`UsageError` for ``--ci`` of Δp above the streaming bound: the bounded-memory bootstrap orders non-negative values only."""
-    from pctce_cli.analysis.stream_bound import stream_above
-
-    raise UsageError(
-        f"ci with value dp: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} that are summarized "
-        "in memory, and Δp intervals are not streamed (Δp is negative as often as positive; the bounded-memory bootstrap "
-        "orders values >= 0): drop ci (the Δp summaries stay exact), use value kl, or raise PCTCE_STREAM_ABOVE on a machine "
-        "with about 24 bytes of memory per target",
-        param=("ci", "value", "ci", "value"),
-    )
 
 
 def _values(ck, kind, words: bool, first: bool) -> Iterator:

@@ -12,10 +12,10 @@ at a time, one :class:`~pctce_cli.stats.streaming.StreamingSummary` per subset
 
 Counts and percentiles equal the in-memory rows exactly; the mean and the
 per-document bpb, byte_ppl and word_ppl are summed per batch in float64 (equal
-to round-off). Intervals (``--ci``) in words come from the bounded-memory
+to round-off). Intervals (``--ci``) come from the bounded-memory
 document bootstrap (:class:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap`,
-words in place of targets): the in-memory replicates, the same resampled documents.
-Byte intervals are not streamed (that bootstrap has no weighted form): refused, named.
+words in place of targets, or byte values with their weights): the in-memory
+replicates, the same resampled documents.
 Memory holds a few shards, the histograms and the kept values.
 """
 
@@ -65,8 +65,8 @@ def streamed_unit_rows(
         ``(rows, notes)`` as ``unit_rows``; notes say which subsets were left out.
 
     Raises:
-        UsageError: the partition holds no byte spans and words; ``ci`` with bytes;
-            a ``--subset`` value with no scored targets.
+        UsageError: the partition holds no byte spans and words; a ``--subset``
+            value with no scored targets.
         StoreError: a missing or damaged shard (named).
     """
     from pctce_cli.stats.streaming import BITS, DocSums
@@ -76,8 +76,6 @@ def streamed_unit_rows(
     from pctce_cli.store import load_docs
 
     unit = unit_named(unit)
-    if ci is not None and unit.weighted:
-        refuse_streamed_byte_ci(ck)
     docs = load_docs(ck.root, ck.partition)
     parts, notes, codes = stream_parts(ck, docs, subsets)
     k = len(parts)
@@ -103,7 +101,7 @@ def streamed_unit_rows(
     for values, weights, numerator, doc in _unit_values(ck, unit, batch_rows, count):
         summaries.update(lookup_codes(codes, doc), values, weights, numerator)
         if boot is not None:
-            boot.update(doc, values)
+            boot.update(doc, values, weights=weights)
     summaries.plan()
     reps = second_pass(ck, summaries, boot, lambda: _unit_values(ck, unit, batch_rows, docs_needed=subsets.active or boot is not None), codes)
     parts = drop_empty(ck, parts, targets, subsets, notes)
@@ -171,7 +169,7 @@ def second_pass(ck, summaries, boot, batches: Callable[[], Iterator], codes: np.
             if attempt == 0:
                 summaries.collect(np.zeros(np.shape(values), np.int32) if doc is None else lookup_codes(codes, doc), values, weights)
             if boot is not None:
-                boot.collect(doc, values)
+                boot.collect(doc, values, weights)
         if boot is None:
             return None
         try:
@@ -180,18 +178,6 @@ def second_pass(ck, summaries, boot, batches: Callable[[], Iterator], codes: np.
             if widen == WIDEN[-1]:
                 raise UsageError(f"ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e})", param="ci", remedy="drop ci or raise PCTCE_STREAM_ABOVE", remedy_param="ci") from None
     return None
-
-
-def refuse_streamed_byte_ci(ck) -> None:
-    """Raise :class:`UsageError` for ``--ci`` in bytes above the streaming bound: the bounded-memory bootstrap has no weighted form."""
-    from pctce_cli.analysis.stream_bound import stream_above
-
-    raise UsageError(
-        f"ci with unit byte: '{ck.id}' holds {ck.manifest.targets:,} targets, above the {stream_above():,} that are summarized "
-        "in memory, and byte intervals are not streamed (the bounded-memory bootstrap has no weighted form): drop ci "
-        "(the byte summaries stay exact), use unit word or token, or raise PCTCE_STREAM_ABOVE on a machine with about 24 bytes of memory per target",
-        param=("ci", "unit", "ci", "unit"),
-    )
 
 
 def _unit_values(ck, unit: Unit, batch_rows: int | None, count=None, docs_needed: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]]:

@@ -35,11 +35,23 @@ statistics near the full data's percentile. This module keeps only those.
   windows (the bound's, :meth:`plan` with a larger ``widen``), so the result
   is never wrong, only later.
 
+Values of any sign (Δp, ``signed``) are bucketed by
+:func:`~.streaming_parts.signed_bucket_of`, an order key of their float32 bits,
+instead of the bits themselves; everything else is unchanged. Weighted values
+(bytes: ``weights=`` to every pass, value ``i`` counting ``weights[i]`` times,
+as :func:`~.bootstrap.bootstrap_ci`'s) count by their weight everywhere a
+target counts 1: a document's size, sum (Σ w v), counts below and inside
+the windows, the histograms (weighted ones, from
+:class:`~.streaming_parts.PartSummaries`) and the ranks inside a window
+(the fast method's weighted order statistics). The windows' sizes are then
+weight (bytes); :data:`WINDOW_CAP` is checked against them divided by the
+values' mean weight (an estimate of the values kept: the cap bounds memory).
+
 So the replicates and intervals equal :func:`~.bootstrap.bootstrap_ci`'s
 (percentiles exactly; means and top-1 to float64 round-off: documents' sums
 are added in stored order, not sorted order). Memory: 8 bytes × 4 + 12 × levels
-per document id, plus 8 bytes per target in a window (float32 CE, int32
-document) and about as much again while the replicates are computed;
+per document id (4 more per level with weights), plus 8 bytes per target in a window (float32 CE, int32
+document; 4 more with weights) and about as much again while the replicates are computed;
 :data:`WINDOW_CAP` bounds the windows, beyond which the bootstrap is refused
 with the reason rather than run out of memory.
 """
@@ -56,6 +68,7 @@ from pctce_cli.stats._resample import _order_stats, _Prepared, _sort_by_ce, draw
 from pctce_cli.stats.bootstrap import percentile_interval
 from pctce_cli.stats.order import lerp, type7_index
 from pctce_cli.stats.streaming import bucket_of
+from pctce_cli.stats.streaming_parts import signed_bucket_of
 from pctce_cli.stats.streaming_subsets import lookup_codes
 from pctce_cli.stats.summaries import finish_summary, parse_summary_names
 
@@ -99,28 +112,45 @@ class StreamingBootstrap:
             :func:`~.streaming_subsets.codes_by_document` builds it.
         summaries: Summary names (``mean``, ``ppl``, ``pXX``, ``iqr``, ``zXX``, ``top1``).
         n_boot, ci, seed: As :func:`~.bootstrap.bootstrap_ci`.
+        signed: Values may be negative (Δp): histogram buckets of an order key
+            that orders them too (:func:`~.streaming_parts.signed_bucket_of`;
+            the histograms given to :meth:`plan` must use the same buckets).
     """
 
-    def __init__(self, codes: np.ndarray, summaries: Sequence[str], n_boot: int = 1000, ci: float = 0.95, seed: int = 0, bits: int = 16):
+    def __init__(self, codes: np.ndarray, summaries: Sequence[str], n_boot: int = 1000, ci: float = 0.95, seed: int = 0, bits: int = 16, signed: bool = False):
         self.codes = np.asarray(codes)
         self.parsed = parse_summary_names(summaries)
         self.levels = sorted({q for p in self.parsed for q in p.levels()})
         self.n_boot, self.ci, self.seed, self.bits = n_boot, ci, seed, bits
+        self._bucket = signed_bucket_of if signed else bucket_of
         n_ids = self.codes.size
-        self.n = np.zeros(n_ids, np.int64)
+        self.n = np.zeros(n_ids, np.int64)  # per document: its targets (with weights: their weight)
+        self.n_values = 0  # targets in all (with weights: values, not their weight)
         self.sum = np.zeros(n_ids)
         self.top1 = np.zeros(n_ids, np.int64)
         self.has_rank = True
-        self.below = np.zeros((len(self.levels), n_ids), np.int32)  # per level, per document: targets below the window
+        self.weighted = None  # set by the first update: every chunk weighted (bytes) or none
+        self.below = np.zeros((len(self.levels), n_ids), np.int32)  # per level, per document: targets (weight) below the window
         self.wbits = bits  # the windows' resolution in bits of the float32 (bits, or bits + FINE after a probe)
-        self._kept: list[tuple[np.ndarray, np.ndarray]] = []
+        self._kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         self._probe: dict | None = None
 
-    def update(self, doc: np.ndarray, ce: np.ndarray, rank: np.ndarray | None = None) -> None:
-        """Pass 1: a chunk of targets (sorted by document, as stored) with their CE and, for top-1, ranks."""
+    def update(self, doc: np.ndarray, ce: np.ndarray, rank: np.ndarray | None = None, weights=None) -> None:
+        """Pass 1: a chunk of targets (sorted by document, as stored) with their CE and, for top-1, ranks.
+
+        ``weights`` (bytes): value ``i`` counts ``weights[i]`` times, as
+        :func:`~.bootstrap.bootstrap_ci`'s ``weights`` (its mean Σ w v / Σ w); give
+        them to every pass, or to none.
+        """
+        w = self._weights(ce, weights)
+        if self.weighted is None:
+            self.weighted = w is not None
+            if w is not None:  # a document's bytes may pass 2**31
+                self.below = self.below.astype(np.int64)
         starts, ids = doc_runs(doc)
-        add_by_run(self.n, starts, ids, np.ones(np.size(ce), np.int64))
-        add_by_run(self.sum, starts, ids, np.asarray(ce, dtype=np.float64))
+        self.n_values += int(np.size(ce))
+        add_by_run(self.n, starts, ids, np.ones(np.size(ce), np.int64) if w is None else w)
+        add_by_run(self.sum, starts, ids, np.asarray(ce, dtype=np.float64) * (1 if w is None else w))
         if rank is None:
             self.has_rank = False
         else:
@@ -152,14 +182,15 @@ class StreamingBootstrap:
                 self.window[p, j] = lo, hi + 1
                 kept += int(ends[min(hi, ends.size - 1)] - (ends[lo] - hist[lo])) if n else 0
         if check:  # (not before a probe: it narrows the windows, then checks)
-            _check_cap(kept)
+            _check_cap(self._targets(kept))
         self._counts = [np.asarray(c) for c in counts]
         return kept
 
-    def collect(self, doc: np.ndarray, ce: np.ndarray) -> None:
-        """Pass 2: per document its targets below each window, and the targets inside a window."""
-        doc, ce, code = self._in_subsets(doc, ce)
-        bucket = bucket_of(ce, self.wbits)
+    def collect(self, doc: np.ndarray, ce: np.ndarray, weights=None) -> None:
+        """Pass 2: per document its targets (weight) below each window, and the targets inside a window, with their weights."""
+        wt = self._weights(ce, weights)
+        doc, ce, code, wt = self._in_subsets(doc, ce, wt)
+        bucket = self._bucket(ce, self.wbits)
         starts, ids = doc_runs(doc)
         keep = np.zeros(ce.size, bool)
         lengths, run_code = np.diff(np.r_[starts, ce.size]), code[starts]  # a document's targets share its subset
@@ -168,10 +199,10 @@ class StreamingBootstrap:
                 lo, hi = self.window[0, j]
             else:
                 lo, hi = (np.repeat(self.window[run_code, j, e], lengths) for e in (0, 1))
-            add_by_run(self.below[j], starts, ids, (bucket < lo).astype(np.int32))
+            add_by_run(self.below[j], starts, ids, (bucket < lo).astype(self.below.dtype) * (1 if wt is None else wt))
             keep |= (bucket >= lo) & (bucket < hi)
         ce = np.asarray(ce, dtype=np.float64 if np.asarray(ce).dtype == np.float64 else np.float32)  # word sums stay float64
-        self._kept.append((ce[keep], doc[keep].astype(self._doc_dtype)))
+        self._kept.append((ce[keep], doc[keep].astype(self._doc_dtype), None if wt is None else wt[keep].astype(np.int32)))
 
     def start_probe(self, counts: Sequence[np.ndarray]) -> bool:
         """After :meth:`plan` at ``widen`` 1: set up a probe pass that narrows the windows (:meth:`probe`, :meth:`refine`).
@@ -200,26 +231,26 @@ class StreamingBootstrap:
                 center[p, j] = np.searchsorted(ends, math.floor(q / 100.0 * max(n - 1, 0)), side="right") if n else 0
         off = np.r_[0, np.cumsum(widths.ravel())[:-1]].reshape(widths.shape)
         self._probe = {"fine": fine, "off": off, "hist": np.zeros(int(widths.sum()), np.int64), "center": center,
-                       "c": np.zeros((len(self.levels), self.codes.size, 2), np.int32), "table": _probe_table(self.window, center, self.bits)}  # fmt: skip
+                       "c": np.zeros((len(self.levels), self.codes.size, 2), self.below.dtype), "table": _probe_table(self.window, center, self.bits)}  # fmt: skip
         return True
 
-    def probe(self, doc: np.ndarray, ce: np.ndarray) -> None:
-        """The probe pass: per window a histogram of ``bits + fine`` bits; per document its targets below and up to the percentile's bucket."""
-        doc, ce, code = self._in_subsets(doc, ce)
+    def probe(self, doc: np.ndarray, ce: np.ndarray, weights=None) -> None:
+        """The probe pass: per window a histogram of ``bits + fine`` bits; per document its targets (weight) below and up to the percentile's bucket."""
+        doc, ce, code, wt = self._in_subsets(doc, ce, self._weights(ce, weights))
         pr = self._probe
-        fine = bucket_of(ce, self.bits + pr["fine"])
+        fine = self._bucket(ce, self.bits + pr["fine"])
         flat = code * (1 << self.bits) + (fine >> pr["fine"])  # (subset, bucket): one gather per level below
         starts, ids = doc_runs(doc)
-        below = np.empty((ce.size, 2), np.int32)
+        below = np.empty((ce.size, 2), self.below.dtype)
         for j in range(len(self.levels)):
             t = pr["table"][j][flat]
             sel = t >= 4
             cs = code[sel]
             key = pr["off"][cs, j] + fine[sel] - (self.window[cs, j, 0] << pr["fine"])
-            pr["hist"] += np.bincount(key, minlength=pr["hist"].size)
+            pr["hist"] += np.bincount(key, minlength=pr["hist"].size, weights=None if wt is None else wt[sel]).astype(np.int64)
             np.bitwise_and(t, 1, out=below[:, 0], casting="unsafe")
             np.bitwise_and(t >> 1, 1, out=below[:, 1], casting="unsafe")
-            add_by_run(pr["c"][j], starts, ids, below)
+            add_by_run(pr["c"][j], starts, ids, below if wt is None else below * wt[:, None])
 
     def refine(self, widen: float = 1.0) -> int:
         """After the probe pass: windows of ``bits + fine`` bits, :data:`Z` × ``widen`` measured standard deviations each side.
@@ -250,16 +281,32 @@ class StreamingBootstrap:
                 hi = min(int(np.searchsorted(ends, min(max(n - 1, 0), math.ceil(at) + margin), side="right")), h.size - 1)
                 new[p, j] = (a << e) + lo, (a << e) + hi + 1
                 kept += int(ends[hi] - (ends[lo] - h[lo])) if n else 0
-        _check_cap(kept)
+        _check_cap(self._targets(kept))
         self.window, self.wbits, self._probe, self._kept, self.below[:] = new, self.bits + e, None, [], 0
         return kept
 
-    def _in_subsets(self, doc: np.ndarray, ce: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A chunk's targets whose document is in a subset: ``(doc, ce, subset code)``."""
+    def _in_subsets(self, doc: np.ndarray, ce: np.ndarray, weights: np.ndarray | None = None):
+        """A chunk's targets whose document is in a subset: ``(doc, ce, subset code, weights or None)``."""
         doc = np.asarray(doc, dtype=np.int64)
         code = lookup_codes(self.codes, doc)
         inside = code >= 0
-        return doc[inside], np.asarray(ce)[inside], code[inside]
+        return doc[inside], np.asarray(ce)[inside], code[inside], None if weights is None else weights[inside]
+
+    def _weights(self, ce: np.ndarray, weights) -> np.ndarray | None:
+        """``weights`` as int64 (checked: one per value, >= 0, as every chunk before), or None."""
+        if self.weighted is not None and self.weighted != (weights is not None):
+            raise UsageError("weights must be given with every chunk or with none")
+        if weights is None:
+            return None
+        w = np.asarray(weights)
+        if w.shape != np.shape(ce) or w.dtype.kind not in "iu" or (w.size and w.min() < 0):
+            raise UsageError("weights must be non-negative integers, one per value")
+        return w.astype(np.int64, copy=False)
+
+    def _targets(self, kept: int) -> int:
+        """Targets in windows of ``kept`` weight: with weights, at the values' mean weight (what :data:`WINDOW_CAP` bounds is memory)."""
+        total = int(self.n.sum())
+        return kept if not self.weighted or not total else math.ceil(kept * self.n_values / total)
 
     @property
     def _doc_dtype(self):
@@ -273,15 +320,16 @@ class StreamingBootstrap:
         """
         ce = np.concatenate([k[0] for k in self._kept]) if self._kept else np.zeros(0, np.float32)
         doc = np.concatenate([k[1] for k in self._kept]) if self._kept else np.zeros(0, self._doc_dtype)
-        self._kept = [(ce, doc)]  # one copy, not chunks and their concatenation
+        wt = (np.concatenate([k[2] for k in self._kept]) if self._kept else np.zeros(0, np.int32)) if self.weighted else None
+        self._kept = [(ce, doc, wt)]  # one copy, not chunks and their concatenation
         code = lookup_codes(self.codes, doc)
-        return [self._replicates(p, ce[code == p], doc[code == p]) for p in range(n_subsets)]
+        return [self._replicates(p, ce[code == p], doc[code == p], None if wt is None else wt[code == p]) for p in range(n_subsets)]
 
     def intervals(self, reps: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
         """``{summary: (lo, hi)}``: the percentile interval of the replicates, NaN replicates left out (as :func:`~.bootstrap.bootstrap_ci`)."""
         return {name: percentile_interval(np.asarray(v, dtype=np.float64), self.ci, drop="nan") for name, v in reps.items()}
 
-    def _replicates(self, p: int, ce: np.ndarray, doc: np.ndarray) -> dict[str, np.ndarray]:
+    def _replicates(self, p: int, ce: np.ndarray, doc: np.ndarray, wt: np.ndarray | None) -> dict[str, np.ndarray]:
         """One subset's replicates: draws as :func:`draw_counts`, order statistics inside the windows."""
         ids = np.flatnonzero((self.codes == p) & (self.n > 0))
         if not ids.size:
@@ -289,14 +337,15 @@ class StreamingBootstrap:
         n_docs = ids.size
         n_d = self.n[ids].astype(np.float64)
         docnum = np.searchsorted(ids, doc).astype(self._doc_dtype)
-        bucket = bucket_of(ce, self.wbits)
+        bucket = self._bucket(ce, self.wbits)
         preps, below, inside = [], [], []
         for j in range(len(self.levels)):
             a, b = self.window[p, j]
             sel = (bucket >= a) & (bucket < b)
-            preps.append(_window_prep(ce[sel], docnum[sel], n_docs, max(1, COARSE_CELLS // (n_docs * max(1, len(self.levels))))))
+            w_sel = None if wt is None else wt[sel]
+            preps.append(_window_prep(ce[sel], docnum[sel], n_docs, max(1, COARSE_CELLS // (n_docs * max(1, len(self.levels)))), w_sel))
             below.append(self.below[j, ids].astype(np.float64))
-            inside.append(np.bincount(docnum[sel], minlength=n_docs).astype(np.float64))
+            inside.append(np.bincount(docnum[sel], weights=w_sel, minlength=n_docs).astype(np.float64))
         rng = np.random.default_rng(self.seed)
         size = max(1, min(self.n_boot, CHUNK_CELLS // n_docs))
         pieces = []
@@ -339,14 +388,20 @@ def _check_cap(kept: int) -> None:
         )
 
 
-def _window_prep(ce: np.ndarray, docnum: np.ndarray, n_docs: int, k1: int) -> _Prepared:
-    """The fast method's sorted targets and per-document coarse counts, of one window's targets."""
+def _window_prep(ce: np.ndarray, docnum: np.ndarray, n_docs: int, k1: int, weights: np.ndarray | None = None) -> _Prepared:
+    """The fast method's sorted targets and per-document coarse counts (weights: bytes), of one window's targets."""
     n = ce.size
-    sorted_ce, sorted_doc = _sort_by_ce(np.asarray(ce, dtype=np.float64 if ce.dtype == np.float64 else np.float32), docnum, n_docs)  # word sums stay float64
+    ce = np.asarray(ce, dtype=np.float64 if ce.dtype == np.float64 else np.float32)  # word sums stay float64
+    if weights is None:
+        sorted_ce, sorted_doc = _sort_by_ce(ce, docnum, n_docs)
+        sorted_w = None
+    else:  # a value's weight follows it through the sort (as the in-memory fast method)
+        order = np.argsort(ce, kind="stable")
+        sorted_ce, sorted_doc, sorted_w = ce[order], docnum[order], weights[order].astype(np.int64)
     k1 = int(max(1, min(256, n, k1)))
     block = max(1, -(-n // k1))
     k1 = max(1, -(-n // block))
     cells = sorted_doc.astype(np.int64) * k1 + np.arange(n, dtype=np.int64) // block
-    coarse = np.bincount(cells, minlength=n_docs * k1).reshape(n_docs, k1)
+    coarse = np.bincount(cells, weights=sorted_w, minlength=n_docs * k1).reshape(n_docs, k1)
     coarse = coarse.astype(np.float32 if coarse.max(initial=0) < 2**24 else np.float64)
-    return _Prepared(sorted_ce, sorted_doc, None, np.zeros(0), None, coarse, block)
+    return _Prepared(sorted_ce, sorted_doc, sorted_w, np.zeros(0), None, coarse, block)
