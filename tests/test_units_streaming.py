@@ -25,7 +25,7 @@ from pctce_cli.stats.units import weighted_percentiles, word_ce
 from pctce_cli.testing import reseal
 from tests.helpers import assert_same_summaries
 
-from .cli import run, run_json
+from .cli import run_json
 from .units_fixtures import two_tokenizers, write_jsonl
 
 LEVELS = [0, 1, 10, 25, 50, 75, 90, 95, 99, 99.9, 100]
