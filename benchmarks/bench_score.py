@@ -918,7 +918,7 @@ def reading(raw: dict, summ: dict) -> list[str]:
             + ": flat, its logits never exceed one chunk. The naive full log_softmax peaks at "
             + ", ".join(f"{r['peak_timed_mib']:,.0f} MiB" for r in c2) + " at "
             + ", ".join(f"{r['batch_tokens']:,}" for r in c2)
-            + f", growing with batch × vocabulary ((B, T, V) float32 logits, then as much again for the log_softmax)."
+            + ", growing with batch × vocabulary ((B, T, V) float32 logits, then as much again for the log_softmax)."
         )
         chk = [r["peak_check_mib"] for r in b1 if r.get("peak_check_mib")]
         if chk:

@@ -26,16 +26,15 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_analysis as ba  # noqa: E402  (timing helpers)
+import bench_streaming  # noqa: E402  (the synthetic store builder)
 from _machine import cpu_name  # noqa: E402
 
 SECTION = "## Streamed words, bytes and KL (`summary --unit word|byte`, `--value kl` above PCTCE_STREAM_ABOVE)"
@@ -52,60 +51,28 @@ OPTIONS = {
 }
 
 
+def unit_fields(rng, n: int, n_docs: int, counts, local, starts, ce) -> tuple[dict, dict]:
+    """A shard's words (1–3 tokens), bytes (1–8 a token, a few empty spans) and divergence columns, and the per-document counts."""
+    new_word = rng.random(n) < 0.7
+    new_word[starts] = True
+    word_all = np.cumsum(new_word) - 1
+    word = (word_all - word_all[starts][local]).astype(np.int32)  # the word's index within its document
+    nbytes = rng.integers(1, 9, n).astype(np.int32)
+    empty = rng.random(n) < 0.002  # special tokens: in no word or byte
+    nbytes[empty], word[empty] = 0, -1
+    kl = (rng.lognormal(-5.0, 2.0, n)).astype(np.float32)
+    dp = np.clip(rng.normal(0.0, 0.05, n), -1, 1).astype(np.float32)
+    cols = {"pos": (np.arange(n) - starts[local]).astype(np.int32), "rank": np.zeros(n, np.int32), "nbytes": nbytes, "word": word,
+            "kl": kl, "dp": dp, "same_top1": (rng.random(n) < 0.9).astype(np.int8)}  # fmt: skip
+    doc_cols = {"n_bytes": np.add.reduceat(nbytes.astype(np.int64), starts), "n_words": np.add.reduceat(new_word.astype(np.int64), starts),
+                "n_empty": np.add.reduceat(empty.astype(np.int64), starts)}  # fmt: skip
+    return cols, doc_cols
+
+
 def build(root: Path, n_targets: int, seed: int = 0) -> float:
     """Write one checkpoint ``ck-000`` of ``n_targets`` targets with words, bytes and divergence, shard by shard, and its labels."""
-    from pctce_cli.store import finish_partition, start_partition, write_labels, write_shard
-
-    params = {"targets": n_targets, "seed": seed, "shard": SHARD_TARGETS, "doc": DOC_TARGETS, "v": 1}
-    stamp = root / STAMP
-    if stamp.is_file() and json.loads(stamp.read_text()).get("params") == params:
-        return json.loads(stamp.read_text())["seconds"]
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    t0 = time.perf_counter()
-    part = start_partition(root, "ck-000", {"weights": f"w-{seed}"}, fresh=True)
-    n_shards = -(-n_targets // SHARD_TARGETS)
-    first_doc = 0
-    for k in range(n_shards):
-        rng = np.random.default_rng([seed, k])
-        n = min(SHARD_TARGETS, n_targets - k * SHARD_TARGETS)
-        n_docs = max(1, n // DOC_TARGETS)
-        w = rng.lognormal(0.0, 0.9, n_docs)
-        counts = 1 + rng.multinomial(n - n_docs, w / w.sum())
-        local = np.repeat(np.arange(n_docs, dtype=np.int64), counts)
-        starts = np.r_[0, np.cumsum(counts)[:-1]]
-        ce = (rng.lognormal(0.0, 1.0, n) * rng.lognormal(0.0, 0.3, n_docs)[local]).astype(np.float32)
-        new_word = rng.random(n) < 0.7
-        new_word[starts] = True
-        word_all = np.cumsum(new_word) - 1
-        word = (word_all - word_all[starts][local]).astype(np.int32)  # the word's index within its document
-        nbytes = rng.integers(1, 9, n).astype(np.int32)
-        empty = rng.random(n) < 0.002  # special tokens: in no word or byte
-        nbytes[empty], word[empty] = 0, -1
-        kl = (rng.lognormal(-5.0, 2.0, n)).astype(np.float32)
-        dp = np.clip(rng.normal(0.0, 0.05, n), -1, 1).astype(np.float32)
-        ids = np.arange(first_doc, first_doc + n_docs, dtype=np.int64)
-        words_per_doc = np.add.reduceat(new_word.astype(np.int64), starts)
-        scored = SimpleNamespace(
-            doc=local + first_doc, pos=(np.arange(n) - starts[local]).astype(np.int32), token=np.zeros(n, np.int32), ce=ce,
-            rank=np.zeros(n, np.int32), nbytes=nbytes, word=word, kl=kl, dp=dp, same_top1=(rng.random(n) < 0.9).astype(np.int8),
-            doc_table={"doc": ids, "n_targets": counts.astype(np.int64), "n_bytes": np.add.reduceat(nbytes.astype(np.int64), starts),
-                       "n_words": words_per_doc, "n_empty": np.add.reduceat(empty.astype(np.int64), starts)},
-            seconds=0.0,
-        )  # fmt: skip
-        write_shard(part, k, 0, scored)
-        first_doc += n_docs
-        ba.log(f"[data] shard {k + 1}/{n_shards} ({time.perf_counter() - t0:.0f} s)")
-    manifest = {"id": "ck-000", "step": 1000, "path": "/ck/ck-000", "tokenizer_path": "/tok", "fingerprints": {**ba.FINGERPRINTS, "weights": f"w-{seed}"},
-                "settings": ba.SETTINGS, "data": {"files": ["/data/val.jsonl"]}, "units": {"available": True, "rule": ba.SETTINGS["units"]},
-                "reference": {"path": "/ck/reference", "fingerprint": "r" * 64}}  # fmt: skip
-    finish_partition(part, manifest, n_shards)
-    rng = np.random.default_rng([seed, 77])
-    domain = [f"d{k:02d}" for k in rng.choice(N_SUBSETS, first_doc, p=rng.dirichlet(np.full(N_SUBSETS, 2.0)))]
-    write_labels(root, "ck-000", {"domain": domain}, range(first_doc))
-    seconds = time.perf_counter() - t0
-    stamp.write_text(json.dumps({"params": params, "seconds": seconds}))
-    return seconds
+    extra = {"units": {"available": True, "rule": ba.SETTINGS["units"]}, "reference": {"path": "/ck/reference", "fingerprint": "r" * 64}}
+    return bench_streaming.build(root, n_targets, seed, STAMP, unit_fields, extra)
 
 
 def run(root: Path, args: list[str], n_boot: int, streamed: bool = True) -> dict:

@@ -48,12 +48,24 @@ N_SUBSETS = 20
 STAMP = "_bench_streaming.json"
 
 
-def build(root: Path, n_targets: int, seed: int = 0) -> float:
-    """Write one checkpoint ``ck-000`` of ``n_targets`` targets shard by shard, and its ``domain`` labels."""
+def token_fields(rng, n: int, n_docs: int, counts, local, starts, ce) -> tuple[dict, dict]:
+    """The per-target columns of a token-only shard beyond doc/ce (ranks), and its per-document columns."""
+    rank = np.minimum(rng.geometric(np.clip(np.exp(-ce.astype(np.float64)), 1e-4, 1.0)) - 1, 50_000).astype(np.int32)
+    c = counts.astype(np.int64)
+    return {"pos": np.zeros(n, np.int32), "rank": rank}, {"n_bytes": 4 * c, "n_words": c, "n_empty": np.zeros(n_docs, np.int64)}
+
+
+def build(root: Path, n_targets: int, seed: int = 0, stamp_name: str = STAMP, fields=token_fields, manifest_extra: dict | None = None) -> float:
+    """Write one checkpoint ``ck-000`` of ``n_targets`` targets shard by shard, and its ``domain`` labels.
+
+    ``fields(rng, n, n_docs, counts, local, starts, ce)`` gives a shard's columns beyond ``doc``/``ce``
+    and its per-document columns beyond ``doc``/``n_targets`` (bench_stream_units.py adds words, bytes
+    and divergence); ``manifest_extra`` goes into the manifest.
+    """
     from pctce_cli.store import finish_partition, start_partition, write_labels, write_shard
 
     params = {"targets": n_targets, "seed": seed, "shard": SHARD_TARGETS, "doc": DOC_TARGETS, "v": 1}
-    stamp = root / STAMP
+    stamp = root / stamp_name
     if stamp.is_file() and json.loads(stamp.read_text()).get("params") == params:
         return json.loads(stamp.read_text())["seconds"]
     shutil.rmtree(root, ignore_errors=True)
@@ -69,20 +81,16 @@ def build(root: Path, n_targets: int, seed: int = 0) -> float:
         w = rng.lognormal(0.0, 0.9, n_docs)
         counts = 1 + rng.multinomial(n - n_docs, w / w.sum())
         local = np.repeat(np.arange(n_docs, dtype=np.int64), counts)
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
         ce = (rng.lognormal(0.0, 1.0, n) * rng.lognormal(0.0, 0.3, n_docs)[local]).astype(np.float32)
-        rank = np.minimum(rng.geometric(np.clip(np.exp(-ce.astype(np.float64)), 1e-4, 1.0)) - 1, 50_000).astype(np.int32)
+        cols, doc_cols = fields(rng, n, n_docs, counts, local, starts, ce)
         ids = np.arange(first_doc, first_doc + n_docs, dtype=np.int64)
-        scored = SimpleNamespace(
-            doc=local + first_doc, pos=np.zeros(n, np.int32), token=np.zeros(n, np.int32), ce=ce, rank=rank,
-            doc_table={"doc": ids, "n_targets": counts.astype(np.int64), "n_bytes": 4 * counts.astype(np.int64),
-                       "n_words": counts.astype(np.int64), "n_empty": np.zeros(n_docs, np.int64)},
-            seconds=0.0,
-        )  # fmt: skip
+        scored = SimpleNamespace(doc=local + first_doc, token=np.zeros(n, np.int32), ce=ce, **cols, doc_table={"doc": ids, "n_targets": counts.astype(np.int64), **doc_cols}, seconds=0.0)
         write_shard(part, k, 0, scored)
         first_doc += n_docs
         ba.log(f"[data] shard {k + 1}/{n_shards} ({time.perf_counter() - t0:.0f} s)")
     manifest = {"id": "ck-000", "step": 1000, "path": "/ck/ck-000", "tokenizer_path": "/tok", "fingerprints": {**ba.FINGERPRINTS, "weights": f"w-{seed}"},
-                "settings": ba.SETTINGS, "data": {"files": ["/data/val.jsonl"]}, "units": {"available": False, "reason": "synthetic"}}  # fmt: skip
+                "settings": ba.SETTINGS, "data": {"files": ["/data/val.jsonl"]}, "units": {"available": False, "reason": "synthetic"}, **(manifest_extra or {})}  # fmt: skip
     finish_partition(part, manifest, n_shards)
     rng = np.random.default_rng([seed, 77])
     domain = [f"d{k:02d}" for k in rng.choice(N_SUBSETS, first_doc, p=rng.dirichlet(np.full(N_SUBSETS, 2.0)))]
