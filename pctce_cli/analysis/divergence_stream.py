@@ -24,7 +24,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
-from pctce_cli.analysis.units_stream import drop_empty, second_pass, stream_parts
+from pctce_cli.analysis.summary_stream import stream_parts
+from pctce_cli.analysis.units_stream import drop_empty, second_pass
 from pctce_cli.stats.summaries import percentile_name
 
 BATCH_ROWS = 1 << 20  # targets decoded at a time (tests make it tiny so words straddle batches)

@@ -63,18 +63,11 @@ def streamed_subset_rows(
     """
     from pctce_cli.errors import UsageError
     from pctce_cli.stats.streaming import DocSums
-    from pctce_cli.stats.streaming_subsets import SubsetSummaries, codes_by_document
+    from pctce_cli.stats.streaming_subsets import SubsetSummaries
     from pctce_cli.store import load_docs
 
     docs = load_docs(ck.root, ck.partition)
-    ids = np.asarray(docs["doc"], dtype=np.int64) if docs is not None else np.zeros(0, np.int64)
-    if subsets.active:
-        parts, notes = split_scores(ck.id, ids, docs, subsets, stored_values(ck, subsets.field))
-    else:
-        parts, notes = [Part(None, None, docs)], []
-    codes = codes_by_document(ids, np.full(ids.size, -1), int(ids.max()) + 1 if ids.size else 0)
-    for i, part in enumerate(parts):
-        codes[np.asarray(part.docs["doc"], dtype=np.int64)] = i
+    parts, notes, codes = stream_parts(ck, docs, subsets)
     want_doc, want_rank = "doc" in cols and docs is not None, "rank" in cols or ci is not None
     sums = DocSums(codes.size if want_doc else 0)
     summaries = SubsetSummaries(len(parts), percentiles)
@@ -107,6 +100,21 @@ def streamed_subset_rows(
             row["_ci_method"], row["_ci_error"] = "streamed", 0.0
         rows.append(row)
     return rows, [f"{ck.id}: {n}" for n in notes]
+
+
+def stream_parts(ck, docs, subsets: Subsets) -> tuple[list[Part], list[str], np.ndarray]:
+    """The parts ``subsets`` asks for (from the per-document table: no target read), their notes, and document id → part code."""
+    from pctce_cli.stats.streaming_subsets import codes_by_document
+
+    ids = np.asarray(docs["doc"], dtype=np.int64) if docs is not None else np.zeros(0, np.int64)
+    if subsets.active:
+        parts, notes = split_scores(ck.id, ids, docs, subsets, stored_values(ck, subsets.field))
+    else:
+        parts, notes = [Part(None, None, docs)], []
+    codes = codes_by_document(ids, np.full(ids.size, -1), int(ids.max()) + 1 if ids.size else 0)
+    for i, part in enumerate(parts):
+        codes[np.asarray(part.docs["doc"], dtype=np.int64)] = i
+    return parts, notes, codes
 
 
 def _row(ck, part: Part, summ: dict, doc_ids, nll, split: bool) -> dict:

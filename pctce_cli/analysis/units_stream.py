@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from pctce_cli.analysis.subsets import NO_SUBSETS, Part, Subsets, split_scores, stored_values
+from pctce_cli.analysis.subsets import NO_SUBSETS, Part, Subsets
+from pctce_cli.analysis.summary_stream import stream_parts
 from pctce_cli.analysis.units import unit_row
 from pctce_cli.errors import UsageError
 from pctce_cli.units import Unit, unit_named
@@ -126,21 +127,6 @@ def _assemble_rows(ck, unit: Unit, parts, summaries, doc_sums, targets, empty, b
             row["_ci_method"], row["_ci_error"] = "streamed", 0.0
         rows.append(row)
     return rows
-
-
-def stream_parts(ck, docs, subsets: Subsets) -> tuple[list[Part], list[str], np.ndarray]:
-    """The parts ``subsets`` asks for (from the per-document table: no target read), their notes, and document id → part code."""
-    from pctce_cli.stats.streaming_subsets import codes_by_document
-
-    ids = np.asarray(docs["doc"], dtype=np.int64) if docs is not None else np.zeros(0, np.int64)
-    if subsets.active:
-        parts, notes = split_scores(ck.id, ids, docs, subsets, stored_values(ck, subsets.field))
-    else:
-        parts, notes = [Part(None, None, docs)], []
-    codes = codes_by_document(ids, np.full(ids.size, -1), int(ids.max()) + 1 if ids.size else 0)
-    for i, part in enumerate(parts):
-        codes[np.asarray(part.docs["doc"], dtype=np.int64)] = i
-    return parts, notes, codes
 
 
 def drop_empty(ck, parts: list[Part], targets: np.ndarray, subsets: Subsets, notes: list[str]) -> list[tuple[int, Part]]:
