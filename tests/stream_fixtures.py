@@ -13,11 +13,12 @@ SETTINGS = {
 }  # fmt: skip
 
 
-def write_store(root: Path, n_targets: int, n_docs: int, n_shards: int = 3, seed: int = 0, labels: int = 4, ck: str = "ck-a", tied: bool = False) -> dict:
+def write_store(root: Path, n_targets: int, n_docs: int, n_shards: int = 3, seed: int = 0, labels: int = 4, ck: str = "ck-a", tied: bool = False, units: bool = False) -> dict:
     """One checkpoint of ``n_targets`` targets in ``n_docs`` documents (lengths long-tailed), with a ``domain`` field.
 
     Documents differ in difficulty (so the bootstrap is clustered); with ``tied``
-    CE takes few distinct values (many equal order statistics). Returns the arrays.
+    CE takes few distinct values (many equal order statistics); with ``units`` the
+    manifest says byte spans and words are stored (each target a word of one byte). Returns the arrays.
     """
     from pctce_cli.store import finish_partition, start_partition, write_labels, write_shard
 
@@ -47,7 +48,7 @@ def write_store(root: Path, n_targets: int, n_docs: int, n_shards: int = 3, seed
         write_shard(part, k, 0, scored)
     fp = {"data": "d" * 64, "tokenizer": "t" * 64, "documents": "x" * 64, "weights": f"w-{seed}"}
     manifest = {"id": ck, "step": 100, "path": f"/ck/{ck}", "tokenizer_path": "/tok", "fingerprints": fp, "settings": SETTINGS,
-                "data": {"files": ["/data/val.jsonl"]}, "units": {"available": False, "reason": "synthetic"}}  # fmt: skip
+                "data": {"files": ["/data/val.jsonl"]}, "units": {"available": True, "rule": SETTINGS["units"]} if units else {"available": False, "reason": "synthetic"}}  # fmt: skip
     finish_partition(part, manifest, n_shards)
     domain = [f"d{k}" for k in rng.choice(labels, n_docs, p=rng.dirichlet(np.full(labels, 2.0)))]
     write_labels(root, ck, {"domain": domain}, range(n_docs))

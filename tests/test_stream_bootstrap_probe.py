@@ -260,3 +260,77 @@ def test_the_cli_streamed_equals_the_cli_in_memory(store, by):
                     assert b[k] == pytest.approx(v, rel=1e-12), (title, k)
                 else:
                     assert b[k] == v, (title, k)
+
+
+def window_spy(monkeypatch) -> dict[str, list[int]]:
+    """Targets the streamed rows' windows keep: the bound's (each :meth:`~StreamingBootstrap.plan`) and the probe's (:meth:`~StreamingBootstrap.refine`)."""
+    kept: dict[str, list[int]] = {"bound": [], "probe": []}
+    plan, refine = StreamingBootstrap.plan, StreamingBootstrap.refine
+
+    def spy_plan(self, counts, widen=1.0, check=True):
+        kept["bound"].append(plan(self, counts, widen, check))
+        return kept["bound"][-1]
+
+    def spy_refine(self, widen=1.0):
+        kept["probe"].append(refine(self, widen))
+        return kept["probe"][-1]
+
+    monkeypatch.setattr(StreamingBootstrap, "plan", spy_plan)
+    monkeypatch.setattr(StreamingBootstrap, "refine", spy_refine)
+    return kept
+
+
+def assert_same_intervals(mem: list[dict], got: list[dict], names=("p50", "p95")):
+    for a, b in zip(mem, got, strict=True):
+        for name in names:
+            assert (b[f"{name}_lo"], b[f"{name}_hi"]) == (a[f"{name}_lo"], a[f"{name}_hi"]), name
+        np.testing.assert_allclose([b["mean_lo"], b["mean_hi"]], [a["mean_lo"], a["mean_hi"]], rtol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unit", ["word", "byte"])
+def test_words_and_bytes_are_streamed_through_the_probe(tmp_path, monkeypatch, unit):
+    """--unit word|byte --ci streamed: the probe's windows keep a fraction of the bound's, and the intervals are the in-memory ones."""
+    from pctce_cli.analysis.units import unit_rows
+    from pctce_cli.analysis.units_stream import streamed_unit_rows
+    from pctce_cli.catalog import resolve_checkpoints
+
+    from .stream_fixtures import write_store
+
+    write_store(tmp_path / "scores", 30_000, 400, n_shards=3, units=True)
+    ck = resolve_checkpoints([tmp_path / "scores"], unit=unit)[0]
+    kw = {"ci": 0.9, "n_boot": 60, "seed": 5}
+    mem, _ = unit_rows(ck, [50, 95], unit, **kw)
+    kept = window_spy(monkeypatch)
+    got, _ = streamed_unit_rows(ck, [50, 95], unit, batch_rows=4_000, **kw)
+    assert len(kept["bound"]) == len(kept["probe"]) == 1  # no fallback to the bound's windows
+    assert kept["probe"][0] * 3 < kept["bound"][0]
+    assert_same_intervals(mem, got)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", ["kl", "dp"])
+def test_divergence_is_streamed_through_the_probe(tmp_path, monkeypatch, value):
+    """--value kl|dp --ci streamed: the probe's windows (Δp: signed buckets), a fraction of the bound's; the in-memory intervals."""
+    from pctce_cli.analysis import divergence_stream
+    from pctce_cli.analysis.divergence import divergence_rows
+    from pctce_cli.catalog import resolve_checkpoints
+    from pctce_cli.units import TOKEN
+    from pctce_cli.values import value_named
+
+    from .helpers import make_store
+
+    rng = np.random.default_rng(3)
+    doc = np.repeat(np.arange(400), 1 + rng.poisson(75 * rng.lognormal(0, 0.8, 400)))
+    div = {"kl": rng.lognormal(-4, 2, doc.size) * rng.lognormal(0, 0.5, 400)[doc], "dp": rng.normal(0, 0.05, doc.size).clip(-1, 1),
+           "same_top1": (rng.random(doc.size) < 0.9).astype(np.int8)}  # fmt: skip
+    make_store(tmp_path / "scores", "ck-a", rng.gamma(2, 1, doc.size), doc, divergence=div, shards=3)
+    ck = resolve_checkpoints([tmp_path / "scores"])[0]
+    kw = {"ci": 0.9, "n_boot": 60, "seed": 5}
+    mem, _ = divergence_rows(ck, value, [50, 95], **kw)
+    kept = window_spy(monkeypatch)
+    monkeypatch.setattr(divergence_stream, "BATCH_ROWS", 4_000)
+    got, _ = divergence_stream.streamed_divergence_rows(ck, value_named(value), [50, 95], TOKEN, **kw)
+    assert len(kept["bound"]) == len(kept["probe"]) == 1
+    assert kept["probe"][0] * 3 < kept["bound"][0]
+    assert_same_intervals(mem, got)

@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
-from pctce_cli.analysis.summary_stream import stream_parts
-from pctce_cli.analysis.units_stream import drop_empty, second_pass
+from pctce_cli.analysis.summary_stream import pass_two, stream_parts
+from pctce_cli.analysis.units_stream import collect_into, drop_empty
 from pctce_cli.stats.summaries import percentile_name
 
 BATCH_ROWS = 1 << 20  # targets decoded at a time (tests make it tiny so words straddle batches)
@@ -79,7 +79,7 @@ def streamed_divergence_rows(
             boot.update(doc, values, rank)
             doc_max.update(doc, values)
     summaries.plan()
-    reps = second_pass(ck, summaries, boot, lambda: ((v, None, None, d) for v, _, d, _ in _values(ck, kind, words, first=False)), codes)
+    reps = pass_two(ck, summaries.counts, collect_into(summaries, codes), boot, lambda: ((d, v, None) for v, _, d, _ in _values(ck, kind, words, first=False)))
     rows = []
     for i, part in drop_empty(ck, parts, targets, subsets, notes):
         summ = summaries.parts[i].compute()

@@ -20,7 +20,7 @@ arrays (about 60 bytes a document) and the kept targets (docs/streaming.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -147,50 +147,76 @@ def _pass_one(ck, codes: np.ndarray, want_rank: bool, summaries, sums, boot) -> 
 
 
 def _pass_two(ck, codes: np.ndarray, summaries, boot) -> list[dict] | None:
-    """Pass 2: the values near each percentile; then the bootstrap's replicates, widening its windows when one falls outside."""
-    from pctce_cli.stats.streaming_bootstrap import WindowMissed
+    """Pass 2 over the token batches (:func:`pass_two`): each subset's values near its percentiles, and the bootstrap's replicates."""
     from pctce_cli.stats.streaming_subsets import lookup_codes
     from pctce_cli.store import iter_token_batches
 
-    counts = [p.counts for p in summaries.parts]
-
     def batches():
-        return iter_token_batches(ck.root, ck.partition, ("doc", "ce"), verify=False)  # verified by pass 1
+        return ((b["doc"], b["ce"], None) for b in iter_token_batches(ck.root, ck.partition, ("doc", "ce"), verify=False))  # verified by pass 1
+
+    return pass_two(ck, [p.counts for p in summaries.parts], lambda doc, ce, _: summaries.collect(lookup_codes(codes, doc), ce), boot, batches)
+
+
+def pass_two(ck, counts: Sequence[np.ndarray], collect: Callable, boot, batches: Callable[[], Iterator]) -> list[dict] | None:
+    """Pass 2 of every streamed summary (tokens, words, bytes, KL, Δp): the values near each percentile, then the bootstrap's replicates.
+
+    With a bootstrap, a probe pass first measures each replicate's actual spread
+    (:meth:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap.start_probe`)
+    and the refined, narrower windows are collected; when a replicate falls
+    outside them (``WindowMissed``), or the probe's histograms would not fit, the
+    bound's windows are collected instead, widened in turn (:data:`WIDEN`).
+    The summaries' own pass 2 (``collect``) rides along the first pass over the batches.
+
+    Args:
+        ck: The checkpoint (named in the error).
+        counts: Each subset's histogram from pass 1 (the windows are planned on them).
+        collect: ``collect(doc, values, weights)``: the summaries' pass 2 of one batch.
+        boot: The :class:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap`, or None.
+        batches: ``batches()`` yields ``(doc, values, weights or None)`` anew at each call.
+
+    Returns:
+        Each subset's replicates (``boot.compute``), or None without a bootstrap.
+
+    Raises:
+        UsageError: a replicate outside even the widest window; windows over the bootstrap's cap.
+    """
+    from pctce_cli.stats.streaming_bootstrap import WindowMissed
 
     collected = False
     if boot is not None:
         boot.plan(counts, check=False)  # the bound's windows: where the probe looks
-    if boot is not None and boot.start_probe(counts):
-        for batch in batches():  # the probe: narrower windows than the bound's (stats.streaming_bootstrap)
-            summaries.collect(lookup_codes(codes, batch["doc"]), batch["ce"])
-            boot.probe(batch["doc"], batch["ce"])
-        collected = True
-        boot.refine()
-        for batch in batches():
-            boot.collect(batch["doc"], batch["ce"])
-        try:
-            return boot.compute(len(summaries.parts))
-        except WindowMissed:
-            pass  # the bound's windows, widened in turn
+        if boot.start_probe(counts):
+            for doc, values, weights in batches():  # the probe: narrower windows than the bound's (stats.streaming_bootstrap)
+                collect(doc, values, weights)
+                boot.probe(doc, values, weights)
+            collected = True
+            boot.refine()
+            for doc, values, weights in batches():
+                boot.collect(doc, values, weights)
+            try:
+                return boot.compute(len(counts))
+            except WindowMissed:
+                pass  # the bound's windows, widened in turn
     for widen in WIDEN:
         if boot is not None:
             boot.plan(counts, widen)
-        for batch in batches():
+        for doc, values, weights in batches():
             if not collected:
-                summaries.collect(lookup_codes(codes, batch["doc"]), batch["ce"])
+                collect(doc, values, weights)
             if boot is not None:
-                boot.collect(batch["doc"], batch["ce"])
+                boot.collect(doc, values, weights)
         collected = True
         if boot is None:
             return None
         try:
-            return boot.compute(len(summaries.parts))
+            return boot.compute(len(counts))
         except WindowMissed as e:
             if widen == WIDEN[-1]:
                 from pctce_cli.errors import UsageError
 
                 raise UsageError(f"ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e})", param="ci", remedy="drop ci or raise PCTCE_STREAM_ABOVE", remedy_param="ci") from None
     return None
+
 
 def streamed_row(ck, percentiles: Sequence[float], cols: Sequence[str] = ("doc", "ce", "rank")) -> dict:
     """:func:`checkpoint_row` in bounded memory: two passes over the shards, one shard in memory at a time.

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from pctce_cli.analysis.subsets import NO_SUBSETS, Part, Subsets
-from pctce_cli.analysis.summary_stream import stream_parts
+from pctce_cli.analysis.summary_stream import pass_two, stream_parts
 from pctce_cli.analysis.units import unit_row
 from pctce_cli.errors import UsageError
 from pctce_cli.units import Unit, unit_named
@@ -104,7 +104,11 @@ def streamed_unit_rows(
         if boot is not None:
             boot.update(doc, values, weights=weights)
     summaries.plan()
-    reps = second_pass(ck, summaries, boot, lambda: _unit_values(ck, unit, batch_rows, docs_needed=subsets.active or boot is not None), codes)
+
+    def batches():  # pass 2: document ids only for subsets and the bootstrap
+        return ((doc, v, w) for v, w, _, doc in _unit_values(ck, unit, batch_rows, docs_needed=subsets.active or boot is not None))
+
+    reps = pass_two(ck, summaries.counts, collect_into(summaries, codes), boot, batches)
     parts = drop_empty(ck, parts, targets, subsets, notes)
     has_sums = docs is not None and targets.sum() > 0  # as in memory: no bpb columns without targets
     rows = _assemble_rows(ck, unit, parts, summaries, sums.compute() if has_sums else None, targets, empty, boot, reps, subsets.split)
@@ -139,31 +143,11 @@ def drop_empty(ck, parts: list[Part], targets: np.ndarray, subsets: Subsets, not
     return [(i, p) for i, (p, n) in enumerate(zip(parts, targets)) if n or not subsets.active]
 
 
-def second_pass(ck, summaries, boot, batches: Callable[[], Iterator], codes: np.ndarray) -> list[dict] | None:
-    """Pass 2: the values near each percentile; then the bootstrap's replicates, widening its windows when one falls outside.
-
-    ``batches()`` yields ``(values, weights, numerator, doc)`` anew at each call.
-    """
-    from pctce_cli.analysis.summary_stream import WIDEN
-    from pctce_cli.stats.streaming_bootstrap import WindowMissed
+def collect_into(summaries, codes: np.ndarray) -> Callable:
+    """:func:`~pctce_cli.analysis.summary_stream.pass_two`'s ``collect``: a batch's values into their documents' subsets' summaries (no documents: subset 0)."""
     from pctce_cli.stats.streaming_subsets import lookup_codes
 
-    for attempt, widen in enumerate(WIDEN):
-        if boot is not None:
-            boot.plan(summaries.counts, widen)
-        for values, weights, _, doc in batches():
-            if attempt == 0:
-                summaries.collect(np.zeros(np.shape(values), np.int32) if doc is None else lookup_codes(codes, doc), values, weights)
-            if boot is not None:
-                boot.collect(doc, values, weights)
-        if boot is None:
-            return None
-        try:
-            return boot.compute(len(summaries.parts))
-        except WindowMissed as e:
-            if widen == WIDEN[-1]:
-                raise UsageError(f"ci: '{ck.id}': the bounded-memory bootstrap found a replicate outside its widest window ({e})", param="ci", remedy="drop ci or raise PCTCE_STREAM_ABOVE", remedy_param="ci") from None
-    return None
+    return lambda doc, values, weights: summaries.collect(np.zeros(np.shape(values), np.int32) if doc is None else lookup_codes(codes, doc), values, weights)
 
 
 def _unit_values(ck, unit: Unit, batch_rows: int | None, count=None, docs_needed: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]]:
