@@ -247,7 +247,10 @@ class StreamingBootstrap:
             sel = t >= 4
             cs = code[sel]
             key = pr["off"][cs, j] + fine[sel] - (self.window[cs, j, 0] << pr["fine"])
-            pr["hist"] += np.bincount(key, minlength=pr["hist"].size, weights=None if wt is None else wt[sel]).astype(np.int64)
+            if key.size:  # counted over the keys' span only: a full-size count per level would be the probe's peak
+                first = int(key.min())
+                span = np.bincount(key - first, weights=None if wt is None else wt[sel])
+                pr["hist"][first : first + span.size] += span.astype(np.int64)
             np.bitwise_and(t, 1, out=below[:, 0], casting="unsafe")
             np.bitwise_and(t >> 1, 1, out=below[:, 1], casting="unsafe")
             add_by_run(pr["c"][j], starts, ids, below if wt is None else below * wt[:, None])
