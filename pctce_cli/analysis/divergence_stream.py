@@ -11,7 +11,8 @@ words a word's KL is the sum of its tokens' (the same float64 sums as in memory)
 With ``--ci`` (KL in tokens or words, Δp) the intervals come from the
 bounded-memory document bootstrap
 (:class:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap`: mean,
-percentiles, same_top1; Δp with the signed order key) and, for the maximum,
+percentiles, same_top1; Δp with the signed order key; pass 2 with the probe of
+:func:`~pctce_cli.analysis.summary_stream.pass_two`) and, for the maximum,
 from each document's maximum
 (:func:`~pctce_cli.stats.streaming_parts.max_replicates`): the in-memory
 replicates, the same resampled documents.

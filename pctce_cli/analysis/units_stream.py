@@ -14,7 +14,8 @@ Counts and percentiles equal the in-memory rows exactly; the mean and the
 per-document bpb, byte_ppl and word_ppl are summed per batch in float64 (equal
 to round-off). Intervals (``--ci``) come from the bounded-memory
 document bootstrap (:class:`~pctce_cli.stats.streaming_bootstrap.StreamingBootstrap`,
-words in place of targets, or byte values with their weights): the in-memory
+words in place of targets, or byte values with their weights; its windows narrowed by
+the probe pass of :func:`~pctce_cli.analysis.summary_stream.pass_two`): the in-memory
 replicates, the same resampled documents.
 Memory holds a few shards, the histograms and the kept values.
 """
