@@ -289,8 +289,10 @@ def assert_same_intervals(mem: list[dict], got: list[dict], names=("p50", "p95")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("unit", ["word", "byte"])
-def test_words_and_bytes_are_streamed_through_the_probe(tmp_path, monkeypatch, unit):
-    """--unit word|byte --ci streamed: the probe's windows keep a fraction of the bound's, and the intervals are the in-memory ones."""
+@pytest.mark.parametrize("missed", [False, True])
+def test_words_and_bytes_are_streamed_through_the_probe(tmp_path, monkeypatch, unit, missed):
+    """--unit word|byte --ci streamed: the probe's windows keep a fraction of the bound's, and the intervals are the
+    in-memory ones; a probe whose windows miss falls back to the bound's (the same intervals)."""
     from pctce_cli.analysis.units import unit_rows
     from pctce_cli.analysis.units_stream import streamed_unit_rows
     from pctce_cli.catalog import resolve_checkpoints
@@ -301,9 +303,12 @@ def test_words_and_bytes_are_streamed_through_the_probe(tmp_path, monkeypatch, u
     ck = resolve_checkpoints([tmp_path / "scores"], unit=unit)[0]
     kw = {"ci": 0.9, "n_boot": 60, "seed": 5}
     mem, _ = unit_rows(ck, [50, 95], unit, **kw)
+    if missed:
+        refine = StreamingBootstrap.refine
+        monkeypatch.setattr(StreamingBootstrap, "refine", lambda self, widen=1.0: refine(self, 1e-4))
     kept = window_spy(monkeypatch)
     got, _ = streamed_unit_rows(ck, [50, 95], unit, batch_rows=4_000, **kw)
-    assert len(kept["bound"]) == len(kept["probe"]) == 1  # no fallback to the bound's windows
+    assert len(kept["bound"]) == (2 if missed else 1) and len(kept["probe"]) == 1  # missed: the bound's windows, collected
     assert kept["probe"][0] * 3 < kept["bound"][0]
     assert_same_intervals(mem, got)
 
