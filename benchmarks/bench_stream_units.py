@@ -135,14 +135,8 @@ def main(argv=None) -> int:
         *lines, "",
     ]  # fmt: skip
     if checks:
-        L += [f"Streamed against in memory at {sizes[0]:,} targets (the same command with `PCTCE_STREAM_ABOVE` above the size):", "",
-              "| options | largest \\|Δ\\| percentiles, max, counts, interval bounds of percentiles | largest relative Δ (means, ppl, bpb) | RSS in memory (MiB) | RSS streamed (MiB) |",
-              "|---|---|---|---|---|", *[f"| `{o}` | {e:.3g} | {r:.2g} | {a:,.0f} | {b:,.0f} |" for o, e, r, a, b in checks], ""]  # fmt: skip
-    text = "\n".join(L)
-    if args.out:
-        ba.write_section(Path(args.out), text)
-    else:
-        print(text)
+        L += bench_streaming.check_table(f"Streamed against in memory at {sizes[0]:,} targets (the same command with `PCTCE_STREAM_ABOVE` above the size):", "percentiles, max, counts", checks)
+    bench_streaming.emit(L, args.out)
     return 0
 
 

@@ -196,15 +196,25 @@ def main(argv=None) -> int:
     ]  # fmt: skip
     if check is not None:
         n, diffs = check
-        L += [f"Streamed against in memory at {n:,} targets (the core in memory, `summary.checkpoint_rows`, against streamed):", "",
-              "| options | largest \\|Δ\\| percentiles, counts, interval bounds of percentiles | largest relative Δ (means, ppl, bpb) | RSS in memory (MiB) | RSS streamed (MiB) |",
-              "|---|---|---|---|---|", *[f"| `{o}` | {e:.3g} | {r:.2g} | {a:,.0f} | {b:,.0f} |" for o, e, r, a, b in diffs], ""]  # fmt: skip
-    text = "\n".join(L)
-    if args.out:
-        ba.write_section(Path(args.out), text)
+        L += check_table(f"Streamed against in memory at {n:,} targets (the core in memory, `summary.checkpoint_rows`, against streamed):", "percentiles, counts", diffs)
+    emit(L, args.out)
+    return 0
+
+
+def check_table(title: str, what: str, diffs) -> list[str]:
+    """The Markdown lines of a streamed-against-in-memory table: ``diffs`` rows of (options, |Δ|, relative Δ, RSS in memory, RSS streamed)."""
+    return [title, "",
+            f"| options | largest \\|Δ\\| {what}, interval bounds of percentiles | largest relative Δ (means, ppl, bpb) | RSS in memory (MiB) | RSS streamed (MiB) |",
+            "|---|---|---|---|---|", *[f"| `{o}` | {e:.3g} | {r:.2g} | {a:,.0f} | {b:,.0f} |" for o, e, r, a, b in diffs], ""]  # fmt: skip
+
+
+def emit(lines: list[str], out: str | None) -> None:
+    """The section into ``out`` (a Markdown file, replacing the section of the same heading), else to stdout."""
+    text = "\n".join(lines)
+    if out:
+        ba.write_section(Path(out), text)
     else:
         print(text)
-    return 0
 
 
 if __name__ == "__main__":
