@@ -72,7 +72,10 @@ def resolve_positions(by: str | None, edges: str | Sequence[int] | None, unit: s
     if unit_named(unit) is not TOKEN:
         raise UsageError(f"by {by} buckets targets: use it with unit token (a word or byte has no single position)", param=("by", "unit"))
     if isinstance(edges, str):
-        edges = [e.strip() for e in edges.split(",") if e.strip()]
+        items = [e.strip() for e in edges.split(",")]
+        if any(not e for e in items) and any(items):  # '1,,2' or '1,2,': a typo, not a default
+            raise UsageError(f"position_edges: expected whole numbers separated by commas (e.g. 1024,4096), got '{edges}'", param="position_edges")
+        edges = [e for e in items if e]
     if edges is not None:
         position_buckets(0, edges)  # refuses bad edges, with the option named
         edges = tuple(int(float(e)) for e in edges)
