@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -33,3 +35,37 @@ def test_malformed_position_edges_are_one_line(tiny, edges, message):
     # a huge edge was an OverflowError traceback (numpy int64); an empty item was silently dropped
     r = run("summary", tiny, "-c", "a", "--by", "position", "--position-edges", edges)
     assert r.exit_code == 2 and r.output.strip() == message, r.output
+
+
+def _divergence(rng, n, kl=None):
+    return {"kl": rng.lognormal(-4, 2, n) if kl is None else kl, "dp": rng.normal(0, 0.05, n).clip(-1, 1), "same_top1": (rng.random(n) < 0.9).astype(np.int8)}
+
+
+@pytest.fixture(scope="module")
+def two_references(tmp_path_factory):
+    """'a' scored against the default reference, 'b' against /other."""
+    rng = np.random.default_rng(1)
+    root = tmp_path_factory.mktemp("refs") / "out"
+    doc = np.repeat(np.arange(10), 30)
+    make_store(root, "a", rng.gamma(2, 1, doc.size), doc, divergence=_divergence(rng, doc.size))
+    make_store(root, "b", rng.gamma(2, 1, doc.size), doc, divergence=_divergence(rng, doc.size), reference={"path": "/other", "fingerprint": "q" * 64})
+    return root
+
+
+@pytest.mark.parametrize("stream", ["0", None])
+def test_summary_of_two_references_says_which_row_is_from_which(two_references, stream):
+    # the note listed both references without saying which checkpoint was taken from which
+    r = run("summary", two_references, "--value", "kl", "--format", "json", env={"PCTCE_STREAM_ABOVE": stream} if stream else None)
+    assert r.exit_code == 0, r.output
+    [note] = [n for n in json.loads(r.stdout)["notes"] if n.startswith("KL of each model")]
+    assert note.startswith("KL of each model from different references ('a' from /checkpoints/reference, 'b' from /other; not comparable with each other): ")
+
+
+def test_plot_title_of_two_references():
+    from types import SimpleNamespace
+
+    from pctce_cli.plot.divergence import divergence_title
+
+    cks = [SimpleNamespace(manifest=SimpleNamespace(reference={"path": p})) for p in ("/r/one", "/r/two")]
+    # was "from the reference 2 references"
+    assert divergence_title("ecdf", cks, "2 checkpoints").endswith("from 2 different references (not comparable with each other)")

@@ -223,9 +223,9 @@ def reference_names(cks) -> list[str]:
 def divergence_title(kind: str, cks, scored: str) -> str:
     """``KL distribution of 4 checkpoints on val.jsonl`` and, below, the reference (``teacher/checkpoint-1200``)."""
     refs = reference_names(cks)
-    ref = refs[0] if len(refs) == 1 else f"{len(refs)} references"
+    ref = f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
     what = "KL percentiles over training" if kind == "trajectory" else "KL distribution"
-    return f"{what} of {scored}\nKL(p_ref ‖ p_model) from the reference {ref}"
+    return f"{what} of {scored}\nKL(p_ref ‖ p_model) from {ref}"
 
 
 def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) -> None:
