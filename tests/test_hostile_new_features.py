@@ -69,3 +69,46 @@ def test_plot_title_of_two_references():
     cks = [SimpleNamespace(manifest=SimpleNamespace(reference={"path": p})) for p in ("/r/one", "/r/two")]
     # was "from the reference 2 references"
     assert divergence_title("ecdf", cks, "2 checkpoints").endswith("from 2 different references (not comparable with each other)")
+
+
+def test_an_empty_reference_is_refused(tiny_ckpt, text_jsonl, tmp_path):
+    # '' was dropped: the run went on without a reference (or skipped the checkpoint) without a word
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--reference", "", "--quiet")
+    assert r.exit_code == 2 and r.stderr.strip() == "Error: --reference must name one checkpoint (a directory, PEFT adapter or Hub id), got ''", r.output
+
+
+@pytest.fixture(scope="module")
+def short_reference(tmp_path_factory, tiny_tokenizer):
+    """A reference of context 16 with the tiny checkpoints' tokenizer."""
+    from pctce_cli.testing import make_gpt2
+
+    path = tmp_path_factory.mktemp("ref") / "short"
+    make_gpt2(path, tokenizer=tiny_tokenizer, seed=3, n_positions=16)
+    return path
+
+
+@pytest.mark.slow
+def test_a_reference_with_a_shorter_context_is_named(tiny_ckpt, short_reference, text_jsonl, tmp_path):
+    # was an IndexError traceback from the reference's position embedding
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--reference", short_reference, "--quiet")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"Error: tiny: its windows of --max-length 64 tokens exceed the context of the reference ({short_reference}: 16 tokens), "
+        "which reads the same windows; pass --max-length 16 or less"
+    )
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--reference", short_reference, "--max-length", "16", "--quiet")
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.slow
+def test_score_model_with_a_reference_of_shorter_context(tiny_ckpt, short_reference, tiny_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from pctce_cli.api import score_model
+    from pctce_cli.errors import UsageError
+
+    model, ref = AutoModelForCausalLM.from_pretrained(tiny_ckpt), AutoModelForCausalLM.from_pretrained(short_reference)
+    with pytest.raises(UsageError) as e:
+        score_model(model, tiny_tokenizer, ["hello world " * 30], reference=ref)
+    assert str(e.value) == "reference: its context (16 tokens) is shorter than the windows (max_length 64), which it reads too; pass max_length 16 or less"
+    assert score_model(model, tiny_tokenizer, ["hello world " * 30], reference=ref, max_length=16).kl.min() >= 0
