@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from .cli import run
+from .cli import run, run_json
 from .helpers import make_store
 
 
@@ -112,3 +112,40 @@ def test_score_model_with_a_reference_of_shorter_context(tiny_ckpt, short_refere
         score_model(model, tiny_tokenizer, ["hello world " * 30], reference=ref)
     assert str(e.value) == "reference: its context (16 tokens) is shorter than the windows (max_length 64), which it reads too; pass max_length 16 or less"
     assert score_model(model, tiny_tokenizer, ["hello world " * 30], reference=ref, max_length=16).kl.min() >= 0
+
+
+@pytest.fixture(scope="module")
+def kl_store(tmp_path_factory):
+    """Two checkpoints with divergence columns: 4 documents of 200 targets."""
+    rng = np.random.default_rng(2)
+    root = tmp_path_factory.mktemp("kl") / "out"
+    doc = np.repeat(np.arange(4), 200)
+    divs = {}
+    for k, ck in enumerate(("a", "b")):
+        divs[ck] = _divergence(rng, doc.size)
+        make_store(root, ck, rng.gamma(2, 1, doc.size), doc, divergence=divs[ck], step=k + 1)
+    return root, doc, divs
+
+
+@pytest.mark.parametrize("stream", ["0", None])
+@pytest.mark.parametrize(("value", "by", "what"), [("kl", "position", "KL"), ("dp", "ctx", "Δp")])
+def test_summary_of_a_divergence_by_position_is_refused_not_ce(kl_store, value, by, what, stream):
+    # printed the CE rows by position under --value kl|dp, without a word
+    r = run("summary", kl_store[0], "--value", value, "--by", by, env={"PCTCE_STREAM_ABOVE": stream} if stream else None)
+    assert r.exit_code == 2 and r.output.strip() == (
+        f"Error: --value {value} with --by {by}: the rows per {by} bucket are of CE only; for {what} per bucket, compare two checkpoints "
+        f"('pctce compare A B --value {value} --by {by}'); per subset, use --by FIELD"
+    ), r.output
+
+
+def test_compare_kl_by_position_matches_numpy(kl_store):
+    root, doc, divs = kl_store
+    pos = np.arange(doc.size) - np.repeat(np.arange(4) * 200, 200)
+    rows = run_json("compare", f"{root}:a", f"{root}:b", "--value", "kl", "--by", "position", "--position-edges", "64,128", "--top", "0")
+    [table] = [v for k, v in rows.items() if k.startswith("b − a by position")]
+    for label, keep in (("0–63", pos < 64), ("64–127", (pos >= 64) & (pos < 128)), ("128+", pos >= 128)):
+        got = {r["summary"]: r for r in table if r["subset"] == label}
+        assert got, (label, sorted({r["subset"] for r in table}))
+        a, b = (divs[c]["kl"].astype(np.float32).astype(np.float64)[keep] for c in ("a", "b"))
+        assert got["mean"]["Δ"] == pytest.approx(b.mean() - a.mean(), rel=1e-6, abs=1e-12)
+        assert got["p50"]["Δ"] == pytest.approx(np.percentile(b, 50) - np.percentile(a, 50), rel=1e-6, abs=1e-12)
