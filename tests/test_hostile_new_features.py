@@ -149,3 +149,40 @@ def test_compare_kl_by_position_matches_numpy(kl_store):
         a, b = (divs[c]["kl"].astype(np.float32).astype(np.float64)[keep] for c in ("a", "b"))
         assert got["mean"]["Δ"] == pytest.approx(b.mean() - a.mean(), rel=1e-6, abs=1e-12)
         assert got["p50"]["Δ"] == pytest.approx(np.percentile(b, 50) - np.percentile(a, 50), rel=1e-6, abs=1e-12)
+
+
+def _row(ck, mean, p50, p999, same=0.9):
+    return {"checkpoint": ck, "mean": mean, "p50": p50, "p99.9": p999, "same_top1": same}
+
+
+def test_kl_finding_of_a_model_against_itself_has_no_infinite_tail():
+    from pctce_cli.report.findings import kl_finding
+
+    # a checkpoint equal to its reference (KL 0 everywhere) was "×inf its median" and the "heaviest KL tail"
+    text = kl_finding([_row("same", 0.0, 0.0, 0.0, 1.0), _row("b", 0.013, 0.0125, 0.0158)], "m/a").text
+    assert text == (
+        "Closest to the reference m/a by mean KL: same (0.000 nats; p50 0.000, p99.9 0.000; the median is 0, so no tail ratio; "
+        "same top token on 100.0% of targets). Farthest: b (mean KL 0.013 nats). Heaviest KL tail relative to its median: b (p99.9 / p50 ×1.3)."
+    )
+
+
+def test_kl_finding_of_tied_checkpoints_and_huge_values():
+    from pctce_cli.report.findings import kl_finding
+
+    # two all-zero checkpoints: "Closest: a … Farthest: a"
+    assert kl_finding([_row("a", 0.0, 0.0, 0.0), _row("b", 0.0, 0.0, 0.0)], "r").text == "All 2 checkpoints are as close to the reference r by mean KL: 0.000 nats."
+    # KL of 1e36 nats printed with 37 digits
+    text = kl_finding([_row("a", 3.33e27, 0.0, 7.01e29), _row("b", 1e36, 0.019, 2.1e38)], "r").text
+    assert "a (3.33e+27 nats; p50 0.000, p99.9 7.01e+29; the median is 0" in text and "Farthest: b (mean KL 1e+36 nats)" in text and "(p99.9 / p50 ×1.11e+40)" in text
+
+
+def test_report_ranks_kl_only_within_one_reference(two_references):
+    from types import SimpleNamespace
+
+    from pctce_cli.report.divergence import KLMeasured, divergence_findings
+
+    cks = [SimpleNamespace(manifest=SimpleNamespace(reference={"path": p})) for p in ("/r/one", "/other")]
+    kl = KLMeasured(cks, rows=[_row("a", 0.1, 0.05, 0.5), _row("b", 0.2, 0.1, 1.0)])
+    # was one ranking over both ("Closest to the reference //other, r/one … Farthest: b")
+    assert [f.text.split(":")[0] for f in divergence_findings(kl)] == ["Closest to the reference other by mean KL", "Closest to the reference r/one by mean KL"]
+    assert all("Farthest" not in f.text for f in divergence_findings(kl))

@@ -217,7 +217,11 @@ def reference_names(cks) -> list[str]:
     """The references the checkpoints were scored against, each by the last two parts of its path (``teacher/checkpoint-1200``)."""
     from pathlib import PurePath
 
-    return sorted({"/".join(PurePath(str((getattr(c.manifest, "reference", None) or {}).get("path", "?"))).parts[-2:]) for c in cks})
+    def name(c) -> str:
+        p = PurePath(str((getattr(c.manifest, "reference", None) or {}).get("path", "?")))
+        return "/".join(part for part in p.parts[-2:] if part != p.anchor)  # /other: 'other', not '//other'
+
+    return sorted({name(c) for c in cks})
 
 
 def divergence_title(kind: str, cks, scored: str) -> str:
