@@ -186,3 +186,24 @@ def test_report_ranks_kl_only_within_one_reference(two_references):
     # was one ranking over both ("Closest to the reference //other, r/one … Farthest: b")
     assert [f.text.split(":")[0] for f in divergence_findings(kl)] == ["Closest to the reference other by mean KL", "Closest to the reference r/one by mean KL"]
     assert all("Farthest" not in f.text for f in divergence_findings(kl))
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("same_top1 >= 1.5", "Error: --rule 'same_top1 >= 1.5': a same_top1 limit must be between 0 and 1 (a fraction of targets), got 1.5"),
+        ("p99 kl <= -1", "Error: --rule 'p99 kl <= -1': a kl limit must be at least 0 (KL is never negative), got -1"),
+        ("p50 dp <= 3", "Error: --rule 'p50 dp <= 3': a dp limit must be between -1 and 1 (a difference of two probabilities), got 3"),
+    ],
+)
+def test_gate_limit_outside_what_it_limits_is_refused(kl_store, rule, message):
+    # was accepted: a rule that can never pass (exit 1 for every candidate) or never fail
+    r = run("gate", kl_store[0], "--candidate", "b", "--rule", rule)
+    assert r.exit_code == 2 and r.output.strip() == message, r.output
+
+
+def test_gate_policy_limit_outside_what_it_limits_is_refused(kl_store, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[rule]]\nsummary = "p99"\nvalue = "kl"\nat_most = -0.5\n')
+    r = run("gate", kl_store[0], "--candidate", "b", "--policy", policy)
+    assert r.exit_code == 2 and r.output.strip() == f"Error: {policy}:1: a kl limit must be at least 0 (KL is never negative), got -0.5", r.output
