@@ -207,3 +207,16 @@ def test_gate_policy_limit_outside_what_it_limits_is_refused(kl_store, tmp_path)
     policy.write_text('[[rule]]\nsummary = "p99"\nvalue = "kl"\nat_most = -0.5\n')
     r = run("gate", kl_store[0], "--candidate", "b", "--policy", policy)
     assert r.exit_code == 2 and r.output.strip() == f"Error: {policy}:1: a kl limit must be at least 0 (KL is never negative), got -0.5", r.output
+
+
+def test_kl_trajectory_takes_p100_as_the_max():
+    from pctce_cli.plot.divergence import kl_summary_names
+
+    # 'p100' was accepted here, then refused by the figure: "no summary 'p100' for the selected checkpoints"
+    assert kl_summary_names("p100,p50,max,p50") == ["max", "p50"]
+
+
+@pytest.mark.slow
+def test_plot_kl_trajectory_with_p100(kl_store, tmp_path):
+    r = run("plot", "trajectory", kl_store[0], "--value", "kl", "--summaries", "p100,p50", "--out", tmp_path / "kl.svg")
+    assert r.exit_code == 0 and (tmp_path / "kl.svg").stat().st_size > 0, r.output

@@ -170,8 +170,8 @@ def kl_summary_names(text: str | Sequence[str] | None) -> list[str]:
         UsageError: a name that is not a KL summary.
 
     Example:
-        >>> kl_summary_names("p50, p99.90,same_top1")
-        ['p50', 'p99.9', 'same_top1']
+        >>> kl_summary_names("p50, p99.90,same_top1"), kl_summary_names("p100,max,p50")
+        (['p50', 'p99.9', 'same_top1'], ['max', 'p50'])
     """
     from pctce_cli.stats.summaries import parse_summary_name
 
@@ -181,16 +181,16 @@ def kl_summary_names(text: str | Sequence[str] | None) -> list[str]:
     for name in (s.strip() for s in (text.split(",") if isinstance(text, str) else text)):
         if not name:
             continue
-        if name in ("mean", "max", "same_top1"):
+        if name not in ("mean", "max", "same_top1"):
+            try:
+                p = parse_summary_name(name)
+            except UsageError:
+                p = None
+            if p is None or p.kind != "p":
+                raise UsageError(f"summaries: '{name}' is not a KL summary (mean, pXX, max, same_top1)", param="summaries")
+            name = "max" if p.q == 100 else p.name  # p100 is the max (docs/kl.md), which the rows hold as 'max'
+        if name not in out:  # a summary named twice is one panel
             out.append(name)
-            continue
-        try:
-            p = parse_summary_name(name)
-        except UsageError:
-            p = None
-        if p is None or p.kind != "p":
-            raise UsageError(f"summaries: '{name}' is not a KL summary (mean, pXX, max, same_top1)", param="summaries")
-        out.append(p.name)
     return out
 
 
