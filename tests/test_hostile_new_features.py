@@ -220,3 +220,13 @@ def test_kl_trajectory_takes_p100_as_the_max():
 def test_plot_kl_trajectory_with_p100(kl_store, tmp_path):
     r = run("plot", "trajectory", kl_store[0], "--value", "kl", "--summaries", "p100,p50", "--out", tmp_path / "kl.svg")
     assert r.exit_code == 0 and (tmp_path / "kl.svg").stat().st_size > 0, r.output
+
+
+def test_select_kl_says_when_checkpoints_tie(tmp_path):
+    # two checkpoints equal to the reference (KL 0 everywhere): 'best by mean: a' with nothing saying b is as close
+    doc = np.repeat(np.arange(4), 10)
+    rng = np.random.default_rng(3)
+    for ck in ("a", "b"):
+        make_store(tmp_path / "out", ck, rng.gamma(2, 1, doc.size), doc, divergence=_divergence(rng, doc.size, kl=np.zeros(doc.size)))
+    got = run_json("select", tmp_path / "out", "--value", "kl")
+    assert "2 checkpoints tie at the lowest mean, p50, p90, p95, p99, p99.9 (a, b): best by each picks the first in table order, a." in got["notes"]
