@@ -87,8 +87,10 @@ def divergence_summary(cks: Sequence[Checkpoint], value: str, percentiles: Seque
     title = u.title(subsets.field if subsets.split else None, kind)
     report.add(title + (f", subset {subsets.describe()}" if subsets.active and not subsets.split else ""), rows)
     refs = sorted({(ck.manifest.reference or {}).get("path", "") for ck in cks})
+    # with several references, say which row was taken from which: their numbers are not comparable
+    whence = f"the reference {refs[0]}" if len(refs) == 1 else "different references (" + ", ".join(f"'{ck.id}' from {(ck.manifest.reference or {}).get('path', '')}" for ck in cks) + "; not comparable with each other)"
     report.notes.append(
-        f"{kind.label} of each model from the reference {', '.join(refs)}: "
+        f"{kind.label} of each model from {whence}: "
         + ("KL(p_ref ‖ p_model) in nats" if kind.column == "kl" else "Δp = p_model(target) − p_ref(target)")
         + ("; same_top1: the fraction of targets where both pick the same top token" if not u.spans else "; a word's KL is the sum of its tokens'")
         + " (docs/definitions.md#divergence-from-a-reference-model)."

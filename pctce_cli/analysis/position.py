@@ -72,7 +72,10 @@ def resolve_positions(by: str | None, edges: str | Sequence[int] | None, unit: s
     if unit_named(unit) is not TOKEN:
         raise UsageError(f"by {by} buckets targets: use it with unit token (a word or byte has no single position)", param=("by", "unit"))
     if isinstance(edges, str):
-        edges = [e.strip() for e in edges.split(",") if e.strip()]
+        items = [e.strip() for e in edges.split(",")]
+        if any(not e for e in items) and any(items):  # '1,,2' or '1,2,': a typo, not a default
+            raise UsageError(f"position_edges: expected whole numbers separated by commas (e.g. 1024,4096), got '{edges}'", param="position_edges")
+        edges = [e for e in items if e]
     if edges is not None:
         position_buckets(0, edges)  # refuses bad edges, with the option named
         edges = tuple(int(float(e)) for e in edges)
@@ -249,12 +252,22 @@ def _stream_values(ck, positions: Positions, n_ids: int, docs):
     return lambda batch: context_of(batch["pos"], first[batch["doc"]], last[batch["doc"]], max_length, stride)
 
 
-def position_summary_report(cks, percentiles: Sequence[float], positions: Positions, subsets=None, ci: float | None = None, n_boot: int = 1000, seed: int = 0, vs: str | None = None) -> Report:
-    """`pctce summary --by position|ctx`: a row per checkpoint and bucket (docs/definitions.md#position-in-the-context)."""
+def position_summary_report(cks, percentiles: Sequence[float], positions: Positions, subsets=None, ci: float | None = None, n_boot: int = 1000, seed: int = 0, vs: str | None = None, value: str = "ce") -> Report:
+    """`pctce summary --by position|ctx`: a row per checkpoint and bucket (docs/definitions.md#position-in-the-context).
+
+    Raises:
+        UsageError: ``value`` other than ce (the buckets summarize CE; KL by position is paired by ``pctce compare``).
+    """
     from pctce_cli.analysis.summary import merge_notes
     from pctce_cli.catalog import identical_notes
     from pctce_cli.store import incomplete_notes
 
+    if value != "ce":  # the rows are CE's: never print them under a KL heading the user asked for
+        raise UsageError(
+            f"value {value} with by {positions.dim}: the rows per {positions.dim} bucket are of CE only; for {'KL' if value == 'kl' else 'Δp'} "
+            f"per bucket, compare two checkpoints ('pctce compare A B --value {value} --by {positions.dim}'); per subset, use by FIELD",
+            param=("value", "by", "by"),
+        )
     if ci is not None and not 0 < ci < 1:
         raise UsageError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci}", param="ci")
     if vs is not None:

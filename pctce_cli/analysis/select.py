@@ -74,9 +74,29 @@ def _select_pooled(table, summaries, task, higher_is_better, agreement_summaries
         report.notes.append(f"Only documents of subset {subsets.describe()}.")
     picks = select(table.set_index("checkpoint") if "checkpoint" in table.columns else table, list(summaries), task=col, higher_is_better=higher_is_better)
     report.add("Selection rules (each picks the checkpoint minimizing its summary)", picks)
+    report.notes += _tie_notes(table, summaries)
     if col is not None:
         cols = [s for s in (agreement_summaries or summaries) if s in table.columns]
         groups = table["group"] if "group" in table.columns and table["group"].notna().any() else None
         agr = agreement(table.set_index("checkpoint"), col, cols, groups=groups, higher_is_better=higher_is_better)
         report.add(f"Agreement of each summary with {task}", agr)
     return report
+
+
+def _tie_notes(table, summaries: Sequence[str]) -> list[str]:
+    """A note for rules whose lowest value is shared (KL 0 of checkpoints equal to the reference): the pick is then the first in table order."""
+    names = table["checkpoint"].tolist() if "checkpoint" in table.columns else [str(i) for i in table.index]
+    ties: dict[tuple, list[str]] = {}
+    for s in summaries:
+        if s not in table.columns:
+            continue
+        v = [x for x in table[s].to_numpy(dtype=float)]
+        finite = [x for x in v if x == x]  # NaN rows are skipped by the rules
+        tied = tuple(n for n, x in zip(names, v) if finite and x == min(finite))
+        if len(tied) > 1:
+            ties.setdefault(tied, []).append(s)
+    out = []
+    for tied, rules in ties.items():
+        shown = ", ".join(tied[:5]) + (f" and {len(tied) - 5} more" if len(tied) > 5 else "")
+        out.append(f"{len(tied)} checkpoints tie at the lowest {', '.join(rules)} ({shown}): best by {'each' if len(rules) > 1 else rules[0]} picks the first in table order, {tied[0]}.")
+    return out

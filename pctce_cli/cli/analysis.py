@@ -69,7 +69,7 @@ def summary(
     positions = resolve_positions(by, position_edges, unit.value)
     cks = select_checkpoints(dirs, checkpoint, group, meta, allow_mixed, unit)
     if positions is not None:
-        report = position_summary_report(cks, parse_percentiles(percentiles), positions, subsets_of(cks, None, subset), ci=ci, n_boot=bootstrap, seed=seed, vs=vs)
+        report = position_summary_report(cks, parse_percentiles(percentiles), positions, subsets_of(cks, None, subset), ci=ci, n_boot=bootstrap, seed=seed, vs=vs, value=value.value)
         return emit_report(report, fmt, output)
     subsets = subsets_of(cks, by, subset)
     levels = parse_percentiles(percentiles, DEFAULT_PERCENTILES if value == Value.ce else DIVERGENCE_PERCENTILES)

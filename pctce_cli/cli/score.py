@@ -84,8 +84,9 @@ def score_options(params: dict):
     from pctce_cli.scoring.options import ScoreOptions
 
     given = {**params, "data": [str(p) for p in params["data"]], "subset_fields": tuple(params["subset_field"] or ())}
-    for name in ("tokenizer", "base_model", "reference"):
+    for name in ("tokenizer", "base_model"):
         given[name] = str(given[name]) if given[name] else None
+    given["reference"] = None if given["reference"] is None else str(given["reference"])  # '' is refused, not dropped
     return ScoreOptions(**{f.name: _plain(given[f.name]) for f in fields(ScoreOptions) if f.name in given})
 
 

@@ -50,8 +50,22 @@ def parse_limit(spec: str, source: str | None = None) -> dict:
     if canon is None or not (canon in ("mean", "max", "same_top1") or re.fullmatch(r"p[0-9.]+", canon)) or (canon == "same_top1") != (value is None):
         raise PolicyError(f"{where}: expected {ABSOLUTE_SYNTAX}", param=param)
     number = limit_number(limit, limit, where, ABSOLUTE_SYNTAX, param)
+    _check_range(canon, value or "kl", number, where, param)
     bound = {"at_most": number} if op == "<=" else {"at_least": number}
     return {"summary": canon, "max_increase": 0.0, "source": source or f"--rule {spec}", "value": value or "kl", **bound}
+
+
+# what each limited quantity can be: a limit outside it passes always or never, a typo rather than a policy
+RANGES = {"same_top1": (0.0, 1.0, "a fraction of targets"), "kl": (0.0, math.inf, "KL is never negative"), "dp": (-1.0, 1.0, "a difference of two probabilities")}
+
+
+def _check_range(summary: str, value: str, number: float, where: str, param: str | None) -> None:
+    """Refuse a limit outside the range of what it limits (``same_top1`` in [0, 1], KL ≥ 0, Δp in [−1, 1])."""
+    name = "same_top1" if summary == "same_top1" else value
+    lo, hi, why = RANGES[name]
+    if not lo <= number <= hi:
+        bounds = f"at least {lo:g}" if math.isinf(hi) else f"between {lo:g} and {hi:g}"
+        raise PolicyError(f"{where}: a {name} limit must be {bounds} ({why}), got {number:g}", param=param)
 
 
 def limit_number(number: str, limit: str, where: str, syntax: str, param: str | None = "rule") -> float:

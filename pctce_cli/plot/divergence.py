@@ -170,8 +170,8 @@ def kl_summary_names(text: str | Sequence[str] | None) -> list[str]:
         UsageError: a name that is not a KL summary.
 
     Example:
-        >>> kl_summary_names("p50, p99.90,same_top1")
-        ['p50', 'p99.9', 'same_top1']
+        >>> kl_summary_names("p50, p99.90,same_top1"), kl_summary_names("p100,max,p50")
+        (['p50', 'p99.9', 'same_top1'], ['max', 'p50'])
     """
     from pctce_cli.stats.summaries import parse_summary_name
 
@@ -181,16 +181,16 @@ def kl_summary_names(text: str | Sequence[str] | None) -> list[str]:
     for name in (s.strip() for s in (text.split(",") if isinstance(text, str) else text)):
         if not name:
             continue
-        if name in ("mean", "max", "same_top1"):
+        if name not in ("mean", "max", "same_top1"):
+            try:
+                p = parse_summary_name(name)
+            except UsageError:
+                p = None
+            if p is None or p.kind != "p":
+                raise UsageError(f"summaries: '{name}' is not a KL summary (mean, pXX, max, same_top1)", param="summaries")
+            name = "max" if p.q == 100 else p.name  # p100 is the max (docs/kl.md), which the rows hold as 'max'
+        if name not in out:  # a summary named twice is one panel
             out.append(name)
-            continue
-        try:
-            p = parse_summary_name(name)
-        except UsageError:
-            p = None
-        if p is None or p.kind != "p":
-            raise UsageError(f"summaries: '{name}' is not a KL summary (mean, pXX, max, same_top1)", param="summaries")
-        out.append(p.name)
     return out
 
 
@@ -217,15 +217,19 @@ def reference_names(cks) -> list[str]:
     """The references the checkpoints were scored against, each by the last two parts of its path (``teacher/checkpoint-1200``)."""
     from pathlib import PurePath
 
-    return sorted({"/".join(PurePath(str((getattr(c.manifest, "reference", None) or {}).get("path", "?"))).parts[-2:]) for c in cks})
+    def name(c) -> str:
+        p = PurePath(str((getattr(c.manifest, "reference", None) or {}).get("path", "?")))
+        return "/".join(part for part in p.parts[-2:] if part != p.anchor)  # /other: 'other', not '//other'
+
+    return sorted({name(c) for c in cks})
 
 
 def divergence_title(kind: str, cks, scored: str) -> str:
     """``KL distribution of 4 checkpoints on val.jsonl`` and, below, the reference (``teacher/checkpoint-1200``)."""
     refs = reference_names(cks)
-    ref = refs[0] if len(refs) == 1 else f"{len(refs)} references"
+    ref = f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
     what = "KL percentiles over training" if kind == "trajectory" else "KL distribution"
-    return f"{what} of {scored}\nKL(p_ref ‖ p_model) from the reference {ref}"
+    return f"{what} of {scored}\nKL(p_ref ‖ p_model) from {ref}"
 
 
 def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) -> None:

@@ -66,8 +66,16 @@ def divergence_findings(kl: KLMeasured | None) -> list[Finding]:
     """The KL reading (:func:`pctce_cli.report.findings.kl_finding`), or nothing without divergence."""
     from pctce_cli.report.findings import kl_finding
 
-    found = kl_finding(kl.rows, kl.short) if kl is not None else None
-    return [found] if found is not None else []
+    from pctce_cli.plot.divergence import reference_names
+
+    if kl is None:
+        return []
+    # checkpoints scored against different references are ranked only among their own reference's
+    groups: dict[str, list] = {}
+    for c, row in zip(kl.cks, kl.rows):
+        groups.setdefault(str((c.manifest.reference or {}).get("path", "?")), []).append((c, row))
+    found = [kl_finding([r for _, r in g], reference_names([c for c, _ in g])[0]) for _, g in sorted(groups.items())]
+    return [f for f in found if f is not None]
 
 
 def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str, subset: str = "") -> list[Section]:

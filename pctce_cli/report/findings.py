@@ -241,18 +241,33 @@ def kl_finding(rows: Sequence[Mapping], reference: str) -> Finding | None:
     if not ok:
         return None
 
-    def ratio(r) -> float:
-        return r["p99.9"] / r["p50"] if r["p50"] > 0 else math.inf
+    def num(v) -> str:  # 3 decimals, but a KL of 1e30 nats in 3 significant digits, not 31 of them
+        return f"{v:.3g}" if isinstance(v, (int, float)) and abs(v) >= 1e6 else short(v)
+
+    def times(x: float) -> str:
+        return f"{x:.1f}" if x < 1e6 else f"{x:.3g}"
+
+    def ratio(r) -> float | None:  # a median of 0 (most targets agree to float precision) has no ratio
+        return r["p99.9"] / r["p50"] if r["p50"] > 0 else None
+
+    def tail(r) -> str:
+        x = ratio(r)
+        return f"p99.9 {num(r['p99.9'])} = ×{times(x)} its median" if x is not None else f"p99.9 {num(r['p99.9'])}; the median is 0, so no tail ratio"
 
     best = min(ok, key=lambda r: r["mean"])
+    worst = max(ok, key=lambda r: r["mean"])
+    if len(ok) > 1 and worst["mean"] == best["mean"]:
+        return Finding(f"All {len(ok)} checkpoints are as close to the reference {reference} by mean KL: {num(best['mean'])} nats.", "kl-ecdf")
     text = (
-        f"Closest to the reference {reference} by mean KL: {best['checkpoint']} ({short(best['mean'])} nats; p50 {short(best['p50'])}, "
-        f"p99.9 {short(best['p99.9'])} = ×{ratio(best):.1f} its median; same top token on {best['same_top1']:.1%} of targets)."
+        f"Closest to the reference {reference} by mean KL: {best['checkpoint']} ({num(best['mean'])} nats; p50 {num(best['p50'])}, "
+        f"{tail(best)}; same top token on {best['same_top1']:.1%} of targets)."
     )
     if len(ok) > 1:
-        worst = max(ok, key=lambda r: r["mean"])
-        heavy = max(ok, key=ratio)
-        text += f" Farthest: {worst['checkpoint']} (mean KL {short(worst['mean'])} nats). Heaviest KL tail relative to its median: {heavy['checkpoint']} (p99.9 / p50 ×{ratio(heavy):.1f})."
+        text += f" Farthest: {worst['checkpoint']} (mean KL {num(worst['mean'])} nats)."
+        ratios = [r for r in ok if ratio(r) is not None]
+        if ratios:
+            heavy = max(ratios, key=ratio)
+            text += f" Heaviest KL tail relative to its median: {heavy['checkpoint']} (p99.9 / p50 ×{times(ratio(heavy))})."
     return Finding(text, "kl-ecdf")
 
 

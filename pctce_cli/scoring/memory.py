@@ -120,7 +120,7 @@ def score_in_memory(
     group = ProcessGroup.current(distributed)
     shards = plan_shards(vd.documents, options.shard_targets)
     adapter = hf.HFAdapter(model)
-    ref = None if reference is None else _reference_adapter(unwrap(reference), adapter)
+    ref = None if reference is None else _reference_adapter(unwrap(reference), adapter, max_length)
     batch_tokens = resolve_batch_tokens(options.batch_tokens, adapter.device)
     scorer = ShardScorer(
         adapter, model, tokenizer, vd.documents, vd.records, shards, max_length, stride,
@@ -145,11 +145,12 @@ def score_in_memory(
     return assemble(parts, identity, info)
 
 
-def _reference_adapter(reference, adapter):
-    """The reference model's engine adapter, checked against the model's (same vocabulary, same device).
+def _reference_adapter(reference, adapter, max_length: int):
+    """The reference model's engine adapter, checked against the model's (same vocabulary, same device, a context that holds the windows).
 
     Raises:
-        UsageError: the two output layers differ in size, or the models live on different devices.
+        UsageError: the two output layers differ in size, the models live on different devices, or
+            ``max_length`` exceeds the reference's context (it reads the same windows).
     """
     from pctce_cli.scoring import hf
 
@@ -158,6 +159,9 @@ def _reference_adapter(reference, adapter):
         raise UsageError(f"reference: its output layer has {ref.vocab_size} entries, the model's {adapter.vocab_size}; KL needs the same vocabulary", param="reference")
     if ref.device != adapter.device:
         raise UsageError(f"reference: it is on {ref.device}, the model on {adapter.device}; put both on one device", param="reference")
+    ctx = hf.model_context_length(reference)
+    if ctx is not None and max_length > ctx:
+        raise UsageError(f"reference: its context ({ctx} tokens) is shorter than the windows (max_length {max_length}), which it reads too; pass max_length {ctx} or less", param=("reference", "max_length", "max_length"))
     return ref
 
 

@@ -221,6 +221,8 @@ def validate_options(options: ScoreOptions) -> None:
         raise UsageError(
             "subset_from_file labels documents by their data file: give two or more data files", param="subset_from_file"
         )
+    if o.reference is not None and not str(o.reference).strip():  # '' would be the current directory, or no reference at all
+        raise UsageError("reference must name one checkpoint (a directory, PEFT adapter or Hub id), got ''", param="reference")
     if o.accuracy_margin < 0:
         raise UsageError(f"accuracy_margin must be >= 0, got {o.accuracy_margin}", param="accuracy_margin")
     out = Path(o.out)

@@ -67,16 +67,26 @@ class Reference:
             )
         return self.fingerprint
 
-    def adapter(self, spec: CheckpointSpec, candidate) -> Any:
+    def adapter(self, spec: CheckpointSpec, candidate, max_length: int | None = None) -> Any:
         """The reference's engine adapter (loaded on first use, then kept), checked against the candidate's.
 
+        ``max_length``: the candidate's windows, which the reference reads too (a shorter
+        reference context would index past its position table).
+
         Raises:
-            UsageError: the two output layers have different vocabulary sizes.
+            UsageError: the two output layers have different vocabulary sizes, or the windows exceed the reference's context.
         """
         from pctce_cli.scoring import hf
 
         if self._adapter is None:
             self._adapter = hf.HFAdapter(self.cache.load(self.spec))
+        ctx = hf.model_context_length(self._adapter.model)
+        if max_length is not None and ctx is not None and max_length > ctx:
+            raise UsageError(
+                f"{spec.id}: its windows of max_length {max_length} tokens exceed the context of the reference "
+                f"({self.spec.path}: {ctx} tokens), which reads the same windows; pass max_length {ctx} or less",
+                param=("max_length", "max_length"),
+            )
         if self._adapter.vocab_size != candidate.vocab_size:
             raise UsageError(
                 f"{spec.id}: its output layer has {candidate.vocab_size} entries, the reference's ({self.spec.path}) "

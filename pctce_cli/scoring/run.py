@@ -352,7 +352,7 @@ def _score_mine(prep: Prepared, done_shards: Sequence[int], env: Env) -> ShardSc
         label=spec.id,
         progress=env.reporter.advance,
         units=prep.units["available"],
-        reference=env.reference.adapter(spec, adapter) if env.reference is not None else None,
+        reference=env.reference.adapter(spec, adapter, prep.max_length) if env.reference is not None else None,
     )
     score_shards(scorer, mine, StoreSink(partition_dir(options.out, spec.id)), env.group.rank)
     return scorer

@@ -25,6 +25,9 @@ from pctce_cli.errors import UsageError
 from pctce_cli.stats.defaults import DEFAULT_PERCENTILES
 from pctce_cli.stats.summaries import summarize
 
+# the largest position a store can hold (pos is int32): an edge above it names an empty bucket
+MAX_POSITION = 2**31 - 1
+
 # how a store scored before the per-document n_input and prefix_offset gets ctx for prompts and chats
 RESCORE = "re-score the checkpoint with 'pctce score … --force' to record each document's input tokens, which ctx needs"
 
@@ -43,7 +46,7 @@ def position_buckets(largest: int, edges: Sequence[int] | None = None, option: s
         option: How errors name the edges.
 
     Raises:
-        UsageError: negative, non-whole or not strictly increasing edges.
+        UsageError: negative, non-whole, too large or not strictly increasing edges.
 
     Example:
         >>> position_buckets(9).tolist(), position_buckets(9, [4, 8]).tolist()
@@ -68,6 +71,8 @@ def position_buckets(largest: int, edges: Sequence[int] | None = None, option: s
             raise UsageError(f"{option}: edges must be whole numbers of tokens, got {v}", param=option)
         if float(v) < 0:
             raise UsageError(f"{option}: edges must be >= 0, got {int(float(v))}", param=option)
+        if float(v) > MAX_POSITION:  # past it no position can be (and numpy's int64 would overflow)
+            raise UsageError(f"{option}: edges must be at most {MAX_POSITION:,} (a position is a 32-bit integer), got {v}", param=option)
     e = [int(float(v)) for v in e]
     for a, b in zip(e, e[1:]):
         if b <= a:
