@@ -143,15 +143,36 @@ def worker(argv: list[str], out_json: str) -> None:
 # ----------------------------------------------------------------------------- parent
 
 
-# SmolLM2-135M's shape (its config.json): a Llama, tied embeddings, 8,192 positions
+# SmolLM2-135M's and -360M's shapes (their config.json): Llamas, tied embeddings, 8,192 positions
 SMOLLM2_135M = dict(
     hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, intermediate_size=1536,
     max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
 )
+SMOLLM2_360M = dict(SMOLLM2_135M, hidden_size=960, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5, intermediate_size=2560)
+SHAPES = {"135m": SMOLLM2_135M, "360m": SMOLLM2_360M}
+
+# The libraries alone: what any process that scores this model with transformers must do before its
+# first forward pass (import torch and transformers, load the tokenizer and the model), with the
+# collector off and no interpreter teardown. pctce cannot go below it; the rest is pctce's own.
+FLOOR_CODE = """import gc, os, sys
+gc.disable()
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+AutoTokenizer.from_pretrained(sys.argv[1], local_files_only=True)
+AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32, local_files_only=True)
+os._exit(0)
+"""
 
 
-def make_llama(path: Path, *, vocab: int, seed: int) -> int:
-    """A random-init Llama of SmolLM2-135M's shape with the word-level tokenizer of ``make_checkpoint``."""
+def floor_once(ck: Path, work: Path) -> float:
+    """Wall seconds of one bare process running :data:`FLOOR_CODE` on ``ck``."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-P", "-c", FLOOR_CODE, str(ck)], cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def make_llama(path: Path, *, vocab: int, seed: int, shape: str = "135m") -> int:
+    """A random-init Llama of a SmolLM2 shape (:data:`SHAPES`) with the word-level tokenizer of ``make_checkpoint``."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -161,7 +182,7 @@ def make_llama(path: Path, *, vocab: int, seed: int) -> int:
     make_checkpoint(tok_dir, vocab=vocab, n_positions=64, n_embd=8, n_layer=1, n_head=1, seed=seed)  # its tokenizer only
     tok = AutoTokenizer.from_pretrained(tok_dir)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), bos_token_id=0, eos_token_id=1, pad_token_id=2, **SMOLLM2_135M)
+    config = LlamaConfig(vocab_size=len(tok), bos_token_id=0, eos_token_id=1, pad_token_id=2, **SHAPES[shape])
     model = LlamaForCausalLM(config).eval()
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
@@ -169,18 +190,18 @@ def make_llama(path: Path, *, vocab: int, seed: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def make_inputs(work: Path, arch: str, layers: int, dims: int, vocab: int, targets: int) -> tuple[Path, Path, int]:
+def make_inputs(work: Path, arch: str, layers: int, dims: int, vocab: int, targets: int, shape: str = "135m") -> tuple[Path, Path, int]:
     sys.path.insert(0, str(HERE))
     from bench_score import make_checkpoint, make_documents, write_jsonl
 
-    ck = work / arch / "checkpoint-1"
+    ck = work / (f"{arch}-{shape}" if arch == "llama" and shape != "135m" else arch) / "checkpoint-1"
     data = work / "val.jsonl"
     meta = work / "inputs.json"
-    key = {"arch": arch, "layers": layers, "dims": dims, "vocab": vocab, "targets": targets}
+    key = {"arch": arch, "layers": layers, "dims": dims, "vocab": vocab, "targets": targets, **({"shape": shape} if shape != "135m" else {})}
     if meta.exists() and json.loads(meta.read_text()).get("key") == key:
         return ck, data, json.loads(meta.read_text())["params"]
     if arch == "llama":
-        params = make_llama(ck, vocab=vocab, seed=0)
+        params = make_llama(ck, vocab=vocab, seed=0, shape=shape)
     else:
         params = make_checkpoint(ck, vocab=vocab, n_positions=1024, n_embd=dims, n_layer=layers, n_head=8, seed=0)
     write_jsonl(data, make_documents(targets, vocab, 50, 600, seed=1))
@@ -243,8 +264,9 @@ START, OTHER, WHOLE, HASH = "interpreter start-up and exit", "other (options, pr
 
 def _model_words(raw: dict) -> str:
     if raw.get("arch") == "llama":
-        c = SMOLLM2_135M
-        return (f"a random-init Llama of SmolLM2-135M's shape made locally ({c['num_hidden_layers']} layers, hidden {c['hidden_size']}, "
+        shape = raw.get("shape", "135m")
+        c = SHAPES[shape]
+        return (f"a random-init Llama of SmolLM2-{shape.upper()}'s shape made locally ({c['num_hidden_layers']} layers, hidden {c['hidden_size']}, "
                 f"{c['num_attention_heads']} heads, {c['num_key_value_heads']} kv heads, intermediate {c['intermediate_size']}, tied embeddings")
     return f"a random-init GPT-2 made locally ({raw['layers']} layers, {raw['dims']} dims"
 
@@ -281,8 +303,24 @@ def render(raw: dict) -> str:
                      f"{_f(med[WHOLE] - fwd)} s of {_f(med[WHOLE])} s wall, {100 * (1 - fwd / med[WHOLE]):.1f} % of the run; "
                      f"main-thread CPU outside it {_f(sum(v for k, v in cpu.items() if k not in (WHOLE, 'forward, CE and rank') and v == v))} s "
                      f"(the forward's {_f(cpu['forward, CE and rank'])} s on the main thread; its OpenMP threads add most of the rest of the process's {_f(cpu[WHOLE])} s).")
+    if raw.get("floors"):
+        lines += ["", *_floor_lines(raw["floors"], {n: stats[n][0] for n in names})]
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _floor_lines(floors: list[float], meds: dict) -> list[str]:
+    """What the libraries alone cost, against each tree's time outside the forward pass."""
+    floor = statistics.median(floors)
+    out = [f"- **the libraries alone** (a bare process that imports torch and transformers and loads this tokenizer "
+           f"and model with `AutoTokenizer`/`AutoModelForCausalLM`, the collector off and no teardown, once per round; "
+           f"`FLOOR_CODE` in the benchmark): median {_f(floor)} s (rounds: {', '.join(_f(f) for f in floors)})."]
+    for n, med in meds.items():
+        fwd, whole = med["forward, CE and rank"], med[WHOLE]
+        out.append(f"  - **{n}**: that alone is {100 * floor / (floor + fwd):.1f} % of a run made of it and this forward pass "
+                   f"({_f(floor)} of {_f(floor + fwd)} s); pctce's own time outside the forward pass is the rest, "
+                   f"{_f(whole - fwd - floor)} s ({100 * (whole - fwd - floor) / whole:.1f} % of the run).")
+    return out
 
 
 def write_section(path: Path, section: str) -> None:
@@ -297,7 +335,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", action="append", default=[], help="another pctce source tree to time (repeatable); NAME=DIR names it")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--arch", choices=("gpt2", "llama"), default="gpt2", help="llama: SmolLM2-135M's shape (--layers/--dims ignored)")
+    ap.add_argument("--arch", choices=("gpt2", "llama"), default="gpt2", help="llama: a SmolLM2 shape (--shape; --layers/--dims ignored)")
+    ap.add_argument("--shape", choices=tuple(SHAPES), default="135m", help="with --arch llama: SmolLM2-135M's or -360M's shape")
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare process that only imports the libraries and loads the model")
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--dims", type=int, default=512)
     ap.add_argument("--vocab", type=int, default=32000)
@@ -307,13 +347,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="write the section into this Markdown file (else print it)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    ck, data, params = make_inputs(args.work, args.arch, args.layers, args.dims, args.vocab, args.targets)
+    ck, data, params = make_inputs(args.work, args.arch, args.layers, args.dims, args.vocab, args.targets, args.shape)
     trees = {"this tree": ROOT}
     for t in args.tree:
         name, _, d = t.rpartition("=")
         trees[name or Path(d).name] = Path(d).resolve()
     runs: dict[str, list] = {n: [] for n in trees}
-    loads = []
+    loads, floors = [], []
     names = list(trees)
     for r in range(args.rounds):
         for n in names[r % len(names):] + names[: r % len(names)]:
@@ -321,6 +361,9 @@ def main(argv=None) -> int:
             runs[n].append(got)
             loads.append(got["load"].split()[0])
             log(f"round {r + 1} {n}: {got['wall']:.2f} s (cpu {got['cpu']:.2f} s, load {got['load']})")
+        if not args.no_floor:
+            floors.append(floor_once(ck, args.work))
+            log(f"round {r + 1} the libraries alone: {floors[-1]:.2f} s")
     sys.path.insert(0, str(HERE))
     from _machine import cpu_name
 
@@ -328,7 +371,7 @@ def main(argv=None) -> int:
 
     raw = {
         "command": "python benchmarks/bench_phases.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "arch": args.arch, "layers": args.layers, "dims": args.dims, "vocab": args.vocab, "targets": args.targets, "params": params,
+        "arch": args.arch, "shape": args.shape, "floors": floors, "layers": args.layers, "dims": args.dims, "vocab": args.vocab, "targets": args.targets, "params": params,
         "weights_mb": (ck / "model.safetensors").stat().st_size / 1e6, "rounds": args.rounds,
         "machine": f"{cpu_name()}, {os.cpu_count()} cores visible, Python {sys.version.split()[0]}, torch {torch.__version__}, CPU, float32",
         "loads": f"{min(loads)}–{max(loads)}", "runs": runs,

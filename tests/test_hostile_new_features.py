@@ -11,6 +11,16 @@ from .cli import run, run_json
 from .helpers import make_store
 
 
+def test_a_second_reference_is_refused_not_dropped(tiny_ckpt, text_jsonl, tmp_path):
+    # Click kept the last --reference given: the run scored against one of the two without a word
+    r = run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "out", "--reference", "/r/one", "--reference", "/r/two", "-q")
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "Error: --reference is given 2 times ('/r/one', '/r/two'); a run scores every checkpoint against one reference model: "
+        "score once per reference, into separate score directories"
+    ), r.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Two checkpoints of 50 three-target documents."""

@@ -74,6 +74,12 @@ def test_compare_pairs_the_divergence_like_a_numpy_loop(store, value):
     for name, r in rows.items():
         for key, col in (("delta", "Δ"), ("lo", "lo"), ("hi", "hi")):
             assert r[col] == pytest.approx(want[name][key], rel=1e-9, abs=1e-12), (name, key)
+    if value == "dp":  # signed, often near 0: no relative change, and a note says why
+        assert all(r.get("Δ%") is None for r in rows.values())
+        assert "No Δ% for Δp: its values are signed and often near 0, so a change relative to the baseline says nothing; read Δ." in got["notes"]
+    else:
+        assert rows["mean"]["Δ%"] == pytest.approx(100 * rows["mean"]["Δ"] / abs(rows["mean"]["baseline"]), rel=1e-12)
+        assert not any(n.startswith("No Δ%") for n in got["notes"])
     d = b[value].astype(np.float64) - a[value].astype(np.float64)
     [moved] = section(got, f"Targets whose {'KL' if value == 'kl' else 'Δp'} went down")
     assert moved == {"targets": doc.size, "down": np.mean(d < 0), "up": np.mean(d > 0), "unchanged": np.mean(d == 0)}

@@ -67,8 +67,9 @@ def test_scores_are_the_same_with_the_collector_paused_or_not(tiny_ckpt, text_js
     from pctce_cli.scoring import hf, run as run_module
 
     assert run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "paused", "-q").exit_code == 0
-    monkeypatch.setattr(hf, "paused_gc", contextlib.nullcontext)
-    monkeypatch.setattr(run_module, "paused_gc", contextlib.nullcontext)
+    plain = lambda freeze_imports=False: contextlib.nullcontext()  # noqa: E731
+    monkeypatch.setattr(hf, "paused_gc", plain)
+    monkeypatch.setattr(run_module, "paused_gc", plain)
     assert run("score", tiny_ckpt, "--data", text_jsonl, "--out", tmp_path / "plain", "-q").exit_code == 0
     a, b = load_scores(tmp_path / "paused", "tiny"), load_scores(tmp_path / "plain", "tiny")
     assert np.array_equal(a.ce, b.ce) and np.array_equal(a.rank, b.rank) and np.array_equal(a.doc, b.doc)
@@ -129,3 +130,79 @@ def test_help_and_the_commands_that_read_a_store_never_import_torch(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["codes"] == [0] * len(READERS), list(zip(READERS, got["codes"]))
     assert got["heavy"] == []
+
+
+def test_paused_gc_freezes_only_when_asked_and_only_when_the_block_imported(tmp_path, monkeypatch):
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "pctce_fresh_module_a.py").write_text("X = 1\n")
+    (tmp_path / "pctce_fresh_module_b.py").write_text("X = 2\n")
+    with paused_gc(freeze_imports=True):
+        pass  # nothing imported
+    with paused_gc():
+        import pctce_fresh_module_a  # noqa: F401  (imported, but not asked to freeze)
+    assert frozen == []
+    with paused_gc(freeze_imports=True):
+        import pctce_fresh_module_b  # noqa: F401
+    assert frozen == [True]
+    assert gc.isenabled()
+
+
+def _in_fresh_process(code: str, *args) -> dict:
+    root = str(Path(pctce_cli.__file__).resolve().parents[1])  # this tree's pctce_cli, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_loaded_model_stays_collectable_while_its_modules_are_frozen(tiny_ckpt):
+    """The model type's modules are imported and frozen before the load; the model itself is not frozen
+    (a frozen cycle would never be freed, and a run loads one model per checkpoint)."""
+    code = (
+        "import gc, json, sys\n"
+        "from pathlib import Path\n"
+        "import torch\n"
+        "from pctce_cli.scoring import hf\n"
+        "model = hf._load_causal_lm(Path(sys.argv[1]), torch.float32, torch.device('cpu'), False)\n"
+        "tracked = {id(o) for o in gc.get_objects()}\n"  # the collector's generations: frozen objects are not in them
+        "from transformers.models.gpt2 import modeling_gpt2\n"
+        "print(json.dumps({'frozen': gc.get_freeze_count(), 'model': id(model) in tracked,\n"
+        "    'weight': id(model.lm_head.weight) in tracked, 'module_class': id(modeling_gpt2.GPT2Block) in tracked}))\n"
+    )
+    got = _in_fresh_process(code, tiny_ckpt)
+    assert got["frozen"] > 100_000  # torch, transformers and modeling_gpt2's objects
+    assert got["model"] and got["weight"]  # still walked by the collector, so a cycle in it is freed
+    assert not got["module_class"]
+
+
+def test_import_model_modules_raises_nothing_for_a_config_it_cannot_use(tmp_path):
+    from pctce_cli.scoring import hf
+
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-model-type"}')
+    hf.import_model_modules(tmp_path)  # the load reports it, with its own message
+    hf.import_model_modules(tmp_path / "missing")
+    assert gc.isenabled()
+
+
+@pytest.mark.slow
+def test_a_scoring_run_imports_neither_pandas_nor_peft(tiny_ckpt, text_jsonl, tmp_path):
+    """Scoring a model writes and reads back its shards without pandas, and records peft's version without importing it."""
+    code = (
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from pctce_cli.cli import app\n"
+        "r = CliRunner().invoke(app, ['score', sys.argv[1], '--data', sys.argv[2], '--out', sys.argv[3], '-q'])\n"
+        "print(json.dumps({'code': r.exit_code, 'heavy': sorted(m for m in ('pandas', 'peft') if m in sys.modules)}))\n"
+    )
+    got = _in_fresh_process(code, tiny_ckpt, text_jsonl, tmp_path / "out")
+    assert got == {"code": 0, "heavy": []}
+    from importlib import metadata
+
+    versions = load_scores(tmp_path / "out", "tiny").manifest.versions
+    try:
+        assert versions["peft"] == metadata.version("peft")
+    except metadata.PackageNotFoundError:
+        assert "peft" not in versions

@@ -87,3 +87,15 @@ def test_the_rule_repr_and_label_without_a_range_are_unchanged():
     r = parse_rule_option("p50:+0.01")
     assert repr(r) == "Rule(summary='p50', max_increase=0.01, max_increase_rel=None, significant=False, source='--rule p50:+0.01', subset=None)"
     assert r.label() == "p50 Δ ≤ +0.01 nats"
+
+
+def test_a_range_no_target_reaches_is_a_policy_error_naming_the_positions(pair):
+    """A rule on positions the data never reaches could not pass for any candidate: exit 2 with the span, not a FAIL."""
+    root, doc, pos, ce_a, ce_b = pair
+    r = run("gate", root, "--baseline", "ck-a", "--rule", "p50@pos>=100000:+1%")
+    assert r.exit_code == 2, r.output
+    want = (
+        f"--rule p50@pos>=100000:+1%: no target of 'ck-a' lies at pos ≥ 100000 (its pos runs {int(pos.min())}–{int(pos.max())}); "
+        "a rule on a range no target reaches cannot be checked: change the range"
+    )
+    assert " ".join(r.output.split()) == f"Error: {want}"

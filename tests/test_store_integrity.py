@@ -14,6 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pctce_cli.errors import DamagedStoreError, StoreError
@@ -210,3 +212,48 @@ def test_streaming_reads_the_same_rows_and_catches_the_same_damage(store):
     path.write_bytes(bytes(data))
     with pytest.raises(DamagedStoreError, match="does not match its checksum"):
         list(iter_token_batches(store, "cand"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint32", "uint64"])
+def test_a_wrapped_numpy_column_writes_the_same_parquet_bytes_as_pyarrows_conversion(dtype):
+    import io
+
+    from pctce_cli.store.write import arrow_column
+
+    values = (np.arange(2_000) % 97).astype(dtype)[::-1]  # a reversed view: not contiguous in memory order
+    files = []
+    for arr in (arrow_column(values), pa.array(values)):
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"x": arr}), buf, compression="zstd", write_page_checksum=True)
+        files.append(buf.getvalue())
+    assert files[0] == files[1]
+    assert arrow_column(values).equals(pa.array(values))
+
+
+def test_arrow_column_leaves_what_it_cannot_wrap_to_pyarrow():
+    from pctce_cli.store.write import arrow_column
+
+    assert arrow_column(np.array([True, False, True])).equals(pa.array([True, False, True]))
+    assert arrow_column(["a", "b"]).equals(pa.array(["a", "b"]))
+    assert arrow_column(np.arange(6).reshape(2, 3)[:, 0]).equals(pa.array([0, 3]))  # strided 1-d
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.chunked_array([pa.array(np.arange(5, dtype=np.float32)), pa.array(np.arange(3, dtype=np.float32))]),
+        pa.chunked_array([pa.array(np.arange(7, dtype=np.int64))]).slice(2, 4),
+        pa.array(np.arange(9, dtype=np.int32)).slice(3),
+        pa.chunked_array([pa.array([], pa.int16()), pa.array(np.arange(3, dtype=np.int16))]),
+        pa.chunked_array([], pa.float64()),
+        pa.chunked_array([pa.array([True, False])]),
+        pa.chunked_array([pa.array([1.5, None])]),
+    ],
+    ids=["two-chunks", "sliced-chunked", "sliced-array", "empty-chunk", "no-chunks", "bool", "nulls"],
+)
+def test_column_numpy_equals_to_numpy(column):
+    from pctce_cli.store.read import column_numpy
+
+    got, want = column_numpy(column), column.to_numpy()
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pctce_cli.cli.common import Device, DType, Format, FormatOpt, OutputOpt, Prefix, QuietOpt, SplitOn
+from pctce_cli.errors import UsageError
 from pctce_cli.scoring.options import DEFAULT_ACCURACY_MARGIN, DEFAULT_SHARD_TARGETS
 
 
@@ -54,7 +55,7 @@ def score(
     accuracy_margin: Annotated[int, typer.Option(help="With --task-accuracy: tokens generated beyond the completion's length.")] = DEFAULT_ACCURACY_MARGIN,
     subset_field: Annotated[list[str] | None, typer.Option("--subset-field", help="Data field whose value labels each document's subset (repeatable); adding one to a scored store writes labels without re-scoring.", show_default=False)] = None,
     subset_from_file: Annotated[bool, typer.Option("--subset-from-file", help="With several --data files: label each document's subset by its file's name (subset field 'file').")] = False,
-    reference: Annotated[str | None, typer.Option("--reference", help="A reference model (directory or Hub id, same tokenizer): also store each target's KL(p_ref ‖ p_model), Δp and top-1 agreement (docs/kl.md).", show_default=False)] = None,
+    reference: Annotated[list[str] | None, typer.Option("--reference", metavar="<str>", help="A reference model (directory or Hub id, same tokenizer): also store each target's KL(p_ref ‖ p_model), Δp and top-1 agreement (docs/kl.md).", show_default=False)] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Format of the final per-checkpoint table.")] = Format.table,
     quiet: QuietOpt = False,
 ):
@@ -86,7 +87,14 @@ def score_options(params: dict):
     given = {**params, "data": [str(p) for p in params["data"]], "subset_fields": tuple(params["subset_field"] or ())}
     for name in ("tokenizer", "base_model"):
         given[name] = str(given[name]) if given[name] else None
-    given["reference"] = None if given["reference"] is None else str(given["reference"])  # '' is refused, not dropped
+    refs = given["reference"] or []
+    if len(refs) > 1:  # Click would keep the last one given, silently
+        raise UsageError(
+            f"reference is given {len(refs)} times ({', '.join(map(repr, refs))}); a run scores every checkpoint against "
+            "one reference model: score once per reference, into separate score directories",
+            param="reference",
+        )
+    given["reference"] = str(refs[0]) if refs else None  # '' is refused, not dropped
     return ScoreOptions(**{f.name: _plain(given[f.name]) for f in fields(ScoreOptions) if f.name in given})
 
 

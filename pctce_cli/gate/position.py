@@ -48,6 +48,10 @@ def add_position_checks(plan: Plan, sa, base_id: str, unit) -> None:
         values = sa.index if dim == "pos" else ctx
         inside = kept & (values >= lo) & ((values < hi) if hi is not None else True)
         key = range_text(dim, lo, hi)
+        if not inside.any():  # no candidate could ever be checked on it: the policy is wrong, not the release
+            seen = values[kept]
+            span = f"its {dim} runs {int(seen.min())}–{int(seen.max())}" if seen.size else "it has no targets"
+            raise PolicyError(f"{r.source}: no target of '{base_id}' lies at {key} ({span}); a rule on a range no target reaches cannot be checked: change the range")
         plan.runs[key] = _runs(inside)
         plan.checks.append(Check(r, key))
 

@@ -117,7 +117,7 @@ def score_checkpoints(paths, options: ScoreOptions, reporter: Reporter | None = 
 
 def _score_all(paths, options: ScoreOptions, reporter: Reporter, group: ProcessGroup) -> list[CheckpointResult]:
     """:func:`score_checkpoints` inside its process group."""
-    with paused_gc():  # torch and transformers: imported once, alive until the process ends
+    with paused_gc(freeze_imports=True):  # torch and transformers: imported once, alive until the process ends
         import torch
 
         from pctce_cli.scoring import hf
@@ -411,7 +411,7 @@ def _summary_numbers(ce: np.ndarray) -> tuple[float, float, float]:
 def _fill_numbers(result: CheckpointResult, out, checkpoint_id: str) -> None:
     from pctce_cli.store import load_scores
 
-    s = load_scores(out, checkpoint_id, columns=("ce",))
+    s = load_scores(out, checkpoint_id, columns=("ce",), documents=False)  # the run's table needs only CE
     result.targets = len(s.ce)
     result.mean, result.p50, result.p95 = _summary_numbers(s.ce)
     result.manifest = s.manifest

@@ -142,6 +142,26 @@ def read_shard(path: Path, sha256: str | None, rows: int, root: str | Path, colu
     return table
 
 
+def column_numpy(column) -> np.ndarray:
+    """An Arrow column (array or chunked array) as a numpy array, read-only when it is one chunk.
+
+    A numeric column without nulls is viewed through its data buffer; that is
+    what ``to_numpy`` returns too, but ``to_numpy`` imports pandas on its first
+    call (0.15-0.2 s of a scoring run that otherwise never needs pandas).
+    Anything else (booleans, strings, nulls) goes through ``to_numpy``.
+    """
+    import pyarrow as pa
+
+    if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        return column.to_numpy()
+    dtype = np.dtype(column.type.to_pandas_dtype())
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = [np.frombuffer(c.buffers()[1], dtype, len(c), c.offset * dtype.itemsize) for c in chunks if len(c)]
+    if not parts:
+        return np.zeros(0, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def check_values(paths: list[Path], rows: list[int], root, ce: np.ndarray | None, rank: np.ndarray | None, first_row: int = 0) -> None:
     """CE must be finite and ≥ 0 and rank ≥ 0: anything else is damage, never a number to summarize.
 
@@ -162,7 +182,9 @@ def check_values(paths: list[Path], rows: list[int], root, ce: np.ndarray | None
         raise damaged(root, f"{paths[k]}: row {first_row + i - sum(rows[:k])}: {what}")
 
 
-def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "token", "ce", "rank")) -> Scores:
+def load_scores(
+    root: str | Path, checkpoint_id: str, columns=("doc", "pos", "token", "ce", "rank"), documents: bool = True
+) -> Scores:
     """Read one checkpoint's targets (as numpy arrays), documents and manifest, verified.
 
     Only the shards listed in the manifest are read, so a reader never sees a
@@ -173,6 +195,8 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
         root: Score directory.
         checkpoint_id: Partition name (``checkpoint=<id>``).
         columns: Token columns to read (others come back empty).
+        documents: read the per-document table (and labels); ``False`` leaves
+            ``docs`` None and spares converting it to pandas.
 
     Raises:
         StoreError: the store, the checkpoint or a shard is missing or damaged.
@@ -187,12 +211,12 @@ def load_scores(root: str | Path, checkpoint_id: str, columns=("doc", "pos", "to
         tok_tables.append(read_shard(tokens_path, rec["tokens_sha256"], rec["rows"], root, list(columns)))
         tok_paths.append(tokens_path)
     toks = pa.concat_tables(tok_tables) if tok_tables else None
-    docs = _docs_table(root, part, manifest)
+    docs = _docs_table(root, part, manifest) if documents else None
 
     def col(name, dtype):
         if toks is None or name not in columns:
             return np.zeros(0, dtype)
-        return toks.column(name).to_numpy().astype(dtype, copy=False)
+        return column_numpy(toks.column(name)).astype(dtype, copy=False)
 
     ce, rank = col("ce", np.float32), col("rank", np.int32)
     check_values(tok_paths, [r["rows"] for r in manifest.shards], root, ce if "ce" in columns else None, rank if "rank" in columns else None)

@@ -17,7 +17,7 @@ import numpy as np
 from pctce_cli.errors import UsageError
 from pctce_cli.store.layout import damaged, partition_dir
 from pctce_cli.store.manifest import Manifest, read_manifest
-from pctce_cli.store.read import check_ce_sum, check_values, read_shard
+from pctce_cli.store.read import check_ce_sum, check_values, column_numpy, read_shard
 
 
 @dataclass
@@ -98,7 +98,7 @@ def load_units(root: str | Path, checkpoint_id: str, unit: str = "word") -> Unit
     toks = pa.concat_tables(tables) if tables else None
 
     def col(name, dtype):
-        return np.zeros(0, dtype) if toks is None else toks.column(name).to_numpy().astype(dtype, copy=False)
+        return np.zeros(0, dtype) if toks is None else column_numpy(toks.column(name)).astype(dtype, copy=False)
 
     ce, nbytes, word = col("ce", np.float32), col("nbytes", np.int32), col("word", np.int32)
     rows = [r["rows"] for r in manifest.shards]
