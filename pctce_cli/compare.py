@@ -250,9 +250,8 @@ def comparison_report(c: Comparison, top: int = 10) -> Report:
     """Tables and reading lines of a :class:`Comparison`."""
     report = Report()
     rows = []
-    signed_value = c.value == "dp"  # a relative change of a signed value near 0 (e.g. −196 %) says nothing
-    for name, v in c.stats.items():
-        rel = v["delta"] / abs(v["a"]) if v["a"] and not signed_value else math.nan
+    for name, v in c.stats.items():  # Δp: no Δ%, a change relative to a signed value near 0 (−196 %) says nothing
+        rel = v["delta"] / abs(v["a"]) if v["a"] and c.value != "dp" else math.nan
         rows.append(
             {
                 "summary": name,
@@ -276,8 +275,6 @@ def comparison_report(c: Comparison, top: int = 10) -> Report:
         report.add(f"Documents that moved most by {w.sum_title}", _doc_rows(top_documents(c.docs, "Δ nll", top), noun, w.sum_key))
         report.add(f"Documents that moved most by {w.mean_title.format(noun=noun)}", _doc_rows(top_documents(c.docs, "Δ mean", top), noun, w.sum_key))
     report.notes += c.notes
-    if signed_value:
-        report.notes.append("No Δ% for Δp: its values are signed and often near 0, so a change relative to the baseline says nothing; read Δ.")
     report.notes.append(
         f"Intervals: {c.ci:.0%} paired document-level bootstrap of Δ, {c.n_boot} resamples, seed {c.seed}, "
         f"method {c.method}; 'significant' = the interval excludes 0."

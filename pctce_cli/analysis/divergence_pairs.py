@@ -230,6 +230,8 @@ def notes_of(a: Checkpoint, kind: ValueKind, unit: str) -> list[str]:
     ]
     if unit_named(unit).spans:
         out.append("Unit: words (docs/definitions.md#words-and-bytes). Each value is a word's KL, the sum of its tokens' KL; 'targets' counts words.")
+    if kind is DP:  # compare leaves Δ% out for it
+        out.append("No Δ% for Δp: its values are signed and often near 0, so a change relative to the baseline says nothing; read Δ.")
     return out
 
 
