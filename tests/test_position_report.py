@@ -134,3 +134,19 @@ def test_report_by_ctx_from_the_command_line(tmp_path):
     assert "Shown because --by ctx asks for it." in text and (tmp_path / "r-position.png").is_file()
     r = run("report", tmp_path / "s", "--position-edges", "64", "--out", tmp_path / "x.html")
     assert r.exit_code == 2 and r.stderr.strip() == "Error: --position-edges needs --by position or --by ctx"
+
+
+@pytest.mark.slow
+def test_the_reports_refusal_of_ctx_is_in_the_options_words(tmp_path):
+    """The report made by the command line says why a checkpoint has no ctx with its options, as its errors do."""
+    from .cli import run
+
+    pytest.importorskip("matplotlib")
+    _measures(tmp_path, [40] * 3, settings={"prompt_field": "q", "completion_field": "a"})
+    r = run("report", tmp_path / "s", "--by", "ctx", "--tail-top", "0", "--markdown", "--out", tmp_path / "r.md")
+    assert r.exit_code == 0, r.output
+    text = " ".join((tmp_path / "r.md").read_text(encoding="utf-8").split())
+    assert (
+        "ck: --by ctx: 'ck' was scored with --prompt-field or --completion-field in an older pctce, so its context lengths are unknown "
+        "(use --by position); re-score the checkpoint with 'pctce score … --force' to record each document's input tokens, which ctx needs"
+    ) in text

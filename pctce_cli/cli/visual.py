@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from pctce_cli.cli.common import (
+    OPTIONS,
     Value,
     AllowMixedOpt,
     CheckpointOpt,
@@ -194,6 +195,7 @@ def report(
         subsets=subsets_of(cks, None if positions else by, subset),
         unit=unit.value,
         positions=positions,
+        words=OPTIONS,
     )
     written, warnings = save_report(cks, out, options, markdown=markdown)
     for w in warnings:

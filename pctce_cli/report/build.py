@@ -116,7 +116,7 @@ def measure(cks, options: ReportOptions, needed: Sequence[str], fields: Sequence
     unit = unit_named(options.unit)
     wanted = {c.id for c in _pick_tail(cks, options.tail_checkpoints)} if options.tail_top > 0 else set()
     table_qs = table_percentiles(needed)
-    m = Measured([], [], [], {}, SubsetMeasures(fields, unit.name), [], PositionMeasures(unit.name, options.positions))
+    m = Measured([], [], [], {}, SubsetMeasures(fields, unit.name), [], PositionMeasures(unit.name, options.positions, options.words))
     keep = options.subsets if options.subsets is not None and options.subsets.keep else NO_SUBSETS
     keep = Subsets(keep.field, split=False, keep=keep.keep) if keep.active else keep
     best = None

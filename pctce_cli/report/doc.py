@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pctce_cli.stats.defaults import CONCORDANCE_AGREE, CONCORDANCE_DISAGREE
@@ -128,6 +128,8 @@ class ReportOptions:
             nothing with ``byte``.
         positions: ``--by position|ctx`` (:class:`pctce_cli.analysis.position.Positions`): the position
             section is shown whatever the documents' length, bucketed by that dimension and edges.
+        words: Parameter name → how the front end spells it (the CLI passes its option table,
+            ``{"by": "--by", …}``), for the messages the report shows (:func:`pctce_cli.errors.option_message`).
     """
 
     percentiles: Sequence[float] = DEFAULT_PERCENTILES
@@ -145,5 +147,6 @@ class ReportOptions:
     subsets: object = None  # Subsets, or None: the stored subset fields, every document
     unit: str = "token"
     positions: object = None  # --by position|ctx (analysis.position.Positions): the position section always, by that dimension
+    words: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -33,7 +33,7 @@ class PositionMeasures:
     shown by the rule of the module docstring.
     """
 
-    def __init__(self, unit: str = "token", positions=None):
+    def __init__(self, unit: str = "token", positions=None, words=None):
         from pctce_cli.analysis.position import Positions
 
         self.unit = unit
@@ -44,11 +44,12 @@ class PositionMeasures:
         self.last: dict[str, int] = {}  # checkpoint → its largest position
         self.window: dict[str, tuple[int, int]] = {}  # checkpoint → (max_length, stride)
         self.refused: dict[str, str] = {}  # checkpoint → why it has no ctx (an older store of prompts or chats)
+        self.words = words or {}  # parameter → the front end's spelling (ReportOptions.words)
 
     def add(self, c, s, percentiles: Sequence[float]) -> None:
         """Bucket one checkpoint's loaded token arrays by position or ctx (nothing in words or bytes)."""
         from pctce_cli.analysis.position import bucket_rows, target_values
-        from pctce_cli.errors import UsageError
+        from pctce_cli.errors import UsageError, option_message
         from pctce_cli.plot.position import LEVELS
 
         if self.unit != "token" or getattr(s, "pos", None) is None:
@@ -59,7 +60,7 @@ class PositionMeasures:
         try:
             values = target_values(self.positions, s.doc, pos, c.manifest, c.id, s.docs)
         except UsageError as e:
-            self.refused[c.id] = str(e)  # with its remedy (a re-score)
+            self.refused[c.id] = option_message(e, self.words)  # with its remedy (a re-score), in the front end's words
             return
         qs = sorted(set(LEVELS) | set(percentiles))
         self.rows[c.id] = bucket_rows(c, s.ce, s.doc, values, s.rank, qs, self.positions) if pos.size else []
