@@ -9,6 +9,7 @@ pytest.importorskip("matplotlib")
 
 from pctce_cli import plot  # noqa: E402
 from pctce_cli.catalog import resolve_checkpoints  # noqa: E402
+from pctce_cli.errors import UsageError  # noqa: E402
 from pctce_cli.plot.divergence import KL_FLOOR, kl_axis, kl_distribution, kl_ecdf_figure  # noqa: E402
 from tests.cli import run  # noqa: E402
 from tests.helpers import make_store  # noqa: E402
@@ -103,3 +104,107 @@ def test_plot_value_kl_refuses_a_store_without_divergence(tmp_path):
         f"Error: --value kl: 'plain' in {tmp_path / 's'} was scored without a reference model; "
         "score it with 'pctce score CHECKPOINT --reference REF --force' to store its divergence (docs/kl.md)"
     )
+
+
+DOMAINS = ("code", "prose", "web")
+
+
+def labeled_kl_stores(root, n: int, runs: int) -> list:
+    """:func:`kl_stores` with a subset field ``domain`` (documents 0, 3, 6 … code; 1, 4 … prose; 2, 5 … web)."""
+    from pctce_cli.store import write_labels
+
+    cks = kl_stores(root, n, runs)
+    for c in cks:
+        write_labels(root, c.id, {"domain": [DOMAINS[d % 3] for d in range(40)]}, list(range(40)))
+    return resolve_checkpoints([root])
+
+
+def _kl_of(c, domain=None):
+    from pctce_cli.store import load_scores
+
+    s = load_scores(c.root, c.partition, columns=("doc", "kl"))
+    return s.kl.astype(np.float64) if domain is None else s.kl[s.doc % 3 == DOMAINS.index(domain)].astype(np.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,runs", [(1, 1), (12, 4), (60, 15)])
+def test_kl_ecdf_by_subset_draws_each_subsets_tail_against_a_brute_force_count(tmp_path, n, runs):
+    from pctce_cli.analysis.subsets import Subsets
+
+    cks = labeled_kl_stores(tmp_path / "s", n, runs)
+    notes: list[str] = []
+    fig = plot.plot_figure("ecdf", cks, value="kl", subsets=Subsets("domain", split=True), notes=notes)
+    assert_legends_inside(fig)
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in axes] == [f"domain = {d} ({50 * sum(k % 3 == i for k in range(40)):,} targets)" for i, d in enumerate(DOMAINS)]
+    drawn = {c.id: c for c in cks} if n <= plot.MAX_OVERLAID else {c.id: c for c in cks if c.id.endswith(f"checkpoint-{100 * (n // runs)}")}
+    lo = axes[0].get_xlim()[0]
+    for ax, domain in zip(axes, DOMAINS):
+        lines = labeled_lines(ax)
+        assert sorted(line.get_label() for line in lines) == sorted(drawn) and len({line.get_color() for line in lines}) == len(drawn)
+        for line in lines:
+            kl = _kl_of(drawn[line.get_label()], domain)
+            x, y = line.get_xdata(), line.get_ydata()
+            above = x > lo  # the points drawn at the floor stand for KL below it
+            assert above.sum() > 10
+            np.testing.assert_array_equal(y[above], [np.mean(kl >= v) for v in x[above]])  # the fraction with KL ≥ x, counted
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+    assert fig._suptitle.get_text().startswith("KL tail by domain of ")
+    if n > plot.MAX_OVERLAID:
+        assert any("each run's last" in note for note in notes)
+
+
+def test_the_kl_trajectory_refuses_one_panel_per_subset_in_the_options_words():
+    from pctce_cli.cli.common import cli_message
+    from pctce_cli.plot.divergence import check_divergence_plot
+
+    with pytest.raises(UsageError) as e:
+        check_divergence_plot("trajectory", "kl", [], "token", True)
+    assert cli_message(e.value) == (
+        "plot trajectory with --value kl and --by: one panel per subset is drawn on the KL ecdf only; draw them with plot ecdf "
+        "--value kl --by FIELD, keep one with --subset VALUE, or summarize them with summary --value kl --by FIELD"
+    )
+
+
+def test_the_kl_trajectory_of_one_subset_is_its_documents_percentiles(tmp_path):
+    from pctce_cli.analysis.subsets import Subsets
+    from pctce_cli.plot.divergence import kl_trajectory_rows
+    from pctce_cli.stats.summaries import percentiles
+
+    cks = labeled_kl_stores(tmp_path / "s", 2, 1)
+    rows = kl_trajectory_rows(cks, ["p50", "p99"], Subsets("domain", keep=("web",)))
+    for c, row in zip(cks, rows):
+        kl = _kl_of(c, "web")
+        assert (row["p50"], row["p99"]) == tuple(float(p) for p in percentiles(kl, [50, 99]))
+
+
+@pytest.mark.slow
+def test_kl_ecdf_of_one_subset_is_the_ecdf_of_its_documents(tmp_path):
+    from pctce_cli.analysis.subsets import Subsets
+
+    [c] = labeled_kl_stores(tmp_path / "s", 1, 1)
+    fig = plot.plot_figure("ecdf", [c], value="kl", subsets=Subsets("domain", keep=("prose",)))
+    ax_cdf, ax_tail = fig.axes[:2]
+    kl = _kl_of(c, "prose")
+    [line] = labeled_lines(ax_cdf)
+    x, y = line.get_xdata()[1:], line.get_ydata()[1:]  # the first point is the axis' left edge at 0
+    above = x > ax_cdf.get_xlim()[0]
+    np.testing.assert_array_equal(y[above], [np.mean(kl <= v) for v in x[above]])
+    assert "KL distribution" in fig._suptitle.get_text()
+
+
+@pytest.mark.slow
+def test_plot_ecdf_value_kl_by_field_from_the_command_line(tmp_path):
+    labeled_kl_stores(tmp_path / "s", 3, 1)
+    out = tmp_path / "kl-by.png"
+    r = run("plot", "ecdf", tmp_path / "s", "--value", "kl", "--by", "domain", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    r = run("plot", "trajectory", tmp_path / "s", "--value", "kl", "--by", "domain", "--out", tmp_path / "t.png")
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == "Error: plot trajectory --by: one panel per subset is drawn for ecdf, shape, bands; plot one subset with --subset VALUE"
+    r = run("plot", "trajectory", tmp_path / "s", "--value", "kl", "--subset", "code", "--out", tmp_path / "t.png")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("plot", "ecdf", tmp_path / "s", "--value", "kl", "--subset", "nope", "--by", "domain", "--out", tmp_path / "n.png")
+    assert r.exit_code == 2 and "nope" in r.output.strip().splitlines()[-1]

@@ -194,13 +194,17 @@ def kl_summary_names(text: str | Sequence[str] | None) -> list[str]:
     return out
 
 
-def kl_trajectory_rows(cks, names: Sequence[str]) -> list[dict]:
-    """One row per checkpoint: ``checkpoint``, ``step``, ``group`` and every KL summary (mean, the ``pXX`` of ``names``, max, same_top1)."""
+def kl_trajectory_rows(cks, names: Sequence[str], subsets=None) -> list[dict]:
+    """One row per checkpoint: ``checkpoint``, ``step``, ``group`` and every KL summary (mean, the ``pXX`` of ``names``, max, same_top1).
+
+    ``subsets``: ``--subset`` (:class:`pctce_cli.analysis.subsets.Subsets` without ``split``): of the kept documents only.
+    """
     from pctce_cli.analysis.divergence import divergence_rows
     from pctce_cli.stats.summaries import parse_summary_name
 
     levels = sorted({parse_summary_name(n).q for n in names if n not in ("mean", "max", "same_top1")})
-    return [divergence_rows(c, "kl", levels)[0][0] for c in cks]
+    kw = {"subsets": subsets} if subsets is not None and subsets.active else {}
+    return [divergence_rows(c, "kl", levels, **kw)[0][0] for c in cks]
 
 
 def kl_label(name: str) -> str:
@@ -224,16 +228,18 @@ def reference_names(cks) -> list[str]:
     return sorted({name(c) for c in cks})
 
 
-def divergence_title(kind: str, cks, scored: str) -> str:
-    """``KL distribution of 4 checkpoints on val.jsonl`` and, below, the reference (``teacher/checkpoint-1200``)."""
+def divergence_title(kind: str, cks, scored: str, by: str | None = None) -> str:
+    """``KL distribution of 4 checkpoints on val.jsonl`` (``KL tail by domain …`` with ``by``) and, below, the reference (``teacher/checkpoint-1200``)."""
     refs = reference_names(cks)
     ref = f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
-    what = "KL percentiles over training" if kind == "trajectory" else "KL distribution"
+    what = "KL percentiles over training" if kind == "trajectory" else f"KL tail by {by}" if by else "KL distribution"
     return f"{what} of {scored}\nKL(p_ref ‖ p_model) from {ref}"
 
 
 def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) -> None:
-    """Refuse ``--value`` for a kind without a KL form, a unit other than token, ``--by`` or ``--subset``, or a store without divergence.
+    """Refuse ``--value`` for a kind without a KL form, a unit other than token, ``--by`` on the trajectory, or a store without divergence.
+
+    ``subsets``: ``--by`` (one panel per subset, the ecdf's only); ``--subset`` alone draws either kind on the kept documents.
 
     Raises:
         UsageError: named, with what to do.
@@ -245,8 +251,12 @@ def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) 
         raise UsageError(f"plot value {value}: only ce and kl are drawn; summarize {value} with pctce summary value {value}", param=("value", "value"))
     if kind not in DIVERGENCE_KINDS:
         raise UsageError(f"plot {kind} with value kl: KL is drawn as {' and '.join(DIVERGENCE_KINDS)}", param="value")
-    if subsets:
-        raise UsageError("plot with value kl: subsets are not drawn for KL; summarize them with summary value kl by FIELD", param=("value", "value", "by"))
+    if subsets and kind != "ecdf":
+        raise UsageError(
+            f"plot {kind} with value kl and by: one panel per subset is drawn on the KL ecdf only; draw them with plot ecdf "
+            "value kl by FIELD, keep one with subset VALUE, or summarize them with summary value kl by FIELD",
+            param=("value", "by", "value", "by", "subset", "value", "by"),
+        )
     u = unit_named(unit)
     if u.name != "token":
         raise UsageError(f"plot value kl with unit {u.name}: KL is drawn per token; use unit token", param=("value", "unit", "unit"))
@@ -254,10 +264,12 @@ def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) 
         kind_v.check(c, u)
 
 
-def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colors=None, runs=None, title: str = "", notes=None) -> object:
+def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colors=None, runs=None, title: str = "", notes=None, subsets=None) -> object:
     """The Figure of ``plot ecdf|trajectory --value kl`` (checked by :func:`check_divergence_plot` first).
 
-    ``ecdf`` overlays at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID` checkpoints (past it each run's last one, said in ``notes``).
+    ``ecdf`` overlays at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID` checkpoints (past it each run's last one, said in ``notes``);
+    ``subsets`` (``--subset``, :class:`pctce_cli.analysis.subsets.Subsets`) keeps the trajectory to those documents
+    (the ecdf of subsets: :func:`pctce_cli.plot.divergence_panels.kl_subset_figure`).
     """
     from pctce_cli.plot.figures import trajectory_figure
     from pctce_cli.plot.inputs import overlaid
@@ -269,7 +281,7 @@ def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colo
         more = f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
         return kl_ecdf_figure(kl_distributions(drawn), colors, (title or "KL distribution") + more)
     names = kl_summary_names(summaries)
-    rows = kl_trajectory_rows(cks, names)
+    rows = kl_trajectory_rows(cks, names, subsets)
     return trajectory_figure(rows, names, runs or {}, vs, colors, title or "KL percentiles over training", labels=kl_label, ncols=2 if len(names) == 4 else None)
 
 

@@ -99,12 +99,17 @@ def plot_figure(
 
 
 def _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, unit) -> object:
-    """``plot ecdf|trajectory --value kl``, checked (no ``by`` or ``subset``; token unit; every store scored with a reference)."""
+    """``plot ecdf|trajectory --value kl``, checked (subsets on the ecdf only; token unit; every store scored with a reference)."""
     from pctce_cli.plot.divergence import check_divergence_plot, divergence_plot, divergence_title
 
-    check_divergence_plot(kind, value, cks, unit, subsets.active)
-    title = divergence_title(kind, cks, what_was_scored(cks))
-    return divergence_plot(kind, value, cks, summaries=summaries, vs=vs, colors=colors or checkpoint_colors(cks), runs=runs_of(cks), title=title, notes=notes)
+    check_divergence_plot(kind, value, cks, unit, bool(subsets.split))
+    scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
+    title = divergence_title(kind, cks, scored, by=subsets.field if subsets.split else None)
+    if kind == "ecdf" and subsets.active:
+        from pctce_cli.plot.divergence_panels import kl_subset_figure
+
+        return kl_subset_figure(cks, subsets, colors or checkpoint_colors(cks), title, notes if notes is not None else [])
+    return divergence_plot(kind, value, cks, summaries=summaries, vs=vs, colors=colors or checkpoint_colors(cks), runs=runs_of(cks), title=title, notes=notes, subsets=subsets)
 
 
 @dataclass

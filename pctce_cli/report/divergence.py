@@ -98,7 +98,8 @@ def divergence_sections(kl: KLMeasured | None, plots, colors, runs, scored: str,
             f"How far each checkpoint's predictions are from the reference model {kl.reference}: per-target KL(p_ref ‖ p_model) over the "
             "full vocabulary in nats, 0 where the two agree (docs/definitions.md#divergence-from-a-reference-model; docs/kl.md). "
             "The tail is what a distilled or quantized model is judged by: how often a target moves far from the reference."
-            + (f" Every document, not only subset {subset}: for the subset's KL, pctce summary DIR --value kl --subset VALUE." if subset else "")
+            + (f" Every document, not only subset {subset}: for the subset's KL, pctce summary DIR --value kl --subset VALUE "
+               "and pctce plot ecdf DIR --value kl --subset VALUE." if subset else "")
         )
     )
     scored_kl = plot.what_was_scored(kl.cks) if kl.left_out else scored
