@@ -12,6 +12,7 @@ from pctce_cli.catalog import resolve_checkpoints  # noqa: E402
 from pctce_cli.errors import UsageError  # noqa: E402
 from pctce_cli.plot.divergence import KL_FLOOR, kl_axis, kl_distribution, kl_ecdf_figure  # noqa: E402
 from tests.cli import run  # noqa: E402
+from tests.test_kl_stream import scored  # noqa: E402,F401  (a fixture: two tiny models scored with words, one against the other)
 from tests.helpers import make_store  # noqa: E402
 from tests.test_plot_figures import assert_legends_inside, labeled_lines  # noqa: E402
 
@@ -86,7 +87,7 @@ def test_plot_value_kl_writes_a_png(tmp_path):
     [
         (["fan", "--value", "kl"], "Error: plot fan with --value kl: KL is drawn as ecdf and trajectory"),
         (["ecdf", "--value", "dp"], "Error: plot --value dp: only ce and kl are drawn; summarize dp with pctce summary --value dp"),
-        (["ecdf", "--value", "kl", "--unit", "word"], "Error: plot --value kl with --unit word: KL is drawn per token; use --unit token"),
+        (["ecdf", "--value", "kl", "--unit", "byte"], "Error: --value kl with --unit byte: a divergence is taken per prediction and has no byte form; use --unit token or word"),
     ],
 )
 def test_plot_value_kl_refuses_what_has_no_kl_form(tmp_path, args, message):
@@ -208,3 +209,42 @@ def test_plot_ecdf_value_kl_by_field_from_the_command_line(tmp_path):
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
     r = run("plot", "ecdf", tmp_path / "s", "--value", "kl", "--subset", "nope", "--by", "domain", "--out", tmp_path / "n.png")
     assert r.exit_code == 2 and "nope" in r.output.strip().splitlines()[-1]
+
+
+def _word_kl_brute_force(c) -> np.ndarray:
+    """Each word's KL as the sum of its tokens', by a loop over (document, word) keys."""
+    from pctce_cli.store import load_scores, load_units
+
+    s = load_scores(c.root, c.partition, columns=("doc", "kl"))
+    words = load_units(c.root, c.partition, "word").word
+    sums: dict = {}
+    for d, w, k in zip(s.doc.tolist(), words.tolist(), s.kl.astype(np.float64).tolist()):
+        if w >= 0:
+            sums[(d, w)] = sums.get((d, w), 0.0) + k
+    return np.array(list(sums.values()))
+
+
+@pytest.mark.slow
+def test_kl_per_word_is_drawn_from_each_words_sum(scored, tmp_path):
+    from pctce_cli.analysis.subsets import Subsets
+
+    [c] = resolve_checkpoints([scored])
+    wkl = _word_kl_brute_force(c)
+    fig = plot.plot_figure("ecdf", [c], value="kl", unit="word")
+    ax_cdf, ax_tail = fig.axes[:2]
+    assert (ax_cdf.get_xlabel(), ax_cdf.get_ylabel()) == ("per-word KL(p_ref ‖ p_model) (nats, log scale)", "fraction of words with KL ≤ x")
+    [line] = labeled_lines(ax_cdf)
+    x, y = line.get_xdata()[1:], line.get_ydata()[1:]
+    above = x > ax_cdf.get_xlim()[0]
+    np.testing.assert_allclose(y[above], [np.mean(wkl <= v * (1 + 1e-9)) for v in x[above]], rtol=0, atol=1e-12)
+    assert fig._suptitle.get_text().startswith("KL per word distribution of ")
+    fig = plot.plot_figure("ecdf", [c], value="kl", unit="word", subsets=Subsets("half", split=True))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(titles) == 2 and all(t.startswith("half = ") and t.endswith(" words)") for t in titles)
+    assert sum(int(t.split("(")[1].split()[0].replace(",", "")) for t in titles) == wkl.size  # the words of both halves
+    from pctce_cli.plot.divergence import kl_label, kl_trajectory_rows
+    from pctce_cli.stats.summaries import percentiles
+
+    [row] = kl_trajectory_rows([c], ["p50", "p99"], unit="word")  # what plot trajectory --value kl --unit word draws
+    assert (row["p50"], row["p99"]) == tuple(pytest.approx(float(p), rel=1e-12) for p in percentiles(wkl, [50, 99]))
+    assert kl_label("p99", "word") == "p99 of per-word KL (nats)"

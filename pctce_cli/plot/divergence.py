@@ -16,6 +16,7 @@ training step, one line per run, with the CE trajectory's builder.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class KLDistribution:
         x: KL at the curves' points, ascending.
         cdf: Fraction of targets with KL ≤ ``x``.
         tail: Fraction of targets with KL ≥ ``x`` (at least 1/n).
+        unit: ``token`` (each target's KL) or ``word`` (a word's KL, the sum of its tokens').
     """
 
     id: str
@@ -57,6 +59,7 @@ class KLDistribution:
     x: np.ndarray
     cdf: np.ndarray
     tail: np.ndarray
+    unit: str = "token"
 
     def below(self, floor: float) -> float:
         """Fraction of targets with KL < ``floor`` (read off the curve points, exact at a point's value)."""
@@ -64,8 +67,8 @@ class KLDistribution:
         return 0.0 if k == 0 else float(self.cdf[k - 1])
 
 
-def kl_distribution(ck_id: str, kl) -> KLDistribution:
-    """Summarize one per-target KL array for :func:`kl_ecdf_figure`.
+def kl_distribution(ck_id: str, kl, unit: str = "token") -> KLDistribution:
+    """Summarize one per-target (or, with ``unit="word"``, per-word) KL array for :func:`kl_ecdf_figure`.
 
     Raises:
         DataError: ``kl`` is empty.
@@ -88,14 +91,37 @@ def kl_distribution(ck_id: str, kl) -> KLDistribution:
     tail = (n - np.searchsorted(v, x, side="left")) / n
     pos = v[v > 0]
     p50, p99, p999 = (float(p) for p in percentiles(v, [50, 99, 99.9]))
-    return KLDistribution(ck_id, n, float(v.mean()), p50, p99, p999, float(np.percentile(pos, 1)) if pos.size else KL_FLOOR, x, cdf, tail)
+    return KLDistribution(ck_id, n, float(v.mean()), p50, p99, p999, float(np.percentile(pos, 1)) if pos.size else KL_FLOOR, x, cdf, tail, unit)
 
 
-def kl_distributions(cks) -> list[KLDistribution]:
-    """:func:`kl_distribution` of every checkpoint, one at a time, reading only its ``kl`` column."""
+def kl_distributions(cks, unit: str = "token") -> list[KLDistribution]:
+    """:func:`kl_distribution` of every checkpoint, one at a time, reading only its ``kl`` column (and ``doc`` and words for ``word``)."""
     from pctce_cli.store import load_scores
 
-    return [kl_distribution(c.id, load_scores(c.root, c.partition, columns=("kl",)).kl) for c in cks]
+    if unit == "token":
+        return [kl_distribution(c.id, load_scores(c.root, c.partition, columns=("kl",)).kl) for c in cks]
+    out = []
+    for c in cks:
+        s = load_scores(c.root, c.partition, columns=("doc", "kl"))
+        out.append(kl_distribution(c.id, word_kl(c, s.kl, s.doc), unit))
+    return out
+
+
+def word_kl(ck, kl, doc, part=None) -> np.ndarray:
+    """A word's KL, the sum of its tokens' (docs/definitions.md#divergence-from-a-reference-model), from one checkpoint's
+    per-target ``kl`` and ``doc``; of one subset's rows with ``part`` (:class:`pctce_cli.analysis.subsets.Part`)."""
+    from pctce_cli.stats.units import word_ce
+    from pctce_cli.store import load_units
+
+    words = load_units(ck.root, ck.partition, "word").word
+    if part is not None:
+        kl, doc, words = part.take(kl), part.take(doc), part.take(words)
+    return word_ce(kl, doc, words)[0]
+
+
+def unit_words(unit: str) -> tuple[str, str]:
+    """``("per-token", "targets")`` or ``("per-word", "words")``: how a KL axis names its values."""
+    return ("per-word", "words") if unit == "word" else ("per-token", "targets")
 
 
 def kl_axis(dists: Sequence[KLDistribution]) -> tuple[float, float, str]:
@@ -124,6 +150,7 @@ def kl_ecdf_figure(dists: Sequence[KLDistribution], colors: Mapping[str, str] | 
     colors = colors or color_map([d.id for d in dists])
     lo, hi, note = kl_axis(dists)
     n_min = min(d.n for d in dists)
+    per, plural = unit_words(dists[0].unit)
     with style():
         fig = new_figure(11, 4.4 + 0.25 * math.ceil(len(dists) / 4))
         ax_cdf, ax_tail = fig.subplots(1, 2)
@@ -145,19 +172,20 @@ def kl_ecdf_figure(dists: Sequence[KLDistribution], colors: Mapping[str, str] | 
         for ax in (ax_cdf, ax_tail):
             ax.set_xscale("log")
             ax.set_xlim(lo, hi)
-            ax.set_xlabel("per-token KL(p_ref ‖ p_model) (nats, log scale)")
+            ax.set_xlabel(f"{per} KL(p_ref ‖ p_model) (nats, log scale)")
         if note:  # inside the ECDF, above the jump it explains
             ax_cdf.text(0.02, 0.97, note, transform=ax_cdf.transAxes, va="top", fontsize=8, color="dimgrey")
         ax_cdf.set_ylim(0, 1.005)
-        ax_cdf.set_ylabel("fraction of targets with KL ≤ x")
+        ax_cdf.set_ylabel(f"fraction of {plural} with KL ≤ x")
         ax_cdf.set_title("Empirical CDF")
         ax_tail.set_yscale("log")
         ax_tail.set_ylim(0.5 / max(d.n for d in dists), 1.5)
-        ax_tail.set_ylabel("fraction of targets with KL ≥ x")
+        ax_tail.set_ylabel(f"fraction of {plural} with KL ≥ x")
         ax_tail.set_title("Tail (log-log): where p99 and p99.9 lie")
         handles = [Line2D([], [], color=colors[d.id], lw=2, label=d.id) for d in dists]
         mark = dict(color="grey", ls="none", mec="black", mew=0.6)
-        handles += [Line2D([], [], marker=m, label=s, **mark) for m, s in (("D", "mean"), ("o", "median"), ("s", "p99"), ("^", "p99.9"))]
+        marked = (("D", "mean"), ("o", "median"), ("s", "p99")) + ((("^", "p99.9"),) if any(d.n >= 1000 for d in dists) else ())
+        handles += [Line2D([], [], marker=m, label=s, **mark) for m, s in marked]
         legend_inside(fig, handles, min(len(handles), 6))
         fig.suptitle(title or "KL distribution")
     return fig
@@ -194,7 +222,7 @@ def kl_summary_names(text: str | Sequence[str] | None) -> list[str]:
     return out
 
 
-def kl_trajectory_rows(cks, names: Sequence[str], subsets=None) -> list[dict]:
+def kl_trajectory_rows(cks, names: Sequence[str], subsets=None, unit: str = "token") -> list[dict]:
     """One row per checkpoint: ``checkpoint``, ``step``, ``group`` and every KL summary (mean, the ``pXX`` of ``names``, max, same_top1).
 
     ``subsets``: ``--subset`` (:class:`pctce_cli.analysis.subsets.Subsets` without ``split``): of the kept documents only.
@@ -204,17 +232,17 @@ def kl_trajectory_rows(cks, names: Sequence[str], subsets=None) -> list[dict]:
 
     levels = sorted({parse_summary_name(n).q for n in names if n not in ("mean", "max", "same_top1")})
     kw = {"subsets": subsets} if subsets is not None and subsets.active else {}
-    return [divergence_rows(c, "kl", levels, **kw)[0][0] for c in cks]
+    return [divergence_rows(c, "kl", levels, unit=unit, **kw)[0][0] for c in cks]
 
 
-def kl_label(name: str) -> str:
+def kl_label(name: str, unit: str = "token") -> str:
     """Axis label of a KL summary.
 
     Examples:
-        >>> kl_label("p99.9"), kl_label("same_top1")
-        ('p99.9 of per-token KL (nats)', 'same top token (fraction of targets)')
+        >>> kl_label("p99.9"), kl_label("same_top1"), kl_label("p50", "word")
+        ('p99.9 of per-token KL (nats)', 'same top token (fraction of targets)', 'p50 of per-word KL (nats)')
     """
-    return "same top token (fraction of targets)" if name == "same_top1" else f"{name} of per-token KL (nats)"
+    return "same top token (fraction of targets)" if name == "same_top1" else f"{name} of {unit_words(unit)[0]} KL (nats)"
 
 
 def reference_names(cks) -> list[str]:
@@ -228,11 +256,12 @@ def reference_names(cks) -> list[str]:
     return sorted({name(c) for c in cks})
 
 
-def divergence_title(kind: str, cks, scored: str, by: str | None = None) -> str:
-    """``KL distribution of 4 checkpoints on val.jsonl`` (``KL tail by domain …`` with ``by``) and, below, the reference (``teacher/checkpoint-1200``)."""
+def divergence_title(kind: str, cks, scored: str, by: str | None = None, unit: str = "token") -> str:
+    """``KL distribution of 4 checkpoints on val.jsonl`` (``KL tail by domain …`` with ``by``, ``KL per word …`` with ``unit``) and, below, the reference (``teacher/checkpoint-1200``)."""
     refs = reference_names(cks)
     ref = f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
-    what = "KL percentiles over training" if kind == "trajectory" else f"KL tail by {by}" if by else "KL distribution"
+    what = "percentiles over training" if kind == "trajectory" else f"tail by {by}" if by else "distribution"
+    what = ("KL per word " if unit == "word" else "KL ") + what
     return f"{what} of {scored}\nKL(p_ref ‖ p_model) from {ref}"
 
 
@@ -257,14 +286,12 @@ def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) 
             "value kl by FIELD, keep one with subset VALUE, or summarize them with summary value kl by FIELD",
             param=("value", "by", "value", "by", "subset", "value", "by"),
         )
-    u = unit_named(unit)
-    if u.name != "token":
-        raise UsageError(f"plot value kl with unit {u.name}: KL is drawn per token; use unit token", param=("value", "unit", "unit"))
+    u = unit_named(unit)  # KL per word, the sum of its tokens' (bytes: refused by the value itself)
     for c in cks:
         kind_v.check(c, u)
 
 
-def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colors=None, runs=None, title: str = "", notes=None, subsets=None) -> object:
+def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colors=None, runs=None, title: str = "", notes=None, subsets=None, unit: str = "token") -> object:
     """The Figure of ``plot ecdf|trajectory --value kl`` (checked by :func:`check_divergence_plot` first).
 
     ``ecdf`` overlays at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID` checkpoints (past it each run's last one, said in ``notes``);
@@ -279,10 +306,11 @@ def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colo
         if note and notes is not None:
             notes.append(note)
         more = f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
-        return kl_ecdf_figure(kl_distributions(drawn), colors, (title or "KL distribution") + more)
+        return kl_ecdf_figure(kl_distributions(drawn, unit), colors, (title or "KL distribution") + more)
     names = kl_summary_names(summaries)
-    rows = kl_trajectory_rows(cks, names, subsets)
-    return trajectory_figure(rows, names, runs or {}, vs, colors, title or "KL percentiles over training", labels=kl_label, ncols=2 if len(names) == 4 else None)
+    rows = kl_trajectory_rows(cks, names, subsets, unit)
+    label = functools.partial(kl_label, unit=unit)
+    return trajectory_figure(rows, names, runs or {}, vs, colors, title or "KL percentiles over training", labels=label, ncols=2 if len(names) == 4 else None)
 
 
 __all__ = [

@@ -16,13 +16,13 @@ import numpy as np
 
 from pctce_cli.analysis.subsets import Subsets, split_scores
 from pctce_cli.errors import UsageError
-from pctce_cli.plot.divergence import KLDistribution, kl_axis, kl_distribution, kl_ecdf_figure
+from pctce_cli.plot.divergence import KLDistribution, kl_axis, kl_distribution, kl_ecdf_figure, unit_words, word_kl
 from pctce_cli.plot.inputs import overlaid
 from pctce_cli.plot.panels import _grid, _legend, cap_panels
 from pctce_cli.plot.theme import color_map, style
 
 
-def kl_subset_figure(cks, subsets: Subsets, colors: Mapping[str, str], title: str, notes: list) -> object:
+def kl_subset_figure(cks, subsets: Subsets, colors: Mapping[str, str], title: str, notes: list, unit: str = "token") -> object:
     """``plot ecdf --value kl`` with ``--subset`` (the kept documents' ECDF and tail) or ``--by`` (a tail panel per subset, at most MAX_PANELS).
 
     Overlays at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID` checkpoints (past it each run's last one); what is
@@ -34,7 +34,7 @@ def kl_subset_figure(cks, subsets: Subsets, colors: Mapping[str, str], title: st
     drawn, note = overlaid(cks, "plot ecdf")
     notes += [note] if note else []
     title += f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
-    panels, ns = kl_subset_distributions(drawn, subsets)
+    panels, ns = kl_subset_distributions(drawn, subsets, unit)
     if not panels:
         raise UsageError(f"subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets", param="subset")
     if not subsets.split:
@@ -45,8 +45,10 @@ def kl_subset_figure(cks, subsets: Subsets, colors: Mapping[str, str], title: st
     return subset_kl_tail_figure(panels, subsets.field, colors, title)
 
 
-def kl_subset_distributions(cks, subsets: Subsets) -> tuple[list[tuple[str | None, list[KLDistribution]]], list[str]]:
+def kl_subset_distributions(cks, subsets: Subsets, unit: str = "token") -> tuple[list[tuple[str | None, list[KLDistribution]]], list[str]]:
     """Each checkpoint's :class:`~pctce_cli.plot.divergence.KLDistribution` per subset (``--by``), or of the kept documents (``--subset``).
+
+    With ``unit="word"`` of the subset's words (:func:`~pctce_cli.plot.divergence.word_kl`).
 
     Returns:
         ``(panels, notes)``: ``[(subset label, one distribution per checkpoint with targets there)]`` in label
@@ -64,9 +66,9 @@ def kl_subset_distributions(cks, subsets: Subsets) -> tuple[list[tuple[str | Non
         parts, ns = split_scores(c.id, s.doc, s.docs, subsets)
         notes += [n for n in ns if n not in notes]
         for p in parts:
-            kl = p.take(s.kl)
+            kl = word_kl(c, s.kl, s.doc, p) if unit == "word" else p.take(s.kl)
             if kl.size:
-                by_label.setdefault(p.label, []).append(kl_distribution(c.id, kl))
+                by_label.setdefault(p.label, []).append(kl_distribution(c.id, kl, unit))
     labels = sorted(by_label, key=lambda x: (x is not None, x))
     return [(k, by_label[k]) for k in labels], notes
 
@@ -85,6 +87,7 @@ def subset_kl_tail_figure(panels: Sequence[tuple[str, Sequence[KLDistribution]]]
     colors = colors or color_map(ids)
     lo, hi, note = kl_axis([d for _, ds in panels for d in ds])
     n_max = max(d.n for _, ds in panels for d in ds)
+    per, plural = unit_words(panels[0][1][0].unit)
     with style():
         fig, axes = _grid(len(panels), 3.6, 2.9)
         for ax, (label, ds) in zip(axes, panels):
@@ -102,10 +105,10 @@ def subset_kl_tail_figure(panels: Sequence[tuple[str, Sequence[KLDistribution]]]
             ax.set_yscale("log")
             ax.set_xlim(lo, hi)
             ax.set_ylim(0.5 / n_max, 1.5)
-            ax.set_title(f"{field} = {label} ({max(d.n for d in ds):,} targets)", fontsize=9)
+            ax.set_title(f"{field} = {label} ({max(d.n for d in ds):,} {plural})", fontsize=9)
         for ax in axes[-min(len(axes), 4):]:
-            ax.set_xlabel("per-token KL (nats, log)")
-        axes[0].set_ylabel("fraction of targets with KL ≥ x")
+            ax.set_xlabel(f"{per} KL (nats, log)")
+        axes[0].set_ylabel(f"fraction of {plural} with KL ≥ x")
         if note:  # bottom left, below the curves, which fall from the top left
             axes[0].text(0.03, 0.03, note, transform=axes[0].transAxes, va="bottom", fontsize=7, color="dimgrey")
         mark = dict(color="grey", ls="none", mec="black", mew=0.5)

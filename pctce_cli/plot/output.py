@@ -104,12 +104,13 @@ def _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, un
 
     check_divergence_plot(kind, value, cks, unit, bool(subsets.split))
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
-    title = divergence_title(kind, cks, scored, by=subsets.field if subsets.split else None)
+    u = unit_named(unit).name
+    title = divergence_title(kind, cks, scored, by=subsets.field if subsets.split else None, unit=u)
     if kind == "ecdf" and subsets.active:
         from pctce_cli.plot.divergence_panels import kl_subset_figure
 
-        return kl_subset_figure(cks, subsets, colors or checkpoint_colors(cks), title, notes if notes is not None else [])
-    return divergence_plot(kind, value, cks, summaries=summaries, vs=vs, colors=colors or checkpoint_colors(cks), runs=runs_of(cks), title=title, notes=notes, subsets=subsets)
+        return kl_subset_figure(cks, subsets, colors or checkpoint_colors(cks), title, notes if notes is not None else [], u)
+    return divergence_plot(kind, value, cks, summaries=summaries, vs=vs, colors=colors or checkpoint_colors(cks), runs=runs_of(cks), title=title, notes=notes, subsets=subsets, unit=u)
 
 
 @dataclass
