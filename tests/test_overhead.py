@@ -133,8 +133,11 @@ def test_help_and_the_commands_that_read_a_store_never_import_torch(tmp_path):
 
 
 def test_paused_gc_freezes_only_when_asked_and_only_when_the_block_imported(tmp_path, monkeypatch):
+    from pctce_cli.scoring import startup
+
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(startup, "_FREEZING", True)  # as in pctce's own process (allow_freezing)
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "pctce_fresh_module_a.py").write_text("X = 1\n")
     (tmp_path / "pctce_fresh_module_b.py").write_text("X = 2\n")
@@ -147,6 +150,26 @@ def test_paused_gc_freezes_only_when_asked_and_only_when_the_block_imported(tmp_
         import pctce_fresh_module_b  # noqa: F401
     assert frozen == [True]
     assert gc.isenabled()
+    monkeypatch.setattr(startup, "_FREEZING", False)  # a library caller's process: its objects are never frozen
+    (tmp_path / "pctce_fresh_module_c.py").write_text("X = 3\n")
+    with paused_gc(freeze_imports=True):
+        import pctce_fresh_module_c  # noqa: F401
+    assert frozen == [True]
+
+
+def test_only_the_command_lines_process_allows_freezing(monkeypatch):
+    """``main`` allows it; importing pctce, or running its commands in-process (CliRunner, the API), does not."""
+    from pctce_cli import cli, threads
+    from pctce_cli.scoring import startup
+
+    monkeypatch.setattr(startup, "_FREEZING", False)
+    assert run("--version").exit_code == 0 and startup._FREEZING is False
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # main's own freeze at exit
+    monkeypatch.setattr(threads, "configure_threads", lambda: {})
+    monkeypatch.setattr(sys, "argv", ["pctce", "--version"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert startup._FREEZING is True
 
 
 def _in_fresh_process(code: str, *args) -> dict:
@@ -165,7 +188,8 @@ def test_a_loaded_model_stays_collectable_while_its_modules_are_frozen(tiny_ckpt
         "import gc, json, sys\n"
         "from pathlib import Path\n"
         "import torch\n"
-        "from pctce_cli.scoring import hf\n"
+        "from pctce_cli.scoring import hf, startup\n"
+        "startup.allow_freezing()\n"  # as pctce's main does
         "model = hf._load_causal_lm(Path(sys.argv[1]), torch.float32, torch.device('cpu'), False)\n"
         "tracked = {id(o) for o in gc.get_objects()}\n"  # the collector's generations: frozen objects are not in them
         "from transformers.models.gpt2 import modeling_gpt2\n"

@@ -70,6 +70,7 @@ for _fn, _help in COMMANDS:
 def main() -> None:
     """Console-script entry point."""
     from pctce_cli import render
+    from pctce_cli.scoring.startup import allow_freezing
     from pctce_cli.threads import configure_threads
 
     try:
@@ -77,6 +78,7 @@ def main() -> None:
     except PctceError as e:
         render.error(str(e))
         raise SystemExit(e.exit_code) from None
+    allow_freezing()  # this process is pctce's own (scoring/startup.py says why only here)
     try:
         app()
     finally:

@@ -149,6 +149,9 @@ def _worker(jobs: list, threads: int, q) -> None:
 
     configure_threads(threads)  # before torch is imported in this process
     from pctce_cli.scoring.run import score_checkpoints
+    from pctce_cli.scoring.startup import allow_freezing
+
+    allow_freezing()  # a process of pctce's own, as the command line's (scoring/startup.py)
 
     try:
         out = []
