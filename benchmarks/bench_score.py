@@ -240,7 +240,6 @@ class Bench:
         from pctce_cli.scoring.engine import score_documents
 
         docs, windows, batches, bt = prepared["docs"], prepared["windows"], prepared["batches"], prepared["batch_tokens"]
-        out: dict = {}
         if method == "b1":
             shard = score_documents(self.adapter, docs, max_length=self.L, stride=self.S, batch_tokens=bt, pad_id=self.pad_id)
             return {"targets": len(shard.ce), "ce_sum": float(shard.ce.astype(np.float64).sum())}

@@ -12,7 +12,6 @@ from pctce_cli.catalog import resolve_checkpoints  # noqa: E402
 from pctce_cli.errors import UsageError  # noqa: E402
 from pctce_cli.plot.divergence import KL_FLOOR, kl_axis, kl_distribution, kl_ecdf_figure  # noqa: E402
 from tests.cli import run  # noqa: E402
-from tests.test_kl_stream import scored  # noqa: E402,F401  (a fixture: two tiny models scored with words, one against the other)
 from tests.helpers import make_store  # noqa: E402
 from tests.test_plot_figures import assert_legends_inside, labeled_lines  # noqa: E402
 
@@ -224,11 +223,19 @@ def _word_kl_brute_force(c) -> np.ndarray:
     return np.array(list(sums.values()))
 
 
+@pytest.fixture(scope="module")
+def word_store(tmp_path_factory, tiny_tokenizer, one_thread):
+    """Two tiny models scored with words, one against the other (tests/test_kl_stream.py)."""
+    from tests.test_kl_stream import scored_with_words
+
+    return scored_with_words(tmp_path_factory.mktemp("klwords"), tiny_tokenizer)
+
+
 @pytest.mark.slow
-def test_kl_per_word_is_drawn_from_each_words_sum(scored, tmp_path):
+def test_kl_per_word_is_drawn_from_each_words_sum(word_store, tmp_path):
     from pctce_cli.analysis.subsets import Subsets
 
-    [c] = resolve_checkpoints([scored])
+    [c] = resolve_checkpoints([word_store])
     wkl = _word_kl_brute_force(c)
     fig = plot.plot_figure("ecdf", [c], value="kl", unit="word")
     ax_cdf, ax_tail = fig.axes[:2]

@@ -106,15 +106,19 @@ def test_a_damaged_kl_value_is_named_with_its_shard_row(store, tmp_path, monkeyp
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, tiny_tokenizer, one_thread):
     """Two tiny GPT-2s scored with byte spans and words, one against the other (--reference), labelled by half."""
+    return scored_with_words(tmp_path_factory.mktemp("klwords"), tiny_tokenizer)
+
+
+def scored_with_words(base, tokenizer):
+    """The store of :func:`scored`, made in ``base``: its ``out`` directory."""
     from pctce_cli.scoring.options import ScoreOptions
     from pctce_cli.scoring.run import score_checkpoints
     from pctce_cli.testing import make_gpt2
 
     from .conftest import TEXTS
 
-    base = tmp_path_factory.mktemp("klwords")
     for name, seed in (("a", 0), ("b", 7)):
-        make_gpt2(base / name, tokenizer=tiny_tokenizer, seed=seed)
+        make_gpt2(base / name, tokenizer=tokenizer, seed=seed)
     data = base / "val.jsonl"
     data.write_text("".join(json.dumps({"text": t, "half": "x" if k % 2 else "y"}) + "\n" for k, t in enumerate(TEXTS)), encoding="utf-8")
     opts = ScoreOptions(data=[str(data)], out=base / "out", subset_fields=("half",), reference=str(base / "a"))
