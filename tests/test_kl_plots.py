@@ -64,6 +64,8 @@ def test_kl_distribution_counts_zeros_and_reads_the_tail_down_to_one_target():
     assert (lo, hi) == (KL_FLOOR, 1.0)  # the 1st percentile of positive KL is 1e-9: the floor; nothing above 1
     assert note == "KL < 1e-06 (exact zeros too)\ndrawn at 1e-06: up to 15.0%"
     assert kl_axis([kl_distribution("b", kl[10:] + 0.005)])[:2] == (0.001, 10.0)  # the decade below p1 of positive KL
+    few = np.concatenate([[0.0], np.linspace(0.5, 2, 9999)])  # one zero in 10,000: a share that rounds to 0.0%
+    assert kl_axis([kl_distribution("c", few)])[2] == "KL < 0.1 (exact zeros too)\ndrawn at 0.1: under 0.05%"
 
 
 def test_a_model_against_itself_is_drawn_at_the_floor():
