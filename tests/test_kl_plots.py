@@ -20,7 +20,9 @@ def kl_values(rng, n: int, scale: float, zeros: float = 0.05) -> dict:
     """Per-target KL, Δp and same_top1 like a student's: lognormal around ``scale`` nats, a share of exact zeros."""
     kl = (scale * rng.lognormal(0, 1.5, n)).astype(np.float32)
     kl[rng.random(n) < zeros] = 0
-    return {"kl": kl, "dp": (-0.1 * kl).astype(np.float32), "same_top1": (kl < 2 * scale).astype(np.int8)}
+    noise = np.random.default_rng(n).laplace(0, 1, n)  # Δp: signed, mostly tiny, larger where KL is (its own draws: kl's stay as they were)
+    dp = np.clip(0.01 * noise * (1 + 10 * kl) - 0.05 * np.tanh(kl), -1, 1)
+    return {"kl": kl, "dp": dp.astype(np.float32), "same_top1": (kl < 2 * scale).astype(np.int8)}
 
 
 def kl_stores(root, n: int, runs: int, targets: int = 2000) -> list:
@@ -87,7 +89,8 @@ def test_plot_value_kl_writes_a_png(tmp_path):
     "args,message",
     [
         (["fan", "--value", "kl"], "Error: plot fan with --value kl: KL is drawn as ecdf and trajectory"),
-        (["ecdf", "--value", "dp"], "Error: plot --value dp: only ce and kl are drawn; summarize dp with pctce summary --value dp"),
+        (["trajectory", "--value", "dp"], "Error: plot trajectory with --value dp: Δp is drawn as ecdf; summarize it over training with pctce summary --value dp"),
+        (["ecdf", "--value", "dp", "--unit", "word"], "Error: --value dp with --unit word: Δp is a token quantity (it does not sum into words); use --unit token"),
         (["ecdf", "--value", "kl", "--unit", "byte"], "Error: --value kl with --unit byte: a divergence is taken per prediction and has no byte form; use --unit token or word"),
     ],
 )
@@ -257,3 +260,49 @@ def test_kl_per_word_is_drawn_from_each_words_sum(word_store, tmp_path):
     [row] = kl_trajectory_rows([c], ["p50", "p99"], unit="word")  # what plot trajectory --value kl --unit word draws
     assert (row["p50"], row["p99"]) == tuple(pytest.approx(float(p), rel=1e-12) for p in percentiles(wkl, [50, 99]))
     assert kl_label("p99", "word") == "p99 of per-word KL (nats)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,runs", [(1, 1), (12, 4), (60, 15)])
+def test_dp_ecdf_draws_each_checkpoints_signed_ecdf_against_a_brute_force_count(tmp_path, n, runs):
+    from pctce_cli.store import load_scores
+
+    cks = kl_stores(tmp_path / "s", n, runs)
+    notes: list[str] = []
+    fig = plot.plot_figure("ecdf", cks, value="dp", notes=notes)
+    assert_legends_inside(fig)
+    [ax] = [a for a in fig.axes if a.get_visible()]
+    assert ax.get_xscale() == "symlog" and ax.get_xlim() == (-1.0, 1.0)
+    drawn = {c.id: c for c in cks} if n <= plot.MAX_OVERLAID else {c.id: c for c in cks if c.id.endswith(f"checkpoint-{100 * (n // runs)}")}
+    lines = labeled_lines(ax)
+    assert sorted(line.get_label() for line in lines) == sorted(drawn) and len({line.get_color() for line in lines}) == len(drawn)
+    for line in lines:
+        c = drawn[line.get_label()]
+        dp = load_scores(c.root, c.partition, columns=("dp",)).dp.astype(np.float64)
+        x, y = line.get_xdata()[1:], line.get_ydata()[1:]  # the first point is the axis' left end at 0
+        assert x.size > 100
+        np.testing.assert_array_equal(y, [np.mean(dp <= v) for v in x])  # the fraction with Δp ≤ x, counted
+    assert fig._suptitle.get_text().startswith("Δp distribution of ")
+    assert any("each run's last" in note for note in notes) == (n > plot.MAX_OVERLAID)
+
+
+def test_dp_distribution_counts_the_share_below_zero_and_reaches_both_ends():
+    from pctce_cli.plot.delta_p import dp_distribution
+
+    dp = np.concatenate([-np.logspace(-6, 0, 400), np.zeros(100), np.logspace(-6, -0.5, 500)])
+    d = dp_distribution("a", dp)
+    assert (d.n, d.below) == (1000, 0.4)
+    assert d.x[0] == -1.0 and d.x[-1] == pytest.approx(10 ** -0.5) and d.cdf[-1] == 1.0
+
+
+@pytest.mark.slow
+def test_plot_ecdf_value_dp_from_the_command_line(tmp_path):
+    labeled_kl_stores(tmp_path / "s", 3, 1)
+    r = run("plot", "ecdf", tmp_path / "s", "--value", "dp", "--subset", "code", "--out", tmp_path / "dp.png")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "dp.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("plot", "ecdf", tmp_path / "s", "--value", "dp", "--by", "domain", "--out", tmp_path / "x.png")
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: plot ecdf with --value dp and --by: panels are drawn for KL only; keep one with --subset VALUE, or summarize Δp with summary --value dp --by FIELD"
+    )

@@ -48,7 +48,7 @@ PlotByOpt = Annotated[
         show_default=False,
     ),
 ]
-PlotValueOpt = Annotated[Value, typer.Option("--value", help="ce, or kl: ecdf and trajectory of the KL from the reference model of pctce score --reference (docs/kl.md).")]
+PlotValueOpt = Annotated[Value, typer.Option("--value", help="ce; kl: ecdf (also --by FIELD, --unit word) and trajectory of the KL from the reference model of pctce score --reference; dp: ecdf of the change in the target's probability against it (docs/kl.md).")]
 
 
 # Long by its Typer option declarations (they are the --help); the body parses, makes one core call, renders.

@@ -277,11 +277,19 @@ def check_divergence_plot(kind: str, value: str, cks, unit: str, subsets: bool) 
     from pctce_cli.units import unit_named
 
     kind_v = value_named(value)
-    if kind_v.column != "kl":
-        raise UsageError(f"plot value {value}: only ce and kl are drawn; summarize {value} with pctce summary value {value}", param=("value", "value"))
-    if kind not in DIVERGENCE_KINDS:
+    if kind_v.column == "dp":  # signed: one picture, the ECDF (pctce_cli.plot.delta_p)
+        if kind != "ecdf":
+            raise UsageError(f"plot {kind} with value dp: Δp is drawn as ecdf; summarize it over training with pctce summary value dp", param=("value", "value"))
+        if subsets:
+            raise UsageError(
+                "plot ecdf with value dp and by: panels are drawn for KL only; keep one with subset VALUE, or summarize Δp with summary value dp by FIELD",
+                param=("value", "by", "subset", "value", "by"),
+            )
+    elif kind_v.column != "kl":
+        raise UsageError(f"plot value {value}: only ce, kl and dp are drawn", param="value")
+    elif kind not in DIVERGENCE_KINDS:
         raise UsageError(f"plot {kind} with value kl: KL is drawn as {' and '.join(DIVERGENCE_KINDS)}", param="value")
-    if subsets and kind != "ecdf":
+    elif subsets and kind != "ecdf":
         raise UsageError(
             f"plot {kind} with value kl and by: one panel per subset is drawn on the KL ecdf only; draw them with plot ecdf "
             "value kl by FIELD, keep one with subset VALUE, or summarize them with summary value kl by FIELD",

@@ -104,6 +104,10 @@ def _divergence_plot(kind, cks, value, summaries, vs, colors, subsets, notes, un
 
     check_divergence_plot(kind, value, cks, unit, bool(subsets.split))
     scored = what_was_scored(cks) + (f", subset {subsets.describe()}" if subsets.keep else "")
+    if value == "dp":
+        from pctce_cli.plot.delta_p import dp_plot
+
+        return dp_plot(cks, subsets, colors or checkpoint_colors(cks), scored, notes if notes is not None else [])
     u = unit_named(unit).name
     title = divergence_title(kind, cks, scored, by=subsets.field if subsets.split else None, unit=u)
     if kind == "ecdf" and subsets.active:
