@@ -27,7 +27,7 @@ import numpy as np
 from pctce_cli.analysis.divergence_pairs import RENAMED, WORDINGS, compare_names, load_divergence_pair, notes_of
 from pctce_cli.analysis.report import Report
 from pctce_cli.analysis.position import position_pairs, resolve_positions
-from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, resolve_subsets, split_scores
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, doc_labels, no_targets, resolve_subsets, split_scores
 from pctce_cli.catalog import Checkpoint, check_pairable, label_pair, resolve_ref, settings_notes
 from pctce_cli.fmt import signed
 from pctce_cli.errors import MixedInputError, StoreError, UsageError
@@ -304,7 +304,7 @@ def subset_pairs(sa: Values, sb: Values, a_name: str, b_name: str, subsets: Subs
         )
     parts, notes = split_scores(a_name, sa.doc, sa.docs, subsets)
     if not parts or all(p.runs is not None and not len(p.runs) for p in parts):
-        raise UsageError(f"subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets", param="subset")
+        raise no_targets(subsets)
     return [(p.label, sa.take(p), sb.take(p)) for p in parts], notes
 
 

@@ -122,6 +122,12 @@ class Part:
         return values if self.runs is None else take(values, self.runs)
 
 
+def no_targets(subsets: Subsets) -> UsageError:
+    """The error for ``--subset`` values whose documents have no scored targets (raised by the caller)."""
+    kept = ", ".join(subsets.keep)
+    return UsageError(f"subset {kept}: the documents of {subsets.field} = {kept} have no scored targets", param="subset")
+
+
 def doc_labels(docs, field: str) -> np.ndarray:
     """One label per row of the per-document table (``correct`` from the stored substring match)."""
     if field == CORRECT:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pctce_cli.errors import DataError, UsageError
-from pctce_cli.plot.divergence import reference_names
-from pctce_cli.plot.inputs import overlaid
+from pctce_cli.errors import DataError
+from pctce_cli.plot.divergence import reference_phrase
+from pctce_cli.plot.inputs import overlaid_titled
 from pctce_cli.plot.theme import color_map, legend_inside, new_figure, style
 
 LINEAR_WITHIN = 1e-4  # |Δp| below this is drawn on a linear stretch around 0
@@ -53,15 +53,13 @@ def dp_plot(cks, subsets, colors: Mapping[str, str], scored: str, notes: list) -
     Raises:
         UsageError: no drawn checkpoint has targets in the kept documents.
     """
-    drawn, note = overlaid(cks, "plot ecdf")
-    notes += [note] if note else []
+    from pctce_cli.analysis.subsets import no_targets
+
+    drawn, more = overlaid_titled(cks, "plot ecdf", notes)
     dists = dp_distributions(drawn, subsets)
     if not dists:
-        raise UsageError(f"subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets", param="subset")
-    refs = reference_names(cks)
-    ref = f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
-    more = f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
-    return dp_ecdf_figure(dists, colors, f"Δp distribution of {scored}\nΔp = p_model(target) − p_ref(target) against {ref}{more}")
+        raise no_targets(subsets)
+    return dp_ecdf_figure(dists, colors, f"Δp distribution of {scored}\nΔp = p_model(target) − p_ref(target) against {reference_phrase(cks)}{more}")
 
 
 def dp_distribution(ck_id: str, dp, keep=None) -> DeltaPDistribution:

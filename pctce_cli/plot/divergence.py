@@ -246,6 +246,12 @@ def kl_label(name: str, unit: str = "token") -> str:
     return "same top token (fraction of targets)" if name == "same_top1" else f"{name} of {unit_words(unit)[0]} KL (nats)"
 
 
+def reference_phrase(cks) -> str:
+    """``the reference teacher/checkpoint-1200``, or ``2 different references (not comparable with each other)``, for titles."""
+    refs = reference_names(cks)
+    return f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
+
+
 def reference_names(cks) -> list[str]:
     """The references the checkpoints were scored against, each by the last two parts of its path (``teacher/checkpoint-1200``)."""
     from pathlib import PurePath
@@ -259,8 +265,7 @@ def reference_names(cks) -> list[str]:
 
 def divergence_title(kind: str, cks, scored: str, by: str | None = None, unit: str = "token") -> str:
     """``KL distribution of 4 checkpoints on val.jsonl`` (``KL tail by domain …`` with ``by``, ``KL per word …`` with ``unit``) and, below, the reference (``teacher/checkpoint-1200``)."""
-    refs = reference_names(cks)
-    ref = f"the reference {refs[0]}" if len(refs) == 1 else f"{len(refs)} different references (not comparable with each other)"
+    ref = reference_phrase(cks)
     what = "percentiles over training" if kind == "trajectory" else f"tail by {by}" if by else "distribution"
     what = ("KL per word " if unit == "word" else "KL ") + what
     return f"{what} of {scored}\nKL(p_ref ‖ p_model) from {ref}"
@@ -308,13 +313,10 @@ def divergence_plot(kind: str, value: str, cks, *, summaries=None, vs=None, colo
     (the ecdf of subsets: :func:`pctce_cli.plot.divergence_panels.kl_subset_figure`).
     """
     from pctce_cli.plot.figures import trajectory_figure
-    from pctce_cli.plot.inputs import overlaid
+    from pctce_cli.plot.inputs import overlaid_titled
 
     if kind == "ecdf":
-        drawn, note = overlaid(cks, "plot ecdf")
-        if note and notes is not None:
-            notes.append(note)
-        more = f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
+        drawn, more = overlaid_titled(cks, "plot ecdf", notes)
         return kl_ecdf_figure(kl_distributions(drawn, unit), colors, (title or "KL distribution") + more)
     names = kl_summary_names(summaries)
     rows = kl_trajectory_rows(cks, names, subsets, unit)

@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pctce_cli.analysis.subsets import Subsets, split_scores
-from pctce_cli.errors import UsageError
+from pctce_cli.analysis.subsets import Subsets, no_targets, split_scores
 from pctce_cli.plot.divergence import KLDistribution, kl_axis, kl_distribution, kl_ecdf_figure, unit_words, word_kl
-from pctce_cli.plot.inputs import overlaid
+from pctce_cli.plot.inputs import overlaid_titled
 from pctce_cli.plot.panels import _grid, _legend, cap_panels
 from pctce_cli.plot.theme import color_map, style
 
@@ -31,12 +30,11 @@ def kl_subset_figure(cks, subsets: Subsets, colors: Mapping[str, str], title: st
     Raises:
         UsageError: the kept documents have no scored targets, or a ``--subset`` value matches no document.
     """
-    drawn, note = overlaid(cks, "plot ecdf")
-    notes += [note] if note else []
-    title += f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
+    drawn, more = overlaid_titled(cks, "plot ecdf", notes)
+    title += more
     panels, ns = kl_subset_distributions(drawn, subsets, unit)
     if not panels:
-        raise UsageError(f"subset {', '.join(subsets.keep)}: the documents of {subsets.field} = {', '.join(subsets.keep)} have no scored targets", param="subset")
+        raise no_targets(subsets)
     if not subsets.split:
         notes += ns
         return kl_ecdf_figure(panels[0][1], colors, title)

@@ -219,6 +219,18 @@ def overlaid(cks, kind: str = "the figure") -> tuple[list, str | None]:
     return drawn, note
 
 
+def overlaid_titled(cks, kind: str, notes: list | None) -> tuple[list, str]:
+    """:func:`overlaid`, its note added to ``notes``, and what the figure's title adds when checkpoints were left out.
+
+    Returns:
+        ``(checkpoints drawn, "\\n(each run's last checkpoint: 15 of 60)" or "")``.
+    """
+    drawn, note = overlaid(cks, kind)
+    if note and notes is not None:
+        notes.append(note)
+    return drawn, f"\n(each run's last checkpoint: {len(drawn)} of {len(cks)})" if note else ""
+
+
 def trajectory_rows(cks, names: Sequence[str], subsets=None, notes: list[str] | None = None, unit: str = "token") -> list[dict]:
     """Per-checkpoint rows (``checkpoint``, ``step`` and every summary in ``names``).
 

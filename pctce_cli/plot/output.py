@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pctce_cli import atomic
-from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets
+from pctce_cli.analysis.subsets import NO_SUBSETS, Subsets, no_targets
 from pctce_cli.errors import UsageError
 from pctce_cli.fmt import clean_figure_text
 from pctce_cli.plot.figures import agreement_figure, bands_figure, concord_figure, ecdf_figure, shape_figure, trajectory_figure
-from pctce_cli.plot.inputs import distributions, overlaid, trajectory_rows
+from pctce_cli.plot.inputs import distributions, overlaid_titled, trajectory_rows
 from pctce_cli.plot.training import FAN_PERCENTILES, band_trajectory_figure, fan_figure
 from pctce_cli.plot.position import position_plot
 from pctce_cli.plot.panels import cap_panels, flatten_panels, subset_distributions, subset_ecdf_figure, subset_shape_figure
@@ -144,13 +144,11 @@ def _distribution_plot(kind: str, p: _Inputs) -> object:
     ``ecdf`` and ``shape`` overlay at most :data:`~pctce_cli.plot.inputs.MAX_OVERLAID`
     checkpoints: past it each run's last one (:func:`~pctce_cli.plot.inputs.overlaid`), said in the title and a note.
     """
-    drawn, note = overlaid(p.cks, f"plot {kind}") if kind != "bands" else (p.cks, None)
-    more = f"\n(each run's last checkpoint: {len(drawn)} of {len(p.cks)})" if note else ""
-    p.notes += [note] if note else []
+    drawn, more = overlaid_titled(p.cks, f"plot {kind}", p.notes) if kind != "bands" else (p.cks, "")
     if p.subsets.active:
         panels, ns = subset_distributions(drawn, p.subsets, p.edges, p.unit)
         if not panels:
-            raise UsageError(f"subset {', '.join(p.subsets.keep)}: the documents of {p.subsets.field} = {', '.join(p.subsets.keep)} have no scored targets", param="subset")
+            raise no_targets(p.subsets)
         if p.subsets.split:
             panels, capped = cap_panels(panels, p.subsets.field)
             p.notes += ns + capped
